@@ -1,0 +1,1046 @@
+
+/*
+ * Copyright (C) ngx_qqfail_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_qqfail_module.h"
+
+
+static void ngx_http_qqfail_conf_where(ngx_conf_t *cf,
+    ngx_http_qqfail_where_t *where);
+static ngx_int_t ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
+    in_port_t default_port, ngx_addr_t *addr);
+static ngx_int_t ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_qqfail_name_t *name);
+static ngx_int_t ngx_http_qqfail_valid_host(ngx_str_t *host);
+static ngx_http_qqfail_srv_conf_t *ngx_http_qqfail_upstream_conf(
+    ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_qqfail_rule_t *rule);
+
+
+static ngx_str_t  ngx_http_qqfail_system_name = ngx_string("system");
+
+
+static void
+ngx_http_qqfail_conf_where(ngx_conf_t *cf, ngx_http_qqfail_where_t *where)
+{
+    if (where->file == NULL) {
+        where->file = cf->conf_file->file.name.data;
+        where->line = cf->conf_file->line;
+    }
+}
+
+
+/*
+ * An IP literal with an optional port: "1.2.3.4", "1.2.3.4:53", "::1",
+ * "[::1]", "[::1]:53".  NGX_DECLINED: not an IP literal.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
+    in_port_t default_port, ngx_addr_t *addr)
+{
+    u_char     *p, *last, *host, *port;
+    size_t      hlen, plen;
+    ngx_int_t   n;
+    ngx_uint_t  colons;
+    u_char      buf[NGX_SOCKADDR_STRLEN];
+
+    host = text->data;
+    last = text->data + text->len;
+    port = NULL;
+    plen = 0;
+
+    if (text->len && host[0] == '[') {
+        p = ngx_strlchr(host, last, ']');
+        if (p == NULL || p == host + 1) {
+            return NGX_DECLINED;
+        }
+
+        host++;
+        hlen = p - host;
+        p++;
+
+        if (p != last) {
+            if (*p != ':') {
+                return NGX_DECLINED;
+            }
+
+            port = p + 1;
+            plen = last - port;
+        }
+
+    } else {
+        colons = 0;
+
+        for (p = host; p < last; p++) {
+            if (*p == ':') {
+                colons++;
+            }
+        }
+
+        if (colons == 1) {
+            p = ngx_strlchr(host, last, ':');
+            hlen = p - host;
+            port = p + 1;
+            plen = last - port;
+
+        } else {
+            hlen = text->len;
+        }
+    }
+
+    if (hlen == 0 || ngx_parse_addr(cf->pool, addr, host, hlen) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (port) {
+        n = ngx_atoi(port, plen);
+        if (n < 1 || n > 65535) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        n = default_port;
+    }
+
+    ngx_inet_set_port(addr->sockaddr, (in_port_t) n);
+
+    plen = ngx_sock_ntop(addr->sockaddr, addr->socklen, buf,
+                         NGX_SOCKADDR_STRLEN, 1);
+
+    addr->name.data = ngx_pnalloc(cf->pool, plen);
+    if (addr->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(addr->name.data, buf, plen);
+    addr->name.len = plen;
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_qqfail_main_conf_t *qmcf = conf;
+
+    u_char                      *p;
+    size_t                       len;
+    ngx_int_t                    rc;
+    ngx_str_t                   *value;
+    ngx_uint_t                   i;
+    ngx_addr_t                  *addr;
+    ngx_http_qqfail_provider_t  *pr;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0
+        || value[1].len > NGX_HTTP_QQFAIL_PROVIDER_NAME_LEN)
+    {
+        goto invalid_name;
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        p = &value[1].data[i];
+
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+            || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'
+            || *p == '.')
+        {
+            continue;
+        }
+
+        goto invalid_name;
+    }
+
+    pr = qmcf->providers.elts;
+
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+        if (pr[i].name.len == value[1].len
+            && ngx_strncmp(pr[i].name.data, value[1].data, value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"qqfail_provider\" name \"%V\" is duplicate",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (qmcf->providers.nelts == NGX_HTTP_QQFAIL_MAX_PROVIDERS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many \"qqfail_provider\" directives, "
+                           "the maximum is %d",
+                           NGX_HTTP_QQFAIL_MAX_PROVIDERS);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts - 2 > NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many addresses in \"qqfail_provider\" "
+                           "\"%V\", the maximum is %d",
+                           &value[1], NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS);
+        return NGX_CONF_ERROR;
+    }
+
+    pr = ngx_array_push(&qmcf->providers);
+    if (pr == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(pr, sizeof(ngx_http_qqfail_provider_t));
+
+    pr->name = value[1];
+    pr->index = qmcf->providers.nelts - 1;
+
+    if (ngx_array_init(&pr->addrs, cf->pool, cf->args->nelts - 2,
+                       sizeof(ngx_addr_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        addr = ngx_array_push(&pr->addrs);
+        if (addr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rc = ngx_http_qqfail_parse_ip(cf, &value[i], 53, addr);
+
+        if (rc != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid address \"%V\" in \"qqfail_provider\""
+                               " \"%V\", an IP address with an optional port "
+                               "is expected", &value[i], &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        len += addr->name.len + 1;
+    }
+
+    pr->servers.data = ngx_pnalloc(cf->pool, len);
+    if (pr->servers.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = pr->servers.data;
+    addr = pr->addrs.elts;
+
+    for (i = 0; i < pr->addrs.nelts; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, addr[i].name.data, addr[i].name.len);
+    }
+
+    pr->servers.len = p - pr->servers.data;
+
+    return NGX_CONF_OK;
+
+invalid_name:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"qqfail_provider\" name \"%V\", expected "
+                       "1 to %d letters, digits, \"_\", \"-\" or \".\"",
+                       &value[1], NGX_HTTP_QQFAIL_PROVIDER_NAME_LEN);
+    return NGX_CONF_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
+    ngx_http_qqfail_main_conf_t *qmcf)
+{
+    ngx_http_qqfail_provider_t  *pr;
+
+    pr = ngx_array_push(&qmcf->providers);
+    if (pr == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(pr, sizeof(ngx_http_qqfail_provider_t));
+
+    pr->name = ngx_http_qqfail_system_name;
+    pr->index = qmcf->providers.nelts - 1;
+    pr->system = 1;
+
+    return ngx_array_init(&pr->addrs, cf->pool, 1, sizeof(ngx_addr_t));
+}
+
+
+char *
+ngx_http_qqfail_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_qqfail_main_conf_t *qmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (qmcf->zone_size != NGX_CONF_UNSET_SIZE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[1]);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"qqfail_zone\" size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if ((size_t) size < NGX_HTTP_QQFAIL_MIN_ZONE_SIZE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"qqfail_zone\" size \"%V\" is too small, "
+                           "the minimum is %uzk", &value[1],
+                           (size_t) NGX_HTTP_QQFAIL_MIN_ZONE_SIZE / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    qmcf->zone_size = (size_t) size;
+    ngx_http_qqfail_conf_where(cf, &qmcf->zone_where);
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_qqfail_state_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_qqfail_main_conf_t *qmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (qmcf->state_file_set != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        qmcf->state_file_set = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 0 || value[1].data[value[1].len - 1] == '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"qqfail_state_file\" path \"%V\", "
+                           "a file name is expected", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    qmcf->state_file = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &qmcf->state_file, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    qmcf->state_file_set = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_qqfail_geoip2(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_qqfail_main_conf_t *qmcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_uint_t                 i;
+    ngx_http_qqfail_geo_db_t  *db;
+
+    if (qmcf->geo_country || qmcf->geo_asn) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_http_qqfail_geo_open(cf, &value[i], &db) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        if ((db->asn && qmcf->geo_asn)
+            || (db->country && qmcf->geo_country))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"qqfail_geoip2\" database \"%V\" provides "
+                               "the same data as the previous one",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (db->asn) {
+            qmcf->geo_asn = db;
+        }
+
+        if (db->country) {
+            qmcf->geo_country = db;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_valid_host(ngx_str_t *host)
+{
+    u_char      c, *p, *last, *label;
+    ngx_uint_t  digits;
+
+    if (host->len == 0 || host->len > 253) {
+        return NGX_ERROR;
+    }
+
+    last = host->data + host->len;
+    label = host->data;
+    digits = 1;
+
+    for (p = host->data; p <= last; p++) {
+
+        if (p == last || *p == '.') {
+            if (p == label || p - label > 63
+                || *label == '-' || *(p - 1) == '-')
+            {
+                return NGX_ERROR;
+            }
+
+            label = p + 1;
+
+            if (p != last) {
+                digits = 1;
+            }
+
+            continue;
+        }
+
+        c = *p;
+
+        if ((c >= 'a' && c <= 'z') || c == '-' || c == '_') {
+            digits = 0;
+            continue;
+        }
+
+        if (c >= '0' && c <= '9') {
+            continue;
+        }
+
+        return NGX_ERROR;
+    }
+
+    /* an all-digit last label is an address typo, not a name */
+
+    return digits ? NGX_ERROR : NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_qqfail_name_t *name)
+{
+    u_char     *p, *last;
+    size_t      len;
+    ngx_int_t   rc, port;
+
+    ngx_memzero(name, sizeof(ngx_http_qqfail_name_t));
+
+    name->text = *text;
+
+    rc = ngx_http_qqfail_parse_ip(cf, text, 80, &name->addr);
+
+    if (rc == NGX_OK) {
+        name->literal = 1;
+        name->host = name->addr.name;
+        name->port = ngx_inet_get_port(name->addr.sockaddr);
+        return NGX_OK;
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    last = text->data + text->len;
+    p = ngx_strlchr(text->data, last, ':');
+
+    if (p) {
+        len = p - text->data;
+        port = ngx_atoi(p + 1, last - p - 1);
+
+        if (port < 1 || port > 65535) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        len = text->len;
+        port = 80;
+    }
+
+    if (len && text->data[len - 1] == '.') {
+        len--;
+    }
+
+    name->host.data = ngx_pnalloc(cf->pool, len);
+    if (name->host.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_strlow(name->host.data, text->data, len);
+    name->host.len = len;
+    name->port = (in_port_t) port;
+
+    return ngx_http_qqfail_valid_host(&name->host);
+}
+
+
+static ngx_http_qqfail_srv_conf_t *
+ngx_http_qqfail_upstream_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_qqfail_srv_conf_t  *qscf = conf;
+
+    if (qscf->upstream == NULL) {
+        qscf->upstream = ngx_http_conf_get_module_srv_conf(cf,
+                                                     ngx_http_upstream_module);
+        qscf->main = ngx_http_conf_get_module_main_conf(cf,
+                                                       ngx_http_qqfail_module);
+    }
+
+    return qscf;
+}
+
+
+char *
+ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    time_t                         fail_timeout;
+    ngx_str_t                     *value, s;
+    ngx_int_t                      weight, max_fails;
+    ngx_uint_t                     i, j;
+    ngx_http_qqfail_name_t        *name, *n;
+    ngx_http_qqfail_server_t      *server;
+    ngx_http_upstream_server_t    *us;
+    ngx_http_qqfail_srv_conf_t   **qscfp;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
+    uscf = qscf->upstream;
+
+    value = cf->args->elts;
+
+    if (qscf->servers == NULL) {
+
+        if (uscf->peer.init_upstream != NULL
+            && uscf->peer.init_upstream != ngx_http_qqfail_init_upstream)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"qqfail_server\" must precede \"keepalive\" "
+                               "and cannot be combined with another load "
+                               "balancing method in upstream \"%V\"",
+                               &uscf->host);
+            return NGX_CONF_ERROR;
+        }
+
+        if (uscf->shm_zone) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"qqfail_server\" cannot be combined with "
+                               "\"zone\" in upstream \"%V\"", &uscf->host);
+            return NGX_CONF_ERROR;
+        }
+
+        qscf->servers = ngx_array_create(cf->pool, 4,
+                                         sizeof(ngx_http_qqfail_server_t));
+        if (qscf->servers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_http_qqfail_conf_where(cf, &qscf->first);
+
+        /*
+         * the upstream module requires at least one "server" entry;
+         * a placeholder that is never used for connections
+         */
+
+        us = ngx_array_push(uscf->servers);
+        if (us == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(us, sizeof(ngx_http_upstream_server_t));
+
+        us->addrs = ngx_pcalloc(cf->pool, sizeof(ngx_addr_t));
+        if (us->addrs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_str_set(&s, "0.0.0.1:80");
+
+        if (ngx_parse_addr_port(cf->pool, us->addrs, s.data, s.len)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        us->addrs->name = s;
+        us->naddrs = 1;
+        us->weight = 1;
+        us->max_fails = 1;
+        us->fail_timeout = 10;
+
+        qscf->placeholder = uscf->servers->nelts;
+
+        uscf->peer.init_upstream = ngx_http_qqfail_init_upstream;
+
+        qscfp = ngx_array_push(&qscf->main->upstreams);
+        if (qscfp == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *qscfp = qscf;
+    }
+
+    server = ngx_array_push(qscf->servers);
+    if (server == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(server, sizeof(ngx_http_qqfail_server_t));
+
+    server->index = qscf->servers->nelts - 1;
+    ngx_http_qqfail_conf_where(cf, &server->where);
+
+    if (ngx_array_init(&server->names, cf->pool, 2,
+                       sizeof(ngx_http_qqfail_name_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    weight = 1;
+    max_fails = 1;
+    fail_timeout = 10;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "weight=", 7) == 0) {
+
+            weight = ngx_atoi(&value[i].data[7], value[i].len - 7);
+
+            if (weight == NGX_ERROR || weight == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"weight\" value \"%V\" in "
+                                   "\"qqfail_server\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_fails=", 10) == 0) {
+
+            max_fails = ngx_atoi(&value[i].data[10], value[i].len - 10);
+
+            if (max_fails == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"max_fails\" value \"%V\" in "
+                                   "\"qqfail_server\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "fail_timeout=", 13) == 0) {
+
+            s.len = value[i].len - 13;
+            s.data = &value[i].data[13];
+
+            fail_timeout = ngx_parse_time(&s, 1);
+
+            if (fail_timeout == (time_t) NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"fail_timeout\" value \"%V\" in "
+                                   "\"qqfail_server\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "backup") == 0) {
+            server->backup = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "down") == 0) {
+            server->down = 1;
+            continue;
+        }
+
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"qqfail_server\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (server->names.nelts == NGX_HTTP_QQFAIL_MAX_NAMES) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "too many names in \"qqfail_server\", "
+                               "the maximum is %d", NGX_HTTP_QQFAIL_MAX_NAMES);
+            return NGX_CONF_ERROR;
+        }
+
+        name = ngx_array_push(&server->names);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_qqfail_parse_name(cf, &value[i], name) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid name \"%V\" in \"qqfail_server\", "
+                               "a host name or an IP address with an "
+                               "optional port is expected", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        n = server->names.elts;
+
+        for (j = 0; j + 1 < server->names.nelts; j++) {
+            if (n[j].port == name->port
+                && n[j].host.len == name->host.len
+                && ngx_strncmp(n[j].host.data, name->host.data,
+                               name->host.len) == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "name \"%V\" is duplicate in "
+                                   "\"qqfail_server\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    if (server->names.nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no name in \"qqfail_server\"");
+        return NGX_CONF_ERROR;
+    }
+
+    server->weight = weight;
+    server->max_fails = max_fails;
+    server->fail_timeout = fail_timeout;
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_qqfail_upstream_msec(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    ngx_str_t   *value;
+    ngx_msec_t  *msp, ms, min, max;
+
+    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
+
+    msp = (ngx_msec_t *) ((char *) qscf + cmd->offset);
+
+    if (*msp != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cmd->offset == offsetof(ngx_http_qqfail_srv_conf_t, refresh)) {
+        min = 1000;
+        max = 7 * 24 * 3600 * 1000;
+
+    } else {
+        min = 10;
+        max = 60000;
+    }
+
+    ms = ngx_parse_time(&value[1], 0);
+
+    if (ms == (ngx_msec_t) NGX_ERROR || ms < min || ms > max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\" value \"%V\", a time from "
+                           "%Mms to %Mms is expected",
+                           &cmd->name, &value[1], min, max);
+        return NGX_CONF_ERROR;
+    }
+
+    *msp = ms;
+    ngx_http_qqfail_conf_where(cf, &qscf->directive);
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_qqfail_max_stale(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    time_t      t;
+    ngx_str_t  *value;
+
+    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
+
+    if (qscf->max_stale != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        t = NGX_HTTP_QQFAIL_STALE_FOREVER;
+
+    } else {
+        t = ngx_parse_time(&value[1], 1);
+
+        if (t == (time_t) NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"qqfail_max_stale\" value \"%V\", "
+                               "a time or \"off\" is expected", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    qscf->max_stale = t;
+    ngx_http_qqfail_conf_where(cf, &qscf->directive);
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_qqfail_quorum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
+
+    if (qscf->quorum != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n < 1 || n > NGX_HTTP_QQFAIL_MAX_PROVIDERS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"qqfail_quorum\" value \"%V\", a number "
+                           "from 1 to %d is expected", &value[1],
+                           NGX_HTTP_QQFAIL_MAX_PROVIDERS);
+        return NGX_CONF_ERROR;
+    }
+
+    qscf->quorum = n;
+    ngx_http_qqfail_conf_where(cf, &qscf->quorum_where);
+    ngx_http_qqfail_conf_where(cf, &qscf->directive);
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_qqfail_rule_t *rule)
+{
+    u_char     *p;
+    ngx_int_t   rc, n;
+
+    ngx_memzero(rule, sizeof(ngx_http_qqfail_rule_t));
+    ngx_http_qqfail_conf_where(cf, &rule->where);
+
+    if (value->len > 4 && ngx_strncmp(value->data, "asn=", 4) == 0) {
+        p = value->data + 4;
+
+        if (value->len - 4 > 10) {
+            return NGX_ERROR;
+        }
+
+        n = ngx_atoi(p, value->len - 4);
+
+        if (n < 1 || (uint64_t) n > 0xffffffff) {
+            return NGX_ERROR;
+        }
+
+        rule->type = NGX_HTTP_QQFAIL_RULE_ASN;
+        rule->asn = (uint32_t) n;
+
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(value->data, "country=", 8) == 0) {
+        p = value->data + 8;
+
+        if (value->len != 10
+            || ngx_toupper(p[0]) < 'A' || ngx_toupper(p[0]) > 'Z'
+            || ngx_toupper(p[1]) < 'A' || ngx_toupper(p[1]) > 'Z')
+        {
+            return NGX_ERROR;
+        }
+
+        rule->type = NGX_HTTP_QQFAIL_RULE_COUNTRY;
+        rule->country[0] = ngx_toupper(p[0]);
+        rule->country[1] = ngx_toupper(p[1]);
+
+        return NGX_OK;
+    }
+
+    rc = ngx_ptocidr(value, &rule->cidr);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DONE) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "low address bits of %V are meaningless", value);
+    }
+
+    rule->type = NGX_HTTP_QQFAIL_RULE_CIDR;
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_http_qqfail_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    ngx_str_t               *value;
+    ngx_uint_t               i;
+    ngx_http_qqfail_rule_t  *rule;
+
+    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
+
+    if (qscf->allow == NULL) {
+        qscf->allow = ngx_array_create(cf->pool, 4,
+                                       sizeof(ngx_http_qqfail_rule_t));
+        if (qscf->allow == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        rule = ngx_array_push(qscf->allow);
+        if (rule == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_qqfail_parse_rule(cf, &value[i], rule) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"qqfail_allow\" rule \"%V\", "
+                               "a CIDR, \"asn=NUMBER\" or \"country=CC\" "
+                               "is expected", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    ngx_http_qqfail_conf_where(cf, &qscf->directive);
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_qqfail_ipv6(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    ngx_str_t  *value;
+
+    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
+
+    if (qscf->ipv6 != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "on") == 0) {
+        qscf->ipv6 = 1;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        qscf->ipv6 = 0;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"qqfail_ipv6\" value \"%V\", "
+                           "it must be \"on\" or \"off\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_http_qqfail_conf_where(cf, &qscf->directive);
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_qqfail_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_qqfail_loc_conf_t *qlcf = conf;
+
+    ngx_str_t                    *value;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    if (qlcf->format != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 1 || ngx_strcmp(value[1].data, "json") == 0) {
+        qlcf->format = NGX_HTTP_QQFAIL_STATUS_JSON;
+
+    } else if (ngx_strcmp(value[1].data, "prometheus") == 0) {
+        qlcf->format = NGX_HTTP_QQFAIL_STATUS_PROMETHEUS;
+
+    } else if (ngx_strcmp(value[1].data, "html") == 0) {
+        qlcf->format = NGX_HTTP_QQFAIL_STATUS_HTML;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"qqfail_status\" format \"%V\", "
+                           "it must be \"json\", \"prometheus\" or \"html\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_qqfail_status_handler;
+
+    qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
+    qmcf->status_used = 1;
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,427 @@
+
+/*
+ * Copyright (C) ngx_qqfail_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_qqfail_module.h"
+
+
+static ngx_int_t ngx_http_qqfail_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_qqfail_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_qqfail_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_qqfail_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_qqfail_create_srv_conf(ngx_conf_t *cf);
+static void *ngx_http_qqfail_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_qqfail_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_upstream_srv_conf_t *uscf);
+static ngx_int_t ngx_http_qqfail_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_command_t  ngx_http_qqfail_commands[] = {
+
+    { ngx_string("qqfail_provider"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_qqfail_provider,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("qqfail_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_qqfail_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("qqfail_state_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_qqfail_state_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("qqfail_geoip2"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_qqfail_geoip2,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("qqfail_server"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_1MORE,
+      ngx_http_qqfail_server,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("qqfail_refresh"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_http_qqfail_upstream_msec,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_qqfail_srv_conf_t, refresh),
+      NULL },
+
+    { ngx_string("qqfail_timeout"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_http_qqfail_upstream_msec,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_qqfail_srv_conf_t, timeout),
+      NULL },
+
+    { ngx_string("qqfail_max_stale"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_http_qqfail_max_stale,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("qqfail_quorum"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_http_qqfail_quorum,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("qqfail_allow"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_1MORE,
+      ngx_http_qqfail_allow,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("qqfail_ipv6"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_http_qqfail_ipv6,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("qqfail_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_qqfail_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_qqfail_module_ctx = {
+    ngx_http_qqfail_preconfiguration,      /* preconfiguration */
+    ngx_http_qqfail_postconfiguration,     /* postconfiguration */
+
+    ngx_http_qqfail_create_main_conf,      /* create main configuration */
+    ngx_http_qqfail_init_main_conf,        /* init main configuration */
+
+    ngx_http_qqfail_create_srv_conf,       /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_qqfail_create_loc_conf,       /* create location configuration */
+    ngx_http_qqfail_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_qqfail_module = {
+    NGX_MODULE_V1,
+    &ngx_http_qqfail_module_ctx,           /* module context */
+    ngx_http_qqfail_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_qqfail_vars[] = {
+
+    { ngx_string("qqfail_name"), NULL, ngx_http_qqfail_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("qqfail_source"), NULL, ngx_http_qqfail_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t
+ngx_http_qqfail_preconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_qqfail_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    /* filled in by the balancer once a qqfail peer has been chosen */
+
+    v->not_found = 1;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_qqfail_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_qqfail_main_conf_t));
+    if (qmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     qmcf->shm_zone = NULL;
+     *     qmcf->state_file = { 0, NULL };
+     *     qmcf->geo_country = NULL;
+     *     qmcf->geo_asn = NULL;
+     *     qmcf->status_used = 0;
+     */
+
+    if (ngx_array_init(&qmcf->providers, cf->pool, 4,
+                       sizeof(ngx_http_qqfail_provider_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&qmcf->upstreams, cf->pool, 4,
+                       sizeof(ngx_http_qqfail_srv_conf_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    qmcf->zone_size = NGX_CONF_UNSET_SIZE;
+    qmcf->state_file_set = NGX_CONF_UNSET;
+
+    return qmcf;
+}
+
+
+static char *
+ngx_http_qqfail_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_qqfail_main_conf_t  *qmcf = conf;
+
+    if (qmcf->zone_size == NGX_CONF_UNSET_SIZE) {
+        qmcf->zone_size = NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE;
+    }
+
+    if (qmcf->state_file_set == NGX_CONF_UNSET) {
+        qmcf->state_file_set = 0;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_qqfail_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    qscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_qqfail_srv_conf_t));
+    if (qscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     qscf->servers = NULL;
+     *     qscf->upstream = NULL;
+     *     qscf->allow = NULL;
+     *     qscf->first = { NULL, 0 };
+     *     qscf->directive = { NULL, 0 };
+     *     qscf->initialized = 0;
+     */
+
+    qscf->refresh = NGX_CONF_UNSET_MSEC;
+    qscf->timeout = NGX_CONF_UNSET_MSEC;
+    qscf->max_stale = NGX_CONF_UNSET;
+    qscf->quorum = NGX_CONF_UNSET_UINT;
+    qscf->ipv6 = NGX_CONF_UNSET;
+
+    return qscf;
+}
+
+
+static void *
+ngx_http_qqfail_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_qqfail_loc_conf_t  *qlcf;
+
+    qlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_qqfail_loc_conf_t));
+    if (qlcf == NULL) {
+        return NULL;
+    }
+
+    qlcf->format = NGX_CONF_UNSET_UINT;
+
+    return qlcf;
+}
+
+
+static char *
+ngx_http_qqfail_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_qqfail_loc_conf_t  *prev = parent;
+    ngx_http_qqfail_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_uint_value(conf->format, prev->format,
+                              NGX_HTTP_QQFAIL_STATUS_JSON);
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_uint_t                      i;
+    ngx_http_qqfail_main_conf_t    *qmcf;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+
+        /* implicit upstreams of proxy_pass have no srv_conf */
+
+        if (uscfp[i]->srv_conf == NULL) {
+            continue;
+        }
+
+        if (ngx_http_qqfail_check_upstream(cf, qmcf, uscfp[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (qmcf->upstreams.nelts == 0 && !qmcf->status_used) {
+        return NGX_OK;
+    }
+
+    if (qmcf->providers.nelts == 0) {
+        if (ngx_http_qqfail_conf_system_provider(cf, qmcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_qqfail_zone_add(cf, qmcf);
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_upstream_srv_conf_t *uscf)
+{
+    ngx_uint_t                   i, nproviders;
+    ngx_http_qqfail_rule_t      *rule;
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    qscf = uscf->srv_conf[ngx_http_qqfail_module.ctx_index];
+
+    if (qscf->servers == NULL) {
+        if (qscf->directive.file) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "qqfail: upstream \"%V\" has qqfail directives "
+                          "but no \"qqfail_server\" in %s:%ui",
+                          &uscf->host, qscf->directive.file,
+                          qscf->directive.line);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (!qscf->initialized) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "qqfail: \"qqfail_server\" cannot be combined with "
+                      "another load balancing method (\"hash\", "
+                      "\"ip_hash\", \"least_conn\", \"random\") in "
+                      "upstream \"%V\" in %s:%ui",
+                      &uscf->host, qscf->first.file, qscf->first.line);
+        return NGX_ERROR;
+    }
+
+    nproviders = qmcf->providers.nelts ? qmcf->providers.nelts : 1;
+
+    if (qscf->quorum > nproviders) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "qqfail: \"qqfail_quorum\" %ui exceeds the %ui "
+                      "configured provider(s) in upstream \"%V\" in %s:%ui",
+                      qscf->quorum, nproviders, &uscf->host,
+                      qscf->quorum_where.file, qscf->quorum_where.line);
+        return NGX_ERROR;
+    }
+
+    if (qscf->allow == NULL) {
+        return NGX_OK;
+    }
+
+    rule = qscf->allow->elts;
+
+    for (i = 0; i < qscf->allow->nelts; i++) {
+
+        if (rule[i].type == NGX_HTTP_QQFAIL_RULE_ASN
+            && qmcf->geo_asn == NULL)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "qqfail: \"qqfail_allow\" rule \"asn=%uD\" needs "
+                          "an ASN database in \"qqfail_geoip2\" in %s:%ui",
+                          rule[i].asn, rule[i].where.file,
+                          rule[i].where.line);
+            return NGX_ERROR;
+        }
+
+        if (rule[i].type == NGX_HTTP_QQFAIL_RULE_COUNTRY
+            && qmcf->geo_country == NULL)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "qqfail: \"qqfail_allow\" rule \"country=%*s\" "
+                          "needs a Country or City database in "
+                          "\"qqfail_geoip2\" in %s:%ui",
+                          (size_t) 2, rule[i].country, rule[i].where.file,
+                          rule[i].where.line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}

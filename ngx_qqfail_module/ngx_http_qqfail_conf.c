@@ -643,8 +643,8 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             if (weight == NGX_ERROR || weight == 0) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"weight\" value \"%V\" in "
-                                   "\"qqfail_server\"", &value[i]);
+                                   "invalid \"weight\" value \"%s\" in "
+                                   "\"qqfail_server\"", &value[i].data[7]);
                 return NGX_CONF_ERROR;
             }
 
@@ -657,8 +657,8 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             if (max_fails == NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"max_fails\" value \"%V\" in "
-                                   "\"qqfail_server\"", &value[i]);
+                                   "invalid \"max_fails\" value \"%s\" in "
+                                   "\"qqfail_server\"", &value[i].data[10]);
                 return NGX_CONF_ERROR;
             }
 
@@ -674,8 +674,8 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             if (fail_timeout == (time_t) NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"fail_timeout\" value \"%V\" in "
-                                   "\"qqfail_server\"", &value[i]);
+                                   "invalid \"fail_timeout\" value \"%V\" "
+                                   "in \"qqfail_server\"", &s);
                 return NGX_CONF_ERROR;
             }
 

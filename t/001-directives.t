@@ -1,0 +1,278 @@
+#!/usr/bin/perl
+
+# Every directive of the contract in its good and bad forms: `nginx -t`
+# with the module loaded accepts the good ones and rejects each bad one
+# with an [emerg] that names the directive and value, in FILE:LINE.
+
+use strict;
+use warnings;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use QQ::Nginx;
+use QQ::MMDB;
+
+my $t = QQ::Nginx->new;
+
+my $asn_db = QQ::MMDB::write_asn($t->dir . '/asn.mmdb',
+    { '127.0.0.0/8' => [64500, 'Test AS'] });
+my $country_db = QQ::MMDB::write_country($t->dir . '/country.mmdb',
+    { '127.0.0.0/8' => ['DE', 'EU'] });
+
+open(my $fh, '>', $t->dir . '/garbage.mmdb') or die $!;
+print $fh "this is not a MaxMind database\n" x 10;
+close $fh;
+
+my $P = '127.0.0.53';
+
+# Each case: http-level lines, upstream-level lines, location-level lines.
+# A line containing "#BAD" is the one the [emerg] must point at.
+
+my @cases = (
+    # module load and the full good form
+    [ 'minimal qqfail upstream', ok => {
+        up => "qqfail_server server1.example.com;" } ],
+    [ 'every directive, good values', ok => {
+        http => "qqfail_provider p1 $P 127.0.0.54:5353;\n"
+              . "qqfail_provider p-2.x [::1]:53 ::1;\n"
+              . "qqfail_zone 2m;\n"
+              . "qqfail_state_file state/qq.state;\n"
+              . "qqfail_geoip2 $asn_db $country_db;",
+        up => "qqfail_server server1.example.com server1.example.net:8080 "
+            . "192.0.2.1 [2001:db8::1]:81 weight=2 max_fails=3 "
+            . "fail_timeout=5s;\n"
+            . "qqfail_server Server2.Example.COM. backup;\n"
+            . "qqfail_server server3.example.com down max_fails=0;\n"
+            . "qqfail_refresh 10s;\nqqfail_timeout 500ms;\n"
+            . "qqfail_max_stale off;\nqqfail_quorum 2;\n"
+            . "qqfail_allow 127.0.0.0/8 ::1/128 asn=64500;\n"
+            . "qqfail_allow country=de 2001:db8::/32 192.0.2.1;\n"
+            . "qqfail_ipv6 off;\nkeepalive 8;",
+        loc => "qqfail_status;" } ],
+    [ 'status formats', ok => {
+        http => "qqfail_provider p1 $P;",
+        loc => "qqfail_status prometheus;",
+        extra_loc => "qqfail_status html;" } ],
+    [ 'state file off, max_stale time', ok => {
+        http => "qqfail_provider p1 $P;\nqqfail_state_file off;",
+        up => "qqfail_server a.example.com;\nqqfail_max_stale 2h;\n"
+            . "qqfail_ipv6 on;" } ],
+    [ 'ASN database alone', ok => {
+        http => "qqfail_provider p1 $P;\nqqfail_geoip2 $asn_db;",
+        up => "qqfail_server a.example.com;\nqqfail_allow asn=64500;" } ],
+
+    # qqfail_provider
+    [ 'provider with a hostname', err => {
+        http => "qqfail_provider p1 ns1.example.com; #BAD" },
+      qr/invalid address "ns1\.example\.com" in "qqfail_provider" "p1"/ ],
+    [ 'provider with a bad port', err => {
+        http => "qqfail_provider p1 127.0.0.1:70000; #BAD" },
+      qr/invalid address "127\.0\.0\.1:70000" in "qqfail_provider"/ ],
+    [ 'provider with a bad name', err => {
+        http => "qqfail_provider p/1 $P; #BAD" },
+      qr/invalid "qqfail_provider" name "p\/1"/ ],
+    [ 'duplicate provider name', err => {
+        http => "qqfail_provider p1 $P;\nqqfail_provider p1 127.0.0.54; #BAD" },
+      qr/"qqfail_provider" name "p1" is duplicate/ ],
+    [ 'provider without address', err => {
+        http => "qqfail_provider p1; #BAD" },
+      qr/invalid number of arguments in "qqfail_provider" directive/ ],
+    [ 'provider in upstream context', err => {
+        up => "qqfail_server a.example.com;\nqqfail_provider p1 $P; #BAD" },
+      qr/"qqfail_provider" directive is not allowed here/ ],
+
+    # qqfail_zone
+    [ 'zone too small', err => { http => "qqfail_zone 4k; #BAD" },
+      qr/"qqfail_zone" size "4k" is too small/ ],
+    [ 'zone size not a size', err => { http => "qqfail_zone lots; #BAD" },
+      qr/invalid "qqfail_zone" size "lots"/ ],
+    [ 'zone duplicate', err => {
+        http => "qqfail_zone 1m;\nqqfail_zone 2m; #BAD" },
+      qr/"qqfail_zone" directive is duplicate/ ],
+
+    # qqfail_state_file
+    [ 'state file is a directory', err => {
+        http => "qqfail_state_file /var/lib/; #BAD" },
+      qr/invalid "qqfail_state_file" path "\/var\/lib\/"/ ],
+    [ 'state file duplicate', err => {
+        http => "qqfail_state_file a;\nqqfail_state_file b; #BAD" },
+      qr/"qqfail_state_file" directive is duplicate/ ],
+
+    # qqfail_geoip2
+    [ 'geoip2 missing file', err => {
+        http => "qqfail_geoip2 %%DIR%%/none.mmdb; #BAD" },
+      qr/"qqfail_geoip2" cannot open database ".*none\.mmdb"/ ],
+    [ 'geoip2 corrupt file', err => {
+        http => "qqfail_geoip2 %%DIR%%/garbage.mmdb; #BAD" },
+      qr/"qqfail_geoip2" cannot open database ".*garbage\.mmdb": .*(invalid|metadata)/i ],
+    [ 'geoip2 two ASN databases', err => {
+        http => "qqfail_geoip2 $asn_db $asn_db; #BAD" },
+      qr/"qqfail_geoip2" database ".*asn\.mmdb" provides the same data/ ],
+
+    # qqfail_server
+    [ 'server weight=0', err => {
+        up => "qqfail_server a.example.com weight=0; #BAD" },
+      qr/invalid "weight" value "0" in "qqfail_server"/ ],
+    [ 'server max_fails=x', err => {
+        up => "qqfail_server a.example.com max_fails=x; #BAD" },
+      qr/invalid "max_fails" value "x" in "qqfail_server"/ ],
+    [ 'server fail_timeout=soon', err => {
+        up => "qqfail_server a.example.com fail_timeout=soon; #BAD" },
+      qr/invalid "fail_timeout" value "soon"/ ],
+    [ 'server unknown parameter', err => {
+        up => "qqfail_server a.example.com maxfails=3; #BAD" },
+      qr/invalid parameter "maxfails=3" in "qqfail_server"/ ],
+    [ 'server bad name', err => {
+        up => "qqfail_server bad_name!.example.com; #BAD" },
+      qr/invalid name "bad_name!\.example\.com" in "qqfail_server"/ ],
+    [ 'server bad port', err => {
+        up => "qqfail_server a.example.com:0; #BAD" },
+      qr/invalid name "a\.example\.com:0" in "qqfail_server"/ ],
+    [ 'server label too long', err => {
+        up => "qqfail_server " . ('x' x 64) . ".example.com; #BAD" },
+      qr/invalid name "x{64}\.example\.com" in "qqfail_server"/ ],
+    [ 'server all-digit name', err => {
+        up => "qqfail_server 10.0.0; #BAD" },
+      qr/invalid name "10\.0\.0" in "qqfail_server"/ ],
+    [ 'server duplicate alias', err => {
+        up => "qqfail_server a.example.com A.example.com; #BAD" },
+      qr/name "A\.example\.com" is duplicate in "qqfail_server"/ ],
+    [ 'server with only parameters', err => {
+        up => "qqfail_server weight=2; #BAD" },
+      qr/no name in "qqfail_server"/ ],
+    [ 'server after keepalive', err => {
+        up => "keepalive 4;\nqqfail_server a.example.com; #BAD" },
+      qr/"qqfail_server" must precede "keepalive"/ ],
+    [ 'server after ip_hash', err => {
+        up => "ip_hash;\nqqfail_server a.example.com; #BAD" },
+      qr/"qqfail_server" must precede "keepalive" and cannot be combined/ ],
+    [ 'hash after qqfail_server', err => {
+        up => "qqfail_server a.example.com; #BAD\nleast_conn;" },
+      qr/qqfail: "qqfail_server" cannot be combined with another load balancing method .* upstream "app"/ ],
+    [ 'plain server mixed in', err => {
+        up => "qqfail_server a.example.com; #BAD\nserver 127.0.0.1:1;" },
+      qr/qqfail: "server" cannot be combined with "qqfail_server" in upstream "app"/ ],
+    [ 'zone in a qqfail upstream', err => {
+        up => "zone z 64k;\nqqfail_server a.example.com; #BAD" },
+      qr/"qqfail_server" cannot be combined with "zone" in upstream "app"/ ],
+    [ 'qqfail_server in http context', err => {
+        http => "qqfail_server a.example.com; #BAD" },
+      qr/"qqfail_server" directive is not allowed here/ ],
+
+    # upstream-level settings
+    [ 'refresh below 1s', err => {
+        up => "qqfail_server a.example.com;\nqqfail_refresh 500ms; #BAD" },
+      qr/invalid "qqfail_refresh" value "500ms"/ ],
+    [ 'refresh duplicate', err => {
+        up => "qqfail_server a.example.com;\nqqfail_refresh 5s;\n"
+            . "qqfail_refresh 6s; #BAD" },
+      qr/"qqfail_refresh" directive is duplicate/ ],
+    [ 'timeout not a time', err => {
+        up => "qqfail_server a.example.com;\nqqfail_timeout fast; #BAD" },
+      qr/invalid "qqfail_timeout" value "fast"/ ],
+    [ 'timeout too long', err => {
+        up => "qqfail_server a.example.com;\nqqfail_timeout 2m; #BAD" },
+      qr/invalid "qqfail_timeout" value "2m"/ ],
+    [ 'max_stale bad', err => {
+        up => "qqfail_server a.example.com;\nqqfail_max_stale never; #BAD" },
+      qr/invalid "qqfail_max_stale" value "never"/ ],
+    [ 'quorum zero', err => {
+        up => "qqfail_server a.example.com;\nqqfail_quorum 0; #BAD" },
+      qr/invalid "qqfail_quorum" value "0"/ ],
+    [ 'quorum above the provider count', err => {
+        http => "qqfail_provider p1 $P;\nqqfail_provider p2 127.0.0.54;",
+        up => "qqfail_server a.example.com;\nqqfail_quorum 3; #BAD" },
+      qr/qqfail: "qqfail_quorum" 3 exceeds the 2 configured provider\(s\) in upstream "app"/ ],
+    [ 'allow bad CIDR', err => {
+        up => "qqfail_server a.example.com;\nqqfail_allow 10.0.0.0/33; #BAD" },
+      qr/invalid "qqfail_allow" rule "10\.0\.0\.0\/33"/ ],
+    [ 'allow bad country', err => {
+        up => "qqfail_server a.example.com;\nqqfail_allow country=DEU; #BAD" },
+      qr/invalid "qqfail_allow" rule "country=DEU"/ ],
+    [ 'allow bad asn', err => {
+        up => "qqfail_server a.example.com;\nqqfail_allow asn=-5; #BAD" },
+      qr/invalid "qqfail_allow" rule "asn=-5"/ ],
+    [ 'allow asn without database', err => {
+        up => "qqfail_server a.example.com;\nqqfail_allow asn=64500; #BAD" },
+      qr/qqfail: "qqfail_allow" rule "asn=64500" needs an ASN database/ ],
+    [ 'allow country with only an ASN database', err => {
+        http => "qqfail_geoip2 $asn_db;",
+        up => "qqfail_server a.example.com;\nqqfail_allow country=de; #BAD" },
+      qr/qqfail: "qqfail_allow" rule "country=DE" needs a Country or City database/ ],
+    [ 'ipv6 bad', err => {
+        up => "qqfail_server a.example.com;\nqqfail_ipv6 maybe; #BAD" },
+      qr/invalid "qqfail_ipv6" value "maybe"/ ],
+    [ 'settings without qqfail_server', err => {
+        up => "server 127.0.0.1:1;\nqqfail_refresh 5s; #BAD" },
+      qr/qqfail: upstream "app" has qqfail directives but no "qqfail_server"/ ],
+
+    # qqfail_status
+    [ 'status bad format', err => { loc => "qqfail_status xml; #BAD" },
+      qr/invalid "qqfail_status" format "xml"/ ],
+    [ 'status duplicate', err => {
+        loc => "qqfail_status;\nqqfail_status html; #BAD" },
+      qr/"qqfail_status" directive is duplicate/ ],
+);
+
+sub config {
+    my ($c) = @_;
+    my $up = $c->{up} // "server 127.0.0.1:1;";
+    my $text = <<"EOF";
+%%LOAD_MODULE%%
+%%GLOBALS%%
+events {
+}
+http {
+    %%HTTP_GLOBALS%%
+@{[ $c->{http} // '' ]}
+    upstream app {
+@{[ $up ]}
+    }
+    server {
+        listen %%ADDR_1%%:%%PORT_1%%;
+        location / {
+            proxy_pass http://app;
+        }
+        location /status {
+@{[ $c->{loc} // '' ]}
+        }
+        location /status2 {
+@{[ $c->{extra_loc} // '' ]}
+        }
+    }
+}
+EOF
+    return $text;
+}
+
+for my $case (@cases) {
+    my ($name, $kind, $c, $re) = @$case;
+    my $text = config($c);
+    $t->write_config($text);
+
+    my ($ok, $out) = $t->test_config;
+
+    if ($kind eq 'ok') {
+        ok($ok, "accepted: $name") or diag($out);
+        next;
+    }
+
+    open(my $cf, '<', $t->dir . '/nginx.conf') or die $!;
+    my $line = 0;
+    while (<$cf>) {
+        if (/#BAD/) {
+            $line = $.;
+            last;
+        }
+    }
+    close $cf;
+
+    ok(!$ok && $out =~ /\[emerg\].*$re.* in \S*nginx\.conf:$line\b/,
+       "rejected: $name (line $line)")
+        or diag("nginx -t said:\n$out");
+}
+
+done_testing();

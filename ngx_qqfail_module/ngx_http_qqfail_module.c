@@ -8,6 +8,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <ares.h>
+
 #include "ngx_http_qqfail_module.h"
 
 
@@ -21,8 +23,11 @@ static char *ngx_http_qqfail_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_upstream_srv_conf_t *uscf);
-static ngx_int_t ngx_http_qqfail_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_http_qqfail_main_conf_t *ngx_http_qqfail_cycle_conf(
+    ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_qqfail_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_qqfail_init_process(ngx_cycle_t *cycle);
+static void ngx_http_qqfail_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_http_qqfail_commands[] = {
@@ -136,11 +141,11 @@ ngx_module_t  ngx_http_qqfail_module = {
     ngx_http_qqfail_commands,              /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_qqfail_init_module,           /* init module */
+    ngx_http_qqfail_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_qqfail_exit_process,          /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -148,10 +153,10 @@ ngx_module_t  ngx_http_qqfail_module = {
 
 static ngx_http_variable_t  ngx_http_qqfail_vars[] = {
 
-    { ngx_string("qqfail_name"), NULL, ngx_http_qqfail_variable, 0,
+    { ngx_string("qqfail_name"), NULL, ngx_http_qqfail_variable_peer, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
-    { ngx_string("qqfail_source"), NULL, ngx_http_qqfail_variable, 1,
+    { ngx_string("qqfail_source"), NULL, ngx_http_qqfail_variable_peer, 1,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -177,15 +182,106 @@ ngx_http_qqfail_preconfiguration(ngx_conf_t *cf)
 }
 
 
-static ngx_int_t
-ngx_http_qqfail_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
+static ngx_http_qqfail_main_conf_t *
+ngx_http_qqfail_cycle_conf(ngx_cycle_t *cycle)
 {
-    /* filled in by the balancer once a qqfail peer has been chosen */
+    ngx_http_conf_ctx_t          *ctx;
+    ngx_http_qqfail_main_conf_t  *qmcf;
 
-    v->not_found = 1;
+    /* no http{} block: no configuration at all */
+
+    ctx = (ngx_http_conf_ctx_t *) cycle->conf_ctx[ngx_http_module.index];
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    qmcf = ctx->main_conf[ngx_http_qqfail_module.ctx_index];
+
+    if (qmcf == NULL || qmcf->sh == NULL) {
+        return NULL;
+    }
+
+    return qmcf;
+}
+
+
+/*
+ * In the master, once the configuration is complete: a new generation
+ * starts, and a short synchronous pass gives a fresh start its addresses.
+ * DNS trouble never makes this fail.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = ngx_http_qqfail_cycle_conf(cycle);
+
+    if (qmcf == NULL || ngx_test_config) {
+        return NGX_OK;
+    }
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+    qmcf->sh->epoch++;
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+    if (qmcf->upstreams.nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "qqfail: ares_library_init() failed");
+        return NGX_OK;
+    }
+
+    (void) ngx_http_qqfail_resolver_sync(cycle, qmcf);
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        /* cache manager and loader never look names up */
+        return NGX_OK;
+    }
+
+    qmcf = ngx_http_qqfail_cycle_conf(cycle);
+
+    if (qmcf == NULL || qmcf->upstreams.nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "qqfail: ares_library_init() failed");
+        return NGX_OK;
+    }
+
+    return ngx_http_qqfail_resolver_init_process(cycle, qmcf);
+}
+
+
+static void
+ngx_http_qqfail_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = ngx_http_qqfail_cycle_conf(cycle);
+
+    if (qmcf == NULL || qmcf->upstreams.nelts == 0) {
+        return;
+    }
+
+    ngx_http_qqfail_resolver_exit_process(cycle);
 }
 
 

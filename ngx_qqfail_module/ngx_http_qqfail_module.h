@@ -34,6 +34,36 @@
 
 #define NGX_HTTP_QQFAIL_STALE_FOREVER    NGX_MAX_TIME_T_VALUE
 
+#define NGX_HTTP_QQFAIL_MAX_ADDRS        32      /* per name and answer */
+#define NGX_HTTP_QQFAIL_ADDR_STRLEN      (NGX_INET6_ADDRSTRLEN + 9)
+#define NGX_HTTP_QQFAIL_SLOTS            4       /* per shm chunk */
+#define NGX_HTTP_QQFAIL_ERRLEN           64
+
+/* where a server's current addresses came from */
+#define NGX_HTTP_QQFAIL_SOURCE_NONE      0
+#define NGX_HTTP_QQFAIL_SOURCE_LIVE      1
+#define NGX_HTTP_QQFAIL_SOURCE_STALE     2
+#define NGX_HTTP_QQFAIL_SOURCE_STATE     3
+#define NGX_HTTP_QQFAIL_SOURCE_LITERAL   4
+
+/* lookup failure kinds, as counted per provider */
+#define NGX_HTTP_QQFAIL_ERR_TIMEOUT      0
+#define NGX_HTTP_QQFAIL_ERR_SERVFAIL     1
+#define NGX_HTTP_QQFAIL_ERR_NXDOMAIN     2
+#define NGX_HTTP_QQFAIL_ERR_REFUSED      3
+#define NGX_HTTP_QQFAIL_ERR_OTHER        4
+#define NGX_HTTP_QQFAIL_NERRS            5
+
+/* result of the last lookup of a name */
+#define NGX_HTTP_QQFAIL_NAME_UNKNOWN     0
+#define NGX_HTTP_QQFAIL_NAME_OK          1
+#define NGX_HTTP_QQFAIL_NAME_FAILED      2
+
+
+typedef struct ngx_http_qqfail_srv_conf_s  ngx_http_qqfail_srv_conf_t;
+typedef struct ngx_http_qqfail_peers_s     ngx_http_qqfail_peers_t;
+typedef struct ngx_http_qqfail_provider_sh_s  ngx_http_qqfail_provider_sh_t;
+
 
 /* a place in the configuration, for messages found after parsing */
 typedef struct {
@@ -47,6 +77,7 @@ typedef struct {
     ngx_array_t                      addrs;      /* ngx_addr_t */
     ngx_str_t                        servers;    /* "ip:port,[ip6]:port" */
     ngx_uint_t                       index;
+    ngx_http_qqfail_provider_sh_t   *sh;
     unsigned                         system:1;   /* from /etc/resolv.conf */
 } ngx_http_qqfail_provider_t;
 
@@ -60,6 +91,112 @@ typedef struct {
 } ngx_http_qqfail_name_t;
 
 
+/* shared memory: no process-local pointers below this line */
+
+typedef union {
+    struct sockaddr                  sockaddr;
+    struct sockaddr_in               sockaddr_in;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6              sockaddr_in6;
+#endif
+} ngx_http_qqfail_sockaddr_t;
+
+
+typedef struct {
+    ngx_http_qqfail_sockaddr_t       sockaddr;
+    socklen_t                        socklen;
+    uint32_t                         id;         /* changes on reuse */
+    u_char                           text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
+    u_char                           text_len;
+    u_char                           in_use;
+    u_char                           country[2];
+    u_char                           continent[2];
+    uint32_t                         asn;
+    ngx_uint_t                       fails;
+    time_t                           accessed;
+    time_t                           checked;
+} ngx_http_qqfail_slot_sh_t;
+
+
+typedef struct ngx_http_qqfail_chunk_sh_s  ngx_http_qqfail_chunk_sh_t;
+
+struct ngx_http_qqfail_chunk_sh_s {
+    ngx_http_qqfail_chunk_sh_t      *next;
+    ngx_http_qqfail_slot_sh_t        slot[NGX_HTTP_QQFAIL_SLOTS];
+};
+
+
+typedef struct {
+    ngx_uint_t                       state;
+    ngx_uint_t                       error;      /* NGX_HTTP_QQFAIL_ERR_* */
+    ngx_uint_t                       naddrs;
+    time_t                           last_success;
+} ngx_http_qqfail_name_sh_t;
+
+
+typedef struct ngx_http_qqfail_server_sh_s  ngx_http_qqfail_server_sh_t;
+
+struct ngx_http_qqfail_server_sh_s {
+    ngx_http_qqfail_server_sh_t     *next;
+    u_char                          *key;
+    size_t                           key_len;
+    ngx_uint_t                       gen;
+    ngx_http_qqfail_chunk_sh_t      *chunks;
+    ngx_uint_t                       naddrs;
+    ngx_uint_t                       active;     /* index of the name */
+    ngx_uint_t                       source;
+    ngx_uint_t                       failovers;
+    ngx_uint_t                       recover;    /* better name ok, times */
+    time_t                           last_success;
+    time_t                           next_lookup;
+    time_t                           stale_since;
+    ngx_uint_t                       nnames;
+    ngx_http_qqfail_name_sh_t        names[NGX_HTTP_QQFAIL_MAX_NAMES];
+};
+
+
+typedef struct ngx_http_qqfail_upstream_sh_s  ngx_http_qqfail_upstream_sh_t;
+
+struct ngx_http_qqfail_upstream_sh_s {
+    ngx_http_qqfail_upstream_sh_t   *next;
+    u_char                          *key;
+    size_t                           key_len;
+    ngx_uint_t                       gen;
+};
+
+
+struct ngx_http_qqfail_provider_sh_s {
+    u_char                           name[NGX_HTTP_QQFAIL_PROVIDER_NAME_LEN];
+    size_t                           name_len;
+    ngx_uint_t                       down;
+    ngx_uint_t                       transport_fails;  /* in a row */
+    ngx_uint_t                       queries;
+    ngx_uint_t                       failures[NGX_HTTP_QQFAIL_NERRS];
+    ngx_uint_t                       disagreements;
+    ngx_msec_t                       rtt;
+    time_t                           last_success;
+    time_t                           last_failure;
+    u_char                           last_error[NGX_HTTP_QQFAIL_ERRLEN];
+};
+
+
+typedef struct {
+    ngx_uint_t                       epoch;
+    ngx_uint_t                       leader_epoch;
+    ngx_pid_t                        leader_pid;
+    ngx_msec_t                       lease_until;
+    ngx_uint_t                       nproviders;
+    ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
+    ngx_http_qqfail_upstream_sh_t   *upstreams;
+    ngx_http_qqfail_server_sh_t     *servers;
+} ngx_http_qqfail_sh_t;
+
+
+/* process memory */
+
+typedef struct ngx_http_qqfail_job_s  ngx_http_qqfail_job_t;
+
+
 typedef struct {
     ngx_array_t                      names;      /* ngx_http_qqfail_name_t */
     ngx_uint_t                       weight;
@@ -67,6 +204,9 @@ typedef struct {
     time_t                           fail_timeout;
     ngx_uint_t                       index;
     ngx_http_qqfail_where_t          where;
+    ngx_http_qqfail_server_sh_t     *sh;
+    ngx_http_qqfail_srv_conf_t      *upstream;
+    ngx_http_qqfail_job_t           *job;       /* lookup leader only */
     unsigned                         backup:1;
     unsigned                         down:1;
 } ngx_http_qqfail_server_t;
@@ -89,14 +229,13 @@ typedef struct {
 } ngx_http_qqfail_geo_db_t;
 
 
-typedef struct ngx_http_qqfail_srv_conf_s  ngx_http_qqfail_srv_conf_t;
-
-
 typedef struct {
     ngx_array_t                      providers;  /* provider_t */
     ngx_array_t                      upstreams;  /* srv_conf_t * */
 
     ngx_shm_zone_t                  *shm_zone;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_qqfail_sh_t            *sh;
     size_t                           zone_size;
     ngx_http_qqfail_where_t          zone_where;
 
@@ -127,7 +266,8 @@ struct ngx_http_qqfail_srv_conf_s {
     ngx_http_qqfail_where_t          directive;  /* first other directive */
     ngx_http_qqfail_where_t          quorum_where;
 
-    ngx_http_upstream_init_pt        original_init_peer;
+    ngx_http_qqfail_upstream_sh_t   *sh;
+    ngx_http_qqfail_peers_t         *peers;      /* this worker's copy */
     unsigned                         initialized:1;
 };
 
@@ -173,6 +313,28 @@ ngx_int_t ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);
 
 ngx_int_t ngx_http_qqfail_status_handler(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
+    ngx_uint_t naddrs, ngx_uint_t source, ngx_log_t *log);
+ngx_uint_t ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
+    ngx_uint_t naddrs);
+ngx_int_t ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_uint_t epoch);
+
+ngx_int_t ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
+    ngx_http_qqfail_main_conf_t *qmcf);
+ngx_int_t ngx_http_qqfail_resolver_init_process(ngx_cycle_t *cycle,
+    ngx_http_qqfail_main_conf_t *qmcf);
+void ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle);
+
+void ngx_http_qqfail_peers_unref(ngx_http_qqfail_peers_t *peers);
+ngx_int_t ngx_http_qqfail_variable_peer(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+extern ngx_str_t  ngx_http_qqfail_sources[];
+extern ngx_str_t  ngx_http_qqfail_errors[];
 
 
 #endif /* _NGX_HTTP_QQFAIL_MODULE_H_INCLUDED_ */

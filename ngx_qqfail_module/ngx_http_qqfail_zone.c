@@ -11,13 +11,21 @@
 #include "ngx_http_qqfail_module.h"
 
 
-typedef struct {
-    ngx_uint_t                       epoch;
-} ngx_http_qqfail_sh_t;
+#define NGX_HTTP_QQFAIL_LEASE  700      /* ms; renewed every 250 ms */
 
 
 static ngx_int_t ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_int_t ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_qqfail_zone_attach_providers(
+    ngx_http_qqfail_main_conf_t *qmcf);
+static u_char *ngx_http_qqfail_zone_strdup(ngx_slab_pool_t *shpool,
+    u_char *data, size_t len);
+static ngx_http_qqfail_slot_sh_t *ngx_http_qqfail_zone_find_slot(
+    ngx_http_qqfail_server_sh_t *ssh, ngx_addr_t *addr);
+static ngx_http_qqfail_slot_sh_t *ngx_http_qqfail_zone_free_slot(
+    ngx_slab_pool_t *shpool, ngx_http_qqfail_server_sh_t *ssh);
 
 
 static ngx_str_t  ngx_http_qqfail_zone_name = ngx_string("qqfail");
@@ -46,19 +54,22 @@ ngx_http_qqfail_zone_add(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
 static ngx_int_t
 ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 {
-    size_t                 len;
-    ngx_slab_pool_t       *shpool;
-    ngx_http_qqfail_sh_t  *sh;
+    size_t                        len;
+    ngx_slab_pool_t              *shpool;
+    ngx_http_qqfail_sh_t         *sh;
+    ngx_http_qqfail_main_conf_t  *qmcf;
 
+    qmcf = shm_zone->data;
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
+    qmcf->shpool = shpool;
+
     if (data) {
-        /* reused across a reload */
+        /* reused across a reload: keep every address and counter */
 
-        sh = shpool->data;
-        sh->epoch++;
+        qmcf->sh = shpool->data;
 
-        return NGX_OK;
+        return ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log);
     }
 
     sh = ngx_slab_calloc(shpool, sizeof(ngx_http_qqfail_sh_t));
@@ -67,6 +78,7 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     shpool->data = sh;
+    qmcf->sh = sh;
 
     len = sizeof(" in qqfail zone \"\"") + shm_zone->shm.name.len;
 
@@ -78,5 +90,460 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_sprintf(shpool->log_ctx, " in qqfail zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
+    return ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log);
+}
+
+
+/*
+ * Find or create the records of every configured upstream, server and
+ * provider.  Records are keyed by strings, so a reload with the same
+ * configuration finds the addresses the previous generation had.
+ * Records of servers that are no longer configured are kept: workers of
+ * the previous generation may still use them.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log)
+{
+    u_char                         *p, *key;
+    size_t                          len;
+    ngx_uint_t                      i, j, k;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_qqfail_sh_t           *sh;
+    ngx_http_qqfail_name_t         *name;
+    ngx_http_qqfail_server_t       *server;
+    ngx_http_qqfail_srv_conf_t    **qscfp, *qscf;
+    ngx_http_qqfail_server_sh_t    *ssh;
+    ngx_http_qqfail_upstream_sh_t  *ush;
+
+    shpool = qmcf->shpool;
+    sh = qmcf->sh;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if (ngx_http_qqfail_zone_attach_providers(qmcf) != NGX_OK) {
+        goto nomem;
+    }
+
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        qscf = qscfp[i];
+
+        for (ush = sh->upstreams; ush; ush = ush->next) {
+            if (ush->key_len == qscf->upstream->host.len
+                && ngx_memcmp(ush->key, qscf->upstream->host.data,
+                              ush->key_len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (ush == NULL) {
+            ush = ngx_slab_calloc_locked(shpool,
+                                         sizeof(ngx_http_qqfail_upstream_sh_t));
+            if (ush == NULL) {
+                goto nomem;
+            }
+
+            ush->key = ngx_http_qqfail_zone_strdup(shpool,
+                                                   qscf->upstream->host.data,
+                                                   qscf->upstream->host.len);
+            if (ush->key == NULL) {
+                goto nomem;
+            }
+
+            ush->key_len = qscf->upstream->host.len;
+            ush->next = sh->upstreams;
+            sh->upstreams = ush;
+        }
+
+        qscf->sh = ush;
+
+        server = qscf->servers->elts;
+
+        for (j = 0; j < qscf->servers->nelts; j++) {
+
+            /* key: "upstream name1:port name2:port ..." */
+
+            len = qscf->upstream->host.len;
+            name = server[j].names.elts;
+
+            for (k = 0; k < server[j].names.nelts; k++) {
+                len += 1 + name[k].host.len + sizeof(":65535") - 1;
+            }
+
+            key = ngx_alloc(len, log);
+            if (key == NULL) {
+                ngx_shmtx_unlock(&shpool->mutex);
+                return NGX_ERROR;
+            }
+
+            p = ngx_cpymem(key, qscf->upstream->host.data,
+                           qscf->upstream->host.len);
+
+            for (k = 0; k < server[j].names.nelts; k++) {
+                p = ngx_sprintf(p, " %V:%d", &name[k].host,
+                                (int) name[k].port);
+            }
+
+            len = p - key;
+
+            for (ssh = sh->servers; ssh; ssh = ssh->next) {
+                if (ssh->key_len == len
+                    && ngx_memcmp(ssh->key, key, len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (ssh == NULL) {
+                ssh = ngx_slab_calloc_locked(shpool,
+                                          sizeof(ngx_http_qqfail_server_sh_t));
+                if (ssh == NULL) {
+                    ngx_free(key);
+                    goto nomem;
+                }
+
+                ssh->key = ngx_http_qqfail_zone_strdup(shpool, key, len);
+                if (ssh->key == NULL) {
+                    ngx_free(key);
+                    goto nomem;
+                }
+
+                ssh->key_len = len;
+                ssh->nnames = server[j].names.nelts;
+                ssh->next = sh->servers;
+                sh->servers = ssh;
+            }
+
+            ngx_free(key);
+
+            server[j].sh = ssh;
+            server[j].upstream = qscf;
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
     return NGX_OK;
+
+nomem:
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0,
+                  "qqfail: \"qqfail_zone\" %uzk is too small for this "
+                  "configuration", qmcf->zone_size / 1024);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_zone_attach_providers(ngx_http_qqfail_main_conf_t *qmcf)
+{
+    ngx_uint_t                      i, j;
+    ngx_http_qqfail_sh_t           *sh;
+    ngx_http_qqfail_provider_t     *pr;
+    ngx_http_qqfail_provider_sh_t   old[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
+
+    sh = qmcf->sh;
+
+    /* keep the counters of providers that are configured again */
+
+    ngx_memcpy(old, sh->providers, sizeof(old));
+    ngx_memzero(sh->providers, sizeof(old));
+
+    pr = qmcf->providers.elts;
+
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+
+        for (j = 0; j < sh->nproviders; j++) {
+            if (old[j].name_len == pr[i].name.len
+                && ngx_memcmp(old[j].name, pr[i].name.data,
+                              pr[i].name.len) == 0)
+            {
+                sh->providers[i] = old[j];
+                break;
+            }
+        }
+
+        ngx_memcpy(sh->providers[i].name, pr[i].name.data, pr[i].name.len);
+        sh->providers[i].name_len = pr[i].name.len;
+
+        pr[i].sh = &sh->providers[i];
+    }
+
+    sh->nproviders = qmcf->providers.nelts;
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_qqfail_zone_strdup(ngx_slab_pool_t *shpool, u_char *data,
+    size_t len)
+{
+    u_char  *p;
+
+    p = ngx_slab_alloc_locked(shpool, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, data, len);
+    p[len] = '\0';
+
+    return p;
+}
+
+
+static ngx_http_qqfail_slot_sh_t *
+ngx_http_qqfail_zone_find_slot(ngx_http_qqfail_server_sh_t *ssh,
+    ngx_addr_t *addr)
+{
+    ngx_uint_t                   i;
+    ngx_http_qqfail_chunk_sh_t  *chunk;
+    ngx_http_qqfail_slot_sh_t   *slot;
+
+    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
+        for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
+            slot = &chunk->slot[i];
+
+            if (slot->in_use
+                && ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
+                                    addr->sockaddr, addr->socklen, 1)
+                   == NGX_OK)
+            {
+                return slot;
+            }
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_qqfail_slot_sh_t *
+ngx_http_qqfail_zone_free_slot(ngx_slab_pool_t *shpool,
+    ngx_http_qqfail_server_sh_t *ssh)
+{
+    ngx_uint_t                    i;
+    ngx_http_qqfail_chunk_sh_t   *chunk, **last;
+
+    last = &ssh->chunks;
+
+    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
+        for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
+            if (!chunk->slot[i].in_use) {
+                return &chunk->slot[i];
+            }
+        }
+
+        last = &chunk->next;
+    }
+
+    chunk = ngx_slab_calloc_locked(shpool, sizeof(ngx_http_qqfail_chunk_sh_t));
+    if (chunk == NULL) {
+        return NULL;
+    }
+
+    *last = chunk;
+
+    return &chunk->slot[0];
+}
+
+
+/*
+ * Make addrs the address set of a server, supplied by its name "name".
+ * Slots of addresses that stay keep their failure state; a slot is never
+ * freed, so workers may keep pointers to it.  Returns 1 if the set, the
+ * active name or the source changed, 0 if not, NGX_ERROR if the zone is
+ * full (as many addresses as fit are used).
+ */
+
+ngx_int_t
+ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
+    ngx_uint_t naddrs, ngx_uint_t source, ngx_log_t *log)
+{
+    ngx_int_t                     rc;
+    ngx_uint_t                    i, j, added, removed, found;
+    ngx_slab_pool_t              *shpool;
+    ngx_http_qqfail_chunk_sh_t   *chunk;
+    ngx_http_qqfail_slot_sh_t    *slot;
+    ngx_http_qqfail_server_sh_t  *ssh;
+
+    shpool = qmcf->shpool;
+    ssh = server->sh;
+
+    added = 0;
+    removed = 0;
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
+        for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
+            slot = &chunk->slot[i];
+
+            if (!slot->in_use) {
+                continue;
+            }
+
+            found = 0;
+
+            for (j = 0; j < naddrs; j++) {
+                if (ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
+                                     addrs[j].sockaddr, addrs[j].socklen, 1)
+                    == NGX_OK)
+                {
+                    found = 1;
+                    break;
+                }
+            }
+
+            if (!found) {
+                slot->in_use = 0;
+                slot->id++;
+                removed++;
+            }
+        }
+    }
+
+    for (j = 0; j < naddrs; j++) {
+
+        if (ngx_http_qqfail_zone_find_slot(ssh, &addrs[j])) {
+            continue;
+        }
+
+        slot = ngx_http_qqfail_zone_free_slot(shpool, ssh);
+
+        if (slot == NULL) {
+            rc = NGX_ERROR;
+            break;
+        }
+
+        ngx_memzero(&slot->sockaddr, sizeof(ngx_http_qqfail_sockaddr_t));
+        ngx_memcpy(&slot->sockaddr, addrs[j].sockaddr, addrs[j].socklen);
+        slot->socklen = addrs[j].socklen;
+        slot->text_len = (u_char) ngx_sock_ntop(addrs[j].sockaddr,
+                                                addrs[j].socklen, slot->text,
+                                                NGX_HTTP_QQFAIL_ADDR_STRLEN,
+                                                1);
+        slot->id++;
+        slot->fails = 0;
+        slot->accessed = 0;
+        slot->checked = 0;
+        slot->in_use = 1;
+
+        added++;
+    }
+
+    ssh->naddrs += added;
+    ssh->naddrs -= removed;
+
+    if (added || removed || ssh->active != name || ssh->source != source) {
+        ssh->active = name;
+        ssh->source = source;
+        ssh->gen++;
+        server->upstream->sh->gen++;
+
+        if (rc == NGX_OK) {
+            rc = 1;
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (added || removed) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "qqfail: address set of \"%V\" changed: %ui added, "
+                      "%ui removed, upstream \"%V\"",
+                      &((ngx_http_qqfail_name_t *)
+                        server->names.elts)[name].text,
+                      added, removed, &server->upstream->upstream->host);
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "qqfail: \"qqfail_zone\" is full, some addresses of "
+                      "\"%V\" are not used, upstream \"%V\"",
+                      &((ngx_http_qqfail_name_t *)
+                        server->names.elts)[name].text,
+                      &server->upstream->upstream->host);
+    }
+
+    return rc;
+}
+
+
+ngx_uint_t
+ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
+    ngx_uint_t naddrs)
+{
+    ngx_uint_t                    j, same;
+    ngx_http_qqfail_server_sh_t  *ssh;
+
+    ssh = server->sh;
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    same = (ssh->active == name && ssh->naddrs == naddrs
+            && ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE);
+
+    for (j = 0; same && j < naddrs; j++) {
+        if (ngx_http_qqfail_zone_find_slot(ssh, &addrs[j]) == NULL) {
+            same = 0;
+        }
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+    return same;
+}
+
+
+/*
+ * The lookup leader lease: returns NGX_OK if this process leads now,
+ * NGX_DECLINED if another one does, NGX_ABORT if this process belongs to
+ * an older generation (a reload happened) and must never lead again.
+ */
+
+ngx_int_t
+ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t epoch)
+{
+    ngx_int_t              rc;
+    ngx_http_qqfail_sh_t  *sh;
+
+    sh = qmcf->sh;
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    if (sh->epoch != epoch) {
+        if (sh->leader_pid == ngx_pid) {
+            sh->leader_pid = 0;
+        }
+
+        rc = NGX_ABORT;
+
+    } else if (sh->leader_pid == ngx_pid
+               || sh->leader_epoch != epoch
+               || (ngx_msec_int_t) (ngx_current_msec - sh->lease_until) > 0)
+    {
+        sh->leader_pid = ngx_pid;
+        sh->leader_epoch = epoch;
+        sh->lease_until = ngx_current_msec + NGX_HTTP_QQFAIL_LEASE;
+        rc = NGX_OK;
+
+    } else {
+        rc = NGX_DECLINED;
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+    return rc;
 }

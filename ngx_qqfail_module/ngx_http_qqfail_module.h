@@ -329,6 +329,14 @@ ngx_int_t ngx_http_qqfail_resolver_init_process(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf);
 void ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle);
 
+ngx_int_t ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log);
+ngx_int_t ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log);
+void ngx_http_qqfail_state_changed(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log);
+void ngx_http_qqfail_state_flush(void);
+
 void ngx_http_qqfail_peers_unref(ngx_http_qqfail_peers_t *peers);
 ngx_int_t ngx_http_qqfail_variable_peer(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);

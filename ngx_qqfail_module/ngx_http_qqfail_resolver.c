@@ -744,12 +744,12 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         lk->answer[p].sent = ngx_current_msec;
     }
 
-    if (!ngx_http_qqfail_sync) {
-        lk->deadline.handler = ngx_http_qqfail_lookup_deadline;
-        lk->deadline.data = lk;
-        lk->deadline.log = ngx_http_qqfail_log;
-        lk->deadline.cancelable = 1;
+    lk->deadline.handler = ngx_http_qqfail_lookup_deadline;
+    lk->deadline.data = lk;
+    lk->deadline.log = ngx_http_qqfail_log;
+    lk->deadline.cancelable = 1;
 
+    if (!ngx_http_qqfail_sync) {
         ngx_add_timer(&lk->deadline, qscf->timeout + 50);
     }
 
@@ -1501,7 +1501,10 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
                                               ? NGX_HTTP_QQFAIL_SOURCE_LITERAL
                                               : NGX_HTTP_QQFAIL_SOURCE_LIVE,
                                               ngx_http_qqfail_log);
-            (void) rc;
+
+            if (rc == 1 && !ngx_http_qqfail_sync) {
+                ngx_http_qqfail_state_changed(qmcf, ngx_http_qqfail_log);
+            }
         }
 
         if ((ngx_uint_t) chosen != cur
@@ -1575,6 +1578,8 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
         (void) ngx_http_qqfail_zone_publish(qmcf, server, ssh->active, NULL, 0,
                                             NGX_HTTP_QQFAIL_SOURCE_NONE,
                                             ngx_http_qqfail_log);
+
+        ngx_http_qqfail_state_changed(qmcf, ngx_http_qqfail_log);
 
         ngx_log_error(NGX_LOG_ERR, ngx_http_qqfail_log, 0,
                       "qqfail: last good addresses of server \"%V\" are "
@@ -1899,6 +1904,10 @@ ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
 
     ngx_http_qqfail_leading = 1;
 
+    /* a first write tells at once whether the state file is writable */
+
+    ngx_http_qqfail_state_changed(ngx_http_qqfail_qmcf, cycle->log);
+
     /* continue where the previous leader stopped */
 
     now = ngx_time();
@@ -1930,6 +1939,8 @@ ngx_http_qqfail_lead_stop(void)
 
     ngx_log_error(NGX_LOG_NOTICE, ngx_http_qqfail_log, 0,
                   "qqfail: worker %P stops DNS lookups", ngx_pid);
+
+    ngx_http_qqfail_state_flush();
 
     /* callbacks of pending queries run now, and publish nothing */
 

@@ -69,7 +69,11 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
         qmcf->sh = shpool->data;
 
-        return ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log);
+        if (ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_qqfail_state_load(qmcf, shm_zone->shm.log);
     }
 
     sh = ngx_slab_calloc(shpool, sizeof(ngx_http_qqfail_sh_t));
@@ -90,7 +94,11 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_sprintf(shpool->log_ctx, " in qqfail zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
-    return ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log);
+    if (ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_qqfail_state_load(qmcf, shm_zone->shm.log);
 }
 
 

@@ -1,0 +1,712 @@
+
+/*
+ * Copyright (C) ngx_qqfail_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_qqfail_module.h"
+
+
+/*
+ * The state file, version 1: text, one line per server.
+ *
+ *     qqfail-state 1
+ *     s UPSTREAM NAME,NAME,... ACTIVE LAST_SUCCESS ADDRESS ...
+ *     end COUNT
+ *
+ * NAME and ADDRESS carry their port; ACTIVE is the index of the name the
+ * addresses came from.  A file without its "end" line is truncated.
+ */
+
+
+#define NGX_HTTP_QQFAIL_STATE_MAX      (1024 * 1024)
+#define NGX_HTTP_QQFAIL_STATE_HEADER   "qqfail-state 1\n"
+
+
+typedef struct {
+    ngx_http_qqfail_server_t        *server;
+    ngx_uint_t                       active;
+    time_t                           last_success;
+    ngx_uint_t                       naddrs;
+    ngx_addr_t                       addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
+} ngx_http_qqfail_state_entry_t;
+
+
+static ngx_int_t ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf,
+    u_char *buf, size_t len, ngx_array_t *entries, ngx_pool_t *pool,
+    ngx_uint_t *line, const char **err);
+static ngx_http_qqfail_server_t *ngx_http_qqfail_state_server(
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_str_t *upstream, ngx_str_t *names);
+static ngx_int_t ngx_http_qqfail_state_word(u_char **pos, u_char *last,
+    ngx_str_t *word);
+static size_t ngx_http_qqfail_state_names(ngx_http_qqfail_server_t *server,
+    u_char *buf);
+static void ngx_http_qqfail_state_timer(ngx_event_t *ev);
+
+
+static ngx_event_t  ngx_http_qqfail_state_ev;
+static ngx_uint_t   ngx_http_qqfail_state_failed;
+
+
+/*
+ * Read at configuration time, in the master, before any lookup: servers
+ * that have no addresses yet get the file's, if younger than
+ * qqfail_max_stale.  Any problem with the file is logged once and the
+ * file ignored as a whole; nginx starts anyway.
+ */
+
+ngx_int_t
+ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
+{
+    u_char                         *buf;
+    time_t                          now;
+    ssize_t                         n;
+    ngx_fd_t                        fd;
+    ngx_err_t                       err;
+    ngx_uint_t                      i, line, used;
+    ngx_pool_t                     *pool;
+    ngx_array_t                     entries;
+    ngx_file_info_t                 fi;
+    const char                     *msg;
+    ngx_http_qqfail_server_sh_t    *ssh;
+    ngx_http_qqfail_state_entry_t  *e;
+
+    if (!qmcf->state_file_set) {
+        return NGX_OK;
+    }
+
+    fd = open((char *) qmcf->state_file.data, O_RDONLY|O_NOFOLLOW|O_NONBLOCK);
+
+    if (fd == NGX_INVALID_FILE) {
+        err = ngx_errno;
+
+        if (err != NGX_ENOENT) {
+            ngx_log_error(NGX_LOG_WARN, log, err,
+                          "qqfail: state file \"%V\" ignored: cannot open it",
+                          &qmcf->state_file);
+        }
+
+        return NGX_OK;
+    }
+
+    pool = NULL;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "qqfail: state file \"%V\" ignored: fstat() failed",
+                      &qmcf->state_file);
+        goto done;
+    }
+
+    if (!ngx_is_file(&fi)) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "qqfail: state file \"%V\" ignored: not a regular file",
+                      &qmcf->state_file);
+        goto done;
+    }
+
+    if (ngx_file_size(&fi) > NGX_HTTP_QQFAIL_STATE_MAX) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "qqfail: state file \"%V\" ignored: %O bytes, more "
+                      "than the limit of %d", &qmcf->state_file,
+                      ngx_file_size(&fi), NGX_HTTP_QQFAIL_STATE_MAX);
+        goto done;
+    }
+
+    pool = ngx_create_pool(4096, log);
+    if (pool == NULL) {
+        goto done;
+    }
+
+    buf = ngx_pnalloc(pool, (size_t) ngx_file_size(&fi) + 1);
+    if (buf == NULL) {
+        goto done;
+    }
+
+    n = read(fd, buf, (size_t) ngx_file_size(&fi));
+
+    if (n == -1) {
+        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                      "qqfail: state file \"%V\" ignored: read() failed",
+                      &qmcf->state_file);
+        goto done;
+    }
+
+    buf[n] = '\0';
+
+    if (ngx_array_init(&entries, pool, 8,
+                       sizeof(ngx_http_qqfail_state_entry_t))
+        != NGX_OK)
+    {
+        goto done;
+    }
+
+    line = 0;
+    msg = NULL;
+
+    if (ngx_http_qqfail_state_parse(qmcf, buf, (size_t) n, &entries, pool,
+                                    &line, &msg)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "qqfail: state file \"%V\" ignored: %s in line %ui",
+                      &qmcf->state_file, msg, line);
+        goto done;
+    }
+
+    now = ngx_time();
+    used = 0;
+    e = entries.elts;
+
+    for (i = 0; i < entries.nelts; i++) {
+        ssh = e[i].server->sh;
+
+        if (ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE) {
+            /* a reused zone knows better */
+            continue;
+        }
+
+        if (e[i].server->upstream->max_stale != NGX_HTTP_QQFAIL_STALE_FOREVER
+            && now - e[i].last_success > e[i].server->upstream->max_stale)
+        {
+            continue;
+        }
+
+        (void) ngx_http_qqfail_zone_publish(qmcf, e[i].server, e[i].active,
+                                            e[i].addrs, e[i].naddrs,
+                                            NGX_HTTP_QQFAIL_SOURCE_STATE, log);
+
+        ngx_shmtx_lock(&qmcf->shpool->mutex);
+        ssh->last_success = e[i].last_success;
+        ssh->stale_since = e[i].last_success;
+        ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+        used++;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "qqfail: state file \"%V\": addresses of %ui server(s) "
+                  "loaded", &qmcf->state_file, used);
+
+done:
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &qmcf->state_file);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_state_word(u_char **pos, u_char *last, ngx_str_t *word)
+{
+    u_char  *p;
+
+    p = *pos;
+
+    while (p < last && *p == ' ') {
+        p++;
+    }
+
+    word->data = p;
+
+    while (p < last && *p != ' ') {
+        if (*p < 0x21 || *p > 0x7e) {
+            return NGX_ERROR;
+        }
+
+        p++;
+    }
+
+    word->len = p - word->data;
+    *pos = p;
+
+    return word->len ? NGX_OK : NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf, u_char *buf,
+    size_t len, ngx_array_t *entries, ngx_pool_t *pool, ngx_uint_t *line,
+    const char **err)
+{
+    u_char                         *p, *eol, *last;
+    ngx_int_t                       n, rc;
+    ngx_str_t                       word, upstream, names;
+    ngx_uint_t                      count, ended;
+    ngx_http_qqfail_server_t       *server;
+    ngx_http_qqfail_state_entry_t  *e;
+
+    last = buf + len;
+
+    if (len < sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1
+        || ngx_strncmp(buf, "qqfail-state ", 13) != 0)
+    {
+        *line = 1;
+        *err = "not a qqfail state file";
+        return NGX_ERROR;
+    }
+
+    if (ngx_strncmp(buf, NGX_HTTP_QQFAIL_STATE_HEADER,
+                    sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1)
+        != 0)
+    {
+        *line = 1;
+        *err = "unsupported version";
+        return NGX_ERROR;
+    }
+
+    p = buf + sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1;
+    *line = 1;
+    count = 0;
+    ended = 0;
+
+    while (p < last) {
+        (*line)++;
+
+        eol = ngx_strlchr(p, last, '\n');
+
+        if (eol == NULL) {
+            *err = "unterminated line (truncated file)";
+            return NGX_ERROR;
+        }
+
+        if (ended) {
+            *err = "data after the end line";
+            return NGX_ERROR;
+        }
+
+        if (eol == p || *p == '#') {
+            p = eol + 1;
+            continue;
+        }
+
+        if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK) {
+            *err = "invalid characters";
+            return NGX_ERROR;
+        }
+
+        if (word.len == 3 && ngx_strncmp(word.data, "end", 3) == 0) {
+            if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK) {
+                *err = "invalid end line";
+                return NGX_ERROR;
+            }
+
+            n = ngx_atoi(word.data, word.len);
+
+            if (n == NGX_ERROR || (ngx_uint_t) n != count || p != eol) {
+                *err = "wrong count in the end line";
+                return NGX_ERROR;
+            }
+
+            ended = 1;
+            p = eol + 1;
+            continue;
+        }
+
+        if (word.len != 1 || word.data[0] != 's') {
+            *err = "unknown line type";
+            return NGX_ERROR;
+        }
+
+        count++;
+
+        if (ngx_http_qqfail_state_word(&p, eol, &upstream) != NGX_OK
+            || ngx_http_qqfail_state_word(&p, eol, &names) != NGX_OK)
+        {
+            *err = "invalid server line";
+            return NGX_ERROR;
+        }
+
+        e = ngx_array_push(entries);
+        if (e == NULL) {
+            *err = "out of memory";
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(e, sizeof(ngx_http_qqfail_state_entry_t));
+
+        if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK
+            || (n = ngx_atoi(word.data, word.len)) == NGX_ERROR
+            || n >= NGX_HTTP_QQFAIL_MAX_NAMES)
+        {
+            *err = "invalid name index";
+            return NGX_ERROR;
+        }
+
+        e->active = n;
+
+        if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK
+            || (e->last_success = ngx_atotm(word.data, word.len))
+               == NGX_ERROR)
+        {
+            *err = "invalid time";
+            return NGX_ERROR;
+        }
+
+        if (e->last_success > ngx_time()) {
+            e->last_success = ngx_time();
+        }
+
+        for ( ;; ) {
+            rc = ngx_http_qqfail_state_word(&p, eol, &word);
+
+            if (rc == NGX_DECLINED) {
+                break;
+            }
+
+            if (rc != NGX_OK || e->naddrs == NGX_HTTP_QQFAIL_MAX_ADDRS
+                || ngx_parse_addr_port(pool, &e->addrs[e->naddrs],
+                                       word.data, word.len)
+                   != NGX_OK
+                || ngx_inet_get_port(e->addrs[e->naddrs].sockaddr) == 0)
+            {
+                *err = "invalid address";
+                return NGX_ERROR;
+            }
+
+            e->naddrs++;
+        }
+
+        if (e->naddrs == 0) {
+            *err = "server without addresses";
+            return NGX_ERROR;
+        }
+
+        server = ngx_http_qqfail_state_server(qmcf, &upstream, &names);
+
+        if (server == NULL || e->active >= server->names.nelts) {
+            /* not configured any more: dropped */
+            entries->nelts--;
+            p = eol + 1;
+            continue;
+        }
+
+        e->server = server;
+        p = eol + 1;
+    }
+
+    if (!ended) {
+        (*line)++;
+        *err = "no end line (truncated file)";
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_http_qqfail_server_t *
+ngx_http_qqfail_state_server(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_str_t *upstream, ngx_str_t *names)
+{
+    size_t                        len;
+    ngx_uint_t                    i, j;
+    ngx_http_qqfail_server_t     *server;
+    ngx_http_qqfail_srv_conf_t  **qscfp;
+    u_char                        buf[NGX_HTTP_QQFAIL_MAX_NAMES * 300];
+
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        if (qscfp[i]->upstream->host.len != upstream->len
+            || ngx_strncmp(qscfp[i]->upstream->host.data, upstream->data,
+                           upstream->len) != 0)
+        {
+            continue;
+        }
+
+        server = qscfp[i]->servers->elts;
+
+        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
+            len = ngx_http_qqfail_state_names(&server[j], buf);
+
+            if (len == names->len
+                && ngx_strncmp(buf, names->data, len) == 0)
+            {
+                return &server[j];
+            }
+        }
+    }
+
+    return NULL;
+}
+
+
+static size_t
+ngx_http_qqfail_state_names(ngx_http_qqfail_server_t *server, u_char *buf)
+{
+    u_char                  *p;
+    ngx_uint_t               k;
+    ngx_http_qqfail_name_t  *name;
+
+    p = buf;
+    name = server->names.elts;
+
+    for (k = 0; k < server->names.nelts; k++) {
+        if (k) {
+            *p++ = ',';
+        }
+
+        if (name[k].literal) {
+            p = ngx_cpymem(p, name[k].host.data, name[k].host.len);
+
+        } else {
+            p = ngx_sprintf(p, "%V:%d", &name[k].host, (int) name[k].port);
+        }
+    }
+
+    return p - buf;
+}
+
+
+/* the lookup leader: addresses changed, save them within a second */
+
+void
+ngx_http_qqfail_state_changed(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log)
+{
+    if (!qmcf->state_file_set || ngx_http_qqfail_state_ev.timer_set) {
+        return;
+    }
+
+    ngx_http_qqfail_state_ev.handler = ngx_http_qqfail_state_timer;
+    ngx_http_qqfail_state_ev.data = qmcf;
+    ngx_http_qqfail_state_ev.log = log;
+
+    /* not cancelable: an exiting leader saves before it goes */
+    ngx_http_qqfail_state_ev.cancelable = 0;
+
+    ngx_add_timer(&ngx_http_qqfail_state_ev, 1000);
+}
+
+
+void
+ngx_http_qqfail_state_flush(void)
+{
+    if (ngx_http_qqfail_state_ev.timer_set) {
+        ngx_del_timer(&ngx_http_qqfail_state_ev);
+        ngx_http_qqfail_state_timer(&ngx_http_qqfail_state_ev);
+    }
+}
+
+
+static void
+ngx_http_qqfail_state_timer(ngx_event_t *ev)
+{
+    ngx_http_qqfail_main_conf_t *qmcf = ev->data;
+
+    (void) ngx_http_qqfail_state_save(qmcf, ev->log);
+}
+
+
+/*
+ * Write temp file, fsync, rename, fsync the directory: a crash at any
+ * moment leaves either the old file or the new one.
+ */
+
+ngx_int_t
+ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
+{
+    u_char                        *p, *buf, *dir;
+    size_t                         size;
+    ssize_t                        n;
+    ngx_fd_t                       fd, dfd;
+    ngx_err_t                      err;
+    ngx_uint_t                     i, j, k, m, count;
+    ngx_pool_t                    *pool;
+    const char                    *op;
+    ngx_http_qqfail_server_t      *server;
+    ngx_http_qqfail_chunk_sh_t    *chunk;
+    ngx_http_qqfail_srv_conf_t   **qscfp;
+    ngx_http_qqfail_server_sh_t   *ssh;
+    u_char                         tmp[NGX_MAX_PATH];
+
+    pool = ngx_create_pool(4096, log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* size, then copy under the lock */
+
+    size = sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) + sizeof("end \n")
+           + NGX_INT_T_LEN;
+
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        size += qscfp[i]->servers->nelts
+                * (qscfp[i]->upstream->host.len
+                   + NGX_HTTP_QQFAIL_MAX_NAMES * 300 + 64
+                   + NGX_HTTP_QQFAIL_MAX_ADDRS
+                     * (NGX_HTTP_QQFAIL_ADDR_STRLEN + 1));
+    }
+
+    buf = ngx_pnalloc(pool, size);
+    if (buf == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(buf, NGX_HTTP_QQFAIL_STATE_HEADER,
+                   sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1);
+    count = 0;
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        server = qscfp[i]->servers->elts;
+
+        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
+            ssh = server[j].sh;
+
+            if (ssh->naddrs == 0
+                || ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
+                || ssh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
+            {
+                continue;
+            }
+
+            p = ngx_sprintf(p, "s %V ", &qscfp[i]->upstream->host);
+            p += ngx_http_qqfail_state_names(&server[j], p);
+            p = ngx_sprintf(p, " %ui %T", ssh->active, ssh->last_success);
+
+            k = 0;
+
+            for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
+                for (m = 0; m < NGX_HTTP_QQFAIL_SLOTS; m++) {
+                    if (chunk->slot[m].in_use
+                        && k++ < NGX_HTTP_QQFAIL_MAX_ADDRS)
+                    {
+                        *p++ = ' ';
+                        p = ngx_cpymem(p, chunk->slot[m].text,
+                                       chunk->slot[m].text_len);
+                    }
+                }
+            }
+
+            *p++ = '\n';
+            count++;
+        }
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+    p = ngx_sprintf(p, "end %ui\n", count);
+
+    /* upstream names with spaces cannot be written; nginx allows none */
+
+    ngx_snprintf(tmp, sizeof(tmp) - 1, "%V.%P.tmp%Z", &qmcf->state_file,
+                 ngx_pid);
+    tmp[sizeof(tmp) - 1] = '\0';
+
+    dfd = NGX_INVALID_FILE;
+    op = "open()";
+
+    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW, 0644);
+
+    if (fd == NGX_INVALID_FILE) {
+        goto failed;
+    }
+
+    op = "write()";
+
+    for (size = p - buf, p = buf; size; size -= n, p += n) {
+        n = write(fd, p, size);
+
+        if (n == -1) {
+            if (ngx_errno == NGX_EINTR) {
+                n = 0;
+                continue;
+            }
+
+            goto failed;
+        }
+    }
+
+    op = "fsync()";
+
+    if (fsync(fd) == -1) {
+        goto failed;
+    }
+
+    op = "close()";
+
+    if (close(fd) == -1) {
+        fd = NGX_INVALID_FILE;
+        goto failed;
+    }
+
+    fd = NGX_INVALID_FILE;
+
+    op = "rename()";
+
+    if (rename((char *) tmp, (char *) qmcf->state_file.data) == -1) {
+        goto failed;
+    }
+
+    /* the rename itself must reach the disk */
+
+    dir = ngx_pnalloc(pool, qmcf->state_file.len + 2);
+    if (dir != NULL) {
+        ngx_memcpy(dir, qmcf->state_file.data, qmcf->state_file.len);
+
+        for (p = dir + qmcf->state_file.len; p > dir && *p != '/'; p--) {
+            /* void */
+        }
+
+        /* the path is absolute (ngx_conf_full_name), p is at a slash */
+
+        *(p == dir ? p + 1 : p) = '\0';
+
+        dfd = open((char *) dir, O_RDONLY|O_DIRECTORY);
+
+        if (dfd != NGX_INVALID_FILE) {
+            (void) fsync(dfd);
+            (void) close(dfd);
+        }
+    }
+
+    if (ngx_http_qqfail_state_failed) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "qqfail: state file \"%V\" written again",
+                      &qmcf->state_file);
+        ngx_http_qqfail_state_failed = 0;
+    }
+
+    ngx_destroy_pool(pool);
+
+    return NGX_OK;
+
+failed:
+
+    err = ngx_errno;
+
+    if (fd != NGX_INVALID_FILE) {
+        (void) close(fd);
+    }
+
+    (void) unlink((char *) tmp);
+
+    if (!ngx_http_qqfail_state_failed) {
+        ngx_log_error(NGX_LOG_WARN, log, err,
+                      "qqfail: cannot write state file \"%V\": %s \"%s\" "
+                      "failed; addresses will not survive a restart "
+                      "during a DNS outage", &qmcf->state_file, op, tmp);
+        ngx_http_qqfail_state_failed = 1;
+    }
+
+    ngx_destroy_pool(pool);
+
+    return NGX_ERROR;
+}

@@ -1,0 +1,200 @@
+package QQ::Topo;
+
+# The operator's topology on loopback: backends b1..bN, the names
+# serverI.example.com (registrar A) and serverI.example.net (registrar B)
+# pointing at bI, unbound providers in front of both registrars, and an
+# nginx configuration with a qqfail upstream "app" and a status location.
+#
+#   my $s = QQ::Topo->new(backends => 3, providers => 3);
+#   $s->nginx(upstream => "qqfail_server server1.example.com:%%BPORT%%;");
+#   $s->t->start;
+#   is($s->get('/')->{content}, 'b1');
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Time::HiRes qw(time);
+
+use QQ::Nginx;
+use QQ::DNS;
+use QQ::Backend;
+use QQ::Load;
+
+sub new {
+    my ($class, %o) = @_;
+
+    my $t = QQ::Nginx->new;
+    my $nb = $o{backends} // 3;
+    my $bport = $t->port('backend');
+
+    my @b = map {
+        QQ::Backend->new(t => $t, id => "b$_", addr => $t->addr(19 + $_),
+                         port => $bport)
+    } 1 .. $nb;
+
+    $_->start for @b;
+
+    my $dns = QQ::DNS->new(t => $t, ttl => $o{ttl} // 1);
+
+    my %rec;
+    for my $i (1 .. $nb) {
+        $rec{"server$i.example.com"} = [ $b[$i - 1]->addr ];
+        $rec{"server$i.example.net"} = [ $b[$i - 1]->addr ];
+    }
+    %rec = (%rec, %{ $o{records} }) if $o{records};
+
+    $dns->start_auth(records => \%rec, ttl => $o{ttl} // 1);
+    $dns->start_providers($o{providers} // 3) if $o{providers} // 3;
+
+    return bless {
+        t => $t, dns => $dns, backends => \@b, bport => $bport,
+    }, $class;
+}
+
+sub t        { return $_[0]{t} }
+sub dns      { return $_[0]{dns} }
+sub bport    { return $_[0]{bport} }
+sub backend  { return $_[0]{backends}[ $_[1] - 1 ] }
+sub backends { return @{ $_[0]{backends} } }
+
+# "qqfail_provider pI ADDR;" for the given unbound providers (default all)
+sub providers_conf {
+    my ($self, @idx) = @_;
+    @idx = $self->{dns}->providers unless @idx;
+    return join '', map {
+        "    qqfail_provider p$_ " . $self->{dns}->provider_addr($_) . ";\n"
+    } @idx;
+}
+
+# A complete nginx.conf.  %%BPORT%% in any part is the backends' port.
+sub nginx {
+    my ($self, %o) = @_;
+
+    my $providers = $o{providers} // $self->providers_conf;
+    my $workers = $o{workers} // 1;
+    my $http = $o{http} // '';
+    my $upstream = $o{upstream} or croak "upstream => required";
+    my $location = $o{location}
+        // "proxy_pass http://app;\n"
+         . "            proxy_next_upstream error timeout http_502;";
+
+    my $text = <<"EOF";
+%%LOAD_MODULE%%
+%%GLOBALS%%
+worker_processes $workers;
+@{[ $o{main} // '' ]}
+events {
+}
+
+http {
+    %%HTTP_GLOBALS%%
+
+$providers
+$http
+
+    upstream app {
+$upstream
+@{[ $o{upstream_tail} // '' ]}
+    }
+
+    server {
+        listen %%ADDR_1%%:%%PORT_1%%;
+
+        location / {
+            $location
+        }
+
+        location = /status {
+            qqfail_status;
+        }
+    }
+}
+EOF
+
+    my $bport = $self->{bport};
+    $text =~ s/%%BPORT%%/$bport/g;
+
+    return $self->{t}->write_config($text);
+}
+
+sub get {
+    my ($self, $path, %o) = @_;
+    return $self->{t}->http_get($path // '/', %o);
+}
+
+sub status {
+    my ($self) = @_;
+    return scalar $self->{t}->get_json('/status');
+}
+
+# the first server of upstream "app" whose first name is $name
+sub server_status {
+    my ($self, $name) = @_;
+    my $st = $self->status or return undef;
+    for my $u (@{ $st->{upstreams} }) {
+        next unless $u->{name} eq 'app';
+        for my $s (@{ $u->{servers} }) {
+            return $s if $s->{names}[0] =~ /^\Q$name\E(?::\d+)?$/;
+        }
+    }
+    return undef;
+}
+
+sub provider_status {
+    my ($self, $name) = @_;
+    my $st = $self->status or return undef;
+    my ($p) = grep { $_->{name} eq $name } @{ $st->{providers} };
+    return $p;
+}
+
+# the set of "ip:port" addresses of a server, sorted, as one string
+sub addresses {
+    my ($self, $name) = @_;
+    my $s = $self->server_status($name) or return '';
+    return join ' ', sort map { $_->{address} } @{ $s->{addresses} };
+}
+
+sub load {
+    my ($self, %o) = @_;
+    my $t = $self->{t};
+    return QQ::Load->start($t,
+        url => 'http://' . $t->addr(1) . ':' . $t->port(1) . ($o{path} // '/'),
+        concurrency => $o{concurrency} // 2,
+        %o);
+}
+
+# body of one request, or "" on failure
+sub body {
+    my ($self, $path) = @_;
+    my $r = $self->get($path // '/');
+    return $r->{status} == 200 ? $r->{content} : '';
+}
+
+# count bodies over $n sequential requests
+sub spread {
+    my ($self, $n) = @_;
+    my %c;
+    for (1 .. $n) {
+        my $r = $self->get('/');
+        $c{ $r->{status} == 200 ? $r->{content} : "status $r->{status}" }++;
+    }
+    return \%c;
+}
+
+# poll until $n consecutive requests are answered by backend $id;
+# returns the seconds it took, or undef
+sub wait_backend {
+    my ($self, $id, $timeout, $n) = @_;
+    $n //= 3;
+    my $start = time;
+    my $ok = $self->{t}->wait_for(sub {
+        for (1 .. $n) {
+            return 0 unless $self->body eq $id;
+        }
+        return 1;
+    }, $timeout, "requests answered by $id");
+    return $ok ? time - $start : undef;
+}
+
+1;

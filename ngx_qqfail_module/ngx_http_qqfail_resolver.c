@@ -1639,7 +1639,7 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf)
 {
     int                           bits, nfds, i, ms;
-    ngx_uint_t                    c, k, n, todo;
+    ngx_uint_t                    c, k, n, todo, readable, writable;
     ngx_msec_t                    deadline, timeout;
     struct pollfd                 pfd[ARES_GETSOCK_MAXNUM
                                       * NGX_HTTP_QQFAIL_MAX_PROVIDERS];
@@ -1703,9 +1703,12 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
             bits = ares_getsock(ch->channel, socks, ARES_GETSOCK_MAXNUM);
 
             for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-                if (!ARES_GETSOCK_READABLE(bits, i)
-                    && !ARES_GETSOCK_WRITABLE(bits, i))
-                {
+                /* unsigned: ARES_GETSOCK_WRITABLE() shifts an int by 31 */
+
+                readable = ((unsigned) bits >> i) & 1;
+                writable = ((unsigned) bits >> (i + ARES_GETSOCK_MAXNUM)) & 1;
+
+                if (!readable && !writable) {
                     continue;
                 }
 
@@ -1713,11 +1716,11 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
                 pfd[nfds].events = 0;
                 pfd[nfds].revents = 0;
 
-                if (ARES_GETSOCK_READABLE(bits, i)) {
+                if (readable) {
                     pfd[nfds].events |= POLLIN;
                 }
 
-                if (ARES_GETSOCK_WRITABLE(bits, i)) {
+                if (writable) {
                     pfd[nfds].events |= POLLOUT;
                 }
 

@@ -1,0 +1,178 @@
+package QQ::Backend;
+
+# An HTTP backend that answers every request with its own id: a separate
+# stock nginx process (master_process off) with its own prefix directory
+# DIR/backend-<id>/.  Body "<id>", header "X-Backend: <id>", HTTP/1.1
+# keepalive, one access-log line per request (used by ->requests).
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use File::Path qw(make_path);
+
+use QQ::Proc;
+
+my %COUNT;    # backends created per harness object (default addresses)
+
+sub new {
+    my ($class, %opts) = @_;
+    my $t = $opts{t} or croak "QQ::Backend->new: t => QQ::Nginx object required";
+    my $id = $opts{id} // croak "QQ::Backend->new: id required";
+    croak "QQ::Backend: id must be [A-Za-z0-9_.-]+" unless $id =~ /^[\w.-]+$/;
+
+    my $n = ++$COUNT{ $t->dir };
+    my $self = bless {
+        t      => $t,
+        id     => $id,
+        addr   => $opts{addr} // $t->addr(19 + $n),
+        port   => $opts{port} // $t->port("backend_$id"),
+        status => $opts{status} // 200,
+        dir    => $t->dir . "/backend-$id",
+        nginx  => $ENV{QQ_NGINX} || '/usr/sbin/nginx',
+    }, $class;
+    croak "QQ::Backend: addr must be an IPv4 literal" unless $self->{addr} =~ /^\d+\.\d+\.\d+\.\d+$/;
+    make_path($self->{dir});
+    return $self;
+}
+
+sub id   { return $_[0]{id} }
+sub addr { return $_[0]{addr} }
+sub port { return $_[0]{port} }
+sub dir  { return $_[0]{dir} }
+sub addr_port { return "$_[0]{addr}:$_[0]{port}" }
+sub url  { return "http://$_[0]{addr}:$_[0]{port}" }
+sub pid  { return $_[0]{pid} }
+
+sub _write_config {
+    my ($self) = @_;
+    my ($dir, $id, $status) = @{$self}{qw(dir id status)};
+    my $conf = <<"EOF";
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log notice;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    client_body_temp_path $dir/client_body_temp;
+    proxy_temp_path $dir/proxy_temp;
+    fastcgi_temp_path $dir/fastcgi_temp;
+    uwsgi_temp_path $dir/uwsgi_temp;
+    scgi_temp_path $dir/scgi_temp;
+
+    log_format qq_backend '\$msec \$remote_addr:\$remote_port "\$request" \$status';
+    access_log $dir/access.log qq_backend;
+
+    keepalive_requests 100000;
+    keepalive_timeout 60s;
+    server_tokens off;
+    default_type text/plain;
+
+    server {
+        listen $self->{addr}:$self->{port};
+
+        location / {
+            add_header X-Backend $id always;
+            return $status "$id";
+        }
+    }
+}
+EOF
+    open my $fh, '>', "$dir/nginx.conf" or croak "write $dir/nginx.conf: $!";
+    print {$fh} $conf;
+    close $fh;
+    return;
+}
+
+sub start {
+    my ($self) = @_;
+    croak "backend $self->{id} already running" if $self->is_running;
+    $self->_write_config;
+    my $dir = $self->{dir};
+    unlink "$dir/nginx.pid";
+
+    my $pid = QQ::Proc::spawn(
+        name   => "backend-$self->{id}",
+        cmd    => [ $self->{nginx}, '-p', "$dir/", '-c', "$dir/nginx.conf",
+                    '-e', "$dir/error.log" ],
+        stdout => "$dir/nginx.stderr",
+        cwd    => $dir,
+    );
+    $self->{pid} = $pid;
+
+    my $ok = QQ::Proc::poll_until(sub {
+        return 'died' unless QQ::Proc::alive($pid);
+        open my $fh, '<', "$dir/nginx.pid" or return 0;
+        my $content = <$fh> // '';
+        return 0 unless $content =~ /^(\d+)/ && $1 == $pid;
+        return _listening($self->{addr}, $self->{port}) ? 'ok' : 0;
+    }, 10, 0.02);
+
+    unless ($ok eq 'ok') {
+        QQ::Proc::stop($pid) if QQ::Proc::alive($pid);
+        croak "backend $self->{id} did not start ($ok):\n" . _slurp("$dir/error.log")
+            . _slurp("$dir/nginx.stderr");
+    }
+    return 1;
+}
+
+sub _listening {
+    my ($ip, $port) = @_;
+    my $want = sprintf '%02X%02X%02X%02X:%04X', reverse(split /\./, $ip), $port;
+    open my $fh, '<', '/proc/net/tcp' or return 0;
+    while (my $line = <$fh>) {
+        my (undef, $local, undef, $state) = split ' ', $line;
+        return 1 if $local eq $want && $state eq '0A';
+    }
+    return 0;
+}
+
+sub is_running {
+    my ($self) = @_;
+    return $self->{pid} && QQ::Proc::alive($self->{pid});
+}
+
+sub stop {
+    my ($self) = @_;
+    return 1 unless $self->{pid};
+    QQ::Proc::stop($self->{pid}, signal => 'QUIT', timeout => 5);
+    delete $self->{pid};
+    return 1;
+}
+
+# Number of requests served so far (all starts of this backend).
+sub requests {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{dir}/access.log" or return 0;
+    my $n = 0;
+    $n++ while <$fh>;
+    close $fh;
+    return $n;
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    return unless QQ::Proc::is_owner();
+    local ($?, $!, $@);
+    eval { $self->stop };
+    return;
+}
+
+sub access_log { return _slurp("$_[0]{dir}/access.log") }
+sub error_log  { return _slurp("$_[0]{dir}/error.log") }
+
+sub _slurp {
+    my ($path) = @_;
+    open my $fh, '<', $path or return '';
+    local $/;
+    my $c = <$fh> // '';
+    close $fh;
+    return $c;
+}
+
+1;

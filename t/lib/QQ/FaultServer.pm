@@ -1,0 +1,270 @@
+package QQ::FaultServer;
+
+# Scriptable DNS server used by QQ::DNS->start_fault_server.  Runs inside a
+# forked child (QQ::Proc::fork_code) and never returns.
+#
+# It listens on UDP and TCP at one IP literal and re-reads a JSON control
+# file (written atomically by QQ::DNS::fault_set) on every query:
+#
+#   { "names": { "server1.example.com": { "*": SPEC, "127.1.2.203:53": SPEC },
+#                "*": { "*": SPEC } } }
+#
+# SPEC keys: addrs => [...] (IPv4 answer A, IPv6 answer AAAA), rcode =>
+# 'NOERROR'|'SERVFAIL'|'NXDOMAIN'|'REFUSED'|..., drop => 1 (never answer),
+# delay_ms => N, ttl => N, malformed => 1 (garbage after a valid header),
+# truncate => 1 (UDP answers carry TC and no records; TCP answers are full).
+#
+# Names without an entry (and without a "*" entry) get NXDOMAIN.  The name
+# "ready.qq.invalid" always answers (readiness probe) and is not logged.
+#
+# Replies are delayed without blocking: one slow name never delays another.
+# Every query is logged to the log file as
+#   "<epoch> <server> <udp|tcp> <qname> <qtype> <action>"
+
+use strict;
+use warnings;
+
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP ();
+use Net::DNS;
+use Socket qw(SOL_SOCKET SO_REUSEADDR);
+use Time::HiRes qw(time);
+
+use constant READY_NAME => 'ready.qq.invalid';
+
+sub run {
+    my (%args) = @_;
+    my ($ip, $port) = @args{qw(ip port)};
+    die "fault server: IP literal required\n" unless $ip =~ /^\d+\.\d+\.\d+\.\d+$/;
+    my $self = {
+        id       => "$ip:$port",
+        control  => $args{control},
+        log      => $args{log},
+        pending  => [],      # [ due, kind, target, data ]
+        conns    => {},      # fileno => { sock, buf }
+        ctl      => { names => {} },
+    };
+    bless $self, __PACKAGE__;
+
+    $self->{udp} = IO::Socket::INET->new(
+        LocalAddr => $ip, LocalPort => $port, Proto => 'udp', ReuseAddr => 1,
+    ) or die "fault server: udp $ip:$port: $!\n";
+    $self->{tcp} = IO::Socket::INET->new(
+        LocalAddr => $ip, LocalPort => $port, Proto => 'tcp', ReuseAddr => 1,
+        Listen => 64,
+    ) or die "fault server: tcp $ip:$port: $!\n";
+
+    open $self->{logfh}, '>>', $self->{log} or die "fault server: log: $!\n";
+    $self->{logfh}->autoflush(1);
+
+    $self->loop;
+    return;
+}
+
+sub loop {
+    my ($self) = @_;
+    my $sel = IO::Select->new($self->{udp}, $self->{tcp});
+
+    while (1) {
+        my $timeout = undef;
+        if (@{ $self->{pending} }) {
+            my ($first) = sort { $a->[0] <=> $b->[0] } @{ $self->{pending} };
+            $timeout = $first->[0] - time;
+            $timeout = 0 if $timeout < 0;
+        }
+
+        my @ready = $sel->can_read($timeout);
+        for my $fh (@ready) {
+            if ($fh == $self->{udp}) {
+                $self->on_udp;
+            } elsif ($fh == $self->{tcp}) {
+                my $c = $self->{tcp}->accept or next;
+                $c->blocking(0);
+                $self->{conns}{ fileno $c } = { sock => $c, buf => '' };
+                $sel->add($c);
+            } else {
+                $self->on_tcp($fh, $sel);
+            }
+        }
+        $self->flush_pending;
+    }
+}
+
+sub on_udp {
+    my ($self) = @_;
+    my $buf = '';
+    my $peer = $self->{udp}->recv($buf, 65535, 0);
+    return unless defined $peer && length $buf;
+    my ($data, $delay) = $self->respond($buf, 'udp');
+    return unless defined $data;
+    $self->schedule($delay, [ 'udp', $peer ], $data);
+    return;
+}
+
+sub on_tcp {
+    my ($self, $fh, $sel) = @_;
+    my $conn = $self->{conns}{ fileno $fh } or return;
+    my $n = sysread($fh, my $chunk, 65535);
+    if (!$n) {
+        return if !defined $n && $!{EAGAIN};
+        $sel->remove($fh);
+        delete $self->{conns}{ fileno $fh };
+        close $fh;
+        return;
+    }
+    $conn->{buf} .= $chunk;
+    while (length $conn->{buf} >= 2) {
+        my $len = unpack 'n', $conn->{buf};
+        last if length $conn->{buf} < 2 + $len;
+        my $msg = substr $conn->{buf}, 2, $len;
+        substr($conn->{buf}, 0, 2 + $len) = '';
+        my ($data, $delay) = $self->respond($msg, 'tcp');
+        next unless defined $data;
+        $self->schedule($delay, [ 'tcp', $fh ], pack('n', length $data) . $data);
+    }
+    return;
+}
+
+sub schedule {
+    my ($self, $delay, $target, $data) = @_;
+    push @{ $self->{pending} }, [ time + ($delay || 0), $target, $data ];
+    $self->flush_pending unless $delay;
+    return;
+}
+
+sub flush_pending {
+    my ($self) = @_;
+    my $now = time;
+    my @keep;
+    for my $p (@{ $self->{pending} }) {
+        if ($p->[0] > $now) {
+            push @keep, $p;
+            next;
+        }
+        my ($kind, $where) = @{ $p->[1] };
+        if ($kind eq 'udp') {
+            $self->{udp}->send($p->[2], 0, $where);
+        } elsif (defined fileno $where) {
+            $where->blocking(1);
+            syswrite $where, $p->[2];
+            $where->blocking(0);
+        }
+    }
+    $self->{pending} = \@keep;
+    return;
+}
+
+# The control file is re-read on every query; QQ::DNS replaces it with
+# rename(), so a reader sees either the old or the new version.
+sub control {
+    my ($self) = @_;
+    if (open my $fh, '<', $self->{control}) {
+        local $/;
+        my $text = <$fh>;
+        close $fh;
+        my $ctl = eval { JSON::PP::decode_json($text) };
+        $self->{ctl} = $ctl if $ctl && ref $ctl eq 'HASH';
+    }
+    return $self->{ctl};
+}
+
+sub spec_for {
+    my ($self, $name) = @_;
+    my $names = $self->control->{names} || {};
+    for my $key ($name, '*') {
+        my $entry = $names->{$key} or next;
+        return $entry->{ $self->{id} } if $entry->{ $self->{id} };
+        return $entry->{'*'} if $entry->{'*'};
+    }
+    return { rcode => 'NXDOMAIN' };
+}
+
+sub logq {
+    my ($self, $proto, $name, $type, $action) = @_;
+    printf { $self->{logfh} } "%.3f %s %s %s %s %s\n",
+        time, $self->{id}, $proto, $name, $type, $action;
+    return;
+}
+
+# Returns (wire data, delay seconds) or () to stay silent.
+sub respond {
+    my ($self, $buf, $proto) = @_;
+
+    my $query = eval { Net::DNS::Packet->new(\$buf) };
+    return () unless $query && !$query->header->qr;
+    my ($q) = $query->question;
+    return () unless $q;
+
+    my $qname = $q->qname;
+    my $name = lc $qname;
+    $name =~ s/\.$//;
+    my $type = $q->qtype;
+
+    if ($name eq READY_NAME) {
+        my $reply = $query->reply(1232);
+        $reply->header->rcode('NOERROR');
+        $reply->header->ra(1);
+        $reply->push(answer => Net::DNS::RR->new("$qname. 0 IN A 127.0.0.1"))
+            if $type eq 'A';
+        return ($reply->data, 0);
+    }
+
+    my $spec = $self->spec_for($name);
+    my $delay = ($spec->{delay_ms} || 0) / 1000;
+
+    if ($spec->{drop}) {
+        $self->logq($proto, $name, $type, 'drop');
+        return ();
+    }
+
+    if ($spec->{malformed}) {
+        $self->logq($proto, $name, $type, 'malformed');
+        # A plausible header (same id, QR, 1 question, 3 answers) followed by
+        # bytes that cannot be parsed as a question and records.
+        my $data = pack('n6', $query->header->id, 0x8180, 1, 3, 0, 0)
+                 . "\x3f" . ("\xff" x 7) . "\xc0\xff\x00";
+        return ($data, $delay);
+    }
+
+    my $rcode = uc($spec->{rcode} // 'NOERROR');
+    my $ttl = $spec->{ttl} // 1;
+
+    my $udp_max = 512;
+    my ($opt) = grep { $_->type eq 'OPT' } $query->additional;
+    $udp_max = $opt->size if $opt && $opt->size && $opt->size > 512;
+
+    my $reply = $query->reply($udp_max);
+    my $header = $reply->header;
+    $header->rcode($rcode);
+    $header->aa(1);
+    $header->ra(1);
+
+    if ($rcode eq 'NOERROR') {
+        for my $addr (@{ $spec->{addrs} || [] }) {
+            my $rrtype = $addr =~ /:/ ? 'AAAA' : 'A';
+            next unless $rrtype eq $type;
+            $reply->push(answer => Net::DNS::RR->new("$qname. $ttl IN $rrtype $addr"));
+        }
+    }
+
+    my $action = lc $rcode;
+    my $data;
+    if ($proto eq 'udp' && $spec->{truncate}) {
+        $header->tc(1);
+        $reply->pop('answer') while $reply->answer;
+        $data = $reply->data;
+        $action .= '+tc';
+    } elsif ($proto eq 'udp') {
+        $data = $reply->data($udp_max);
+        $action .= '+tc' if $reply->header->tc;
+    } else {
+        $data = $reply->data;
+    }
+    $action .= sprintf('+delay%d', $spec->{delay_ms}) if $spec->{delay_ms};
+    $self->logq($proto, $name, $type, $action);
+
+    return ($data, $delay);
+}
+
+1;

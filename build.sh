@@ -174,7 +174,11 @@ build_module() {
         rm -rf "$bdir"
         mkdir -p "$bdir"
         cp -a "$src/." "$bdir/"
-        (cd "$bdir" && ./configure "${args[@]}" > configure.log 2>&1) || {
+        # a release tarball has ./configure, a git checkout auto/configure
+        local configure=./configure
+        [ -f "$bdir/configure" ] || configure=auto/configure
+
+        (cd "$bdir" && $configure "${args[@]}" > configure.log 2>&1) || {
             tail -n 30 "$bdir/configure.log" >&2
             die "configure failed (full log: $bdir/configure.log)"
         }

@@ -159,6 +159,7 @@ note('network namespace isolation (QQ::Netns), in a forked child');
 
 SKIP: {
     skip 'network namespaces need root', 3 unless $> == 0;
+    skip QQ::Netns::unusable(), 3 if QQ::Netns::unusable();
 
     my $out = $t->dir . '/netns.out';
     my $host_resolv = $t->read_file('/etc/resolv.conf');

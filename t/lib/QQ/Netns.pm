@@ -37,8 +37,24 @@ use constant CLONE_NEWNET => 0x40000000;
 
 sub entered { return $entered }
 
+# A chroot (such as a fresh debootstrap root) has no mount point at "/":
+# mount propagation cannot be made private there, and a bind mount over
+# /etc/resolv.conf would leak into the host.  Returns the reason, or ''.
+sub unusable {
+    my @root = stat '/';
+    my @init = stat '/proc/1/root/';
+    return 'running in a chroot: "/" is not a mount point, so a private '
+         . 'mount namespace cannot be set up'
+        if @init && ($root[0] != $init[0] || $root[1] != $init[1]);
+    return '';
+}
+
 sub enter {
     return 1 if $entered;
+    if (my $why = unusable()) {
+        $ERROR = $why;
+        return 0;
+    }
     my ($arch) = $Config{archname} =~ /^([^-]+-linux)/;
     my $nr = defined $arch ? $UNSHARE_SYSCALL{$arch} : undef;
     unless (defined $nr) {

@@ -41,12 +41,12 @@ sub entered { return $entered }
 # mount propagation cannot be made private there, and a bind mount over
 # /etc/resolv.conf would leak into the host.  Returns the reason, or ''.
 sub unusable {
-    my @root = stat '/';
-    my @init = stat '/proc/1/root/';
+    open my $fh, '<', '/proc/self/mountinfo' or return '';
+    while (my $line = <$fh>) {
+        return '' if (split ' ', $line)[4] eq '/';
+    }
     return 'running in a chroot: "/" is not a mount point, so a private '
-         . 'mount namespace cannot be set up'
-        if @init && ($root[0] != $init[0] || $root[1] != $init[1]);
-    return '';
+         . 'mount namespace cannot be set up';
 }
 
 sub enter {

@@ -1,0 +1,211 @@
+#!/usr/bin/perl
+
+# The 2012 outage, survived: registrar A down, then every provider down,
+# reloads and a restart during the total outage, and recovery.  Every
+# phase runs under steady load and counts requests sent and failed.
+
+use strict;
+use warnings;
+
+use Test::More;
+use Time::HiRes qw(time);
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use QQ::Topo;
+
+my $s = QQ::Topo->new(backends => 3, providers => 3);
+my ($t, $dns) = ($s->t, $s->dns);
+my $P = $s->bport;
+my $b3 = $s->backend(3)->addr;
+
+mkdir $t->dir . '/state';
+chmod 0777, $t->dir . '/state';
+
+sub config {
+    my (%o) = @_;
+    $s->nginx(workers => 2,
+        http => "    qqfail_state_file %%DIR%%/state/state;",
+        upstream =>
+            "        qqfail_server server1.example.com:$P "
+          . "server1.example.net:$P;\n"
+          . "        qqfail_server server2.example.com:$P "
+          . "server2.example.net:$P;\n"
+          . "        qqfail_server server3.example.com:$P "
+          . "server3.example.net:$P $b3:$P;\n"
+          . "        qqfail_refresh 2s;\n"
+          . "        qqfail_timeout 1s;\n"
+          . ($o{max_stale} ? "        qqfail_max_stale $o{max_stale};\n" : ''));
+}
+
+sub active {
+    my ($n) = @_;
+    my $st = $s->server_status("server$n.example.com") or return '';
+    return ($st->{active_name} // '') . ' ' . $st->{source};
+}
+
+sub all_active {
+    my ($re) = @_;
+    return !grep { active($_) !~ $re } 1 .. 3;
+}
+
+my @figures;
+
+sub finish {
+    my ($load, $what) = @_;
+    my $r = $load->stop;
+    push @figures, sprintf '%s: %d sent, %d failed', $what, $r->{sent},
+                           $r->{failed};
+    is($r->{failed}, 0, "$what: $r->{failed} of $r->{sent} requests failed")
+        or note explain $r;
+    ok($r->{sent} > 100, "$what: steady load ($r->{sent} requests)");
+    return $r;
+}
+
+config();
+$t->start;
+
+is_deeply([ sort keys %{ $s->spread(30) } ], [ 'b1', 'b2', 'b3' ],
+          'all three servers answer');
+ok(all_active(qr/^server\d\.example\.com:\d+ live$/),
+   'every server on its primary name');
+
+# registrar A down: example.com SERVFAILs through every provider
+
+my $load = $s->load;
+my $mark = $t->log_mark;
+
+$dns->stop_auth('a');
+
+ok($t->wait_for(sub { all_active(qr/^server\d\.example\.net:\d+ live$/) },
+                20, 'failover to example.net'),
+   'registrar A down: every server moved to its example.net alias');
+
+my $log = $t->error_log_since($mark);
+like($log, qr/qqfail: every provider failed for "server1\.example\.com" \((servfail|timeout)\), failing over to "server1\.example\.net:\d+", upstream "app", server "server1\.example\.com:\d+"/,
+     'failover logged with upstream, server and names');
+my $switches = () = $log =~ /failing over to "server1\.example\.net/g;
+is($switches, 1, 'the switch is logged once');
+is($s->server_status('server1.example.com')->{failovers}, 1,
+   'status: failovers 1');
+
+# during the outage, server2's alias moves: followed
+
+$dns->set_record('server2.example.net', [ $b3 ]);
+ok($t->wait_for(sub { $s->addresses('server2.example.com') eq "$b3:$P" },
+                10, 'server2.example.net moved'),
+   'a change of server2.example.net is followed during the outage');
+
+finish($load, 'registrar A down');
+
+# registrar A back: servers return to their primary names
+
+$load = $s->load;
+$mark = $t->log_mark;
+$dns->start_auth_server('a', flush => 1);
+
+ok($t->wait_for(sub { all_active(qr/^server\d\.example\.com:\d+ live$/) },
+                20, 'back to example.com'),
+   'registrar A back: every server returned to its primary name');
+like($t->error_log_since($mark),
+     qr/qqfail: "server1\.example\.com:\d+" resolves again, back from "server1\.example\.net:\d+", upstream "app"/,
+     'return to the primary logged');
+is($s->server_status('server1.example.com')->{failovers}, 2,
+   'status: failovers 2');
+
+finish($load, 'registrar A back');
+
+# every provider down: last-good addresses, and server3's IP literal
+
+$load = $s->load;
+$mark = $t->log_mark;
+$dns->blackhole_provider($_) for 1 .. 3;
+my $outage = time;
+
+ok($t->wait_for(sub {
+        active(1) =~ /stale$/ && active(2) =~ /stale$/
+            && active(3) eq "$b3:$P literal"
+   }, 20, 'stale'),
+   'every provider down: servers 1 and 2 stale, server3 on its literal');
+
+like($t->error_log_since($mark),
+     qr/qqfail: every provider failed for every name of server "server1\.example\.com:\d+" \(timeout\), using its last good addresses, upstream "app"/,
+     'stale addresses logged');
+
+# five reloads during the total outage
+
+my $reloads = 0;
+for (1 .. 5) {
+    $reloads++ if $t->reload;
+}
+is($reloads, 5, 'five reloads during the total outage');
+
+# keep going until the outage has lasted 60 seconds
+
+$t->wait_for(sub { time - $outage >= 60 }, 65, 'outage length');
+
+ok(all_active(qr/ (stale|literal)$/), 'still stale after a minute');
+finish($load, 'every provider down for 60 s, 5 reloads');
+
+# stop, then start nginx with all DNS down: the state file carries it
+
+$t->stop;
+like($t->read_file('state/state'), qr/^s app server1\.example\.com:\d+,/m,
+     'state file holds server1');
+
+ok($t->try_start, 'nginx starts with every provider down');
+is(active(1), "server1.example.com:$P state_file",
+   'server1 from the state file');
+
+sub served { my $n = 0; $n += $_->requests for $s->backends; return $n }
+
+my $served = served();
+$load = $s->load;
+$t->wait_for(sub { served() > $served + 500 }, 30, 'cold start load');
+my %c = %{ $s->spread(30) };
+is_deeply([ sort keys %c ], [ 'b1', 'b2', 'b3' ],
+          'cold start: servers answer from the state file and the literal')
+    or diag explain \%c;
+finish($load, 'cold start during the total outage');
+
+# DNS back: live again
+
+$dns->restore_provider($_) for 1 .. 3;
+$dns->flush_provider;
+
+ok($t->wait_for(sub { all_active(qr/^server\d\.example\.com:\d+ live$/) },
+                30, 'live again'),
+   'DNS back: every server live on its primary name');
+
+# qqfail_max_stale: past it, a server is unavailable, and comes back
+
+config(max_stale => '3s');
+ok($t->reload, 'reload with qqfail_max_stale 3s');
+
+$mark = $t->log_mark;
+$dns->blackhole_provider($_) for 1 .. 3;
+
+ok($t->wait_for(sub { !@{ $s->server_status('server1.example.com')
+                          ->{addresses} } }, 20, 'expired'),
+   'max_stale passed: server1 has no address');
+like($t->error_log_since($mark),
+     qr/qqfail: last good addresses of server "server1\.example\.com:\d+" are older than qqfail_max_stale, server unavailable/,
+     'expiry logged');
+my $expired = () = $t->error_log_since($mark)
+                   =~ /server1\.example\.com:\d+" are older than/g;
+is($expired, 1, 'expiry logged once');
+
+%c = %{ $s->spread(20) };
+ok(!$c{b1} && $c{b3}, 'requests go to the servers that still have an '
+                      . 'address');
+
+$dns->restore_provider($_) for 1 .. 3;
+$dns->flush_provider;
+
+ok(defined $t->wait_for(sub { $s->spread(6)->{b1} }, 20, 'b1 back'),
+   'server1 back at the first successful lookup');
+
+note $_ for @figures;
+
+done_testing();

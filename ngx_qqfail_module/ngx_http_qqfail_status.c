@@ -25,6 +25,8 @@ typedef struct {
     time_t                           now;
     ngx_uint_t                       epoch;
     ngx_pid_t                        leader_pid;
+    size_t                           zone_size;
+    size_t                           zone_used;
     ngx_uint_t                       nproviders;
     ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
     ngx_uint_t                       nservers;
@@ -163,6 +165,11 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
 
     snap->epoch = sh->epoch;
     snap->leader_pid = sh->leader_pid;
+
+    /* pages in use, without the pool header and page descriptors */
+    snap->zone_size = qmcf->shm_zone->shm.size;
+    snap->zone_used = ((qmcf->shpool->end - qmcf->shpool->start) / ngx_pagesize
+                       - qmcf->shpool->pfree) * ngx_pagesize;
     snap->nproviders = sh->nproviders;
     ngx_memcpy(snap->providers, sh->providers, sizeof(snap->providers));
 
@@ -259,9 +266,10 @@ ngx_http_qqfail_status_json(ngx_http_request_t *r,
     /* header and providers */
 
     size = sizeof("{\"version\":\"\",\"nginx_version\":\"\",\"time\":,"
-                  "\"leader\":{\"pid\":,\"generation\":},\"providers\":[")
+                  "\"leader\":{\"pid\":,\"generation\":},"
+                  "\"zone\":{\"size\":,\"used\":},\"providers\":[")
            + sizeof(NGX_HTTP_QQFAIL_VERSION) + sizeof(NGINX_VERSION)
-           + 3 * NGX_INT64_LEN;
+           + 5 * NGX_INT64_LEN;
 
     pr = qmcf->providers.elts;
 
@@ -281,9 +289,11 @@ ngx_http_qqfail_status_json(ngx_http_request_t *r,
 
     p = ngx_sprintf(p, "{\"version\":\"%s\",\"nginx_version\":\"%s\","
                     "\"time\":%T,\"leader\":{\"pid\":%P,\"generation\":%ui},"
+                    "\"zone\":{\"size\":%uz,\"used\":%uz},"
                     "\"providers\":[",
                     NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION, snap->now,
-                    snap->leader_pid, snap->epoch);
+                    snap->leader_pid, snap->epoch, snap->zone_size,
+                    snap->zone_used);
 
     for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
         psh = &snap->providers[i];

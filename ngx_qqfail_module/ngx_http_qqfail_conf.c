@@ -262,7 +262,13 @@ ngx_int_t
 ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
     ngx_http_qqfail_main_conf_t *qmcf)
 {
+    u_char                      *p, *last, *line, *end;
+    ssize_t                      n;
+    ngx_fd_t                     fd;
+    ngx_str_t                    text;
+    ngx_addr_t                  *addr;
     ngx_http_qqfail_provider_t  *pr;
+    u_char                       buf[4096];
 
     pr = ngx_array_push(&qmcf->providers);
     if (pr == NULL) {
@@ -275,7 +281,72 @@ ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
     pr->index = qmcf->providers.nelts - 1;
     pr->system = 1;
 
-    return ngx_array_init(&pr->addrs, cf->pool, 1, sizeof(ngx_addr_t));
+    if (ngx_array_init(&pr->addrs, cf->pool, 2, sizeof(ngx_addr_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /*
+     * c-ares reads /etc/resolv.conf itself; its nameservers are read here
+     * only to show them on the status page
+     */
+
+    fd = ngx_open_file("/etc/resolv.conf", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return NGX_OK;
+    }
+
+    n = read(fd, buf, sizeof(buf) - 1);
+    (void) ngx_close_file(fd);
+
+    if (n <= 0) {
+        return NGX_OK;
+    }
+
+    last = buf + n;
+
+    for (line = buf; line < last; line = end + 1) {
+        end = ngx_strlchr(line, last, '\n');
+        if (end == NULL) {
+            end = last;
+        }
+
+        if (end - line < 11 || ngx_strncmp(line, "nameserver", 10) != 0
+            || (line[10] != ' ' && line[10] != '\t'))
+        {
+            continue;
+        }
+
+        for (p = line + 10; p < end && (*p == ' ' || *p == '\t'); p++) {
+            /* void */
+        }
+
+        text.data = p;
+
+        while (p < end && *p != ' ' && *p != '\t' && *p != '\r') {
+            p++;
+        }
+
+        text.len = p - text.data;
+
+        if (text.len == 0
+            || pr->addrs.nelts == NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS)
+        {
+            continue;
+        }
+
+        addr = ngx_array_push(&pr->addrs);
+        if (addr == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_qqfail_parse_ip(cf, &text, 53, addr) != NGX_OK) {
+            pr->addrs.nelts--;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

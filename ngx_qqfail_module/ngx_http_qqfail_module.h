@@ -21,7 +21,7 @@
 #define NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS  16
 #define NGX_HTTP_QQFAIL_MAX_NAMES        8
 #define NGX_HTTP_QQFAIL_PROVIDER_NAME_LEN  64
-#define NGX_HTTP_QQFAIL_MIN_ZONE_SIZE    (8 * ngx_pagesize)
+#define NGX_HTTP_QQFAIL_MIN_ZONE_SIZE    (128 * 1024)
 #define NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE  (1024 * 1024)
 
 #define NGX_HTTP_QQFAIL_RULE_CIDR        1
@@ -38,6 +38,11 @@
 #define NGX_HTTP_QQFAIL_ADDR_STRLEN      (NGX_INET6_ADDRSTRLEN + 9)
 #define NGX_HTTP_QQFAIL_SLOTS            4       /* per shm chunk */
 #define NGX_HTTP_QQFAIL_ERRLEN           64
+#define NGX_HTTP_QQFAIL_ORG_LEN          48
+#define NGX_HTTP_QQFAIL_NEVENTS          64
+#define NGX_HTTP_QQFAIL_EVENT_UPSTREAM   64
+#define NGX_HTTP_QQFAIL_EVENT_SERVER     96
+#define NGX_HTTP_QQFAIL_EVENT_MESSAGE    192
 
 /* where a server's current addresses came from */
 #define NGX_HTTP_QQFAIL_SOURCE_NONE      0
@@ -112,6 +117,7 @@ typedef struct {
     u_char                           country[2];
     u_char                           continent[2];
     uint32_t                         asn;
+    u_char                           org[NGX_HTTP_QQFAIL_ORG_LEN];
     ngx_uint_t                       fails;
     time_t                           accessed;
     time_t                           checked;
@@ -181,6 +187,23 @@ struct ngx_http_qqfail_provider_sh_s {
 
 
 typedef struct {
+    time_t                           time;
+    u_char                           upstream_len;
+    u_char                           server_len;
+    u_char                           message_len;
+    u_char                           upstream[NGX_HTTP_QQFAIL_EVENT_UPSTREAM];
+    u_char                           server[NGX_HTTP_QQFAIL_EVENT_SERVER];
+    u_char                           message[NGX_HTTP_QQFAIL_EVENT_MESSAGE];
+} ngx_http_qqfail_event_sh_t;
+
+
+typedef struct {
+    ngx_uint_t                       nevents;    /* ever recorded */
+    ngx_http_qqfail_event_sh_t       event[NGX_HTTP_QQFAIL_NEVENTS];
+} ngx_http_qqfail_events_sh_t;
+
+
+typedef struct {
     ngx_uint_t                       epoch;
     ngx_uint_t                       leader_epoch;
     ngx_pid_t                        leader_pid;
@@ -189,6 +212,7 @@ typedef struct {
     ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
     ngx_http_qqfail_upstream_sh_t   *upstreams;
     ngx_http_qqfail_server_sh_t     *servers;
+    ngx_http_qqfail_events_sh_t     *events;
 } ngx_http_qqfail_sh_t;
 
 
@@ -320,6 +344,9 @@ ngx_int_t ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
 ngx_uint_t ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
     ngx_uint_t naddrs);
+void ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
+    ngx_http_qqfail_server_t *server, const char *fmt, ...);
 ngx_int_t ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_uint_t epoch);
 

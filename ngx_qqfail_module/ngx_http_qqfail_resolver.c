@@ -1123,13 +1123,16 @@ ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
     ngx_shmtx_unlock(&ngx_http_qqfail_qmcf->shpool->mutex);
 
     if (change > 0) {
-        ngx_log_error(NGX_LOG_NOTICE, ngx_http_qqfail_log, 0,
-                      "qqfail: provider \"%V\" is up again", &pr->name);
+        ngx_http_qqfail_event(ngx_http_qqfail_qmcf, NGX_LOG_NOTICE,
+                              ngx_http_qqfail_log, 0, NULL,
+                              "provider \"%V\" is up again", &pr->name);
 
     } else if (change < 0) {
-        ngx_log_error(NGX_LOG_WARN, ngx_http_qqfail_log, 0,
-                      "qqfail: provider \"%V\" is down (%V for \"%V\")",
-                      &pr->name, &ngx_http_qqfail_errors[error], &name->host);
+        ngx_http_qqfail_event(ngx_http_qqfail_qmcf, NGX_LOG_WARN,
+                              ngx_http_qqfail_log, 0, NULL,
+                              "provider \"%V\" is down (%V for \"%V\")",
+                              &pr->name, &ngx_http_qqfail_errors[error],
+                              &name->host);
 
     } else if (!ok) {
         ngx_log_error(NGX_LOG_INFO, ngx_http_qqfail_log, 0,
@@ -1265,13 +1268,13 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
         res->state = NGX_HTTP_QQFAIL_NAME_NOQUORUM;
         res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
 
-        ngx_log_error(NGX_LOG_WARN, ngx_http_qqfail_log, 0,
-                      "qqfail: fewer than %ui providers agree on the "
-                      "addresses of \"%V\", upstream \"%V\"",
-                      server->upstream->quorum,
-                      &((ngx_http_qqfail_name_t *)
-                        server->names.elts)[lk->name].host,
-                      &server->upstream->upstream->host);
+        ngx_http_qqfail_event(ngx_http_qqfail_qmcf, NGX_LOG_WARN,
+                              ngx_http_qqfail_log, 0, server,
+                              "fewer than %ui providers agree on the "
+                              "addresses of \"%V\"",
+                              server->upstream->quorum,
+                              &((ngx_http_qqfail_name_t *)
+                                server->names.elts)[lk->name].host);
 
     } else {
         ngx_memzero(errors, sizeof(errors));
@@ -1515,21 +1518,18 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
             ngx_shmtx_unlock(&qmcf->shpool->mutex);
 
             if ((ngx_uint_t) chosen > cur) {
-                ngx_log_error(NGX_LOG_WARN, ngx_http_qqfail_log, 0,
-                              "qqfail: every provider failed for \"%V\" "
-                              "(%V), failing over to \"%V\", upstream "
-                              "\"%V\", server \"%V\"",
+                ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, ngx_http_qqfail_log,
+                              0, server, "every provider failed for \"%V\" "
+                              "(%V), failing over to \"%V\"",
                               &names[cur].host,
                               &ngx_http_qqfail_errors[job->result[cur].error],
-                              &names[chosen].text, &qscf->upstream->host,
-                              &names[0].text);
+                              &names[chosen].text);
 
             } else {
-                ngx_log_error(NGX_LOG_WARN, ngx_http_qqfail_log, 0,
-                              "qqfail: \"%V\" resolves again, back from "
-                              "\"%V\", upstream \"%V\", server \"%V\"",
-                              &names[chosen].text, &names[cur].text,
-                              &qscf->upstream->host, &names[0].text);
+                ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, ngx_http_qqfail_log,
+                              0, server, "\"%V\" resolves again, back from "
+                              "\"%V\"", &names[chosen].text,
+                              &names[cur].text);
             }
         }
 
@@ -1566,12 +1566,10 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
     ngx_shmtx_unlock(&qmcf->shpool->mutex);
 
     if (stale) {
-        ngx_log_error(NGX_LOG_ERR, ngx_http_qqfail_log, 0,
-                      "qqfail: every provider failed for every name of "
-                      "server \"%V\" (%V), using its last good addresses, "
-                      "upstream \"%V\"", &names[0].text,
-                      &ngx_http_qqfail_errors[job->result[0].error],
-                      &qscf->upstream->host);
+        ngx_http_qqfail_event(qmcf, NGX_LOG_ERR, ngx_http_qqfail_log, 0,
+                              server, "every provider failed for every name "
+                              "(%V), using the last good addresses",
+                              &ngx_http_qqfail_errors[job->result[0].error]);
     }
 
     if (expired) {
@@ -1581,11 +1579,9 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 
         ngx_http_qqfail_state_changed(qmcf, ngx_http_qqfail_log);
 
-        ngx_log_error(NGX_LOG_ERR, ngx_http_qqfail_log, 0,
-                      "qqfail: last good addresses of server \"%V\" are "
-                      "older than qqfail_max_stale, server unavailable, "
-                      "upstream \"%V\"", &names[0].text,
-                      &qscf->upstream->host);
+        ngx_http_qqfail_event(qmcf, NGX_LOG_ERR, ngx_http_qqfail_log, 0,
+                              server, "the last good addresses are older "
+                              "than qqfail_max_stale, server unavailable");
     }
 
     ngx_http_qqfail_job_schedule(job, NULL);
@@ -1621,6 +1617,9 @@ ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
     if (next < 1000) {
         next = 1000;
     }
+
+    /* up to 1/16 later, so that many names do not refresh in one burst */
+    next += ngx_random() % (next / 16 + 1);
 
     job->server->sh->next_lookup = ngx_time() + next / 1000;
 

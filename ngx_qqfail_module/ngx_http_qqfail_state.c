@@ -85,9 +85,9 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         err = ngx_errno;
 
         if (err != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_WARN, log, err,
-                          "qqfail: state file \"%V\" ignored: cannot open it",
-                          &qmcf->state_file);
+            ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, err, NULL,
+                                  "state file \"%V\" ignored: cannot open it",
+                                  &qmcf->state_file);
         }
 
         return NGX_OK;
@@ -96,24 +96,24 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     pool = NULL;
 
     if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
-                      "qqfail: state file \"%V\" ignored: fstat() failed",
-                      &qmcf->state_file);
+        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, ngx_errno, NULL,
+                              "state file \"%V\" ignored: fstat() failed",
+                              &qmcf->state_file);
         goto done;
     }
 
     if (!ngx_is_file(&fi)) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "qqfail: state file \"%V\" ignored: not a regular file",
-                      &qmcf->state_file);
+        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
+                              "state file \"%V\" ignored: not a regular file",
+                              &qmcf->state_file);
         goto done;
     }
 
     if (ngx_file_size(&fi) > NGX_HTTP_QQFAIL_STATE_MAX) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "qqfail: state file \"%V\" ignored: %O bytes, more "
-                      "than the limit of %d", &qmcf->state_file,
-                      ngx_file_size(&fi), NGX_HTTP_QQFAIL_STATE_MAX);
+        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
+                              "state file \"%V\" ignored: %O bytes, more "
+                              "than the limit of %d", &qmcf->state_file,
+                              ngx_file_size(&fi), NGX_HTTP_QQFAIL_STATE_MAX);
         goto done;
     }
 
@@ -130,9 +130,9 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     n = read(fd, buf, (size_t) ngx_file_size(&fi));
 
     if (n == -1) {
-        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
-                      "qqfail: state file \"%V\" ignored: read() failed",
-                      &qmcf->state_file);
+        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, ngx_errno, NULL,
+                              "state file \"%V\" ignored: read() failed",
+                              &qmcf->state_file);
         goto done;
     }
 
@@ -152,9 +152,9 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
                                     &line, &msg)
         != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
-                      "qqfail: state file \"%V\" ignored: %s in line %ui",
-                      &qmcf->state_file, msg, line);
+        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
+                              "state file \"%V\" ignored: %s in line %ui",
+                              &qmcf->state_file, msg, line);
         goto done;
     }
 
@@ -699,10 +699,11 @@ failed:
     (void) unlink((char *) tmp);
 
     if (!ngx_http_qqfail_state_failed) {
-        ngx_log_error(NGX_LOG_WARN, log, err,
-                      "qqfail: cannot write state file \"%V\": %s \"%s\" "
-                      "failed; addresses will not survive a restart "
-                      "during a DNS outage", &qmcf->state_file, op, tmp);
+        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, err, NULL,
+                              "cannot write state file \"%V\": %s \"%s\" "
+                              "failed; addresses will not survive a restart "
+                              "during a DNS outage", &qmcf->state_file, op,
+                              tmp);
         ngx_http_qqfail_state_failed = 1;
     }
 

@@ -11,6 +11,11 @@
 #include "ngx_http_qqfail_module.h"
 
 
+#define NGX_HTTP_QQFAIL_ESC_JSON   0
+#define NGX_HTTP_QQFAIL_ESC_HTML   1
+#define NGX_HTTP_QQFAIL_ESC_PROM   2
+
+
 /* a copy of one server's shared record, taken under the lock */
 
 typedef struct {
@@ -31,27 +36,79 @@ typedef struct {
     ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
     ngx_uint_t                       nservers;
     ngx_http_qqfail_status_server_t *servers;
+    ngx_uint_t                       nevents;
+    ngx_http_qqfail_events_sh_t      events;
 } ngx_http_qqfail_snapshot_t;
 
 
+/* output that grows buffer by buffer */
+
+typedef struct {
+    ngx_http_request_t              *r;
+    ngx_chain_t                     *out;
+    ngx_chain_t                    **last;
+    ngx_buf_t                       *b;
+    ngx_uint_t                       error;
+} ngx_http_qqfail_out_t;
+
+
+static ngx_uint_t ngx_http_qqfail_status_format(ngx_http_request_t *r,
+    ngx_uint_t format);
 static ngx_int_t ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
-static ngx_chain_t *ngx_http_qqfail_status_json(ngx_http_request_t *r,
+static u_char *ngx_http_qqfail_reserve(ngx_http_qqfail_out_t *o, size_t n);
+static void ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
+    const char *fmt, ...);
+static void ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how,
+    u_char *s, size_t len);
+static ngx_str_t *ngx_http_qqfail_address_state(
+    ngx_http_qqfail_server_t *server, ngx_http_qqfail_slot_sh_t *slot,
+    time_t now);
+static void ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
-static u_char *ngx_http_qqfail_json_str(u_char *p, u_char *s, size_t len);
-static ngx_chain_t *ngx_http_qqfail_status_buf(ngx_http_request_t *r,
-    ngx_chain_t ***last, size_t size);
+static void ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
+static void ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_status_server_t *ss);
+static void ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
+static void ngx_http_qqfail_html_time(ngx_http_qqfail_out_t *o, time_t t);
+
+
+static ngx_str_t  ngx_http_qqfail_state_up = ngx_string("up");
+static ngx_str_t  ngx_http_qqfail_state_down = ngx_string("down");
+static ngx_str_t  ngx_http_qqfail_state_unavailable =
+    ngx_string("unavailable");
+
+static ngx_str_t  ngx_http_qqfail_name_states[] = {
+    ngx_string("unknown"),
+    ngx_string("ok"),
+    ngx_string("failed")
+};
 
 
 ngx_int_t
 ngx_http_qqfail_status_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
-    ngx_chain_t                  *out, *cl;
+    ngx_uint_t                    format;
+    ngx_chain_t                  *cl;
+    ngx_table_elt_t              *h;
+    ngx_http_qqfail_out_t         o;
+    ngx_http_qqfail_loc_conf_t   *qlcf;
     ngx_http_qqfail_snapshot_t   *snap;
     ngx_http_qqfail_main_conf_t  *qmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "GET, HEAD");
+
         return NGX_HTTP_NOT_ALLOWED;
     }
 
@@ -59,6 +116,14 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
 
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    qlcf = ngx_http_get_module_loc_conf(r, ngx_http_qqfail_module);
+
+    format = ngx_http_qqfail_status_format(r, qlcf->format);
+
+    if (format == 0) {
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     qmcf = ngx_http_get_module_main_conf(r, ngx_http_qqfail_module);
@@ -72,17 +137,47 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    out = ngx_http_qqfail_status_json(r, qmcf, snap);
-    if (out == NULL) {
+    ngx_memzero(&o, sizeof(ngx_http_qqfail_out_t));
+    o.r = r;
+    o.last = &o.out;
+
+    switch (format) {
+
+    case NGX_HTTP_QQFAIL_STATUS_PROMETHEUS:
+        ngx_http_qqfail_status_prometheus(&o, qmcf, snap);
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4; charset=utf-8");
+        break;
+
+    case NGX_HTTP_QQFAIL_STATUS_HTML:
+        ngx_http_qqfail_status_html(&o, qmcf, snap);
+        ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
+        break;
+
+    default: /* NGX_HTTP_QQFAIL_STATUS_JSON */
+        ngx_http_qqfail_status_json(&o, qmcf, snap);
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+        break;
+    }
+
+    if (o.error || o.out == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = 0;
 
-    for (cl = out; cl; cl = cl->next) {
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    for (cl = o.out; cl; cl = cl->next) {
         r->headers_out.content_length_n += cl->buf->last - cl->buf->pos;
 
         if (cl->next == NULL) {
@@ -97,15 +192,102 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    return ngx_http_output_filter(r, out);
+    return ngx_http_output_filter(r, o.out);
 }
 
+
+/*
+ * ?format= wins, then an Accept header that names a format, then the
+ * directive's argument.  0: an unknown ?format=.
+ */
+
+static ngx_uint_t
+ngx_http_qqfail_status_format(ngx_http_request_t *r, ngx_uint_t format)
+{
+    u_char           *last;
+    ngx_str_t         value;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (ngx_http_arg(r, (u_char *) "format", 6, &value) == NGX_OK) {
+
+        if (value.len == 4 && ngx_strncmp(value.data, "json", 4) == 0) {
+            return NGX_HTTP_QQFAIL_STATUS_JSON;
+        }
+
+        if (value.len == 10
+            && ngx_strncmp(value.data, "prometheus", 10) == 0)
+        {
+            return NGX_HTTP_QQFAIL_STATUS_PROMETHEUS;
+        }
+
+        if (value.len == 4 && ngx_strncmp(value.data, "html", 4) == 0) {
+            return NGX_HTTP_QQFAIL_STATUS_HTML;
+        }
+
+        return 0;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != 6
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Accept", 6) != 0)
+        {
+            continue;
+        }
+
+        last = h[i].value.data + h[i].value.len;
+
+        if (ngx_strlcasestrn(h[i].value.data, last,
+                             (u_char *) "text/html", 9 - 1))
+        {
+            return NGX_HTTP_QQFAIL_STATUS_HTML;
+        }
+
+        if (ngx_strlcasestrn(h[i].value.data, last,
+                             (u_char *) "application/json", 16 - 1))
+        {
+            return NGX_HTTP_QQFAIL_STATUS_JSON;
+        }
+
+        if (ngx_strlcasestrn(h[i].value.data, last,
+                             (u_char *) "openmetrics", 11 - 1)
+            || ngx_strlcasestrn(h[i].value.data, last,
+                                (u_char *) "text/plain", 10 - 1))
+        {
+            return NGX_HTTP_QQFAIL_STATUS_PROMETHEUS;
+        }
+    }
+
+    return format;
+}
+
+
+/*
+ * One consistent copy of everything shown, taken under the zone lock with
+ * memory allocated beforehand; the rendering happens without the lock.
+ */
 
 static ngx_int_t
 ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
     ngx_uint_t                        i, j, k, n;
+    ngx_slab_pool_t                  *shpool;
     ngx_http_qqfail_sh_t             *sh;
     ngx_http_qqfail_server_t         *server;
     ngx_http_qqfail_chunk_sh_t       *chunk;
@@ -119,6 +301,7 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     }
 
     sh = qmcf->sh;
+    shpool = qmcf->shpool;
 
     n = 0;
     qscfp = qmcf->upstreams.elts;
@@ -127,13 +310,16 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
         n += qscfp[i]->servers->nelts;
     }
 
-    snap->servers = ngx_pcalloc(r->pool,
-                              (n ? n : 1) * sizeof(ngx_http_qqfail_status_server_t));
+    snap->servers = ngx_pcalloc(r->pool, (n ? n : 1)
+                                * sizeof(ngx_http_qqfail_status_server_t));
     if (snap->servers == NULL) {
         return NGX_ERROR;
     }
 
-    /* allocate the slot copies before taking the lock */
+    /*
+     * room for the slots: chunks are only ever added, so count them now
+     * and leave room for a few more added meanwhile
+     */
 
     ss = snap->servers;
 
@@ -148,30 +334,36 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
                 k += NGX_HTTP_QQFAIL_SLOTS;
             }
 
-            ss->slots = ngx_palloc(r->pool, (k + NGX_HTTP_QQFAIL_MAX_ADDRS)
-                                       * sizeof(ngx_http_qqfail_slot_sh_t));
+            k += NGX_HTTP_QQFAIL_MAX_ADDRS;
+
+            ss->slots = ngx_palloc(r->pool,
+                                   k * sizeof(ngx_http_qqfail_slot_sh_t));
             if (ss->slots == NULL) {
                 return NGX_ERROR;
             }
 
-            ss->naddrs = k + NGX_HTTP_QQFAIL_MAX_ADDRS;
+            ss->naddrs = k;
             ss++;
         }
     }
 
     snap->nservers = n;
 
-    ngx_shmtx_lock(&qmcf->shpool->mutex);
+    ngx_shmtx_lock(&shpool->mutex);
 
     snap->epoch = sh->epoch;
     snap->leader_pid = sh->leader_pid;
-
-    /* pages in use, without the pool header and page descriptors */
-    snap->zone_size = qmcf->shm_zone->shm.size;
-    snap->zone_used = ((qmcf->shpool->end - qmcf->shpool->start) / ngx_pagesize
-                       - qmcf->shpool->pfree) * ngx_pagesize;
     snap->nproviders = sh->nproviders;
     ngx_memcpy(snap->providers, sh->providers, sizeof(snap->providers));
+
+    /* pages in use, without the pool header and the page descriptors */
+    snap->zone_size = qmcf->shm_zone->shm.size;
+    snap->zone_used = ((shpool->end - shpool->start) / ngx_pagesize
+                       - shpool->pfree) * ngx_pagesize;
+
+    if (sh->events) {
+        snap->events = *sh->events;
+    }
 
     for (i = 0; i < n; i++) {
         ss = &snap->servers[i];
@@ -190,284 +382,887 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
         ss->naddrs = k;
     }
 
-    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    snap->nevents = ngx_min(snap->events.nevents, NGX_HTTP_QQFAIL_NEVENTS);
 
     return NGX_OK;
 }
 
 
-static ngx_chain_t *
-ngx_http_qqfail_status_buf(ngx_http_request_t *r, ngx_chain_t ***last,
-    size_t size)
+static u_char *
+ngx_http_qqfail_reserve(ngx_http_qqfail_out_t *o, size_t n)
 {
+    size_t        size;
     ngx_buf_t    *b;
     ngx_chain_t  *cl;
 
-    b = ngx_create_temp_buf(r->pool, size);
-    if (b == NULL) {
+    if (o->error) {
         return NULL;
     }
 
-    cl = ngx_alloc_chain_link(r->pool);
-    if (cl == NULL) {
+    if (o->b && (size_t) (o->b->end - o->b->last) >= n) {
+        return o->b->last;
+    }
+
+    size = ngx_max(n, 16384);
+
+    b = ngx_create_temp_buf(o->r->pool, size);
+    cl = ngx_alloc_chain_link(o->r->pool);
+
+    if (b == NULL || cl == NULL) {
+        o->error = 1;
         return NULL;
     }
 
     cl->buf = b;
     cl->next = NULL;
 
-    **last = cl;
-    *last = &cl->next;
+    *o->last = cl;
+    o->last = &cl->next;
+    o->b = b;
 
-    return cl;
+    return b->last;
 }
 
 
-static u_char *
-ngx_http_qqfail_json_str(u_char *p, u_char *s, size_t len)
+/* max: an upper bound of the output, escaped strings excluded */
+
+static void
+ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
+    const char *fmt, ...)
 {
-    *p++ = '"';
-    p = (u_char *) ngx_escape_json(p, s, len);
-    *p++ = '"';
+    u_char   *p;
+    va_list   args;
 
-    return p;
+    p = ngx_http_qqfail_reserve(o, max);
+    if (p == NULL) {
+        return;
+    }
+
+    va_start(args, fmt);
+    o->b->last = ngx_vslprintf(p, p + max, fmt, args);
+    va_end(args);
 }
 
 
-#define ngx_http_qqfail_json_len(len)  (2 + 6 * (len))
+static void
+ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how, u_char *s,
+    size_t len)
+{
+    u_char  *p, c;
+    size_t   i;
+
+    p = ngx_http_qqfail_reserve(o, 6 * len + 1);
+    if (p == NULL) {
+        return;
+    }
+
+    switch (how) {
+
+    case NGX_HTTP_QQFAIL_ESC_JSON:
+        p = (u_char *) ngx_escape_json(p, s, len);
+        break;
+
+    case NGX_HTTP_QQFAIL_ESC_HTML:
+        p = (u_char *) ngx_escape_html(p, s, len);
+        break;
+
+    default: /* NGX_HTTP_QQFAIL_ESC_PROM: a label value */
+
+        for (i = 0; i < len; i++) {
+            c = s[i];
+
+            if (c == '\\' || c == '"') {
+                *p++ = '\\';
+                *p++ = c;
+
+            } else if (c == '\n') {
+                *p++ = '\\';
+                *p++ = 'n';
+
+            } else {
+                *p++ = c;
+            }
+        }
+
+        break;
+    }
+
+    o->b->last = p;
+}
 
 
-static ngx_chain_t *
-ngx_http_qqfail_status_json(ngx_http_request_t *r,
+static ngx_str_t *
+ngx_http_qqfail_address_state(ngx_http_qqfail_server_t *server,
+    ngx_http_qqfail_slot_sh_t *slot, time_t now)
+{
+    if (server->down) {
+        return &ngx_http_qqfail_state_down;
+    }
+
+    if (server->max_fails
+        && slot->fails >= server->max_fails
+        && now - slot->checked <= server->fail_timeout)
+    {
+        return &ngx_http_qqfail_state_unavailable;
+    }
+
+    return &ngx_http_qqfail_state_up;
+}
+
+
+#define ngx_http_qqfail_json_str(o, s, len)                                   \
+    ngx_http_qqfail_printf(o, 1, "\"");                                       \
+    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_JSON, s, len);              \
+    ngx_http_qqfail_printf(o, 1, "\"")
+
+
+static void
+ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
-    u_char                           *p;
-    size_t                            size;
-    ngx_str_t                        *state;
-    ngx_uint_t                        i, j, k, e, s, failed;
-    ngx_buf_t                        *b;
-    ngx_chain_t                      *out, **last, *cl;
+    ngx_uint_t                        i, j, k, e, s, n;
     ngx_addr_t                       *addr;
     ngx_http_qqfail_name_t           *names;
     ngx_http_qqfail_server_t         *server;
     ngx_http_qqfail_provider_t       *pr;
     ngx_http_qqfail_slot_sh_t        *slot;
+    ngx_http_qqfail_event_sh_t       *ev;
     ngx_http_qqfail_srv_conf_t      **qscfp;
     ngx_http_qqfail_provider_sh_t    *psh;
     ngx_http_qqfail_status_server_t  *ss;
 
-    static ngx_str_t  up = ngx_string("up");
-    static ngx_str_t  down = ngx_string("down");
-    static ngx_str_t  unavailable = ngx_string("unavailable");
-
-    out = NULL;
-    last = &out;
-
-    /* header and providers */
-
-    size = sizeof("{\"version\":\"\",\"nginx_version\":\"\",\"time\":,"
-                  "\"leader\":{\"pid\":,\"generation\":},"
-                  "\"zone\":{\"size\":,\"used\":},\"providers\":[")
-           + sizeof(NGX_HTTP_QQFAIL_VERSION) + sizeof(NGINX_VERSION)
-           + 5 * NGX_INT64_LEN;
+    ngx_http_qqfail_printf(o, 512,
+                           "{\"version\":\"%s\",\"nginx_version\":\"%s\","
+                           "\"time\":%T,"
+                           "\"leader\":{\"pid\":%P,\"generation\":%ui},"
+                           "\"zone\":{\"size\":%uz,\"used\":%uz},"
+                           "\"providers\":[",
+                           NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION, snap->now,
+                           snap->leader_pid, snap->epoch, snap->zone_size,
+                           snap->zone_used);
 
     pr = qmcf->providers.elts;
-
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        size += 512 + ngx_http_qqfail_json_len(pr[i].name.len)
-                + NGX_HTTP_QQFAIL_ERRLEN * 6 + 10 * NGX_INT64_LEN
-                + pr[i].addrs.nelts * (NGX_HTTP_QQFAIL_ADDR_STRLEN + 4);
-    }
-
-    cl = ngx_http_qqfail_status_buf(r, &last, size);
-    if (cl == NULL) {
-        return NULL;
-    }
-
-    b = cl->buf;
-    p = b->last;
-
-    p = ngx_sprintf(p, "{\"version\":\"%s\",\"nginx_version\":\"%s\","
-                    "\"time\":%T,\"leader\":{\"pid\":%P,\"generation\":%ui},"
-                    "\"zone\":{\"size\":%uz,\"used\":%uz},"
-                    "\"providers\":[",
-                    NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION, snap->now,
-                    snap->leader_pid, snap->epoch, snap->zone_size,
-                    snap->zone_used);
 
     for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
         psh = &snap->providers[i];
 
-        p = ngx_sprintf(p, "%s{\"name\":", i ? "," : "");
-        p = ngx_http_qqfail_json_str(p, pr[i].name.data, pr[i].name.len);
-        p = ngx_sprintf(p, ",\"servers\":[");
+        ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
+        ngx_http_qqfail_json_str(o, pr[i].name.data, pr[i].name.len);
+        ngx_http_qqfail_printf(o, 16, ",\"servers\":[");
 
         addr = pr[i].addrs.elts;
 
         for (j = 0; j < pr[i].addrs.nelts; j++) {
-            p = ngx_sprintf(p, "%s\"%V\"", j ? "," : "", &addr[j].name);
+            ngx_http_qqfail_printf(o, NGX_SOCKADDR_STRLEN + 4, "%s\"%V\"",
+                                   j ? "," : "", &addr[j].name);
         }
 
-        p = ngx_sprintf(p, "],\"state\":\"%s\",\"queries\":%ui,"
-                        "\"failures\":{\"timeout\":%ui,\"servfail\":%ui,"
-                        "\"nxdomain\":%ui,\"refused\":%ui,\"other\":%ui},"
-                        "\"disagreements\":%ui,\"rtt_ms\":%M,"
-                        "\"last_success\":%T,\"last_failure\":%T,"
-                        "\"last_error\":",
-                        psh->down ? "down" : "up", psh->queries,
-                        psh->failures[NGX_HTTP_QQFAIL_ERR_TIMEOUT],
-                        psh->failures[NGX_HTTP_QQFAIL_ERR_SERVFAIL],
-                        psh->failures[NGX_HTTP_QQFAIL_ERR_NXDOMAIN],
-                        psh->failures[NGX_HTTP_QQFAIL_ERR_REFUSED],
-                        psh->failures[NGX_HTTP_QQFAIL_ERR_OTHER],
-                        psh->disagreements, psh->rtt, psh->last_success,
-                        psh->last_failure);
+        ngx_http_qqfail_printf(o, 512,
+                               "],\"state\":\"%s\",\"queries\":%ui,"
+                               "\"failures\":{\"timeout\":%ui,"
+                               "\"servfail\":%ui,\"nxdomain\":%ui,"
+                               "\"refused\":%ui,\"other\":%ui},"
+                               "\"disagreements\":%ui,\"rtt_ms\":%M,"
+                               "\"last_success\":%T,\"last_failure\":%T,"
+                               "\"last_error\":",
+                               psh->down ? "down" : "up", psh->queries,
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_TIMEOUT],
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_SERVFAIL],
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_NXDOMAIN],
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_REFUSED],
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_OTHER],
+                               psh->disagreements, psh->rtt,
+                               psh->last_success, psh->last_failure);
 
-        p = ngx_http_qqfail_json_str(p, psh->last_error,
-                                     ngx_strnlen(psh->last_error,
-                                                 NGX_HTTP_QQFAIL_ERRLEN));
-        *p++ = '}';
+        ngx_http_qqfail_json_str(o, psh->last_error,
+                                 ngx_strnlen(psh->last_error,
+                                             NGX_HTTP_QQFAIL_ERRLEN));
+        ngx_http_qqfail_printf(o, 1, "}");
     }
 
-    p = ngx_sprintf(p, "],\"upstreams\":[");
-    b->last = p;
-
-    /* one buffer per upstream */
+    ngx_http_qqfail_printf(o, 32, "],\"upstreams\":[");
 
     qscfp = qmcf->upstreams.elts;
     ss = snap->servers;
 
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
 
-        size = 64 + ngx_http_qqfail_json_len(qscfp[i]->upstream->host.len);
+        ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
+        ngx_http_qqfail_json_str(o, qscfp[i]->upstream->host.data,
+                                 qscfp[i]->upstream->host.len);
+        ngx_http_qqfail_printf(o, 16, ",\"servers\":[");
 
         server = qscfp[i]->servers->elts;
 
         for (j = 0; j < qscfp[i]->servers->nelts; j++) {
             names = server[j].names.elts;
-
-            size += 512 + 8 * NGX_INT64_LEN;
-
-            for (k = 0; k < server[j].names.nelts; k++) {
-                size += 2 * ngx_http_qqfail_json_len(names[k].text.len)
-                        + 128 + ngx_http_qqfail_json_len(names[k].host.len);
-            }
-
-            size += ss[j].naddrs * (256 + NGX_HTTP_QQFAIL_ADDR_STRLEN
-                                    + 3 * NGX_INT64_LEN);
-        }
-
-        cl = ngx_http_qqfail_status_buf(r, &last, size);
-        if (cl == NULL) {
-            return NULL;
-        }
-
-        b = cl->buf;
-        p = b->last;
-
-        p = ngx_sprintf(p, "%s{\"name\":", i ? "," : "");
-        p = ngx_http_qqfail_json_str(p, qscfp[i]->upstream->host.data,
-                                     qscfp[i]->upstream->host.len);
-        p = ngx_sprintf(p, ",\"servers\":[");
-
-        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
-            names = server[j].names.elts;
-            e = ss[j].sh.active < server[j].names.nelts ? ss[j].sh.active : 0;
+            n = server[j].names.nelts;
+            e = ss[j].sh.active < n ? ss[j].sh.active : 0;
             s = ss[j].sh.source;
 
-            p = ngx_sprintf(p, "%s{\"names\":[", j ? "," : "");
+            ngx_http_qqfail_printf(o, 16, "%s{\"names\":[", j ? "," : "");
 
-            for (k = 0; k < server[j].names.nelts; k++) {
-                if (k) {
-                    *p++ = ',';
-                }
-
-                p = ngx_http_qqfail_json_str(p, names[k].text.data,
-                                             names[k].text.len);
+            for (k = 0; k < n; k++) {
+                ngx_http_qqfail_printf(o, 1, k ? "," : "");
+                ngx_http_qqfail_json_str(o, names[k].text.data,
+                                         names[k].text.len);
             }
 
-            p = ngx_sprintf(p, "],\"active_name\":");
+            ngx_http_qqfail_printf(o, 32, "],\"active_name\":");
 
             if (s == NGX_HTTP_QQFAIL_SOURCE_NONE) {
-                p = ngx_cpymem(p, "null", 4);
+                ngx_http_qqfail_printf(o, 4, "null");
 
             } else {
-                p = ngx_http_qqfail_json_str(p, names[e].text.data,
-                                             names[e].text.len);
+                ngx_http_qqfail_json_str(o, names[e].text.data,
+                                         names[e].text.len);
             }
 
-            p = ngx_sprintf(p, ",\"source\":\"%V\",\"weight\":%ui,"
-                            "\"backup\":%s,\"down\":%s,"
-                            "\"last_success\":%T,\"next_lookup\":%T,"
-                            "\"stale_since\":%T,\"failovers\":%ui,"
-                            "\"name_status\":[",
-                            &ngx_http_qqfail_sources[s], server[j].weight,
-                            server[j].backup ? "true" : "false",
-                            server[j].down ? "true" : "false",
-                            ss[j].sh.last_success, ss[j].sh.next_lookup,
-                            s == NGX_HTTP_QQFAIL_SOURCE_STALE
-                            ? ss[j].sh.stale_since : (time_t) 0,
-                            ss[j].sh.failovers);
+            ngx_http_qqfail_printf(o, 512,
+                                   ",\"source\":\"%V\",\"weight\":%ui,"
+                                   "\"backup\":%s,\"down\":%s,"
+                                   "\"last_success\":%T,"
+                                   "\"next_lookup\":%T,"
+                                   "\"stale_since\":%T,\"failovers\":%ui,"
+                                   "\"name_status\":[",
+                                   &ngx_http_qqfail_sources[s],
+                                   server[j].weight,
+                                   server[j].backup ? "true" : "false",
+                                   server[j].down ? "true" : "false",
+                                   ss[j].sh.last_success,
+                                   ss[j].sh.next_lookup,
+                                   s == NGX_HTTP_QQFAIL_SOURCE_STALE
+                                   ? ss[j].sh.stale_since : (time_t) 0,
+                                   ss[j].sh.failovers);
 
-            for (k = 0; k < server[j].names.nelts; k++) {
-                state = &ngx_http_qqfail_errors[ss[j].sh.names[k].error];
-
-                p = ngx_sprintf(p, "%s{\"name\":", k ? "," : "");
-                p = ngx_http_qqfail_json_str(p, names[k].host.data,
-                                             names[k].host.len);
-                p = ngx_sprintf(p, ",\"state\":\"%s\",\"error\":",
-                                ss[j].sh.names[k].state
-                                == NGX_HTTP_QQFAIL_NAME_OK ? "ok"
-                                : ss[j].sh.names[k].state
-                                  == NGX_HTTP_QQFAIL_NAME_FAILED ? "failed"
-                                : "unknown");
+            for (k = 0; k < n; k++) {
+                ngx_http_qqfail_printf(o, 16, "%s{\"name\":", k ? "," : "");
+                ngx_http_qqfail_json_str(o, names[k].host.data,
+                                         names[k].host.len);
+                ngx_http_qqfail_printf(o, 128, ",\"state\":\"%V\","
+                                       "\"error\":",
+                                       &ngx_http_qqfail_name_states
+                                           [ss[j].sh.names[k].state]);
 
                 if (ss[j].sh.names[k].state == NGX_HTTP_QQFAIL_NAME_FAILED) {
-                    p = ngx_sprintf(p, "\"%V\"", state);
+                    ngx_http_qqfail_printf(o, 32, "\"%V\"",
+                                           &ngx_http_qqfail_errors
+                                               [ss[j].sh.names[k].error]);
 
                 } else {
-                    p = ngx_cpymem(p, "null", 4);
+                    ngx_http_qqfail_printf(o, 4, "null");
                 }
 
-                p = ngx_sprintf(p, ",\"last_success\":%T}",
-                                ss[j].sh.names[k].last_success);
+                ngx_http_qqfail_printf(o, 64, ",\"last_success\":%T}",
+                                       ss[j].sh.names[k].last_success);
             }
 
-            p = ngx_sprintf(p, "],\"addresses\":[");
+            ngx_http_qqfail_printf(o, 32, "],\"addresses\":[");
 
             for (k = 0; k < ss[j].naddrs; k++) {
                 slot = &ss[j].slots[k];
 
-                failed = server[j].max_fails
-                         && slot->fails >= server[j].max_fails
-                         && snap->now - slot->checked
-                            <= server[j].fail_timeout;
+                ngx_http_qqfail_printf(o, 256,
+                                       "%s{\"address\":\"%*s\","
+                                       "\"state\":\"%V\",\"fails\":%ui,"
+                                       "\"geo\":",
+                                       k ? "," : "", (size_t) slot->text_len,
+                                       slot->text,
+                                       ngx_http_qqfail_address_state(
+                                           &server[j], slot, snap->now),
+                                       slot->fails);
 
-                state = server[j].down ? &down
-                        : failed ? &unavailable : &up;
+                if (slot->asn == 0 && slot->country[0] == '\0') {
+                    ngx_http_qqfail_printf(o, 5, "null}");
+                    continue;
+                }
 
-                p = ngx_sprintf(p, "%s{\"address\":\"%*s\",\"state\":\"%V\","
-                                "\"fails\":%ui,\"geo\":null}",
-                                k ? "," : "", (size_t) slot->text_len,
-                                slot->text, state, slot->fails);
+                ngx_http_qqfail_printf(o, 128, "{\"country\":");
+
+                if (slot->country[0]) {
+                    ngx_http_qqfail_printf(o, 8, "\"%*s\"", (size_t) 2,
+                                           slot->country);
+
+                } else {
+                    ngx_http_qqfail_printf(o, 4, "null");
+                }
+
+                ngx_http_qqfail_printf(o, 32, ",\"continent\":");
+
+                if (slot->continent[0]) {
+                    ngx_http_qqfail_printf(o, 8, "\"%*s\"", (size_t) 2,
+                                           slot->continent);
+
+                } else {
+                    ngx_http_qqfail_printf(o, 4, "null");
+                }
+
+                ngx_http_qqfail_printf(o, 64, ",\"asn\":");
+
+                if (slot->asn) {
+                    ngx_http_qqfail_printf(o, 16, "%uD", slot->asn);
+
+                } else {
+                    ngx_http_qqfail_printf(o, 4, "null");
+                }
+
+                ngx_http_qqfail_printf(o, 16, ",\"org\":");
+                ngx_http_qqfail_json_str(o, slot->org,
+                                         ngx_strnlen(slot->org,
+                                                  NGX_HTTP_QQFAIL_ORG_LEN));
+                ngx_http_qqfail_printf(o, 2, "}}");
             }
 
-            p = ngx_sprintf(p, "]}");
+            ngx_http_qqfail_printf(o, 2, "]}");
         }
 
-        p = ngx_sprintf(p, "]}");
-        b->last = p;
+        ngx_http_qqfail_printf(o, 2, "]}");
 
         ss += qscfp[i]->servers->nelts;
     }
 
-    cl = ngx_http_qqfail_status_buf(r, &last, sizeof("],\"events\":[]}\n"));
-    if (cl == NULL) {
-        return NULL;
+    ngx_http_qqfail_printf(o, 16, "],\"events\":[");
+
+    /* oldest first */
+
+    for (i = 0; i < snap->nevents; i++) {
+        ev = &snap->events.event[(snap->events.nevents - snap->nevents + i)
+                                 % NGX_HTTP_QQFAIL_NEVENTS];
+
+        ngx_http_qqfail_printf(o, 64, "%s{\"time\":%T,\"upstream\":",
+                               i ? "," : "", ev->time);
+
+        if (ev->upstream_len) {
+            ngx_http_qqfail_json_str(o, ev->upstream, ev->upstream_len);
+            ngx_http_qqfail_printf(o, 16, ",\"server\":");
+            ngx_http_qqfail_json_str(o, ev->server, ev->server_len);
+
+        } else {
+            ngx_http_qqfail_printf(o, 32, "null,\"server\":null");
+        }
+
+        ngx_http_qqfail_printf(o, 16, ",\"message\":");
+        ngx_http_qqfail_json_str(o, ev->message, ev->message_len);
+        ngx_http_qqfail_printf(o, 1, "}");
     }
 
-    cl->buf->last = ngx_cpymem(cl->buf->last, "],\"events\":[]}\n",
-                               sizeof("],\"events\":[]}\n") - 1);
+    ngx_http_qqfail_printf(o, 4, "]}\n");
+}
 
-    return out;
+
+/* the Prometheus text exposition format, version 0.0.4 */
+
+static void
+ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_status_server_t *ss)
+{
+    ngx_http_qqfail_name_t  *names;
+
+    names = ss->server->names.elts;
+
+    ngx_http_qqfail_printf(o, 16, "upstream=\"");
+    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+                           ss->server->upstream->upstream->host.data,
+                           ss->server->upstream->upstream->host.len);
+    ngx_http_qqfail_printf(o, 16, "\",server=\"");
+    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, names[0].text.data,
+                           names[0].text.len);
+    ngx_http_qqfail_printf(o, 1, "\"");
+}
+
+
+static void
+ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
+{
+    ngx_uint_t                        i, k, m, e;
+    ngx_http_qqfail_name_t           *names;
+    ngx_http_qqfail_provider_t       *pr;
+    ngx_http_qqfail_slot_sh_t        *slot;
+    ngx_http_qqfail_provider_sh_t    *psh;
+    ngx_http_qqfail_status_server_t  *ss;
+
+    ngx_http_qqfail_printf(o, 1024,
+        "# HELP qqfail_info Versions of the module and of nginx.\n"
+        "# TYPE qqfail_info gauge\n"
+        "qqfail_info{version=\"%s\",nginx_version=\"%s\"} 1\n"
+        "# HELP qqfail_leader_pid Process id of the worker that looks "
+        "names up.\n"
+        "# TYPE qqfail_leader_pid gauge\n"
+        "qqfail_leader_pid %P\n"
+        "# HELP qqfail_generation Configuration generation (reloads).\n"
+        "# TYPE qqfail_generation gauge\n"
+        "qqfail_generation %ui\n"
+        "# HELP qqfail_zone_size_bytes Size of the shared memory zone.\n"
+        "# TYPE qqfail_zone_size_bytes gauge\n"
+        "qqfail_zone_size_bytes %uz\n"
+        "# HELP qqfail_zone_used_bytes Pages of the zone in use.\n"
+        "# TYPE qqfail_zone_used_bytes gauge\n"
+        "qqfail_zone_used_bytes %uz\n",
+        NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION, snap->leader_pid,
+        snap->epoch, snap->zone_size, snap->zone_used);
+
+    pr = qmcf->providers.elts;
+
+#define ngx_http_qqfail_prom_provider(o, metric)                              \
+    ngx_http_qqfail_printf(o, 64, "%s{provider=\"", metric);                  \
+    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, pr[i].name.data,      \
+                           pr[i].name.len);                                   \
+    ngx_http_qqfail_printf(o, 2, "\"")
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_provider_up 1 if the DNS provider answers.\n"
+        "# TYPE qqfail_provider_up gauge\n");
+
+    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+        ngx_http_qqfail_prom_provider(o, "qqfail_provider_up");
+        ngx_http_qqfail_printf(o, 8, "} %d\n",
+                               snap->providers[i].down ? 0 : 1);
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_provider_queries_total DNS queries sent.\n"
+        "# TYPE qqfail_provider_queries_total counter\n");
+
+    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+        ngx_http_qqfail_prom_provider(o, "qqfail_provider_queries_total");
+        ngx_http_qqfail_printf(o, 32, "} %ui\n", snap->providers[i].queries);
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_provider_failures_total Failed lookups by kind.\n"
+        "# TYPE qqfail_provider_failures_total counter\n");
+
+    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+        for (k = 0; k < NGX_HTTP_QQFAIL_NERRS; k++) {
+            ngx_http_qqfail_prom_provider(o,
+                                          "qqfail_provider_failures_total");
+            ngx_http_qqfail_printf(o, 64, ",kind=\"%V\"} %ui\n",
+                                   &ngx_http_qqfail_errors[k],
+                                   snap->providers[i].failures[k]);
+        }
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_provider_disagreements_total Answers that differed "
+        "from the accepted address set.\n"
+        "# TYPE qqfail_provider_disagreements_total counter\n");
+
+    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+        ngx_http_qqfail_prom_provider(o,
+                                      "qqfail_provider_disagreements_total");
+        ngx_http_qqfail_printf(o, 32, "} %ui\n",
+                               snap->providers[i].disagreements);
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_provider_rtt_seconds Smoothed answer time.\n"
+        "# TYPE qqfail_provider_rtt_seconds gauge\n");
+
+    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+        psh = &snap->providers[i];
+        ngx_http_qqfail_prom_provider(o, "qqfail_provider_rtt_seconds");
+        ngx_http_qqfail_printf(o, 32, "} %M.%03M\n", psh->rtt / 1000,
+                               psh->rtt % 1000);
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_provider_last_success_timestamp_seconds Time of the "
+        "last good answer.\n"
+        "# TYPE qqfail_provider_last_success_timestamp_seconds gauge\n");
+
+    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+        ngx_http_qqfail_prom_provider(o,
+                             "qqfail_provider_last_success_timestamp_seconds");
+        ngx_http_qqfail_printf(o, 32, "} %T\n",
+                               snap->providers[i].last_success);
+    }
+
+#undef ngx_http_qqfail_prom_provider
+
+    /* servers */
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_server_addresses Addresses a server has now.\n"
+        "# TYPE qqfail_server_addresses gauge\n");
+
+    for (i = 0; i < snap->nservers; i++) {
+        ss = &snap->servers[i];
+        ngx_http_qqfail_printf(o, 32, "qqfail_server_addresses{");
+        ngx_http_qqfail_prom_labels(o, ss);
+        ngx_http_qqfail_printf(o, 32, "} %ui\n", ss->naddrs);
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_server_source Where the addresses come from: "
+        "1 for the current source.\n"
+        "# TYPE qqfail_server_source gauge\n");
+
+    for (i = 0; i < snap->nservers; i++) {
+        ss = &snap->servers[i];
+
+        for (k = 0; k <= NGX_HTTP_QQFAIL_SOURCE_LITERAL; k++) {
+            ngx_http_qqfail_printf(o, 32, "qqfail_server_source{");
+            ngx_http_qqfail_prom_labels(o, ss);
+            ngx_http_qqfail_printf(o, 64, ",source=\"%V\"} %d\n",
+                                   &ngx_http_qqfail_sources[k],
+                                   ss->sh.source == k ? 1 : 0);
+        }
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_server_active_name 1 for the name that supplies the "
+        "addresses.\n"
+        "# TYPE qqfail_server_active_name gauge\n");
+
+    for (i = 0; i < snap->nservers; i++) {
+        ss = &snap->servers[i];
+        names = ss->server->names.elts;
+        e = ss->sh.source == NGX_HTTP_QQFAIL_SOURCE_NONE ? (ngx_uint_t) -1
+                                                         : ss->sh.active;
+
+        for (k = 0; k < ss->server->names.nelts; k++) {
+            ngx_http_qqfail_printf(o, 32, "qqfail_server_active_name{");
+            ngx_http_qqfail_prom_labels(o, ss);
+            ngx_http_qqfail_printf(o, 16, ",name=\"");
+            ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+                                   names[k].text.data, names[k].text.len);
+            ngx_http_qqfail_printf(o, 16, "\"} %d\n", k == e ? 1 : 0);
+        }
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_name_up 1 if the last lookup of the name "
+        "succeeded.\n"
+        "# TYPE qqfail_name_up gauge\n");
+
+    for (i = 0; i < snap->nservers; i++) {
+        ss = &snap->servers[i];
+        names = ss->server->names.elts;
+
+        for (k = 0; k < ss->server->names.nelts; k++) {
+            ngx_http_qqfail_printf(o, 32, "qqfail_name_up{");
+            ngx_http_qqfail_prom_labels(o, ss);
+            ngx_http_qqfail_printf(o, 16, ",name=\"");
+            ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+                                   names[k].text.data, names[k].text.len);
+            ngx_http_qqfail_printf(o, 16, "\"} %d\n",
+                                   ss->sh.names[k].state
+                                   == NGX_HTTP_QQFAIL_NAME_OK ? 1 : 0);
+        }
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_server_failovers_total Switches between names.\n"
+        "# TYPE qqfail_server_failovers_total counter\n");
+
+    for (i = 0; i < snap->nservers; i++) {
+        ss = &snap->servers[i];
+        ngx_http_qqfail_printf(o, 40, "qqfail_server_failovers_total{");
+        ngx_http_qqfail_prom_labels(o, ss);
+        ngx_http_qqfail_printf(o, 32, "} %ui\n", ss->sh.failovers);
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_server_last_success_timestamp_seconds Time of the "
+        "last successful lookup.\n"
+        "# TYPE qqfail_server_last_success_timestamp_seconds gauge\n");
+
+    for (i = 0; i < snap->nservers; i++) {
+        ss = &snap->servers[i];
+        ngx_http_qqfail_printf(o, 64,
+                               "qqfail_server_last_success_timestamp_seconds{");
+        ngx_http_qqfail_prom_labels(o, ss);
+        ngx_http_qqfail_printf(o, 32, "} %T\n", ss->sh.last_success);
+    }
+
+    /* addresses */
+
+    for (m = 0; m < 2; m++) {
+
+        if (m == 0) {
+            ngx_http_qqfail_printf(o, 256,
+                "# HELP qqfail_address_up 1 if the address may get "
+                "requests.\n"
+                "# TYPE qqfail_address_up gauge\n");
+
+        } else {
+            ngx_http_qqfail_printf(o, 256,
+                "# HELP qqfail_address_fails Failed requests counted "
+                "against max_fails.\n"
+                "# TYPE qqfail_address_fails gauge\n");
+        }
+
+        for (i = 0; i < snap->nservers; i++) {
+            ss = &snap->servers[i];
+
+            for (k = 0; k < ss->naddrs; k++) {
+                slot = &ss->slots[k];
+
+                ngx_http_qqfail_printf(o, 32, m ? "qqfail_address_fails{"
+                                                : "qqfail_address_up{");
+                ngx_http_qqfail_prom_labels(o, ss);
+                ngx_http_qqfail_printf(o, 128, ",address=\"%*s\"} %ui\n",
+                                       (size_t) slot->text_len, slot->text,
+                                       m ? slot->fails
+                                         : (ngx_uint_t)
+                                           (ngx_http_qqfail_address_state(
+                                               ss->server, slot, snap->now)
+                                            == &ngx_http_qqfail_state_up));
+            }
+        }
+    }
+}
+
+
+/* a page that needs no script and no other file */
+
+static void
+ngx_http_qqfail_html_time(ngx_http_qqfail_out_t *o, time_t t)
+{
+    ngx_tm_t  tm;
+
+    if (t == 0) {
+        ngx_http_qqfail_printf(o, 8, "never");
+        return;
+    }
+
+    ngx_gmtime(t, &tm);
+
+    ngx_http_qqfail_printf(o, 32, "%4d-%02d-%02d %02d:%02d:%02d",
+                           tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                           tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+}
+
+
+#define ngx_http_qqfail_html_str(o, s, len)                                   \
+    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_HTML, s, len)
+
+
+static void
+ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
+{
+    ngx_uint_t                        i, j, k, e, s, n;
+    ngx_str_t                        *state;
+    ngx_addr_t                       *addr;
+    ngx_http_qqfail_name_t           *names;
+    ngx_http_qqfail_server_t         *server;
+    ngx_http_qqfail_provider_t       *pr;
+    ngx_http_qqfail_slot_sh_t        *slot;
+    ngx_http_qqfail_event_sh_t       *ev;
+    ngx_http_qqfail_srv_conf_t      **qscfp;
+    ngx_http_qqfail_provider_sh_t    *psh;
+    ngx_http_qqfail_status_server_t  *ss;
+
+    ngx_http_qqfail_printf(o, 2048,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta http-equiv=\"refresh\" content=\"5\">"
+        "<title>qqfail status</title><style>"
+        "body{font-family:sans-serif;margin:1em 2em;color:#222}"
+        "table{border-collapse:collapse;margin-bottom:1.5em}"
+        "th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left;"
+        "vertical-align:top}"
+        "th{background:#eee}"
+        ".up,.live,.ok,.literal{background:#d4f4d4}"
+        ".down,.failed,.none,.unavailable{background:#f8d0d0}"
+        ".stale,.state_file{background:#fbe3b0}"
+        ".alias{background:#fff3b0}"
+        "small{color:#666}"
+        "</style></head><body>\n"
+        "<h1>qqfail status</h1>\n<p>Module %s on nginx %s. Generated ",
+        NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION);
+
+    ngx_http_qqfail_html_time(o, snap->now);
+
+    ngx_http_qqfail_printf(o, 256, " UTC; refreshes every 5 s. Lookups by "
+                           "worker %P (generation %ui). Shared zone: %uz of "
+                           "%uz bytes in use.</p>\n",
+                           snap->leader_pid, snap->epoch, snap->zone_used,
+                           snap->zone_size);
+
+    /* providers */
+
+    ngx_http_qqfail_printf(o, 512,
+        "<h2>DNS providers</h2>\n<table><tr><th>Provider</th>"
+        "<th>Servers</th><th>State</th><th>Queries</th><th>Timeout</th>"
+        "<th>SERVFAIL</th><th>NXDOMAIN</th><th>REFUSED</th><th>Other</th>"
+        "<th>Disagreements</th><th>RTT</th><th>Last success</th>"
+        "<th>Last error</th></tr>\n");
+
+    pr = qmcf->providers.elts;
+
+    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+        psh = &snap->providers[i];
+
+        ngx_http_qqfail_printf(o, 16, "<tr><td>");
+        ngx_http_qqfail_html_str(o, pr[i].name.data, pr[i].name.len);
+        ngx_http_qqfail_printf(o, 16, "</td><td>");
+
+        addr = pr[i].addrs.elts;
+
+        for (j = 0; j < pr[i].addrs.nelts; j++) {
+            ngx_http_qqfail_printf(o, NGX_SOCKADDR_STRLEN + 8, "%s%V",
+                                   j ? "<br>" : "", &addr[j].name);
+        }
+
+        if (pr[i].system) {
+            ngx_http_qqfail_printf(o, 32, "/etc/resolv.conf");
+        }
+
+        ngx_http_qqfail_printf(o, 512,
+                               "</td><td class=\"%s\">%s</td><td>%ui</td>"
+                               "<td>%ui</td><td>%ui</td><td>%ui</td>"
+                               "<td>%ui</td><td>%ui</td><td>%ui</td>"
+                               "<td>%M ms</td><td>",
+                               psh->down ? "down" : "up",
+                               psh->down ? "down" : "up", psh->queries,
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_TIMEOUT],
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_SERVFAIL],
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_NXDOMAIN],
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_REFUSED],
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_OTHER],
+                               psh->disagreements, psh->rtt);
+
+        ngx_http_qqfail_html_time(o, psh->last_success);
+        ngx_http_qqfail_printf(o, 16, "</td><td>");
+        ngx_http_qqfail_html_str(o, psh->last_error,
+                                 ngx_strnlen(psh->last_error,
+                                             NGX_HTTP_QQFAIL_ERRLEN));
+        ngx_http_qqfail_printf(o, 16, "</td></tr>\n");
+    }
+
+    ngx_http_qqfail_printf(o, 16, "</table>\n");
+
+    /* upstreams */
+
+    qscfp = qmcf->upstreams.elts;
+    ss = snap->servers;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+
+        ngx_http_qqfail_printf(o, 32, "<h2>Upstream ");
+        ngx_http_qqfail_html_str(o, qscfp[i]->upstream->host.data,
+                                 qscfp[i]->upstream->host.len);
+        ngx_http_qqfail_printf(o, 512,
+            "</h2>\n<table><tr><th>Server (names in order)</th>"
+            "<th>Active name</th><th>Source</th><th>Failovers</th>"
+            "<th>Last success</th><th>Addresses</th></tr>\n");
+
+        server = qscfp[i]->servers->elts;
+
+        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
+            names = server[j].names.elts;
+            n = server[j].names.nelts;
+            e = ss[j].sh.active < n ? ss[j].sh.active : 0;
+            s = ss[j].sh.source;
+
+            ngx_http_qqfail_printf(o, 16, "<tr><td>");
+
+            for (k = 0; k < n; k++) {
+                state = &ngx_http_qqfail_name_states[ss[j].sh.names[k].state];
+
+                ngx_http_qqfail_printf(o, 64, "%s<span class=\"%V\">",
+                                       k ? "<br>" : "", state);
+                ngx_http_qqfail_html_str(o, names[k].text.data,
+                                         names[k].text.len);
+                ngx_http_qqfail_printf(o, 64, "</span> <small>%V</small>",
+                                       state);
+            }
+
+            if (server[j].backup || server[j].down) {
+                ngx_http_qqfail_printf(o, 64, "<br><small>%s%s</small>",
+                                       server[j].backup ? "backup " : "",
+                                       server[j].down ? "down" : "");
+            }
+
+            if (s == NGX_HTTP_QQFAIL_SOURCE_NONE) {
+                ngx_http_qqfail_printf(o, 64,
+                                       "</td><td class=\"none\">none</td>");
+
+            } else {
+                ngx_http_qqfail_printf(o, 32, "</td><td class=\"%s\">",
+                                       e ? "alias" : "ok");
+                ngx_http_qqfail_html_str(o, names[e].text.data,
+                                         names[e].text.len);
+                ngx_http_qqfail_printf(o, 16, "</td>");
+            }
+
+            ngx_http_qqfail_printf(o, 128, "<td class=\"%V\">%V</td>"
+                                   "<td>%ui</td><td>",
+                                   &ngx_http_qqfail_sources[s],
+                                   &ngx_http_qqfail_sources[s],
+                                   ss[j].sh.failovers);
+
+            ngx_http_qqfail_html_time(o, ss[j].sh.last_success);
+            ngx_http_qqfail_printf(o, 16, "</td><td>");
+
+            for (k = 0; k < ss[j].naddrs; k++) {
+                slot = &ss[j].slots[k];
+                state = ngx_http_qqfail_address_state(&server[j], slot,
+                                                      snap->now);
+
+                ngx_http_qqfail_printf(o, 256, "%s<span class=\"%V\">%*s</span>"
+                                       " <small>%V, %ui fails",
+                                       k ? "<br>" : "", state,
+                                       (size_t) slot->text_len, slot->text,
+                                       state, slot->fails);
+
+                if (slot->country[0]) {
+                    ngx_http_qqfail_printf(o, 16, ", %*s", (size_t) 2,
+                                           slot->country);
+                }
+
+                if (slot->asn) {
+                    ngx_http_qqfail_printf(o, 32, ", AS%uD ", slot->asn);
+                    ngx_http_qqfail_html_str(o, slot->org,
+                                             ngx_strnlen(slot->org,
+                                                   NGX_HTTP_QQFAIL_ORG_LEN));
+                }
+
+                ngx_http_qqfail_printf(o, 16, "</small>");
+            }
+
+            if (ss[j].naddrs == 0) {
+                ngx_http_qqfail_printf(o, 32, "<span class=\"none\">"
+                                       "none</span>");
+            }
+
+            ngx_http_qqfail_printf(o, 16, "</td></tr>\n");
+        }
+
+        ngx_http_qqfail_printf(o, 16, "</table>\n");
+
+        ss += qscfp[i]->servers->nelts;
+    }
+
+    /* events, newest first */
+
+    ngx_http_qqfail_printf(o, 256,
+        "<h2>Recent events</h2>\n<table><tr><th>Time (UTC)</th>"
+        "<th>Upstream</th><th>Server</th><th>Event</th></tr>\n");
+
+    for (i = snap->nevents; i > 0; i--) {
+        ev = &snap->events.event[(snap->events.nevents - snap->nevents + i - 1)
+                                 % NGX_HTTP_QQFAIL_NEVENTS];
+
+        ngx_http_qqfail_printf(o, 16, "<tr><td>");
+        ngx_http_qqfail_html_time(o, ev->time);
+        ngx_http_qqfail_printf(o, 16, "</td><td>");
+        ngx_http_qqfail_html_str(o, ev->upstream, ev->upstream_len);
+        ngx_http_qqfail_printf(o, 16, "</td><td>");
+        ngx_http_qqfail_html_str(o, ev->server, ev->server_len);
+        ngx_http_qqfail_printf(o, 16, "</td><td>");
+        ngx_http_qqfail_html_str(o, ev->message, ev->message_len);
+        ngx_http_qqfail_printf(o, 16, "</td></tr>\n");
+    }
+
+    if (snap->nevents == 0) {
+        ngx_http_qqfail_printf(o, 64, "<tr><td colspan=\"4\">none</td>"
+                               "</tr>\n");
+    }
+
+    ngx_http_qqfail_printf(o, 32, "</table>\n</body></html>\n");
 }

@@ -84,6 +84,11 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     shpool->data = sh;
     qmcf->sh = sh;
 
+    sh->events = ngx_slab_calloc(shpool, sizeof(ngx_http_qqfail_events_sh_t));
+    if (sh->events == NULL) {
+        return NGX_ERROR;
+    }
+
     len = sizeof(" in qqfail zone \"\"") + shm_zone->shm.name.len;
 
     shpool->log_ctx = ngx_slab_alloc(shpool, len);
@@ -512,6 +517,76 @@ ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_shmtx_unlock(&qmcf->shpool->mutex);
 
     return same;
+}
+
+
+/*
+ * A state change: logged once, and kept in the ring of recent events that
+ * the status endpoint shows.  The log line ends with the upstream and the
+ * server, if there is one.
+ */
+
+void
+ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t level,
+    ngx_log_t *log, ngx_err_t err, ngx_http_qqfail_server_t *server,
+    const char *fmt, ...)
+{
+    u_char                      *p;
+    size_t                       len;
+    va_list                      args;
+    ngx_str_t                   *upstream, *name;
+    ngx_http_qqfail_event_sh_t  *ev;
+    u_char                       msg[1024];
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    len = p - msg;
+
+    upstream = NULL;
+    name = NULL;
+
+    if (server) {
+        upstream = &server->upstream->upstream->host;
+        name = &((ngx_http_qqfail_name_t *) server->names.elts)[0].text;
+
+        ngx_log_error(level, log, err,
+                      "qqfail: %*s, upstream \"%V\", server \"%V\"",
+                      len, msg, upstream, name);
+
+    } else {
+        ngx_log_error(level, log, err, "qqfail: %*s", len, msg);
+    }
+
+    if (qmcf->sh == NULL || qmcf->sh->events == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    ev = &qmcf->sh->events->event[qmcf->sh->events->nevents++
+                                  % NGX_HTTP_QQFAIL_NEVENTS];
+
+    ev->time = ngx_time();
+    ev->message_len = (u_char) ngx_min(len, NGX_HTTP_QQFAIL_EVENT_MESSAGE - 1);
+    ngx_memcpy(ev->message, msg, ev->message_len);
+
+    if (server) {
+        ev->upstream_len = (u_char) ngx_min(upstream->len,
+                                            NGX_HTTP_QQFAIL_EVENT_UPSTREAM - 1);
+        ngx_memcpy(ev->upstream, upstream->data, ev->upstream_len);
+
+        ev->server_len = (u_char) ngx_min(name->len,
+                                          NGX_HTTP_QQFAIL_EVENT_SERVER - 1);
+        ngx_memcpy(ev->server, name->data, ev->server_len);
+
+    } else {
+        ev->upstream_len = 0;
+        ev->server_len = 0;
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
 }
 
 

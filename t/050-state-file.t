@@ -189,6 +189,9 @@ config();
 $t->start;
 $t->allow_log(qr/exited on signal 9/);
 
+ok($t->wait_for(sub { $t->read_file($state) =~ /^end 2$/m }, 10, 'both'),
+   'the leader saved both servers again');
+
 my $v = QQ::Nginx->new;
 $v->write_config(<<"EOF");
 %%LOAD_MODULE%%

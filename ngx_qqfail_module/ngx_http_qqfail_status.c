@@ -934,6 +934,20 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
     }
 
     ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_server_on_alias 1 while an alias, not the first "
+        "name, supplies the addresses.\n"
+        "# TYPE qqfail_server_on_alias gauge\n");
+
+    for (i = 0; i < snap->nservers; i++) {
+        ss = &snap->servers[i];
+        ngx_http_qqfail_printf(o, 32, "qqfail_server_on_alias{");
+        ngx_http_qqfail_prom_labels(o, ss);
+        ngx_http_qqfail_printf(o, 16, "} %d\n",
+                               ss->sh.source != NGX_HTTP_QQFAIL_SOURCE_NONE
+                               && ss->sh.active != 0);
+    }
+
+    ngx_http_qqfail_printf(o, 256,
         "# HELP qqfail_name_up 1 if the last lookup of the name "
         "succeeded.\n"
         "# TYPE qqfail_name_up gauge\n");

@@ -120,6 +120,8 @@ my $prom = $r->{content};
 $t->write_file('metrics.txt', $prom);
 
 like($prom, qr/^qqfail_provider_up\{provider="p2"\} 0$/m, 'p2 down metric');
+like($prom, qr/^qqfail_server_on_alias\{upstream="app",server="server1\.example\.com:\d+"\} 1$/m,
+     "on-alias metric");
 like($prom, qr/^qqfail_server_active_name\{upstream="app",server="server1\.example\.com:\d+",name="server1\.example\.net:\d+"\} 1$/m,
      'active name metric');
 like($prom, qr/^qqfail_server_failovers_total\{upstream="app",server="server1\.example\.com:\d+"\} 1$/m,
@@ -134,6 +136,16 @@ SKIP: {
     my $out = qx{/usr/bin/promtool check metrics < @{[ $t->dir ]}/metrics.txt 2>&1};
     is($? >> 8, 0, 'promtool check metrics accepts the output')
         or diag $out;
+}
+
+SKIP: {
+    skip 'promtool is not installed', 1 unless -x '/usr/bin/promtool';
+    my $doc = $t->read_file($t->repo_root . '/docs/status.md');
+    my ($rules) = $doc =~ /```yaml\n(groups:.*?)```/s;
+    $t->write_file('rules.yml', $rules // '');
+    my $out = qx{/usr/bin/promtool check rules @{[ $t->dir ]}/rules.yml 2>&1};
+    ok($rules && $? == 0, 'the alerting rules in docs/status.md pass '
+                          . 'promtool check rules') or diag $out;
 }
 
 # HTML: escaped, self-contained, refreshing, readable without JavaScript

@@ -94,3 +94,196 @@ ngx_http_qqfail_geo_cleanup(void *data)
 
     MMDB_close(&db->mmdb);
 }
+
+
+void
+ngx_http_qqfail_geo_annotate(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_addr_t *addrs, ngx_uint_t naddrs, ngx_http_qqfail_geo_t *geo)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < naddrs; i++) {
+        ngx_http_qqfail_geo_lookup(qmcf, addrs[i].sockaddr, &geo[i]);
+    }
+}
+
+
+/* country, continent, ASN and organisation of an address, if known */
+
+void
+ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
+    struct sockaddr *sa, ngx_http_qqfail_geo_t *geo)
+{
+    int                    err;
+    MMDB_entry_data_s      data;
+    MMDB_lookup_result_s   r;
+
+    static const char  *country[] = { "country", "iso_code", NULL };
+    static const char  *registered[] = { "registered_country", "iso_code",
+                                         NULL };
+    static const char  *continent[] = { "continent", "code", NULL };
+    static const char  *asn[] = { "autonomous_system_number", NULL };
+    static const char  *org[] = { "autonomous_system_organization", NULL };
+
+    ngx_memzero(geo, sizeof(ngx_http_qqfail_geo_t));
+
+    if (qmcf->geo_country) {
+        r = MMDB_lookup_sockaddr(&qmcf->geo_country->mmdb, sa, &err);
+
+        /* an IPv6 address in an IPv4 database is simply not found */
+
+        if (err == MMDB_SUCCESS && r.found_entry) {
+
+            if ((MMDB_aget_value(&r.entry, &data, country) == MMDB_SUCCESS
+                 && data.has_data)
+                || (MMDB_aget_value(&r.entry, &data, registered)
+                    == MMDB_SUCCESS && data.has_data))
+            {
+                if (data.type == MMDB_DATA_TYPE_UTF8_STRING
+                    && data.data_size == 2)
+                {
+                    geo->country[0] = ngx_toupper(data.utf8_string[0]);
+                    geo->country[1] = ngx_toupper(data.utf8_string[1]);
+                }
+            }
+
+            if (MMDB_aget_value(&r.entry, &data, continent) == MMDB_SUCCESS
+                && data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING
+                && data.data_size == 2)
+            {
+                geo->continent[0] = data.utf8_string[0];
+                geo->continent[1] = data.utf8_string[1];
+            }
+        }
+    }
+
+    if (qmcf->geo_asn) {
+        r = MMDB_lookup_sockaddr(&qmcf->geo_asn->mmdb, sa, &err);
+
+        if (err == MMDB_SUCCESS && r.found_entry) {
+
+            if (MMDB_aget_value(&r.entry, &data, asn) == MMDB_SUCCESS
+                && data.has_data && data.type == MMDB_DATA_TYPE_UINT32)
+            {
+                geo->asn = data.uint32;
+            }
+
+            /* not NUL-terminated, and it lives in the mapping: copy */
+
+            if (MMDB_aget_value(&r.entry, &data, org) == MMDB_SUCCESS
+                && data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING)
+            {
+                ngx_memcpy(geo->org, data.utf8_string,
+                           ngx_min(data.data_size,
+                                   NGX_HTTP_QQFAIL_ORG_LEN - 1));
+            }
+        }
+    }
+}
+
+
+ngx_uint_t
+ngx_http_qqfail_allow_needs_geo(ngx_http_qqfail_srv_conf_t *qscf)
+{
+    ngx_uint_t               i;
+    ngx_http_qqfail_rule_t  *rule;
+
+    if (qscf->allow == NULL) {
+        return 0;
+    }
+
+    rule = qscf->allow->elts;
+
+    for (i = 0; i < qscf->allow->nelts; i++) {
+        if (rule[i].type != NGX_HTTP_QQFAIL_RULE_CIDR) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* an address is allowed when it matches any qqfail_allow rule */
+
+ngx_uint_t
+ngx_http_qqfail_allowed(ngx_http_qqfail_srv_conf_t *qscf,
+    struct sockaddr *sa, ngx_http_qqfail_geo_t *geo)
+{
+    ngx_uint_t               i, n;
+    struct sockaddr_in      *sin;
+    ngx_http_qqfail_rule_t  *rule;
+#if (NGX_HAVE_INET6)
+    u_char                  *p;
+    struct sockaddr_in6     *sin6;
+#endif
+
+    if (qscf->allow == NULL) {
+        return 1;
+    }
+
+    rule = qscf->allow->elts;
+
+    for (i = 0; i < qscf->allow->nelts; i++) {
+
+        switch (rule[i].type) {
+
+        case NGX_HTTP_QQFAIL_RULE_ASN:
+            if (geo && geo->asn && geo->asn == rule[i].asn) {
+                return 1;
+            }
+
+            break;
+
+        case NGX_HTTP_QQFAIL_RULE_COUNTRY:
+            if (geo && geo->country[0] == rule[i].country[0]
+                && geo->country[1] == rule[i].country[1])
+            {
+                return 1;
+            }
+
+            break;
+
+        default: /* NGX_HTTP_QQFAIL_RULE_CIDR */
+
+            if (rule[i].cidr.family != sa->sa_family) {
+                break;
+            }
+
+            if (sa->sa_family == AF_INET) {
+                sin = (struct sockaddr_in *) sa;
+
+                if ((sin->sin_addr.s_addr & rule[i].cidr.u.in.mask)
+                    == rule[i].cidr.u.in.addr)
+                {
+                    return 1;
+                }
+
+                break;
+            }
+
+#if (NGX_HAVE_INET6)
+            sin6 = (struct sockaddr_in6 *) sa;
+            p = sin6->sin6_addr.s6_addr;
+
+            for (n = 0; n < 16; n++) {
+                if ((p[n] & rule[i].cidr.u.in6.mask.s6_addr[n])
+                    != rule[i].cidr.u.in6.addr.s6_addr[n])
+                {
+                    break;
+                }
+            }
+
+            if (n == 16) {
+                return 1;
+            }
+#else
+            (void) n;
+#endif
+
+            break;
+        }
+    }
+
+    return 0;
+}

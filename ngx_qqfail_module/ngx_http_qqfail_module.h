@@ -136,7 +136,10 @@ typedef struct {
     ngx_uint_t                       state;
     ngx_uint_t                       error;      /* NGX_HTTP_QQFAIL_ERR_* */
     ngx_uint_t                       naddrs;
+    ngx_uint_t                       rejected;   /* by qqfail_allow */
     time_t                           last_success;
+    unsigned                         rejecting:1;  /* logged, episode */
+    unsigned                         noquorum:1;   /* logged, episode */
 } ngx_http_qqfail_name_sh_t;
 
 
@@ -179,6 +182,7 @@ struct ngx_http_qqfail_provider_sh_s {
     ngx_uint_t                       queries;
     ngx_uint_t                       failures[NGX_HTTP_QQFAIL_NERRS];
     ngx_uint_t                       disagreements;
+    ngx_uint_t                       rejected;
     ngx_msec_t                       rtt;
     time_t                           last_success;
     time_t                           last_failure;
@@ -217,6 +221,14 @@ typedef struct {
 
 
 /* process memory */
+
+typedef struct {
+    u_char                           country[2];
+    u_char                           continent[2];
+    uint32_t                         asn;
+    u_char                           org[NGX_HTTP_QQFAIL_ORG_LEN];
+} ngx_http_qqfail_geo_t;
+
 
 typedef struct ngx_http_qqfail_job_s  ngx_http_qqfail_job_t;
 
@@ -340,7 +352,15 @@ ngx_int_t ngx_http_qqfail_status_handler(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
-    ngx_uint_t naddrs, ngx_uint_t source, ngx_log_t *log);
+    ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t source,
+    ngx_log_t *log);
+void ngx_http_qqfail_geo_annotate(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_addr_t *addrs, ngx_uint_t naddrs, ngx_http_qqfail_geo_t *geo);
+void ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
+    struct sockaddr *sa, ngx_http_qqfail_geo_t *geo);
+ngx_uint_t ngx_http_qqfail_allowed(ngx_http_qqfail_srv_conf_t *qscf,
+    struct sockaddr *sa, ngx_http_qqfail_geo_t *geo);
+ngx_uint_t ngx_http_qqfail_allow_needs_geo(ngx_http_qqfail_srv_conf_t *qscf);
 ngx_uint_t ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
     ngx_uint_t naddrs);

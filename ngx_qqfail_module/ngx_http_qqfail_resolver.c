@@ -64,6 +64,7 @@ struct ngx_http_qqfail_lookup_s {
     ngx_uint_t                       queries;    /* outstanding */
     ngx_uint_t                       nproviders;
     ngx_int_t                        accepted;   /* answer index, or -1 */
+    ngx_uint_t                       rejected;   /* by qqfail_allow */
     ngx_event_t                      deadline;
     unsigned                         decided:1;
     ngx_http_qqfail_query_t          query[2 * NGX_HTTP_QQFAIL_MAX_PROVIDERS];
@@ -77,6 +78,7 @@ typedef struct {
     ngx_uint_t                       state;
     ngx_uint_t                       error;
     ngx_uint_t                       naddrs;
+    ngx_uint_t                       rejected;
     int                              ttl;
     ngx_http_qqfail_lookup_t        *lookup;
     ngx_addr_t                       addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
@@ -136,6 +138,8 @@ static ngx_uint_t ngx_http_qqfail_answer_error(ngx_http_qqfail_answer_t *a,
     ngx_uint_t *transport);
 static ngx_uint_t ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
     ngx_http_qqfail_answer_t *b);
+static void ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk,
+    ngx_uint_t p);
 static void ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk,
     ngx_uint_t all);
 static void ngx_http_qqfail_lookup_deadline(ngx_event_t *ev);
@@ -814,7 +818,13 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
         a->status[q->type] = status;
 
     } else if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
-        a->status[q->type] = ARES_ETIMEOUT;
+
+        /*
+         * the channel went away before this provider answered (the end of
+         * the start-up pass, or of the leadership): nothing to account
+         */
+
+        a->abandoned = 1;
     }
 
     if (--a->pending == 0 && !a->abandoned) {
@@ -1022,6 +1032,87 @@ ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
 }
 
 
+/* drop the addresses that match no qqfail_allow rule */
+
+static void
+ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
+{
+    u_char                       text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
+    size_t                       len;
+    ngx_uint_t                   i, j, geo, rejected, first;
+    ngx_http_qqfail_geo_t        g;
+    ngx_http_qqfail_answer_t    *a;
+    ngx_http_qqfail_name_sh_t   *nsh;
+    ngx_http_qqfail_provider_t  *pr;
+
+    a = &lk->answer[p];
+    geo = ngx_http_qqfail_allow_needs_geo(lk->server->upstream);
+
+    rejected = 0;
+    first = 0;
+    len = 0;
+
+    for (i = 0, j = 0; i < a->naddrs; i++) {
+
+        if (geo) {
+            ngx_http_qqfail_geo_lookup(ngx_http_qqfail_qmcf,
+                                       &a->addrs[i].sockaddr, &g);
+        }
+
+        if (ngx_http_qqfail_allowed(lk->server->upstream,
+                                    &a->addrs[i].sockaddr,
+                                    geo ? &g : NULL))
+        {
+            a->addrs[j] = a->addrs[i];
+            a->socklen[j] = a->socklen[i];
+            j++;
+            continue;
+        }
+
+        if (rejected++ == 0) {
+            len = ngx_sock_ntop(&a->addrs[i].sockaddr, a->socklen[i], text,
+                                NGX_HTTP_QQFAIL_ADDR_STRLEN, 0);
+        }
+    }
+
+    a->naddrs = j;
+
+    if (rejected == 0
+        || !(ngx_http_qqfail_leading || ngx_http_qqfail_sync))
+    {
+        return;
+    }
+
+    lk->rejected += rejected;
+
+    pr = ngx_http_qqfail_channels[p].provider;
+    nsh = &lk->server->sh->names[lk->name];
+
+    ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
+
+    pr->sh->rejected += rejected;
+    nsh->rejected += rejected;
+
+    if (!nsh->rejecting) {
+        nsh->rejecting = 1;
+        first = 1;
+    }
+
+    ngx_shmtx_unlock(&ngx_http_qqfail_qmcf->shpool->mutex);
+
+    if (first) {
+        ngx_http_qqfail_event(ngx_http_qqfail_qmcf, NGX_LOG_WARN,
+                              ngx_http_qqfail_log, 0, lk->server,
+                              "answer %*s for \"%V\" from provider \"%V\" "
+                              "rejected by qqfail_allow (%ui address(es))",
+                              len, text,
+                              &((ngx_http_qqfail_name_t *)
+                                lk->server->names.elts)[lk->name].host,
+                              &pr->name, rejected);
+    }
+}
+
+
 /* all queries of one provider for one name are complete */
 
 static void
@@ -1035,16 +1126,15 @@ ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 
     ngx_http_qqfail_answer_sort(a);
 
+    if (lk->server->upstream->allow && a->naddrs) {
+        ngx_http_qqfail_answer_allow(lk, p);
+    }
+
+    /* an empty answer, or one emptied by qqfail_allow, is a failure */
+
     a->ok = (a->naddrs > 0);
 
     error = ngx_http_qqfail_answer_error(a, &transport);
-
-    if (!a->ok && !transport && error == NGX_HTTP_QQFAIL_ERR_OTHER
-        && a->status[0] == ARES_ENODATA)
-    {
-        /* an empty answer: the provider works, the name has no address */
-        error = NGX_HTTP_QQFAIL_ERR_OTHER;
-    }
 
     disagree = 0;
 
@@ -1239,6 +1329,9 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
         res->naddrs = a->naddrs;
         res->ttl = a->ttl;
 
+        /* an agreed or unchanged set ends a quorum episode */
+        server->sh->names[lk->name].noquorum = 0;
+
         for (i = 0; i < a->naddrs; i++) {
             res->sockaddrs[i] = a->addrs[i];
             res->addrs[i].sockaddr = &res->sockaddrs[i].sockaddr;
@@ -1267,6 +1360,12 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
     } else if (nok) {
         res->state = NGX_HTTP_QQFAIL_NAME_NOQUORUM;
         res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
+
+        if (server->sh->names[lk->name].noquorum) {
+            goto done;
+        }
+
+        server->sh->names[lk->name].noquorum = 1;
 
         ngx_http_qqfail_event(ngx_http_qqfail_qmcf, NGX_LOG_WARN,
                               ngx_http_qqfail_log, 0, server,
@@ -1302,7 +1401,10 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
         res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
     }
 
+done:
+
     res->lookup = NULL;
+    res->rejected = lk->rejected;
     lk->job = NULL;
 
     job->pending--;
@@ -1412,6 +1514,7 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
     ngx_http_qqfail_srv_conf_t   *qscf;
     ngx_http_qqfail_server_sh_t  *ssh;
     ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_http_qqfail_geo_t         geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
 
     job->running = 0;
 
@@ -1482,6 +1585,10 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
             ssh->names[n].state = NGX_HTTP_QQFAIL_NAME_OK;
             ssh->names[n].last_success = now;
 
+            if (res->rejected == 0) {
+                ssh->names[n].rejecting = 0;
+            }
+
             if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
                 ssh->names[n].naddrs = res->naddrs;
             }
@@ -1498,8 +1605,17 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
         res = &job->result[chosen];
 
         if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
+            if (qmcf->geo_country || qmcf->geo_asn) {
+                ngx_http_qqfail_geo_annotate(qmcf, res->addrs, res->naddrs,
+                                             geo);
+            }
+
             rc = ngx_http_qqfail_zone_publish(qmcf, server, chosen,
-                                              res->addrs, res->naddrs,
+                                              res->addrs,
+                                              (qmcf->geo_country
+                                               || qmcf->geo_asn)
+                                              ? geo : NULL,
+                                              res->naddrs,
                                               names[chosen].literal
                                               ? NGX_HTTP_QQFAIL_SOURCE_LITERAL
                                               : NGX_HTTP_QQFAIL_SOURCE_LIVE,
@@ -1573,7 +1689,8 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
     }
 
     if (expired) {
-        (void) ngx_http_qqfail_zone_publish(qmcf, server, ssh->active, NULL, 0,
+        (void) ngx_http_qqfail_zone_publish(qmcf, server, ssh->active, NULL,
+                                            NULL, 0,
                                             NGX_HTTP_QQFAIL_SOURCE_NONE,
                                             ngx_http_qqfail_log);
 

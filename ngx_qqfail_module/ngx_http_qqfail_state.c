@@ -67,13 +67,14 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     ssize_t                         n;
     ngx_fd_t                        fd;
     ngx_err_t                       err;
-    ngx_uint_t                      i, line, used;
+    ngx_uint_t                      i, k, m, line, used;
     ngx_pool_t                     *pool;
     ngx_array_t                     entries;
     ngx_file_info_t                 fi;
     const char                     *msg;
     ngx_http_qqfail_server_sh_t    *ssh;
     ngx_http_qqfail_state_entry_t  *e;
+    ngx_http_qqfail_geo_t           geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
 
     if (!qmcf->state_file_set) {
         return NGX_OK;
@@ -176,8 +177,26 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
             continue;
         }
 
+        /* a planted file must not get around qqfail_allow */
+
+        ngx_http_qqfail_geo_annotate(qmcf, e[i].addrs, e[i].naddrs, geo);
+
+        for (k = 0, m = 0; k < e[i].naddrs; k++) {
+            if (ngx_http_qqfail_allowed(e[i].server->upstream,
+                                        e[i].addrs[k].sockaddr, &geo[k]))
+            {
+                e[i].addrs[m] = e[i].addrs[k];
+                geo[m] = geo[k];
+                m++;
+            }
+        }
+
+        if (m == 0) {
+            continue;
+        }
+
         (void) ngx_http_qqfail_zone_publish(qmcf, e[i].server, e[i].active,
-                                            e[i].addrs, e[i].naddrs,
+                                            e[i].addrs, geo, m,
                                             NGX_HTTP_QQFAIL_SOURCE_STATE, log);
 
         ngx_shmtx_lock(&qmcf->shpool->mutex);

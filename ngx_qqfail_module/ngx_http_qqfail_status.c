@@ -564,7 +564,8 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                                "\"failures\":{\"timeout\":%ui,"
                                "\"servfail\":%ui,\"nxdomain\":%ui,"
                                "\"refused\":%ui,\"other\":%ui},"
-                               "\"disagreements\":%ui,\"rtt_ms\":%M,"
+                               "\"disagreements\":%ui,\"rejected\":%ui,"
+                               "\"rtt_ms\":%M,"
                                "\"last_success\":%T,\"last_failure\":%T,"
                                "\"last_error\":",
                                psh->down ? "down" : "up", psh->queries,
@@ -573,7 +574,7 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                                psh->failures[NGX_HTTP_QQFAIL_ERR_NXDOMAIN],
                                psh->failures[NGX_HTTP_QQFAIL_ERR_REFUSED],
                                psh->failures[NGX_HTTP_QQFAIL_ERR_OTHER],
-                               psh->disagreements, psh->rtt,
+                               psh->disagreements, psh->rejected, psh->rtt,
                                psh->last_success, psh->last_failure);
 
         ngx_http_qqfail_json_str(o, psh->last_error,
@@ -655,7 +656,9 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                     ngx_http_qqfail_printf(o, 4, "null");
                 }
 
-                ngx_http_qqfail_printf(o, 64, ",\"last_success\":%T}",
+                ngx_http_qqfail_printf(o, 64, ",\"rejected\":%ui,"
+                                       "\"last_success\":%T}",
+                                       ss[j].sh.names[k].rejected,
                                        ss[j].sh.names[k].last_success);
             }
 
@@ -858,6 +861,16 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
     }
 
     ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_provider_rejected_total Answered addresses dropped "
+        "by qqfail_allow.\n"
+        "# TYPE qqfail_provider_rejected_total counter\n");
+
+    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+        ngx_http_qqfail_prom_provider(o, "qqfail_provider_rejected_total");
+        ngx_http_qqfail_printf(o, 32, "} %ui\n", snap->providers[i].rejected);
+    }
+
+    ngx_http_qqfail_printf(o, 256,
         "# HELP qqfail_provider_rtt_seconds Smoothed answer time.\n"
         "# TYPE qqfail_provider_rtt_seconds gauge\n");
 
@@ -965,6 +978,26 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
             ngx_http_qqfail_printf(o, 16, "\"} %d\n",
                                    ss->sh.names[k].state
                                    == NGX_HTTP_QQFAIL_NAME_OK ? 1 : 0);
+        }
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_name_rejected_total Addresses of the name dropped "
+        "by qqfail_allow.\n"
+        "# TYPE qqfail_name_rejected_total counter\n");
+
+    for (i = 0; i < snap->nservers; i++) {
+        ss = &snap->servers[i];
+        names = ss->server->names.elts;
+
+        for (k = 0; k < ss->server->names.nelts; k++) {
+            ngx_http_qqfail_printf(o, 40, "qqfail_name_rejected_total{");
+            ngx_http_qqfail_prom_labels(o, ss);
+            ngx_http_qqfail_printf(o, 16, ",name=\"");
+            ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+                                   names[k].text.data, names[k].text.len);
+            ngx_http_qqfail_printf(o, 32, "\"} %ui\n",
+                                   ss->sh.names[k].rejected);
         }
     }
 

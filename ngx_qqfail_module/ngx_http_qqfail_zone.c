@@ -380,7 +380,8 @@ ngx_http_qqfail_zone_free_slot(ngx_slab_pool_t *shpool,
 ngx_int_t
 ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
-    ngx_uint_t naddrs, ngx_uint_t source, ngx_log_t *log)
+    ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t source,
+    ngx_log_t *log)
 {
     ngx_int_t                     rc;
     ngx_uint_t                    i, j, added, removed, found;
@@ -428,8 +429,10 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
 
     for (j = 0; j < naddrs; j++) {
 
-        if (ngx_http_qqfail_zone_find_slot(ssh, &addrs[j])) {
-            continue;
+        slot = ngx_http_qqfail_zone_find_slot(ssh, &addrs[j]);
+
+        if (slot) {
+            goto annotate;
         }
 
         slot = ngx_http_qqfail_zone_free_slot(shpool, ssh);
@@ -453,6 +456,21 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
         slot->in_use = 1;
 
         added++;
+
+    annotate:
+
+        if (geo) {
+            ngx_memcpy(slot->country, geo[j].country, 2);
+            ngx_memcpy(slot->continent, geo[j].continent, 2);
+            slot->asn = geo[j].asn;
+            ngx_memcpy(slot->org, geo[j].org, NGX_HTTP_QQFAIL_ORG_LEN);
+
+        } else {
+            ngx_memzero(slot->country, 2);
+            ngx_memzero(slot->continent, 2);
+            slot->asn = 0;
+            slot->org[0] = '\0';
+        }
     }
 
     ssh->naddrs += added;

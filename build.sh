@@ -12,7 +12,15 @@ MODULE=ngx_http_qqfail_module
 
 BUILD_PKGS=(gcc make libc6-dev nginx nginx-dev libc-ares-dev libmaxminddb-dev)
 TEST_PKGS=(perl libnet-dns-perl unbound nsd libmaxmind-db-writer-perl
-           mmdb-bin iproute2 procps)
+           mmdb-bin iproute2 procps prometheus chromium)
+# the subset of TEST_PKGS that demo/demo.pl needs
+DEMO_PKGS=(perl libnet-dns-perl unbound nsd)
+
+# Debian's layout for dynamic modules (as libnginx-mod-* packages do it)
+DEB_MODULES_AVAILABLE=/usr/share/nginx/modules-available
+DEB_MODULES_ENABLED=/etc/nginx/modules-enabled
+DEB_MODULE_CONF=mod-http-qqfail.conf
+DEB_MODULE_LINK=50-mod-http-qqfail.conf
 
 usage() {
     cat <<'EOF'
@@ -24,7 +32,20 @@ Commands:
   test [--asan]    build, then run every test (prove -r t/); with --asan the
                    module is built with AddressSanitizer + UBSan and the
                    suite runs with the sanitizer runtime preloaded into nginx
-  demo [--keep]    build, then play the registrar-outage story on 127.x
+  demo [--keep] [--fast]
+                   install missing packages, build, then replay the 2012
+                   outage (registrar down, every DNS provider down, nginx
+                   restarted during the outage, recovery) under steady
+                   traffic in a sandbox on 127.x: nsd, unbound and nginx in
+                   a temporary directory, nothing in /etc touched; exits 0
+                   only if no request failed and every phase reached its
+                   state. --keep leaves the sandbox running until Ctrl-C,
+                   --fast shortens the holds (demo/demo.pl --help: more)
+  install          build, then copy the module into nginx's modules path
+                   (nginx -V --modules-path) and enable it: on Debian
+                   /usr/share/nginx/modules-available/mod-http-qqfail.conf
+                   and a link in /etc/nginx/modules-enabled; runs nginx -t
+  uninstall        remove what install added, then run nginx -t
   -h, --help       this text
 
 Environment:
@@ -231,9 +252,161 @@ cmd_test() {
     prove -j"$jobs" -r "${tests[@]}"
 }
 
+need_root() {
+    [ "$(id -u)" = 0 ] || die "$1: run as root"
+}
+
 cmd_demo() {
+    [ "$(id -u)" = 0 ] \
+        || die "demo: run as root (its DNS servers listen on port 53 of" \
+               "127.x addresses)"
+
+    install_pkgs "${BUILD_PKGS[@]}" "${DEMO_PKGS[@]}"
+    build_module ""
+
+    unset QQ_ASAN
+    export QQ_MODULE="$TOP/objs/$MODULE.so"
+    export QQ_NGINX="$NGINX_BIN"
+
+    # demo.pl checks its own options (--keep, --fast, --outage, --help)
+    exec perl "$TOP/demo/demo.pl" "$@"
+}
+
+
+# install
+
+nginx_configure_arg() {
+    "$NGINX_BIN" -V 2>&1 | tr ' ' '\n' | sed -n "s|^--$1=||p" | tail -n 1
+}
+
+# where the installed nginx looks for modules
+modules_path() {
+    local path prefix
+    path=$(nginx_configure_arg modules-path)
+    if [ -z "$path" ]; then
+        prefix=$(nginx_configure_arg prefix)
+        path=${prefix:-/usr/local/nginx}/modules
+    fi
+    echo "$path"
+}
+
+# the load_module line: relative to the prefix when PREFIX/modules is the
+# modules path (Debian: /usr/share/nginx/modules -> /usr/lib/nginx/modules)
+load_module_line() {
+    local mdir=$1 prefix
+    prefix=$(nginx_configure_arg prefix)
+    prefix=${prefix:-/usr/local/nginx}
+    if [ "$(readlink -m "$prefix/modules")" = "$(readlink -m "$mdir")" ]; then
+        echo "load_module modules/$MODULE.so;"
+    else
+        echo "load_module $mdir/$MODULE.so;"
+    fi
+}
+
+nginx_test() {
+    local out status=0
+    log "running $NGINX_BIN -t"
+    out=$("$NGINX_BIN" -t 2>&1) || status=$?
+    printf '%s\n' "$out" | sed 's/^/    /' >&2
+    return "$status"
+}
+
+# rmdir DIR if it is empty and no package owns it (install created it)
+remove_dir_if_ours() {
+    local dir=$1
+    [ -d "$dir" ] && [ ! -L "$dir" ] || return 0
+    [ -z "$(ls -A "$dir")" ] || return 0
+    command -v dpkg-query >/dev/null 2>&1 || return 0
+    dpkg-query -S "$dir" >/dev/null 2>&1 && return 0
+    rmdir "$dir" && log "removed empty directory $dir"
+}
+
+cmd_install() {
+    local mdir line conf conf_path
+    [ $# -eq 0 ] || die "install takes no options"
+    need_root install
+
     cmd_build
-    echo "./build.sh demo: not yet (arrives with the demo milestone)"
+
+    mdir=$(modules_path)
+    line=$(load_module_line "$mdir")
+
+    # copy, then rename: a running nginx keeps its mapping of the old file
+    install -d -m 755 "$mdir"
+    cp "objs/$MODULE.so" "$mdir/.$MODULE.so.tmp.$$"
+    chmod 644 "$mdir/.$MODULE.so.tmp.$$"
+    mv -f "$mdir/.$MODULE.so.tmp.$$" "$mdir/$MODULE.so"
+    log "installed $mdir/$MODULE.so"
+
+    if [ -d "$DEB_MODULES_ENABLED" ]; then
+        conf="$DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF"
+        install -d -m 755 "$DEB_MODULES_AVAILABLE"
+        printf '%s\n' "$line" > "$conf.tmp.$$"
+        chmod 644 "$conf.tmp.$$"
+        mv -f "$conf.tmp.$$" "$conf"
+        ln -sfn "$conf" "$DEB_MODULES_ENABLED/$DEB_MODULE_LINK"
+        log "added $conf ($line)"
+        log "enabled it: $DEB_MODULES_ENABLED/$DEB_MODULE_LINK -> $conf"
+
+        conf_path=$(nginx_configure_arg conf-path)
+        conf_path=${conf_path:-/etc/nginx/nginx.conf}
+        if [ -f "$conf_path" ] \
+           && ! grep -q "^[^#]*include[[:space:]]*$DEB_MODULES_ENABLED/" \
+                "$conf_path"; then
+            log "note: $conf_path does not include $DEB_MODULES_ENABLED/*.conf;"
+            log "      add this line at its top: $line"
+        fi
+    else
+        log "no $DEB_MODULES_ENABLED here: add this line at the top of" \
+            "nginx.conf, outside any block:"
+        log "    $line"
+    fi
+
+    if nginx_test; then
+        log "nginx -t passed with the module loaded; reload nginx to use it" \
+            "(nginx -s reload)"
+    else
+        die "nginx -t failed (see above); ./build.sh uninstall removes the module"
+    fi
+}
+
+cmd_uninstall() {
+    local mdir removed=
+    [ $# -eq 0 ] || die "uninstall takes no options"
+    need_root uninstall
+
+    mdir=$(modules_path)
+
+    # the link first, the module last: nginx.conf never names a missing file
+    if [ -L "$DEB_MODULES_ENABLED/$DEB_MODULE_LINK" ] \
+       || [ -e "$DEB_MODULES_ENABLED/$DEB_MODULE_LINK" ]; then
+        rm -f "$DEB_MODULES_ENABLED/$DEB_MODULE_LINK"
+        log "removed $DEB_MODULES_ENABLED/$DEB_MODULE_LINK"
+        removed=1
+    fi
+    if [ -e "$DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF" ]; then
+        rm -f "$DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF"
+        log "removed $DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF"
+        removed=1
+    fi
+    if [ -e "$mdir/$MODULE.so" ]; then
+        rm -f "$mdir/$MODULE.so"
+        log "removed $mdir/$MODULE.so"
+        removed=1
+    fi
+    [ -n "$removed" ] || log "the module was not installed"
+
+    remove_dir_if_ours "$DEB_MODULES_AVAILABLE"
+    remove_dir_if_ours "$mdir"
+    remove_dir_if_ours "$(dirname "$mdir")"
+
+    if nginx_test; then
+        log "nginx -t passed without the module; reload nginx to unload it" \
+            "(nginx -s reload)"
+    else
+        die "nginx -t failed (see above): does the configuration still use" \
+            "qqfail directives or a load_module line of its own?"
+    fi
 }
 
 
@@ -246,6 +419,8 @@ main() {
         build) cmd_build "$@" ;;
         test) cmd_test "$@" ;;
         demo) cmd_demo "$@" ;;
+        install) cmd_install "$@" ;;
+        uninstall) cmd_uninstall "$@" ;;
         *) usage >&2; exit 2 ;;
     esac
 }

@@ -736,9 +736,12 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 
     types = qscf->ipv6 ? 2 : 1;
 
-    /* count every query first: callbacks may run inside ares_query() */
+    /*
+     * count every query first, plus one for this function: callbacks may
+     * run inside ares_query(), and must not free the lookup under us
+     */
 
-    lk->queries = lk->nproviders * types;
+    lk->queries = lk->nproviders * types + 1;
 
     for (p = 0; p < lk->nproviders; p++) {
         lk->answer[p].pending = types;
@@ -768,8 +771,9 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
             lk->query[nq].type = i;
 
             if (ch->channel == NULL) {
-                ngx_http_qqfail_query_handler(&lk->query[nq], ARES_ENOTINITIALIZED,
-                                              0, NULL, 0);
+                ngx_http_qqfail_query_handler(&lk->query[nq],
+                                              ARES_ENOTINITIALIZED, 0, NULL,
+                                              0);
 
             } else {
                 ares_query(ch->channel, (char *) host, ns_c_in,
@@ -784,6 +788,16 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     }
 
     ngx_free(host);
+
+    if (--lk->queries == 0) {
+        /* every query failed at once */
+
+        if (!lk->decided) {
+            ngx_http_qqfail_lookup_decide(lk, 1);
+        }
+
+        ngx_http_qqfail_lookup_release(lk);
+    }
 }
 
 

@@ -45,17 +45,19 @@ unlike($conf, qr/qqfail_provider\s+\S+\s+(?!127\.)\d/,
 
 $conf =~ s{/var/lib/nginx/qqfail/state}{$prefix/state/state}g;
 $conf =~ s{^user\s+www-data;}{}m;
-$t->write_file('example.conf', $conf);
 
-my ($status, $out) = run($t->nginx_binary, '-t', '-p', "$prefix/",
-                         '-c', "$prefix/example.conf",
-                         '-e', "$prefix/logs/error.log");
-is($status, 0, 'docs/example.conf passes nginx -t with the module loaded')
+# as the harness's own nginx.conf: nginx -t -p PREFIX/ (with the sanitizer
+# runtime preloaded in an --asan run)
+$t->write_file('nginx.conf', $conf);
+
+my ($ok, $out) = $t->test_config;
+ok($ok, 'docs/example.conf passes nginx -t with the module loaded')
     or diag $out;
 like($out, qr/test is successful/, 'nginx -t says the test is successful');
 
 # build.sh
 
+my $status;
 ($status, $out) = run("$root/build.sh", '--help');
 is($status, 0, 'build.sh --help');
 like($out, qr/Usage: \.\/build\.sh/, 'build.sh --help prints the usage');

@@ -206,13 +206,19 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
         return NGX_ERROR;
     }
 
-    /* the longest qqfail_timeout; each lookup has its own deadline too */
+    /*
+     * the shortest qqfail_timeout, so that every server of a provider gets
+     * its turn within any upstream's deadline; each lookup also has an
+     * nginx timer for its own qqfail_timeout
+     */
 
     timeout = 0;
     qscfp = qmcf->upstreams.elts;
 
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        timeout = ngx_max(timeout, qscfp[i]->timeout);
+        if (timeout == 0 || qscfp[i]->timeout < timeout) {
+            timeout = qscfp[i]->timeout;
+        }
     }
 
     if (timeout == 0) {
@@ -548,7 +554,7 @@ ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch)
 static ngx_int_t
 ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                    i, j;
+    ngx_uint_t                    i, j, n;
     ngx_http_qqfail_job_t        *job, **jobp;
     ngx_http_qqfail_server_t     *server;
     ngx_http_qqfail_srv_conf_t  **qscfp;
@@ -556,9 +562,27 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 
     qmcf = ngx_http_qqfail_qmcf;
 
-    ngx_http_qqfail_jobs = ngx_array_create(cycle->pool, 8,
-                                            sizeof(ngx_http_qqfail_job_t *));
+    /* on the heap: leadership may start and stop many times per cycle */
+
+    ngx_http_qqfail_jobs = ngx_alloc(sizeof(ngx_array_t), cycle->log);
     if (ngx_http_qqfail_jobs == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_qqfail_jobs->elts = NULL;
+    ngx_http_qqfail_jobs->nelts = 0;
+
+    n = 0;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        n += qscfp[i]->servers->nelts;
+    }
+
+    ngx_http_qqfail_jobs->elts = ngx_alloc((n ? n : 1)
+                                           * sizeof(ngx_http_qqfail_job_t *),
+                                           cycle->log);
+    if (ngx_http_qqfail_jobs->elts == NULL) {
         return NGX_ERROR;
     }
 
@@ -573,13 +597,8 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
                 return NGX_ERROR;
             }
 
-            jobp = ngx_array_push(ngx_http_qqfail_jobs);
-            if (jobp == NULL) {
-                ngx_free(job);
-                return NGX_ERROR;
-            }
-
-            *jobp = job;
+            jobp = ngx_http_qqfail_jobs->elts;
+            jobp[ngx_http_qqfail_jobs->nelts++] = job;
 
             job->server = &server[j];
             job->timer.handler = ngx_http_qqfail_job_handler;
@@ -616,6 +635,11 @@ ngx_http_qqfail_jobs_destroy(void)
         ngx_free(jobp[i]);
     }
 
+    if (ngx_http_qqfail_jobs->elts) {
+        ngx_free(ngx_http_qqfail_jobs->elts);
+    }
+
+    ngx_free(ngx_http_qqfail_jobs);
     ngx_http_qqfail_jobs = NULL;
 }
 
@@ -1491,7 +1515,9 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
 
     for (n = 0; n < job->queried; n++) {
         if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK
-            || job->result[n].state == NGX_HTTP_QQFAIL_NAME_NOQUORUM)
+            || (job->result[n].state == NGX_HTTP_QQFAIL_NAME_NOQUORUM
+                && n == job->server->sh->active
+                && job->server->sh->source != NGX_HTTP_QQFAIL_SOURCE_NONE))
         {
             ngx_http_qqfail_job_finish(job);
             return;
@@ -1595,21 +1621,25 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
             ssh->names[n].state = NGX_HTTP_QQFAIL_NAME_FAILED;
             ssh->names[n].error = res->error;
 
-        } else {
+        } else if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
             ssh->names[n].state = NGX_HTTP_QQFAIL_NAME_OK;
             ssh->names[n].last_success = now;
+            ssh->names[n].naddrs = res->naddrs;
 
             if (res->rejected == 0) {
                 ssh->names[n].rejecting = 0;
             }
-
-            if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
-                ssh->names[n].naddrs = res->naddrs;
-            }
         }
+
+        /*
+         * without a quorum the name keeps its status: the addresses in use
+         * stay, but nothing was confirmed
+         */
     }
 
-    if (chosen >= 0) {
+    if (chosen >= 0
+        && job->result[chosen].state == NGX_HTTP_QQFAIL_NAME_OK)
+    {
         ssh->last_success = now;
     }
 
@@ -1708,7 +1738,9 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
                                             NGX_HTTP_QQFAIL_SOURCE_NONE,
                                             ngx_http_qqfail_log);
 
-        ngx_http_qqfail_state_changed(qmcf, ngx_http_qqfail_log);
+        if (!ngx_http_qqfail_sync) {
+            ngx_http_qqfail_state_changed(qmcf, ngx_http_qqfail_log);
+        }
 
         ngx_http_qqfail_event(qmcf, NGX_LOG_ERR, ngx_http_qqfail_log, 0,
                               server, "the last good addresses are older "
@@ -2032,6 +2064,9 @@ ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
                       "qqfail: cannot start DNS lookups");
         ngx_http_qqfail_channels_destroy();
         ngx_http_qqfail_jobs_destroy();
+
+        /* let another worker try */
+        (void) ngx_http_qqfail_lease(ngx_http_qqfail_qmcf, (ngx_uint_t) -1);
         return;
     }
 

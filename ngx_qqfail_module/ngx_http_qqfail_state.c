@@ -182,6 +182,19 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         ngx_http_qqfail_geo_annotate(qmcf, e[i].addrs, e[i].naddrs, geo);
 
         for (k = 0, m = 0; k < e[i].naddrs; k++) {
+
+            /* the port is configuration, not state */
+
+            ngx_inet_set_port(e[i].addrs[k].sockaddr,
+                              ((ngx_http_qqfail_name_t *)
+                               e[i].server->names.elts)[e[i].active].port);
+
+            if (e[i].addrs[k].sockaddr->sa_family != AF_INET
+                && !e[i].server->upstream->ipv6)
+            {
+                continue;
+            }
+
             if (ngx_http_qqfail_allowed(e[i].server->upstream,
                                         e[i].addrs[k].sockaddr, &geo[k]))
             {
@@ -499,6 +512,11 @@ ngx_http_qqfail_state_changed(ngx_http_qqfail_main_conf_t *qmcf,
         return;
     }
 
+    if (ngx_event_timer_rbtree.root == NULL) {
+        /* no event loop (the master): the leader saves when it starts */
+        return;
+    }
+
     ngx_http_qqfail_state_ev.handler = ngx_http_qqfail_state_timer;
     ngx_http_qqfail_state_ev.data = qmcf;
     ngx_http_qqfail_state_ev.log = log;
@@ -632,7 +650,11 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     dfd = NGX_INVALID_FILE;
     op = "open()";
 
-    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW, 0644);
+    /* a temp file left by a killed leader with the same pid goes first */
+
+    (void) unlink((char *) tmp);
+
+    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, 0644);
 
     if (fd == NGX_INVALID_FILE) {
         goto failed;
@@ -680,7 +702,7 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     if (dir != NULL) {
         ngx_memcpy(dir, qmcf->state_file.data, qmcf->state_file.len);
 
-        for (p = dir + qmcf->state_file.len; p > dir && *p != '/'; p--) {
+        for (p = dir + qmcf->state_file.len - 1; p > dir && *p != '/'; p--) {
             /* void */
         }
 

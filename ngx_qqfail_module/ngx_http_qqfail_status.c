@@ -545,8 +545,8 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
 
     pr = qmcf->providers.elts;
 
-    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
-        psh = &snap->providers[i];
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+        psh = &snap->providers[pr[i].sh - qmcf->sh->providers];
 
         ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
         ngx_http_qqfail_json_str(o, pr[i].name.data, pr[i].name.len);
@@ -786,6 +786,13 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_slot_sh_t        *slot;
     ngx_http_qqfail_provider_sh_t    *psh;
     ngx_http_qqfail_status_server_t  *ss;
+    ngx_http_qqfail_provider_sh_t    *ps[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
+
+    pr = qmcf->providers.elts;
+
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+        ps[i] = &snap->providers[pr[i].sh - qmcf->sh->providers];
+    }
 
     ngx_http_qqfail_printf(o, 1024,
         "# HELP qqfail_info Versions of the module and of nginx.\n"
@@ -819,32 +826,32 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
         "# HELP qqfail_provider_up 1 if the DNS provider answers.\n"
         "# TYPE qqfail_provider_up gauge\n");
 
-    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+    for (i = 0; i < qmcf->providers.nelts; i++) {
         ngx_http_qqfail_prom_provider(o, "qqfail_provider_up");
         ngx_http_qqfail_printf(o, 8, "} %d\n",
-                               snap->providers[i].down ? 0 : 1);
+                               ps[i]->down ? 0 : 1);
     }
 
     ngx_http_qqfail_printf(o, 256,
         "# HELP qqfail_provider_queries_total DNS queries sent.\n"
         "# TYPE qqfail_provider_queries_total counter\n");
 
-    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+    for (i = 0; i < qmcf->providers.nelts; i++) {
         ngx_http_qqfail_prom_provider(o, "qqfail_provider_queries_total");
-        ngx_http_qqfail_printf(o, 32, "} %ui\n", snap->providers[i].queries);
+        ngx_http_qqfail_printf(o, 32, "} %ui\n", ps[i]->queries);
     }
 
     ngx_http_qqfail_printf(o, 256,
         "# HELP qqfail_provider_failures_total Failed lookups by kind.\n"
         "# TYPE qqfail_provider_failures_total counter\n");
 
-    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+    for (i = 0; i < qmcf->providers.nelts; i++) {
         for (k = 0; k < NGX_HTTP_QQFAIL_NERRS; k++) {
             ngx_http_qqfail_prom_provider(o,
                                           "qqfail_provider_failures_total");
             ngx_http_qqfail_printf(o, 64, ",kind=\"%V\"} %ui\n",
                                    &ngx_http_qqfail_errors[k],
-                                   snap->providers[i].failures[k]);
+                                   ps[i]->failures[k]);
         }
     }
 
@@ -853,11 +860,11 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
         "from the accepted address set.\n"
         "# TYPE qqfail_provider_disagreements_total counter\n");
 
-    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+    for (i = 0; i < qmcf->providers.nelts; i++) {
         ngx_http_qqfail_prom_provider(o,
                                       "qqfail_provider_disagreements_total");
         ngx_http_qqfail_printf(o, 32, "} %ui\n",
-                               snap->providers[i].disagreements);
+                               ps[i]->disagreements);
     }
 
     ngx_http_qqfail_printf(o, 256,
@@ -865,17 +872,17 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
         "by qqfail_allow.\n"
         "# TYPE qqfail_provider_rejected_total counter\n");
 
-    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+    for (i = 0; i < qmcf->providers.nelts; i++) {
         ngx_http_qqfail_prom_provider(o, "qqfail_provider_rejected_total");
-        ngx_http_qqfail_printf(o, 32, "} %ui\n", snap->providers[i].rejected);
+        ngx_http_qqfail_printf(o, 32, "} %ui\n", ps[i]->rejected);
     }
 
     ngx_http_qqfail_printf(o, 256,
         "# HELP qqfail_provider_rtt_seconds Smoothed answer time.\n"
         "# TYPE qqfail_provider_rtt_seconds gauge\n");
 
-    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
-        psh = &snap->providers[i];
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+        psh = ps[i];
         ngx_http_qqfail_prom_provider(o, "qqfail_provider_rtt_seconds");
         ngx_http_qqfail_printf(o, 32, "} %M.%03M\n", psh->rtt / 1000,
                                psh->rtt % 1000);
@@ -886,11 +893,11 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
         "last good answer.\n"
         "# TYPE qqfail_provider_last_success_timestamp_seconds gauge\n");
 
-    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
+    for (i = 0; i < qmcf->providers.nelts; i++) {
         ngx_http_qqfail_prom_provider(o,
                              "qqfail_provider_last_success_timestamp_seconds");
         ngx_http_qqfail_printf(o, 32, "} %T\n",
-                               snap->providers[i].last_success);
+                               ps[i]->last_success);
     }
 
 #undef ngx_http_qqfail_prom_provider
@@ -1141,8 +1148,8 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
 
     pr = qmcf->providers.elts;
 
-    for (i = 0; i < qmcf->providers.nelts && i < snap->nproviders; i++) {
-        psh = &snap->providers[i];
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+        psh = &snap->providers[pr[i].sh - qmcf->sh->providers];
 
         ngx_http_qqfail_printf(o, 16, "<tr><td>");
         ngx_http_qqfail_html_str(o, pr[i].name.data, pr[i].name.len);

@@ -257,39 +257,74 @@ nomem:
 static ngx_int_t
 ngx_http_qqfail_zone_attach_providers(ngx_http_qqfail_main_conf_t *qmcf)
 {
-    ngx_uint_t                      i, j;
+    ngx_uint_t                      i, j, k, used;
     ngx_http_qqfail_sh_t           *sh;
     ngx_http_qqfail_provider_t     *pr;
-    ngx_http_qqfail_provider_sh_t   old[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
+    ngx_http_qqfail_provider_sh_t  *psh;
 
     sh = qmcf->sh;
-
-    /* keep the counters of providers that are configured again */
-
-    ngx_memcpy(old, sh->providers, sizeof(old));
-    ngx_memzero(sh->providers, sizeof(old));
-
     pr = qmcf->providers.elts;
 
-    for (i = 0; i < qmcf->providers.nelts; i++) {
+    /*
+     * a provider keeps its record across reloads, found by name, so that
+     * workers of the previous generation keep counting into the right one
+     */
 
-        for (j = 0; j < sh->nproviders; j++) {
-            if (old[j].name_len == pr[i].name.len
-                && ngx_memcmp(old[j].name, pr[i].name.data,
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+        psh = NULL;
+
+        for (j = 0; j < NGX_HTTP_QQFAIL_MAX_PROVIDERS; j++) {
+            if (sh->providers[j].name_len == pr[i].name.len
+                && ngx_memcmp(sh->providers[j].name, pr[i].name.data,
                               pr[i].name.len) == 0)
             {
-                sh->providers[i] = old[j];
+                psh = &sh->providers[j];
                 break;
             }
         }
 
-        ngx_memcpy(sh->providers[i].name, pr[i].name.data, pr[i].name.len);
-        sh->providers[i].name_len = pr[i].name.len;
+        /* a free record, else one of a provider no longer configured */
 
-        pr[i].sh = &sh->providers[i];
+        for (j = 0; psh == NULL && j < NGX_HTTP_QQFAIL_MAX_PROVIDERS; j++) {
+            if (sh->providers[j].name_len == 0) {
+                psh = &sh->providers[j];
+            }
+        }
+
+        for (j = 0; psh == NULL && j < NGX_HTTP_QQFAIL_MAX_PROVIDERS; j++) {
+            used = 0;
+
+            for (k = 0; k < qmcf->providers.nelts; k++) {
+                if (sh->providers[j].name_len == pr[k].name.len
+                    && ngx_memcmp(sh->providers[j].name, pr[k].name.data,
+                                  pr[k].name.len) == 0)
+                {
+                    used = 1;
+                    break;
+                }
+            }
+
+            if (!used) {
+                psh = &sh->providers[j];
+            }
+        }
+
+        if (psh == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (psh->name_len != pr[i].name.len
+            || ngx_memcmp(psh->name, pr[i].name.data, pr[i].name.len) != 0)
+        {
+            ngx_memzero(psh, sizeof(ngx_http_qqfail_provider_sh_t));
+            ngx_memcpy(psh->name, pr[i].name.data, pr[i].name.len);
+            psh->name_len = pr[i].name.len;
+        }
+
+        pr[i].sh = psh;
     }
 
-    sh->nproviders = qmcf->providers.nelts;
+    sh->nproviders = NGX_HTTP_QQFAIL_MAX_PROVIDERS;
 
     return NGX_OK;
 }
@@ -632,6 +667,7 @@ ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t epoch)
         rc = NGX_ABORT;
 
     } else if (sh->leader_pid == ngx_pid
+               || sh->leader_pid == 0
                || sh->leader_epoch != epoch
                || (ngx_msec_int_t) (ngx_current_msec - sh->lease_until) > 0)
     {

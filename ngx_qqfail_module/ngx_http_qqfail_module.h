@@ -34,6 +34,13 @@
 
 #define NGX_HTTP_QQFAIL_STALE_FOREVER    NGX_MAX_TIME_T_VALUE
 
+/* changes whenever a structure in the shared zone changes */
+#define NGX_HTTP_QQFAIL_LAYOUT                                                \
+    (0x71710000 + sizeof(ngx_http_qqfail_sh_t)                                \
+     + 3 * sizeof(ngx_http_qqfail_server_sh_t)                                \
+     + 5 * sizeof(ngx_http_qqfail_slot_sh_t)                                  \
+     + 7 * sizeof(ngx_http_qqfail_events_sh_t))
+
 #define NGX_HTTP_QQFAIL_MAX_ADDRS        32      /* per name and answer */
 #define NGX_HTTP_QQFAIL_ADDR_STRLEN      (NGX_INET6_ADDRSTRLEN + 9)
 #define NGX_HTTP_QQFAIL_SLOTS            4       /* per shm chunk */
@@ -208,6 +215,7 @@ typedef struct {
 
 
 typedef struct {
+    ngx_uint_t                       layout;
     ngx_uint_t                       epoch;
     ngx_uint_t                       leader_epoch;
     ngx_pid_t                        leader_pid;

@@ -813,6 +813,18 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 
     ngx_free(host);
 
+    /* queries count when sent: an answer may never come */
+
+    if (ngx_http_qqfail_leading || ngx_http_qqfail_sync) {
+        ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
+
+        for (p = 0; p < lk->nproviders; p++) {
+            ngx_http_qqfail_channels[p].provider->sh->queries += types;
+        }
+
+        ngx_shmtx_unlock(&ngx_http_qqfail_qmcf->shpool->mutex);
+    }
+
     if (--lk->queries == 0) {
         /* every query failed at once */
 
@@ -1218,8 +1230,6 @@ ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
     change = 0;
 
     ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
-
-    psh->queries += lk->server->upstream->ipv6 ? 2 : 1;
 
     if (!transport) {
         psh->rtt = psh->rtt ? (psh->rtt * 7 + rtt) / 8 : rtt;

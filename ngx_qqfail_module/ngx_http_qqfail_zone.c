@@ -69,6 +69,14 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
         qmcf->sh = shpool->data;
 
+        if (qmcf->sh->layout != NGX_HTTP_QQFAIL_LAYOUT) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "qqfail: the shared zone was made by another "
+                          "version of the module; restart nginx, or "
+                          "change the \"qqfail_zone\" size, to load it");
+            return NGX_ERROR;
+        }
+
         if (ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log) != NGX_OK) {
             return NGX_ERROR;
         }
@@ -83,6 +91,8 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     shpool->data = sh;
     qmcf->sh = sh;
+
+    sh->layout = NGX_HTTP_QQFAIL_LAYOUT;
 
     sh->events = ngx_slab_calloc(shpool, sizeof(ngx_http_qqfail_events_sh_t));
     if (sh->events == NULL) {

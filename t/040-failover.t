@@ -206,6 +206,31 @@ $dns->flush_provider;
 ok(defined $t->wait_for(sub { $s->spread(6)->{b1} }, 20, 'b1 back'),
    'server1 back at the first successful lookup');
 
+# qqfail_max_stale lowered by a reload during the outage: the master's
+# start-up pass expires the addresses (and must not arm a timer of its own:
+# the next reload would crash the old leader)
+
+config(max_stale => '1h');
+ok($t->reload, 'reload with qqfail_max_stale 1h');
+$dns->blackhole_provider($_) for 1 .. 3;
+ok($t->wait_for(sub { active(1) =~ /stale$/ }, 20, 'stale again'),
+   'every provider down: server1 stale');
+
+my $since = time;
+$t->wait_for(sub { time - $since > 2.5 }, 4, 'stale for a while');
+
+config(max_stale => '1s');
+$mark = $t->log_mark;
+ok($t->reload, 'reload with qqfail_max_stale 1s during the outage');
+like($t->error_log_since($mark), qr/older than qqfail_max_stale/,
+     'the start-up pass expired the stale addresses');
+ok($t->reload, 'and one more reload');
+ok($t->reload, 'and one more');
+is(scalar $t->worker_pids, 2, 'workers running');
+
+$dns->restore_provider($_) for 1 .. 3;
+$dns->flush_provider;
+
 note $_ for @figures;
 
 done_testing();

@@ -205,6 +205,35 @@ ok($t->wait_for(sub { $s->addresses('v6.test') eq "$b1:$P [::1]:$P" }, 10,
    'IPv6: ::1 allowed by ::1/128, 2001:db8::7 dropped')
     or diag $s->addresses('v6.test');
 
+# no quorum on a better name does not hold the server back: names a, b, c;
+# on b; then a answers without quorum and b fails: the server goes to c
+
+my @f = ($pf, map { $dns->start_fault_server } 1 .. 2);
+$dns->fault_reset;
+$dns->fault_set('a.test', { rcode => 'SERVFAIL' });
+$dns->fault_set('b.test', { addrs => [ $b1 ], ttl => 1 });
+$dns->fault_set('c.test', { addrs => [ $b2 ], ttl => 1 });
+
+$s->nginx(
+    providers => join('', map { "    qqfail_provider f$_ $f[$_];\n" } 0 .. 2),
+    upstream => "        qqfail_server a.test:$P b.test:$P c.test:$P;\n"
+              . "        qqfail_quorum 2;\n"
+              . "        qqfail_refresh 1s;\n"
+              . "        qqfail_timeout 500ms;");
+ok($t->reload, 'reload: three scripted providers, quorum 2');
+ok($t->wait_for(sub {
+        (($s->server_status('a.test') // {})->{active_name} // '')
+            eq "b.test:$P" }, 10, 'on b'), 'on the first alias b');
+
+$dns->fault_set('a.test', { addrs => [ $forged ], ttl => 1 }, $f[0]);
+$dns->fault_set('b.test', { rcode => 'SERVFAIL' });
+
+ok($t->wait_for(sub {
+        (($s->server_status('a.test') // {})->{active_name} // '')
+            eq "c.test:$P" }, 15, 'on c'),
+   'a without quorum, b failing: the server moves on to c');
+is($s->addresses('a.test'), "$b2:$P", 'with c\'s address');
+
 note $_ for @figures;
 
 done_testing();

@@ -108,6 +108,7 @@ is($ns->{state}, 'failed', 'status: the primary name failed');
 like($ns->{error}, qr/^(servfail|timeout)$/, "status: with error $ns->{error}");
 
 $st = $s->status;
+$t->write_file('status.json', $t->http_get('/status')->{content});
 my @msgs = map { $_->{message} } @{ $st->{events} };
 ok((grep { /^provider "p2" is down/ } @msgs), 'event: provider down');
 ok((grep { /failing over to "server1\.example\.net:\d+"$/ } @msgs),

@@ -325,6 +325,11 @@ sub nginx_running { return $t && $t->is_running }
 # live line once a second
 sub tick {
     fetch_status() if nginx_running();
+
+    # a signal that arrived inside an eval (the status fetch, the harness)
+    # was swallowed there: end the story now
+    die "demo interrupted by SIG$INTERRUPTED\n" if $INTERRUPTED;
+
     tail_logs();
     if (time >= $NEXT_LINE) {
         live_line();

@@ -15,6 +15,26 @@
 #define NGX_HTTP_QQFAIL_ESC_HTML   1
 #define NGX_HTTP_QQFAIL_ESC_PROM   2
 
+/* Prometheus: what a family is about, and which value it shows */
+#define NGX_HTTP_QQFAIL_PROM_PROVIDER       0
+#define NGX_HTTP_QQFAIL_PROM_SERVER         1
+#define NGX_HTTP_QQFAIL_PROM_SOURCE         2
+#define NGX_HTTP_QQFAIL_PROM_NAME           3
+#define NGX_HTTP_QQFAIL_PROM_ADDRESS        4
+
+#define NGX_HTTP_QQFAIL_PROM_UP             0
+#define NGX_HTTP_QQFAIL_PROM_QUERIES        1
+#define NGX_HTTP_QQFAIL_PROM_FAILURES       2
+#define NGX_HTTP_QQFAIL_PROM_DISAGREEMENTS  3
+#define NGX_HTTP_QQFAIL_PROM_REJECTED       4
+#define NGX_HTTP_QQFAIL_PROM_RTT            5
+#define NGX_HTTP_QQFAIL_PROM_LAST_SUCCESS   6
+#define NGX_HTTP_QQFAIL_PROM_ADDRESSES      7
+#define NGX_HTTP_QQFAIL_PROM_ON_ALIAS       8
+#define NGX_HTTP_QQFAIL_PROM_FAILOVERS      9
+#define NGX_HTTP_QQFAIL_PROM_ACTIVE         10
+#define NGX_HTTP_QQFAIL_PROM_FAILS          11
+
 
 /* a copy of one server's shared record, taken under the lock */
 
@@ -39,6 +59,15 @@ typedef struct {
     ngx_uint_t                       nevents;
     ngx_http_qqfail_events_sh_t      events;
 } ngx_http_qqfail_snapshot_t;
+
+
+typedef struct {
+    char                            *name;
+    char                            *help;
+    char                            *type;
+    ngx_uint_t                       of;
+    ngx_uint_t                       what;
+} ngx_http_qqfail_prom_t;
 
 
 /* output that grows buffer by buffer */
@@ -70,6 +99,12 @@ static void ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
 static void ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_status_server_t *ss);
+static int64_t ngx_http_qqfail_prom_provider_value(ngx_uint_t what,
+    ngx_http_qqfail_provider_sh_t *psh, ngx_uint_t kind);
+static int64_t ngx_http_qqfail_prom_server_value(ngx_uint_t what,
+    ngx_http_qqfail_status_server_t *ss);
+static int64_t ngx_http_qqfail_prom_name_value(ngx_uint_t what,
+    ngx_http_qqfail_status_server_t *ss, ngx_uint_t n);
 static void ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
 static void ngx_http_qqfail_html_time(ngx_http_qqfail_out_t *o, time_t t);
@@ -79,6 +114,75 @@ static ngx_str_t  ngx_http_qqfail_state_up = ngx_string("up");
 static ngx_str_t  ngx_http_qqfail_state_down = ngx_string("down");
 static ngx_str_t  ngx_http_qqfail_state_unavailable =
     ngx_string("unavailable");
+
+static ngx_http_qqfail_prom_t  ngx_http_qqfail_prom_metrics[] = {
+
+    { "qqfail_provider_up", "1 if the DNS provider answers.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_UP },
+
+    { "qqfail_provider_queries_total", "DNS queries sent.", "counter",
+      NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_QUERIES },
+
+    { "qqfail_provider_failures_total", "Failed lookups by kind.",
+      "counter",
+      NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_FAILURES },
+
+    { "qqfail_provider_disagreements_total",
+      "Answers that differed from the accepted address set.", "counter",
+      NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_DISAGREEMENTS },
+
+    { "qqfail_provider_rejected_total",
+      "Answered addresses dropped by qqfail_allow.", "counter",
+      NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_REJECTED },
+
+    { "qqfail_provider_rtt_seconds", "Smoothed answer time.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_RTT },
+
+    { "qqfail_provider_last_success_timestamp_seconds",
+      "Time of the last good answer.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_LAST_SUCCESS },
+
+    { "qqfail_server_addresses", "Addresses a server has now.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_SERVER, NGX_HTTP_QQFAIL_PROM_ADDRESSES },
+
+    { "qqfail_server_source",
+      "Where the addresses come from: 1 for the current source.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_SOURCE, 0 },
+
+    { "qqfail_server_active_name",
+      "1 for the name that supplies the addresses.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_NAME, NGX_HTTP_QQFAIL_PROM_ACTIVE },
+
+    { "qqfail_server_on_alias",
+      "1 while an alias, not the first name, supplies the addresses.",
+      "gauge",
+      NGX_HTTP_QQFAIL_PROM_SERVER, NGX_HTTP_QQFAIL_PROM_ON_ALIAS },
+
+    { "qqfail_name_up", "1 if the last lookup of the name succeeded.",
+      "gauge",
+      NGX_HTTP_QQFAIL_PROM_NAME, NGX_HTTP_QQFAIL_PROM_UP },
+
+    { "qqfail_name_rejected_total",
+      "Addresses of the name dropped by qqfail_allow.", "counter",
+      NGX_HTTP_QQFAIL_PROM_NAME, NGX_HTTP_QQFAIL_PROM_REJECTED },
+
+    { "qqfail_server_failovers_total", "Switches between names.", "counter",
+      NGX_HTTP_QQFAIL_PROM_SERVER, NGX_HTTP_QQFAIL_PROM_FAILOVERS },
+
+    { "qqfail_server_last_success_timestamp_seconds",
+      "Time of the last successful lookup.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_SERVER, NGX_HTTP_QQFAIL_PROM_LAST_SUCCESS },
+
+    { "qqfail_address_up", "1 if the address may get requests.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_ADDRESS, NGX_HTTP_QQFAIL_PROM_UP },
+
+    { "qqfail_address_fails",
+      "Failed requests counted against max_fails.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_ADDRESS, NGX_HTTP_QQFAIL_PROM_FAILS },
+
+    { NULL, NULL, NULL, 0, 0 }
+};
+
 
 static ngx_str_t  ngx_http_qqfail_name_states[] = {
     ngx_string("unknown"),
@@ -780,19 +884,14 @@ static void
 ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
-    ngx_uint_t                        i, k, m, e;
+    int64_t                           v;
+    ngx_uint_t                        i, k;
+    ngx_http_qqfail_prom_t           *m;
     ngx_http_qqfail_name_t           *names;
     ngx_http_qqfail_provider_t       *pr;
     ngx_http_qqfail_slot_sh_t        *slot;
     ngx_http_qqfail_provider_sh_t    *psh;
     ngx_http_qqfail_status_server_t  *ss;
-    ngx_http_qqfail_provider_sh_t    *ps[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
-
-    pr = qmcf->providers.elts;
-
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        ps[i] = &snap->providers[pr[i].sh - qmcf->sh->providers];
-    }
 
     ngx_http_qqfail_printf(o, 1024,
         "# HELP qqfail_info Versions of the module and of nginx.\n"
@@ -816,257 +915,189 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
 
     pr = qmcf->providers.elts;
 
-#define ngx_http_qqfail_prom_provider(o, metric)                              \
-    ngx_http_qqfail_printf(o, 64, "%s{provider=\"", metric);                  \
-    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, pr[i].name.data,      \
-                           pr[i].name.len);                                   \
-    ngx_http_qqfail_printf(o, 2, "\"")
+    /* one family after the other: each family's samples stay together */
 
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_provider_up 1 if the DNS provider answers.\n"
-        "# TYPE qqfail_provider_up gauge\n");
+    for (m = ngx_http_qqfail_prom_metrics; m->name; m++) {
 
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        ngx_http_qqfail_prom_provider(o, "qqfail_provider_up");
-        ngx_http_qqfail_printf(o, 8, "} %d\n",
-                               ps[i]->down ? 0 : 1);
-    }
+        ngx_http_qqfail_printf(o, 512, "# HELP %s %s\n# TYPE %s %s\n",
+                               m->name, m->help, m->name, m->type);
 
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_provider_queries_total DNS queries sent.\n"
-        "# TYPE qqfail_provider_queries_total counter\n");
+        switch (m->of) {
 
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        ngx_http_qqfail_prom_provider(o, "qqfail_provider_queries_total");
-        ngx_http_qqfail_printf(o, 32, "} %ui\n", ps[i]->queries);
-    }
+        case NGX_HTTP_QQFAIL_PROM_PROVIDER:
 
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_provider_failures_total Failed lookups by kind.\n"
-        "# TYPE qqfail_provider_failures_total counter\n");
+            for (i = 0; i < qmcf->providers.nelts; i++) {
+                psh = &snap->providers[pr[i].sh - qmcf->sh->providers];
 
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        for (k = 0; k < NGX_HTTP_QQFAIL_NERRS; k++) {
-            ngx_http_qqfail_prom_provider(o,
-                                          "qqfail_provider_failures_total");
-            ngx_http_qqfail_printf(o, 64, ",kind=\"%V\"} %ui\n",
-                                   &ngx_http_qqfail_errors[k],
-                                   ps[i]->failures[k]);
-        }
-    }
+                for (k = 0; k < (m->what == NGX_HTTP_QQFAIL_PROM_FAILURES
+                                 ? NGX_HTTP_QQFAIL_NERRS : 1); k++)
+                {
+                    ngx_http_qqfail_printf(o, 64, "%s{provider=\"", m->name);
+                    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+                                           pr[i].name.data, pr[i].name.len);
 
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_provider_disagreements_total Answers that differed "
-        "from the accepted address set.\n"
-        "# TYPE qqfail_provider_disagreements_total counter\n");
+                    if (m->what == NGX_HTTP_QQFAIL_PROM_FAILURES) {
+                        ngx_http_qqfail_printf(o, 32, "\",kind=\"%V",
+                                               &ngx_http_qqfail_errors[k]);
+                    }
 
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        ngx_http_qqfail_prom_provider(o,
-                                      "qqfail_provider_disagreements_total");
-        ngx_http_qqfail_printf(o, 32, "} %ui\n",
-                               ps[i]->disagreements);
-    }
+                    if (m->what == NGX_HTTP_QQFAIL_PROM_RTT) {
+                        ngx_http_qqfail_printf(o, 64, "\"} %M.%03M\n",
+                                               psh->rtt / 1000,
+                                               psh->rtt % 1000);
+                        continue;
+                    }
 
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_provider_rejected_total Answered addresses dropped "
-        "by qqfail_allow.\n"
-        "# TYPE qqfail_provider_rejected_total counter\n");
-
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        ngx_http_qqfail_prom_provider(o, "qqfail_provider_rejected_total");
-        ngx_http_qqfail_printf(o, 32, "} %ui\n", ps[i]->rejected);
-    }
-
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_provider_rtt_seconds Smoothed answer time.\n"
-        "# TYPE qqfail_provider_rtt_seconds gauge\n");
-
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        psh = ps[i];
-        ngx_http_qqfail_prom_provider(o, "qqfail_provider_rtt_seconds");
-        ngx_http_qqfail_printf(o, 32, "} %M.%03M\n", psh->rtt / 1000,
-                               psh->rtt % 1000);
-    }
-
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_provider_last_success_timestamp_seconds Time of the "
-        "last good answer.\n"
-        "# TYPE qqfail_provider_last_success_timestamp_seconds gauge\n");
-
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        ngx_http_qqfail_prom_provider(o,
-                             "qqfail_provider_last_success_timestamp_seconds");
-        ngx_http_qqfail_printf(o, 32, "} %T\n",
-                               ps[i]->last_success);
-    }
-
-#undef ngx_http_qqfail_prom_provider
-
-    /* servers */
-
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_server_addresses Addresses a server has now.\n"
-        "# TYPE qqfail_server_addresses gauge\n");
-
-    for (i = 0; i < snap->nservers; i++) {
-        ss = &snap->servers[i];
-        ngx_http_qqfail_printf(o, 32, "qqfail_server_addresses{");
-        ngx_http_qqfail_prom_labels(o, ss);
-        ngx_http_qqfail_printf(o, 32, "} %ui\n", ss->naddrs);
-    }
-
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_server_source Where the addresses come from: "
-        "1 for the current source.\n"
-        "# TYPE qqfail_server_source gauge\n");
-
-    for (i = 0; i < snap->nservers; i++) {
-        ss = &snap->servers[i];
-
-        for (k = 0; k <= NGX_HTTP_QQFAIL_SOURCE_LITERAL; k++) {
-            ngx_http_qqfail_printf(o, 32, "qqfail_server_source{");
-            ngx_http_qqfail_prom_labels(o, ss);
-            ngx_http_qqfail_printf(o, 64, ",source=\"%V\"} %d\n",
-                                   &ngx_http_qqfail_sources[k],
-                                   ss->sh.source == k ? 1 : 0);
-        }
-    }
-
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_server_active_name 1 for the name that supplies the "
-        "addresses.\n"
-        "# TYPE qqfail_server_active_name gauge\n");
-
-    for (i = 0; i < snap->nservers; i++) {
-        ss = &snap->servers[i];
-        names = ss->server->names.elts;
-        e = ss->sh.source == NGX_HTTP_QQFAIL_SOURCE_NONE ? (ngx_uint_t) -1
-                                                         : ss->sh.active;
-
-        for (k = 0; k < ss->server->names.nelts; k++) {
-            ngx_http_qqfail_printf(o, 32, "qqfail_server_active_name{");
-            ngx_http_qqfail_prom_labels(o, ss);
-            ngx_http_qqfail_printf(o, 16, ",name=\"");
-            ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
-                                   names[k].text.data, names[k].text.len);
-            ngx_http_qqfail_printf(o, 16, "\"} %d\n", k == e ? 1 : 0);
-        }
-    }
-
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_server_on_alias 1 while an alias, not the first "
-        "name, supplies the addresses.\n"
-        "# TYPE qqfail_server_on_alias gauge\n");
-
-    for (i = 0; i < snap->nservers; i++) {
-        ss = &snap->servers[i];
-        ngx_http_qqfail_printf(o, 32, "qqfail_server_on_alias{");
-        ngx_http_qqfail_prom_labels(o, ss);
-        ngx_http_qqfail_printf(o, 16, "} %d\n",
-                               ss->sh.source != NGX_HTTP_QQFAIL_SOURCE_NONE
-                               && ss->sh.active != 0);
-    }
-
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_name_up 1 if the last lookup of the name "
-        "succeeded.\n"
-        "# TYPE qqfail_name_up gauge\n");
-
-    for (i = 0; i < snap->nservers; i++) {
-        ss = &snap->servers[i];
-        names = ss->server->names.elts;
-
-        for (k = 0; k < ss->server->names.nelts; k++) {
-            ngx_http_qqfail_printf(o, 32, "qqfail_name_up{");
-            ngx_http_qqfail_prom_labels(o, ss);
-            ngx_http_qqfail_printf(o, 16, ",name=\"");
-            ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
-                                   names[k].text.data, names[k].text.len);
-            ngx_http_qqfail_printf(o, 16, "\"} %d\n",
-                                   ss->sh.names[k].state
-                                   == NGX_HTTP_QQFAIL_NAME_OK ? 1 : 0);
-        }
-    }
-
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_name_rejected_total Addresses of the name dropped "
-        "by qqfail_allow.\n"
-        "# TYPE qqfail_name_rejected_total counter\n");
-
-    for (i = 0; i < snap->nservers; i++) {
-        ss = &snap->servers[i];
-        names = ss->server->names.elts;
-
-        for (k = 0; k < ss->server->names.nelts; k++) {
-            ngx_http_qqfail_printf(o, 40, "qqfail_name_rejected_total{");
-            ngx_http_qqfail_prom_labels(o, ss);
-            ngx_http_qqfail_printf(o, 16, ",name=\"");
-            ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
-                                   names[k].text.data, names[k].text.len);
-            ngx_http_qqfail_printf(o, 32, "\"} %ui\n",
-                                   ss->sh.names[k].rejected);
-        }
-    }
-
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_server_failovers_total Switches between names.\n"
-        "# TYPE qqfail_server_failovers_total counter\n");
-
-    for (i = 0; i < snap->nservers; i++) {
-        ss = &snap->servers[i];
-        ngx_http_qqfail_printf(o, 40, "qqfail_server_failovers_total{");
-        ngx_http_qqfail_prom_labels(o, ss);
-        ngx_http_qqfail_printf(o, 32, "} %ui\n", ss->sh.failovers);
-    }
-
-    ngx_http_qqfail_printf(o, 256,
-        "# HELP qqfail_server_last_success_timestamp_seconds Time of the "
-        "last successful lookup.\n"
-        "# TYPE qqfail_server_last_success_timestamp_seconds gauge\n");
-
-    for (i = 0; i < snap->nservers; i++) {
-        ss = &snap->servers[i];
-        ngx_http_qqfail_printf(o, 64,
-                               "qqfail_server_last_success_timestamp_seconds{");
-        ngx_http_qqfail_prom_labels(o, ss);
-        ngx_http_qqfail_printf(o, 32, "} %T\n", ss->sh.last_success);
-    }
-
-    /* addresses */
-
-    for (m = 0; m < 2; m++) {
-
-        if (m == 0) {
-            ngx_http_qqfail_printf(o, 256,
-                "# HELP qqfail_address_up 1 if the address may get "
-                "requests.\n"
-                "# TYPE qqfail_address_up gauge\n");
-
-        } else {
-            ngx_http_qqfail_printf(o, 256,
-                "# HELP qqfail_address_fails Failed requests counted "
-                "against max_fails.\n"
-                "# TYPE qqfail_address_fails gauge\n");
-        }
-
-        for (i = 0; i < snap->nservers; i++) {
-            ss = &snap->servers[i];
-
-            for (k = 0; k < ss->naddrs; k++) {
-                slot = &ss->slots[k];
-
-                ngx_http_qqfail_printf(o, 32, m ? "qqfail_address_fails{"
-                                                : "qqfail_address_up{");
-                ngx_http_qqfail_prom_labels(o, ss);
-                ngx_http_qqfail_printf(o, 128, ",address=\"%*s\"} %ui\n",
-                                       (size_t) slot->text_len, slot->text,
-                                       m ? slot->fails
-                                         : (ngx_uint_t)
-                                           (ngx_http_qqfail_address_state(
-                                               ss->server, slot, snap->now)
-                                            == &ngx_http_qqfail_state_up));
+                    v = ngx_http_qqfail_prom_provider_value(m->what, psh, k);
+                    ngx_http_qqfail_printf(o, 32, "\"} %L\n", v);
+                }
             }
+
+            break;
+
+        case NGX_HTTP_QQFAIL_PROM_SERVER:
+
+            for (i = 0; i < snap->nservers; i++) {
+                ss = &snap->servers[i];
+
+                ngx_http_qqfail_printf(o, 64, "%s{", m->name);
+                ngx_http_qqfail_prom_labels(o, ss);
+                ngx_http_qqfail_printf(o, 32, "} %L\n",
+                                       ngx_http_qqfail_prom_server_value(
+                                           m->what, ss));
+            }
+
+            break;
+
+        case NGX_HTTP_QQFAIL_PROM_SOURCE:
+
+            for (i = 0; i < snap->nservers; i++) {
+                ss = &snap->servers[i];
+
+                for (k = 0; k <= NGX_HTTP_QQFAIL_SOURCE_LITERAL; k++) {
+                    ngx_http_qqfail_printf(o, 64, "%s{", m->name);
+                    ngx_http_qqfail_prom_labels(o, ss);
+                    ngx_http_qqfail_printf(o, 64, ",source=\"%V\"} %d\n",
+                                           &ngx_http_qqfail_sources[k],
+                                           ss->sh.source == k ? 1 : 0);
+                }
+            }
+
+            break;
+
+        case NGX_HTTP_QQFAIL_PROM_NAME:
+
+            for (i = 0; i < snap->nservers; i++) {
+                ss = &snap->servers[i];
+                names = ss->server->names.elts;
+
+                for (k = 0; k < ss->server->names.nelts; k++) {
+                    ngx_http_qqfail_printf(o, 64, "%s{", m->name);
+                    ngx_http_qqfail_prom_labels(o, ss);
+                    ngx_http_qqfail_printf(o, 16, ",name=\"");
+                    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+                                           names[k].text.data,
+                                           names[k].text.len);
+                    ngx_http_qqfail_printf(o, 32, "\"} %L\n",
+                                           ngx_http_qqfail_prom_name_value(
+                                               m->what, ss, k));
+                }
+            }
+
+            break;
+
+        default: /* NGX_HTTP_QQFAIL_PROM_ADDRESS */
+
+            for (i = 0; i < snap->nservers; i++) {
+                ss = &snap->servers[i];
+
+                for (k = 0; k < ss->naddrs; k++) {
+                    slot = &ss->slots[k];
+
+                    ngx_http_qqfail_printf(o, 64, "%s{", m->name);
+                    ngx_http_qqfail_prom_labels(o, ss);
+                    ngx_http_qqfail_printf(o, 128, ",address=\"%*s\"} %ui\n",
+                                           (size_t) slot->text_len,
+                                           slot->text,
+                                           m->what == NGX_HTTP_QQFAIL_PROM_FAILS
+                                           ? slot->fails
+                                           : (ngx_uint_t)
+                                             (ngx_http_qqfail_address_state(
+                                                 ss->server, slot, snap->now)
+                                              == &ngx_http_qqfail_state_up));
+                }
+            }
+
+            break;
         }
+    }
+}
+
+
+static int64_t
+ngx_http_qqfail_prom_provider_value(ngx_uint_t what,
+    ngx_http_qqfail_provider_sh_t *psh, ngx_uint_t kind)
+{
+    switch (what) {
+
+    case NGX_HTTP_QQFAIL_PROM_UP:
+        return psh->down ? 0 : 1;
+
+    case NGX_HTTP_QQFAIL_PROM_QUERIES:
+        return psh->queries;
+
+    case NGX_HTTP_QQFAIL_PROM_FAILURES:
+        return psh->failures[kind];
+
+    case NGX_HTTP_QQFAIL_PROM_DISAGREEMENTS:
+        return psh->disagreements;
+
+    case NGX_HTTP_QQFAIL_PROM_REJECTED:
+        return psh->rejected;
+
+    default: /* NGX_HTTP_QQFAIL_PROM_LAST_SUCCESS */
+        return psh->last_success;
+    }
+}
+
+
+static int64_t
+ngx_http_qqfail_prom_server_value(ngx_uint_t what,
+    ngx_http_qqfail_status_server_t *ss)
+{
+    switch (what) {
+
+    case NGX_HTTP_QQFAIL_PROM_ADDRESSES:
+        return ss->naddrs;
+
+    case NGX_HTTP_QQFAIL_PROM_ON_ALIAS:
+        return ss->sh.source != NGX_HTTP_QQFAIL_SOURCE_NONE
+               && ss->sh.active != 0;
+
+    case NGX_HTTP_QQFAIL_PROM_FAILOVERS:
+        return ss->sh.failovers;
+
+    default: /* NGX_HTTP_QQFAIL_PROM_LAST_SUCCESS */
+        return ss->sh.last_success;
+    }
+}
+
+
+static int64_t
+ngx_http_qqfail_prom_name_value(ngx_uint_t what,
+    ngx_http_qqfail_status_server_t *ss, ngx_uint_t n)
+{
+    switch (what) {
+
+    case NGX_HTTP_QQFAIL_PROM_ACTIVE:
+        return ss->sh.source != NGX_HTTP_QQFAIL_SOURCE_NONE
+               && ss->sh.active == n;
+
+    case NGX_HTTP_QQFAIL_PROM_UP:
+        return ss->sh.names[n].state == NGX_HTTP_QQFAIL_NAME_OK;
+
+    default: /* NGX_HTTP_QQFAIL_PROM_REJECTED */
+        return ss->sh.names[n].rejected;
     }
 }
 

@@ -36,7 +36,7 @@ $s->nginx(workers => 2,
               . "        qqfail_timeout 1s;");
 $t->start;
 
-is($s->body, 'b1', 'proxying');
+ok($t->wait_for(sub { $s->body eq 'b1' }, 10, 'b1'), 'proxying');
 
 # JSON: every field of the contract, with its type
 

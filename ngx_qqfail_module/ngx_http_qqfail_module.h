@@ -220,7 +220,6 @@ typedef struct {
     ngx_uint_t                       leader_epoch;
     ngx_pid_t                        leader_pid;
     ngx_msec_t                       lease_until;
-    ngx_uint_t                       nproviders;
     ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
     ngx_http_qqfail_upstream_sh_t   *upstreams;
     ngx_http_qqfail_server_sh_t     *servers;

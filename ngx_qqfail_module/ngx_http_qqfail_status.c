@@ -52,12 +52,13 @@ typedef struct {
     ngx_pid_t                        leader_pid;
     size_t                           zone_size;
     size_t                           zone_used;
-    ngx_uint_t                       nproviders;
+    /* in configuration order */
     ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
     ngx_uint_t                       nservers;
     ngx_http_qqfail_status_server_t *servers;
+    /* oldest first */
     ngx_uint_t                       nevents;
-    ngx_http_qqfail_events_sh_t      events;
+    ngx_http_qqfail_event_sh_t       events[NGX_HTTP_QQFAIL_NEVENTS];
 } ngx_http_qqfail_snapshot_t;
 
 
@@ -395,6 +396,7 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     ngx_http_qqfail_sh_t             *sh;
     ngx_http_qqfail_server_t         *server;
     ngx_http_qqfail_chunk_sh_t       *chunk;
+    ngx_http_qqfail_provider_t       *pr;
     ngx_http_qqfail_srv_conf_t      **qscfp;
     ngx_http_qqfail_status_server_t  *ss;
 
@@ -457,8 +459,12 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
 
     snap->epoch = sh->epoch;
     snap->leader_pid = sh->leader_pid;
-    snap->nproviders = sh->nproviders;
-    ngx_memcpy(snap->providers, sh->providers, sizeof(snap->providers));
+
+    pr = qmcf->providers.elts;
+
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+        snap->providers[i] = *pr[i].sh;
+    }
 
     /* pages in use, without the pool header and the page descriptors */
     snap->zone_size = qmcf->shm_zone->shm.size;
@@ -466,7 +472,13 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
                        - shpool->pfree) * ngx_pagesize;
 
     if (sh->events) {
-        snap->events = *sh->events;
+        snap->nevents = ngx_min(sh->events->nevents, NGX_HTTP_QQFAIL_NEVENTS);
+
+        for (i = 0; i < snap->nevents; i++) {
+            snap->events[i] = sh->events->event[(sh->events->nevents
+                                                 - snap->nevents + i)
+                                                % NGX_HTTP_QQFAIL_NEVENTS];
+        }
     }
 
     for (i = 0; i < n; i++) {
@@ -487,8 +499,6 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
-
-    snap->nevents = ngx_min(snap->events.nevents, NGX_HTTP_QQFAIL_NEVENTS);
 
     return NGX_OK;
 }
@@ -650,7 +660,7 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
     pr = qmcf->providers.elts;
 
     for (i = 0; i < qmcf->providers.nelts; i++) {
-        psh = &snap->providers[pr[i].sh - qmcf->sh->providers];
+        psh = &snap->providers[i];
 
         ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
         ngx_http_qqfail_json_str(o, pr[i].name.data, pr[i].name.len);
@@ -835,8 +845,7 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
     /* oldest first */
 
     for (i = 0; i < snap->nevents; i++) {
-        ev = &snap->events.event[(snap->events.nevents - snap->nevents + i)
-                                 % NGX_HTTP_QQFAIL_NEVENTS];
+        ev = &snap->events[i];
 
         ngx_http_qqfail_printf(o, 64, "%s{\"time\":%T,\"upstream\":",
                                i ? "," : "", ev->time);
@@ -927,7 +936,7 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
         case NGX_HTTP_QQFAIL_PROM_PROVIDER:
 
             for (i = 0; i < qmcf->providers.nelts; i++) {
-                psh = &snap->providers[pr[i].sh - qmcf->sh->providers];
+                psh = &snap->providers[i];
 
                 for (k = 0; k < (m->what == NGX_HTTP_QQFAIL_PROM_FAILURES
                                  ? NGX_HTTP_QQFAIL_NERRS : 1); k++)
@@ -1180,7 +1189,7 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
     pr = qmcf->providers.elts;
 
     for (i = 0; i < qmcf->providers.nelts; i++) {
-        psh = &snap->providers[pr[i].sh - qmcf->sh->providers];
+        psh = &snap->providers[i];
 
         ngx_http_qqfail_printf(o, 16, "<tr><td>");
         ngx_http_qqfail_html_str(o, pr[i].name.data, pr[i].name.len);
@@ -1330,8 +1339,7 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
         "<th>Upstream</th><th>Server</th><th>Event</th></tr>\n");
 
     for (i = snap->nevents; i > 0; i--) {
-        ev = &snap->events.event[(snap->events.nevents - snap->nevents + i - 1)
-                                 % NGX_HTTP_QQFAIL_NEVENTS];
+        ev = &snap->events[i - 1];
 
         ngx_http_qqfail_printf(o, 16, "<tr><td>");
         ngx_http_qqfail_html_time(o, ev->time);

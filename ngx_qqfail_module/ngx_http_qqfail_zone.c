@@ -334,8 +334,6 @@ ngx_http_qqfail_zone_attach_providers(ngx_http_qqfail_main_conf_t *qmcf)
         pr[i].sh = psh;
     }
 
-    sh->nproviders = NGX_HTTP_QQFAIL_MAX_PROVIDERS;
-
     return NGX_OK;
 }
 

@@ -249,7 +249,9 @@ $prom = $t->http_get('/status?format=prometheus')->{content};
 my $n = () = $prom =~ /^qqfail_server_addresses\{/mg;
 is($n, 1000, 'Prometheus: 1,000 servers');
 $html = $t->http_get('/status?format=html')->{content};
-$n = () = $html =~ /<tr><td><span class="ok">n\d+\.test/g;
+# a row per server, whatever the state of its name at this moment: with
+# 1,000 names refreshed each second a lookup may time out now and then
+$n = () = $html =~ /<tr><td><span class="\w+">n\d+\.test:/g;
 is($n, 1000, 'HTML: 1,000 rows');
 
 # every primary fails at once: 1,000 failovers, the ring shows 64

@@ -230,7 +230,8 @@ is(($dns->query($f2, 'split.fault.test', 'A'))[0], 'SERVFAIL', 'per-server entry
     $t0 = time;
     my $handle = $res->bgsend('slow.fault.test', 'A');
     is(($dns->query($f1, 'ok.fault.test', 'A'))[0], 'NOERROR', 'fast query during a slow one');
-    cmp_ok(time - $t0, '<', 0.4, '... is not delayed');
+    # the slow answer comes after 0.6 s; a loaded machine needs slack
+    cmp_ok(time - $t0, '<', 0.5, '... is not delayed');
     $t->wait_for(sub { !$res->bgbusy($handle) }, 3, 'slow answer');
     my $packet = $res->bgread($handle);
     my $elapsed = time - $t0;
@@ -259,8 +260,11 @@ for my $b ($b1, $b2) {
     is($r->{content}, $b->id, '... with its id');
     is($r->{headers}{'x-backend'}, $b->id, '... and X-Backend');
 }
-is($b1->requests, 1, 'b1 counted one request');
-is($b2->requests, 1, 'b2 counted one request');
+# a backend logs a request after it has sent the answer: poll
+ok($t->wait_for(sub { $b1->requests == 1 }, 5, 'b1 count'),
+   'b1 counted one request');
+ok($t->wait_for(sub { $b2->requests == 1 }, 5, 'b2 count'),
+   'b2 counted one request');
 
 # ---------------------------------------------------------------------------
 note('plain nginx');

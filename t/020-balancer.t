@@ -64,10 +64,10 @@ ok(defined $s->wait_backend('b1', 10),
 
 $s->nginx(location => $loc, upstream =>
       "        qqfail_server server1.example.com:%%BPORT%% max_fails=2 "
-    . "fail_timeout=3s;\n"
+    . "fail_timeout=5s;\n"
     . "        qqfail_server server2.example.com:%%BPORT%% max_fails=2 "
-    . "fail_timeout=3s;");
-ok($t->reload, 'reload with max_fails=2 fail_timeout=3s');
+    . "fail_timeout=5s;");
+ok($t->reload, 'reload with max_fails=2 fail_timeout=5s');
 
 my $b2 = $s->backend(2)->addr . ':' . $s->bport;
 $s->backend(2)->stop;
@@ -85,7 +85,7 @@ is($st->{addresses}[0]{state}, 'unavailable', 'status: b2 unavailable');
 is($st->{addresses}[0]{fails}, 2, 'status: 2 fails');
 
 $s->backend(2)->start;
-my $took = $s->wait_backend('b2', 10, 1);
+my $took = $s->wait_backend('b2', 15, 1);
 ok(defined $took, 'b2 back after fail_timeout');
 
 ok($t->wait_for(sub {

@@ -32,7 +32,7 @@ $s->nginx(workers => 3,
     upstream => "        qqfail_server churn.test:%%BPORT%% max_fails=1;\n"
               . "        qqfail_server steady.test:%%BPORT%% weight=2;\n"
               . "        qqfail_refresh 1s;\n"
-              . "        qqfail_timeout 300ms;",
+              . "        qqfail_timeout 1s;",
     upstream_tail => "        keepalive 8;");
 $t->start;
 
@@ -47,7 +47,7 @@ for my $round (1 .. 2) {
         $dns->fault_set('churn.test', { addrs => [ @addr[@$set] ], ttl => 1 });
 
         $changes++ if $t->wait_for(sub { $s->addresses('churn.test') eq $want },
-                                   5, "churn to $want");
+                                   10, "churn to $want");
     }
 }
 

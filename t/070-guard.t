@@ -47,8 +47,22 @@ my $country = QQ::MMDB::write_country($t->dir . '/country.mmdb', {
 
 my @figures;
 
+# requests answered by the backends so far, and a load that remembers it
+sub served { my $n = 0; $n += $_->requests for $s->backends; return $n }
+
+my %base;
+
+sub start_load {
+    my $load = $s->load;
+    $base{$load} = served();
+    return $load;
+}
+
 sub check_load {
     my ($load, $what) = @_;
+    # a phase may be over in two seconds: let the load reach a few hundred
+    # requests so "0 of N" means something
+    $t->wait_for(sub { served() > $base{$load} + 200 }, 30, "$what: load");
     my $r = $load->stop;
     my $to_evil = $r->{by_body}{evil} // 0;
     push @figures, sprintf '%s: %d requests sent, %d reached the forged '
@@ -71,7 +85,7 @@ $s->nginx(
               . "        qqfail_timeout 1s;");
 $t->start;
 
-my $load = $s->load;
+my $load = start_load();
 ok($t->wait_for(sub { ($s->provider_status('pf') // {})->{disagreements} >= 3 },
                 15, 'disagreements'),
    'the lying provider is counted: disagreements '
@@ -84,7 +98,7 @@ check_load($load, 'quorum 2, one provider forging server1');
 
 $dns->blackhole_provider(2);
 my $mark = $t->log_mark;
-$load = $s->load;
+$load = start_load();
 
 $dns->set_record('server1.example.com', [ $b2 ]);
 
@@ -131,7 +145,7 @@ for my $case (
     $mark = $t->log_mark;
     $t->start;
     my $seen = $s->backend(1)->requests;
-    $load = $s->load;
+    $load = start_load();
 
     ok($t->wait_for(sub {
             my $x = $s->server_status('server1.example.com');

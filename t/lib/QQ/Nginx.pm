@@ -30,6 +30,12 @@ use QQ::Proc;
 
 our $REPO_ROOT = abs_path(dirname(__FILE__) . '/../../..');
 
+# error_log level of every test nginx: "info" keeps the module's own lines
+# (notice, warn, error and its per-provider info lines) without nginx's
+# per-event debug output, which slows a loaded worker and grows to hundreds
+# of megabytes in the load tests; QQ_LOG_LEVEL=debug brings that back
+our $LOG_LEVEL = $ENV{QQ_LOG_LEVEL} || 'info';
+
 my @INSTANCES;            # weak references to live harness objects
 my %BASES_TAKEN;          # 127.A.B bases used by this process
 my %PORTS_TAKEN;          # ports handed out by this process
@@ -201,7 +207,8 @@ sub expand {
 
     my %fixed = (
         LOAD_MODULE  => 'load_module ' . $self->module_path . ';',
-        GLOBALS      => "daemon off;\npid $dir/nginx.pid;\nerror_log $dir/error.log debug;",
+        GLOBALS      => "daemon off;\npid $dir/nginx.pid;\n"
+                      . "error_log $dir/error.log $LOG_LEVEL;",
         HTTP_GLOBALS => join("\n",
             "client_body_temp_path $dir/client_body_temp;",
             "proxy_temp_path $dir/proxy_temp;",

@@ -179,8 +179,13 @@ ok($t->wait_for_log(qr/qqfail: cannot write state file "[^"]*\/ro\/state": open\
    'unwritable directory: a warning naming the file');
 is($s->body, 'b1', 'nginx proxies anyway') if $> == 0;
 $t->stop;
-my $warnings = () = $t->error_log =~ /cannot write state file/g;
-is($warnings, 1, 'the warning appears once');
+# once per leading process: a leader that stalls past its lease hands over,
+# and the next one warns once too
+my %warnings;
+$warnings{$_}++ for $t->error_log =~ /\] (\d+)#\d+: .*cannot write state file/g;
+ok(%warnings && !grep({ $_ != 1 } values %warnings),
+   'the warning appears once (per leading process)')
+    or diag explain \%warnings;
 
 # the leader killed again and again while addresses change: the file always
 # parses

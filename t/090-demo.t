@@ -33,13 +33,6 @@ my $demo = QQ::Nginx->repo_root . '/demo/demo.pl';
 my $out_dir = File::Temp::tempdir('qqdemo.XXXXXXXX', TMPDIR => 1,
                                   CLEANUP => 1);
 
-sub slurp {
-    my ($path) = @_;
-    open my $fh, '<', $path or return '';
-    local $/;
-    return scalar(<$fh>) // '';
-}
-
 # the pgid of a process, or undef
 sub pgid {
     my ($pid) = @_;
@@ -86,7 +79,7 @@ sub wait_exit {
 
 sub sandbox_dir {
     my ($out) = @_;
-    return slurp($out) =~ /^sandbox:\s+(\S+)$/m ? $1 : undef;
+    return QQ::Proc::slurp($out) =~ /^sandbox:\s+(\S+)$/m ? $1 : undef;
 }
 
 # --- the whole story, short form --------------------------------------------
@@ -96,7 +89,7 @@ sub sandbox_dir {
     my ($pid, $out) = start_demo('--fast');
     my $status = wait_exit($pid, 170);
     my $took = time - $start;
-    my $text = slurp($out);
+    my $text = QQ::Proc::slurp($out);
 
     ok(defined $status, sprintf 'demo --fast finished (%.0fs)', $took)
         or QQ::Proc::stop($pid);
@@ -148,12 +141,12 @@ sub sandbox_dir {
     ok(QQ::Proc::poll_until(sub { (pgid($pid) // 0) == $pid }, 10, 0.05),
        'the demo leads its own process group');
     my $ready = QQ::Proc::poll_until(
-        sub { !QQ::Proc::alive($pid) || slurp($out) =~ /press Ctrl-C/ }, 170, 0.2);
+        sub { !QQ::Proc::alive($pid) || QQ::Proc::slurp($out) =~ /press Ctrl-C/ }, 170, 0.2);
     ok($ready && QQ::Proc::alive($pid),
        '--keep: the sandbox stays up after the story')
-        or diag slurp($out);
+        or diag QQ::Proc::slurp($out);
 
-    my $text = slurp($out);
+    my $text = QQ::Proc::slurp($out);
     my ($url) = $text =~ m{^  status page: (http://\S+)$}m;
     # an IP literal URL: nothing is resolved
     my $st = ($url // '') =~ m{^http://127\.[\d.]+:\d+/qqfail$} && eval {
@@ -168,7 +161,7 @@ sub sandbox_dir {
 
     kill 'INT', -$pid;          # what a terminal does on Ctrl-C
     my $status = wait_exit($pid, 60);
-    $text = slurp($out);
+    $text = QQ::Proc::slurp($out);
     is($status, 0, 'Ctrl-C after the story: exit 0') or diag $text;
     like($text, qr/^PASS: /m, 'the summary says PASS');
     ok(QQ::Proc::poll_until(sub { !group_members($pid) }, 5, 0.1),
@@ -184,12 +177,12 @@ sub sandbox_dir {
 {
     my ($pid, $out) = start_demo('--fast');
     my $ready = QQ::Proc::poll_until(
-        sub { !QQ::Proc::alive($pid) || slurp($out) =~ /stopping registrar A/ },
+        sub { !QQ::Proc::alive($pid) || QQ::Proc::slurp($out) =~ /stopping registrar A/ },
         60, 0.1);
     ok($ready && QQ::Proc::alive($pid), 'the story reaches phase (a)');
     kill 'INT', -$pid;
     my $status = wait_exit($pid, 60);
-    my $text = slurp($out);
+    my $text = QQ::Proc::slurp($out);
     is($status, 130, 'Ctrl-C during the story: exit 130') or diag $text;
     like($text, qr/^interrupted \(SIGINT\) during \(a\)/m,
          'it says where it was interrupted');

@@ -115,8 +115,8 @@ sub start {
 
     unless ($ok eq 'ok') {
         QQ::Proc::stop($pid) if QQ::Proc::alive($pid);
-        croak "backend $self->{id} did not start ($ok):\n" . _slurp("$dir/error.log")
-            . _slurp("$dir/nginx.stderr");
+        croak "backend $self->{id} did not start ($ok):\n" . QQ::Proc::slurp("$dir/error.log")
+            . QQ::Proc::slurp("$dir/nginx.stderr");
     }
     return 1;
 }
@@ -163,16 +163,7 @@ sub DESTROY {
     return;
 }
 
-sub access_log { return _slurp("$_[0]{dir}/access.log") }
-sub error_log  { return _slurp("$_[0]{dir}/error.log") }
-
-sub _slurp {
-    my ($path) = @_;
-    open my $fh, '<', $path or return '';
-    local $/;
-    my $c = <$fh> // '';
-    close $fh;
-    return $c;
-}
+sub access_log { return QQ::Proc::slurp("$_[0]{dir}/access.log") }
+sub error_log  { return QQ::Proc::slurp("$_[0]{dir}/error.log") }
 
 1;

@@ -249,8 +249,8 @@ sub start_auth_server {
         return 'died' unless QQ::Proc::alive($st->{pid});
         return $self->_auth_serial($which) == $serial ? 'ok' : 0;
     }, 10, 0.05);
-    croak "nsd for $zone did not start ($ok):\n" . _slurp("$dir/nsd.log")
-        . _slurp("$dir/nsd.stderr")
+    croak "nsd for $zone did not start ($ok):\n" . QQ::Proc::slurp("$dir/nsd.log")
+        . QQ::Proc::slurp("$dir/nsd.stderr")
         unless $ok eq 'ok';
     $self->flush_provider if $opts{flush};
     return 1;
@@ -265,30 +265,47 @@ sub _auth_serial {
     return $soa ? $soa->serial : -1;
 }
 
-sub stop_auth {
-    my ($self, $which) = @_;
-    my $st = $self->{auth}{$which} or return 1;
+# Stop, black-hole (SIGSTOP: packets are queued, never answered) and
+# restore one daemon, an authoritative server or a provider, by its state.
+
+sub _stop_daemon {
+    my ($st) = @_;
+    return 1 unless $st;
     QQ::Proc::stop($st->{pid}, signal => 'TERM', timeout => 5) if $st->{pid};
     $st->{pid} = undef;
     $st->{blackholed} = 0;
     return 1;
 }
 
-sub blackhole_auth {
-    my ($self, $which) = @_;
-    my $st = $self->{auth}{$which};
-    croak "auth $which not running" unless $st && $st->{pid} && QQ::Proc::alive($st->{pid});
+sub _blackhole_daemon {
+    my ($st, $what) = @_;
+    croak "$what not running" unless $st && $st->{pid} && QQ::Proc::alive($st->{pid});
     QQ::Proc::signal_tree($st->{pid}, 'STOP');
     $st->{blackholed} = 1;
     return 1;
 }
 
-sub restore_auth {
-    my ($self, $which, %opts) = @_;
-    my $st = $self->{auth}{$which};
-    croak "auth $which not running" unless $st && $st->{pid};
+sub _restore_daemon {
+    my ($st, $what) = @_;
+    croak "$what not running" unless $st && $st->{pid};
     QQ::Proc::signal_tree($st->{pid}, 'CONT');
     $st->{blackholed} = 0;
+    return 1;
+}
+
+sub stop_auth {
+    my ($self, $which) = @_;
+    return _stop_daemon($self->{auth}{$which});
+}
+
+sub blackhole_auth {
+    my ($self, $which) = @_;
+    return _blackhole_daemon($self->{auth}{$which}, "auth $which");
+}
+
+sub restore_auth {
+    my ($self, $which, %opts) = @_;
+    _restore_daemon($self->{auth}{$which}, "auth $which");
     # A HUP sent while stopped (set_record) is handled now: wait for it.
     $self->_wait_serial($which);
     $self->flush_provider if $opts{flush};
@@ -480,8 +497,8 @@ sub _wait_provider {
                                    timeout => 0.3);
         return $rcode eq 'NOERROR' ? 'ok' : 0;
     }, 10, 0.05);
-    croak "unbound provider $i did not start ($ok):\n" . _slurp("$dir/unbound.log")
-        . _slurp("$dir/unbound.stderr")
+    croak "unbound provider $i did not start ($ok):\n" . QQ::Proc::slurp("$dir/unbound.log")
+        . QQ::Proc::slurp("$dir/unbound.stderr")
         unless $ok eq 'ok';
     return 1;
 }
@@ -497,11 +514,7 @@ sub start_provider {
 
 sub stop_provider {
     my ($self, $i) = @_;
-    my $st = $self->{providers}{$i} or return 1;
-    QQ::Proc::stop($st->{pid}, signal => 'TERM', timeout => 5) if $st->{pid};
-    $st->{pid} = undef;
-    $st->{blackholed} = 0;
-    return 1;
+    return _stop_daemon($self->{providers}{$i});
 }
 
 sub provider_pid {
@@ -512,20 +525,12 @@ sub provider_pid {
 
 sub blackhole_provider {
     my ($self, $i) = @_;
-    my $st = $self->{providers}{$i};
-    croak "provider $i not running" unless $st && $st->{pid} && QQ::Proc::alive($st->{pid});
-    kill 'STOP', $st->{pid};
-    $st->{blackholed} = 1;
-    return 1;
+    return _blackhole_daemon($self->{providers}{$i}, "provider $i");
 }
 
 sub restore_provider {
     my ($self, $i) = @_;
-    my $st = $self->{providers}{$i};
-    croak "provider $i not running" unless $st && $st->{pid};
-    kill 'CONT', $st->{pid};
-    $st->{blackholed} = 0;
-    return 1;
+    return _restore_daemon($self->{providers}{$i}, "provider $i");
 }
 
 # Drops the cache and the infrastructure cache (server up/down and RTT
@@ -658,7 +663,7 @@ sub start_fault_server {
         my ($rcode) = $self->query($addr, 'ready.qq.invalid', 'A', timeout => 0.3);
         return $rcode eq 'NOERROR' ? 'ok' : 0;
     }, 10, 0.05);
-    croak "fault server $k did not start ($ok): " . _slurp("$self->{dir}/fault-$k.stderr")
+    croak "fault server $k did not start ($ok): " . QQ::Proc::slurp("$self->{dir}/fault-$k.stderr")
         unless $ok eq 'ok';
     return $addr;
 }
@@ -752,15 +757,6 @@ sub stop_all {
     $self->stop_provider($_) for $self->providers;
     $self->stop_auth($_) for keys %{ $self->{auth} };
     return 1;
-}
-
-sub _slurp {
-    my ($path) = @_;
-    open my $fh, '<', $path or return '';
-    local $/;
-    my $c = <$fh> // '';
-    close $fh;
-    return $c;
 }
 
 # Going out of scope stops the daemons (before the QQ::Nginx object that

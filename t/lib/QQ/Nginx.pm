@@ -193,12 +193,7 @@ sub write_file {
 
 sub read_file {
     my ($self, $name) = @_;
-    my $path = $name =~ m{^/} ? $name : "$self->{dir}/$name";
-    open my $fh, '<', $path or return '';
-    local $/;
-    my $c = <$fh>;
-    close $fh;
-    return $c // '';
+    return QQ::Proc::slurp($name =~ m{^/} ? $name : "$self->{dir}/$name");
 }
 
 sub expand {
@@ -547,13 +542,7 @@ sub log_mark {
 
 sub error_log_since {
     my ($self, $mark) = @_;
-    $mark //= 0;
-    open my $fh, '<', "$self->{dir}/error.log" or return '';
-    seek $fh, $mark, 0;
-    local $/;
-    my $c = <$fh> // '';
-    close $fh;
-    return $c;
+    return QQ::Proc::slurp("$self->{dir}/error.log", $mark);
 }
 
 # wait_for_log(qr/.../, $timeout, $mark): true once the error log (since

@@ -293,12 +293,21 @@ sub _read_stat {
     return { pid => $pid, state => $rest[0], ppid => $rest[1] };
 }
 
-sub cmdline {
-    my ($pid) = @_;
-    open my $fh, '<', "/proc/$pid/cmdline" or return '';
+# the content of a file from byte $offset on (default 0); '' if it cannot
+# be read
+sub slurp {
+    my ($path, $offset) = @_;
+    open my $fh, '<', $path or return '';
+    seek $fh, $offset, 0 if $offset;
     local $/;
     my $c = <$fh> // '';
     close $fh;
+    return $c;
+}
+
+sub cmdline {
+    my ($pid) = @_;
+    my $c = slurp("/proc/$pid/cmdline");
     $c =~ s/\0+$//;
     $c =~ s/\0/ /g;
     return $c;
@@ -407,8 +416,7 @@ sub run_cmd {
     stop($pid) unless $done;
     my $status = $done ? exit_status($pid) : -1;
     delete $procs{$pid};
-    my $text = '';
-    if (open my $fh, '<', $out) { local $/; $text = <$fh> // ''; close $fh }
+    my $text = slurp($out);
     unlink $out unless defined $args{output};
     return ($status, $text);
 }

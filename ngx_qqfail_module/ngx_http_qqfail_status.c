@@ -85,7 +85,8 @@ typedef struct {
 static ngx_uint_t ngx_http_qqfail_status_format(ngx_http_request_t *r,
     ngx_uint_t format);
 static ngx_int_t ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
+    ngx_uint_t events);
 static u_char *ngx_http_qqfail_reserve(ngx_http_qqfail_out_t *o, size_t n);
 static void ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
     const char *fmt, ...);
@@ -196,7 +197,7 @@ ngx_int_t
 ngx_http_qqfail_status_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
-    ngx_uint_t                    format;
+    ngx_uint_t                    format, events;
     ngx_chain_t                  *cl;
     ngx_table_elt_t              *h;
     ngx_http_qqfail_out_t         o;
@@ -238,7 +239,11 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_qqfail_status_snapshot(r, qmcf, snap) != NGX_OK) {
+    /* Prometheus text has no events: no need to copy the ring */
+
+    events = (format != NGX_HTTP_QQFAIL_STATUS_PROMETHEUS);
+
+    if (ngx_http_qqfail_status_snapshot(r, qmcf, snap, events) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -389,13 +394,15 @@ ngx_http_qqfail_status_format(ngx_http_request_t *r, ngx_uint_t format)
 
 static ngx_int_t
 ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
+    ngx_uint_t events)
 {
     ngx_uint_t                        i, j, k, n;
     ngx_slab_pool_t                  *shpool;
     ngx_http_qqfail_sh_t             *sh;
     ngx_http_qqfail_server_t         *server;
     ngx_http_qqfail_chunk_sh_t       *chunk;
+    ngx_http_qqfail_slot_sh_t        *slots;
     ngx_http_qqfail_provider_t       *pr;
     ngx_http_qqfail_srv_conf_t      **qscfp;
     ngx_http_qqfail_status_server_t  *ss;
@@ -423,9 +430,15 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     }
 
     /*
-     * room for the slots: chunks are only ever added, so count them now
-     * and leave room for a few more added meanwhile
+     * room for the slots: a publication replaces a server's addresses with
+     * at most NGX_HTTP_QQFAIL_MAX_ADDRS, so no more slots are ever in use
      */
+
+    slots = ngx_palloc(r->pool, (n ? n : 1) * NGX_HTTP_QQFAIL_MAX_ADDRS
+                                * sizeof(ngx_http_qqfail_slot_sh_t));
+    if (slots == NULL) {
+        return NGX_ERROR;
+    }
 
     ss = snap->servers;
 
@@ -434,21 +447,9 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
 
         for (j = 0; j < qscfp[i]->servers->nelts; j++) {
             ss->server = &server[j];
-
-            k = 0;
-            for (chunk = server[j].sh->chunks; chunk; chunk = chunk->next) {
-                k += NGX_HTTP_QQFAIL_SLOTS;
-            }
-
-            k += NGX_HTTP_QQFAIL_MAX_ADDRS;
-
-            ss->slots = ngx_palloc(r->pool,
-                                   k * sizeof(ngx_http_qqfail_slot_sh_t));
-            if (ss->slots == NULL) {
-                return NGX_ERROR;
-            }
-
-            ss->naddrs = k;
+            ss->slots = slots;
+            ss->naddrs = NGX_HTTP_QQFAIL_MAX_ADDRS;
+            slots += NGX_HTTP_QQFAIL_MAX_ADDRS;
             ss++;
         }
     }
@@ -471,7 +472,7 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     snap->zone_used = ((shpool->end - shpool->start) / ngx_pagesize
                        - shpool->pfree) * ngx_pagesize;
 
-    if (sh->events) {
+    if (events && sh->events) {
         snap->nevents = ngx_min(sh->events->nevents, NGX_HTTP_QQFAIL_NEVENTS);
 
         for (i = 0; i < snap->nevents; i++) {

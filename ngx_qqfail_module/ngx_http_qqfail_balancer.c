@@ -25,6 +25,9 @@ typedef struct {
     ngx_uint_t                       max_fails;
     time_t                           fail_timeout;
     ngx_uint_t                       down;
+    /* what sockaddr and name point to: one allocation per copy */
+    ngx_http_qqfail_sockaddr_t       addr;
+    u_char                           text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
 } ngx_http_qqfail_peer_t;
 
 
@@ -117,7 +120,7 @@ ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
 static ngx_http_qqfail_peers_t *
 ngx_http_qqfail_peers_build(ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log)
 {
-    ngx_uint_t                    i, j, n, backup;
+    ngx_uint_t                    i, j, n, count, backup;
     ngx_pool_t                   *pool;
     ngx_slab_pool_t              *shpool;
     ngx_http_qqfail_peer_t       *peer;
@@ -147,13 +150,13 @@ ngx_http_qqfail_peers_build(ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log)
 
     peers->gen = qscf->sh->gen;
 
-    n = 0;
+    count = 0;
 
     for (i = 0; i < qscf->servers->nelts; i++) {
-        n += server[i].sh->naddrs;
+        count += server[i].sh->naddrs;
     }
 
-    peers->peer = ngx_pcalloc(pool, (n ? n : 1)
+    peers->peer = ngx_pcalloc(pool, (count ? count : 1)
                                     * sizeof(ngx_http_qqfail_peer_t));
     if (peers->peer == NULL) {
         ngx_shmtx_unlock(&shpool->mutex);
@@ -178,24 +181,19 @@ ngx_http_qqfail_peers_build(ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log)
                 for (j = 0; j < NGX_HTTP_QQFAIL_SLOTS; j++) {
                     slot = &chunk->slot[j];
 
-                    if (!slot->in_use) {
+                    /* the counts are kept under this lock: n < count */
+
+                    if (!slot->in_use || n == count) {
                         continue;
                     }
 
                     peer = &peers->peer[n];
 
-                    peer->sockaddr = ngx_palloc(pool, slot->socklen);
-                    peer->name.data = ngx_pnalloc(pool, slot->text_len);
-
-                    if (peer->sockaddr == NULL || peer->name.data == NULL) {
-                        ngx_shmtx_unlock(&shpool->mutex);
-                        goto failed;
-                    }
-
-                    ngx_memcpy(peer->sockaddr, &slot->sockaddr,
-                               slot->socklen);
+                    peer->addr = slot->sockaddr;
+                    peer->sockaddr = &peer->addr.sockaddr;
                     peer->socklen = slot->socklen;
-                    ngx_memcpy(peer->name.data, slot->text, slot->text_len);
+                    ngx_memcpy(peer->text, slot->text, slot->text_len);
+                    peer->name.data = peer->text;
                     peer->name.len = slot->text_len;
 
                     peer->host = &((ngx_http_qqfail_name_t *)

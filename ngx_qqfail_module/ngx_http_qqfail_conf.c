@@ -198,7 +198,6 @@ ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_memzero(pr, sizeof(ngx_http_qqfail_provider_t));
 
     pr->name = value[1];
-    pr->index = qmcf->providers.nelts - 1;
 
     if (ngx_array_init(&pr->addrs, cf->pool, cf->args->nelts - 2,
                        sizeof(ngx_addr_t))
@@ -278,7 +277,6 @@ ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
     ngx_memzero(pr, sizeof(ngx_http_qqfail_provider_t));
 
     pr->name = ngx_http_qqfail_system_name;
-    pr->index = qmcf->providers.nelts - 1;
     pr->system = 1;
 
     if (ngx_array_init(&pr->addrs, cf->pool, 2, sizeof(ngx_addr_t))
@@ -381,7 +379,6 @@ ngx_http_qqfail_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     qmcf->zone_size = (size_t) size;
-    ngx_http_qqfail_conf_where(cf, &qmcf->zone_where);
 
     return NGX_CONF_OK;
 }
@@ -673,8 +670,6 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         us->max_fails = 1;
         us->fail_timeout = 10;
 
-        qscf->placeholder = uscf->servers->nelts;
-
         uscf->peer.init_upstream = ngx_http_qqfail_init_upstream;
 
         qscfp = ngx_array_push(&qscf->main->upstreams);
@@ -691,9 +686,6 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ngx_memzero(server, sizeof(ngx_http_qqfail_server_t));
-
-    server->index = qscf->servers->nelts - 1;
-    ngx_http_qqfail_conf_where(cf, &server->where);
 
     if (ngx_array_init(&server->names, cf->pool, 2,
                        sizeof(ngx_http_qqfail_name_t))

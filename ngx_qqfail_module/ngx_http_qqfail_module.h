@@ -88,7 +88,6 @@ typedef struct {
     ngx_str_t                        name;
     ngx_array_t                      addrs;      /* ngx_addr_t */
     ngx_str_t                        servers;    /* "ip:port,[ip6]:port" */
-    ngx_uint_t                       index;
     ngx_http_qqfail_provider_sh_t   *sh;
     unsigned                         system:1;   /* from /etc/resolv.conf */
 } ngx_http_qqfail_provider_t;
@@ -245,11 +244,8 @@ typedef struct {
     ngx_uint_t                       weight;
     ngx_uint_t                       max_fails;
     time_t                           fail_timeout;
-    ngx_uint_t                       index;
-    ngx_http_qqfail_where_t          where;
     ngx_http_qqfail_server_sh_t     *sh;
     ngx_http_qqfail_srv_conf_t      *upstream;
-    ngx_http_qqfail_job_t           *job;       /* lookup leader only */
     unsigned                         backup:1;
     unsigned                         down:1;
 } ngx_http_qqfail_server_t;
@@ -280,7 +276,6 @@ typedef struct {
     ngx_slab_pool_t                 *shpool;
     ngx_http_qqfail_sh_t            *sh;
     size_t                           zone_size;
-    ngx_http_qqfail_where_t          zone_where;
 
     ngx_str_t                        state_file;
     ngx_flag_t                       state_file_set;
@@ -304,7 +299,6 @@ struct ngx_http_qqfail_srv_conf_s {
     ngx_array_t                     *allow;      /* rule_t */
     ngx_flag_t                       ipv6;
 
-    ngx_uint_t                       placeholder;
     ngx_http_qqfail_where_t          first;      /* first qqfail_server */
     ngx_http_qqfail_where_t          directive;  /* first other directive */
     ngx_http_qqfail_where_t          quorum_where;

@@ -188,7 +188,7 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
 {
     int                           rc, optmask;
     char                         *servers;
-    ngx_uint_t                    i, j, n;
+    ngx_uint_t                    i, n;
     ngx_msec_t                    timeout;
     struct ares_options           opts;
     ngx_http_qqfail_channel_t    *ch;
@@ -300,10 +300,6 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
             ch->timer.data = ch;
             ch->timer.log = cycle->log;
             ch->timer.cancelable = 1;
-        }
-
-        for (j = 0; j < NGX_HTTP_QQFAIL_MAX_CONNS; j++) {
-            ch->conns[j] = NULL;
         }
     }
 
@@ -605,8 +601,6 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
             job->timer.data = job;
             job->timer.log = cycle->log;
             job->timer.cancelable = 1;
-
-            server[j].job = job;
         }
     }
 
@@ -631,7 +625,6 @@ ngx_http_qqfail_jobs_destroy(void)
             ngx_del_timer(&jobp[i]->timer);
         }
 
-        jobp[i]->server->job = NULL;
         ngx_free(jobp[i]);
     }
 
@@ -882,7 +875,16 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
     }
 
     if (lk->queries == 0) {
-        if (!lk->decided) {
+
+        /*
+         * the last query ended with its channel, at the end of the start-up
+         * pass or of the leadership: the lookup is abandoned undecided, it
+         * must not report a missing quorum or a failure it never saw
+         */
+
+        if (!lk->decided && status != ARES_EDESTRUCTION
+            && status != ARES_ECANCELLED)
+        {
             ngx_http_qqfail_lookup_decide(lk, 1);
         }
 

@@ -145,7 +145,8 @@ static void ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk,
 static void ngx_http_qqfail_lookup_deadline(ngx_event_t *ev);
 static void ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk);
 static void ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t p, ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport);
+    ngx_uint_t p, ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport,
+    ngx_uint_t disagree);
 
 static void ngx_http_qqfail_lease_handler(ngx_event_t *ev);
 static void ngx_http_qqfail_lead_start(ngx_cycle_t *cycle);
@@ -1197,13 +1198,8 @@ ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
     }
 
     if (ngx_http_qqfail_leading || ngx_http_qqfail_sync) {
-        ngx_http_qqfail_provider_account(lk, p, a->ok, error, transport);
-
-        if (disagree) {
-            ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
-            ngx_http_qqfail_channels[p].provider->sh->disagreements++;
-            ngx_shmtx_unlock(&ngx_http_qqfail_qmcf->shpool->mutex);
-        }
+        ngx_http_qqfail_provider_account(lk, p, a->ok, error, transport,
+                                         disagree);
     }
 
     if (!lk->decided) {
@@ -1214,8 +1210,10 @@ ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 
 static void
 ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
-    ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport)
+    ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport, ngx_uint_t disagree)
 {
+    u_char                         *last;
+    u_char                          text[NGX_HTTP_QQFAIL_ERRLEN];
     ngx_int_t                       change;
     ngx_msec_t                      rtt;
     ngx_http_qqfail_name_t         *name;
@@ -1230,8 +1228,19 @@ ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
 
     rtt = ngx_current_msec - a->sent;
     change = 0;
+    last = text;
+
+    /* the last error is formatted before the lock is taken */
+
+    if (!ok) {
+        last = ngx_snprintf(text, NGX_HTTP_QQFAIL_ERRLEN - 1, "%V for %V",
+                            &ngx_http_qqfail_errors[error], &name->host);
+        *last = '\0';
+    }
 
     ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
+
+    psh->disagreements += disagree;
 
     if (!transport) {
         psh->rtt = psh->rtt ? (psh->rtt * 7 + rtt) / 8 : rtt;
@@ -1250,9 +1259,7 @@ ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
         psh->failures[error]++;
         psh->last_failure = ngx_time();
 
-        ngx_snprintf(psh->last_error, NGX_HTTP_QQFAIL_ERRLEN, "%V for %V%Z",
-                     &ngx_http_qqfail_errors[error], &name->host);
-        psh->last_error[NGX_HTTP_QQFAIL_ERRLEN - 1] = '\0';
+        ngx_memcpy(psh->last_error, text, last - text + 1);
 
         if (transport && ++psh->transport_fails >= 2 && !psh->down) {
             psh->down = 1;
@@ -1392,19 +1399,19 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 
         /* answers that came before and differ */
 
-        for (p = 0;
-             (ngx_http_qqfail_leading || ngx_http_qqfail_sync)
-             && p < lk->nproviders;
-             p++)
-        {
-            if (p != (ngx_uint_t) best && lk->answer[p].done
-                && lk->answer[p].ok
-                && !ngx_http_qqfail_answer_same(a, &lk->answer[p]))
-            {
-                ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
-                ngx_http_qqfail_channels[p].provider->sh->disagreements++;
-                ngx_shmtx_unlock(&ngx_http_qqfail_qmcf->shpool->mutex);
+        if (ngx_http_qqfail_leading || ngx_http_qqfail_sync) {
+            ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
+
+            for (p = 0; p < lk->nproviders; p++) {
+                if (p != (ngx_uint_t) best && lk->answer[p].done
+                    && lk->answer[p].ok
+                    && !ngx_http_qqfail_answer_same(a, &lk->answer[p]))
+                {
+                    ngx_http_qqfail_channels[p].provider->sh->disagreements++;
+                }
             }
+
+            ngx_shmtx_unlock(&ngx_http_qqfail_qmcf->shpool->mutex);
         }
 
     } else if (nok) {
@@ -1479,7 +1486,7 @@ ngx_http_qqfail_lookup_deadline(ngx_event_t *ev)
             if (ngx_http_qqfail_leading || ngx_http_qqfail_sync) {
                 ngx_http_qqfail_provider_account(lk, p, 0,
                                                  NGX_HTTP_QQFAIL_ERR_TIMEOUT,
-                                                 1);
+                                                 1, 0);
             }
         }
     }

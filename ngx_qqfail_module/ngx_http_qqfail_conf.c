@@ -535,6 +535,10 @@ ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
         name->literal = 1;
         name->host = name->addr.name;
         name->port = ngx_inet_get_port(name->addr.sockaddr);
+
+        /* the canonical text carries the port */
+        name->key = name->addr.name;
+
         return NGX_OK;
     }
 
@@ -571,7 +575,19 @@ ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
     name->host.len = len;
     name->port = (in_port_t) port;
 
-    return ngx_http_qqfail_valid_host(&name->host);
+    if (ngx_http_qqfail_valid_host(&name->host) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    name->key.data = ngx_pnalloc(cf->pool, len + sizeof(":65535") - 1);
+    if (name->key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    name->key.len = ngx_sprintf(name->key.data, "%V:%d", &name->host, port)
+                    - name->key.data;
+
+    return NGX_OK;
 }
 
 
@@ -596,6 +612,8 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_qqfail_srv_conf_t  *qscf;
 
+    u_char                        *p;
+    size_t                         len;
     time_t                         fail_timeout;
     ngx_str_t                     *value, s;
     ngx_int_t                      weight, max_fails;
@@ -803,6 +821,32 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "no name in \"qqfail_server\"");
         return NGX_CONF_ERROR;
     }
+
+    /* the server's key in the shared zone and the state file */
+
+    name = server->names.elts;
+    len = 0;
+
+    for (j = 0; j < server->names.nelts; j++) {
+        len += name[j].key.len + 1;
+    }
+
+    server->key.data = ngx_pnalloc(cf->pool, len);
+    if (server->key.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = server->key.data;
+
+    for (j = 0; j < server->names.nelts; j++) {
+        if (j) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, name[j].key.data, name[j].key.len);
+    }
+
+    server->key.len = p - server->key.data;
 
     server->weight = weight;
     server->max_fails = max_fails;

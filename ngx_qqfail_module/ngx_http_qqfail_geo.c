@@ -108,6 +108,49 @@ ngx_http_qqfail_geo_annotate(ngx_http_qqfail_main_conf_t *qmcf,
 }
 
 
+/*
+ * The one address filter, for answers, state-file addresses and the
+ * addresses a reload keeps: "qqfail_ipv6" and "qqfail_allow", with the
+ * GeoIP2 data looked up once per address and kept for the status page.
+ * The addresses that pass are moved to the front; returns their number.
+ */
+
+ngx_uint_t
+ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf, ngx_addr_t *addrs,
+    ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs)
+{
+    ngx_uint_t                    i, n;
+    ngx_http_qqfail_geo_t         g;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = qscf->main;
+
+    for (i = 0, n = 0; i < naddrs; i++) {
+
+        if (addrs[i].sockaddr->sa_family != AF_INET && !qscf->ipv6) {
+            continue;
+        }
+
+        if (qmcf->geo_country || qmcf->geo_asn) {
+            ngx_http_qqfail_geo_lookup(qmcf, addrs[i].sockaddr, &g);
+
+        } else {
+            ngx_memzero(&g, sizeof(ngx_http_qqfail_geo_t));
+        }
+
+        if (!ngx_http_qqfail_allowed(qscf, addrs[i].sockaddr, &g)) {
+            continue;
+        }
+
+        addrs[n] = addrs[i];
+        geo[n] = g;
+        n++;
+    }
+
+    return n;
+}
+
+
 /* country, continent, ASN and organisation of an address, if known */
 
 void
@@ -179,28 +222,6 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
             }
         }
     }
-}
-
-
-ngx_uint_t
-ngx_http_qqfail_allow_needs_geo(ngx_http_qqfail_srv_conf_t *qscf)
-{
-    ngx_uint_t               i;
-    ngx_http_qqfail_rule_t  *rule;
-
-    if (qscf->allow == NULL) {
-        return 0;
-    }
-
-    rule = qscf->allow->elts;
-
-    for (i = 0; i < qscf->allow->nelts; i++) {
-        if (rule[i].type != NGX_HTTP_QQFAIL_RULE_CIDR) {
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 

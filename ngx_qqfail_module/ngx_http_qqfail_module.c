@@ -218,9 +218,19 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
 
     qmcf = ngx_http_qqfail_cycle_conf(cycle);
 
-    if (qmcf == NULL || ngx_test_config) {
+    if (qmcf == NULL) {
         return NGX_OK;
     }
+
+    if (ngx_test_config) {
+        /* "nginx -t" reads the state file too, and says what is wrong */
+        return ngx_http_qqfail_state_load(qmcf, cycle->log);
+    }
+
+    /*
+     * from now on workers of older generations publish nothing: the
+     * addresses kept pass this configuration's rules, and stay so
+     */
 
     ngx_shmtx_lock(&qmcf->shpool->mutex);
     qmcf->sh->epoch++;
@@ -230,13 +240,21 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    (void) ngx_http_qqfail_state_load(qmcf, cycle->log);
+
+    ngx_http_qqfail_zone_refilter(qmcf, 0, cycle->log);
+
     if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "qqfail: ares_library_init() failed");
-        return NGX_OK;
+
+    } else {
+        (void) ngx_http_qqfail_resolver_sync(cycle, qmcf);
     }
 
-    (void) ngx_http_qqfail_resolver_sync(cycle, qmcf);
+    /* what the new rules refused and the pass did not replace goes */
+
+    ngx_http_qqfail_zone_refilter(qmcf, 1, cycle->log);
 
     return NGX_OK;
 }
@@ -260,6 +278,11 @@ ngx_http_qqfail_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    /* records this generation uses are not freed while this process runs */
+
+    qmcf->epoch = qmcf->sh->epoch;
+    ngx_http_qqfail_zone_register(qmcf, qmcf->epoch);
+
     if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "qqfail: ares_library_init() failed");
@@ -282,6 +305,8 @@ ngx_http_qqfail_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_qqfail_resolver_exit_process(cycle);
+
+    ngx_http_qqfail_zone_register(qmcf, 0);
 }
 
 

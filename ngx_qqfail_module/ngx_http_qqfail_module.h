@@ -42,6 +42,7 @@
      + 7 * sizeof(ngx_http_qqfail_events_sh_t))
 
 #define NGX_HTTP_QQFAIL_MAX_ADDRS        32      /* per name and answer */
+#define NGX_HTTP_QQFAIL_MAX_PROCS        256     /* workers, all generations */
 #define NGX_HTTP_QQFAIL_ADDR_STRLEN      (NGX_INET6_ADDRSTRLEN + 9)
 #define NGX_HTTP_QQFAIL_SLOTS            4       /* per shm chunk */
 #define NGX_HTTP_QQFAIL_ERRLEN           64
@@ -97,6 +98,7 @@ typedef struct {
     ngx_str_t                        host;       /* lowercase, no final dot */
     in_port_t                        port;
     ngx_str_t                        text;       /* as written */
+    ngx_str_t                        key;        /* "host:port", "ip:port" */
     ngx_addr_t                       addr;       /* IP literals only */
     unsigned                         literal:1;
 } ngx_http_qqfail_name_t;
@@ -150,12 +152,23 @@ typedef struct {
 
 
 typedef struct ngx_http_qqfail_server_sh_s  ngx_http_qqfail_server_sh_t;
+typedef struct ngx_http_qqfail_upstream_sh_s  ngx_http_qqfail_upstream_sh_t;
+
+/*
+ * A server's record is found by its upstream and its names, as written
+ * in the state file ("name:port,name:port").  Records are shared by every
+ * generation whose configuration has that server; "epoch" is the newest
+ * generation that uses it, and a record no running generation uses is
+ * freed (ngx_http_qqfail_zone_gc).
+ */
 
 struct ngx_http_qqfail_server_sh_s {
     ngx_http_qqfail_server_sh_t     *next;
+    ngx_http_qqfail_upstream_sh_t   *upstream;
     u_char                          *key;
     size_t                           key_len;
-    ngx_uint_t                       gen;
+    ngx_uint_t                       epoch;
+    ngx_uint_t                       quorum;     /* the set was agreed by */
     ngx_http_qqfail_chunk_sh_t      *chunks;
     ngx_uint_t                       naddrs;
     ngx_uint_t                       active;     /* index of the name */
@@ -165,19 +178,26 @@ struct ngx_http_qqfail_server_sh_s {
     time_t                           last_success;
     time_t                           next_lookup;
     time_t                           stale_since;
-    ngx_uint_t                       nnames;
+    ngx_uint_t                       gen;        /* changes with the set */
     ngx_http_qqfail_name_sh_t        names[NGX_HTTP_QQFAIL_MAX_NAMES];
 };
 
-
-typedef struct ngx_http_qqfail_upstream_sh_s  ngx_http_qqfail_upstream_sh_t;
 
 struct ngx_http_qqfail_upstream_sh_s {
     ngx_http_qqfail_upstream_sh_t   *next;
     u_char                          *key;
     size_t                           key_len;
     ngx_uint_t                       gen;
+    ngx_uint_t                       epoch;
 };
+
+
+/* a worker process and the generation it belongs to */
+
+typedef struct {
+    ngx_pid_t                        pid;
+    ngx_uint_t                       epoch;
+} ngx_http_qqfail_proc_sh_t;
 
 
 struct ngx_http_qqfail_provider_sh_s {
@@ -223,6 +243,10 @@ typedef struct {
     ngx_http_qqfail_upstream_sh_t   *upstreams;
     ngx_http_qqfail_server_sh_t     *servers;
     ngx_http_qqfail_events_sh_t     *events;
+    ngx_uint_t                       nservers;   /* records */
+    ngx_uint_t                       full;       /* logged, episode */
+    ngx_uint_t                       nprocs;
+    ngx_http_qqfail_proc_sh_t        procs[NGX_HTTP_QQFAIL_MAX_PROCS];
 } ngx_http_qqfail_sh_t;
 
 
@@ -241,6 +265,7 @@ typedef struct ngx_http_qqfail_job_s  ngx_http_qqfail_job_t;
 
 typedef struct {
     ngx_array_t                      names;      /* ngx_http_qqfail_name_t */
+    ngx_str_t                        key;        /* "name:port,name:port" */
     ngx_uint_t                       weight;
     ngx_uint_t                       max_fails;
     time_t                           fail_timeout;
@@ -248,6 +273,7 @@ typedef struct {
     ngx_http_qqfail_srv_conf_t      *upstream;
     unsigned                         backup:1;
     unsigned                         down:1;
+    unsigned                         refused:1;  /* by new rules, at start */
 } ngx_http_qqfail_server_t;
 
 
@@ -276,6 +302,7 @@ typedef struct {
     ngx_slab_pool_t                 *shpool;
     ngx_http_qqfail_sh_t            *sh;
     size_t                           zone_size;
+    ngx_uint_t                       epoch;      /* a worker's generation */
 
     ngx_str_t                        state_file;
     ngx_flag_t                       state_file_set;
@@ -361,7 +388,12 @@ void ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
     struct sockaddr *sa, ngx_http_qqfail_geo_t *geo);
 ngx_uint_t ngx_http_qqfail_allowed(ngx_http_qqfail_srv_conf_t *qscf,
     struct sockaddr *sa, ngx_http_qqfail_geo_t *geo);
-ngx_uint_t ngx_http_qqfail_allow_needs_geo(ngx_http_qqfail_srv_conf_t *qscf);
+void ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_uint_t empty, ngx_log_t *log);
+void ngx_http_qqfail_zone_register(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_uint_t epoch);
+ngx_uint_t ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf,
+    ngx_addr_t *addrs, ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs);
 ngx_uint_t ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
     ngx_uint_t naddrs);

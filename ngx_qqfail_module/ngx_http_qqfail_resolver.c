@@ -1085,54 +1085,60 @@ ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
 }
 
 
-/* drop the addresses that match no qqfail_allow rule */
+/* drop the addresses the upstream's filter refuses (qqfail_allow) */
 
 static void
 ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 {
     u_char                       text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
     size_t                       len;
-    ngx_uint_t                   i, j, geo, rejected, first;
-    ngx_http_qqfail_geo_t        g;
+    ngx_uint_t                   i, j, n, rejected, first;
+    ngx_addr_t                   addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_geo_t        geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
     ngx_http_qqfail_answer_t    *a;
     ngx_http_qqfail_name_sh_t   *nsh;
+    ngx_http_qqfail_sockaddr_t   kept[NGX_HTTP_QQFAIL_MAX_ADDRS];
     ngx_http_qqfail_provider_t  *pr;
 
     a = &lk->answer[p];
-    geo = ngx_http_qqfail_allow_needs_geo(lk->server->upstream);
 
-    rejected = 0;
-    first = 0;
+    for (i = 0; i < a->naddrs; i++) {
+        addrs[i].sockaddr = &a->addrs[i].sockaddr;
+        addrs[i].socklen = a->socklen[i];
+    }
+
+    n = ngx_http_qqfail_filter(lk->server->upstream, addrs, geo, a->naddrs);
+
+    rejected = a->naddrs - n;
+
+    if (rejected == 0) {
+        return;
+    }
+
+    /* the filter kept the order: the first address it skipped is named */
+
     len = 0;
 
     for (i = 0, j = 0; i < a->naddrs; i++) {
-
-        if (geo) {
-            ngx_http_qqfail_geo_lookup(ngx_http_qqfail_qmcf,
-                                       &a->addrs[i].sockaddr, &g);
-        }
-
-        if (ngx_http_qqfail_allowed(lk->server->upstream,
-                                    &a->addrs[i].sockaddr,
-                                    geo ? &g : NULL))
-        {
-            a->addrs[j] = a->addrs[i];
-            a->socklen[j] = a->socklen[i];
+        if (j < n && addrs[j].sockaddr == &a->addrs[i].sockaddr) {
+            kept[j] = a->addrs[i];
+            addrs[j].socklen = a->socklen[i];
             j++;
-            continue;
-        }
 
-        if (rejected++ == 0) {
+        } else if (len == 0) {
             len = ngx_sock_ntop(&a->addrs[i].sockaddr, a->socklen[i], text,
                                 NGX_HTTP_QQFAIL_ADDR_STRLEN, 0);
         }
     }
 
-    a->naddrs = j;
+    for (j = 0; j < n; j++) {
+        a->addrs[j] = kept[j];
+        a->socklen[j] = addrs[j].socklen;
+    }
 
-    if (rejected == 0
-        || !(ngx_http_qqfail_leading || ngx_http_qqfail_sync))
-    {
+    a->naddrs = n;
+
+    if (!(ngx_http_qqfail_leading || ngx_http_qqfail_sync)) {
         return;
     }
 
@@ -1140,6 +1146,7 @@ ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 
     pr = ngx_http_qqfail_channels[p].provider;
     nsh = &lk->server->sh->names[lk->name];
+    first = 0;
 
     ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
 
@@ -1829,6 +1836,7 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     ngx_http_qqfail_job_t       **jobp;
     ngx_http_qqfail_srv_conf_t  **qscfp;
     ngx_http_qqfail_channel_t    *ch;
+    ngx_http_qqfail_server_sh_t  *ssh;
 
     ngx_http_qqfail_qmcf = qmcf;
     ngx_http_qqfail_log = cycle->log;
@@ -1859,8 +1867,17 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     jobp = ngx_http_qqfail_jobs->elts;
 
     for (n = 0; n < ngx_http_qqfail_jobs->nelts; n++) {
-        if (jobp[n]->server->sh->source == NGX_HTTP_QQFAIL_SOURCE_LIVE
-            || jobp[n]->server->sh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
+        ssh = jobp[n]->server->sh;
+
+        /*
+         * a set agreed by fewer providers than this quorum asks, or one
+         * the new rules refuse, is checked too
+         */
+
+        if ((ssh->source == NGX_HTTP_QQFAIL_SOURCE_LIVE
+             || ssh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
+            && ssh->quorum >= jobp[n]->server->upstream->quorum
+            && !jobp[n]->server->refused)
         {
             continue;
         }

@@ -30,6 +30,7 @@
 typedef struct {
     ngx_http_qqfail_server_t        *server;
     ngx_uint_t                       active;
+    ngx_uint_t                       rank;       /* 0: the same names */
     time_t                           last_success;
     ngx_uint_t                       naddrs;
     ngx_addr_t                       addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
@@ -39,12 +40,13 @@ typedef struct {
 static ngx_int_t ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf,
     u_char *buf, size_t len, ngx_array_t *entries, ngx_pool_t *pool,
     ngx_uint_t *line, const char **err);
-static ngx_http_qqfail_server_t *ngx_http_qqfail_state_server(
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_str_t *upstream, ngx_str_t *names);
+static ngx_int_t ngx_http_qqfail_state_server(
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_str_t *upstream, ngx_str_t *names,
+    ngx_http_qqfail_state_entry_t *e);
+static ngx_int_t ngx_http_qqfail_state_rank(const void *one,
+    const void *two);
 static ngx_int_t ngx_http_qqfail_state_word(u_char **pos, u_char *last,
     ngx_str_t *word);
-static size_t ngx_http_qqfail_state_names(ngx_http_qqfail_server_t *server,
-    u_char *buf);
 static void ngx_http_qqfail_state_timer(ngx_event_t *ev);
 
 
@@ -163,11 +165,16 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     used = 0;
     e = entries.elts;
 
+    /* a line of the same server first, then one sharing its best name */
+
+    ngx_sort(e, entries.nelts, sizeof(ngx_http_qqfail_state_entry_t),
+             ngx_http_qqfail_state_rank);
+
     for (i = 0; i < entries.nelts; i++) {
         ssh = e[i].server->sh;
 
         if (ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE) {
-            /* a reused zone knows better */
+            /* a reused zone, or a better line, knows better */
             continue;
         }
 
@@ -177,40 +184,30 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
             continue;
         }
 
-        /* a planted file must not get around qqfail_allow */
+        /* the port is configuration, not state */
 
-        ngx_http_qqfail_geo_annotate(qmcf, e[i].addrs, e[i].naddrs, geo);
-
-        for (k = 0, m = 0; k < e[i].naddrs; k++) {
-
-            /* the port is configuration, not state */
-
+        for (k = 0; k < e[i].naddrs; k++) {
             ngx_inet_set_port(e[i].addrs[k].sockaddr,
                               ((ngx_http_qqfail_name_t *)
                                e[i].server->names.elts)[e[i].active].port);
-
-            if (e[i].addrs[k].sockaddr->sa_family != AF_INET
-                && !e[i].server->upstream->ipv6)
-            {
-                continue;
-            }
-
-            if (ngx_http_qqfail_allowed(e[i].server->upstream,
-                                        e[i].addrs[k].sockaddr, &geo[k]))
-            {
-                e[i].addrs[m] = e[i].addrs[k];
-                geo[m] = geo[k];
-                m++;
-            }
         }
+
+        /* a planted file must not get around qqfail_allow */
+
+        m = ngx_http_qqfail_filter(e[i].server->upstream, e[i].addrs, geo,
+                                   e[i].naddrs);
 
         if (m == 0) {
             continue;
         }
 
-        (void) ngx_http_qqfail_zone_publish(qmcf, e[i].server, e[i].active,
-                                            e[i].addrs, geo, m,
-                                            NGX_HTTP_QQFAIL_SOURCE_STATE, log);
+        if (ngx_http_qqfail_zone_publish(qmcf, e[i].server, e[i].active,
+                                         e[i].addrs, geo, m,
+                                         NGX_HTTP_QQFAIL_SOURCE_STATE, log)
+            == NGX_ERROR)
+        {
+            continue;
+        }
 
         ngx_shmtx_lock(&qmcf->shpool->mutex);
         ssh->last_success = e[i].last_success;
@@ -276,7 +273,6 @@ ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf, u_char *buf,
     ngx_int_t                       n, rc;
     ngx_str_t                       word, upstream, names;
     ngx_uint_t                      count, ended;
-    ngx_http_qqfail_server_t       *server;
     ngx_http_qqfail_state_entry_t  *e;
 
     last = buf + len;
@@ -415,16 +411,13 @@ ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf, u_char *buf,
             return NGX_ERROR;
         }
 
-        server = ngx_http_qqfail_state_server(qmcf, &upstream, &names);
-
-        if (server == NULL || e->active >= server->names.nelts) {
-            /* not configured any more: dropped */
+        if (ngx_http_qqfail_state_server(qmcf, &upstream, &names, e)
+            != NGX_OK)
+        {
+            /* no configured server has its names any more: dropped */
             entries->nelts--;
-            p = eol + 1;
-            continue;
         }
 
-        e->server = server;
         p = eol + 1;
     }
 
@@ -438,15 +431,45 @@ ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf, u_char *buf,
 }
 
 
-static ngx_http_qqfail_server_t *
+/*
+ * The configured server a line belongs to: the one with the same names
+ * (rank 0), else one of the same upstream that has the name the line's
+ * addresses came from, the best such name first (rank 1 + its index).
+ * An edited server line keeps its addresses across a restart.
+ */
+
+static ngx_int_t
 ngx_http_qqfail_state_server(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_str_t *upstream, ngx_str_t *names)
+    ngx_str_t *upstream, ngx_str_t *names, ngx_http_qqfail_state_entry_t *e)
 {
-    size_t                        len;
-    ngx_uint_t                    i, j;
+    u_char                       *p, *last;
+    ngx_str_t                     active;
+    ngx_uint_t                    i, j, k, n;
+    ngx_http_qqfail_name_t       *name;
     ngx_http_qqfail_server_t     *server;
     ngx_http_qqfail_srv_conf_t  **qscfp;
-    u_char                        buf[NGX_HTTP_QQFAIL_MAX_NAMES * 300];
+
+    /* the name of the line's addresses */
+
+    p = names->data;
+    last = names->data + names->len;
+
+    for (n = e->active; n; n--) {
+        p = ngx_strlchr(p, last, ',');
+
+        if (p == NULL) {
+            return NGX_DECLINED;
+        }
+
+        p++;
+    }
+
+    active.data = p;
+    p = ngx_strlchr(p, last, ',');
+    active.len = (p ? p : last) - active.data;
+
+    e->server = NULL;
+    e->rank = NGX_MAX_UINT32_VALUE;
 
     qscfp = qmcf->upstreams.elts;
 
@@ -461,44 +484,48 @@ ngx_http_qqfail_state_server(ngx_http_qqfail_main_conf_t *qmcf,
         server = qscfp[i]->servers->elts;
 
         for (j = 0; j < qscfp[i]->servers->nelts; j++) {
-            len = ngx_http_qqfail_state_names(&server[j], buf);
 
-            if (len == names->len
-                && ngx_strncmp(buf, names->data, len) == 0)
+            if (server[j].key.len == names->len
+                && ngx_strncmp(server[j].key.data, names->data,
+                               names->len) == 0)
             {
-                return &server[j];
+                e->server = &server[j];
+                e->rank = 0;
+                return NGX_OK;
+            }
+
+            name = server[j].names.elts;
+
+            for (k = 0; k < server[j].names.nelts && k + 1 < e->rank; k++) {
+                if (name[k].key.len == active.len
+                    && ngx_strncmp(name[k].key.data, active.data,
+                                   active.len) == 0)
+                {
+                    e->server = &server[j];
+                    e->rank = k + 1;
+                    break;
+                }
             }
         }
     }
 
-    return NULL;
+    if (e->server == NULL) {
+        return NGX_DECLINED;
+    }
+
+    e->active = e->rank - 1;
+
+    return NGX_OK;
 }
 
 
-static size_t
-ngx_http_qqfail_state_names(ngx_http_qqfail_server_t *server, u_char *buf)
+static ngx_int_t
+ngx_http_qqfail_state_rank(const void *one, const void *two)
 {
-    u_char                  *p;
-    ngx_uint_t               k;
-    ngx_http_qqfail_name_t  *name;
+    const ngx_http_qqfail_state_entry_t  *a = one;
+    const ngx_http_qqfail_state_entry_t  *b = two;
 
-    p = buf;
-    name = server->names.elts;
-
-    for (k = 0; k < server->names.nelts; k++) {
-        if (k) {
-            *p++ = ',';
-        }
-
-        if (name[k].literal) {
-            p = ngx_cpymem(p, name[k].host.data, name[k].host.len);
-
-        } else {
-            p = ngx_sprintf(p, "%V:%d", &name[k].host, (int) name[k].port);
-        }
-    }
-
-    return p - buf;
+    return (ngx_int_t) (a->rank > b->rank) - (ngx_int_t) (a->rank < b->rank);
 }
 
 
@@ -614,8 +641,8 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
                 continue;
             }
 
-            p = ngx_sprintf(p, "s %V ", &qscfp[i]->upstream->host);
-            p += ngx_http_qqfail_state_names(&server[j], p);
+            p = ngx_sprintf(p, "s %V %V", &qscfp[i]->upstream->host,
+                            &server[j].key);
             p = ngx_sprintf(p, " %ui %T", ssh->active, ssh->last_success);
 
             k = 0;

@@ -20,6 +20,15 @@ static ngx_int_t ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log);
 static ngx_int_t ngx_http_qqfail_zone_attach_providers(
     ngx_http_qqfail_main_conf_t *qmcf);
+static void ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log, ngx_uint_t level, ngx_http_qqfail_server_t *server);
+static void ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_t *server);
+static ngx_int_t ngx_http_qqfail_zone_key_name(
+    ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t n, ngx_str_t *name);
+static void ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf);
+static ngx_int_t ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t naddrs);
 static u_char *ngx_http_qqfail_zone_strdup(ngx_slab_pool_t *shpool,
     u_char *data, size_t len);
 static ngx_http_qqfail_slot_sh_t *ngx_http_qqfail_zone_find_slot(
@@ -77,11 +86,7 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
             return NGX_ERROR;
         }
 
-        if (ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        return ngx_http_qqfail_state_load(qmcf, shm_zone->shm.log);
+        return ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log);
     }
 
     sh = ngx_slab_calloc(shpool, sizeof(ngx_http_qqfail_sh_t));
@@ -109,32 +114,25 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_sprintf(shpool->log_ctx, " in qqfail zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
-    if (ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_qqfail_state_load(qmcf, shm_zone->shm.log);
+    return ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log);
 }
 
 
 /*
- * Find or create the records of every configured upstream, server and
- * provider.  Records are keyed by strings, so a reload with the same
- * configuration finds the addresses the previous generation had.
- * Records of servers that are no longer configured are kept: workers of
- * the previous generation may still use them.
+ * Find or create the records of every configured upstream and server, in
+ * the master.  A reload with the same server finds the addresses the
+ * previous generation had; an edited server line (a name added, removed
+ * or reordered) inherits them from the record of a name it shares.
+ * Records no running generation uses are freed first.
  */
 
 static ngx_int_t
 ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log)
 {
-    u_char                         *p, *key;
-    size_t                          len;
-    ngx_uint_t                      i, j, k;
+    ngx_uint_t                      i, j, epoch;
     ngx_slab_pool_t                *shpool;
     ngx_http_qqfail_sh_t           *sh;
-    ngx_http_qqfail_name_t         *name;
     ngx_http_qqfail_server_t       *server;
     ngx_http_qqfail_srv_conf_t    **qscfp, *qscf;
     ngx_http_qqfail_server_sh_t    *ssh;
@@ -143,7 +141,12 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
     shpool = qmcf->shpool;
     sh = qmcf->sh;
 
+    /* the generation this configuration starts, if it starts */
+    epoch = sh->epoch + 1;
+
     ngx_shmtx_lock(&shpool->mutex);
+
+    ngx_http_qqfail_zone_gc(qmcf);
 
     if (ngx_http_qqfail_zone_attach_providers(qmcf) != NGX_OK) {
         goto nomem;
@@ -174,6 +177,7 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
                                                    qscf->upstream->host.data,
                                                    qscf->upstream->host.len);
             if (ush->key == NULL) {
+                ngx_slab_free_locked(shpool, ush);
                 goto nomem;
             }
 
@@ -182,40 +186,18 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
             sh->upstreams = ush;
         }
 
+        ush->epoch = epoch;
         qscf->sh = ush;
 
         server = qscf->servers->elts;
 
         for (j = 0; j < qscf->servers->nelts; j++) {
 
-            /* key: "upstream name1:port name2:port ..." */
-
-            len = qscf->upstream->host.len;
-            name = server[j].names.elts;
-
-            for (k = 0; k < server[j].names.nelts; k++) {
-                len += 1 + name[k].host.len + sizeof(":65535") - 1;
-            }
-
-            key = ngx_alloc(len, log);
-            if (key == NULL) {
-                ngx_shmtx_unlock(&shpool->mutex);
-                return NGX_ERROR;
-            }
-
-            p = ngx_cpymem(key, qscf->upstream->host.data,
-                           qscf->upstream->host.len);
-
-            for (k = 0; k < server[j].names.nelts; k++) {
-                p = ngx_sprintf(p, " %V:%d", &name[k].host,
-                                (int) name[k].port);
-            }
-
-            len = p - key;
-
             for (ssh = sh->servers; ssh; ssh = ssh->next) {
-                if (ssh->key_len == len
-                    && ngx_memcmp(ssh->key, key, len) == 0)
+                if (ssh->upstream == ush
+                    && ssh->key_len == server[j].key.len
+                    && ngx_memcmp(ssh->key, server[j].key.data,
+                                  ssh->key_len) == 0)
                 {
                     break;
                 }
@@ -225,26 +207,32 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
                 ssh = ngx_slab_calloc_locked(shpool,
                                           sizeof(ngx_http_qqfail_server_sh_t));
                 if (ssh == NULL) {
-                    ngx_free(key);
                     goto nomem;
                 }
 
-                ssh->key = ngx_http_qqfail_zone_strdup(shpool, key, len);
+                ssh->key = ngx_http_qqfail_zone_strdup(shpool,
+                                                       server[j].key.data,
+                                                       server[j].key.len);
                 if (ssh->key == NULL) {
-                    ngx_free(key);
+                    ngx_slab_free_locked(shpool, ssh);
                     goto nomem;
                 }
 
-                ssh->key_len = len;
-                ssh->nnames = server[j].names.nelts;
+                ssh->key_len = server[j].key.len;
+                ssh->upstream = ush;
                 ssh->next = sh->servers;
                 sh->servers = ssh;
+                sh->nservers++;
             }
 
-            ngx_free(key);
+            ssh->epoch = epoch;
 
             server[j].sh = ssh;
             server[j].upstream = qscf;
+
+            if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE) {
+                ngx_http_qqfail_zone_inherit(qmcf, &server[j]);
+            }
         }
     }
 
@@ -254,13 +242,330 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
 
 nomem:
 
+    ngx_http_qqfail_zone_usage(qmcf, log, NGX_LOG_EMERG, NULL);
+
     ngx_shmtx_unlock(&shpool->mutex);
 
-    ngx_log_error(NGX_LOG_EMERG, log, 0,
-                  "qqfail: \"qqfail_zone\" %uzk is too small for this "
-                  "configuration", qmcf->zone_size / 1024);
-
     return NGX_ERROR;
+}
+
+
+/*
+ * What fills the zone, for the message that says it is full; called with
+ * the zone locked, so it only formats into a stack buffer and logs.
+ */
+
+static void
+ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log,
+    ngx_uint_t level, ngx_http_qqfail_server_t *server)
+{
+    ngx_uint_t                    current, older, naddrs;
+    ngx_http_qqfail_sh_t         *sh;
+    ngx_http_qqfail_server_sh_t  *ssh;
+
+    sh = qmcf->sh;
+    current = 0;
+    older = 0;
+    naddrs = 0;
+
+    for (ssh = sh->servers; ssh; ssh = ssh->next) {
+        if (ssh->epoch >= sh->epoch) {
+            current++;
+
+        } else {
+            older++;
+        }
+
+        naddrs += ssh->naddrs;
+    }
+
+    if (server == NULL) {
+        ngx_log_error(level, log, 0,
+                      "qqfail: \"qqfail_zone\" %uzk is too small for this "
+                      "configuration: it holds %ui server record(s) of the "
+                      "running configuration, %ui kept for workers of "
+                      "older generations still running, %ui address(es) "
+                      "in all; raise \"qqfail_zone\"",
+                      qmcf->zone_size / 1024, current, older, naddrs);
+        return;
+    }
+
+    ngx_log_error(level, log, 0,
+                  "qqfail: \"qqfail_zone\" %uzk is full: %ui server "
+                  "record(s) of the running configuration, %ui kept for "
+                  "workers of older generations still running, %ui "
+                  "address(es) in all; the addresses of \"%V\" stay as they "
+                  "were, upstream \"%V\"; raise \"qqfail_zone\"",
+                  qmcf->zone_size / 1024, current, older, naddrs,
+                  &((ngx_http_qqfail_name_t *) server->names.elts)[0].text,
+                  &server->upstream->upstream->host);
+}
+
+
+/*
+ * A server whose record has no addresses (a new record: the server line
+ * was edited) takes them from the record of another server of the same
+ * upstream whose addresses came from one of its names: during an outage,
+ * adding an alias or removing a dead one must not cost the last good
+ * addresses.  The best of its names wins.  Called with the zone locked.
+ */
+
+static void
+ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_t *server)
+{
+    ngx_str_t                     key;
+    ngx_uint_t                    i, n, k, best_name;
+    ngx_http_qqfail_name_t       *name;
+    ngx_http_qqfail_chunk_sh_t   *chunk;
+    ngx_http_qqfail_slot_sh_t    *slot, *to;
+    ngx_http_qqfail_server_sh_t  *ssh, *old, *best;
+
+    ssh = server->sh;
+    name = server->names.elts;
+
+    best = NULL;
+    best_name = server->names.nelts;
+
+    for (old = qmcf->sh->servers; old; old = old->next) {
+
+        if (old == ssh || old->upstream != ssh->upstream
+            || old->source == NGX_HTTP_QQFAIL_SOURCE_NONE
+            || old->naddrs == 0
+            || ngx_http_qqfail_zone_key_name(old, old->active, &key)
+               != NGX_OK)
+        {
+            continue;
+        }
+
+        for (n = 0; n < best_name; n++) {
+            if (name[n].key.len == key.len
+                && ngx_memcmp(name[n].key.data, key.data, key.len) == 0)
+            {
+                best = old;
+                best_name = n;
+                break;
+            }
+        }
+    }
+
+    if (best == NULL) {
+        return;
+    }
+
+    for (chunk = best->chunks; chunk; chunk = chunk->next) {
+        for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
+            slot = &chunk->slot[i];
+
+            if (!slot->in_use) {
+                continue;
+            }
+
+            to = ngx_http_qqfail_zone_free_slot(qmcf->shpool, ssh);
+            if (to == NULL) {
+                /* as many as fit: the lookups complete the set */
+                goto done;
+            }
+
+            k = to->id;
+            *to = *slot;
+            to->id = k + 1;
+            to->fails = 0;
+            to->accessed = 0;
+            to->checked = 0;
+
+            ssh->naddrs++;
+        }
+    }
+
+done:
+
+    if (ssh->naddrs == 0) {
+        return;
+    }
+
+    /* the state of every name the two servers share */
+
+    for (n = 0; n < server->names.nelts; n++) {
+        for (k = 0; ngx_http_qqfail_zone_key_name(best, k, &key) == NGX_OK;
+             k++)
+        {
+            if (name[n].key.len == key.len
+                && ngx_memcmp(name[n].key.data, key.data, key.len) == 0)
+            {
+                ssh->names[n] = best->names[k];
+                break;
+            }
+        }
+    }
+
+    ssh->active = best_name;
+    ssh->source = best->source;
+    ssh->quorum = best->quorum;
+    ssh->last_success = best->last_success;
+    ssh->stale_since = best->stale_since;
+    ssh->next_lookup = best->next_lookup;
+    ssh->gen++;
+    ssh->upstream->gen++;
+}
+
+
+/* the n-th name of a record's key, "name:port,name:port" */
+
+static ngx_int_t
+ngx_http_qqfail_zone_key_name(ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t n,
+    ngx_str_t *name)
+{
+    u_char  *p, *last, *comma;
+
+    p = ssh->key;
+    last = ssh->key + ssh->key_len;
+
+    for ( ;; ) {
+        comma = ngx_strlchr(p, last, ',');
+
+        if (n == 0) {
+            name->data = p;
+            name->len = (comma ? comma : last) - p;
+            return NGX_OK;
+        }
+
+        if (comma == NULL) {
+            return NGX_DECLINED;
+        }
+
+        p = comma + 1;
+        n--;
+    }
+}
+
+
+/*
+ * Free the records that no running generation uses: those of servers and
+ * upstreams configured only by generations older than the oldest worker
+ * still running.  Called with the zone locked.
+ */
+
+static void
+ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf)
+{
+    ngx_uint_t                       i, oldest;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_qqfail_sh_t            *sh;
+    ngx_http_qqfail_chunk_sh_t      *chunk, *next;
+    ngx_http_qqfail_server_sh_t     *ssh, **sshp;
+    ngx_http_qqfail_upstream_sh_t   *ush, **ushp;
+
+    shpool = qmcf->shpool;
+    sh = qmcf->sh;
+
+    if (sh->nprocs > NGX_HTTP_QQFAIL_MAX_PROCS) {
+        /* a worker could not register: who uses what is unknown */
+        return;
+    }
+
+    oldest = sh->epoch;
+
+    for (i = 0; i < sh->nprocs; /* void */ ) {
+
+        /* a worker that died without a goodbye (SIGKILL, a crash) */
+
+        if (kill(sh->procs[i].pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+            sh->procs[i] = sh->procs[--sh->nprocs];
+            continue;
+        }
+
+        if (sh->procs[i].epoch < oldest) {
+            oldest = sh->procs[i].epoch;
+        }
+
+        i++;
+    }
+
+    for (sshp = &sh->servers; *sshp; /* void */ ) {
+        ssh = *sshp;
+
+        if (ssh->epoch >= oldest) {
+            sshp = &ssh->next;
+            continue;
+        }
+
+        *sshp = ssh->next;
+
+        for (chunk = ssh->chunks; chunk; chunk = next) {
+            next = chunk->next;
+            ngx_slab_free_locked(shpool, chunk);
+        }
+
+        ngx_slab_free_locked(shpool, ssh->key);
+        ngx_slab_free_locked(shpool, ssh);
+        sh->nservers--;
+    }
+
+    for (ushp = &sh->upstreams; *ushp; /* void */ ) {
+        ush = *ushp;
+
+        if (ush->epoch >= oldest) {
+            ushp = &ush->next;
+            continue;
+        }
+
+        *ushp = ush->next;
+
+        ngx_slab_free_locked(shpool, ush->key);
+        ngx_slab_free_locked(shpool, ush);
+    }
+}
+
+
+/*
+ * A worker says which generation it belongs to (epoch 0: it exits), so
+ * that records it may still use are not freed under it.
+ */
+
+void
+ngx_http_qqfail_zone_register(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_uint_t epoch)
+{
+    ngx_uint_t             i;
+    ngx_http_qqfail_sh_t  *sh;
+
+    sh = qmcf->sh;
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    for (i = 0; i < sh->nprocs && i < NGX_HTTP_QQFAIL_MAX_PROCS; i++) {
+        if (sh->procs[i].pid == ngx_pid) {
+            break;
+        }
+    }
+
+    if (epoch == 0) {
+        if (i < sh->nprocs && i < NGX_HTTP_QQFAIL_MAX_PROCS) {
+            sh->procs[i] = sh->procs[--sh->nprocs];
+        }
+
+    } else if (i < sh->nprocs && i < NGX_HTTP_QQFAIL_MAX_PROCS) {
+        sh->procs[i].epoch = epoch;
+
+    } else if (sh->nprocs < NGX_HTTP_QQFAIL_MAX_PROCS) {
+        sh->procs[sh->nprocs].pid = ngx_pid;
+        sh->procs[sh->nprocs].epoch = epoch;
+        sh->nprocs++;
+
+    } else if (sh->nprocs == NGX_HTTP_QQFAIL_MAX_PROCS) {
+        /* more workers than places: records are never freed again */
+        sh->nprocs++;
+        ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "qqfail: more than %d worker processes, records of "
+                      "servers no longer configured will not be freed",
+                      NGX_HTTP_QQFAIL_MAX_PROCS);
+        return;
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
 }
 
 
@@ -414,10 +719,12 @@ ngx_http_qqfail_zone_free_slot(ngx_slab_pool_t *shpool,
 
 /*
  * Make addrs the address set of a server, supplied by its name "name".
- * Slots of addresses that stay keep their failure state; a slot is never
- * freed, so workers may keep pointers to it.  Returns 1 if the set, the
- * active name or the source changed, 0 if not, NGX_ERROR if the zone is
- * full (as many addresses as fit are used).
+ * Slots of addresses that stay keep their failure state; a freed slot is
+ * reused only with a new id, so workers holding it see the change.
+ * Room is made first: a set that does not fit leaves the previous one in
+ * place.  Returns 1 if the set, the active name or the source changed, 0
+ * if not, NGX_DECLINED if a newer generation publishes now, NGX_ERROR if
+ * the zone is full.
  */
 
 ngx_int_t
@@ -427,7 +734,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log)
 {
     ngx_int_t                     rc;
-    ngx_uint_t                    i, j, added, removed, found;
+    ngx_uint_t                    i, j, added, removed, found, full;
     ngx_slab_pool_t              *shpool;
     ngx_http_qqfail_chunk_sh_t   *chunk;
     ngx_http_qqfail_slot_sh_t    *slot;
@@ -438,9 +745,28 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
 
     added = 0;
     removed = 0;
-    rc = NGX_OK;
+    rc = 0;
 
     ngx_shmtx_lock(&shpool->mutex);
+
+    if (qmcf->epoch && qmcf->epoch != qmcf->sh->epoch) {
+        /* a worker of an older generation: its rules are gone */
+        ngx_shmtx_unlock(&shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_qqfail_zone_room(qmcf, ssh, naddrs) != NGX_OK) {
+        full = !qmcf->sh->full;
+        qmcf->sh->full = 1;
+
+        if (full) {
+            ngx_http_qqfail_zone_usage(qmcf, log, NGX_LOG_ERR, server);
+        }
+
+        ngx_shmtx_unlock(&shpool->mutex);
+
+        return NGX_ERROR;
+    }
 
     for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
         for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
@@ -478,12 +804,9 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
             goto annotate;
         }
 
-        slot = ngx_http_qqfail_zone_free_slot(shpool, ssh);
+        /* never NULL: ngx_http_qqfail_zone_room() made the room */
 
-        if (slot == NULL) {
-            rc = NGX_ERROR;
-            break;
-        }
+        slot = ngx_http_qqfail_zone_free_slot(shpool, ssh);
 
         ngx_memzero(&slot->sockaddr, sizeof(ngx_http_qqfail_sockaddr_t));
         ngx_memcpy(&slot->sockaddr, addrs[j].sockaddr, addrs[j].socklen);
@@ -519,15 +842,16 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     ssh->naddrs += added;
     ssh->naddrs -= removed;
 
+    if (source != NGX_HTTP_QQFAIL_SOURCE_STALE) {
+        ssh->quorum = server->upstream->quorum;
+    }
+
     if (added || removed || ssh->active != name || ssh->source != source) {
         ssh->active = name;
         ssh->source = source;
         ssh->gen++;
         server->upstream->sh->gen++;
-
-        if (rc == NGX_OK) {
-            rc = 1;
-        }
+        rc = 1;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -541,16 +865,145 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
                       added, removed, &server->upstream->upstream->host);
     }
 
-    if (rc == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "qqfail: \"qqfail_zone\" is full, some addresses of "
-                      "\"%V\" are not used, upstream \"%V\"",
-                      &((ngx_http_qqfail_name_t *)
-                        server->names.elts)[name].text,
-                      &server->upstream->upstream->host);
+    return rc;
+}
+
+
+/*
+ * Enough slots for naddrs addresses; when the zone has no room, records
+ * no running generation uses are freed and the allocation tried again.
+ * Called with the zone locked.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t naddrs)
+{
+    ngx_uint_t                    room, gc;
+    ngx_http_qqfail_chunk_sh_t   *chunk, **last;
+
+    room = 0;
+    last = &ssh->chunks;
+
+    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
+        room += NGX_HTTP_QQFAIL_SLOTS;
+        last = &chunk->next;
     }
 
-    return rc;
+    gc = 0;
+
+    while (room < naddrs) {
+        chunk = ngx_slab_calloc_locked(qmcf->shpool,
+                                       sizeof(ngx_http_qqfail_chunk_sh_t));
+
+        if (chunk == NULL) {
+            if (gc++) {
+                return NGX_ERROR;
+            }
+
+            ngx_http_qqfail_zone_gc(qmcf);
+            continue;
+        }
+
+        *last = chunk;
+        last = &chunk->next;
+        room += NGX_HTTP_QQFAIL_SLOTS;
+
+        qmcf->sh->full = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * At the start of a generation, in the master: the addresses a reused
+ * zone keeps (or the state file gave) pass the new configuration's
+ * filter at once, "qqfail_allow" rules, "qqfail_ipv6" and a replaced
+ * GeoIP2 database alike.  A server none of whose addresses pass keeps
+ * them, marked "refused", until the start-up pass has looked it up;
+ * the second call ("empty") then takes them away if it found nothing
+ * better.
+ */
+
+void
+ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_uint_t empty, ngx_log_t *log)
+{
+    ngx_uint_t                    i, j, k, n, m, active, source;
+    ngx_http_qqfail_server_t     *server;
+    ngx_http_qqfail_chunk_sh_t   *chunk;
+    ngx_http_qqfail_srv_conf_t  **qscfp;
+    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_addr_t                    addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_geo_t         geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_sockaddr_t    sa[NGX_HTTP_QQFAIL_MAX_ADDRS];
+
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        server = qscfp[i]->servers->elts;
+
+        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
+            ssh = server[j].sh;
+            n = 0;
+
+            ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+            active = ssh->active;
+            source = ssh->source;
+
+            for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
+                for (k = 0; k < NGX_HTTP_QQFAIL_SLOTS; k++) {
+                    if (chunk->slot[k].in_use
+                        && n < NGX_HTTP_QQFAIL_MAX_ADDRS)
+                    {
+                        sa[n] = chunk->slot[k].sockaddr;
+                        addrs[n].sockaddr = &sa[n].sockaddr;
+                        addrs[n].socklen = chunk->slot[k].socklen;
+                        n++;
+                    }
+                }
+            }
+
+            ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+            if (n == 0 || source == NGX_HTTP_QQFAIL_SOURCE_NONE) {
+                continue;
+            }
+
+            m = ngx_http_qqfail_filter(qscfp[i], addrs, geo, n);
+
+            if (m < n) {
+                ngx_log_error(NGX_LOG_WARN, log, 0,
+                              "qqfail: %ui of %ui address(es) of \"%V\" "
+                              "refused by the new configuration "
+                              "(\"qqfail_allow\", \"qqfail_ipv6\"), "
+                              "upstream \"%V\"%s", n - m, n,
+                              &((ngx_http_qqfail_name_t *)
+                                server[j].names.elts)[active].text,
+                              &qscfp[i]->upstream->host,
+                              (m == 0 && !empty)
+                              ? ", looked up again before it is emptied" : "");
+
+                if (m == 0 && !empty) {
+                    server[j].refused = 1;
+                    continue;
+                }
+
+            } else if (qmcf->geo_country == NULL && qmcf->geo_asn == NULL) {
+                continue;
+            }
+
+            /* with a GeoIP2 database the annotations are renewed too */
+
+            (void) ngx_http_qqfail_zone_publish(qmcf, &server[j], active,
+                                          addrs, geo, m,
+                                          m ? source
+                                            : NGX_HTTP_QQFAIL_SOURCE_NONE,
+                                          log);
+        }
+    }
 }
 
 
@@ -566,8 +1019,11 @@ ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
 
     ngx_shmtx_lock(&qmcf->shpool->mutex);
 
+    /* a set agreed by fewer providers than the quorum asks now is not */
+
     same = (ssh->active == name && ssh->naddrs == naddrs
-            && ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE);
+            && ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE
+            && ssh->quorum >= server->upstream->quorum);
 
     for (j = 0; same && j < naddrs; j++) {
         if (ngx_http_qqfail_zone_find_slot(ssh, &addrs[j]) == NULL) {

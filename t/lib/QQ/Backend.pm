@@ -150,7 +150,7 @@ sub requests {
     my ($self) = @_;
     open my $fh, '<', "$self->{dir}/access.log" or return 0;
     my $n = 0;
-    $n++ while <$fh>;
+    $n++ while defined(my $line = <$fh>);
     close $fh;
     return $n;
 }

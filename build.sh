@@ -29,9 +29,12 @@ Usage: ./build.sh [COMMAND] [OPTIONS]
 Commands:
   build            install missing build packages (as root, apt-get), then
                    build objs/ngx_http_qqfail_module.so (the default command)
-  test [--asan]    build, then run every test (prove -r t/); with --asan the
+  test [--asan] [--soak]
+                   build, then run every test (prove -r t/); with --asan the
                    module is built with AddressSanitizer + UBSan and the
-                   suite runs with the sanitizer runtime preloaded into nginx
+                   suite runs with the sanitizer runtime preloaded into nginx;
+                   --soak adds the ten-minute soak test (t/900-soak.t:
+                   reloads every second, providers down and up, moves)
   demo [--keep] [--fast]
                    install missing packages, build, then replay the 2012
                    outage (registrar down, every DNS provider down, nginx
@@ -56,6 +59,7 @@ Environment:
                    (default /usr/sbin/nginx)
   QQ_JOBS=N        run N test files in parallel (default 1)
   QQ_TESTS="t/x.t ..."  run only these test files
+  QQ_SOAK_SECONDS=N     length of the soak test (default 600)
 EOF
 }
 
@@ -230,6 +234,7 @@ cmd_test() {
     while [ $# -gt 0 ]; do
         case $1 in
             --asan) asan=1 ;;
+            --soak) export QQ_SOAK=1 ;;
             *) die "unknown option \"$1\" for test" ;;
         esac
         shift

@@ -136,6 +136,31 @@ for my $u (@users) {
     $dns->restore_provider($_) for $dns->providers;
 }
 
+# a reload to a path in another missing directory: created by the master
+# at the reload, written by the new generation's leader, shown in the status
+
+{
+    my $dir = "$parent/reloaded";
+    my $state = "$dir/state";
+
+    config(state => "$parent/new-nobody/state");
+    $t->start;
+    config(state => $state);
+    ok($t->reload, 'reload to a state file in a missing directory');
+    is((stat $dir)[4], scalar getpwnam('nobody'),
+       'reload: the master created the directory for nobody');
+    ok($t->wait_for(sub { -s $state && $t->read_file($state) =~ /^end 2$/m },
+                    10, 'state file after the reload'),
+       'reload: the new leader wrote the file');
+    ok($t->wait_for(sub {
+            my $sf = ($s->status // {})->{state_file};
+            $sf && $sf->{path} eq $state && $sf->{last_write} > 0
+                && $sf->{last_error} eq '';
+       }, 10, 'status after the reload'),
+       'reload: the status shows the new path written');
+    $t->stop;
+}
+
 # an existing root-owned 0755 directory: left alone, one line naming the fix
 
 my $ro = "$parent/existing";

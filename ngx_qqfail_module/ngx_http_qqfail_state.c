@@ -92,6 +92,7 @@ ngx_http_qqfail_state_check(ngx_cycle_t *cycle,
     ngx_http_qqfail_state_user_t   user;
     u_char                         mode[8];
     u_char                         owner[NGX_HTTP_QQFAIL_STATE_OWNER];
+    u_char                         errstr[NGX_HTTP_QQFAIL_ERRLEN * 2];
 
     if (!qmcf->state_file_set) {
         return;
@@ -123,23 +124,31 @@ ngx_http_qqfail_state_check(ngx_cycle_t *cycle,
     if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
         err = ngx_errno;
 
+        /* the error inside the line: the place of the directive ends it */
+
+        *ngx_strerror(err, errstr, sizeof(errstr) - 1) = '\0';
+
         if (err != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_WARN, cycle->log, err,
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                           "qqfail: cannot check the state file directory "
-                          "\"%s\": " ngx_file_info_n " failed; choose "
-                          "another \"qqfail_state_file\" in %s:%ui",
-                          dir, qmcf->state_file_where.file,
+                          "\"%s\": " ngx_file_info_n " failed (%d: %s): "
+                          "choose another \"qqfail_state_file\" in %s:%ui",
+                          dir, err, errstr, qmcf->state_file_where.file,
                           qmcf->state_file_where.line);
             goto done;
         }
 
         if (ngx_create_dir(dir, 0700) == NGX_FILE_ERROR) {
-            ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+            err = ngx_errno;
+            *ngx_strerror(err, errstr, sizeof(errstr) - 1) = '\0';
+
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                           "qqfail: cannot create the state file directory "
-                          "\"%s\": " ngx_create_dir_n " failed; create it "
-                          "for the worker user \"%s\" or choose another "
-                          "\"qqfail_state_file\" in %s:%ui",
-                          dir, user.name, qmcf->state_file_where.file,
+                          "\"%s\": " ngx_create_dir_n " failed (%d: %s): "
+                          "create it for the worker user \"%s\" or choose "
+                          "another \"qqfail_state_file\" in %s:%ui",
+                          dir, err, errstr, user.name,
+                          qmcf->state_file_where.file,
                           qmcf->state_file_where.line);
             goto done;
         }

@@ -416,6 +416,12 @@ ngx_http_qqfail_state_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     qmcf->state_file_set = 1;
+    qmcf->state_file_hash = ngx_crc32_short(qmcf->state_file.data,
+                                            qmcf->state_file.len);
+
+    /* for the directory check, made once the worker user is known */
+
+    ngx_http_qqfail_conf_where(cf, &qmcf->state_file_where);
 
     return NGX_CONF_OK;
 }

@@ -206,9 +206,10 @@ ngx_http_qqfail_cycle_conf(ngx_cycle_t *cycle)
 
 
 /*
- * In the master, once the configuration is complete: a new generation
- * starts, and a short synchronous pass gives a fresh start its addresses.
- * DNS trouble never makes this fail.
+ * In the master, once the configuration is complete: the state file's
+ * directory is checked, a new generation starts, and a short synchronous
+ * pass gives a fresh start its addresses.  DNS trouble never makes this
+ * fail.
  */
 
 static ngx_int_t
@@ -221,6 +222,14 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
     if (qmcf == NULL) {
         return NGX_OK;
     }
+
+    /*
+     * the worker user is known only now, after the core module's
+     * init_conf; "nginx -t" too creates and checks the directory, as it
+     * does for nginx's own paths
+     */
+
+    ngx_http_qqfail_state_check(cycle, qmcf);
 
     if (ngx_test_config) {
         /* "nginx -t" reads the state file too, and says what is wrong */

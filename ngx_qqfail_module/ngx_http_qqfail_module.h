@@ -247,6 +247,16 @@ typedef struct {
     ngx_uint_t                       full;       /* logged, episode */
     ngx_uint_t                       nprocs;
     ngx_http_qqfail_proc_sh_t        procs[NGX_HTTP_QQFAIL_MAX_PROCS];
+
+    /*
+     * the state file's health: written by the lookup leader in
+     * ngx_http_qqfail_state_save() under the zone mutex, shown by the
+     * status page of any worker; state_path_hash is the crc32 of the path
+     * they are about, state_error is "" while the last write succeeded
+     */
+    uint32_t                         state_path_hash;
+    time_t                           state_written;  /* last success */
+    u_char                           state_error[NGX_HTTP_QQFAIL_ERRLEN * 2];
 } ngx_http_qqfail_sh_t;
 
 
@@ -306,6 +316,8 @@ typedef struct {
 
     ngx_str_t                        state_file;
     ngx_flag_t                       state_file_set;
+    uint32_t                         state_file_hash;   /* crc32 of the path */
+    ngx_http_qqfail_where_t          state_file_where;
 
     ngx_http_qqfail_geo_db_t        *geo_country;
     ngx_http_qqfail_geo_db_t        *geo_asn;
@@ -409,6 +421,8 @@ ngx_int_t ngx_http_qqfail_resolver_init_process(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf);
 void ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle);
 
+void ngx_http_qqfail_state_check(ngx_cycle_t *cycle,
+    ngx_http_qqfail_main_conf_t *qmcf);
 ngx_int_t ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log);
 ngx_int_t ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf,

@@ -25,6 +25,7 @@
 
 #define NGX_HTTP_QQFAIL_STATE_MAX      (1024 * 1024)
 #define NGX_HTTP_QQFAIL_STATE_HEADER   "qqfail-state 1\n"
+#define NGX_HTTP_QQFAIL_STATE_OWNER    64
 
 
 typedef struct {
@@ -37,6 +38,24 @@ typedef struct {
 } ngx_http_qqfail_state_entry_t;
 
 
+/* the user that writes the state file */
+
+typedef struct {
+    ngx_uid_t                        uid;
+    ngx_gid_t                        gid;
+    char                            *name;
+    gid_t                           *groups;     /* supplementary */
+    int                              ngroups;
+} ngx_http_qqfail_state_user_t;
+
+
+static ngx_int_t ngx_http_qqfail_state_user(ngx_core_conf_t *ccf,
+    ngx_http_qqfail_state_user_t *user, ngx_log_t *log);
+static ngx_int_t ngx_http_qqfail_state_may(u_char *path,
+    ngx_http_qqfail_state_user_t *user, ngx_uint_t want,
+    ngx_file_info_t *fi);
+static void ngx_http_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode,
+    u_char *owner);
 static ngx_int_t ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf,
     u_char *buf, size_t len, ngx_array_t *entries, ngx_pool_t *pool,
     ngx_uint_t *line, const char **err);
@@ -52,6 +71,320 @@ static void ngx_http_qqfail_state_timer(ngx_event_t *ev);
 
 static ngx_event_t  ngx_http_qqfail_state_ev;
 static ngx_uint_t   ngx_http_qqfail_state_failed;
+
+
+/*
+ * In the master, once the whole configuration is known (init_module, also
+ * for "nginx -t"), as nginx does for its own paths (ngx_create_paths()):
+ * a missing directory of the state file is created and given to the user
+ * that writes the file, the workers' user.  An existing directory is never
+ * changed: if that user cannot write into it, one line says what to do.
+ * Nothing here stops nginx, which proxies without a state file too.
+ */
+
+void
+ngx_http_qqfail_state_check(ngx_cycle_t *cycle,
+    ngx_http_qqfail_main_conf_t *qmcf)
+{
+    u_char                        *p, *dir, *file;
+    ngx_int_t                      rc;
+    ngx_err_t                      err;
+    ngx_file_info_t                fi, ffi;
+    ngx_core_conf_t               *ccf;
+    ngx_http_qqfail_state_user_t   user;
+    u_char                         mode[8];
+    u_char                         owner[NGX_HTTP_QQFAIL_STATE_OWNER];
+    u_char                         errstr[NGX_HTTP_QQFAIL_ERRLEN * 2];
+
+    if (!qmcf->state_file_set) {
+        return;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (ngx_http_qqfail_state_user(ccf, &user, cycle->log) != NGX_OK) {
+        return;
+    }
+
+    /* the path is absolute (ngx_conf_full_name) and ends in a file name */
+
+    file = qmcf->state_file.data;
+
+    dir = ngx_pnalloc(cycle->pool, qmcf->state_file.len + 1);
+    if (dir == NULL) {
+        goto done;
+    }
+
+    ngx_memcpy(dir, file, qmcf->state_file.len);
+
+    for (p = dir + qmcf->state_file.len - 1; p > dir && *p != '/'; p--) {
+        /* void */
+    }
+
+    *(p == dir ? p + 1 : p) = '\0';
+
+    if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
+        err = ngx_errno;
+
+        /* the error inside the line: the place of the directive ends it */
+
+        *ngx_strerror(err, errstr, sizeof(errstr) - 1) = '\0';
+
+        if (err != NGX_ENOENT) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "qqfail: cannot check the state file directory "
+                          "\"%s\": " ngx_file_info_n " failed (%d: %s): "
+                          "choose another \"qqfail_state_file\" in %s:%ui",
+                          dir, err, errstr, qmcf->state_file_where.file,
+                          qmcf->state_file_where.line);
+            goto done;
+        }
+
+        if (ngx_create_dir(dir, 0700) == NGX_FILE_ERROR) {
+            err = ngx_errno;
+            *ngx_strerror(err, errstr, sizeof(errstr) - 1) = '\0';
+
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "qqfail: cannot create the state file directory "
+                          "\"%s\": " ngx_create_dir_n " failed (%d: %s): "
+                          "create it for the worker user \"%s\" or choose "
+                          "another \"qqfail_state_file\" in %s:%ui",
+                          dir, err, errstr, user.name,
+                          qmcf->state_file_where.file,
+                          qmcf->state_file_where.line);
+            goto done;
+        }
+
+        if (user.uid != geteuid()
+            && chown((char *) dir, user.uid, user.gid) == -1)
+        {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                          "qqfail: chown(\"%s\", %s) failed", dir,
+                          user.name);
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "qqfail: created the state file directory \"%s\" "
+                      "for the worker user \"%s\"", dir, user.name);
+
+        if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
+            goto done;
+        }
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "qqfail: \"%s\" is not a directory: choose another "
+                      "\"qqfail_state_file\" in %s:%ui",
+                      dir, qmcf->state_file_where.file,
+                      qmcf->state_file_where.line);
+        goto done;
+    }
+
+    if (user.uid == 0) {
+        goto done;
+    }
+
+    /* every directory on the way needs search permission */
+
+    for (p = dir + 1; *p; p++) {
+        if (*p != '/') {
+            continue;
+        }
+
+        *p = '\0';
+        rc = ngx_http_qqfail_state_may(dir, &user, 1, &ffi);
+
+        if (rc == NGX_DECLINED) {
+            ngx_http_qqfail_state_mode(&ffi, mode, owner);
+
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "qqfail: the worker user \"%s\" cannot reach "
+                          "state files in \"%s/%s\": \"%s\" (owner %s, mode "
+                          "%s) denies it search permission: choose another "
+                          "\"qqfail_state_file\" in %s:%ui",
+                          user.name, dir, p + 1, dir, owner, mode,
+                          qmcf->state_file_where.file,
+                          qmcf->state_file_where.line);
+        }
+
+        *p = '/';
+
+        if (rc != NGX_OK) {
+            goto done;
+        }
+    }
+
+    /* the directory itself: temporary file and rename */
+
+    ngx_http_qqfail_state_mode(&fi, mode, owner);
+
+    if (ngx_http_qqfail_state_may(dir, &user, 3, &fi) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "qqfail: the worker user \"%s\" cannot write state "
+                      "files in \"%s\" (owner %s, mode %s): make the "
+                      "directory that user's (\"chown %s %s\") or choose "
+                      "another \"qqfail_state_file\" in %s:%ui",
+                      user.name, dir, owner, mode, user.name, dir,
+                      qmcf->state_file_where.file,
+                      qmcf->state_file_where.line);
+        goto done;
+    }
+
+    /* in a sticky directory (/tmp) only its owner replaces a file */
+
+    if ((fi.st_mode & S_ISVTX)
+        && fi.st_uid != user.uid
+        && ngx_file_info(file, &ffi) != NGX_FILE_ERROR
+        && ffi.st_uid != user.uid)
+    {
+        ngx_http_qqfail_state_mode(&ffi, mode, owner);
+
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "qqfail: the worker user \"%s\" cannot replace the "
+                      "state file \"%s\" (owner %s) in the sticky directory "
+                      "\"%s\": make the file that user's (\"chown %s %s\") "
+                      "or choose another \"qqfail_state_file\" in %s:%ui",
+                      user.name, file, owner, dir, user.name, file,
+                      qmcf->state_file_where.file,
+                      qmcf->state_file_where.line);
+    }
+
+done:
+
+    if (user.groups) {
+        ngx_free(user.groups);
+    }
+}
+
+
+/*
+ * The user that writes the state file: the workers' (nginx drops to it
+ * when the master runs as root), otherwise nginx's own.  Its groups as
+ * initgroups() gives them to a worker.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_state_user(ngx_core_conf_t *ccf,
+    ngx_http_qqfail_state_user_t *user, ngx_log_t *log)
+{
+    int             n;
+    struct passwd  *pwd;
+
+    ngx_memzero(user, sizeof(ngx_http_qqfail_state_user_t));
+
+    if (ccf->master
+        && geteuid() == 0
+        && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT)
+    {
+        user->uid = ccf->user;
+        user->gid = ccf->group;
+        user->name = ccf->username;
+
+    } else {
+        user->uid = geteuid();
+        user->gid = getegid();
+
+        pwd = getpwuid(user->uid);
+        user->name = pwd ? pwd->pw_name : "?";
+    }
+
+    if (user->uid == 0) {
+        return NGX_OK;
+    }
+
+    n = 32;
+
+    for ( ;; ) {
+        user->groups = ngx_alloc(n * sizeof(gid_t), log);
+        if (user->groups == NULL) {
+            return NGX_ERROR;
+        }
+
+        user->ngroups = n;
+
+        if (getgrouplist(user->name, user->gid, user->groups,
+                         &user->ngroups)
+            != -1)
+        {
+            return NGX_OK;
+        }
+
+        ngx_free(user->groups);
+        user->groups = NULL;
+
+        if (user->ngroups <= n) {
+            /* unknown user: its primary group only */
+            user->ngroups = 0;
+            return NGX_OK;
+        }
+
+        n = user->ngroups;
+    }
+}
+
+
+/* stat() and the permission bits that apply to the user; want: 1 x, 3 wx */
+
+static ngx_int_t
+ngx_http_qqfail_state_may(u_char *path, ngx_http_qqfail_state_user_t *user,
+    ngx_uint_t want, ngx_file_info_t *fi)
+{
+    int         i;
+    ngx_uint_t  bits;
+
+    if (ngx_file_info(path, fi) == NGX_FILE_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (fi->st_uid == user->uid) {
+        bits = fi->st_mode >> 6;
+
+    } else {
+        bits = fi->st_mode;
+
+        if (fi->st_gid == user->gid) {
+            bits = fi->st_mode >> 3;
+        }
+
+        for (i = 0; i < user->ngroups; i++) {
+            if (fi->st_gid == user->groups[i]) {
+                bits = fi->st_mode >> 3;
+            }
+        }
+    }
+
+    return ((bits & want) == want) ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* "0755" and the owner's name, for messages */
+
+static void
+ngx_http_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode, u_char *owner)
+{
+    ngx_uint_t      i, m;
+    struct passwd  *pwd;
+
+    m = fi->st_mode & 07777;
+
+    for (i = 4; i > 0; i--) {
+        mode[i - 1] = (u_char) ('0' + (m & 7));
+        m >>= 3;
+    }
+
+    mode[4] = '\0';
+
+    pwd = getpwuid(fi->st_uid);
+
+    if (pwd) {
+        ngx_cpystrn(owner, (u_char *) pwd->pw_name,
+                    NGX_HTTP_QQFAIL_STATE_OWNER);
+
+    } else {
+        *ngx_sprintf(owner, "%uD", (uint32_t) fi->st_uid) = '\0';
+    }
+}
 
 
 /*
@@ -582,7 +915,7 @@ ngx_http_qqfail_state_timer(ngx_event_t *ev)
 ngx_int_t
 ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 {
-    u_char                        *p, *buf, *dir;
+    u_char                        *p, *buf, *dir, *last;
     size_t                         size;
     ssize_t                        n;
     ngx_fd_t                       fd, dfd;
@@ -595,6 +928,7 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     ngx_http_qqfail_srv_conf_t   **qscfp;
     ngx_http_qqfail_server_sh_t   *ssh;
     u_char                         tmp[NGX_MAX_PATH];
+    u_char                         msg[NGX_HTTP_QQFAIL_ERRLEN * 2];
 
     pool = ngx_create_pool(4096, log);
     if (pool == NULL) {
@@ -681,7 +1015,9 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
     (void) unlink((char *) tmp);
 
-    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, 0644);
+    /* addresses and names are nobody else's business */
+
+    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, 0600);
 
     if (fd == NGX_INVALID_FILE) {
         goto failed;
@@ -745,6 +1081,12 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         }
     }
 
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+    qmcf->sh->state_path_hash = qmcf->state_file_hash;
+    qmcf->sh->state_written = ngx_time();
+    qmcf->sh->state_error[0] = '\0';
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
     if (ngx_http_qqfail_state_failed) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "qqfail: state file \"%V\" written again",
@@ -765,6 +1107,19 @@ failed:
     }
 
     (void) unlink((char *) tmp);
+
+    /* for the status page: the path is shown beside it */
+
+    last = msg + sizeof(msg) - 2;
+    p = ngx_slprintf(msg, last, "%s failed (%d: ", op, err);
+    p = ngx_strerror(err, p, last - p);
+    *p++ = ')';
+    *p = '\0';
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+    qmcf->sh->state_path_hash = qmcf->state_file_hash;
+    ngx_memcpy(qmcf->sh->state_error, msg, p - msg + 1);
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
 
     if (!ngx_http_qqfail_state_failed) {
         ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, err, NULL,

@@ -52,6 +52,9 @@ typedef struct {
     ngx_pid_t                        leader_pid;
     size_t                           zone_size;
     size_t                           zone_used;
+    /* the state file's health, 0 and "" while unknown for this path */
+    time_t                           state_written;
+    u_char                           state_error[NGX_HTTP_QQFAIL_ERRLEN * 2];
     /* in configuration order */
     ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
     ngx_uint_t                       nservers;
@@ -107,6 +110,8 @@ static int64_t ngx_http_qqfail_prom_server_value(ngx_uint_t what,
     ngx_http_qqfail_status_server_t *ss);
 static int64_t ngx_http_qqfail_prom_name_value(ngx_uint_t what,
     ngx_http_qqfail_status_server_t *ss, ngx_uint_t n);
+static void ngx_http_qqfail_prom_state_file(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
 static void ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
 static void ngx_http_qqfail_html_time(ngx_http_qqfail_out_t *o, time_t t);
@@ -472,6 +477,17 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     snap->zone_used = ((shpool->end - shpool->start) / ngx_pagesize
                        - shpool->pfree) * ngx_pagesize;
 
+    /* after a reload to another path: nothing known about the new one */
+
+    if (qmcf->state_file_set
+        && sh->state_path_hash == qmcf->state_file_hash)
+    {
+        snap->state_written = sh->state_written;
+        ngx_memcpy(snap->state_error, sh->state_error,
+                   sizeof(snap->state_error));
+        snap->state_error[sizeof(snap->state_error) - 1] = '\0';
+    }
+
     if (events && sh->events) {
         snap->nevents = ngx_min(sh->events->nevents, NGX_HTTP_QQFAIL_NEVENTS);
 
@@ -653,10 +669,26 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                            "\"time\":%T,"
                            "\"leader\":{\"pid\":%P,\"generation\":%ui},"
                            "\"zone\":{\"size\":%uz,\"used\":%uz},"
-                           "\"providers\":[",
+                           "\"state_file\":",
                            NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION, snap->now,
                            snap->leader_pid, snap->epoch, snap->zone_size,
                            snap->zone_used);
+
+    if (qmcf->state_file_set) {
+        ngx_http_qqfail_printf(o, 16, "{\"path\":");
+        ngx_http_qqfail_json_str(o, qmcf->state_file.data,
+                                 qmcf->state_file.len);
+        ngx_http_qqfail_printf(o, 64, ",\"last_write\":%T,\"last_error\":",
+                               snap->state_written);
+        ngx_http_qqfail_json_str(o, snap->state_error,
+                                 ngx_strlen(snap->state_error));
+        ngx_http_qqfail_printf(o, 1, "}");
+
+    } else {
+        ngx_http_qqfail_printf(o, 4, "null");
+    }
+
+    ngx_http_qqfail_printf(o, 16, ",\"providers\":[");
 
     pr = qmcf->providers.elts;
 
@@ -923,6 +955,8 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
         NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION, snap->leader_pid,
         snap->epoch, snap->zone_size, snap->zone_used);
 
+    ngx_http_qqfail_prom_state_file(o, qmcf, snap);
+
     pr = qmcf->providers.elts;
 
     /* one family after the other: each family's samples stay together */
@@ -1041,6 +1075,56 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
             break;
         }
     }
+}
+
+
+/*
+ * No state file, no samples.  The error text is a label of its own
+ * family, present only while writes fail, so that the series of the gauge
+ * an alert fires on stays the same.
+ */
+
+static void
+ngx_http_qqfail_prom_state_file(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
+{
+    if (!qmcf->state_file_set) {
+        return;
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_state_file_ok 0 if the last write of the state file "
+        "failed.\n"
+        "# TYPE qqfail_state_file_ok gauge\n"
+        "qqfail_state_file_ok{path=\"");
+    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, qmcf->state_file.data,
+                           qmcf->state_file.len);
+    ngx_http_qqfail_printf(o, 256,
+        "\"} %d\n"
+        "# HELP qqfail_state_file_last_write_timestamp_seconds Time of the "
+        "last successful write of the state file (0: none yet).\n"
+        "# TYPE qqfail_state_file_last_write_timestamp_seconds gauge\n"
+        "qqfail_state_file_last_write_timestamp_seconds{path=\"",
+        snap->state_error[0] ? 0 : 1);
+    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, qmcf->state_file.data,
+                           qmcf->state_file.len);
+    ngx_http_qqfail_printf(o, 32, "\"} %T\n", snap->state_written);
+
+    if (snap->state_error[0] == '\0') {
+        return;
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+        "# HELP qqfail_state_file_error_info Why the last write of the "
+        "state file failed.\n"
+        "# TYPE qqfail_state_file_error_info gauge\n"
+        "qqfail_state_file_error_info{path=\"");
+    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, qmcf->state_file.data,
+                           qmcf->state_file.len);
+    ngx_http_qqfail_printf(o, 16, "\",error=\"");
+    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, snap->state_error,
+                           ngx_strlen(snap->state_error));
+    ngx_http_qqfail_printf(o, 8, "\"} 1\n");
 }
 
 
@@ -1177,6 +1261,22 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
                            "%uz bytes in use.</p>\n",
                            snap->leader_pid, snap->epoch, snap->zone_used,
                            snap->zone_size);
+
+    if (qmcf->state_file_set) {
+        ngx_http_qqfail_printf(o, 256,
+            "<h2>State file</h2>\n<table><tr><th>Path</th>"
+            "<th>Last write</th><th>Last error</th></tr>\n<tr><td>");
+        ngx_http_qqfail_html_str(o, qmcf->state_file.data,
+                                 qmcf->state_file.len);
+        ngx_http_qqfail_printf(o, 64, "</td><td class=\"%s\">",
+                               snap->state_error[0] ? "failed" : "ok");
+        ngx_http_qqfail_html_time(o, snap->state_written);
+        ngx_http_qqfail_printf(o, 64, "</td><td%s>",
+                               snap->state_error[0] ? " class=\"failed\"" : "");
+        ngx_http_qqfail_html_str(o, snap->state_error,
+                                 ngx_strlen(snap->state_error));
+        ngx_http_qqfail_printf(o, 32, "</td></tr>\n</table>\n");
+    }
 
     /* providers */
 

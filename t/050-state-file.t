@@ -61,7 +61,7 @@ my $good = $t->read_file($state);
 like($good, qr/\Aqqfail-state 1\n/, 'versioned header');
 like($good, qr/^s app server1\.example\.com:$P 0 \d+ \Q@{[ $s->backend(1)->addr ]}:$P\E$/m,
      'human-readable server line');
-is((stat $state)[2] & 07777, 0644, 'file mode 0644');
+is((stat $state)[2] & 07777, 0600, 'file mode 0600: not world-readable');
 
 $t->stop;
 

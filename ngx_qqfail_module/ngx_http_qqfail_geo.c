@@ -8,10 +8,31 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <ifaddrs.h>
+
 #include "ngx_http_qqfail_module.h"
 
 
 static void ngx_http_qqfail_geo_cleanup(void *data);
+static ngx_uint_t ngx_http_qqfail_refused(ngx_http_qqfail_srv_conf_t *qscf,
+    struct sockaddr *sa, ngx_http_qqfail_geo_t *geo);
+static ngx_uint_t ngx_http_qqfail_addr_kind(struct sockaddr *sa);
+static ngx_uint_t ngx_http_qqfail_addr_loops(
+    ngx_http_qqfail_main_conf_t *qmcf, struct sockaddr *sa);
+static ngx_uint_t ngx_http_qqfail_addr_wildcard(struct sockaddr *sa);
+static ngx_uint_t ngx_http_qqfail_addr_loopback(struct sockaddr *sa);
+
+
+ngx_str_t  ngx_http_qqfail_refusals[] = {
+    ngx_null_string,
+    ngx_string("an IPv6 address while \"qqfail_ipv6\" is off"),
+    ngx_string("an address no backend can have (unspecified, broadcast, "
+               "multicast or link-local)"),
+    ngx_string("a cloud metadata service address, which only a "
+               "\"qqfail_allow\" rule naming it lets through"),
+    ngx_string("one of this nginx's own listen sockets (a request loop)"),
+    ngx_string("outside every \"qqfail_allow\" rule")
+};
 
 
 ngx_int_t
@@ -110,26 +131,30 @@ ngx_http_qqfail_geo_annotate(ngx_http_qqfail_main_conf_t *qmcf,
 
 /*
  * The one address filter, for answers, state-file addresses and the
- * addresses a reload keeps: "qqfail_ipv6" and "qqfail_allow", with the
+ * addresses a reload keeps.  Refused always: addresses no backend can have
+ * (unspecified, broadcast, multicast, link-local) and this nginx's own
+ * listen sockets (a request loop); cloud metadata services unless an
+ * allow rule names them; then "qqfail_ipv6" and "qqfail_allow", with the
  * GeoIP2 data looked up once per address and kept for the status page.
- * The addresses that pass are moved to the front; returns their number.
+ * The addresses that pass are moved to the front, in order; returns their
+ * number, and in "why" the reason the first refused one was refused.
  */
 
 ngx_uint_t
 ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf, ngx_addr_t *addrs,
-    ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs)
+    ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t *why)
 {
-    ngx_uint_t                    i, n;
+    ngx_uint_t                    i, n, reason;
     ngx_http_qqfail_geo_t         g;
     ngx_http_qqfail_main_conf_t  *qmcf;
 
     qmcf = qscf->main;
 
-    for (i = 0, n = 0; i < naddrs; i++) {
+    if (why) {
+        *why = NGX_HTTP_QQFAIL_REFUSED_NONE;
+    }
 
-        if (addrs[i].sockaddr->sa_family != AF_INET && !qscf->ipv6) {
-            continue;
-        }
+    for (i = 0, n = 0; i < naddrs; i++) {
 
         if (qmcf->geo_country || qmcf->geo_asn) {
             ngx_http_qqfail_geo_lookup(qmcf, addrs[i].sockaddr, &g);
@@ -138,7 +163,13 @@ ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf, ngx_addr_t *addrs,
             ngx_memzero(&g, sizeof(ngx_http_qqfail_geo_t));
         }
 
-        if (!ngx_http_qqfail_allowed(qscf, addrs[i].sockaddr, &g)) {
+        reason = ngx_http_qqfail_refused(qscf, addrs[i].sockaddr, &g);
+
+        if (reason != NGX_HTTP_QQFAIL_REFUSED_NONE) {
+            if (why && *why == NGX_HTTP_QQFAIL_REFUSED_NONE) {
+                *why = reason;
+            }
+
             continue;
         }
 
@@ -148,6 +179,302 @@ ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf, ngx_addr_t *addrs,
     }
 
     return n;
+}
+
+
+static ngx_uint_t
+ngx_http_qqfail_refused(ngx_http_qqfail_srv_conf_t *qscf, struct sockaddr *sa,
+    ngx_http_qqfail_geo_t *geo)
+{
+    ngx_uint_t             kind;
+    struct sockaddr_in     sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6   *sin6;
+#endif
+
+    if (sa->sa_family != AF_INET && !qscf->ipv6) {
+        return NGX_HTTP_QQFAIL_REFUSED_FAMILY;
+    }
+
+#if (NGX_HAVE_INET6)
+
+    /* ::ffff:a.b.c.d is a.b.c.d */
+
+    if (sa->sa_family == AF_INET6) {
+        sin6 = (struct sockaddr_in6 *) sa;
+
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            ngx_memzero(&sin, sizeof(struct sockaddr_in));
+            sin.sin_family = AF_INET;
+            sin.sin_port = sin6->sin6_port;
+            ngx_memcpy(&sin.sin_addr, &sin6->sin6_addr.s6_addr[12], 4);
+            sa = (struct sockaddr *) &sin;
+        }
+    }
+
+#endif
+
+    kind = ngx_http_qqfail_addr_kind(sa);
+
+    if (kind == NGX_HTTP_QQFAIL_REFUSED_SPECIAL) {
+        return kind;
+    }
+
+    if (ngx_http_qqfail_addr_loops(qscf->main, sa)) {
+        return NGX_HTTP_QQFAIL_REFUSED_LOOP;
+    }
+
+    if (kind == NGX_HTTP_QQFAIL_REFUSED_METADATA) {
+        /* only a rule that names the address lets it through */
+        return (qscf->allow && ngx_http_qqfail_allowed(qscf, sa, NULL))
+               ? NGX_HTTP_QQFAIL_REFUSED_NONE : kind;
+    }
+
+    if (!ngx_http_qqfail_allowed(qscf, sa, geo)) {
+        return NGX_HTTP_QQFAIL_REFUSED_ALLOW;
+    }
+
+    return NGX_HTTP_QQFAIL_REFUSED_NONE;
+}
+
+
+/*
+ * Addresses no backend can have, and the link-local and private addresses
+ * cloud providers give their metadata services (a forged answer must not
+ * turn the proxy into a way in).
+ */
+
+static ngx_uint_t
+ngx_http_qqfail_addr_kind(struct sockaddr *sa)
+{
+    in_addr_t             a;
+#if (NGX_HAVE_INET6)
+    u_char               *p;
+    struct in6_addr      *a6;
+    static u_char         ec2[16] = { 0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0,
+                                      0, 0, 0, 0, 0, 0, 0x02, 0x54 };
+#endif
+
+    if (sa->sa_family == AF_INET) {
+        a = ntohl(((struct sockaddr_in *) sa)->sin_addr.s_addr);
+
+        if (a == 0xa9fea9fe                    /* 169.254.169.254 */
+            || a == 0xa9feaa02                 /* 169.254.170.2, ECS */
+            || a == 0x646464c8)                /* 100.100.100.200 */
+        {
+            return NGX_HTTP_QQFAIL_REFUSED_METADATA;
+        }
+
+        if ((a & 0xff000000) == 0                  /* 0.0.0.0/8 */
+            || a == 0xffffffff                     /* broadcast */
+            || (a & 0xf0000000) == 0xe0000000      /* 224.0.0.0/4 */
+            || (a & 0xffff0000) == 0xa9fe0000)     /* 169.254.0.0/16 */
+        {
+            return NGX_HTTP_QQFAIL_REFUSED_SPECIAL;
+        }
+
+        return NGX_HTTP_QQFAIL_REFUSED_NONE;
+    }
+
+#if (NGX_HAVE_INET6)
+
+    if (sa->sa_family == AF_INET6) {
+        a6 = &((struct sockaddr_in6 *) sa)->sin6_addr;
+        p = a6->s6_addr;
+
+        if (ngx_memcmp(p, ec2, 16) == 0) {
+            return NGX_HTTP_QQFAIL_REFUSED_METADATA;
+        }
+
+        if (IN6_IS_ADDR_UNSPECIFIED(a6)
+            || IN6_IS_ADDR_MULTICAST(a6)
+            || IN6_IS_ADDR_LINKLOCAL(a6))
+        {
+            return NGX_HTTP_QQFAIL_REFUSED_SPECIAL;
+        }
+    }
+
+#endif
+
+    return NGX_HTTP_QQFAIL_REFUSED_NONE;
+}
+
+
+/*
+ * The address of one of this nginx's own listen sockets, or, for a socket
+ * listening on every address, a loopback or local interface address with
+ * its port: a request sent there comes back as a new request.
+ */
+
+static ngx_uint_t
+ngx_http_qqfail_addr_loops(ngx_http_qqfail_main_conf_t *qmcf,
+    struct sockaddr *sa)
+{
+    ngx_uint_t        i, j;
+    in_port_t         port;
+    ngx_addr_t       *local;
+    ngx_listening_t  *ls;
+
+    if (qmcf->listening == NULL) {
+        return 0;
+    }
+
+    port = ngx_inet_get_port(sa);
+    ls = qmcf->listening->elts;
+
+    for (i = 0; i < qmcf->listening->nelts; i++) {
+
+        if (ls[i].sockaddr->sa_family != AF_INET
+#if (NGX_HAVE_INET6)
+            && ls[i].sockaddr->sa_family != AF_INET6
+#endif
+           )
+        {
+            continue;
+        }
+
+        if (ngx_inet_get_port(ls[i].sockaddr) != port) {
+            continue;
+        }
+
+        if (!ngx_http_qqfail_addr_wildcard(ls[i].sockaddr)) {
+            if (ngx_cmp_sockaddr(ls[i].sockaddr, ls[i].socklen, sa,
+                                 sa->sa_family == AF_INET
+                                 ? sizeof(struct sockaddr_in)
+                                 : ls[i].socklen, 0)
+                == NGX_OK)
+            {
+                return 1;
+            }
+
+            continue;
+        }
+
+        /* every address of this host */
+
+        if (ngx_http_qqfail_addr_loopback(sa)) {
+            return 1;
+        }
+
+        local = qmcf->local.elts;
+
+        for (j = 0; j < qmcf->local.nelts; j++) {
+            if (local[j].sockaddr->sa_family == sa->sa_family
+                && ngx_cmp_sockaddr(local[j].sockaddr, local[j].socklen, sa,
+                                    local[j].socklen, 0)
+                   == NGX_OK)
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_qqfail_addr_wildcard(struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        return ((struct sockaddr_in *) sa)->sin_addr.s_addr == INADDR_ANY;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (sa->sa_family == AF_INET6) {
+        return IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *) sa)
+                                       ->sin6_addr);
+    }
+#endif
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_qqfail_addr_loopback(struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        return (ntohl(((struct sockaddr_in *) sa)->sin_addr.s_addr)
+                & 0xff000000) == 0x7f000000;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (sa->sa_family == AF_INET6) {
+        return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *) sa)
+                                    ->sin6_addr);
+    }
+#endif
+
+    return 0;
+}
+
+
+/*
+ * The addresses of this host's interfaces, for the loop check of sockets
+ * that listen on every address; read in the master at each generation.
+ */
+
+ngx_int_t
+ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
+    ngx_http_qqfail_main_conf_t *qmcf)
+{
+    size_t            len;
+    ngx_addr_t       *addr;
+    struct ifaddrs   *ifa, *i;
+
+    qmcf->listening = &cycle->listening;
+
+    if (ngx_array_init(&qmcf->local, cycle->pool, 4, sizeof(ngx_addr_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (getifaddrs(&ifa) == -1) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                      "qqfail: getifaddrs() failed, answers that point at "
+                      "this host's own addresses are not recognised");
+        return NGX_OK;
+    }
+
+    for (i = ifa; i; i = i->ifa_next) {
+
+        if (i->ifa_addr == NULL) {
+            continue;
+        }
+
+        if (i->ifa_addr->sa_family == AF_INET) {
+            len = sizeof(struct sockaddr_in);
+
+#if (NGX_HAVE_INET6)
+        } else if (i->ifa_addr->sa_family == AF_INET6) {
+            len = sizeof(struct sockaddr_in6);
+#endif
+
+        } else {
+            continue;
+        }
+
+        addr = ngx_array_push(&qmcf->local);
+        if (addr == NULL) {
+            break;
+        }
+
+        addr->sockaddr = ngx_palloc(cycle->pool, len);
+        if (addr->sockaddr == NULL) {
+            qmcf->local.nelts--;
+            break;
+        }
+
+        ngx_memcpy(addr->sockaddr, i->ifa_addr, len);
+        addr->socklen = len;
+        ngx_str_null(&addr->name);
+    }
+
+    freeifaddrs(ifa);
+
+    return NGX_OK;
 }
 
 

@@ -231,6 +231,10 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
 
     ngx_http_qqfail_state_check(cycle, qmcf);
 
+    /* for the loop check: this generation's sockets, the host's addresses */
+
+    (void) ngx_http_qqfail_local_addrs(cycle, qmcf);
+
     if (ngx_test_config) {
         /* "nginx -t" reads the state file too, and says what is wrong */
         return ngx_http_qqfail_state_load(qmcf, cycle->log);

@@ -67,6 +67,14 @@
 #define NGX_HTTP_QQFAIL_ERR_OTHER        4
 #define NGX_HTTP_QQFAIL_NERRS            5
 
+/* why the address filter refused an address */
+#define NGX_HTTP_QQFAIL_REFUSED_NONE     0
+#define NGX_HTTP_QQFAIL_REFUSED_FAMILY   1
+#define NGX_HTTP_QQFAIL_REFUSED_SPECIAL  2
+#define NGX_HTTP_QQFAIL_REFUSED_METADATA 3
+#define NGX_HTTP_QQFAIL_REFUSED_LOOP     4
+#define NGX_HTTP_QQFAIL_REFUSED_ALLOW    5
+
 /* result of the last lookup of a name */
 #define NGX_HTTP_QQFAIL_NAME_UNKNOWN     0
 #define NGX_HTTP_QQFAIL_NAME_OK          1
@@ -314,6 +322,9 @@ typedef struct {
     size_t                           zone_size;
     ngx_uint_t                       epoch;      /* a worker's generation */
 
+    ngx_array_t                     *listening;  /* the cycle's sockets */
+    ngx_array_t                      local;      /* ngx_addr_t, interfaces */
+
     ngx_str_t                        state_file;
     ngx_flag_t                       state_file_set;
     uint32_t                         state_file_hash;   /* crc32 of the path */
@@ -405,7 +416,10 @@ void ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
 void ngx_http_qqfail_zone_register(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_uint_t epoch);
 ngx_uint_t ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf,
-    ngx_addr_t *addrs, ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs);
+    ngx_addr_t *addrs, ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs,
+    ngx_uint_t *why);
+ngx_int_t ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
+    ngx_http_qqfail_main_conf_t *qmcf);
 ngx_uint_t ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
     ngx_uint_t naddrs);
@@ -437,6 +451,7 @@ ngx_int_t ngx_http_qqfail_variable_peer(ngx_http_request_t *r,
 
 extern ngx_str_t  ngx_http_qqfail_sources[];
 extern ngx_str_t  ngx_http_qqfail_errors[];
+extern ngx_str_t  ngx_http_qqfail_refusals[];
 
 
 #endif /* _NGX_HTTP_QQFAIL_MODULE_H_INCLUDED_ */

@@ -1085,14 +1085,18 @@ ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
 }
 
 
-/* drop the addresses the upstream's filter refuses (qqfail_allow) */
+/*
+ * Drop the addresses the filter refuses: ones no backend can have, this
+ * nginx's own sockets, metadata services, and those qqfail_ipv6 and
+ * qqfail_allow refuse.  Logged once per name and episode.
+ */
 
 static void
 ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 {
     u_char                       text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
     size_t                       len;
-    ngx_uint_t                   i, j, n, rejected, first;
+    ngx_uint_t                   i, j, n, rejected, first, why;
     ngx_addr_t                   addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
     ngx_http_qqfail_geo_t        geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
     ngx_http_qqfail_answer_t    *a;
@@ -1107,7 +1111,8 @@ ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
         addrs[i].socklen = a->socklen[i];
     }
 
-    n = ngx_http_qqfail_filter(lk->server->upstream, addrs, geo, a->naddrs);
+    n = ngx_http_qqfail_filter(lk->server->upstream, addrs, geo, a->naddrs,
+                               &why);
 
     rejected = a->naddrs - n;
 
@@ -1164,11 +1169,12 @@ ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
         ngx_http_qqfail_event(ngx_http_qqfail_qmcf, NGX_LOG_WARN,
                               ngx_http_qqfail_log, 0, lk->server,
                               "answer %*s for \"%V\" from provider \"%V\" "
-                              "rejected by qqfail_allow (%ui address(es))",
+                              "refused: %V (%ui address(es))",
                               len, text,
                               &((ngx_http_qqfail_name_t *)
                                 lk->server->names.elts)[lk->name].host,
-                              &pr->name, rejected);
+                              &pr->name, &ngx_http_qqfail_refusals[why],
+                              rejected);
     }
 }
 
@@ -1186,11 +1192,11 @@ ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 
     ngx_http_qqfail_answer_sort(a);
 
-    if (lk->server->upstream->allow && a->naddrs) {
+    if (a->naddrs) {
         ngx_http_qqfail_answer_allow(lk, p);
     }
 
-    /* an empty answer, or one emptied by qqfail_allow, is a failure */
+    /* an empty answer, or one emptied by the filter, is a failure */
 
     a->ok = (a->naddrs > 0);
 

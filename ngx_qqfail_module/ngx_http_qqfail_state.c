@@ -64,6 +64,8 @@ static ngx_int_t ngx_http_qqfail_state_server(
     ngx_http_qqfail_state_entry_t *e);
 static ngx_int_t ngx_http_qqfail_state_rank(const void *one,
     const void *two);
+static ngx_int_t ngx_http_qqfail_state_addr(ngx_pool_t *pool,
+    ngx_addr_t *addr, ngx_str_t *word);
 static ngx_int_t ngx_http_qqfail_state_word(u_char **pos, u_char *last,
     ngx_str_t *word);
 static void ngx_http_qqfail_state_timer(ngx_event_t *ev);
@@ -528,7 +530,7 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         /* a planted file must not get around qqfail_allow */
 
         m = ngx_http_qqfail_filter(e[i].server->upstream, e[i].addrs, geo,
-                                   e[i].naddrs);
+                                   e[i].naddrs, NULL);
 
         if (m == 0) {
             continue;
@@ -564,6 +566,100 @@ done:
         ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
                       ngx_close_file_n " \"%V\" failed", &qmcf->state_file);
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * An address exactly as ngx_sock_ntop() writes it with its port:
+ * "192.0.2.1:80" or "[2001:db8::1]:80".  inet_pton() is strict where
+ * ngx_parse_addr_port() is not: "127.77.241.:80" or "127...1:80" are not
+ * read as some other address.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_state_addr(ngx_pool_t *pool, ngx_addr_t *addr,
+    ngx_str_t *word)
+{
+    u_char               *p, *host, *last;
+    size_t                len;
+    ngx_int_t             port;
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6  *sin6;
+#endif
+    u_char                text[NGX_INET6_ADDRSTRLEN + 1];
+
+    last = word->data + word->len;
+
+    if (word->len && word->data[0] == '[') {
+        host = word->data + 1;
+        p = ngx_strlchr(host, last, ']');
+
+        if (p == NULL || p + 1 == last || p[1] != ':') {
+            return NGX_ERROR;
+        }
+
+        len = p - host;
+        p += 2;
+
+    } else {
+        host = word->data;
+        p = ngx_strlchr(host, last, ':');
+
+        if (p == NULL || ngx_strlchr(p + 1, last, ':') != NULL) {
+            return NGX_ERROR;
+        }
+
+        len = p - host;
+        p++;
+    }
+
+    port = ngx_atoi(p, last - p);
+
+    if (len == 0 || len > NGX_INET6_ADDRSTRLEN || port < 1 || port > 65535) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(text, host, len);
+    text[len] = '\0';
+
+    if (host == word->data) {
+        sin = ngx_pcalloc(pool, sizeof(struct sockaddr_in));
+        if (sin == NULL || inet_pton(AF_INET, (char *) text, &sin->sin_addr)
+                           != 1)
+        {
+            return NGX_ERROR;
+        }
+
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((in_port_t) port);
+
+        addr->sockaddr = (struct sockaddr *) sin;
+        addr->socklen = sizeof(struct sockaddr_in);
+
+#if (NGX_HAVE_INET6)
+    } else {
+        sin6 = ngx_pcalloc(pool, sizeof(struct sockaddr_in6));
+        if (sin6 == NULL
+            || inet_pton(AF_INET6, (char *) text, &sin6->sin6_addr) != 1)
+        {
+            return NGX_ERROR;
+        }
+
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((in_port_t) port);
+
+        addr->sockaddr = (struct sockaddr *) sin6;
+        addr->socklen = sizeof(struct sockaddr_in6);
+#else
+    } else {
+        return NGX_ERROR;
+#endif
+    }
+
+    addr->name = *word;
 
     return NGX_OK;
 }
@@ -727,10 +823,9 @@ ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf, u_char *buf,
             }
 
             if (rc != NGX_OK || e->naddrs == NGX_HTTP_QQFAIL_MAX_ADDRS
-                || ngx_parse_addr_port(pool, &e->addrs[e->naddrs],
-                                       word.data, word.len)
-                   != NGX_OK
-                || ngx_inet_get_port(e->addrs[e->naddrs].sockaddr) == 0)
+                || ngx_http_qqfail_state_addr(pool, &e->addrs[e->naddrs],
+                                              &word)
+                   != NGX_OK)
             {
                 *err = "invalid address";
                 return NGX_ERROR;

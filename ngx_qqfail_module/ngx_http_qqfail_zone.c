@@ -930,7 +930,7 @@ void
 ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_uint_t empty, ngx_log_t *log)
 {
-    ngx_uint_t                    i, j, k, n, m, active, source;
+    ngx_uint_t                    i, j, k, n, m, active, source, why;
     ngx_http_qqfail_server_t     *server;
     ngx_http_qqfail_chunk_sh_t   *chunk;
     ngx_http_qqfail_srv_conf_t  **qscfp;
@@ -972,16 +972,16 @@ ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
                 continue;
             }
 
-            m = ngx_http_qqfail_filter(qscfp[i], addrs, geo, n);
+            m = ngx_http_qqfail_filter(qscfp[i], addrs, geo, n, &why);
 
             if (m < n) {
                 ngx_log_error(NGX_LOG_WARN, log, 0,
                               "qqfail: %ui of %ui address(es) of \"%V\" "
-                              "refused by the new configuration "
-                              "(\"qqfail_allow\", \"qqfail_ipv6\"), "
+                              "refused by the new configuration (%V), "
                               "upstream \"%V\"%s", n - m, n,
                               &((ngx_http_qqfail_name_t *)
                                 server[j].names.elts)[active].text,
+                              &ngx_http_qqfail_refusals[why],
                               &qscfp[i]->upstream->host,
                               (m == 0 && !empty)
                               ? ", looked up again before it is emptied" : "");

@@ -153,7 +153,7 @@ for my $case (
        }, 10, 'alias'), "$what: forged answer dropped, server1 on its alias");
 
     like($t->error_log_since($mark),
-         qr/answer \Q$forged\E for "server1\.example\.com" from provider "pf" rejected by qqfail_allow \(1 address\(es\)\), upstream "app", server "server1\.example\.com:$P"/,
+         qr/answer \Q$forged\E for "server1\.example\.com" from provider "pf" refused: outside every "qqfail_allow" rule \(1 address\(es\)\), upstream "app", server "server1\.example\.com:$P"/,
          "$what: the rejection is logged");
 
     my ($ns) = grep { $_->{name} eq 'server1.example.com' }

@@ -253,6 +253,7 @@ typedef struct {
     ngx_http_qqfail_events_sh_t     *events;
     ngx_uint_t                       nservers;   /* records */
     ngx_uint_t                       full;       /* logged, episode */
+    size_t                           needed;     /* bytes, when full */
     ngx_uint_t                       nprocs;
     ngx_http_qqfail_proc_sh_t        procs[NGX_HTTP_QQFAIL_MAX_PROCS];
 
@@ -420,6 +421,7 @@ ngx_uint_t ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf,
     ngx_uint_t *why);
 ngx_int_t ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf);
+size_t ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf);
 ngx_uint_t ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
     ngx_uint_t naddrs);

@@ -52,6 +52,8 @@ typedef struct {
     ngx_pid_t                        leader_pid;
     size_t                           zone_size;
     size_t                           zone_used;
+    size_t                           zone_needed;   /* full: the size */
+    ngx_uint_t                       zone_full;
     /* the state file's health, 0 and "" while unknown for this path */
     time_t                           state_written;
     u_char                           state_error[NGX_HTTP_QQFAIL_ERRLEN * 2];
@@ -476,6 +478,9 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     snap->zone_size = qmcf->shm_zone->shm.size;
     snap->zone_used = ((shpool->end - shpool->start) / ngx_pagesize
                        - shpool->pfree) * ngx_pagesize;
+    snap->zone_full = sh->full;
+    snap->zone_needed = sh->full ? ngx_http_qqfail_zone_suggest(qmcf) * 1024
+                                 : 0;
 
     /* after a reload to another path: nothing known about the new one */
 
@@ -668,11 +673,14 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                            "{\"version\":\"%s\",\"nginx_version\":\"%s\","
                            "\"time\":%T,"
                            "\"leader\":{\"pid\":%P,\"generation\":%ui},"
-                           "\"zone\":{\"size\":%uz,\"used\":%uz},"
+                           "\"zone\":{\"size\":%uz,\"used\":%uz,"
+                           "\"full\":%s,\"suggested_size\":%uz},"
                            "\"state_file\":",
                            NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION, snap->now,
                            snap->leader_pid, snap->epoch, snap->zone_size,
-                           snap->zone_used);
+                           snap->zone_used,
+                           snap->zone_full ? "true" : "false",
+                           snap->zone_needed);
 
     if (qmcf->state_file_set) {
         ngx_http_qqfail_printf(o, 16, "{\"path\":");
@@ -951,9 +959,12 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
         "qqfail_zone_size_bytes %uz\n"
         "# HELP qqfail_zone_used_bytes Pages of the zone in use.\n"
         "# TYPE qqfail_zone_used_bytes gauge\n"
-        "qqfail_zone_used_bytes %uz\n",
+        "qqfail_zone_used_bytes %uz\n"
+        "# HELP qqfail_zone_full 1 while addresses do not fit in the zone.\n"
+        "# TYPE qqfail_zone_full gauge\n"
+        "qqfail_zone_full %ui\n",
         NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION, snap->leader_pid,
-        snap->epoch, snap->zone_size, snap->zone_used);
+        snap->epoch, snap->zone_size, snap->zone_used, snap->zone_full);
 
     ngx_http_qqfail_prom_state_file(o, qmcf, snap);
 
@@ -1261,6 +1272,13 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
                            "%uz bytes in use.</p>\n",
                            snap->leader_pid, snap->epoch, snap->zone_used,
                            snap->zone_size);
+
+    if (snap->zone_full) {
+        ngx_http_qqfail_printf(o, 256, "<p class=\"down\">The shared zone is "
+                               "full: some addresses are not used. Raise "
+                               "\"qqfail_zone\" to at least %uzk.</p>\n",
+                               snap->zone_needed / 1024);
+    }
 
     if (qmcf->state_file_set) {
         ngx_http_qqfail_printf(o, 256,

@@ -73,6 +73,9 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
     qmcf->shpool = shpool;
 
+    /* a full zone is reported once per episode, with what fills it */
+    shpool->log_nomem = 0;
+
     if (data) {
         /* reused across a reload: keep every address and counter */
 
@@ -295,10 +298,33 @@ ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log,
                   "record(s) of the running configuration, %ui kept for "
                   "workers of older generations still running, %ui "
                   "address(es) in all; the addresses of \"%V\" stay as they "
-                  "were, upstream \"%V\"; raise \"qqfail_zone\"",
+                  "were, upstream \"%V\"; %uz more bytes are needed, "
+                  "raise \"qqfail_zone\" to at least %uzk",
                   qmcf->zone_size / 1024, current, older, naddrs,
                   &((ngx_http_qqfail_name_t *) server->names.elts)[0].text,
-                  &server->upstream->upstream->host);
+                  &server->upstream->upstream->host, qmcf->sh->needed,
+                  ngx_http_qqfail_zone_suggest(qmcf));
+}
+
+
+/*
+ * A zone size that would hold what is stored and what did not fit, with
+ * a quarter to spare, in kilobytes.  Called with the zone locked.
+ */
+
+size_t
+ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf)
+{
+    size_t            used;
+    ngx_slab_pool_t  *shpool;
+
+    shpool = qmcf->shpool;
+
+    used = ((shpool->end - shpool->start) / ngx_pagesize - shpool->pfree)
+           * ngx_pagesize;
+
+    return ngx_align((qmcf->zone_size + used / 4 + qmcf->sh->needed * 2)
+                     / 1024, 64);
 }
 
 
@@ -898,6 +924,10 @@ ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
 
         if (chunk == NULL) {
             if (gc++) {
+                /* what the zone lacks, for the message and the status */
+                qmcf->sh->needed = ((naddrs - room + NGX_HTTP_QQFAIL_SLOTS - 1)
+                                    / NGX_HTTP_QQFAIL_SLOTS)
+                                   * sizeof(ngx_http_qqfail_chunk_sh_t);
                 return NGX_ERROR;
             }
 
@@ -910,6 +940,7 @@ ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
         room += NGX_HTTP_QQFAIL_SLOTS;
 
         qmcf->sh->full = 0;
+        qmcf->sh->needed = 0;
     }
 
     return NGX_OK;

@@ -28,6 +28,7 @@ sub new {
         addr   => $opts{addr} // $t->addr(19 + $n),
         port   => $opts{port} // $t->port("backend_$id"),
         status => $opts{status} // 200,
+        extra  => $opts{extra_addrs} // [],     # more addresses to listen on
         dir    => $t->dir . "/backend-$id",
         nginx  => $ENV{QQ_NGINX} || '/usr/sbin/nginx',
     }, $class;
@@ -75,7 +76,7 @@ http {
 
     server {
         listen $self->{addr}:$self->{port};
-
+@{[ join '', map { "        listen $_:$self->{port};\n" } @{ $self->{extra} } ]}
         location / {
             add_header X-Backend $id always;
             return $status "$id";

@@ -415,6 +415,19 @@ ngx_http_qqfail_state_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* room for the temporary file's suffix, ".PID.tmp" */
+
+    if (qmcf->state_file.len > NGX_MAX_PATH - 32
+        || ngx_strlchr(qmcf->state_file.data,
+                       qmcf->state_file.data + qmcf->state_file.len, '\0'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"qqfail_state_file\" path of %uz "
+                           "bytes, at most %d bytes and no NUL are allowed",
+                           qmcf->state_file.len, NGX_MAX_PATH - 32);
+        return NGX_CONF_ERROR;
+    }
+
     qmcf->state_file_set = 1;
     qmcf->state_file_hash = ngx_crc32_short(qmcf->state_file.data,
                                             qmcf->state_file.len);

@@ -21,6 +21,7 @@ static ngx_uint_t ngx_http_qqfail_addr_loops(
     ngx_http_qqfail_main_conf_t *qmcf, struct sockaddr *sa);
 static ngx_uint_t ngx_http_qqfail_addr_wildcard(struct sockaddr *sa);
 static ngx_uint_t ngx_http_qqfail_addr_loopback(struct sockaddr *sa);
+static ngx_uint_t ngx_http_qqfail_geo_code(const char *code);
 
 
 ngx_str_t  ngx_http_qqfail_refusals[] = {
@@ -478,6 +479,45 @@ ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
 }
 
 
+static ngx_uint_t
+ngx_http_qqfail_geo_code(const char *code)
+{
+    u_char  c0, c1;
+
+    c0 = (u_char) (code[0] | 0x20);
+    c1 = (u_char) (code[1] | 0x20);
+
+    return c0 >= 'a' && c0 <= 'z' && c1 >= 'a' && c1 <= 'z';
+}
+
+
+/*
+ * The longest prefix of at most "max" bytes that does not end inside a
+ * UTF-8 character.
+ */
+
+size_t
+ngx_http_qqfail_utf8_cut(u_char *p, size_t len, size_t max)
+{
+    size_t  n;
+
+    if (len <= max) {
+        return len;
+    }
+
+    /*
+     * p[max] is the first byte left out: when it continues a character,
+     * the whole character is left out (not UTF-8 at all: cut at max)
+     */
+
+    for (n = max; n > 0 && max - n < 4 && (p[n] & 0xc0) == 0x80; n--) {
+        /* void */
+    }
+
+    return (max - n < 4) ? n : max;
+}
+
+
 /* country, continent, ASN and organisation of an address, if known */
 
 void
@@ -509,8 +549,11 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
                 || (MMDB_aget_value(&r.entry, &data, registered)
                     == MMDB_SUCCESS && data.has_data))
             {
+                /* an ISO 3166 code, two letters, or nothing */
+
                 if (data.type == MMDB_DATA_TYPE_UTF8_STRING
-                    && data.data_size == 2)
+                    && data.data_size == 2
+                    && ngx_http_qqfail_geo_code(data.utf8_string))
                 {
                     geo->country[0] = ngx_toupper(data.utf8_string[0]);
                     geo->country[1] = ngx_toupper(data.utf8_string[1]);
@@ -519,10 +562,11 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
 
             if (MMDB_aget_value(&r.entry, &data, continent) == MMDB_SUCCESS
                 && data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING
-                && data.data_size == 2)
+                && data.data_size == 2
+                && ngx_http_qqfail_geo_code(data.utf8_string))
             {
-                geo->continent[0] = data.utf8_string[0];
-                geo->continent[1] = data.utf8_string[1];
+                geo->continent[0] = ngx_toupper(data.utf8_string[0]);
+                geo->continent[1] = ngx_toupper(data.utf8_string[1]);
             }
         }
     }
@@ -544,7 +588,9 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
                 && data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING)
             {
                 ngx_memcpy(geo->org, data.utf8_string,
-                           ngx_min(data.data_size,
+                           ngx_http_qqfail_utf8_cut(
+                                   (u_char *) data.utf8_string,
+                                   data.data_size,
                                    NGX_HTTP_QQFAIL_ORG_LEN - 1));
             }
         }

@@ -64,6 +64,9 @@ static ngx_int_t ngx_http_qqfail_state_server(
     ngx_http_qqfail_state_entry_t *e);
 static ngx_int_t ngx_http_qqfail_state_rank(const void *one,
     const void *two);
+static u_char *ngx_http_qqfail_state_escape(u_char *p, ngx_str_t *s);
+static ngx_int_t ngx_http_qqfail_state_unescape(ngx_pool_t *pool,
+    ngx_str_t *s);
 static ngx_int_t ngx_http_qqfail_state_addr(ngx_pool_t *pool,
     ngx_addr_t *addr, ngx_str_t *word);
 static ngx_int_t ngx_http_qqfail_state_word(u_char **pos, u_char *last,
@@ -572,6 +575,81 @@ done:
 
 
 /*
+ * An upstream name may hold any byte nginx accepts, a space or a newline
+ * among them: in the file, every byte outside "!" to "~", and "%" itself,
+ * is written as %XX, so that a name is one word on one line.
+ */
+
+static u_char *
+ngx_http_qqfail_state_escape(u_char *p, ngx_str_t *s)
+{
+    size_t         i;
+    u_char         c;
+    static u_char  hex[] = "0123456789ABCDEF";
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if (c < 0x21 || c > 0x7e || c == '%') {
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+
+        } else {
+            *p++ = c;
+        }
+    }
+
+    return p;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_state_unescape(ngx_pool_t *pool, ngx_str_t *s)
+{
+    u_char     *p, *dst;
+    size_t      i;
+    ngx_int_t   n;
+
+    if (ngx_strlchr(s->data, s->data + s->len, '%') == NULL) {
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(pool, s->len);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = dst;
+
+    for (i = 0; i < s->len; i++) {
+        if (s->data[i] != '%') {
+            *p++ = s->data[i];
+            continue;
+        }
+
+        if (s->len - i < 3) {
+            return NGX_ERROR;
+        }
+
+        n = ngx_hextoi(&s->data[i + 1], 2);
+
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        *p++ = (u_char) n;
+        i += 2;
+    }
+
+    s->data = dst;
+    s->len = p - dst;
+
+    return NGX_OK;
+}
+
+
+/*
  * An address exactly as ngx_sock_ntop() writes it with its port:
  * "192.0.2.1:80" or "[2001:db8::1]:80".  inet_pton() is strict where
  * ngx_parse_addr_port() is not: "127.77.241.:80" or "127...1:80" are not
@@ -782,6 +860,11 @@ ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf, u_char *buf,
             || ngx_http_qqfail_state_word(&p, eol, &names) != NGX_OK)
         {
             *err = "invalid server line";
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_qqfail_state_unescape(pool, &upstream) != NGX_OK) {
+            *err = "invalid upstream name";
             return NGX_ERROR;
         }
 
@@ -1039,7 +1122,7 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
         size += qscfp[i]->servers->nelts
-                * (qscfp[i]->upstream->host.len
+                * (3 * qscfp[i]->upstream->host.len
                    + NGX_HTTP_QQFAIL_MAX_NAMES * 300 + 64
                    + NGX_HTTP_QQFAIL_MAX_ADDRS
                      * (NGX_HTTP_QQFAIL_ADDR_STRLEN + 1));
@@ -1070,8 +1153,9 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
                 continue;
             }
 
-            p = ngx_sprintf(p, "s %V %V", &qscfp[i]->upstream->host,
-                            &server[j].key);
+            p = ngx_cpymem(p, "s ", 2);
+            p = ngx_http_qqfail_state_escape(p, &qscfp[i]->upstream->host);
+            p = ngx_sprintf(p, " %V", &server[j].key);
             p = ngx_sprintf(p, " %ui %T", ssh->active, ssh->last_success);
 
             k = 0;
@@ -1096,8 +1180,6 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     ngx_shmtx_unlock(&qmcf->shpool->mutex);
 
     p = ngx_sprintf(p, "end %ui\n", count);
-
-    /* upstream names with spaces cannot be written; nginx allows none */
 
     ngx_snprintf(tmp, sizeof(tmp) - 1, "%V.%P.tmp%Z", &qmcf->state_file,
                  ngx_pid);

@@ -97,6 +97,8 @@ static void ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
     const char *fmt, ...);
 static void ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how,
     u_char *s, size_t len);
+static u_char *ngx_http_qqfail_escape_run(u_char *p, ngx_uint_t how,
+    u_char *s, size_t len);
 static ngx_str_t *ngx_http_qqfail_address_state(
     ngx_http_qqfail_server_t *server, ngx_http_qqfail_slot_sh_t *slot,
     time_t now);
@@ -586,23 +588,61 @@ static void
 ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how, u_char *s,
     size_t len)
 {
-    u_char  *p, c;
-    size_t   i;
+    u_char  *p, *run, *next, *last;
 
     p = ngx_http_qqfail_reserve(o, 6 * len + 1);
     if (p == NULL) {
         return;
     }
 
+    /*
+     * names come from the configuration and the databases as bytes: every
+     * run of valid UTF-8 is escaped for the format, every other byte
+     * becomes U+FFFD, so that each format stays valid UTF-8
+     */
+
+    last = s + len;
+
+    while (s < last) {
+
+        for (run = s; run < last; run = next) {
+            next = run;
+
+            if (*run < 0x80) {
+                next++;
+
+            } else if (ngx_utf8_decode(&next, last - run) > 0x10ffff) {
+                break;
+            }
+        }
+
+        p = ngx_http_qqfail_escape_run(p, how, s, run - s);
+
+        if (run < last) {
+            *p++ = 0xef; *p++ = 0xbf; *p++ = 0xbd;
+            run++;
+        }
+
+        s = run;
+    }
+
+    o->b->last = p;
+}
+
+
+static u_char *
+ngx_http_qqfail_escape_run(u_char *p, ngx_uint_t how, u_char *s, size_t len)
+{
+    u_char  c;
+    size_t  i;
+
     switch (how) {
 
     case NGX_HTTP_QQFAIL_ESC_JSON:
-        p = (u_char *) ngx_escape_json(p, s, len);
-        break;
+        return (u_char *) ngx_escape_json(p, s, len);
 
     case NGX_HTTP_QQFAIL_ESC_HTML:
-        p = (u_char *) ngx_escape_html(p, s, len);
-        break;
+        return (u_char *) ngx_escape_html(p, s, len);
 
     default: /* NGX_HTTP_QQFAIL_ESC_PROM: a label value */
 
@@ -622,10 +662,8 @@ ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how, u_char *s,
             }
         }
 
-        break;
+        return p;
     }
-
-    o->b->last = p;
 }
 
 

@@ -1117,15 +1117,21 @@ ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t level,
                                   % NGX_HTTP_QQFAIL_NEVENTS];
 
     ev->time = ngx_time();
-    ev->message_len = (u_char) ngx_min(len, NGX_HTTP_QQFAIL_EVENT_MESSAGE - 1);
+
+    /* cut at a character boundary: the status page shows valid UTF-8 */
+
+    ev->message_len = (u_char) ngx_http_qqfail_utf8_cut(msg, len,
+                                           NGX_HTTP_QQFAIL_EVENT_MESSAGE - 1);
     ngx_memcpy(ev->message, msg, ev->message_len);
 
     if (server) {
-        ev->upstream_len = (u_char) ngx_min(upstream->len,
-                                            NGX_HTTP_QQFAIL_EVENT_UPSTREAM - 1);
+        ev->upstream_len = (u_char) ngx_http_qqfail_utf8_cut(upstream->data,
+                                          upstream->len,
+                                          NGX_HTTP_QQFAIL_EVENT_UPSTREAM - 1);
         ngx_memcpy(ev->upstream, upstream->data, ev->upstream_len);
 
-        ev->server_len = (u_char) ngx_min(name->len,
+        ev->server_len = (u_char) ngx_http_qqfail_utf8_cut(name->data,
+                                          name->len,
                                           NGX_HTTP_QQFAIL_EVENT_SERVER - 1);
         ngx_memcpy(ev->server, name->data, ev->server_len);
 

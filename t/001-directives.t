@@ -97,6 +97,9 @@ my @cases = (
     [ 'state file is a directory', err => {
         http => "qqfail_state_file /var/lib/; #BAD" },
       qr/invalid "qqfail_state_file" path "\/var\/lib\/"/ ],
+    [ 'state file path too long', err => {
+        http => "qqfail_state_file /" . ('a' x 4090) . "; #BAD" },
+      qr/invalid "qqfail_state_file" path of 4091 bytes, at most 4064 bytes/ ],
     [ 'state file duplicate', err => {
         http => "qqfail_state_file a;\nqqfail_state_file b; #BAD" },
       qr/"qqfail_state_file" directive is duplicate/ ],

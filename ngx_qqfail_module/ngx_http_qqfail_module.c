@@ -209,16 +209,34 @@ ngx_http_qqfail_cycle_conf(ngx_cycle_t *cycle)
  * In the master, once the configuration is complete: a new generation
  * starts, and a short synchronous pass gives a fresh start its addresses.
  * DNS trouble never makes this fail.
+ *
+ * With "master_process off" a reload runs this in the one process, which
+ * leads lookups with the old configuration and is not started again: it
+ * stops leading before the pass (which uses the same resolver state), and
+ * leads with the new configuration after it; the old one, and perhaps its
+ * zone, go away once the new cycle runs.
  */
 
 static ngx_int_t
 ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
 {
+    ngx_uint_t                    single;
     ngx_http_qqfail_main_conf_t  *qmcf;
+
+    if (ngx_test_config) {
+        return NGX_OK;
+    }
+
+    single = (ngx_process == NGX_PROCESS_SINGLE
+              && !ngx_is_init_cycle(cycle->old_cycle));
+
+    if (single) {
+        ngx_http_qqfail_resolver_exit_process(cycle);
+    }
 
     qmcf = ngx_http_qqfail_cycle_conf(cycle);
 
-    if (qmcf == NULL || ngx_test_config) {
+    if (qmcf == NULL) {
         return NGX_OK;
     }
 
@@ -237,6 +255,10 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
     }
 
     (void) ngx_http_qqfail_resolver_sync(cycle, qmcf);
+
+    if (single) {
+        return ngx_http_qqfail_resolver_init_process(cycle, qmcf);
+    }
 
     return NGX_OK;
 }

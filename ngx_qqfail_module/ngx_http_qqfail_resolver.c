@@ -2033,12 +2033,6 @@ ngx_http_qqfail_resolver_init_process(ngx_cycle_t *cycle,
 }
 
 
-/*
- * Also called by a single process ("master_process off") on a reload,
- * before the start-up pass: nothing may point into the old configuration
- * once it is gone.
- */
-
 void
 ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle)
 {
@@ -2052,8 +2046,6 @@ ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle)
         (void) ngx_http_qqfail_lease(ngx_http_qqfail_qmcf, (ngx_uint_t) -1,
                                      0);
     }
-
-    ngx_http_qqfail_qmcf = NULL;
 }
 
 

@@ -125,11 +125,15 @@ sub stop_leader {
     }, 5, "worker $leader stops leading");
     my $new = $s->status->{leader}{pid};
 
-    note(sprintf 'round %d: leader %d stopped %.0f ms after its query; '
+    # "lost its lease": a timer or an answer came before the lease tick
+    my $how = $t->error_log_since($mark) =~ /worker $leader lost its lease/
+              ? 'lost its lease first' : 'stopped by its lease tick';
+
+    note(sprintf 'round %d: leader %d stopped %.0f ms after its query, %s; '
                  . '%d looks (%d while stopped), steps up to %d, %d '
                  . 'stale, back %d times; new leader %d', $round, $leader,
-                 $late * 1000, scalar @obs, $during, $max, $stale, $back,
-                 $new);
+                 $late * 1000, $how, scalar @obs, $during, $max, $stale,
+                 $back, $new);
 
     return { back => $back, stale => $stale, stops => $stops,
              taken => ($new && $new != $leader),

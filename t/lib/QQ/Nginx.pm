@@ -517,8 +517,8 @@ sub reload {
 }
 
 # A single process logs "reconfiguring", then loads the new configuration
-# without serving anything: the first response to a request sent after
-# that line comes from the new cycle.
+# without serving anything: a response to a request sent after that line
+# comes once the reload succeeded or failed.
 sub _reload_single {
     my ($self, $pid, $mark, $timeout) = @_;
     my ($listen) = $self->_listen_addrs;
@@ -531,10 +531,13 @@ sub _reload_single {
         return 'failed' if $since =~ /\[emerg\]/;
         # not the signal handler's "... received, reconfiguring"
         return 0 unless $since =~ /: reconfiguring$/m;
-        return 'ok' unless $listen;
-        my $r = $self->http_get('/', addr => $listen->[0],
-                                port => $listen->[1], timeout => 2);
-        return $r->{status} != 599 ? 'ok' : 0;
+        if ($listen) {
+            my $r = $self->http_get('/', addr => $listen->[0],
+                                    port => $listen->[1], timeout => 2);
+            return 0 if $r->{status} == 599;
+        }
+        # a refused configuration was reported before that answer
+        return $self->error_log_since($mark) =~ /\[emerg\]/ ? 'failed' : 'ok';
     }, $timeout, 0.02);
 
     return 1 if $result eq 'ok';

@@ -21,6 +21,8 @@ static void *ngx_http_qqfail_create_srv_conf(ngx_conf_t *cf);
 static void *ngx_http_qqfail_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_qqfail_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_http_qqfail_single_reload(ngx_conf_t *cf,
+    ngx_http_qqfail_main_conf_t *qmcf);
 static ngx_int_t ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_upstream_srv_conf_t *uscf);
 static ngx_http_qqfail_main_conf_t *ngx_http_qqfail_cycle_conf(
@@ -467,6 +469,10 @@ ngx_http_qqfail_postconfiguration(ngx_conf_t *cf)
         }
     }
 
+    if (ngx_http_qqfail_single_reload(cf, qmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (qmcf->upstreams.nelts == 0 && !qmcf->status_used) {
         return NGX_OK;
     }
@@ -478,6 +484,46 @@ ngx_http_qqfail_postconfiguration(ngx_conf_t *cf)
     }
 
     return ngx_http_qqfail_zone_add(cf, qmcf);
+}
+
+
+/*
+ * "master_process off": nginx 1.22 reloads the one process in place, but
+ * only a new worker sets up the connections of a new cycle (the event
+ * module's init_process): after such a reload every accept, every
+ * upstream connection and every DNS socket fails, and a further reload
+ * may crash in the old cycles' cleanup.  A process that looks names up,
+ * or would with the new configuration, keeps its running configuration
+ * instead, as after a configuration error.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_single_reload(ngx_conf_t *cf,
+    ngx_http_qqfail_main_conf_t *qmcf)
+{
+    ngx_http_qqfail_main_conf_t  *old;
+
+    if (ngx_process != NGX_PROCESS_SINGLE
+        || ngx_is_init_cycle(cf->cycle->old_cycle))
+    {
+        return NGX_OK;
+    }
+
+    old = ngx_http_qqfail_cycle_conf(cf->cycle->old_cycle);
+
+    if (qmcf->upstreams.nelts == 0
+        && (old == NULL || old->upstreams.nelts == 0))
+    {
+        return NGX_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "qqfail: with \"master_process off\" nginx cannot "
+                       "reload, it would accept no connection afterwards; "
+                       "the running configuration stays, restart nginx to "
+                       "apply this one");
+
+    return NGX_ERROR;
 }
 
 

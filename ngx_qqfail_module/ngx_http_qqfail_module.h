@@ -184,7 +184,8 @@ struct ngx_http_qqfail_server_sh_s {
     ngx_uint_t                       failovers;
     ngx_uint_t                       recover;    /* better name ok, times */
     time_t                           last_success;
-    time_t                           next_lookup;
+    time_t                           next_lookup;    /* shown */
+    ngx_msec_t                       next_msec;      /* scheduled */
     time_t                           stale_since;
     ngx_uint_t                       gen;        /* changes with the set */
     ngx_http_qqfail_name_sh_t        names[NGX_HTTP_QQFAIL_MAX_NAMES];
@@ -430,7 +431,7 @@ void ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
     ngx_http_qqfail_server_t *server, const char *fmt, ...);
 ngx_int_t ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_uint_t epoch);
+    ngx_uint_t epoch, ngx_uint_t leading);
 
 ngx_int_t ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf);
@@ -447,10 +448,37 @@ ngx_int_t ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf,
 void ngx_http_qqfail_state_changed(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log);
 void ngx_http_qqfail_state_flush(void);
+void ngx_http_qqfail_state_cancel(void);
 
 void ngx_http_qqfail_peers_unref(ngx_http_qqfail_peers_t *peers);
 ngx_int_t ngx_http_qqfail_variable_peer(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+
+/*
+ * A fresh monotonic reading in milliseconds, for what processes compare
+ * through the zone (the lease, the next lookup): CLOCK_MONOTONIC is one
+ * clock for the whole system, unlike the cached ngx_current_msec, which
+ * is as old as the last event loop turn (a timer_resolution, or a stop).
+ */
+
+static ngx_inline ngx_msec_t
+ngx_http_qqfail_msec(void)
+{
+#if (NGX_HAVE_CLOCK_MONOTONIC)
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (ngx_msec_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+#else
+    struct timeval  tv;
+
+    ngx_gettimeofday(&tv);
+
+    return (ngx_msec_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+#endif
+}
+
 
 extern ngx_str_t  ngx_http_qqfail_sources[];
 extern ngx_str_t  ngx_http_qqfail_errors[];

@@ -151,6 +151,9 @@ static void ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk,
 static void ngx_http_qqfail_lease_handler(ngx_event_t *ev);
 static void ngx_http_qqfail_lead_start(ngx_cycle_t *cycle);
 static void ngx_http_qqfail_lead_stop(void);
+static ngx_uint_t ngx_http_qqfail_lead_check(void);
+static void ngx_http_qqfail_lead_lost(void);
+static void ngx_http_qqfail_lead_end(ngx_event_t *ev);
 
 
 ngx_str_t  ngx_http_qqfail_sources[] = {
@@ -179,6 +182,7 @@ static ngx_uint_t                    ngx_http_qqfail_sync;
 static ngx_uint_t                    ngx_http_qqfail_leading;
 static ngx_uint_t                    ngx_http_qqfail_epoch;
 static ngx_event_t                   ngx_http_qqfail_lease_ev;
+static ngx_event_t                   ngx_http_qqfail_stop_ev;
 static ngx_log_t                    *ngx_http_qqfail_log;
 
 
@@ -646,7 +650,7 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
     ngx_uint_t                    last;
     ngx_http_qqfail_server_sh_t  *ssh;
 
-    if (!ngx_http_qqfail_leading || job->running) {
+    if (job->running || !ngx_http_qqfail_lead_check()) {
         return;
     }
 
@@ -809,7 +813,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 
     /* queries count when sent: an answer may never come */
 
-    if (ngx_http_qqfail_leading || ngx_http_qqfail_sync) {
+    if (ngx_http_qqfail_lead_check()) {
         ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
 
         for (p = 0; p < lk->nproviders; p++) {
@@ -1143,7 +1147,7 @@ ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 
     a->naddrs = n;
 
-    if (!(ngx_http_qqfail_leading || ngx_http_qqfail_sync)) {
+    if (!ngx_http_qqfail_lead_check()) {
         return;
     }
 
@@ -1210,7 +1214,7 @@ ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
         disagree = 1;
     }
 
-    if (ngx_http_qqfail_leading || ngx_http_qqfail_sync) {
+    if (ngx_http_qqfail_lead_check()) {
         ngx_http_qqfail_provider_account(lk, p, a->ok, error, transport,
                                          disagree);
     }
@@ -1322,7 +1326,9 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 
     job = lk->job;
 
-    if (job == NULL) {
+    /* a leader that lost its lease decides nothing: the lookup is dropped */
+
+    if (job == NULL || !ngx_http_qqfail_lead_check()) {
         return;
     }
 
@@ -1412,20 +1418,18 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 
         /* answers that came before and differ */
 
-        if (ngx_http_qqfail_leading || ngx_http_qqfail_sync) {
-            ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
+        ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
 
-            for (p = 0; p < lk->nproviders; p++) {
-                if (p != (ngx_uint_t) best && lk->answer[p].done
-                    && lk->answer[p].ok
-                    && !ngx_http_qqfail_answer_same(a, &lk->answer[p]))
-                {
-                    ngx_http_qqfail_channels[p].provider->sh->disagreements++;
-                }
+        for (p = 0; p < lk->nproviders; p++) {
+            if (p != (ngx_uint_t) best && lk->answer[p].done
+                && lk->answer[p].ok
+                && !ngx_http_qqfail_answer_same(a, &lk->answer[p]))
+            {
+                ngx_http_qqfail_channels[p].provider->sh->disagreements++;
             }
-
-            ngx_shmtx_unlock(&ngx_http_qqfail_qmcf->shpool->mutex);
         }
+
+        ngx_shmtx_unlock(&ngx_http_qqfail_qmcf->shpool->mutex);
 
     } else if (nok) {
         res->state = NGX_HTTP_QQFAIL_NAME_NOQUORUM;
@@ -1490,17 +1494,24 @@ ngx_http_qqfail_lookup_deadline(ngx_event_t *ev)
 
     ngx_uint_t  p;
 
+    /*
+     * a leader that resumes after its lease ran out finds this timer
+     * expired: the providers did not time out, the leader was not running
+     */
+
+    if (!ngx_http_qqfail_lead_check()) {
+        return;
+    }
+
     /* providers that did not answer in time count as timed out */
 
     for (p = 0; p < lk->nproviders; p++) {
         if (!lk->answer[p].done && !lk->answer[p].abandoned) {
             lk->answer[p].abandoned = 1;
 
-            if (ngx_http_qqfail_leading || ngx_http_qqfail_sync) {
-                ngx_http_qqfail_provider_account(lk, p, 0,
-                                                 NGX_HTTP_QQFAIL_ERR_TIMEOUT,
-                                                 1, 0);
-            }
+            ngx_http_qqfail_provider_account(lk, p, 0,
+                                             NGX_HTTP_QQFAIL_ERR_TIMEOUT,
+                                             1, 0);
         }
     }
 
@@ -1518,7 +1529,7 @@ ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk)
     }
 
     if (lk->job) {
-        /* undecided: only when the channel was destroyed */
+        /* undecided: the channel was destroyed, or the lease was lost */
         lk->job->result[lk->name].lookup = NULL;
         lk->job->pending--;
         lk->job = NULL;
@@ -1590,7 +1601,9 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 
     job->running = 0;
 
-    if (!ngx_http_qqfail_leading && !ngx_http_qqfail_sync) {
+    /* the last check before anything is published */
+
+    if (!ngx_http_qqfail_lead_check()) {
         return;
     }
 
@@ -1816,6 +1829,9 @@ ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
     /* up to 1/16 later, so that many names do not refresh in one burst */
     next += ngx_random() % (next / 16 + 1);
 
+    /* the monotonic time schedules, the wall clock time is shown */
+
+    job->server->sh->next_msec = ngx_http_qqfail_msec() + next;
     job->server->sh->next_lookup = ngx_time() + next / 1000;
 
     if (ngx_http_qqfail_sync || ngx_exiting || ngx_terminate || ngx_quit) {
@@ -2052,7 +2068,8 @@ ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle)
     ngx_http_qqfail_lead_stop();
 
     if (ngx_http_qqfail_qmcf && ngx_http_qqfail_qmcf->sh) {
-        (void) ngx_http_qqfail_lease(ngx_http_qqfail_qmcf, (ngx_uint_t) -1);
+        (void) ngx_http_qqfail_lease(ngx_http_qqfail_qmcf, (ngx_uint_t) -1,
+                                     0);
     }
 }
 
@@ -2067,7 +2084,8 @@ ngx_http_qqfail_lease_handler(ngx_event_t *ev)
         return;
     }
 
-    rc = ngx_http_qqfail_lease(ngx_http_qqfail_qmcf, ngx_http_qqfail_epoch);
+    rc = ngx_http_qqfail_lease(ngx_http_qqfail_qmcf, ngx_http_qqfail_epoch,
+                               ngx_http_qqfail_leading);
 
     if (rc == NGX_OK) {
         if (!ngx_http_qqfail_leading) {
@@ -2090,10 +2108,14 @@ ngx_http_qqfail_lease_handler(ngx_event_t *ev)
 static void
 ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
 {
-    time_t                  now;
-    ngx_uint_t              n;
-    ngx_msec_t              delay;
-    ngx_http_qqfail_job_t  **jobp;
+    ngx_msec_t                    now, delay;
+    ngx_uint_t                    n;
+    ngx_http_qqfail_job_t       **jobp;
+    ngx_http_qqfail_server_sh_t  *ssh;
+
+    /* a lost leadership whose channels are still there ends first */
+
+    ngx_http_qqfail_lead_stop();
 
     ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
                   "qqfail: worker %P leads DNS lookups (generation %ui)",
@@ -2108,7 +2130,8 @@ ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
         ngx_http_qqfail_jobs_destroy();
 
         /* let another worker try */
-        (void) ngx_http_qqfail_lease(ngx_http_qqfail_qmcf, (ngx_uint_t) -1);
+        (void) ngx_http_qqfail_lease(ngx_http_qqfail_qmcf, (ngx_uint_t) -1,
+                                     0);
         return;
     }
 
@@ -2118,19 +2141,24 @@ ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
 
     ngx_http_qqfail_state_changed(ngx_http_qqfail_qmcf, cycle->log);
 
-    /* continue where the previous leader stopped */
+    /*
+     * continue where the previous leader stopped, on the monotonic clock:
+     * a wall clock step does not delay lookups; a lower "qqfail_refresh"
+     * after a reload applies at once
+     */
 
-    now = ngx_time();
+    now = ngx_http_qqfail_msec();
     jobp = ngx_http_qqfail_jobs->elts;
 
     for (n = 0; n < ngx_http_qqfail_jobs->nelts; n++) {
+        ssh = jobp[n]->server->sh;
         delay = 1;
 
-        if (jobp[n]->server->sh->source != NGX_HTTP_QQFAIL_SOURCE_NONE
-            && jobp[n]->server->sh->next_lookup > now)
+        if (ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE
+            && (ngx_msec_int_t) (ssh->next_msec - now) > 0)
         {
-            delay = (ngx_msec_t) (jobp[n]->server->sh->next_lookup - now)
-                    * 1000;
+            delay = ngx_min(ssh->next_msec - now,
+                            jobp[n]->server->upstream->refresh);
         }
 
         ngx_add_timer(&jobp[n]->timer, delay);
@@ -2141,15 +2169,81 @@ ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
 static void
 ngx_http_qqfail_lead_stop(void)
 {
-    if (!ngx_http_qqfail_leading) {
-        return;
+    if (ngx_http_qqfail_leading) {
+        ngx_http_qqfail_leading = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, ngx_http_qqfail_log, 0,
+                      "qqfail: worker %P stops DNS lookups", ngx_pid);
     }
 
+    if (ngx_http_qqfail_stop_ev.posted) {
+        ngx_delete_posted_event(&ngx_http_qqfail_stop_ev);
+    }
+
+    ngx_http_qqfail_lead_end(NULL);
+}
+
+
+/*
+ * Before the leader writes to the zone or publishes anything: does it
+ * still hold its lease?  A leader that resumes after a stop (SIGSTOP, a
+ * slow fsync) reads the answers that came meanwhile and runs its expired
+ * timers before its next lease tick: once the lease ran out, none of that
+ * counts.  The start-up pass always acts.
+ */
+
+static ngx_uint_t
+ngx_http_qqfail_lead_check(void)
+{
+    if (ngx_http_qqfail_sync) {
+        return 1;
+    }
+
+    if (!ngx_http_qqfail_leading) {
+        return 0;
+    }
+
+    if (ngx_http_qqfail_lease(ngx_http_qqfail_qmcf, ngx_http_qqfail_epoch, 1)
+        == NGX_OK)
+    {
+        return 1;
+    }
+
+    ngx_http_qqfail_lead_lost();
+
+    return 0;
+}
+
+
+static void
+ngx_http_qqfail_lead_lost(void)
+{
     ngx_http_qqfail_leading = 0;
 
     ngx_log_error(NGX_LOG_NOTICE, ngx_http_qqfail_log, 0,
-                  "qqfail: worker %P stops DNS lookups", ngx_pid);
+                  "qqfail: worker %P lost its lease, stops DNS lookups",
+                  ngx_pid);
 
+    /* its pending state-file write would overwrite the new leader's */
+
+    ngx_http_qqfail_state_cancel();
+
+    /*
+     * c-ares may be on the stack (this runs in its callbacks): the
+     * channels go once it has returned; until then nothing is accounted
+     * or published, as the leadership flag is off
+     */
+
+    ngx_http_qqfail_stop_ev.handler = ngx_http_qqfail_lead_end;
+    ngx_http_qqfail_stop_ev.log = ngx_http_qqfail_log;
+
+    ngx_post_event(&ngx_http_qqfail_stop_ev, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_qqfail_lead_end(ngx_event_t *ev)
+{
     ngx_http_qqfail_state_flush();
 
     /* callbacks of pending queries run now, and publish nothing */

@@ -1066,6 +1066,17 @@ ngx_http_qqfail_state_changed(ngx_http_qqfail_main_conf_t *qmcf,
 }
 
 
+/* a leader that lost its lease: the new leader writes from now on */
+
+void
+ngx_http_qqfail_state_cancel(void)
+{
+    if (ngx_http_qqfail_state_ev.timer_set) {
+        ngx_del_timer(&ngx_http_qqfail_state_ev);
+    }
+}
+
+
 void
 ngx_http_qqfail_state_flush(void)
 {

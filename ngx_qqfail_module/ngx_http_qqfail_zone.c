@@ -1148,17 +1148,41 @@ ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t level,
  * The lookup leader lease: returns NGX_OK if this process leads now,
  * NGX_DECLINED if another one does, NGX_ABORT if this process belongs to
  * an older generation (a reload happened) and must never lead again.
+ *
+ * A leader ("leading" set) only renews a lease it still holds: once its
+ * lease ran out (it was stopped, or blocked in a slow system call) it has
+ * lost it, even if no other process took it, and must stop at once; it
+ * may acquire it again later like any other process, starting afresh.
+ *
+ * The lease outlives a late renewal: with "timer_resolution" timers fire
+ * only when the timer signal comes, so a 250 ms tick may come a whole
+ * resolution late, and the lease lasts three of them.  The clock is read
+ * under the lock, not taken from the cache.
  */
 
 ngx_int_t
-ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t epoch)
+ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t epoch,
+    ngx_uint_t leading)
 {
     ngx_int_t              rc;
+    ngx_msec_t             now, lease;
+    ngx_uint_t             ours, expired;
+    ngx_core_conf_t       *ccf;
     ngx_http_qqfail_sh_t  *sh;
 
     sh = qmcf->sh;
 
+    ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
+                                           ngx_core_module);
+
+    lease = ngx_max(NGX_HTTP_QQFAIL_LEASE, 3 * ccf->timer_resolution);
+
     ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    now = ngx_http_qqfail_msec();
+
+    ours = (sh->leader_pid == ngx_pid && sh->leader_epoch == epoch);
+    expired = ((ngx_msec_int_t) (now - sh->lease_until) >= 0);
 
     if (sh->epoch != epoch) {
         if (sh->leader_pid == ngx_pid) {
@@ -1167,17 +1191,21 @@ ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t epoch)
 
         rc = NGX_ABORT;
 
-    } else if (sh->leader_pid == ngx_pid
-               || sh->leader_pid == 0
-               || sh->leader_epoch != epoch
-               || (ngx_msec_int_t) (ngx_current_msec - sh->lease_until) > 0)
+    } else if (leading ? (ours && !expired)
+                       : (ours || sh->leader_pid == 0
+                          || sh->leader_epoch != epoch || expired))
     {
         sh->leader_pid = ngx_pid;
         sh->leader_epoch = epoch;
-        sh->lease_until = ngx_current_msec + NGX_HTTP_QQFAIL_LEASE;
+        sh->lease_until = now + lease;
         rc = NGX_OK;
 
     } else {
+        if (ours) {
+            /* lost: let any process, this one included, acquire it anew */
+            sh->leader_pid = 0;
+        }
+
         rc = NGX_DECLINED;
     }
 

@@ -474,7 +474,9 @@ sub _failure_context {
 
 # HUP the master and wait until a full set of new workers runs.  Returns
 # false when the reload failed (an [emerg] is logged and nginx keeps the
-# old configuration) or nothing happened within the timeout.
+# old configuration) or nothing happened within the timeout.  With
+# "master_process off" the one process reloads in place (see
+# _reload_single).
 sub reload {
     my ($self, %opts) = @_;
     my $master = $self->master_pid or croak "reload: nginx is not running";
@@ -484,7 +486,7 @@ sub reload {
     my %old = map { $_ => 1 } $self->worker_pids(all => 1);
     my $mark = $self->log_mark;
     my $expected = $self->expected_workers;
-    croak "reload: master_process off cannot reload" if $expected == 0;
+    return $self->_reload_single($master, $mark, $timeout) if $expected == 0;
 
     kill 'HUP', $master;
 
@@ -512,6 +514,37 @@ sub reload {
         }
     }
     return 1;
+}
+
+# A single process logs "reconfiguring", then loads the new configuration
+# without serving anything: a response to a request sent after that line
+# comes once the reload succeeded or failed.
+sub _reload_single {
+    my ($self, $pid, $mark, $timeout) = @_;
+    my ($listen) = $self->_listen_addrs;
+
+    kill 'HUP', $pid;
+
+    my $result = QQ::Proc::poll_until(sub {
+        return 'died' unless QQ::Proc::alive($pid);
+        my $since = $self->error_log_since($mark);
+        return 'failed' if $since =~ /\[emerg\]/;
+        # not the signal handler's "... received, reconfiguring"
+        return 0 unless $since =~ /: reconfiguring$/m;
+        if ($listen) {
+            my $r = $self->http_get('/', addr => $listen->[0],
+                                    port => $listen->[1], timeout => 2);
+            return 0 if $r->{status} == 599;
+        }
+        # a refused configuration was reported before that answer
+        return $self->error_log_since($mark) =~ /\[emerg\]/ ? 'failed' : 'ok';
+    }, $timeout, 0.02);
+
+    return 1 if $result eq 'ok';
+
+    Test::More::diag("reload of $self->{name} (single process): "
+        . ($result || "not reloaded within ${timeout}s"));
+    return 0;
 }
 
 sub stop {

@@ -124,6 +124,8 @@ static void ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job,
     ngx_uint_t n);
 static void ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job);
+static ngx_int_t ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job,
+    ngx_uint_t n);
 static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
     ngx_http_qqfail_result_t *used);
 
@@ -1597,7 +1599,6 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
     ngx_http_qqfail_srv_conf_t   *qscf;
     ngx_http_qqfail_server_sh_t  *ssh;
     ngx_http_qqfail_main_conf_t  *qmcf;
-    ngx_http_qqfail_geo_t         geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
 
     job->running = 0;
 
@@ -1694,21 +1695,26 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
         res = &job->result[chosen];
 
         if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
-            if (qmcf->geo_country || qmcf->geo_asn) {
-                ngx_http_qqfail_geo_annotate(qmcf, res->addrs, res->naddrs,
-                                             geo);
-            }
+            rc = ngx_http_qqfail_job_publish(job, chosen);
 
-            rc = ngx_http_qqfail_zone_publish(qmcf, server, chosen,
-                                              res->addrs,
-                                              (qmcf->geo_country
-                                               || qmcf->geo_asn)
-                                              ? geo : NULL,
-                                              res->naddrs,
-                                              names[chosen].literal
-                                              ? NGX_HTTP_QQFAIL_SOURCE_LITERAL
-                                              : NGX_HTTP_QQFAIL_SOURCE_LIVE,
-                                              ngx_http_qqfail_log);
+            /*
+             * the zone is full and the server has no address at all: a
+             * later name whose set fits (an IP literal) serves it
+             */
+
+            for (n = chosen + 1;
+                 rc == NGX_ERROR && ssh->naddrs == 0 && n < job->queried;
+                 n++)
+            {
+                if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK) {
+                    rc = ngx_http_qqfail_job_publish(job, n);
+
+                    if (rc != NGX_ERROR) {
+                        chosen = n;
+                        res = &job->result[n];
+                    }
+                }
+            }
 
             if (rc == 1 && !ngx_http_qqfail_sync) {
                 ngx_http_qqfail_state_changed(qmcf, ngx_http_qqfail_log);
@@ -1793,6 +1799,34 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
     }
 
     ngx_http_qqfail_job_schedule(job, NULL);
+}
+
+
+/* the addresses a name of the server found become the server's */
+
+static ngx_int_t
+ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job, ngx_uint_t n)
+{
+    ngx_http_qqfail_result_t     *res;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_http_qqfail_geo_t         geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
+
+    qmcf = ngx_http_qqfail_qmcf;
+    res = &job->result[n];
+
+    if (qmcf->geo_country || qmcf->geo_asn) {
+        ngx_http_qqfail_geo_annotate(qmcf, res->addrs, res->naddrs, geo);
+    }
+
+    return ngx_http_qqfail_zone_publish(qmcf, job->server, n, res->addrs,
+                                        (qmcf->geo_country || qmcf->geo_asn)
+                                        ? geo : NULL,
+                                        res->naddrs,
+                                        ((ngx_http_qqfail_name_t *)
+                                         job->server->names.elts)[n].literal
+                                        ? NGX_HTTP_QQFAIL_SOURCE_LITERAL
+                                        : NGX_HTTP_QQFAIL_SOURCE_LIVE,
+                                        ngx_http_qqfail_log);
 }
 
 

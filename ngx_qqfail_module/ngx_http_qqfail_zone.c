@@ -221,6 +221,20 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
                     goto nomem;
                 }
 
+                /*
+                 * every server has room for a few addresses from the
+                 * start: when the zone is full, a small set (an IP-literal
+                 * alias) still fits
+                 */
+
+                ssh->chunks = ngx_slab_calloc_locked(shpool,
+                                          sizeof(ngx_http_qqfail_chunk_sh_t));
+                if (ssh->chunks == NULL) {
+                    ngx_slab_free_locked(shpool, ssh->key);
+                    ngx_slab_free_locked(shpool, ssh);
+                    goto nomem;
+                }
+
                 ssh->key_len = server[j].key.len;
                 ssh->upstream = ush;
                 ssh->next = sh->servers;
@@ -906,7 +920,7 @@ ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t naddrs)
 {
     ngx_uint_t                    room, gc;
-    ngx_http_qqfail_chunk_sh_t   *chunk, **last;
+    ngx_http_qqfail_chunk_sh_t   *chunk, *next, **last, **added;
 
     room = 0;
     last = &ssh->chunks;
@@ -916,29 +930,44 @@ ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
         last = &chunk->next;
     }
 
+    added = last;
     gc = 0;
 
     while (room < naddrs) {
         chunk = ngx_slab_calloc_locked(qmcf->shpool,
                                        sizeof(ngx_http_qqfail_chunk_sh_t));
 
-        if (chunk == NULL) {
-            if (gc++) {
-                /* what the zone lacks, for the message and the status */
-                qmcf->sh->needed = ((naddrs - room + NGX_HTTP_QQFAIL_SLOTS - 1)
-                                    / NGX_HTTP_QQFAIL_SLOTS)
-                                   * sizeof(ngx_http_qqfail_chunk_sh_t);
-                return NGX_ERROR;
-            }
+        if (chunk != NULL) {
+            *last = chunk;
+            last = &chunk->next;
+            room += NGX_HTTP_QQFAIL_SLOTS;
+            continue;
+        }
 
+        if (gc++ == 0) {
             ngx_http_qqfail_zone_gc(qmcf);
             continue;
         }
 
-        *last = chunk;
-        last = &chunk->next;
-        room += NGX_HTTP_QQFAIL_SLOTS;
+        /* what the zone lacks, for the message and the status */
 
+        qmcf->sh->needed = ((naddrs - room + NGX_HTTP_QQFAIL_SLOTS - 1)
+                            / NGX_HTTP_QQFAIL_SLOTS)
+                           * sizeof(ngx_http_qqfail_chunk_sh_t);
+
+        /* the chunks taken for this set go back: a smaller one may fit */
+
+        for (chunk = *added; chunk; chunk = next) {
+            next = chunk->next;
+            ngx_slab_free_locked(qmcf->shpool, chunk);
+        }
+
+        *added = NULL;
+
+        return NGX_ERROR;
+    }
+
+    if (*added) {
         qmcf->sh->full = 0;
         qmcf->sh->needed = 0;
     }

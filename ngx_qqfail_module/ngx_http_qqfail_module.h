@@ -356,6 +356,7 @@ struct ngx_http_qqfail_srv_conf_s {
     ngx_http_qqfail_where_t          quorum_where;
 
     ngx_http_qqfail_upstream_sh_t   *sh;
+    ngx_uint_t                       channels;   /* the leader's set */
     ngx_http_qqfail_peers_t         *peers;      /* this worker's copy */
     unsigned                         initialized:1;
 };

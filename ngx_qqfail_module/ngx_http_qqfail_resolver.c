@@ -179,6 +179,7 @@ ngx_str_t  ngx_http_qqfail_errors[] = {
 static ngx_http_qqfail_main_conf_t  *ngx_http_qqfail_qmcf;
 static ngx_http_qqfail_channel_t    *ngx_http_qqfail_channels;
 static ngx_uint_t                    ngx_http_qqfail_nchannels;
+static ngx_uint_t                    ngx_http_qqfail_nproviders;
 static ngx_array_t                  *ngx_http_qqfail_jobs;   /* job_t * */
 static ngx_uint_t                    ngx_http_qqfail_sync;
 static ngx_uint_t                    ngx_http_qqfail_leading;
@@ -195,7 +196,7 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
 {
     int                           rc, optmask;
     char                         *servers;
-    ngx_uint_t                    i, n;
+    ngx_uint_t                    i, j, n, nsets;
     ngx_msec_t                    timeout;
     struct ares_options           opts;
     ngx_http_qqfail_channel_t    *ch;
@@ -205,7 +206,32 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
 
     qmcf = ngx_http_qqfail_qmcf;
 
-    ngx_http_qqfail_nchannels = qmcf->providers.nelts;
+    /*
+     * a set of channels, one per provider, for each distinct
+     * qqfail_timeout: c-ares splits the timeout between a provider's
+     * servers, and a slow provider must not fail the names of an upstream
+     * that waits longer; each lookup also has a timer for its own timeout
+     */
+
+    nsets = 0;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        for (j = 0; j < i; j++) {
+            if (qscfp[j]->timeout == qscfp[i]->timeout) {
+                break;
+            }
+        }
+
+        qscfp[i]->channels = (j < i) ? qscfp[j]->channels : nsets++;
+    }
+
+    if (nsets == 0) {
+        nsets = 1;
+    }
+
+    ngx_http_qqfail_nproviders = qmcf->providers.nelts;
+    ngx_http_qqfail_nchannels = nsets * ngx_http_qqfail_nproviders;
     ngx_http_qqfail_channels = ngx_calloc(ngx_http_qqfail_nchannels
                                           * sizeof(ngx_http_qqfail_channel_t),
                                           cycle->log);
@@ -213,32 +239,22 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
         return NGX_ERROR;
     }
 
-    /*
-     * the shortest qqfail_timeout, so that every server of a provider gets
-     * its turn within any upstream's deadline; each lookup also has an
-     * nginx timer for its own qqfail_timeout
-     */
-
-    timeout = 0;
-    qscfp = qmcf->upstreams.elts;
-
-    for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        if (timeout == 0 || qscfp[i]->timeout < timeout) {
-            timeout = qscfp[i]->timeout;
-        }
-    }
-
-    if (timeout == 0) {
-        timeout = 2000;
-    }
-
     pr = qmcf->providers.elts;
 
     for (i = 0; i < ngx_http_qqfail_nchannels; i++) {
         ch = &ngx_http_qqfail_channels[i];
-        ch->provider = &pr[i];
+        ch->provider = &pr[i % ngx_http_qqfail_nproviders];
 
-        n = pr[i].addrs.nelts ? pr[i].addrs.nelts : 1;
+        timeout = 2000;
+
+        for (j = 0; j < qmcf->upstreams.nelts; j++) {
+            if (qscfp[j]->channels == i / ngx_http_qqfail_nproviders) {
+                timeout = qscfp[j]->timeout;
+                break;
+            }
+        }
+
+        n = ch->provider->addrs.nelts ? ch->provider->addrs.nelts : 1;
 
         ngx_memzero(&opts, sizeof(struct ares_options));
 
@@ -270,19 +286,19 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
         if (rc != ARES_SUCCESS) {
             ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                           "qqfail: ares_init_options() failed for provider "
-                          "\"%V\": %s", &pr[i].name, ares_strerror(rc));
+                          "\"%V\": %s", &ch->provider->name, ares_strerror(rc));
             ch->channel = NULL;
             continue;
         }
 
-        if (!pr[i].system) {
-            servers = ngx_alloc(pr[i].servers.len + 1, cycle->log);
+        if (!ch->provider->system) {
+            servers = ngx_alloc(ch->provider->servers.len + 1, cycle->log);
             if (servers == NULL) {
                 return NGX_ERROR;
             }
 
-            ngx_memcpy(servers, pr[i].servers.data, pr[i].servers.len);
-            servers[pr[i].servers.len] = '\0';
+            ngx_memcpy(servers, ch->provider->servers.data, ch->provider->servers.len);
+            servers[ch->provider->servers.len] = '\0';
 
             rc = ares_set_servers_ports_csv(ch->channel, servers);
 
@@ -291,7 +307,7 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
             if (rc != ARES_SUCCESS) {
                 ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                               "qqfail: ares_set_servers_ports_csv() failed "
-                              "for provider \"%V\": %s", &pr[i].name,
+                              "for provider \"%V\": %s", &ch->provider->name,
                               ares_strerror(rc));
                 ares_destroy(ch->channel);
                 ch->channel = NULL;
@@ -341,6 +357,7 @@ ngx_http_qqfail_channels_destroy(void)
     ngx_free(ngx_http_qqfail_channels);
     ngx_http_qqfail_channels = NULL;
     ngx_http_qqfail_nchannels = 0;
+    ngx_http_qqfail_nproviders = 0;
 }
 
 
@@ -729,7 +746,8 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     }
 
     size = sizeof(ngx_http_qqfail_lookup_t)
-           + (ngx_http_qqfail_nchannels - 1) * sizeof(ngx_http_qqfail_answer_t);
+           + (ngx_http_qqfail_nproviders - 1)
+             * sizeof(ngx_http_qqfail_answer_t);
 
     lk = ngx_calloc(size, ngx_http_qqfail_log);
     if (lk == NULL) {
@@ -752,7 +770,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     lk->job = job;
     lk->server = job->server;
     lk->name = n;
-    lk->nproviders = ngx_http_qqfail_nchannels;
+    lk->nproviders = ngx_http_qqfail_nproviders;
     lk->accepted = -1;
 
     res->lookup = lk;
@@ -787,7 +805,10 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     nq = 0;
 
     for (p = 0; p < lk->nproviders; p++) {
-        ch = &ngx_http_qqfail_channels[p];
+
+        /* the channels of this upstream's qqfail_timeout */
+
+        ch = &ngx_http_qqfail_channels[qscf->channels * lk->nproviders + p];
 
         for (i = 0; i < types; i++) {
             lk->query[nq].lookup = lk;

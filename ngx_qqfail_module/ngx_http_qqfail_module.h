@@ -218,6 +218,7 @@ struct ngx_http_qqfail_provider_sh_s {
     ngx_uint_t                       failures[NGX_HTTP_QQFAIL_NERRS];
     ngx_uint_t                       disagreements;
     ngx_uint_t                       rejected;
+    ngx_uint_t                       drops;      /* by the kernel */
     ngx_msec_t                       rtt;
     time_t                           last_success;
     time_t                           last_failure;

@@ -12,12 +12,20 @@
 #include <arpa/nameser.h>
 #include <poll.h>
 
+#if (NGX_LINUX)
+#include <linux/sock_diag.h>
+#endif
+
 #include "ngx_http_qqfail_module.h"
 
 
 #define NGX_HTTP_QQFAIL_LEASE_TICK     250
 #define NGX_HTTP_QQFAIL_NAME_NOQUORUM  3
 #define NGX_HTTP_QQFAIL_MAX_CONNS      (2 * NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS)
+
+/* lookups in flight at once, and the socket buffer for their answers */
+#define NGX_HTTP_QQFAIL_INFLIGHT       128
+#define NGX_HTTP_QQFAIL_RCVBUF         (1024 * 1024)
 
 
 typedef struct {
@@ -26,6 +34,7 @@ typedef struct {
     ngx_event_t                      timer;
     ngx_uint_t                       nconns;
     ngx_connection_t                *conns[NGX_HTTP_QQFAIL_MAX_CONNS];
+    uint32_t                         drops[NGX_HTTP_QQFAIL_MAX_CONNS];
 } ngx_http_qqfail_channel_t;
 
 
@@ -67,6 +76,7 @@ struct ngx_http_qqfail_lookup_s {
     ngx_uint_t                       rejected;   /* by qqfail_allow */
     ngx_event_t                      deadline;
     unsigned                         decided:1;
+    unsigned                         paced:1;    /* counted in flight */
     ngx_http_qqfail_query_t          query[2 * NGX_HTTP_QQFAIL_MAX_PROVIDERS];
     ngx_http_qqfail_answer_t         answer[1];  /* nproviders of them */
 };
@@ -95,8 +105,10 @@ struct ngx_http_qqfail_job_s {
     ngx_uint_t                       pending;    /* lookups undecided */
     ngx_uint_t                       phase;
     ngx_uint_t                       queried;    /* names in this round */
+    ngx_queue_t                      queue;      /* waiting for its turn */
     unsigned                         running:1;
     unsigned                         starting:1;
+    unsigned                         queued:1;
     ngx_http_qqfail_result_t         result[NGX_HTTP_QQFAIL_MAX_NAMES];
 };
 
@@ -108,6 +120,10 @@ static int ngx_http_qqfail_sock_create(ares_socket_t fd, int type,
     void *data);
 static void ngx_http_qqfail_sock_state(void *data, ares_socket_t fd,
     int readable, int writable);
+static void ngx_http_qqfail_sock_buffer(ares_socket_t fd);
+static void ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch,
+    ngx_uint_t i);
+static void ngx_http_qqfail_channels_drops(void);
 static ngx_connection_t **ngx_http_qqfail_channel_conn(
     ngx_http_qqfail_channel_t *ch, ares_socket_t fd);
 static void ngx_http_qqfail_channel_read(ngx_event_t *ev);
@@ -118,6 +134,8 @@ static void ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch);
 static ngx_int_t ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle);
 static void ngx_http_qqfail_jobs_destroy(void);
 static void ngx_http_qqfail_job_handler(ngx_event_t *ev);
+static void ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_jobs_resume(ngx_event_t *ev);
 static void ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job,
     ngx_uint_t from, ngx_uint_t to);
 static void ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job,
@@ -146,6 +164,7 @@ static void ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk,
     ngx_uint_t all);
 static void ngx_http_qqfail_lookup_deadline(ngx_event_t *ev);
 static void ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk);
+static void ngx_http_qqfail_lookup_unpace(ngx_http_qqfail_lookup_t *lk);
 static void ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk,
     ngx_uint_t p, ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport,
     ngx_uint_t disagree);
@@ -180,6 +199,9 @@ static ngx_http_qqfail_main_conf_t  *ngx_http_qqfail_qmcf;
 static ngx_http_qqfail_channel_t    *ngx_http_qqfail_channels;
 static ngx_uint_t                    ngx_http_qqfail_nchannels;
 static ngx_uint_t                    ngx_http_qqfail_nproviders;
+static ngx_uint_t                    ngx_http_qqfail_inflight;
+static ngx_queue_t                   ngx_http_qqfail_waiting;
+static ngx_event_t                   ngx_http_qqfail_resume_ev;
 static ngx_array_t                  *ngx_http_qqfail_jobs;   /* job_t * */
 static ngx_uint_t                    ngx_http_qqfail_sync;
 static ngx_uint_t                    ngx_http_qqfail_leading;
@@ -397,6 +419,10 @@ ngx_http_qqfail_sock_create(ares_socket_t fd, int type, void *data)
         return -1;
     }
 
+    if (type == SOCK_DGRAM) {
+        ngx_http_qqfail_sock_buffer(fd);
+    }
+
     c->data = ch;
     c->log = ngx_http_qqfail_log;
     c->read->log = ngx_http_qqfail_log;
@@ -407,9 +433,87 @@ ngx_http_qqfail_sock_create(ares_socket_t fd, int type, void *data)
     /* like nginx's own resolver: not a client connection */
     c->read->resolver = 1;
 
+    ch->drops[ch->nconns] = 0;
     ch->conns[ch->nconns++] = c;
 
     return 0;
+}
+
+
+/*
+ * Room for the answers of every lookup in flight at once (paced to
+ * NGX_HTTP_QQFAIL_INFLIGHT): the kernel drops what does not fit, and a
+ * dropped answer is a false timeout.  The kernel caps the size at
+ * net.core.rmem_max; that is said once.
+ */
+
+static void
+ngx_http_qqfail_sock_buffer(ares_socket_t fd)
+{
+    int           want, got;
+    socklen_t     len;
+    static int    said;
+
+    want = NGX_HTTP_QQFAIL_RCVBUF;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, (const void *) &want,
+                   sizeof(int))
+        == -1)
+    {
+        return;
+    }
+
+    len = sizeof(int);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, (void *) &got, &len) == -1) {
+        return;
+    }
+
+    /* Linux reports twice what was set */
+
+    if (got < want && !said) {
+        said = 1;
+        ngx_log_error(NGX_LOG_NOTICE, ngx_http_qqfail_log, 0,
+                      "qqfail: DNS sockets get a receive buffer of %d "
+                      "bytes, not %d: raise the sysctl net.core.rmem_max "
+                      "for bursts of answers", got, want);
+    }
+}
+
+
+/* answers the kernel dropped on a channel's sockets, counted per provider */
+
+static void
+ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch, ngx_uint_t i)
+{
+#if (NGX_LINUX && defined SO_MEMINFO)
+    uint32_t    mem[SK_MEMINFO_VARS], delta;
+    socklen_t   len;
+
+    len = sizeof(mem);
+
+    if (getsockopt(ch->conns[i]->fd, SOL_SOCKET, SO_MEMINFO, mem, &len)
+        == -1
+        || len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
+    {
+        return;
+    }
+
+    delta = mem[SK_MEMINFO_DROPS] - ch->drops[i];
+    ch->drops[i] = mem[SK_MEMINFO_DROPS];
+
+    if (delta == 0 || !ngx_http_qqfail_lead_check()) {
+        return;
+    }
+
+    ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
+    ch->provider->sh->drops += delta;
+    ngx_shmtx_unlock(&ngx_http_qqfail_qmcf->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_WARN, ngx_http_qqfail_log, 0,
+                  "qqfail: %uD answer(s) of provider \"%V\" dropped by the "
+                  "kernel (receive buffer full)", delta, &ch->provider->name);
+#endif
 }
 
 
@@ -492,6 +596,9 @@ ngx_http_qqfail_sock_state(void *data, ares_socket_t fd, int readable,
         ngx_delete_posted_event(c->write);
     }
 
+    ngx_http_qqfail_channel_drops(ch, cp - ch->conns);
+
+    ch->drops[cp - ch->conns] = ch->drops[ch->nconns - 1];
     *cp = ch->conns[--ch->nconns];
     ch->conns[ch->nconns] = NULL;
 
@@ -584,6 +691,9 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 
     /* on the heap: leadership may start and stop many times per cycle */
 
+    ngx_queue_init(&ngx_http_qqfail_waiting);
+    ngx_http_qqfail_inflight = 0;
+
     ngx_http_qqfail_jobs = ngx_alloc(sizeof(ngx_array_t), cycle->log);
     if (ngx_http_qqfail_jobs == NULL) {
         return NGX_ERROR;
@@ -658,6 +768,13 @@ ngx_http_qqfail_jobs_destroy(void)
 
     ngx_free(ngx_http_qqfail_jobs);
     ngx_http_qqfail_jobs = NULL;
+
+    if (ngx_http_qqfail_resume_ev.posted) {
+        ngx_delete_posted_event(&ngx_http_qqfail_resume_ev);
+    }
+
+    ngx_queue_init(&ngx_http_qqfail_waiting);
+    ngx_http_qqfail_inflight = 0;
 }
 
 
@@ -666,21 +783,40 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
 {
     ngx_http_qqfail_job_t  *job = ev->data;
 
-    ngx_uint_t                    last;
-    ngx_http_qqfail_server_sh_t  *ssh;
-
-    if (job->running || !ngx_http_qqfail_lead_check()) {
+    if (job->running || job->queued || !ngx_http_qqfail_lead_check()) {
         return;
     }
+
+    /*
+     * paced: beyond NGX_HTTP_QQFAIL_INFLIGHT lookups in flight, a server
+     * waits for its turn, in order; its lookups' timeouts start when they
+     * are sent, so waiting never counts against a provider
+     */
+
+    if (ngx_http_qqfail_inflight >= NGX_HTTP_QQFAIL_INFLIGHT) {
+        ngx_queue_insert_tail(&ngx_http_qqfail_waiting, &job->queue);
+        job->queued = 1;
+        return;
+    }
+
+    ngx_http_qqfail_job_run(job);
+}
+
+
+static void
+ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
+{
+    ngx_uint_t                    last;
+    ngx_http_qqfail_server_sh_t  *ssh;
 
     ssh = job->server->sh;
 
     /*
      * a server with addresses asks its current name and every better one;
-     * a server with none asks every name at once
+     * a server with none, or the start-up pass, asks every name at once
      */
 
-    last = ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
+    last = (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE || ngx_http_qqfail_sync)
            ? job->server->names.nelts - 1 : ssh->active;
 
     if (last >= job->server->names.nelts) {
@@ -690,6 +826,57 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
     job->phase = 1;
 
     ngx_http_qqfail_job_start(job, 0, last);
+}
+
+
+/* lookups ended: servers waiting for their turn get it */
+
+static void
+ngx_http_qqfail_jobs_resume(ngx_event_t *ev)
+{
+    ngx_queue_t            *q;
+    ngx_http_qqfail_job_t  *job;
+
+    while (ngx_http_qqfail_inflight < NGX_HTTP_QQFAIL_INFLIGHT
+           && !ngx_queue_empty(&ngx_http_qqfail_waiting))
+    {
+        if (!ngx_http_qqfail_lead_check()) {
+            return;
+        }
+
+        q = ngx_queue_head(&ngx_http_qqfail_waiting);
+        ngx_queue_remove(q);
+
+        job = ngx_queue_data(q, ngx_http_qqfail_job_t, queue);
+        job->queued = 0;
+
+        ngx_http_qqfail_job_run(job);
+    }
+}
+
+
+/* a lookup is decided, or ends undecided: one less in flight */
+
+static void
+ngx_http_qqfail_lookup_unpace(ngx_http_qqfail_lookup_t *lk)
+{
+    if (!lk->paced) {
+        return;
+    }
+
+    lk->paced = 0;
+    ngx_http_qqfail_inflight--;
+
+    /* not from inside c-ares: the next lookups start from a posted event */
+
+    if (!ngx_http_qqfail_sync && ngx_http_qqfail_leading
+        && !ngx_queue_empty(&ngx_http_qqfail_waiting)
+        && !ngx_http_qqfail_resume_ev.posted)
+    {
+        ngx_http_qqfail_resume_ev.handler = ngx_http_qqfail_jobs_resume;
+        ngx_http_qqfail_resume_ev.log = ngx_http_qqfail_log;
+        ngx_post_event(&ngx_http_qqfail_resume_ev, &ngx_posted_events);
+    }
 }
 
 
@@ -772,6 +959,9 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     lk->name = n;
     lk->nproviders = ngx_http_qqfail_nproviders;
     lk->accepted = -1;
+    lk->paced = 1;
+
+    ngx_http_qqfail_inflight++;
 
     res->lookup = lk;
     job->pending++;
@@ -1417,6 +1607,8 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
     lk->decided = 1;
     lk->accepted = best;
 
+    ngx_http_qqfail_lookup_unpace(lk);
+
     if (lk->deadline.timer_set) {
         ngx_del_timer(&lk->deadline);
     }
@@ -1550,6 +1742,8 @@ ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk)
     if (lk->deadline.timer_set) {
         ngx_del_timer(&lk->deadline);
     }
+
+    ngx_http_qqfail_lookup_unpace(lk);
 
     if (lk->job) {
         /* undecided: the channel was destroyed, or the lease was lost */
@@ -1959,13 +2153,16 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
             continue;
         }
 
-        jobp[n]->phase = 1;
-        ngx_http_qqfail_job_start(jobp[n], 0,
-                                  jobp[n]->server->names.nelts - 1);
+        /* paced like the leader's: the servers beyond wait their turn */
+
+        ngx_queue_insert_tail(&ngx_http_qqfail_waiting, &jobp[n]->queue);
+        jobp[n]->queued = 1;
         todo++;
     }
 
     while (todo) {
+        ngx_http_qqfail_jobs_resume(NULL);
+
         nfds = 0;
 
         for (c = 0; c < ngx_http_qqfail_nchannels; c++) {
@@ -2060,7 +2257,7 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
         todo = 0;
 
         for (n = 0; n < ngx_http_qqfail_jobs->nelts; n++) {
-            if (jobp[n]->running) {
+            if (jobp[n]->running || jobp[n]->queued) {
                 todo++;
             }
         }
@@ -2145,6 +2342,9 @@ ngx_http_qqfail_lease_handler(ngx_event_t *ev)
     if (rc == NGX_OK) {
         if (!ngx_http_qqfail_leading) {
             ngx_http_qqfail_lead_start(ev->data);
+
+        } else {
+            ngx_http_qqfail_channels_drops();
         }
 
     } else if (ngx_http_qqfail_leading) {
@@ -2157,6 +2357,22 @@ ngx_http_qqfail_lease_handler(ngx_event_t *ev)
     }
 
     ngx_add_timer(ev, NGX_HTTP_QQFAIL_LEASE_TICK);
+}
+
+
+static void
+ngx_http_qqfail_channels_drops(void)
+{
+    ngx_uint_t                  i, k;
+    ngx_http_qqfail_channel_t  *ch;
+
+    for (i = 0; i < ngx_http_qqfail_nchannels; i++) {
+        ch = &ngx_http_qqfail_channels[i];
+
+        for (k = 0; k < ch->nconns; k++) {
+            ngx_http_qqfail_channel_drops(ch, k);
+        }
+    }
 }
 
 

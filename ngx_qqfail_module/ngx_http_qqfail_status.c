@@ -34,6 +34,7 @@
 #define NGX_HTTP_QQFAIL_PROM_FAILOVERS      9
 #define NGX_HTTP_QQFAIL_PROM_ACTIVE         10
 #define NGX_HTTP_QQFAIL_PROM_FAILS          11
+#define NGX_HTTP_QQFAIL_PROM_DROPS          12
 
 
 /* a copy of one server's shared record, taken under the lock */
@@ -145,6 +146,10 @@ static ngx_http_qqfail_prom_t  ngx_http_qqfail_prom_metrics[] = {
     { "qqfail_provider_rejected_total",
       "Answered addresses dropped by qqfail_allow.", "counter",
       NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_REJECTED },
+
+    { "qqfail_provider_drops_total",
+      "Answers the kernel dropped (receive buffer full).", "counter",
+      NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_DROPS },
 
     { "qqfail_provider_rtt_seconds", "Smoothed answer time.", "gauge",
       NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_RTT },
@@ -758,7 +763,7 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                                "\"servfail\":%ui,\"nxdomain\":%ui,"
                                "\"refused\":%ui,\"other\":%ui},"
                                "\"disagreements\":%ui,\"rejected\":%ui,"
-                               "\"rtt_ms\":%M,"
+                               "\"drops\":%ui,\"rtt_ms\":%M,"
                                "\"last_success\":%T,\"last_failure\":%T,"
                                "\"last_error\":",
                                psh->down ? "down" : "up", psh->queries,
@@ -767,7 +772,8 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                                psh->failures[NGX_HTTP_QQFAIL_ERR_NXDOMAIN],
                                psh->failures[NGX_HTTP_QQFAIL_ERR_REFUSED],
                                psh->failures[NGX_HTTP_QQFAIL_ERR_OTHER],
-                               psh->disagreements, psh->rejected, psh->rtt,
+                               psh->disagreements, psh->rejected,
+                               psh->drops, psh->rtt,
                                psh->last_success, psh->last_failure);
 
         ngx_http_qqfail_json_str(o, psh->last_error,
@@ -1198,6 +1204,9 @@ ngx_http_qqfail_prom_provider_value(ngx_uint_t what,
     case NGX_HTTP_QQFAIL_PROM_REJECTED:
         return psh->rejected;
 
+    case NGX_HTTP_QQFAIL_PROM_DROPS:
+        return psh->drops;
+
     default: /* NGX_HTTP_QQFAIL_PROM_LAST_SUCCESS */
         return psh->last_success;
     }
@@ -1340,7 +1349,8 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
         "<h2>DNS providers</h2>\n<table><tr><th>Provider</th>"
         "<th>Servers</th><th>State</th><th>Queries</th><th>Timeout</th>"
         "<th>SERVFAIL</th><th>NXDOMAIN</th><th>REFUSED</th><th>Other</th>"
-        "<th>Disagreements</th><th>RTT</th><th>Last success</th>"
+        "<th>Disagreements</th><th>Dropped</th><th>RTT</th>"
+        "<th>Last success</th>"
         "<th>Last error</th></tr>\n");
 
     pr = qmcf->providers.elts;
@@ -1367,7 +1377,7 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
                                "</td><td class=\"%s\">%s</td><td>%ui</td>"
                                "<td>%ui</td><td>%ui</td><td>%ui</td>"
                                "<td>%ui</td><td>%ui</td><td>%ui</td>"
-                               "<td>%M ms</td><td>",
+                               "<td>%ui</td><td>%M ms</td><td>",
                                psh->down ? "down" : "up",
                                psh->down ? "down" : "up", psh->queries,
                                psh->failures[NGX_HTTP_QQFAIL_ERR_TIMEOUT],
@@ -1375,7 +1385,7 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
                                psh->failures[NGX_HTTP_QQFAIL_ERR_NXDOMAIN],
                                psh->failures[NGX_HTTP_QQFAIL_ERR_REFUSED],
                                psh->failures[NGX_HTTP_QQFAIL_ERR_OTHER],
-                               psh->disagreements, psh->rtt);
+                               psh->disagreements, psh->drops, psh->rtt);
 
         ngx_http_qqfail_html_time(o, psh->last_success);
         ngx_http_qqfail_printf(o, 16, "</td><td>");

@@ -356,6 +356,20 @@ sub set_record {
     return $self->_zone_changed($which);
 }
 
+# many records at once: each zone is rewritten and reloaded once
+sub set_records {
+    my ($self, $records) = @_;
+    my %zones;
+    while (my ($name, $addrs) = each %$records) {
+        my $key = lc $name;
+        $key =~ s/\.$//;
+        $zones{ $self->zone_of($key) } = 1;
+        $self->{records}{$key} = $addrs;
+    }
+    $self->_zone_changed($_) for sort keys %zones;
+    return 1;
+}
+
 sub del_record {
     my ($self, $name) = @_;
     my $key = lc $name;

@@ -15,6 +15,14 @@ TEST_PKGS=(perl libnet-dns-perl unbound nsd libmaxmind-db-writer-perl
            mmdb-bin iproute2 procps prometheus chromium)
 # the subset of TEST_PKGS that demo/demo.pl needs
 DEMO_PKGS=(perl libnet-dns-perl unbound nsd)
+# libFuzzer: clang, and its runtime (-fsanitize=fuzzer)
+FUZZ_PKGS=(clang libclang-rt-dev)
+
+# the fuzz harnesses: fuzz/NAME.c, its seeds in fuzz/corpus/NAME/, then
+# the module sources it is built with (nginx's headers, no nginx object)
+FUZZ_HARNESSES=(
+    "dns_answer ngx_qqfail_module/ngx_http_qqfail_dns.c"
+)
 
 # Debian's layout for dynamic modules (as libnginx-mod-* packages do it)
 DEB_MODULES_AVAILABLE=/usr/share/nginx/modules-available
@@ -44,6 +52,11 @@ Commands:
                    only if no request failed and every phase reached its
                    state. --keep leaves the sandbox running until Ctrl-C,
                    --fast shortens the holds (demo/demo.pl --help: more)
+  fuzz [SECONDS]   build the libFuzzer harnesses of fuzz/ with clang
+                   (AddressSanitizer + UBSan) against the nginx tree the
+                   module builds with, then run each for SECONDS (default
+                   60) from its seeds in fuzz/corpus/; fails on a crash,
+                   which is kept in build/fuzz/artifacts/
   install          build, then copy the module into nginx's modules path
                    (nginx -V --modules-path) and enable it: on Debian
                    /usr/share/nginx/modules-available/mod-http-qqfail.conf
@@ -257,6 +270,65 @@ cmd_test() {
     prove -j"$jobs" -r "${tests[@]}"
 }
 
+cmd_fuzz() {
+    local seconds=${1:-60}
+    local bdir="$TOP/build/nginx" fdir="$TOP/build/fuzz"
+    local h name srcs log work line failed=0
+    local -a cflags
+
+    [ $# -le 1 ] || die "fuzz takes one argument, the seconds per harness"
+    [[ $seconds =~ ^[0-9]+$ ]] && [ "$seconds" -gt 0 ] \
+        || die "fuzz: \"$seconds\" is not a number of seconds"
+
+    install_pkgs "${BUILD_PKGS[@]}" "${FUZZ_PKGS[@]}"
+
+    # the configured nginx tree: its headers and ngx_auto_config.h
+    build_module ""
+
+    cflags=(-g -O1 -fno-omit-frame-pointer
+            -fsanitize=fuzzer,address,undefined
+            -fno-sanitize-recover=undefined
+            -Wall -Wextra -Wno-unused-parameter -Werror
+            -I"$bdir/src/core" -I"$bdir/src/event"
+            -I"$bdir/src/event/modules" -I"$bdir/src/os/unix"
+            -I"$bdir/objs" -I"$TOP/ngx_qqfail_module")
+
+    mkdir -p "$fdir/artifacts"
+
+    for h in "${FUZZ_HARNESSES[@]}"; do
+        read -r name srcs <<< "$h"
+
+        # shellcheck disable=SC2086
+        clang "${cflags[@]}" "fuzz/$name.c" $srcs -o "$fdir/$name" \
+            || die "fuzz: cannot build fuzz/$name.c"
+
+        # new inputs go to build/fuzz/corpus-NAME, the seeds stay as they are
+        work="$fdir/corpus-$name"
+        log="$fdir/$name.log"
+        mkdir -p "$work"
+
+        log "fuzzing $name for ${seconds}s (log: $log)"
+
+        if ! "$fdir/$name" -max_total_time="$seconds" -max_len=4096 \
+                 -timeout=10 -print_final_stats=1 \
+                 -artifact_prefix="$fdir/artifacts/$name-" \
+                 "$work" "fuzz/corpus/$name" > "$log" 2>&1
+        then
+            tail -n 40 "$log" >&2
+            log "fuzz: $name FAILED; the input is in $fdir/artifacts/:" \
+                "add it to fuzz/corpus/$name/ as a regression input"
+            failed=1
+            continue
+        fi
+
+        line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1)
+        log "fuzz: $name: no crash; ${line#*DONE }"
+        log "fuzz: $name: $(grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' "$log" | tr '\n' ' ')"
+    done
+
+    [ "$failed" = 0 ] || die "fuzz: a harness found a crash"
+}
+
 need_root() {
     [ "$(id -u)" = 0 ] || die "$1: run as root"
 }
@@ -424,6 +496,7 @@ main() {
         build) cmd_build "$@" ;;
         test) cmd_test "$@" ;;
         demo) cmd_demo "$@" ;;
+        fuzz) cmd_fuzz "$@" ;;
         install) cmd_install "$@" ;;
         uninstall) cmd_uninstall "$@" ;;
         *) usage >&2; exit 2 ;;

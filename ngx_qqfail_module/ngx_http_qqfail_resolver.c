@@ -17,6 +17,7 @@
 #endif
 
 #include "ngx_http_qqfail_module.h"
+#include "ngx_http_qqfail_dns.h"
 
 
 #define NGX_HTTP_QQFAIL_LEASE_TICK     250
@@ -149,9 +150,8 @@ static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
 
 static void ngx_http_qqfail_query_handler(void *arg, int status,
     int timeouts, unsigned char *abuf, int alen);
-static void ngx_http_qqfail_answer_parse(ngx_http_qqfail_answer_t *a,
-    ngx_uint_t type, in_port_t port, int *status, unsigned char *abuf,
-    int alen);
+static int ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
+    ngx_http_qqfail_query_t *q, unsigned char *abuf, int alen);
 static void ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk,
     ngx_uint_t p);
 static ngx_uint_t ngx_http_qqfail_answer_error(ngx_http_qqfail_answer_t *a,
@@ -1055,7 +1055,6 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
     ngx_http_qqfail_query_t *q = arg;
 
     ngx_uint_t                 p;
-    ngx_http_qqfail_name_t    *name;
     ngx_http_qqfail_lookup_t  *lk;
     ngx_http_qqfail_answer_t  *a;
 
@@ -1068,12 +1067,10 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
     if (!a->abandoned && status != ARES_EDESTRUCTION
         && status != ARES_ECANCELLED)
     {
-        name = &((ngx_http_qqfail_name_t *)
-                 lk->server->names.elts)[lk->name];
+        /* every message received is read by our parser, errors too */
 
-        if (status == ARES_SUCCESS) {
-            ngx_http_qqfail_answer_parse(a, q->type, name->port, &status,
-                                         abuf, alen);
+        if (abuf != NULL) {
+            status = ngx_http_qqfail_answer_parse(lk, q, abuf, alen);
         }
 
         a->status[q->type] = status;
@@ -1111,74 +1108,107 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
 }
 
 
-static void
-ngx_http_qqfail_answer_parse(ngx_http_qqfail_answer_t *a, ngx_uint_t type,
-    in_port_t port, int *status, unsigned char *abuf, int alen)
+/*
+ * The answer of one provider to one query, read by the strict parser
+ * (ngx_http_qqfail_dns.c): a message that is not the answer to the
+ * question asked counts as a failure "other" of the provider
+ */
+
+static int
+ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
+    ngx_http_qqfail_query_t *q, unsigned char *abuf, int alen)
 {
-    int                    i, n, rc;
-    ngx_uint_t             j;
-    struct sockaddr_in    *sin;
-    struct ares_addrttl    a4[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    u_char                        *ip;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i, j;
+    struct sockaddr_in            *sin;
+    ngx_http_qqfail_name_t        *name;
+    ngx_http_qqfail_answer_t      *a;
+    ngx_http_qqfail_dns_answer_t   ans;
+    u_char                         addrs[NGX_HTTP_QQFAIL_MAX_ADDRS * 16];
 #if (NGX_HAVE_INET6)
-    struct sockaddr_in6   *sin6;
-    struct ares_addr6ttl   a6[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    struct sockaddr_in6           *sin6;
 #endif
 
-    n = NGX_HTTP_QQFAIL_MAX_ADDRS;
+    a = &lk->answer[q->provider];
+    name = &((ngx_http_qqfail_name_t *) lk->server->names.elts)[lk->name];
 
-    if (type == 0) {
-        rc = ares_parse_a_reply(abuf, alen, NULL, a4, &n);
+    ans.addrs = addrs;
+    ans.max = NGX_HTTP_QQFAIL_MAX_ADDRS - a->naddrs;
 
-#if (NGX_HAVE_INET6)
-    } else {
-        rc = ares_parse_aaaa_reply(abuf, alen, NULL, a6, &n);
-#else
-    } else {
-        rc = ARES_ENODATA;
+    rc = ngx_http_qqfail_dns_parse(abuf, alen, name->host.data,
+                                   name->host.len,
+                                   q->type ? NGX_HTTP_QQFAIL_DNS_AAAA
+                                           : NGX_HTTP_QQFAIL_DNS_A,
+                                   &ans);
+
+    switch (rc) {
+
+    case NGX_HTTP_QQFAIL_DNS_OK:
+        break;
+
+    case NGX_HTTP_QQFAIL_DNS_NODATA:
+        return ARES_ENODATA;
+
+    case NGX_HTTP_QQFAIL_DNS_NXDOMAIN:
+        return ARES_ENOTFOUND;
+
+    case NGX_HTTP_QQFAIL_DNS_SERVFAIL:
+        return ARES_ESERVFAIL;
+
+    case NGX_HTTP_QQFAIL_DNS_REFUSED:
+        return ARES_EREFUSED;
+
+    default: /* NGX_HTTP_QQFAIL_DNS_RCODE, _MALFORMED, _MISMATCH */
+        ngx_log_error(NGX_LOG_INFO, ngx_http_qqfail_log, 0,
+                      "qqfail: %s answer for \"%V\" from provider \"%V\" "
+                      "refused: %s", q->type ? "AAAA" : "A", &name->host,
+                      &ngx_http_qqfail_channels[q->provider].provider->name,
+                      ans.reason);
+        return ARES_EBADRESP;
+    }
+
+#if !(NGX_HAVE_INET6)
+    if (q->type) {
+        return ARES_ENODATA;
+    }
 #endif
-    }
 
-    if (rc != ARES_SUCCESS) {
-        *status = rc;
-        return;
-    }
+    ip = addrs;
 
-    if (n == 0) {
-        *status = ARES_ENODATA;
-        return;
-    }
-
-    for (i = 0; i < n && a->naddrs < NGX_HTTP_QQFAIL_MAX_ADDRS; i++) {
+    for (i = 0; i < ans.naddrs; i++) {
         j = a->naddrs;
         ngx_memzero(&a->addrs[j], sizeof(ngx_http_qqfail_sockaddr_t));
 
-        if (type == 0) {
+        if (q->type == 0) {
             sin = &a->addrs[j].sockaddr_in;
             sin->sin_family = AF_INET;
-            sin->sin_port = htons(port);
-            sin->sin_addr = a4[i].ipaddr;
+            sin->sin_port = htons(name->port);
+            ngx_memcpy(&sin->sin_addr, ip, 4);
             a->socklen[j] = sizeof(struct sockaddr_in);
-
-            if (a->ttl < 0 || a4[i].ttl < a->ttl) {
-                a->ttl = a4[i].ttl;
-            }
+            ip += 4;
 
 #if (NGX_HAVE_INET6)
         } else {
             sin6 = &a->addrs[j].sockaddr_in6;
             sin6->sin6_family = AF_INET6;
-            sin6->sin6_port = htons(port);
-            ngx_memcpy(&sin6->sin6_addr, &a6[i].ip6addr, 16);
+            sin6->sin6_port = htons(name->port);
+            ngx_memcpy(&sin6->sin6_addr, ip, 16);
             a->socklen[j] = sizeof(struct sockaddr_in6);
-
-            if (a->ttl < 0 || a6[i].ttl < a->ttl) {
-                a->ttl = a6[i].ttl;
-            }
+            ip += 16;
 #endif
         }
 
         a->naddrs++;
     }
+
+    /* TTLs above 2^31 - 1 are zero (RFC 2181), so this fits in an int */
+
+    if (a->ttl < 0 || (int) ans.ttl < a->ttl) {
+        a->ttl = ans.ttl;
+    }
+
+    return ARES_SUCCESS;
 }
 
 

@@ -684,7 +684,8 @@ sub start_fault_server {
 
 sub fault_servers { return map { "$_->{ip}:$_->{port}" } @{ $_[0]{faults} } }
 
-my %FAULT_KEYS = map { $_ => 1 } qw(addrs rcode drop delay_ms ttl malformed truncate);
+my %FAULT_KEYS = map { $_ => 1 } qw(addrs rcode drop delay_ms ttl malformed truncate
+                                    cname owner qr question longname);
 my %RCODES = map { $_ => 1 } qw(NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMP REFUSED);
 
 # fault_set($name, \%spec [, $server]): $name may be '*' (any name without

@@ -14,6 +14,18 @@ package QQ::FaultServer;
 # delay_ms => N, ttl => N, malformed => 1 (garbage after a valid header),
 # truncate => 1 (UDP answers carry TC and no records; TCP answers are full).
 #
+# Hostile answers (t/012-answers.t), with rcode NOERROR:
+#   cname => [ N1, N2, ... ]   a CNAME chain: OWNER CNAME N1, N1 CNAME N2, ...,
+#                              and the addrs belong to the last name
+#   owner => NAME              the chain (or the addrs) starts at NAME instead
+#                              of the name asked: records for another name
+#   qr => 0                    the QR bit clear: a query, not a response
+#   question => { name => N, type => T, class => C }
+#                              the question echoed differs from the one asked
+#   longname => 1              the name asked CNAME a name of 264 octets,
+#                              written in 255 with a compression pointer, and
+#                              the addrs belong to that name
+#
 # Names without an entry (and without a "*" entry) get NXDOMAIN.  The name
 # "ready.qq.invalid" always answers (readiness probe) and is not logged.
 #
@@ -234,21 +246,48 @@ sub respond {
     my ($opt) = grep { $_->type eq 'OPT' } $query->additional;
     $udp_max = $opt->size if $opt && $opt->size && $opt->size > 512;
 
-    my $reply = $query->reply($udp_max);
+    if ($spec->{longname}) {
+        $self->logq($proto, $name, $type, 'longname');
+        return ($self->longname($query, $spec, $ttl), $delay);
+    }
+
+    my $reply;
+    my $action = lc $rcode;
+
+    if (my $qs = $spec->{question}) {
+        # a reply whose question is not the one asked
+        $reply = Net::DNS::Packet->new($qs->{name} // $qname,
+                                       $qs->{type} // $type,
+                                       $qs->{class} // 'IN');
+        $reply->header->id($query->header->id);
+        $reply->header->qr(1);
+        $reply->header->rd($query->header->rd);
+        $action .= '+question';
+    } else {
+        $reply = $query->reply($udp_max);
+    }
+
     my $header = $reply->header;
     $header->rcode($rcode);
     $header->aa(1);
     $header->ra(1);
 
     if ($rcode eq 'NOERROR') {
+        my $owner = $spec->{owner} // "$qname";
+        $owner =~ s/\.$//;
+        for my $next (@{ $spec->{cname} || [] }) {
+            $reply->push(answer => Net::DNS::RR->new("$owner. $ttl IN CNAME $next."));
+            $owner = $next;
+        }
+        $action .= '+owner' if defined $spec->{owner};
+        $action .= '+cname' . @{ $spec->{cname} } if $spec->{cname};
         for my $addr (@{ $spec->{addrs} || [] }) {
             my $rrtype = $addr =~ /:/ ? 'AAAA' : 'A';
             next unless $rrtype eq $type;
-            $reply->push(answer => Net::DNS::RR->new("$qname. $ttl IN $rrtype $addr"));
+            $reply->push(answer => Net::DNS::RR->new("$owner. $ttl IN $rrtype $addr"));
         }
     }
 
-    my $action = lc $rcode;
     my $data;
     if ($proto eq 'udp' && $spec->{truncate}) {
         $header->tc(1);
@@ -261,10 +300,46 @@ sub respond {
     } else {
         $data = $reply->data;
     }
+    if (defined $spec->{qr} && !$spec->{qr}) {
+        # the same message with QR clear
+        substr($data, 2, 1) = chr(ord(substr($data, 2, 1)) & 0x7f);
+        $action .= '+noqr';
+    }
     $action .= sprintf('+delay%d', $spec->{delay_ms}) if $spec->{delay_ms};
     $self->logq($proto, $name, $type, $action);
 
     return ($data, $delay);
+}
+
+# name asked CNAME L, L A addrs, where L is three labels of 63 octets and
+# one of 60 followed by a pointer to the name asked: 255 octets in place,
+# more than 255 once expanded; the A records name L by a pointer too
+sub longname {
+    my ($self, $query, $spec, $ttl) = @_;
+    my ($q) = $query->question;
+    my $wire = join('', map { chr(length) . $_ } split /\./, $q->qname) . "\0";
+    my @addrs = grep { ($_ =~ /:/ ? 'AAAA' : 'A') eq $q->qtype }
+                @{ $spec->{addrs} || [] };
+    my $qtype = $q->qtype eq 'AAAA' ? 28 : 1;
+
+    my $msg = pack('n6', $query->header->id,
+                   0x8400 | ($query->header->rd ? 0x0100 : 0) | 0x0080,
+                   1, 1 + @addrs, 0, 0)
+            . $wire . pack('n2', $qtype, 1);
+
+    my $long = join('', map { chr(63) . ('a' x 63) } 1 .. 3)
+             . chr(60) . ('b' x 60) . pack('n', 0xc00c);
+    my $at = length($msg) + 2 + 10;     # where L starts: after owner + fixed
+    $msg .= pack('n n n N n', 0xc00c, 5, 1, $ttl, length $long) . $long;
+
+    for my $addr (@addrs) {
+        my $rdata = $qtype == 1 ? Socket::inet_aton($addr)
+                                : Socket::inet_pton(Socket::AF_INET6(), $addr);
+        $msg .= pack('n n n N n', 0xc000 | $at, $qtype, 1, $ttl, length $rdata)
+              . $rdata;
+    }
+
+    return $msg;
 }
 
 1;

@@ -65,7 +65,8 @@
 #define NGX_HTTP_QQFAIL_ERR_NXDOMAIN     2
 #define NGX_HTTP_QQFAIL_ERR_REFUSED      3
 #define NGX_HTTP_QQFAIL_ERR_OTHER        4
-#define NGX_HTTP_QQFAIL_NERRS            5
+#define NGX_HTTP_QQFAIL_ERR_BADANSWER    5   /* refused by the parser */
+#define NGX_HTTP_QQFAIL_NERRS            6
 
 /* why the address filter refused an address */
 #define NGX_HTTP_QQFAIL_REFUSED_NONE     0

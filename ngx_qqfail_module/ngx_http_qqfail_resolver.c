@@ -191,7 +191,8 @@ ngx_str_t  ngx_http_qqfail_errors[] = {
     ngx_string("servfail"),
     ngx_string("nxdomain"),
     ngx_string("refused"),
-    ngx_string("other")
+    ngx_string("other"),
+    ngx_string("bad_answer")
 };
 
 
@@ -1252,6 +1253,13 @@ ngx_http_qqfail_answer_error(ngx_http_qqfail_answer_t *a,
         case ARES_ECONNREFUSED:
         case ARES_ENOTINITIALIZED:
             *transport = 1;
+            break;
+
+        case ARES_EBADRESP:
+            /* not an answer to the question, or not well formed */
+            if (error == NGX_HTTP_QQFAIL_ERR_OTHER) {
+                error = NGX_HTTP_QQFAIL_ERR_BADANSWER;
+            }
             break;
 
         default:

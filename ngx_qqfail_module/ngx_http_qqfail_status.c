@@ -761,7 +761,8 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                                "],\"state\":\"%s\",\"queries\":%ui,"
                                "\"failures\":{\"timeout\":%ui,"
                                "\"servfail\":%ui,\"nxdomain\":%ui,"
-                               "\"refused\":%ui,\"other\":%ui},"
+                               "\"refused\":%ui,\"other\":%ui,"
+                               "\"bad_answer\":%ui},"
                                "\"disagreements\":%ui,\"rejected\":%ui,"
                                "\"drops\":%ui,\"rtt_ms\":%M,"
                                "\"last_success\":%T,\"last_failure\":%T,"
@@ -772,6 +773,7 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                                psh->failures[NGX_HTTP_QQFAIL_ERR_NXDOMAIN],
                                psh->failures[NGX_HTTP_QQFAIL_ERR_REFUSED],
                                psh->failures[NGX_HTTP_QQFAIL_ERR_OTHER],
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_BADANSWER],
                                psh->disagreements, psh->rejected,
                                psh->drops, psh->rtt,
                                psh->last_success, psh->last_failure);
@@ -1349,6 +1351,7 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
         "<h2>DNS providers</h2>\n<table><tr><th>Provider</th>"
         "<th>Servers</th><th>State</th><th>Queries</th><th>Timeout</th>"
         "<th>SERVFAIL</th><th>NXDOMAIN</th><th>REFUSED</th><th>Other</th>"
+        "<th>Bad answer</th>"
         "<th>Disagreements</th><th>Dropped</th><th>RTT</th>"
         "<th>Last success</th>"
         "<th>Last error</th></tr>\n");
@@ -1377,7 +1380,7 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
                                "</td><td class=\"%s\">%s</td><td>%ui</td>"
                                "<td>%ui</td><td>%ui</td><td>%ui</td>"
                                "<td>%ui</td><td>%ui</td><td>%ui</td>"
-                               "<td>%ui</td><td>%M ms</td><td>",
+                               "<td>%ui</td><td>%ui</td><td>%M ms</td><td>",
                                psh->down ? "down" : "up",
                                psh->down ? "down" : "up", psh->queries,
                                psh->failures[NGX_HTTP_QQFAIL_ERR_TIMEOUT],
@@ -1385,6 +1388,7 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
                                psh->failures[NGX_HTTP_QQFAIL_ERR_NXDOMAIN],
                                psh->failures[NGX_HTTP_QQFAIL_ERR_REFUSED],
                                psh->failures[NGX_HTTP_QQFAIL_ERR_OTHER],
+                               psh->failures[NGX_HTTP_QQFAIL_ERR_BADANSWER],
                                psh->disagreements, psh->drops, psh->rtt);
 
         ngx_http_qqfail_html_time(o, psh->last_success);

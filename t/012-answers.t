@@ -53,7 +53,11 @@ sub served { my $n = 0; $n += $_->requests for $s->backends; return $n }
 
 sub failures {
     my $p = $s->provider_status('pf') or return 0;
-    return $p->{failures}{other} + $p->{failures}{timeout};
+    # refused by the parser (bad_answer), or nothing left once the records
+    # of other names are ignored (other: an empty answer), or dropped by
+    # c-ares before the parser (timeout)
+    return $p->{failures}{bad_answer} + $p->{failures}{other}
+         + $p->{failures}{timeout};
 }
 
 sub check_load {
@@ -128,10 +132,10 @@ for my $c (@bad) {
        "$what: the good provider's address is in use");
 
     ok($t->wait_for(sub { failures() >= $failed + 2 }, 10, "$what: counted"),
-       "$what: counted on the status page (other + timeout: "
+       "$what: counted on the status page (bad_answer + other + timeout: "
        . failures() . ')');
     like($s->provider_status('pf')->{last_error},
-         qr/^(other|timeout) for victim\.test$/, "$what: last error");
+         qr/^(bad_answer|other|timeout) for victim\.test$/, "$what: last error");
 
     if (defined $log) {
         like($t->error_log_since($mark),

@@ -134,9 +134,9 @@ ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char                      *p;
     size_t                       len;
-    ngx_int_t                    rc;
-    ngx_str_t                   *value;
-    ngx_uint_t                   i;
+    ngx_int_t                    rc, max_inflight, rate;
+    ngx_str_t                   *value, s;
+    ngx_uint_t                   i, naddrs;
     ngx_addr_t                  *addr;
     ngx_http_qqfail_provider_t  *pr;
 
@@ -182,7 +182,60 @@ ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (cf->args->nelts - 2 > NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS) {
+    /* parameters come last: "max_inflight=N", "rate=N" */
+
+    naddrs = cf->args->nelts - 2;
+    max_inflight = NGX_HTTP_QQFAIL_MAX_INFLIGHT;
+    rate = 0;
+
+    while (naddrs
+           && ngx_strlchr(value[naddrs + 1].data,
+                          value[naddrs + 1].data + value[naddrs + 1].len, '=')
+              != NULL)
+    {
+        s = value[naddrs + 1];
+
+        if (s.len > 13 && ngx_strncmp(s.data, "max_inflight=", 13) == 0) {
+            max_inflight = ngx_atoi(s.data + 13, s.len - 13);
+
+            if (max_inflight < 2) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"max_inflight\" value \"%V\" "
+                                   "in \"qqfail_provider\" \"%V\", 2 or "
+                                   "more is expected", &s, &value[1]);
+                return NGX_CONF_ERROR;
+            }
+
+        } else if (s.len > 5 && ngx_strncmp(s.data, "rate=", 5) == 0) {
+            rate = ngx_atoi(s.data + 5, s.len - 5);
+
+            if (rate < 2) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"rate\" value \"%V\" in "
+                                   "\"qqfail_provider\" \"%V\", queries "
+                                   "per second, 2 or more, are expected",
+                                   &s, &value[1]);
+                return NGX_CONF_ERROR;
+            }
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"qqfail_provider\" \"%V\"", &s, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        naddrs--;
+    }
+
+    if (naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no address in \"qqfail_provider\" \"%V\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (naddrs > NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "too many addresses in \"qqfail_provider\" "
                            "\"%V\", the maximum is %d",
@@ -198,9 +251,10 @@ ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_memzero(pr, sizeof(ngx_http_qqfail_provider_t));
 
     pr->name = value[1];
+    pr->max_inflight = max_inflight;
+    pr->rate = rate;
 
-    if (ngx_array_init(&pr->addrs, cf->pool, cf->args->nelts - 2,
-                       sizeof(ngx_addr_t))
+    if (ngx_array_init(&pr->addrs, cf->pool, naddrs, sizeof(ngx_addr_t))
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -208,7 +262,7 @@ ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     len = 0;
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    for (i = 2; i < naddrs + 2; i++) {
         addr = ngx_array_push(&pr->addrs);
         if (addr == NULL) {
             return NGX_CONF_ERROR;
@@ -278,6 +332,7 @@ ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
 
     pr->name = ngx_http_qqfail_system_name;
     pr->system = 1;
+    pr->max_inflight = NGX_HTTP_QQFAIL_MAX_INFLIGHT;
 
     if (ngx_array_init(&pr->addrs, cf->pool, 2, sizeof(ngx_addr_t))
         != NGX_OK)

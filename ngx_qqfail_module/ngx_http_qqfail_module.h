@@ -21,6 +21,7 @@
 #define NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS  16
 #define NGX_HTTP_QQFAIL_MAX_NAMES        8
 #define NGX_HTTP_QQFAIL_PROVIDER_NAME_LEN  64
+#define NGX_HTTP_QQFAIL_MAX_INFLIGHT     256     /* queries, per provider */
 #define NGX_HTTP_QQFAIL_MIN_ZONE_SIZE    (128 * 1024)
 #define NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE  (1024 * 1024)
 
@@ -99,6 +100,8 @@ typedef struct {
     ngx_array_t                      addrs;      /* ngx_addr_t */
     ngx_str_t                        servers;    /* "ip:port,[ip6]:port" */
     ngx_http_qqfail_provider_sh_t   *sh;
+    ngx_uint_t                       max_inflight;  /* queries */
+    ngx_uint_t                       rate;       /* queries a second, 0: any */
     unsigned                         system:1;   /* from /etc/resolv.conf */
 } ngx_http_qqfail_provider_t;
 

@@ -24,8 +24,7 @@
 #define NGX_HTTP_QQFAIL_NAME_NOQUORUM  3
 #define NGX_HTTP_QQFAIL_MAX_CONNS      (2 * NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS)
 
-/* lookups in flight at once, and the socket buffer for their answers */
-#define NGX_HTTP_QQFAIL_INFLIGHT       128
+/* the socket buffer for the answers of the lookups in flight */
 #define NGX_HTTP_QQFAIL_RCVBUF         (1024 * 1024)
 
 
@@ -92,8 +91,13 @@ typedef struct {
     ngx_uint_t                       rejected;
     int                              ttl;
     ngx_http_qqfail_lookup_t        *lookup;
-    ngx_addr_t                       addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
-    ngx_http_qqfail_sockaddr_t       sockaddrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
+
+    /*
+     * allocated when the name is decided, freed when the round ends: a
+     * job waits small, whatever the number of servers
+     */
+    ngx_addr_t                      *addrs;
+    unsigned                         owned:1;
 } ngx_http_qqfail_result_t;
 
 
@@ -110,6 +114,7 @@ struct ngx_http_qqfail_job_s {
     unsigned                         running:1;
     unsigned                         starting:1;
     unsigned                         queued:1;
+    unsigned                         scheduled:1;  /* once since start */
     ngx_http_qqfail_result_t         result[NGX_HTTP_QQFAIL_MAX_NAMES];
 };
 
@@ -136,6 +141,8 @@ static ngx_int_t ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle);
 static void ngx_http_qqfail_jobs_destroy(void);
 static void ngx_http_qqfail_job_handler(ngx_event_t *ev);
 static void ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job);
+static ngx_uint_t ngx_http_qqfail_job_turn(void);
 static void ngx_http_qqfail_jobs_resume(ngx_event_t *ev);
 static void ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job,
     ngx_uint_t from, ngx_uint_t to);
@@ -201,6 +208,10 @@ static ngx_http_qqfail_channel_t    *ngx_http_qqfail_channels;
 static ngx_uint_t                    ngx_http_qqfail_nchannels;
 static ngx_uint_t                    ngx_http_qqfail_nproviders;
 static ngx_uint_t                    ngx_http_qqfail_inflight;
+static ngx_uint_t                    ngx_http_qqfail_limit;   /* lookups */
+static ngx_uint_t                    ngx_http_qqfail_rate;    /* a second */
+static ngx_msec_t                    ngx_http_qqfail_tokens_at;
+static ngx_uint_t                    ngx_http_qqfail_tokens;  /* x 1000 */
 static ngx_queue_t                   ngx_http_qqfail_waiting;
 static ngx_event_t                   ngx_http_qqfail_resume_ev;
 static ngx_array_t                  *ngx_http_qqfail_jobs;   /* job_t * */
@@ -683,6 +694,7 @@ static ngx_int_t
 ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 {
     ngx_uint_t                    i, j, n;
+    ngx_http_qqfail_provider_t   *pr;
     ngx_http_qqfail_job_t        *job, **jobp;
     ngx_http_qqfail_server_t     *server;
     ngx_http_qqfail_srv_conf_t  **qscfp;
@@ -694,6 +706,32 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 
     ngx_queue_init(&ngx_http_qqfail_waiting);
     ngx_http_qqfail_inflight = 0;
+
+    /*
+     * pacing: every lookup asks every provider (A and AAAA), so the
+     * provider with the least room sets how many lookups may be
+     * undecided at once, and the slowest rate how many start a second
+     */
+
+    ngx_http_qqfail_limit = NGX_MAX_UINT32_VALUE;
+    ngx_http_qqfail_rate = 0;
+
+    pr = qmcf->providers.elts;
+
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+        n = ngx_max(pr[i].max_inflight / 2, 1);
+        ngx_http_qqfail_limit = ngx_min(ngx_http_qqfail_limit, n);
+
+        if (pr[i].rate
+            && (ngx_http_qqfail_rate == 0
+                || ngx_max(pr[i].rate / 2, 1) < ngx_http_qqfail_rate))
+        {
+            ngx_http_qqfail_rate = ngx_max(pr[i].rate / 2, 1);
+        }
+    }
+
+    ngx_http_qqfail_tokens = ngx_http_qqfail_rate * 100;
+    ngx_http_qqfail_tokens_at = ngx_http_qqfail_msec();
 
     ngx_http_qqfail_jobs = ngx_alloc(sizeof(ngx_array_t), cycle->log);
     if (ngx_http_qqfail_jobs == NULL) {
@@ -760,6 +798,7 @@ ngx_http_qqfail_jobs_destroy(void)
             ngx_del_timer(&jobp[i]->timer);
         }
 
+        ngx_http_qqfail_results_free(jobp[i]);
         ngx_free(jobp[i]);
     }
 
@@ -772,6 +811,10 @@ ngx_http_qqfail_jobs_destroy(void)
 
     if (ngx_http_qqfail_resume_ev.posted) {
         ngx_delete_posted_event(&ngx_http_qqfail_resume_ev);
+    }
+
+    if (ngx_http_qqfail_resume_ev.timer_set) {
+        ngx_del_timer(&ngx_http_qqfail_resume_ev);
     }
 
     ngx_queue_init(&ngx_http_qqfail_waiting);
@@ -789,18 +832,70 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
     }
 
     /*
-     * paced: beyond NGX_HTTP_QQFAIL_INFLIGHT lookups in flight, a server
-     * waits for its turn, in order; its lookups' timeouts start when they
-     * are sent, so waiting never counts against a provider
+     * paced: a server waits for its turn, in order; its lookups' timeouts
+     * start when they are sent, so waiting never counts against a provider
      */
 
-    if (ngx_http_qqfail_inflight >= NGX_HTTP_QQFAIL_INFLIGHT) {
+    if (!ngx_queue_empty(&ngx_http_qqfail_waiting)
+        || !ngx_http_qqfail_job_turn())
+    {
         ngx_queue_insert_tail(&ngx_http_qqfail_waiting, &job->queue);
         job->queued = 1;
         return;
     }
 
     ngx_http_qqfail_job_run(job);
+}
+
+
+/*
+ * May another lookup start now?  Not beyond the lookups in flight the
+ * providers allow ("max_inflight="), nor faster than the slowest "rate=":
+ * a token bucket holding a tenth of a second's worth, refilled by the
+ * clock, and a timer that resumes the waiting servers when the next token
+ * is due.
+ */
+
+static ngx_uint_t
+ngx_http_qqfail_job_turn(void)
+{
+    ngx_msec_t  now, wait;
+
+    if (ngx_http_qqfail_inflight >= ngx_http_qqfail_limit) {
+        return 0;
+    }
+
+    if (ngx_http_qqfail_rate == 0) {
+        return 1;
+    }
+
+    now = ngx_http_qqfail_msec();
+
+    /* a tenth of a second's worth at most: no burst above the rate */
+
+    ngx_http_qqfail_tokens = ngx_min(ngx_http_qqfail_tokens
+                                     + (now - ngx_http_qqfail_tokens_at)
+                                       * ngx_http_qqfail_rate,
+                                     ngx_max(ngx_http_qqfail_rate * 100,
+                                             1000));
+    ngx_http_qqfail_tokens_at = now;
+
+    if (ngx_http_qqfail_tokens >= 1000) {
+        ngx_http_qqfail_tokens -= 1000;
+        return 1;
+    }
+
+    if (!ngx_http_qqfail_sync && !ngx_http_qqfail_resume_ev.timer_set) {
+        wait = (1000 - ngx_http_qqfail_tokens + ngx_http_qqfail_rate - 1)
+               / ngx_http_qqfail_rate;
+
+        ngx_http_qqfail_resume_ev.handler = ngx_http_qqfail_jobs_resume;
+        ngx_http_qqfail_resume_ev.log = ngx_http_qqfail_log;
+        ngx_http_qqfail_resume_ev.cancelable = 1;
+        ngx_add_timer(&ngx_http_qqfail_resume_ev, wait ? wait : 1);
+    }
+
+    return 0;
 }
 
 
@@ -838,10 +933,9 @@ ngx_http_qqfail_jobs_resume(ngx_event_t *ev)
     ngx_queue_t            *q;
     ngx_http_qqfail_job_t  *job;
 
-    while (ngx_http_qqfail_inflight < NGX_HTTP_QQFAIL_INFLIGHT
-           && !ngx_queue_empty(&ngx_http_qqfail_waiting))
-    {
-        if (!ngx_http_qqfail_lead_check()) {
+    while (!ngx_queue_empty(&ngx_http_qqfail_waiting)) {
+
+        if (!ngx_http_qqfail_lead_check() || !ngx_http_qqfail_job_turn()) {
             return;
         }
 
@@ -881,6 +975,30 @@ ngx_http_qqfail_lookup_unpace(ngx_http_qqfail_lookup_t *lk)
 }
 
 
+/* the round is over, or starts again: its addresses go */
+
+static void
+ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job)
+{
+    ngx_uint_t                 n;
+    ngx_http_qqfail_result_t  *res;
+
+    for (n = 0; n < NGX_HTTP_QQFAIL_MAX_NAMES; n++) {
+        res = &job->result[n];
+
+        if (res->owned) {
+            ngx_free(res->addrs);
+        }
+
+        res->state = NGX_HTTP_QQFAIL_NAME_UNKNOWN;
+        res->naddrs = 0;
+        res->addrs = NULL;
+        res->owned = 0;
+        res->lookup = NULL;
+    }
+}
+
+
 static void
 ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job, ngx_uint_t from,
     ngx_uint_t to)
@@ -888,11 +1006,7 @@ ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job, ngx_uint_t from,
     ngx_uint_t  n;
 
     if (job->phase == 1) {
-        for (n = 0; n < NGX_HTTP_QQFAIL_MAX_NAMES; n++) {
-            job->result[n].state = NGX_HTTP_QQFAIL_NAME_UNKNOWN;
-            job->result[n].naddrs = 0;
-            job->result[n].lookup = NULL;
-        }
+        ngx_http_qqfail_results_free(job);
     }
 
     job->running = 1;
@@ -929,7 +1043,8 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         res->state = NGX_HTTP_QQFAIL_NAME_OK;
         res->naddrs = 1;
         res->ttl = -1;
-        res->addrs[0] = name->addr;
+        res->addrs = &name->addr;
+        res->owned = 0;
         return;
     }
 
@@ -1570,10 +1685,12 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
     ngx_int_t                    best;
     ngx_uint_t                   p, q, agree, nok, error, transport, i;
     ngx_uint_t                   errors[NGX_HTTP_QQFAIL_NERRS];
+    ngx_addr_t                   addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
     ngx_http_qqfail_job_t       *job;
     ngx_http_qqfail_result_t    *res;
     ngx_http_qqfail_answer_t    *a;
     ngx_http_qqfail_server_t    *server;
+    ngx_http_qqfail_sockaddr_t  *sa;
 
     job = lk->job;
 
@@ -1615,12 +1732,12 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
         /* an unchanged set needs no quorum */
 
         for (i = 0; i < a->naddrs; i++) {
-            res->addrs[i].sockaddr = &a->addrs[i].sockaddr;
-            res->addrs[i].socklen = a->socklen[i];
+            addrs[i].sockaddr = &a->addrs[i].sockaddr;
+            addrs[i].socklen = a->socklen[i];
         }
 
         if (ngx_http_qqfail_zone_same(ngx_http_qqfail_qmcf, server, lk->name,
-                                      res->addrs, a->naddrs))
+                                      addrs, a->naddrs))
         {
             best = p;
             break;
@@ -1654,6 +1771,19 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
     if (best >= 0) {
         a = &lk->answer[best];
 
+        /* the addresses and the sockaddrs they point to, in one block */
+
+        res->addrs = ngx_alloc(a->naddrs * (sizeof(ngx_addr_t)
+                                          + sizeof(ngx_http_qqfail_sockaddr_t)),
+                               ngx_http_qqfail_log);
+
+        if (res->addrs == NULL) {
+            res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
+            res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
+            goto done;
+        }
+
+        res->owned = 1;
         res->state = NGX_HTTP_QQFAIL_NAME_OK;
         res->naddrs = a->naddrs;
         res->ttl = a->ttl;
@@ -1661,9 +1791,11 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
         /* an agreed or unchanged set ends a quorum episode */
         server->sh->names[lk->name].noquorum = 0;
 
+        sa = (ngx_http_qqfail_sockaddr_t *) &res->addrs[a->naddrs];
+
         for (i = 0; i < a->naddrs; i++) {
-            res->sockaddrs[i] = a->addrs[i];
-            res->addrs[i].sockaddr = &res->sockaddrs[i].sockaddr;
+            sa[i] = a->addrs[i];
+            res->addrs[i].sockaddr = &sa[i].sockaddr;
             res->addrs[i].socklen = a->socklen[i];
             res->addrs[i].name.len = 0;
             res->addrs[i].name.data = NULL;
@@ -1998,6 +2130,7 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
         }
 
         ngx_http_qqfail_job_schedule(job, res);
+        ngx_http_qqfail_results_free(job);
         return;
     }
 
@@ -2052,6 +2185,7 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
     }
 
     ngx_http_qqfail_job_schedule(job, NULL);
+    ngx_http_qqfail_results_free(job);
 }
 
 
@@ -2113,8 +2247,20 @@ ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
         next = 1000;
     }
 
-    /* up to 1/16 later, so that many names do not refresh in one burst */
-    next += ngx_random() % (next / 16 + 1);
+    /*
+     * an even spread: the first refresh of each server after the start-up
+     * pass or a new leader's first lookups (which come all at once) falls
+     * anywhere in its window; later ones within 1/16 either side, so that
+     * the queries per second stay flat instead of coming in bursts
+     */
+
+    if (!job->scheduled) {
+        job->scheduled = 1;
+        next = 1000 + ngx_random() % (next - 1000 + 1);
+
+    } else {
+        next = next - next / 16 + ngx_random() % (next / 8 + 1);
+    }
 
     /* the monotonic time schedules, the wall clock time is shown */
 
@@ -2145,6 +2291,7 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     ngx_http_qqfail_job_t       **jobp;
     ngx_http_qqfail_srv_conf_t  **qscfp;
     ngx_http_qqfail_channel_t    *ch;
+    ngx_http_qqfail_lookup_t     *lk;
     ngx_http_qqfail_server_sh_t  *ssh;
 
     ngx_http_qqfail_qmcf = qmcf;
@@ -2303,16 +2450,25 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
 
 done:
 
-    /* undecided lookups fail now: their providers timed out */
+    /*
+     * undecided lookups that had their whole qqfail_timeout fail now:
+     * their providers timed out; those the pacing started late are left
+     * undecided to the leader, they prove nothing against a provider
+     */
 
     if (ngx_http_qqfail_jobs) {
         jobp = ngx_http_qqfail_jobs->elts;
+        ngx_time_update();
 
         for (n = 0; n < ngx_http_qqfail_jobs->nelts; n++) {
             for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
-                if (jobp[n]->running && jobp[n]->result[k].lookup) {
-                    ngx_http_qqfail_lookup_deadline(
-                                     &jobp[n]->result[k].lookup->deadline);
+                lk = jobp[n]->result[k].lookup;
+
+                if (jobp[n]->running && lk
+                    && ngx_current_msec - lk->answer[0].sent
+                       >= jobp[n]->server->upstream->timeout)
+                {
+                    ngx_http_qqfail_lookup_deadline(&lk->deadline);
                 }
             }
         }
@@ -2463,11 +2619,21 @@ ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
         ssh = jobp[n]->server->sh;
         delay = 1;
 
-        if (ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE
-            && (ngx_msec_int_t) (ssh->next_msec - now) > 0)
-        {
-            delay = ngx_min(ssh->next_msec - now,
-                            jobp[n]->server->upstream->refresh);
+        if (ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE) {
+            if ((ngx_msec_int_t) (ssh->next_msec - now) > 0) {
+                delay = ngx_min(ssh->next_msec - now,
+                                jobp[n]->server->upstream->refresh);
+
+            } else {
+                /*
+                 * overdue while no worker led (the start, a takeover):
+                 * spread over an eighth of the refresh, not in one burst
+                 * that every later round would repeat
+                 */
+
+                delay = 1 + ngx_random()
+                            % (jobp[n]->server->upstream->refresh / 8 + 1);
+            }
         }
 
         ngx_add_timer(&jobp[n]->timer, delay);

@@ -14,6 +14,13 @@
 #define NGX_HTTP_QQFAIL_LEASE  700      /* ms; renewed every 250 ms */
 
 
+typedef struct {
+    ngx_uint_t                       mask;
+    ngx_http_qqfail_server_sh_t    **slot;   /* by upstream and key */
+    ngx_http_qqfail_server_sh_t    **named;  /* by upstream, active name */
+} ngx_http_qqfail_zone_index_t;
+
+
 static ngx_int_t ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
@@ -22,8 +29,18 @@ static ngx_int_t ngx_http_qqfail_zone_attach_providers(
     ngx_http_qqfail_main_conf_t *qmcf);
 static void ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log, ngx_uint_t level, ngx_http_qqfail_server_t *server);
+static ngx_int_t ngx_http_qqfail_zone_index(
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_zone_index_t *index,
+    ngx_uint_t n, ngx_log_t *log);
+static ngx_uint_t ngx_http_qqfail_zone_hash(ngx_http_qqfail_upstream_sh_t *ush,
+    u_char *key, size_t len);
+static void ngx_http_qqfail_zone_index_add(
+    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_server_sh_t *ssh);
+static ngx_http_qqfail_server_sh_t *ngx_http_qqfail_zone_find(
+    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_upstream_sh_t *ush,
+    ngx_str_t *key);
 static void ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server);
+    ngx_http_qqfail_server_t *server, ngx_http_qqfail_zone_index_t *index);
 static ngx_int_t ngx_http_qqfail_zone_key_name(
     ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t n, ngx_str_t *name);
 static void ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf);
@@ -133,10 +150,11 @@ static ngx_int_t
 ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log)
 {
-    ngx_uint_t                      i, j, epoch;
+    ngx_uint_t                      i, j, n, epoch;
     ngx_slab_pool_t                *shpool;
     ngx_http_qqfail_sh_t           *sh;
     ngx_http_qqfail_server_t       *server;
+    ngx_http_qqfail_zone_index_t    index;
     ngx_http_qqfail_srv_conf_t    **qscfp, *qscf;
     ngx_http_qqfail_server_sh_t    *ssh;
     ngx_http_qqfail_upstream_sh_t  *ush;
@@ -147,12 +165,28 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
     /* the generation this configuration starts, if it starts */
     epoch = sh->epoch + 1;
 
+    index.slot = NULL;
+
     ngx_shmtx_lock(&shpool->mutex);
 
     ngx_http_qqfail_zone_gc(qmcf);
 
     if (ngx_http_qqfail_zone_attach_providers(qmcf) != NGX_OK) {
         goto nomem;
+    }
+
+    /* finding records is linear in their number, not quadratic */
+
+    n = sh->nservers;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        n += qscfp[i]->servers->nelts;
+    }
+
+    if (ngx_http_qqfail_zone_index(qmcf, &index, n, log) != NGX_OK) {
+        ngx_shmtx_unlock(&shpool->mutex);
+        return NGX_ERROR;
     }
 
     qscfp = qmcf->upstreams.elts;
@@ -196,15 +230,7 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
 
         for (j = 0; j < qscf->servers->nelts; j++) {
 
-            for (ssh = sh->servers; ssh; ssh = ssh->next) {
-                if (ssh->upstream == ush
-                    && ssh->key_len == server[j].key.len
-                    && ngx_memcmp(ssh->key, server[j].key.data,
-                                  ssh->key_len) == 0)
-                {
-                    break;
-                }
-            }
+            ssh = ngx_http_qqfail_zone_find(&index, ush, &server[j].key);
 
             if (ssh == NULL) {
                 ssh = ngx_slab_calloc_locked(shpool,
@@ -240,6 +266,8 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
                 ssh->next = sh->servers;
                 sh->servers = ssh;
                 sh->nservers++;
+
+                ngx_http_qqfail_zone_index_add(&index, ssh);
             }
 
             ssh->epoch = epoch;
@@ -248,12 +276,14 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
             server[j].upstream = qscf;
 
             if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE) {
-                ngx_http_qqfail_zone_inherit(qmcf, &server[j]);
+                ngx_http_qqfail_zone_inherit(qmcf, &server[j], &index);
             }
         }
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
+
+    ngx_free(index.slot);
 
     return NGX_OK;
 
@@ -263,7 +293,109 @@ nomem:
 
     ngx_shmtx_unlock(&shpool->mutex);
 
+    if (index.slot) {
+        ngx_free(index.slot);
+    }
+
     return NGX_ERROR;
+}
+
+
+/*
+ * A process-local index of the records, for the master's attach: by
+ * upstream and key, and by upstream and the name the addresses came from
+ * (for inheriting).  Open addressing, at most half full.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_zone_index(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_index_t *index, ngx_uint_t n, ngx_log_t *log)
+{
+    ngx_uint_t                    size;
+    ngx_http_qqfail_server_sh_t  *ssh;
+
+    for (size = 16; size < 2 * n; size <<= 1) { /* void */ }
+
+    index->mask = size - 1;
+    index->slot = ngx_calloc(2 * size * sizeof(ngx_http_qqfail_server_sh_t *),
+                             log);
+    if (index->slot == NULL) {
+        return NGX_ERROR;
+    }
+
+    index->named = index->slot + size;
+
+    for (ssh = qmcf->sh->servers; ssh; ssh = ssh->next) {
+        ngx_http_qqfail_zone_index_add(index, ssh);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_qqfail_zone_hash(ngx_http_qqfail_upstream_sh_t *ush, u_char *key,
+    size_t len)
+{
+    return ngx_crc32_short(key, len) ^ ((uintptr_t) ush >> 4);
+}
+
+
+static void
+ngx_http_qqfail_zone_index_add(ngx_http_qqfail_zone_index_t *index,
+    ngx_http_qqfail_server_sh_t *ssh)
+{
+    ngx_str_t   name;
+    ngx_uint_t  h;
+
+    h = ngx_http_qqfail_zone_hash(ssh->upstream, ssh->key, ssh->key_len);
+
+    while (index->slot[h & index->mask]) {
+        h++;
+    }
+
+    index->slot[h & index->mask] = ssh;
+
+    /* the name that supplied the addresses: what an edited line shares */
+
+    if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE || ssh->naddrs == 0
+        || ngx_http_qqfail_zone_key_name(ssh, ssh->active, &name) != NGX_OK)
+    {
+        return;
+    }
+
+    h = ngx_http_qqfail_zone_hash(ssh->upstream, name.data, name.len);
+
+    while (index->named[h & index->mask]) {
+        h++;
+    }
+
+    index->named[h & index->mask] = ssh;
+}
+
+
+static ngx_http_qqfail_server_sh_t *
+ngx_http_qqfail_zone_find(ngx_http_qqfail_zone_index_t *index,
+    ngx_http_qqfail_upstream_sh_t *ush, ngx_str_t *key)
+{
+    ngx_uint_t                    h;
+    ngx_http_qqfail_server_sh_t  *ssh;
+
+    h = ngx_http_qqfail_zone_hash(ush, key->data, key->len);
+
+    for ( ;; ) {
+        ssh = index->slot[h++ & index->mask];
+
+        if (ssh == NULL) {
+            return NULL;
+        }
+
+        if (ssh->upstream == ush && ssh->key_len == key->len
+            && ngx_memcmp(ssh->key, key->data, key->len) == 0)
+        {
+            return ssh;
+        }
+    }
 }
 
 
@@ -352,10 +484,10 @@ ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf)
 
 static void
 ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server)
+    ngx_http_qqfail_server_t *server, ngx_http_qqfail_zone_index_t *index)
 {
     ngx_str_t                     key;
-    ngx_uint_t                    i, n, k, best_name;
+    ngx_uint_t                    i, n, k, h, best_name;
     ngx_http_qqfail_name_t       *name;
     ngx_http_qqfail_chunk_sh_t   *chunk;
     ngx_http_qqfail_slot_sh_t    *slot, *to;
@@ -367,25 +499,33 @@ ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
     best = NULL;
     best_name = server->names.nelts;
 
-    for (old = qmcf->sh->servers; old; old = old->next) {
+    /* the best name first: the first record its addresses came from wins */
 
-        if (old == ssh || old->upstream != ssh->upstream
-            || old->source == NGX_HTTP_QQFAIL_SOURCE_NONE
-            || old->naddrs == 0
-            || ngx_http_qqfail_zone_key_name(old, old->active, &key)
-               != NGX_OK)
-        {
-            continue;
-        }
+    for (n = 0; best == NULL && n < server->names.nelts; n++) {
+        h = ngx_http_qqfail_zone_hash(ssh->upstream, name[n].key.data,
+                                      name[n].key.len);
 
-        for (n = 0; n < best_name; n++) {
-            if (name[n].key.len == key.len
-                && ngx_memcmp(name[n].key.data, key.data, key.len) == 0)
-            {
-                best = old;
-                best_name = n;
+        for ( ;; ) {
+            old = index->named[h++ & index->mask];
+
+            if (old == NULL) {
                 break;
             }
+
+            if (old == ssh || old->upstream != ssh->upstream
+                || old->source == NGX_HTTP_QQFAIL_SOURCE_NONE
+                || old->naddrs == 0
+                || ngx_http_qqfail_zone_key_name(old, old->active, &key)
+                   != NGX_OK
+                || key.len != name[n].key.len
+                || ngx_memcmp(key.data, name[n].key.data, key.len) != 0)
+            {
+                continue;
+            }
+
+            best = old;
+            best_name = n;
+            break;
         }
     }
 

@@ -80,6 +80,22 @@ my @cases = (
     [ 'provider without address', err => {
         http => "qqfail_provider p1; #BAD" },
       qr/invalid number of arguments in "qqfail_provider" directive/ ],
+    [ 'provider pacing parameters', ok => {
+        http => "qqfail_provider p1 $P 127.0.0.54 max_inflight=64 rate=200;\n"
+              . "qqfail_provider p2 127.0.0.55 rate=2;",
+        up => "qqfail_server a.example.com;" } ],
+    [ 'provider max_inflight too small', err => {
+        http => "qqfail_provider p1 $P max_inflight=1; #BAD" },
+      qr/invalid "max_inflight" value "max_inflight=1" in "qqfail_provider" "p1", 2 or more is expected/ ],
+    [ 'provider rate not a number', err => {
+        http => "qqfail_provider p1 $P rate=fast; #BAD" },
+      qr/invalid "rate" value "rate=fast" in "qqfail_provider" "p1"/ ],
+    [ 'provider unknown parameter', err => {
+        http => "qqfail_provider p1 $P weight=2; #BAD" },
+      qr/invalid parameter "weight=2" in "qqfail_provider" "p1"/ ],
+    [ 'provider with parameters only', err => {
+        http => "qqfail_provider p1 rate=10; #BAD" },
+      qr/no address in "qqfail_provider" "p1"/ ],
     [ 'provider in upstream context', err => {
         up => "qqfail_server a.example.com;\nqqfail_provider p1 $P; #BAD" },
       qr/"qqfail_provider" directive is not allowed here/ ],

@@ -64,7 +64,8 @@ is_deeply($p->{servers}, [ $dns->provider_addr(1) ], 'provider servers');
 is($p->{state}, 'up', 'provider state');
 ok($p->{queries} > 0, 'provider queries');
 is_deeply([ sort keys %{ $p->{failures} } ],
-          [ qw(nxdomain other refused servfail timeout) ], 'failure kinds');
+          [ qw(bad_answer nxdomain other refused servfail timeout) ],
+          'failure kinds');
 ok(exists $p->{rtt_ms} && exists $p->{last_error}
    && $p->{last_success} > 0, 'rtt_ms, last_error, last_success');
 

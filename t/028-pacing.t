@@ -1,0 +1,135 @@
+#!/usr/bin/perl
+
+# Pacing: a provider with "max_inflight=" never has more queries in flight
+# than that, one with "rate=" never gets more queries a second; waiting for
+# a turn is never counted as a provider failure and causes no failover.
+# And the refresh is spread: after the start, no second carries more than
+# twice the average.
+
+use strict;
+use warnings;
+
+use Test::More;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use QQ::Topo;
+
+my $N = 200;
+
+my $s = QQ::Topo->new(backends => 1, providers => 0);
+my ($t, $dns) = ($s->t, $s->dns);
+my $P = $s->bport;
+my $b1 = $s->backend(1)->addr;
+
+my $pf = $dns->start_fault_server;
+
+sub config {
+    my (%o) = @_;
+    $s->nginx(workers => 2,
+        providers => "    qqfail_provider pf $pf $o{params};\n",
+        upstream => join('', map {
+                "        qqfail_server n$_.example.com:$P $b1:$P;\n"
+            } 1 .. $N)
+          . "        qqfail_refresh $o{refresh};\n"
+          . "        qqfail_timeout 2s;\n");
+}
+
+sub queries {
+    my @q = $dns->fault_queries;
+    return grep { $_->{name} =~ /^n\d+\.example\.com$/ } @q;
+}
+
+sub servers {
+    my $st = $s->status or return ();
+    my ($u) = grep { $_->{name} eq 'app' } @{ $st->{upstreams} };
+    return $u ? @{ $u->{servers} } : ();
+}
+
+sub all_live {
+    my @s = servers();
+    return @s == $N && !grep { ($_->{active_name} // '') !~ /^n\d+\./ } @s;
+}
+
+# 1. max_inflight=20 with answers that take 300 ms: at most 20 queries
+#    wait for an answer at any moment
+
+$dns->fault_set('*', { addrs => [ $b1 ], ttl => 60, delay_ms => 300 });
+config(params => 'max_inflight=20', refresh => '60s');
+$t->start;
+ok($t->wait_for(\&all_live, 60, 'all live'),
+   "every one of $N servers resolves through the paced provider");
+
+# in flight at time x: queries received in (x - 0.3 s, x]; the start-up
+# pass ends at its deadline (2 s) with queries it no longer waits for, so
+# the leader's queries are measured
+my @times = sort { $a <=> $b } map { $_->{time} } queries();
+@times = grep { $_ >= $times[0] + 2.4 } @times;
+my ($peak, $j) = (0, 0);
+for my $i (0 .. $#times) {
+    $j++ while $times[$j] <= $times[$i] - 0.3;
+    $peak = $i - $j + 1 if $i - $j + 1 > $peak;
+}
+ok($peak <= 22, "at most 20 queries in flight (peak $peak of "
+                . scalar(@times) . ' queries; 2 of slack for timing)');
+
+my $p = $s->provider_status('pf');
+is($p->{failures}{timeout}, 0, 'waiting for a turn is no timeout');
+is((grep { $_->{failovers} } servers()), 0, 'and no failover');
+diag("max_inflight=20: " . scalar(@times) . " queries, peak in flight $peak");
+
+# 2. rate=100: at most 100 queries in any second
+
+$t->stop;
+$dns->fault_set('*', { addrs => [ $b1 ], ttl => 60 });
+my $before = scalar queries();
+config(params => 'rate=100', refresh => '60s');
+$t->start;
+ok($t->wait_for(\&all_live, 60, 'all live'),
+   "every one of $N servers resolves at rate=100");
+
+my @all = queries();
+@times = sort { $a <=> $b } map { $_->{time} } @all[ $before .. $#all ];
+my %per;
+$per{ int $_ }++ for @times;
+my ($max) = sort { $b <=> $a } values %per;
+ok(@times >= $N && $max <= 120, "at most 100 queries a second, 20 % of "
+   . "slack for the start-up pass's last tenth of a second (peak $max "
+   . 'of ' . scalar(@times) . ')');
+diag("rate=100: " . scalar(@times) . " queries, peak $max a second");
+
+# 3. the refresh is spread: with a 10 s refresh, the servers' next lookups
+#    (status: next_lookup) fall evenly over the window, no second with more
+#    than twice the average, at the start and a round later; the queries
+#    the provider saw are shown too (a loaded machine can delay them)
+
+$t->stop;
+config(params => '', refresh => '10s');
+$t->start;
+ok($t->wait_for(\&all_live, 30, 'all live'), 'all live with a 10 s refresh');
+
+sub spread {
+    my ($what) = @_;
+    my %per;
+    $per{ $_->{next_lookup} }++ for servers();
+    my ($max) = sort { $b <=> $a } values %per;
+    my $avg = $N / 10;
+    ok($max <= 2 * $avg, "$what: at most $max next lookups in one second "
+                         . "against an average of $avg");
+}
+
+spread('after the start');
+my $from = time;
+$t->wait_for(sub { time > $from + 12 }, 20, 'a round of refreshes');
+spread('a round later');
+
+my @round = grep { $_ >= $from && $_ < $from + 10 }
+            map { $_->{time} } queries();
+my %second;
+$second{ int $_ }++ for @round;
+my ($top) = sort { $b <=> $a } values %second;
+diag(sprintf 'refresh 10s: %d queries in 10 s, peak %d in a second',
+     scalar @round, $top // 0);
+
+done_testing();

@@ -23,6 +23,7 @@ FUZZ_PKGS=(clang libclang-rt-dev)
 FUZZ_HARNESSES=(
     "dns_answer ngx_qqfail_module/ngx_http_qqfail_dns.c"
     "state_file ngx_qqfail_module/ngx_http_qqfail_text.c"
+    "status_escape ngx_qqfail_module/ngx_http_qqfail_text.c"
 )
 
 # Debian's layout for dynamic modules (as libnginx-mod-* packages do it)

@@ -491,15 +491,18 @@ ngx_http_qqfail_text_escape(u_char *dst, ngx_uint_t how, u_char *s,
 
 
 /*
- * The length of the UTF-8 character at p, 0 if none starts there; as
- * ngx_utf8_decode() and its callers decide.
+ * The length of the UTF-8 character at p, 0 if none starts there: the
+ * shortest form only, no surrogates, nothing above U+10FFFF (RFC 3629).
+ * Stricter than ngx_utf8_decode(), which takes any byte from 0x80 up as
+ * a continuation ("\xC3\xC3", found by fuzz/status_escape.c) and the
+ * surrogates U+D800 to U+DFFF, neither of them UTF-8.
  */
 
 static size_t
 ngx_http_qqfail_utf8_len(u_char *p, size_t len)
 {
     size_t    n, i;
-    uint32_t  u, valid;
+    uint32_t  u, min;
 
     u = p[0];
 
@@ -507,42 +510,42 @@ ngx_http_qqfail_utf8_len(u_char *p, size_t len)
         return 1;
     }
 
-    if (u >= 0xf0) {
-        u &= 0x07;
-        valid = 0xffff;
-        n = 3;
-
-    } else if (u >= 0xe0) {
-        u &= 0x0f;
-        valid = 0x7ff;
+    if (u >= 0xc2 && u <= 0xdf) {
+        u &= 0x1f;
+        min = 0x80;
         n = 2;
 
-    } else if (u >= 0xc2) {
-        u &= 0x1f;
-        valid = 0x7f;
-        n = 1;
+    } else if (u >= 0xe0 && u <= 0xef) {
+        u &= 0x0f;
+        min = 0x800;
+        n = 3;
+
+    } else if (u >= 0xf0 && u <= 0xf4) {
+        u &= 0x07;
+        min = 0x10000;
+        n = 4;
 
     } else {
         return 0;
     }
 
-    if (len - 1 < n) {
+    if (len < n) {
         return 0;
     }
 
-    for (i = 1; i <= n; i++) {
-        if (p[i] < 0x80) {
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
             return 0;
         }
 
         u = (u << 6) | (p[i] & 0x3f);
     }
 
-    if (u <= valid || u > 0x10ffff) {
+    if (u < min || u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
         return 0;
     }
 
-    return n + 1;
+    return n;
 }
 
 

@@ -597,8 +597,8 @@ ngx_http_qqfail_state_line(ngx_http_qqfail_state_parser_t *sp,
     e->naddrs = sl->naddrs;
 
     for (i = 0; i < sl->naddrs; i++) {
-        e->addrs[i].sockaddr = ngx_pnalloc(entries->pool,
-                                           sl->addrs[i].socklen);
+        e->addrs[i].sockaddr = ngx_palloc(entries->pool,
+                                          sl->addrs[i].socklen);
         if (e->addrs[i].sockaddr == NULL) {
             return NGX_ERROR;
         }

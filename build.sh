@@ -22,6 +22,8 @@ FUZZ_PKGS=(clang libclang-rt-dev)
 # the module sources it is built with (nginx's headers, no nginx object)
 FUZZ_HARNESSES=(
     "dns_answer ngx_qqfail_module/ngx_http_qqfail_dns.c"
+    "state_file ngx_qqfail_module/ngx_http_qqfail_text.c"
+    "status_escape ngx_qqfail_module/ngx_http_qqfail_text.c"
 )
 
 # Debian's layout for dynamic modules (as libnginx-mod-* packages do it)

@@ -491,33 +491,6 @@ ngx_http_qqfail_geo_code(const char *code)
 }
 
 
-/*
- * The longest prefix of at most "max" bytes that does not end inside a
- * UTF-8 character.
- */
-
-size_t
-ngx_http_qqfail_utf8_cut(u_char *p, size_t len, size_t max)
-{
-    size_t  n;
-
-    if (len <= max) {
-        return len;
-    }
-
-    /*
-     * p[max] is the first byte left out: when it continues a character,
-     * the whole character is left out (not UTF-8 at all: cut at max)
-     */
-
-    for (n = max; n > 0 && max - n < 4 && (p[n] & 0xc0) == 0x80; n--) {
-        /* void */
-    }
-
-    return (max - n < 4) ? n : max;
-}
-
-
 /* country, continent, ASN and organisation of an address, if known */
 
 void

@@ -14,6 +14,8 @@
 
 #include <maxminddb.h>
 
+#include "ngx_http_qqfail_text.h"
+
 
 #define NGX_HTTP_QQFAIL_VERSION          "0.1.0"
 
@@ -426,7 +428,6 @@ void ngx_http_qqfail_zone_register(ngx_http_qqfail_main_conf_t *qmcf,
 ngx_uint_t ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf,
     ngx_addr_t *addrs, ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs,
     ngx_uint_t *why);
-size_t ngx_http_qqfail_utf8_cut(u_char *p, size_t len, size_t max);
 ngx_int_t ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf);
 size_t ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf);

@@ -11,20 +11,10 @@
 #include "ngx_http_qqfail_module.h"
 
 
-/*
- * The state file, version 1: text, one line per server.
- *
- *     qqfail-state 1
- *     s UPSTREAM NAME,NAME,... ACTIVE LAST_SUCCESS ADDRESS ...
- *     end COUNT
- *
- * NAME and ADDRESS carry their port; ACTIVE is the index of the name the
- * addresses came from.  A file without its "end" line is truncated.
- */
+/* the state file's format: ngx_http_qqfail_text.c */
 
 
 #define NGX_HTTP_QQFAIL_STATE_MAX      (1024 * 1024)
-#define NGX_HTTP_QQFAIL_STATE_HEADER   "qqfail-state 1\n"
 #define NGX_HTTP_QQFAIL_STATE_OWNER    64
 
 
@@ -36,6 +26,14 @@ typedef struct {
     ngx_uint_t                       naddrs;
     ngx_addr_t                       addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
 } ngx_http_qqfail_state_entry_t;
+
+
+/* a file being read */
+
+typedef struct {
+    ngx_http_qqfail_main_conf_t     *qmcf;
+    ngx_array_t                     *entries;
+} ngx_http_qqfail_state_read_t;
 
 
 /* the user that writes the state file */
@@ -56,21 +54,13 @@ static ngx_int_t ngx_http_qqfail_state_may(u_char *path,
     ngx_file_info_t *fi);
 static void ngx_http_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode,
     u_char *owner);
-static ngx_int_t ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf,
-    u_char *buf, size_t len, ngx_array_t *entries, ngx_pool_t *pool,
-    ngx_uint_t *line, const char **err);
+static ngx_int_t ngx_http_qqfail_state_line(
+    ngx_http_qqfail_state_parser_t *sp, ngx_http_qqfail_state_line_t *sl);
 static ngx_int_t ngx_http_qqfail_state_server(
     ngx_http_qqfail_main_conf_t *qmcf, ngx_str_t *upstream, ngx_str_t *names,
     ngx_http_qqfail_state_entry_t *e);
 static ngx_int_t ngx_http_qqfail_state_rank(const void *one,
     const void *two);
-static u_char *ngx_http_qqfail_state_escape(u_char *p, ngx_str_t *s);
-static ngx_int_t ngx_http_qqfail_state_unescape(ngx_pool_t *pool,
-    ngx_str_t *s);
-static ngx_int_t ngx_http_qqfail_state_addr(ngx_pool_t *pool,
-    ngx_addr_t *addr, ngx_str_t *word);
-static ngx_int_t ngx_http_qqfail_state_word(u_char **pos, u_char *last,
-    ngx_str_t *word);
 static void ngx_http_qqfail_state_timer(ngx_event_t *ev);
 
 
@@ -402,19 +392,21 @@ ngx_http_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode, u_char *owner)
 ngx_int_t
 ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 {
-    u_char                         *buf;
-    time_t                          now;
-    ssize_t                         n;
-    ngx_fd_t                        fd;
-    ngx_err_t                       err;
-    ngx_uint_t                      i, k, m, line, used;
-    ngx_pool_t                     *pool;
-    ngx_array_t                     entries;
-    ngx_file_info_t                 fi;
-    const char                     *msg;
-    ngx_http_qqfail_server_sh_t    *ssh;
-    ngx_http_qqfail_state_entry_t  *e;
-    ngx_http_qqfail_geo_t           geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    u_char                          *buf;
+    time_t                           now;
+    ssize_t                          n;
+    ngx_fd_t                         fd;
+    ngx_err_t                        err;
+    ngx_uint_t                       i, k, m, used;
+    ngx_pool_t                      *pool;
+    ngx_array_t                      entries;
+    ngx_file_info_t                  fi;
+    ngx_http_qqfail_server_sh_t     *ssh;
+    ngx_http_qqfail_state_read_t     rd;
+    ngx_http_qqfail_state_entry_t   *e;
+    ngx_http_qqfail_state_parser_t   sp;
+    ngx_http_qqfail_geo_t            geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_state_addr_t     addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
 
     if (!qmcf->state_file_set) {
         return NGX_OK;
@@ -486,16 +478,21 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         goto done;
     }
 
-    line = 0;
-    msg = NULL;
+    rd.qmcf = qmcf;
+    rd.entries = &entries;
 
-    if (ngx_http_qqfail_state_parse(qmcf, buf, (size_t) n, &entries, pool,
-                                    &line, &msg)
-        != NGX_OK)
-    {
+    ngx_memzero(&sp, sizeof(ngx_http_qqfail_state_parser_t));
+
+    sp.max_names = NGX_HTTP_QQFAIL_MAX_NAMES;
+    sp.max_addrs = NGX_HTTP_QQFAIL_MAX_ADDRS;
+    sp.addrs = addrs;
+    sp.handler = ngx_http_qqfail_state_line;
+    sp.data = &rd;
+
+    if (ngx_http_qqfail_state_parse(buf, (size_t) n, &sp) != NGX_OK) {
         ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
                               "state file \"%V\" ignored: %s in line %ui",
-                              &qmcf->state_file, msg, line);
+                              &qmcf->state_file, sp.err, sp.line);
         goto done;
     }
 
@@ -574,368 +571,49 @@ done:
 }
 
 
-/*
- * An upstream name may hold any byte nginx accepts, a space or a newline
- * among them: in the file, every byte outside "!" to "~", and "%" itself,
- * is written as %XX, so that a name is one word on one line.
- */
-
-static u_char *
-ngx_http_qqfail_state_escape(u_char *p, ngx_str_t *s)
-{
-    size_t         i;
-    u_char         c;
-    static u_char  hex[] = "0123456789ABCDEF";
-
-    for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-
-        if (c < 0x21 || c > 0x7e || c == '%') {
-            *p++ = '%';
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 0xf];
-
-        } else {
-            *p++ = c;
-        }
-    }
-
-    return p;
-}
-
+/* a server line: kept for the configured server it belongs to, if any */
 
 static ngx_int_t
-ngx_http_qqfail_state_unescape(ngx_pool_t *pool, ngx_str_t *s)
+ngx_http_qqfail_state_line(ngx_http_qqfail_state_parser_t *sp,
+    ngx_http_qqfail_state_line_t *sl)
 {
-    u_char     *p, *dst;
-    size_t      i;
-    ngx_int_t   n;
-
-    if (ngx_strlchr(s->data, s->data + s->len, '%') == NULL) {
-        return NGX_OK;
-    }
-
-    dst = ngx_pnalloc(pool, s->len);
-    if (dst == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = dst;
-
-    for (i = 0; i < s->len; i++) {
-        if (s->data[i] != '%') {
-            *p++ = s->data[i];
-            continue;
-        }
-
-        if (s->len - i < 3) {
-            return NGX_ERROR;
-        }
-
-        n = ngx_hextoi(&s->data[i + 1], 2);
-
-        if (n == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        *p++ = (u_char) n;
-        i += 2;
-    }
-
-    s->data = dst;
-    s->len = p - dst;
-
-    return NGX_OK;
-}
-
-
-/*
- * An address exactly as ngx_sock_ntop() writes it with its port:
- * "192.0.2.1:80" or "[2001:db8::1]:80".  inet_pton() is strict where
- * ngx_parse_addr_port() is not: "127.77.241.:80" or "127...1:80" are not
- * read as some other address.
- */
-
-static ngx_int_t
-ngx_http_qqfail_state_addr(ngx_pool_t *pool, ngx_addr_t *addr,
-    ngx_str_t *word)
-{
-    u_char               *p, *host, *last;
-    size_t                len;
-    ngx_int_t             port;
-    struct sockaddr_in   *sin;
-#if (NGX_HAVE_INET6)
-    struct sockaddr_in6  *sin6;
-#endif
-    u_char                text[NGX_INET6_ADDRSTRLEN + 1];
-
-    last = word->data + word->len;
-
-    if (word->len && word->data[0] == '[') {
-        host = word->data + 1;
-        p = ngx_strlchr(host, last, ']');
-
-        if (p == NULL || p + 1 == last || p[1] != ':') {
-            return NGX_ERROR;
-        }
-
-        len = p - host;
-        p += 2;
-
-    } else {
-        host = word->data;
-        p = ngx_strlchr(host, last, ':');
-
-        if (p == NULL || ngx_strlchr(p + 1, last, ':') != NULL) {
-            return NGX_ERROR;
-        }
-
-        len = p - host;
-        p++;
-    }
-
-    port = ngx_atoi(p, last - p);
-
-    if (len == 0 || len > NGX_INET6_ADDRSTRLEN || port < 1 || port > 65535) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(text, host, len);
-    text[len] = '\0';
-
-    if (host == word->data) {
-        sin = ngx_pcalloc(pool, sizeof(struct sockaddr_in));
-        if (sin == NULL || inet_pton(AF_INET, (char *) text, &sin->sin_addr)
-                           != 1)
-        {
-            return NGX_ERROR;
-        }
-
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((in_port_t) port);
-
-        addr->sockaddr = (struct sockaddr *) sin;
-        addr->socklen = sizeof(struct sockaddr_in);
-
-#if (NGX_HAVE_INET6)
-    } else {
-        sin6 = ngx_pcalloc(pool, sizeof(struct sockaddr_in6));
-        if (sin6 == NULL
-            || inet_pton(AF_INET6, (char *) text, &sin6->sin6_addr) != 1)
-        {
-            return NGX_ERROR;
-        }
-
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((in_port_t) port);
-
-        addr->sockaddr = (struct sockaddr *) sin6;
-        addr->socklen = sizeof(struct sockaddr_in6);
-#else
-    } else {
-        return NGX_ERROR;
-#endif
-    }
-
-    addr->name = *word;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_qqfail_state_word(u_char **pos, u_char *last, ngx_str_t *word)
-{
-    u_char  *p;
-
-    p = *pos;
-
-    while (p < last && *p == ' ') {
-        p++;
-    }
-
-    word->data = p;
-
-    while (p < last && *p != ' ') {
-        if (*p < 0x21 || *p > 0x7e) {
-            return NGX_ERROR;
-        }
-
-        p++;
-    }
-
-    word->len = p - word->data;
-    *pos = p;
-
-    return word->len ? NGX_OK : NGX_DECLINED;
-}
-
-
-static ngx_int_t
-ngx_http_qqfail_state_parse(ngx_http_qqfail_main_conf_t *qmcf, u_char *buf,
-    size_t len, ngx_array_t *entries, ngx_pool_t *pool, ngx_uint_t *line,
-    const char **err)
-{
-    u_char                         *p, *eol, *last;
-    ngx_int_t                       n, rc;
-    ngx_str_t                       word, upstream, names;
-    ngx_uint_t                      count, ended;
+    ngx_uint_t                      i;
+    ngx_array_t                    *entries;
+    ngx_http_qqfail_state_read_t   *rd;
     ngx_http_qqfail_state_entry_t  *e;
 
-    last = buf + len;
+    rd = sp->data;
+    entries = rd->entries;
 
-    if (len < sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1
-        || ngx_strncmp(buf, "qqfail-state ", 13) != 0)
+    e = ngx_array_push(entries);
+    if (e == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(e, sizeof(ngx_http_qqfail_state_entry_t));
+
+    e->active = sl->active;
+    e->last_success = ngx_min(sl->last_success, ngx_time());
+    e->naddrs = sl->naddrs;
+
+    for (i = 0; i < sl->naddrs; i++) {
+        e->addrs[i].sockaddr = ngx_palloc(entries->pool,
+                                          sl->addrs[i].socklen);
+        if (e->addrs[i].sockaddr == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(e->addrs[i].sockaddr, &sl->addrs[i].sockaddr,
+                   sl->addrs[i].socklen);
+        e->addrs[i].socklen = sl->addrs[i].socklen;
+        e->addrs[i].name = sl->addrs[i].text;
+    }
+
+    if (ngx_http_qqfail_state_server(rd->qmcf, &sl->upstream, &sl->names, e)
+        != NGX_OK)
     {
-        *line = 1;
-        *err = "not a qqfail state file";
-        return NGX_ERROR;
-    }
-
-    if (ngx_strncmp(buf, NGX_HTTP_QQFAIL_STATE_HEADER,
-                    sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1)
-        != 0)
-    {
-        *line = 1;
-        *err = "unsupported version";
-        return NGX_ERROR;
-    }
-
-    p = buf + sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1;
-    *line = 1;
-    count = 0;
-    ended = 0;
-
-    while (p < last) {
-        (*line)++;
-
-        eol = ngx_strlchr(p, last, '\n');
-
-        if (eol == NULL) {
-            *err = "unterminated line (truncated file)";
-            return NGX_ERROR;
-        }
-
-        if (ended) {
-            *err = "data after the end line";
-            return NGX_ERROR;
-        }
-
-        if (eol == p || *p == '#') {
-            p = eol + 1;
-            continue;
-        }
-
-        if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK) {
-            *err = "invalid characters";
-            return NGX_ERROR;
-        }
-
-        if (word.len == 3 && ngx_strncmp(word.data, "end", 3) == 0) {
-            if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK) {
-                *err = "invalid end line";
-                return NGX_ERROR;
-            }
-
-            n = ngx_atoi(word.data, word.len);
-
-            if (n == NGX_ERROR || (ngx_uint_t) n != count || p != eol) {
-                *err = "wrong count in the end line";
-                return NGX_ERROR;
-            }
-
-            ended = 1;
-            p = eol + 1;
-            continue;
-        }
-
-        if (word.len != 1 || word.data[0] != 's') {
-            *err = "unknown line type";
-            return NGX_ERROR;
-        }
-
-        count++;
-
-        if (ngx_http_qqfail_state_word(&p, eol, &upstream) != NGX_OK
-            || ngx_http_qqfail_state_word(&p, eol, &names) != NGX_OK)
-        {
-            *err = "invalid server line";
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_qqfail_state_unescape(pool, &upstream) != NGX_OK) {
-            *err = "invalid upstream name";
-            return NGX_ERROR;
-        }
-
-        e = ngx_array_push(entries);
-        if (e == NULL) {
-            *err = "out of memory";
-            return NGX_ERROR;
-        }
-
-        ngx_memzero(e, sizeof(ngx_http_qqfail_state_entry_t));
-
-        if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK
-            || (n = ngx_atoi(word.data, word.len)) == NGX_ERROR
-            || n >= NGX_HTTP_QQFAIL_MAX_NAMES)
-        {
-            *err = "invalid name index";
-            return NGX_ERROR;
-        }
-
-        e->active = n;
-
-        if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK
-            || (e->last_success = ngx_atotm(word.data, word.len))
-               == NGX_ERROR)
-        {
-            *err = "invalid time";
-            return NGX_ERROR;
-        }
-
-        if (e->last_success > ngx_time()) {
-            e->last_success = ngx_time();
-        }
-
-        for ( ;; ) {
-            rc = ngx_http_qqfail_state_word(&p, eol, &word);
-
-            if (rc == NGX_DECLINED) {
-                break;
-            }
-
-            if (rc != NGX_OK || e->naddrs == NGX_HTTP_QQFAIL_MAX_ADDRS
-                || ngx_http_qqfail_state_addr(pool, &e->addrs[e->naddrs],
-                                              &word)
-                   != NGX_OK)
-            {
-                *err = "invalid address";
-                return NGX_ERROR;
-            }
-
-            e->naddrs++;
-        }
-
-        if (e->naddrs == 0) {
-            *err = "server without addresses";
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_qqfail_state_server(qmcf, &upstream, &names, e)
-            != NGX_OK)
-        {
-            /* no configured server has its names any more: dropped */
-            entries->nelts--;
-        }
-
-        p = eol + 1;
-    }
-
-    if (!ended) {
-        (*line)++;
-        *err = "no end line (truncated file)";
-        return NGX_ERROR;
+        /* no configured server has its names any more: dropped */
+        entries->nelts--;
     }
 
     return NGX_OK;
@@ -1165,7 +843,8 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
             }
 
             p = ngx_cpymem(p, "s ", 2);
-            p = ngx_http_qqfail_state_escape(p, &qscfp[i]->upstream->host);
+            p = ngx_http_qqfail_state_escape(p, qscfp[i]->upstream->host.data,
+                                             qscfp[i]->upstream->host.len);
             p = ngx_sprintf(p, " %V", &server[j].key);
             p = ngx_sprintf(p, " %ui %T", ssh->active, ssh->last_success);
 

@@ -11,10 +11,6 @@
 #include "ngx_http_qqfail_module.h"
 
 
-#define NGX_HTTP_QQFAIL_ESC_JSON   0
-#define NGX_HTTP_QQFAIL_ESC_HTML   1
-#define NGX_HTTP_QQFAIL_ESC_PROM   2
-
 /* Prometheus: what a family is about, and which value it shows */
 #define NGX_HTTP_QQFAIL_PROM_PROVIDER       0
 #define NGX_HTTP_QQFAIL_PROM_SERVER         1
@@ -97,8 +93,6 @@ static u_char *ngx_http_qqfail_reserve(ngx_http_qqfail_out_t *o, size_t n);
 static void ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
     const char *fmt, ...);
 static void ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how,
-    u_char *s, size_t len);
-static u_char *ngx_http_qqfail_escape_run(u_char *p, ngx_uint_t how,
     u_char *s, size_t len);
 static ngx_str_t *ngx_http_qqfail_address_state(
     ngx_http_qqfail_server_t *server, ngx_http_qqfail_slot_sh_t *slot,
@@ -589,86 +583,20 @@ ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
 }
 
 
+/* valid UTF-8 escaped for the format: ngx_http_qqfail_text_escape() */
+
 static void
 ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how, u_char *s,
     size_t len)
 {
-    u_char  *p, *run, *next, *last;
+    u_char  *p;
 
-    p = ngx_http_qqfail_reserve(o, 6 * len + 1);
+    p = ngx_http_qqfail_reserve(o, NGX_HTTP_QQFAIL_ESCAPE_LEN(len) + 1);
     if (p == NULL) {
         return;
     }
 
-    /*
-     * names come from the configuration and the databases as bytes: every
-     * run of valid UTF-8 is escaped for the format, every other byte
-     * becomes U+FFFD, so that each format stays valid UTF-8
-     */
-
-    last = s + len;
-
-    while (s < last) {
-
-        for (run = s; run < last; run = next) {
-            next = run;
-
-            if (*run < 0x80) {
-                next++;
-
-            } else if (ngx_utf8_decode(&next, last - run) > 0x10ffff) {
-                break;
-            }
-        }
-
-        p = ngx_http_qqfail_escape_run(p, how, s, run - s);
-
-        if (run < last) {
-            *p++ = 0xef; *p++ = 0xbf; *p++ = 0xbd;
-            run++;
-        }
-
-        s = run;
-    }
-
-    o->b->last = p;
-}
-
-
-static u_char *
-ngx_http_qqfail_escape_run(u_char *p, ngx_uint_t how, u_char *s, size_t len)
-{
-    u_char  c;
-    size_t  i;
-
-    switch (how) {
-
-    case NGX_HTTP_QQFAIL_ESC_JSON:
-        return (u_char *) ngx_escape_json(p, s, len);
-
-    case NGX_HTTP_QQFAIL_ESC_HTML:
-        return (u_char *) ngx_escape_html(p, s, len);
-
-    default: /* NGX_HTTP_QQFAIL_ESC_PROM: a label value */
-
-        for (i = 0; i < len; i++) {
-            c = s[i];
-
-            if (c == '\\' || c == '"') {
-                *p++ = '\\';
-                *p++ = c;
-
-            } else if (c == '\n') {
-                *p++ = '\\';
-                *p++ = 'n';
-
-            } else {
-                *p++ = c;
-            }
-        }
-
-        return p;
-    }
+    o->b->last = ngx_http_qqfail_text_escape(p, how, s, len);
 }
 
 

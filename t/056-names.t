@@ -1,8 +1,9 @@
 #!/usr/bin/perl
 
 # Names nginx accepts are names the module keeps: upstream names with a
-# space and a newline, long UTF-8 names, a byte that is not UTF-8, and a
-# state file under a UTF-8 directory.  The state file round-trips them (a
+# space and a newline, long UTF-8 names, bytes that are not UTF-8 (0xFF, a
+# lead byte followed by another lead byte, a surrogate), and a state file
+# under a UTF-8 directory.  The state file round-trips them (a
 # restart with DNS silent gives every upstream its addresses back), and
 # every format of the status page stays valid UTF-8, names cut only at a
 # character boundary.
@@ -30,7 +31,8 @@ $dns->fault_set('*', { addrs => [ $b1 ], ttl => 1 });
 # bytes, as nginx reads them from its configuration
 my $spaced = "my app\nsecond line";
 my $long = "\xc3\xa9" x 60 . 'x';                 # 121 bytes of UTF-8
-my $broken = "bad\xffname";
+# "\xc3\xc3" and the surrogate "\xed\xa0\x80" passed through as UTF-8 once
+my $broken = "bad\xffname\xc3\xc3\xed\xa0\x80";
 
 my $dir = $t->dir . "/\xc3\xa9tat";
 mkdir $dir;
@@ -86,7 +88,8 @@ my %names = map { Encode::encode('UTF-8', $_->{name}) => 1 }
             @{ $st->{upstreams} };
 ok($names{$spaced}, 'JSON: the name with a space and a newline, whole');
 ok($names{$long}, 'JSON: the long UTF-8 name, whole');
-ok($names{"bad\xef\xbf\xbdname"}, 'JSON: a byte that is not UTF-8 shows as U+FFFD');
+ok($names{"bad\xef\xbf\xbdname" . "\xef\xbf\xbd" x 5},
+   'JSON: each byte that is not UTF-8 shows as U+FFFD');
 is(Encode::encode('UTF-8', $st->{state_file}{path} // ''), $state,
    'JSON: the UTF-8 state file path');
 

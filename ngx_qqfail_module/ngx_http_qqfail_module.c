@@ -371,8 +371,29 @@ ngx_http_qqfail_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_qqfail_main_conf_t  *qmcf = conf;
 
+    ngx_uint_t                    i, n;
+    ngx_http_qqfail_srv_conf_t  **qscfp;
+
+    /*
+     * the upstreams are parsed by now: without "qqfail_zone", the zone is
+     * sized for them (a record, its room for the first addresses and
+     * some more each), never below the documented default
+     */
+
+    n = 0;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        n += qscfp[i]->servers->nelts;
+    }
+
+    qmcf->nservers = n;
+
     if (qmcf->zone_size == NGX_CONF_UNSET_SIZE) {
-        qmcf->zone_size = NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE;
+        qmcf->zone_size = ngx_max(NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE,
+                                  ngx_align(256 * 1024
+                                            + n * NGX_HTTP_QQFAIL_SERVER_ROOM,
+                                            1024 * 1024));
     }
 
     if (qmcf->state_file_set == NGX_CONF_UNSET) {

@@ -26,6 +26,7 @@
 #define NGX_HTTP_QQFAIL_MAX_INFLIGHT     256     /* queries, per provider */
 #define NGX_HTTP_QQFAIL_MIN_ZONE_SIZE    (128 * 1024)
 #define NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE  (1024 * 1024)
+#define NGX_HTTP_QQFAIL_SERVER_ROOM      (4 * 1024)   /* default zone size */
 
 #define NGX_HTTP_QQFAIL_RULE_CIDR        1
 #define NGX_HTTP_QQFAIL_RULE_ASN         2
@@ -324,6 +325,8 @@ typedef struct {
 typedef struct {
     ngx_array_t                      providers;  /* provider_t */
     ngx_array_t                      upstreams;  /* srv_conf_t * */
+
+    ngx_uint_t                       nservers;   /* configured */
 
     ngx_shm_zone_t                  *shm_zone;
     ngx_slab_pool_t                 *shpool;

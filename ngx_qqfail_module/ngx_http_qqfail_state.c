@@ -15,6 +15,11 @@
 
 
 #define NGX_HTTP_QQFAIL_STATE_MAX      (1024 * 1024)
+
+/* the longest line of a server: upstream, names, addresses */
+#define NGX_HTTP_QQFAIL_STATE_LINE                                            \
+    (3 * 256 + NGX_HTTP_QQFAIL_MAX_NAMES * 300 + 64                           \
+     + NGX_HTTP_QQFAIL_MAX_ADDRS * (NGX_HTTP_QQFAIL_ADDR_STRLEN + 1))
 #define NGX_HTTP_QQFAIL_STATE_OWNER    64
 
 
@@ -393,6 +398,7 @@ ngx_int_t
 ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 {
     u_char                          *buf;
+    off_t                            max;
     time_t                           now;
     ssize_t                          n;
     ngx_fd_t                         fd;
@@ -442,11 +448,19 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         goto done;
     }
 
-    if (ngx_file_size(&fi) > NGX_HTTP_QQFAIL_STATE_MAX) {
+    /*
+     * the limit grows with the configuration: no file the module writes
+     * for it can reach it, a planted 10 MB file for a small one does
+     */
+
+    max = ngx_max(NGX_HTTP_QQFAIL_STATE_MAX,
+                  (off_t) qmcf->nservers * NGX_HTTP_QQFAIL_STATE_LINE);
+
+    if (ngx_file_size(&fi) > max) {
         ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
                               "state file \"%V\" ignored: %O bytes, more "
-                              "than the limit of %d", &qmcf->state_file,
-                              ngx_file_size(&fi), NGX_HTTP_QQFAIL_STATE_MAX);
+                              "than the limit of %O for this configuration",
+                              &qmcf->state_file, ngx_file_size(&fi), max);
         goto done;
     }
 

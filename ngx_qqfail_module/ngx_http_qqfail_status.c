@@ -56,6 +56,9 @@ typedef struct {
     u_char                           state_error[NGX_HTTP_QQFAIL_ERRLEN * 2];
     /* in configuration order */
     ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
+    /* the upstreams shown (all, or the one ?upstream= names), in order */
+    ngx_uint_t                       nupstreams;
+    ngx_http_qqfail_srv_conf_t     **upstreams;
     ngx_uint_t                       nservers;
     ngx_http_qqfail_status_server_t *servers;
     /* oldest first */
@@ -86,6 +89,8 @@ typedef struct {
 
 static ngx_uint_t ngx_http_qqfail_status_format(ngx_http_request_t *r,
     ngx_uint_t format);
+static ngx_int_t ngx_http_qqfail_status_select(ngx_http_request_t *r,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
 static ngx_int_t ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
     ngx_uint_t events);
@@ -251,6 +256,14 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
 
     events = (format != NGX_HTTP_QQFAIL_STATUS_PROMETHEUS);
 
+    /* ?upstream=NAME narrows the page to one upstream */
+
+    rc = ngx_http_qqfail_status_select(r, qmcf, snap);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     if (ngx_http_qqfail_status_snapshot(r, qmcf, snap, events) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -395,6 +408,53 @@ ngx_http_qqfail_status_format(ngx_http_request_t *r, ngx_uint_t format)
 }
 
 
+/* every upstream, or the one ?upstream= names (404 if none has the name) */
+
+static ngx_int_t
+ngx_http_qqfail_status_select(ngx_http_request_t *r,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
+{
+    u_char                       *dst, *src;
+    ngx_str_t                     value, name;
+    ngx_uint_t                    i;
+    ngx_http_qqfail_srv_conf_t  **qscfp;
+
+    qscfp = qmcf->upstreams.elts;
+
+    snap->upstreams = qscfp;
+    snap->nupstreams = qmcf->upstreams.nelts;
+
+    if (ngx_http_arg(r, (u_char *) "upstream", 8, &value) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    /* the name may be escaped in the query string */
+
+    name.data = ngx_pnalloc(r->pool, value.len);
+    if (name.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    dst = name.data;
+    src = value.data;
+    ngx_unescape_uri(&dst, &src, value.len, 0);
+    name.len = dst - name.data;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        if (qscfp[i]->upstream->host.len == name.len
+            && ngx_strncmp(qscfp[i]->upstream->host.data, name.data,
+                           name.len) == 0)
+        {
+            snap->upstreams = &qscfp[i];
+            snap->nupstreams = 1;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_HTTP_NOT_FOUND;
+}
+
+
 /*
  * One consistent copy of everything shown, taken under the zone lock with
  * memory allocated beforehand; the rendering happens without the lock.
@@ -425,9 +485,9 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     shpool = qmcf->shpool;
 
     n = 0;
-    qscfp = qmcf->upstreams.elts;
+    qscfp = snap->upstreams;
 
-    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+    for (i = 0; i < snap->nupstreams; i++) {
         n += qscfp[i]->servers->nelts;
     }
 
@@ -450,7 +510,7 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
 
     ss = snap->servers;
 
-    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+    for (i = 0; i < snap->nupstreams; i++) {
         server = qscfp[i]->servers->elts;
 
         for (j = 0; j < qscfp[i]->servers->nelts; j++) {
@@ -714,10 +774,10 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
 
     ngx_http_qqfail_printf(o, 32, "],\"upstreams\":[");
 
-    qscfp = qmcf->upstreams.elts;
+    qscfp = snap->upstreams;
     ss = snap->servers;
 
-    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+    for (i = 0; i < snap->nupstreams; i++) {
 
         ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
         ngx_http_qqfail_json_str(o, qscfp[i]->upstream->host.data,
@@ -1331,10 +1391,10 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
 
     /* upstreams */
 
-    qscfp = qmcf->upstreams.elts;
+    qscfp = snap->upstreams;
     ss = snap->servers;
 
-    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+    for (i = 0; i < snap->nupstreams; i++) {
 
         ngx_http_qqfail_printf(o, 32, "<h2>Upstream ");
         ngx_http_qqfail_html_str(o, qscfp[i]->upstream->host.data,

@@ -23,7 +23,7 @@
 #define NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS  16
 #define NGX_HTTP_QQFAIL_MAX_NAMES        8
 #define NGX_HTTP_QQFAIL_PROVIDER_NAME_LEN  64
-#define NGX_HTTP_QQFAIL_MAX_INFLIGHT     256     /* queries, per provider */
+#define NGX_HTTP_QQFAIL_MAX_INFLIGHT     128     /* queries, per provider */
 #define NGX_HTTP_QQFAIL_MIN_ZONE_SIZE    (128 * 1024)
 #define NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE  (1024 * 1024)
 #define NGX_HTTP_QQFAIL_SERVER_ROOM      (4 * 1024)   /* default zone size */

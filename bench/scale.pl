@@ -103,6 +103,28 @@ sub udp_rcvbuf_errors {
     return $h{RcvbufErrors} // 0;
 }
 
+# drops of the UDP sockets open now (/proc/net/udp), summed by role: bound
+# to one of @local (the providers' and registrars' listening sockets), or
+# connected to one of @remote (the module's sockets to its providers)
+sub udp_socket_drops {
+    my ($local, $remote) = @_;
+    my %l = map { $_ => 1 } @$local;
+    my %r = map { $_ => 1 } @$remote;
+    my %d = (local => 0, remote => 0);
+    open my $fh, '<', '/proc/net/udp' or return \%d;
+    <$fh>;
+    while (<$fh>) {
+        my @f = split ' ';
+        my ($la) = $f[1] =~ /^([0-9A-F]{8}):/;
+        my ($ra) = $f[2] =~ /^([0-9A-F]{8}):/;
+        next unless $la && $ra;
+        my $ip = sub { join '.', reverse map { hex } unpack '(A2)4', $_[0] };
+        $d{local} += $f[12] if $l{ $ip->($la) };
+        $d{remote} += $f[12] if $r{ $ip->($ra) };
+    }
+    return \%d;
+}
+
 # ---------------------------------------------------------------------------
 
 my @RESULTS;
@@ -119,6 +141,8 @@ for my $n (@NAMES) {
         ("svc$_.example.com" => [ $b ], "svc$_.example.net" => [ $b ])
     } 1 .. $n });
 
+    my @pips = map { $dns->provider_ip($_) } $dns->providers;
+    my @dns_listen = (@pips, $dns->auth_ip('a'), $dns->auth_ip('b'));
     my $zone = $o{zone} eq 'auto'
              ? (1 + int($n * 4096 / 1048576 + 0.999)) . 'm' : $o{zone};
 
@@ -351,6 +375,7 @@ EOF
         unlink $t->dir . '/qq.state';
         my $mark = $t->log_mark;
         my $udp0 = udp_rcvbuf_errors();
+        my $sd0 = udp_socket_drops(\@dns_listen, \@pips);
         my $t0 = time;
         my $pf = $t->dir . '/first-request';
         my $pp = $prober->($t0, $pf);
@@ -369,6 +394,9 @@ EOF
             queries_per_name => $pr->{queries} / $n,
             peak_qps => $peak_qps->($up->{samples}),
             udp_rcvbuf_errors => udp_rcvbuf_errors() - $udp0,
+            dns_server_socket_drops =>
+                udp_socket_drops(\@dns_listen, \@pips)->{local}
+                - $sd0->{local},
             drops => $pr->{drops}, timeouts => $pr->{timeouts},
             false_failovers => false_failovers(@sv),
         };
@@ -377,6 +405,7 @@ EOF
 
         # steady state: one window without load
         $udp0 = udp_rcvbuf_errors();
+        $sd0 = udp_socket_drops(\@dns_listen, \@pips);
         my %cpu0 = map { $_ => cpu_seconds($_) } $t->worker_pids;
         my @samples;
         my $p0 = $pr;
@@ -406,6 +435,11 @@ EOF
             average_qps => ($pr->{queries} - $p0->{queries}) / $dt,
             peak_qps => $peak_qps->(\@samples),
             udp_rcvbuf_errors => udp_rcvbuf_errors() - $udp0,
+            dns_server_socket_drops =>
+                udp_socket_drops(\@dns_listen, \@pips)->{local}
+                - $sd0->{local},
+            module_socket_drops =>
+                udp_socket_drops(\@dns_listen, \@pips)->{remote},
             drops => $pr->{drops} - $p0->{drops},
             timeouts => $pr->{timeouts} - $p0->{timeouts},
             false_failovers => false_failovers(@sv),
@@ -514,10 +548,19 @@ EOF
 }
 
 open my $jf, '>', $o{json} or die "$o{json}: $!\n";
-print {$jf} $JSON->encode({ options => \%o, time => time,
-                            results => \@RESULTS });
+print {$jf} $JSON->encode(numify({ options => \%o, time => time,
+                                   results => \@RESULTS }));
 close $jf;
 print "\nJSON summary: $o{json}\n";
+
+# numbers read from text are strings to the JSON encoder
+sub numify {
+    my ($v) = @_;
+    return { map { $_ => numify($v->{$_}) } keys %$v } if ref $v eq 'HASH';
+    return [ map { numify($_) } @$v ] if ref $v eq 'ARRAY';
+    return $v + 0 if defined $v && $v =~ /^-?\d+(?:\.\d+)?(?:e[-+]?\d+)?$/i;
+    return $v;
+}
 
 sub fmt {
     my ($v, $f) = @_;
@@ -557,7 +600,11 @@ sub report {
                       $sd->{average_qps}) ],
         [ 'UDP RcvbufErrors: start, steady',
               "$up->{udp_rcvbuf_errors}, $sd->{udp_rcvbuf_errors}" ],
-        [ 'provider drops: start, steady', "$up->{drops}, $sd->{drops}" ],
+        [ '  of which at unbound/nsd sockets: start, steady',
+              "$up->{dns_server_socket_drops}, "
+              . "$sd->{dns_server_socket_drops}" ],
+        [ 'module drops (status): start, steady',
+              "$up->{drops}, $sd->{drops}" ],
         [ 'provider timeouts: start, steady',
               "$up->{timeouts}, $sd->{timeouts}" ],
         [ 'false failovers: start, steady',
@@ -606,7 +653,7 @@ sub report {
     printf "\n%d names, %d worker(s), refresh %ds, ttl %ds, zone %s\n",
            $R->{names}, $R->{workers}, $R->{refresh_s}, $R->{ttl_s},
            $R->{zone_size};
-    printf "  %-44s %s\n", @$_ for @rows;
+    printf "  %-50s %s\n", @$_ for @rows;
 }
 
 # the harness adds its own checks (no alerts, no crashes) at teardown

@@ -125,6 +125,34 @@ sub udp_socket_drops {
     return \%d;
 }
 
+# the providers' own view (unbound-control stats_noreset, summed): queries
+# received, and those refused or pushed out because the request list was
+# full (unbound's num-queries-per-thread; they look like timeouts)
+sub unbound_stats {
+    my ($dns) = @_;
+    my %s = (queries => 0, exceeded => 0, overwritten => 0, max => 0);
+    for my $i ($dns->providers) {
+        my $conf = $dns->dir . "/p$i/unbound.conf";
+        my ($st, $out) = QQ::Proc::run_cmd(
+            [ 'unbound-control', '-c', $conf, 'stats_noreset' ],
+            timeout => 10);
+        next unless defined $st && $st == 0;
+        $s{queries} += $1 if $out =~ /^total\.num\.queries=(\d+)/m;
+        $s{exceeded} += $1 if $out =~ /^total\.requestlist\.exceeded=(\d+)/m;
+        $s{overwritten} += $1
+            if $out =~ /^total\.requestlist\.overwritten=(\d+)/m;
+        $s{max} = $1 if $out =~ /^total\.requestlist\.max=(\d+)/m
+                        && $1 > $s{max};
+    }
+    return \%s;
+}
+
+sub unbound_delta {
+    my ($a, $b) = @_;
+    return { map { $_ => $_ eq 'max' ? $b->{$_} : $b->{$_} - $a->{$_} }
+             keys %$b };
+}
+
 # ---------------------------------------------------------------------------
 
 my @RESULTS;
@@ -376,6 +404,7 @@ EOF
         my $mark = $t->log_mark;
         my $udp0 = udp_rcvbuf_errors();
         my $sd0 = udp_socket_drops(\@dns_listen, \@pips);
+        my $ub0 = unbound_stats($dns);
         my $t0 = time;
         my $pf = $t->dir . '/first-request';
         my $pp = $prober->($t0, $pf);
@@ -397,6 +426,7 @@ EOF
             dns_server_socket_drops =>
                 udp_socket_drops(\@dns_listen, \@pips)->{local}
                 - $sd0->{local},
+            unbound => unbound_delta($ub0, unbound_stats($dns)),
             drops => $pr->{drops}, timeouts => $pr->{timeouts},
             false_failovers => false_failovers(@sv),
         };
@@ -406,6 +436,7 @@ EOF
         # steady state: one window without load
         $udp0 = udp_rcvbuf_errors();
         $sd0 = udp_socket_drops(\@dns_listen, \@pips);
+        $ub0 = unbound_stats($dns);
         my %cpu0 = map { $_ => cpu_seconds($_) } $t->worker_pids;
         my @samples;
         my $p0 = $pr;
@@ -440,6 +471,7 @@ EOF
                 - $sd0->{local},
             module_socket_drops =>
                 udp_socket_drops(\@dns_listen, \@pips)->{remote},
+            unbound => unbound_delta($ub0, unbound_stats($dns)),
             drops => $pr->{drops} - $p0->{drops},
             timeouts => $pr->{timeouts} - $p0->{timeouts},
             false_failovers => false_failovers(@sv),
@@ -607,6 +639,11 @@ sub report {
               "$up->{drops}, $sd->{drops}" ],
         [ 'provider timeouts: start, steady',
               "$up->{timeouts}, $sd->{timeouts}" ],
+        [ 'unbound requests dropped (list full): start, steady',
+              sprintf('%d, %d (request list max %d)',
+                      $up->{unbound}{exceeded} + $up->{unbound}{overwritten},
+                      $sd->{unbound}{exceeded} + $sd->{unbound}{overwritten},
+                      $sd->{unbound}{max}) ],
         [ 'false failovers: start, steady',
               "$up->{false_failovers}, $sd->{false_failovers}" ],
         [ 'leaders per generation / takeovers',
@@ -653,7 +690,7 @@ sub report {
     printf "\n%d names, %d worker(s), refresh %ds, ttl %ds, zone %s\n",
            $R->{names}, $R->{workers}, $R->{refresh_s}, $R->{ttl_s},
            $R->{zone_size};
-    printf "  %-50s %s\n", @$_ for @rows;
+    printf "  %-52s %s\n", @$_ for @rows;
 }
 
 # the harness adds its own checks (no alerts, no crashes) at teardown

@@ -7,7 +7,7 @@
 #   bench/scale.pl [--names 1000,10000] [--workers 1,4] [--big]
 #                  [--refresh 30] [--ttl 30] [--window 30] [--slice 3]
 #                  [--live-timeout 120] [--zone auto] [--ipv6 on|off]
-#                  [--json FILE] [--no-down] [--no-latency]
+#                  [--json FILE] [--no-down] [--no-latency] [--t-runs 3]
 #
 # For every N and worker count: N "qqfail_server svcI.example.com:P
 # svcI.example.net:P" lines over 10 upstreams, every name on one of three
@@ -39,10 +39,12 @@ use QQ::Topo;
 my %o = (names => '1000,10000', workers => '1,4', refresh => 30,
          window => 30, slice => 3, 'live-timeout' => 120, zone => 'auto',
          ipv6 => 'on', json => "$FindBin::Bin/scale-results.json",
-         down => 1, latency => 1, connections => 8, upstreams => 10);
+         down => 1, latency => 1, connections => 8, upstreams => 10,
+         't-runs' => 3);
 GetOptions(\%o, 'names=s', 'workers=s', 'big', 'refresh=i', 'ttl=i',
            'window=i', 'slice=i', 'live-timeout=i', 'zone=s', 'ipv6=s',
-           'json=s', 'down!', 'latency!', 'connections=i', 'upstreams=i')
+           'json=s', 'down!', 'latency!', 'connections=i', 'upstreams=i',
+           't-runs=i')
     or die "usage: see the head of $0\n";
 
 $o{ttl} //= 2 * $o{refresh};
@@ -234,7 +236,7 @@ EOF
     my $nginx_t = sub {
         my @cmd = $t->_nginx_cmd('-t');
         my @times;
-        for (1 .. 3) {
+        for (1 .. $o{'t-runs'}) {
             my $t0 = time;
             system("@cmd >/dev/null 2>&1") == 0
                 or die "nginx -t failed:\n" . `@cmd 2>&1`;
@@ -389,7 +391,7 @@ EOF
 
         # stock nginx with static lines: memory
         $config->(kind => 'static', workers => $w);
-        $t->start(timeout => 60);
+        $t->start(timeout => $o{'live-timeout'});
         sleep 2;
         my @wp = $t->worker_pids;
         $R{rss_mb}{static} = {
@@ -408,7 +410,7 @@ EOF
         my $t0 = time;
         my $pf = $t->dir . '/first-request';
         my $pp = $prober->($t0, $pf);
-        $t->start(timeout => 60);
+        $t->start(timeout => $o{'live-timeout'});
         my $started = time - $t0;
         my $up = $start_run->($t0, $pf, $pp);
         my $st = $status->() // {};
@@ -553,7 +555,7 @@ EOF
             $mark = $t->log_mark;
             $t0 = time;
             my $pp = $prober->($t0, $pf);
-            $t->start(timeout => 60);
+            $t->start(timeout => $o{'live-timeout'});
             my $down = $start_run->($t0, $pf, $pp);
             my $sx = $status->() // {};
             my %src;

@@ -343,7 +343,8 @@ EOF
         my ($mark) = @_;
         my %g;
         for (split /\n/, $t->error_log_since($mark)) {
-            $g{$2}{$1}++ if /worker (\d+) leads DNS lookups \(generation (\d+)\)/;
+            $g{$2}{$1}++
+                if /worker (\d+) leads DNS lookups \(generation (\d+)\)/;
         }
         my ($lines, $pids) = (0, 0);
         for my $gen (keys %g) {

@@ -169,10 +169,15 @@ is($evil->requests, 0, '0 requests reached the forged address');
 ok($r->{sent} > $seconds * 10, "steady load: $r->{sent} requests");
 ok($max{zone} <= $first->{zone} + 64 * 1024,
    "zone used bounded: $first->{zone} at start, at most $max{zone}");
-ok(($last->{master} // 0) <= $first->{master} + 20 * 1024,
+# under AddressSanitizer freed memory waits in its quarantine (256 MB by
+# default) before it is reused: the growth there is bounded by it, the
+# plain run measures the module's own
+my $slack = $ENV{QQ_ASAN} ? 400 * 1024 : 20 * 1024;
+
+ok(($last->{master} // 0) <= $first->{master} + $slack,
    "master RSS bounded: $first->{master} kB at start, "
    . ($last->{master} // '?') . ' kB at the end');
-ok($max{worker} <= $first->{worker} + 30 * 1024,
+ok($max{worker} <= $first->{worker} + $slack + 10 * 1024,
    "worker RSS bounded: $first->{worker} kB at start, at most $max{worker} kB");
 
 diag(sprintf 'soak: %d s, %d reloads, %d provider toggles, %d address '

@@ -111,7 +111,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
 
-        for (n = 0, p += 4; *p != '\n'; p++) {
+        /* words are separated by one space or more, as in every line */
+
+        for (p += 4; *p == ' '; p++) { /* void */ }
+
+        for (n = 0; *p != '\n'; p++) {
             if (*p < '0' || *p > '9') {
                 abort();
             }

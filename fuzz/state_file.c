@@ -105,13 +105,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* void */
         }
 
+        /*
+         * words are separated by one space or more, and a line may start
+         * with spaces, as the parser reads every line
+         */
+
+        while (*p == ' ') {
+            p++;
+        }
+
         if ((size_t) ((u_char *) data + size - p) < sizeof("end 0\n") - 1
             || ngx_strncmp(p, "end ", 4) != 0)
         {
             abort();
         }
-
-        /* words are separated by one space or more, as in every line */
 
         for (p += 4; *p == ' '; p++) { /* void */ }
 

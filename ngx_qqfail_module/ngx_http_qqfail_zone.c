@@ -21,6 +21,15 @@ typedef struct {
 } ngx_http_qqfail_zone_index_t;
 
 
+typedef struct {
+    ngx_uint_t                       current;    /* records, this config */
+    ngx_uint_t                       older;      /* kept for older ones */
+    ngx_uint_t                       naddrs;
+    size_t                           needed;
+    size_t                           suggest;    /* kilobytes */
+} ngx_http_qqfail_zone_usage_t;
+
+
 static ngx_int_t ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
@@ -28,7 +37,10 @@ static ngx_int_t ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
 static ngx_int_t ngx_http_qqfail_zone_attach_providers(
     ngx_http_qqfail_main_conf_t *qmcf);
 static void ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_log_t *log, ngx_uint_t level, ngx_http_qqfail_server_t *server);
+    ngx_http_qqfail_zone_usage_t *u);
+static void ngx_http_qqfail_zone_usage_log(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log, ngx_http_qqfail_zone_usage_t *u,
+    ngx_http_qqfail_server_t *server);
 static ngx_int_t ngx_http_qqfail_zone_index(
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_zone_index_t *index,
     ngx_uint_t n, ngx_log_t *log);
@@ -155,6 +167,7 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_sh_t           *sh;
     ngx_http_qqfail_server_t       *server;
     ngx_http_qqfail_zone_index_t    index;
+    ngx_http_qqfail_zone_usage_t    usage;
     ngx_http_qqfail_srv_conf_t    **qscfp, *qscf;
     ngx_http_qqfail_server_sh_t    *ssh;
     ngx_http_qqfail_upstream_sh_t  *ush;
@@ -289,9 +302,11 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
 
 nomem:
 
-    ngx_http_qqfail_zone_usage(qmcf, log, NGX_LOG_EMERG, NULL);
+    ngx_http_qqfail_zone_usage(qmcf, &usage);
 
     ngx_shmtx_unlock(&shpool->mutex);
+
+    ngx_http_qqfail_zone_usage_log(qmcf, log, &usage, NULL);
 
     if (index.slot) {
         ngx_free(index.slot);
@@ -400,56 +415,63 @@ ngx_http_qqfail_zone_find(ngx_http_qqfail_zone_index_t *index,
 
 
 /*
- * What fills the zone, for the message that says it is full; called with
- * the zone locked, so it only formats into a stack buffer and logs.
+ * What fills the zone, for the message that says it is full: counted
+ * with the zone locked, logged once it is unlocked.
  */
 
 static void
-ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log,
-    ngx_uint_t level, ngx_http_qqfail_server_t *server)
+ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_usage_t *u)
 {
-    ngx_uint_t                    current, older, naddrs;
     ngx_http_qqfail_sh_t         *sh;
     ngx_http_qqfail_server_sh_t  *ssh;
 
     sh = qmcf->sh;
-    current = 0;
-    older = 0;
-    naddrs = 0;
+    ngx_memzero(u, sizeof(ngx_http_qqfail_zone_usage_t));
 
     for (ssh = sh->servers; ssh; ssh = ssh->next) {
         if (ssh->epoch >= sh->epoch) {
-            current++;
+            u->current++;
 
         } else {
-            older++;
+            u->older++;
         }
 
-        naddrs += ssh->naddrs;
+        u->naddrs += ssh->naddrs;
     }
 
+    u->needed = sh->needed;
+    u->suggest = ngx_http_qqfail_zone_suggest(qmcf);
+}
+
+
+static void
+ngx_http_qqfail_zone_usage_log(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log, ngx_http_qqfail_zone_usage_t *u,
+    ngx_http_qqfail_server_t *server)
+{
     if (server == NULL) {
-        ngx_log_error(level, log, 0,
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
                       "qqfail: \"qqfail_zone\" %uzk is too small for this "
                       "configuration: it holds %ui server record(s) of the "
                       "running configuration, %ui kept for workers of "
                       "older generations still running, %ui address(es) "
                       "in all; raise \"qqfail_zone\"",
-                      qmcf->zone_size / 1024, current, older, naddrs);
+                      qmcf->zone_size / 1024, u->current, u->older,
+                      u->naddrs);
         return;
     }
 
-    ngx_log_error(level, log, 0,
+    ngx_log_error(NGX_LOG_ERR, log, 0,
                   "qqfail: \"qqfail_zone\" %uzk is full: %ui server "
                   "record(s) of the running configuration, %ui kept for "
                   "workers of older generations still running, %ui "
                   "address(es) in all; the addresses of \"%V\" stay as they "
                   "were, upstream \"%V\"; %uz more bytes are needed, "
                   "raise \"qqfail_zone\" to at least %uzk",
-                  qmcf->zone_size / 1024, current, older, naddrs,
+                  qmcf->zone_size / 1024, u->current, u->older, u->naddrs,
                   &((ngx_http_qqfail_name_t *) server->names.elts)[0].text,
-                  &server->upstream->upstream->host, qmcf->sh->needed,
-                  ngx_http_qqfail_zone_suggest(qmcf));
+                  &server->upstream->upstream->host, u->needed, u->suggest);
 }
 
 
@@ -915,6 +937,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
 {
     ngx_int_t                     rc;
     ngx_uint_t                    i, j, added, removed, found, full;
+    ngx_http_qqfail_zone_usage_t  usage;
     ngx_slab_pool_t              *shpool;
     ngx_http_qqfail_chunk_sh_t   *chunk;
     ngx_http_qqfail_slot_sh_t    *slot;
@@ -940,10 +963,14 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
         qmcf->sh->full = 1;
 
         if (full) {
-            ngx_http_qqfail_zone_usage(qmcf, log, NGX_LOG_ERR, server);
+            ngx_http_qqfail_zone_usage(qmcf, &usage);
         }
 
         ngx_shmtx_unlock(&shpool->mutex);
+
+        if (full) {
+            ngx_http_qqfail_zone_usage_log(qmcf, log, &usage, server);
+        }
 
         return NGX_ERROR;
     }

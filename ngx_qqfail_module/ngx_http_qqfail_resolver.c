@@ -21,6 +21,14 @@
 
 
 #define NGX_HTTP_QQFAIL_LEASE_TICK     250
+
+/*
+ * the start-up pass ends after this long once every upstream has a server
+ * with addresses (live, or from the state file or the zone), and after
+ * qqfail_timeout at the latest: the lookup leader takes over the names
+ * still undecided
+ */
+#define NGX_HTTP_QQFAIL_START_PASS     500
 #define NGX_HTTP_QQFAIL_NAME_NOQUORUM  3
 #define NGX_HTTP_QQFAIL_MAX_CONNS      (2 * NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS)
 
@@ -45,6 +53,7 @@ typedef struct {
     ngx_http_qqfail_lookup_t        *lookup;
     ngx_uint_t                       provider;
     ngx_uint_t                       type;       /* 0: A, 1: AAAA */
+    ngx_uint_t                       sent;       /* counted in flight */
 } ngx_http_qqfail_query_t;
 
 
@@ -76,7 +85,6 @@ struct ngx_http_qqfail_lookup_s {
     ngx_uint_t                       rejected;   /* by qqfail_allow */
     ngx_event_t                      deadline;
     unsigned                         decided:1;
-    unsigned                         paced:1;    /* counted in flight */
     ngx_http_qqfail_query_t          query[2 * NGX_HTTP_QQFAIL_MAX_PROVIDERS];
     ngx_http_qqfail_answer_t         answer[1];  /* nproviders of them */
 };
@@ -142,7 +150,10 @@ static void ngx_http_qqfail_jobs_destroy(void);
 static void ngx_http_qqfail_job_handler(ngx_event_t *ev);
 static void ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job);
-static ngx_uint_t ngx_http_qqfail_job_turn(void);
+static ngx_uint_t ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job);
+static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job);
+static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q);
 static void ngx_http_qqfail_jobs_resume(ngx_event_t *ev);
 static void ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job,
     ngx_uint_t from, ngx_uint_t to);
@@ -171,10 +182,12 @@ static void ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk,
     ngx_uint_t all);
 static void ngx_http_qqfail_lookup_deadline(ngx_event_t *ev);
 static void ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk);
-static void ngx_http_qqfail_lookup_unpace(ngx_http_qqfail_lookup_t *lk);
 static void ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk,
     ngx_uint_t p, ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport,
     ngx_uint_t disagree);
+
+static ngx_uint_t ngx_http_qqfail_sync_served(
+    ngx_http_qqfail_main_conf_t *qmcf);
 
 static void ngx_http_qqfail_lease_handler(ngx_event_t *ev);
 static void ngx_http_qqfail_lead_start(ngx_cycle_t *cycle);
@@ -207,9 +220,9 @@ static ngx_http_qqfail_main_conf_t  *ngx_http_qqfail_qmcf;
 static ngx_http_qqfail_channel_t    *ngx_http_qqfail_channels;
 static ngx_uint_t                    ngx_http_qqfail_nchannels;
 static ngx_uint_t                    ngx_http_qqfail_nproviders;
-static ngx_uint_t                    ngx_http_qqfail_inflight;
-static ngx_uint_t                    ngx_http_qqfail_limit;   /* lookups */
-static ngx_uint_t                    ngx_http_qqfail_rate;    /* a second */
+static ngx_uint_t                    ngx_http_qqfail_inflight[
+                                         NGX_HTTP_QQFAIL_MAX_PROVIDERS];
+static ngx_uint_t                    ngx_http_qqfail_rate;    /* queries/s */
 static ngx_msec_t                    ngx_http_qqfail_tokens_at;
 static ngx_uint_t                    ngx_http_qqfail_tokens;  /* x 1000 */
 static ngx_queue_t                   ngx_http_qqfail_waiting;
@@ -705,28 +718,23 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
     /* on the heap: leadership may start and stop many times per cycle */
 
     ngx_queue_init(&ngx_http_qqfail_waiting);
-    ngx_http_qqfail_inflight = 0;
+    ngx_memzero(ngx_http_qqfail_inflight, sizeof(ngx_http_qqfail_inflight));
 
     /*
-     * pacing: every lookup asks every provider (A and AAAA), so the
-     * provider with the least room sets how many lookups may be
-     * undecided at once, and the slowest rate how many start a second
+     * pacing: every lookup asks every provider, so the slowest "rate="
+     * sets how many queries a provider gets a second; "max_inflight=" is
+     * checked per provider, query by query (ngx_http_qqfail_job_turn)
      */
 
-    ngx_http_qqfail_limit = NGX_MAX_UINT32_VALUE;
     ngx_http_qqfail_rate = 0;
 
     pr = qmcf->providers.elts;
 
     for (i = 0; i < qmcf->providers.nelts; i++) {
-        n = ngx_max(pr[i].max_inflight / 2, 1);
-        ngx_http_qqfail_limit = ngx_min(ngx_http_qqfail_limit, n);
-
         if (pr[i].rate
-            && (ngx_http_qqfail_rate == 0
-                || ngx_max(pr[i].rate / 2, 1) < ngx_http_qqfail_rate))
+            && (ngx_http_qqfail_rate == 0 || pr[i].rate < ngx_http_qqfail_rate))
         {
-            ngx_http_qqfail_rate = ngx_max(pr[i].rate / 2, 1);
+            ngx_http_qqfail_rate = pr[i].rate;
         }
     }
 
@@ -818,7 +826,7 @@ ngx_http_qqfail_jobs_destroy(void)
     }
 
     ngx_queue_init(&ngx_http_qqfail_waiting);
-    ngx_http_qqfail_inflight = 0;
+    ngx_memzero(ngx_http_qqfail_inflight, sizeof(ngx_http_qqfail_inflight));
 }
 
 
@@ -837,7 +845,7 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
      */
 
     if (!ngx_queue_empty(&ngx_http_qqfail_waiting)
-        || !ngx_http_qqfail_job_turn())
+        || !ngx_http_qqfail_job_turn(job))
     {
         ngx_queue_insert_tail(&ngx_http_qqfail_waiting, &job->queue);
         job->queued = 1;
@@ -849,20 +857,46 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
 
 
 /*
- * May another lookup start now?  Not beyond the lookups in flight the
- * providers allow ("max_inflight="), nor faster than the slowest "rate=":
- * a token bucket holding a tenth of a second's worth, refilled by the
- * clock, and a timer that resumes the waiting servers when the next token
- * is due.
+ * May this server's round start now?  Only if every provider it asks has
+ * room for the round's queries beside those still in flight to it
+ * ("max_inflight=", counted until each query ends, however the lookup
+ * was decided), and not faster than the slowest "rate=": a token bucket
+ * holding a tenth of a second's worth, refilled by the clock, and a timer
+ * that resumes the waiting servers when the next token is due.
+ *
+ * A provider marked down is left out while another one is up: it would
+ * hold every turn for its whole timeout; it gets a query only where it
+ * has room (ngx_http_qqfail_job_lookup), so it is still asked, paced.
  */
 
 static ngx_uint_t
-ngx_http_qqfail_job_turn(void)
+ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job)
 {
-    ngx_msec_t  now, wait;
+    ngx_uint_t                   p, up, need;
+    ngx_msec_t                   now, wait;
+    ngx_http_qqfail_provider_t  *pr;
 
-    if (ngx_http_qqfail_inflight >= ngx_http_qqfail_limit) {
-        return 0;
+    need = ngx_http_qqfail_job_queries(job);
+    pr = ngx_http_qqfail_qmcf->providers.elts;
+
+    up = 0;
+
+    for (p = 0; p < ngx_http_qqfail_nproviders; p++) {
+        if (!pr[p].sh->down) {
+            up++;
+        }
+    }
+
+    for (p = 0; p < ngx_http_qqfail_nproviders; p++) {
+        if (up && pr[p].sh->down) {
+            continue;
+        }
+
+        if (ngx_http_qqfail_inflight[p] + need > pr[p].max_inflight
+            && ngx_http_qqfail_inflight[p] > 0)
+        {
+            return 0;
+        }
     }
 
     if (ngx_http_qqfail_rate == 0) {
@@ -877,17 +911,17 @@ ngx_http_qqfail_job_turn(void)
                                      + (now - ngx_http_qqfail_tokens_at)
                                        * ngx_http_qqfail_rate,
                                      ngx_max(ngx_http_qqfail_rate * 100,
-                                             1000));
+                                             need * 1000));
     ngx_http_qqfail_tokens_at = now;
 
-    if (ngx_http_qqfail_tokens >= 1000) {
-        ngx_http_qqfail_tokens -= 1000;
+    if (ngx_http_qqfail_tokens >= need * 1000) {
+        ngx_http_qqfail_tokens -= need * 1000;
         return 1;
     }
 
     if (!ngx_http_qqfail_sync && !ngx_http_qqfail_resume_ev.timer_set) {
-        wait = (1000 - ngx_http_qqfail_tokens + ngx_http_qqfail_rate - 1)
-               / ngx_http_qqfail_rate;
+        wait = (need * 1000 - ngx_http_qqfail_tokens + ngx_http_qqfail_rate
+                - 1) / ngx_http_qqfail_rate;
 
         ngx_http_qqfail_resume_ev.handler = ngx_http_qqfail_jobs_resume;
         ngx_http_qqfail_resume_ev.log = ngx_http_qqfail_log;
@@ -899,29 +933,69 @@ ngx_http_qqfail_job_turn(void)
 }
 
 
-static void
-ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
+/* the names a round asks first: its current one and every better one */
+
+static ngx_uint_t
+ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job)
 {
     ngx_uint_t                    last;
     ngx_http_qqfail_server_sh_t  *ssh;
 
     ssh = job->server->sh;
 
-    /*
-     * a server with addresses asks its current name and every better one;
-     * a server with none, or the start-up pass, asks every name at once
-     */
+    /* a server with no addresses, or the start-up pass, asks every one */
 
     last = (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE || ngx_http_qqfail_sync)
            ? job->server->names.nelts - 1 : ssh->active;
 
-    if (last >= job->server->names.nelts) {
+    return ngx_min(last, job->server->names.nelts - 1);
+}
+
+
+/* the queries the next step of a round sends each provider */
+
+static ngx_uint_t
+ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job)
+{
+    ngx_uint_t               n, from, last, need;
+    ngx_http_qqfail_name_t  *name;
+
+    if (job->running) {
+        from = job->queried;
         last = job->server->names.nelts - 1;
+
+    } else {
+        from = 0;
+        last = ngx_http_qqfail_job_last(job);
+    }
+
+    name = job->server->names.elts;
+    need = 0;
+
+    for (n = from; n <= last; n++) {
+        if (!name[n].literal) {
+            need += job->server->upstream->ipv6 ? 2 : 1;
+        }
+    }
+
+    return need;
+}
+
+
+static void
+ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
+{
+    if (job->running) {
+        /* every name so far failed: the remaining aliases, at once */
+        job->phase = 2;
+        ngx_http_qqfail_job_start(job, job->queried,
+                                  job->server->names.nelts - 1);
+        return;
     }
 
     job->phase = 1;
 
-    ngx_http_qqfail_job_start(job, 0, last);
+    ngx_http_qqfail_job_start(job, 0, ngx_http_qqfail_job_last(job));
 }
 
 
@@ -935,14 +1009,14 @@ ngx_http_qqfail_jobs_resume(ngx_event_t *ev)
 
     while (!ngx_queue_empty(&ngx_http_qqfail_waiting)) {
 
-        if (!ngx_http_qqfail_lead_check() || !ngx_http_qqfail_job_turn()) {
+        q = ngx_queue_head(&ngx_http_qqfail_waiting);
+        job = ngx_queue_data(q, ngx_http_qqfail_job_t, queue);
+
+        if (!ngx_http_qqfail_lead_check() || !ngx_http_qqfail_job_turn(job)) {
             return;
         }
 
-        q = ngx_queue_head(&ngx_http_qqfail_waiting);
         ngx_queue_remove(q);
-
-        job = ngx_queue_data(q, ngx_http_qqfail_job_t, queue);
         job->queued = 0;
 
         ngx_http_qqfail_job_run(job);
@@ -950,19 +1024,23 @@ ngx_http_qqfail_jobs_resume(ngx_event_t *ev)
 }
 
 
-/* a lookup is decided, or ends undecided: one less in flight */
+/*
+ * A query ended: one less in flight to its provider.  The servers waiting
+ * for their turn get it from a posted event, not from inside c-ares.
+ */
 
 static void
-ngx_http_qqfail_lookup_unpace(ngx_http_qqfail_lookup_t *lk)
+ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q)
 {
-    if (!lk->paced) {
+    if (!q->sent) {
         return;
     }
 
-    lk->paced = 0;
-    ngx_http_qqfail_inflight--;
+    q->sent = 0;
 
-    /* not from inside c-ares: the next lookups start from a posted event */
+    if (ngx_http_qqfail_inflight[q->provider]) {
+        ngx_http_qqfail_inflight[q->provider]--;
+    }
 
     if (!ngx_http_qqfail_sync && ngx_http_qqfail_leading
         && !ngx_queue_empty(&ngx_http_qqfail_waiting)
@@ -1033,6 +1111,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     ngx_http_qqfail_result_t    *res;
     ngx_http_qqfail_lookup_t    *lk;
     ngx_http_qqfail_channel_t   *ch;
+    ngx_http_qqfail_provider_t  *pr;
     ngx_http_qqfail_srv_conf_t  *qscf;
 
     name = &((ngx_http_qqfail_name_t *) job->server->names.elts)[n];
@@ -1075,21 +1154,19 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     lk->name = n;
     lk->nproviders = ngx_http_qqfail_nproviders;
     lk->accepted = -1;
-    lk->paced = 1;
-
-    ngx_http_qqfail_inflight++;
 
     res->lookup = lk;
     job->pending++;
 
     types = qscf->ipv6 ? 2 : 1;
+    pr = ngx_http_qqfail_qmcf->providers.elts;
 
     /*
      * count every query first, plus one for this function: callbacks may
      * run inside ares_query(), and must not free the lookup under us
      */
 
-    lk->queries = lk->nproviders * types + 1;
+    lk->queries = 1;
 
     for (p = 0; p < lk->nproviders; p++) {
         lk->answer[p].pending = types;
@@ -1097,6 +1174,22 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         lk->answer[p].status[1] = ARES_ENODATA;
         lk->answer[p].ttl = -1;
         lk->answer[p].sent = ngx_current_msec;
+
+        /*
+         * a provider marked down and without room is not asked: the
+         * turn did not wait for it (ngx_http_qqfail_job_turn), and
+         * a query it was never sent proves nothing against it
+         */
+
+        if (pr[p].sh->down
+            && ngx_http_qqfail_inflight[p] + types > pr[p].max_inflight)
+        {
+            lk->answer[p].abandoned = 1;
+            lk->answer[p].pending = 0;
+            continue;
+        }
+
+        lk->queries += types;
     }
 
     lk->deadline.handler = ngx_http_qqfail_lookup_deadline;
@@ -1112,6 +1205,10 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 
     for (p = 0; p < lk->nproviders; p++) {
 
+        if (lk->answer[p].abandoned) {
+            continue;
+        }
+
         /* the channels of this upstream's qqfail_timeout */
 
         ch = &ngx_http_qqfail_channels[qscf->channels * lk->nproviders + p];
@@ -1120,6 +1217,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
             lk->query[nq].lookup = lk;
             lk->query[nq].provider = p;
             lk->query[nq].type = i;
+            lk->query[nq].sent = 0;
 
             if (ch->channel == NULL) {
                 ngx_http_qqfail_query_handler(&lk->query[nq],
@@ -1127,6 +1225,10 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
                                               0);
 
             } else {
+                /* in flight until it ends, however the lookup is decided */
+                lk->query[nq].sent = 1;
+                ngx_http_qqfail_inflight[p]++;
+
                 ares_query(ch->channel, (char *) host, ns_c_in,
                            i ? ns_t_aaaa : ns_t_a,
                            ngx_http_qqfail_query_handler, &lk->query[nq]);
@@ -1146,7 +1248,9 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         ngx_shmtx_lock(&ngx_http_qqfail_qmcf->shpool->mutex);
 
         for (p = 0; p < lk->nproviders; p++) {
-            ngx_http_qqfail_channels[p].provider->sh->queries += types;
+            if (!lk->answer[p].abandoned) {
+                pr[p].sh->queries += types;
+            }
         }
 
         ngx_shmtx_unlock(&ngx_http_qqfail_qmcf->shpool->mutex);
@@ -1179,6 +1283,8 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
     a = &lk->answer[p];
 
     lk->queries--;
+
+    ngx_http_qqfail_query_ended(q);
 
     if (!a->abandoned && status != ARES_EDESTRUCTION
         && status != ARES_ECANCELLED)
@@ -1762,8 +1868,6 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
     lk->decided = 1;
     lk->accepted = best;
 
-    ngx_http_qqfail_lookup_unpace(lk);
-
     if (lk->deadline.timer_set) {
         ngx_del_timer(&lk->deadline);
     }
@@ -1913,8 +2017,6 @@ ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk)
         ngx_del_timer(&lk->deadline);
     }
 
-    ngx_http_qqfail_lookup_unpace(lk);
-
     if (lk->job) {
         /* undecided: the channel was destroyed, or the lease was lost */
         lk->job->result[lk->name].lookup = NULL;
@@ -1954,11 +2056,20 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
         }
     }
 
-    /* every name so far failed: ask the remaining aliases at once */
+    /*
+     * every name so far failed: the remaining aliases are asked at once,
+     * paced as a round is, ahead of the servers waiting for their round
+     */
 
     if (job->phase == 1 && job->queried < nnames && !ngx_http_qqfail_sync) {
-        job->phase = 2;
-        ngx_http_qqfail_job_start(job, job->queried, nnames - 1);
+
+        if (!ngx_http_qqfail_job_turn(job)) {
+            ngx_queue_insert_head(&ngx_http_qqfail_waiting, &job->queue);
+            job->queued = 1;
+            return;
+        }
+
+        ngx_http_qqfail_job_run(job);
         return;
     }
 
@@ -2283,7 +2394,7 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
 {
     int                           bits, nfds, i, ms;
     ngx_uint_t                    c, k, n, todo, readable, writable;
-    ngx_msec_t                    deadline, timeout;
+    ngx_msec_t                    deadline, enough, timeout;
     struct pollfd                 pfd[ARES_GETSOCK_MAXNUM
                                       * NGX_HTTP_QQFAIL_MAX_PROVIDERS];
     struct timeval                tv, *tvp;
@@ -2313,6 +2424,7 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
 
     ngx_time_update();
     deadline = ngx_current_msec + timeout;
+    enough = ngx_current_msec + ngx_min(timeout, NGX_HTTP_QQFAIL_START_PASS);
 
     /*
      * every name of every server without live addresses, at once; servers
@@ -2393,6 +2505,10 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
 
         ms = (int) (deadline - ngx_current_msec);
 
+        if ((ngx_msec_int_t) (enough - ngx_current_msec) > 0) {
+            ms = ngx_min(ms, (int) (enough - ngx_current_msec));
+        }
+
         for (c = 0; c < ngx_http_qqfail_nchannels; c++) {
             ch = &ngx_http_qqfail_channels[c];
 
@@ -2446,6 +2562,12 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
                 todo++;
             }
         }
+
+        if (todo && (ngx_msec_int_t) (ngx_current_msec - enough) >= 0
+            && ngx_http_qqfail_sync_served(qmcf))
+        {
+            break;
+        }
     }
 
 done:
@@ -2480,6 +2602,35 @@ done:
     ngx_http_qqfail_sync = 0;
 
     return NGX_OK;
+}
+
+
+/* may nginx start serving: has every upstream a server with addresses? */
+
+static ngx_uint_t
+ngx_http_qqfail_sync_served(ngx_http_qqfail_main_conf_t *qmcf)
+{
+    ngx_uint_t                    i, j;
+    ngx_http_qqfail_server_t     *server;
+    ngx_http_qqfail_srv_conf_t  **qscfp;
+
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        server = qscfp[i]->servers->elts;
+
+        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
+            if (server[j].sh->naddrs) {
+                break;
+            }
+        }
+
+        if (j == qscfp[i]->servers->nelts) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

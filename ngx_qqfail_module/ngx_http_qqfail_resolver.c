@@ -706,7 +706,7 @@ ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch)
 static ngx_int_t
 ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                    i, j, n;
+    ngx_uint_t                    i, j, n, more;
     ngx_http_qqfail_provider_t   *pr;
     ngx_http_qqfail_job_t        *job, **jobp;
     ngx_http_qqfail_server_t     *server;
@@ -765,10 +765,24 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 
     qscfp = qmcf->upstreams.elts;
 
-    for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        server = qscfp[i]->servers->elts;
+    /*
+     * the upstreams' servers in turn (the first of each, the second of
+     * each, ...): servers wait for their turn in this order, and every
+     * upstream gets addresses early, not the first one in nginx.conf
+     * first
+     */
 
-        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
+    for (j = 0; /* void */; j++) {
+        more = 0;
+
+        for (i = 0; i < qmcf->upstreams.nelts; i++) {
+            if (j >= qscfp[i]->servers->nelts) {
+                continue;
+            }
+
+            more = 1;
+            server = qscfp[i]->servers->elts;
+
             job = ngx_calloc(sizeof(ngx_http_qqfail_job_t), cycle->log);
             if (job == NULL) {
                 return NGX_ERROR;
@@ -782,6 +796,10 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
             job->timer.data = job;
             job->timer.log = cycle->log;
             job->timer.cancelable = 1;
+        }
+
+        if (!more) {
+            break;
         }
     }
 
@@ -835,7 +853,28 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
 {
     ngx_http_qqfail_job_t  *job = ev->data;
 
-    if (job->running || job->queued || !ngx_http_qqfail_lead_check()) {
+    if (job->queued || !ngx_http_qqfail_lead_check()) {
+        return;
+    }
+
+    if (job->running) {
+
+        /*
+         * a server with no address whose first names are still undecided:
+         * its remaining aliases are asked now, paced, ahead of the servers
+         * waiting for their round
+         */
+
+        if (job->phase == 1 && job->queried < job->server->names.nelts) {
+            if (!ngx_http_qqfail_job_turn(job)) {
+                ngx_queue_insert_head(&ngx_http_qqfail_waiting, &job->queue);
+                job->queued = 1;
+                return;
+            }
+
+            ngx_http_qqfail_job_run(job);
+        }
+
         return;
     }
 
@@ -933,20 +972,22 @@ ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job)
 }
 
 
-/* the names a round asks first: its current one and every better one */
+/*
+ * The names a round asks first: its current one and every better one.
+ * The start-up pass asks every name at once, it has no time to wait; the
+ * leader asks the others when these fail, or, for a server with no
+ * address, when they are still undecided after a quarter of
+ * qqfail_timeout (ngx_http_qqfail_job_handler): a healthy primary name
+ * costs no query for its aliases.
+ */
 
 static ngx_uint_t
 ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job)
 {
-    ngx_uint_t                    last;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_uint_t  last;
 
-    ssh = job->server->sh;
-
-    /* a server with no addresses, or the start-up pass, asks every one */
-
-    last = (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE || ngx_http_qqfail_sync)
-           ? job->server->names.nelts - 1 : ssh->active;
+    last = ngx_http_qqfail_sync ? job->server->names.nelts - 1
+                                : job->server->sh->active;
 
     return ngx_min(last, job->server->names.nelts - 1);
 }
@@ -986,7 +1027,12 @@ static void
 ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
 {
     if (job->running) {
-        /* every name so far failed: the remaining aliases, at once */
+        /* the remaining aliases, at once */
+
+        if (job->timer.timer_set) {
+            ngx_del_timer(&job->timer);
+        }
+
         job->phase = 2;
         ngx_http_qqfail_job_start(job, job->queried,
                                   job->server->names.nelts - 1);
@@ -994,6 +1040,15 @@ ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
     }
 
     job->phase = 1;
+
+    /* a server with no address does not wait long for its first names */
+
+    if (!ngx_http_qqfail_sync
+        && job->server->sh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
+        && ngx_http_qqfail_job_last(job) + 1 < job->server->names.nelts)
+    {
+        ngx_add_timer(&job->timer, job->server->upstream->timeout / 4);
+    }
 
     ngx_http_qqfail_job_start(job, 0, ngx_http_qqfail_job_last(job));
 }
@@ -2097,6 +2152,10 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
     ngx_http_qqfail_main_conf_t  *qmcf;
 
     job->running = 0;
+
+    if (job->timer.timer_set) {
+        ngx_del_timer(&job->timer);
+    }
 
     /* the last check before anything is published */
 

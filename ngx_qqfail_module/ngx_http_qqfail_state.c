@@ -791,17 +791,57 @@ ngx_http_qqfail_state_timer(ngx_event_t *ev)
 /*
  * Write temp file, fsync, rename, fsync the directory: a crash at any
  * moment leaves either the old file or the new one.
+ *
+ * The lines are written through a buffer of NGX_HTTP_QQFAIL_STATE_BUF
+ * bytes, whatever the number of servers, and the zone lock is held for
+ * NGX_HTTP_QQFAIL_STATE_BATCH servers at a time, never for the whole
+ * zone: each line is one server as it was at that moment.
  */
+
+#define NGX_HTTP_QQFAIL_STATE_BUF    65536
+#define NGX_HTTP_QQFAIL_STATE_BATCH  64
+
+
+/* the longest line a server of this upstream can take */
+
+static size_t
+ngx_http_qqfail_state_line_max(ngx_http_qqfail_srv_conf_t *qscf)
+{
+    return 3 * qscf->upstream->host.len + NGX_HTTP_QQFAIL_MAX_NAMES * 300 + 64
+           + NGX_HTTP_QQFAIL_MAX_ADDRS * (NGX_HTTP_QQFAIL_ADDR_STRLEN + 1);
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_state_write(ngx_fd_t fd, u_char *buf, size_t size)
+{
+    ssize_t  n;
+
+    for ( /* void */ ; size; size -= n, buf += n) {
+        n = write(fd, buf, size);
+
+        if (n == -1) {
+            if (ngx_errno == NGX_EINTR) {
+                n = 0;
+                continue;
+            }
+
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
 
 ngx_int_t
 ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 {
-    u_char                        *p, *buf, *dir, *last;
-    size_t                         size;
-    ssize_t                        n;
+    u_char                        *p, *buf, *dir, *last, *end;
+    size_t                         size, line;
     ngx_fd_t                       fd, dfd;
     ngx_err_t                      err;
-    ngx_uint_t                     i, j, k, m, count;
+    ngx_uint_t                     i, j, k, m, count, batch;
     ngx_pool_t                    *pool;
     const char                    *op;
     ngx_http_qqfail_server_t      *server;
@@ -816,19 +856,13 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         return NGX_ERROR;
     }
 
-    /* size, then copy under the lock */
+    /* room for two of the longest lines at least */
 
-    size = sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) + sizeof("end \n")
-           + NGX_INT_T_LEN;
-
+    size = NGX_HTTP_QQFAIL_STATE_BUF;
     qscfp = qmcf->upstreams.elts;
 
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        size += qscfp[i]->servers->nelts
-                * (3 * qscfp[i]->upstream->host.len
-                   + NGX_HTTP_QQFAIL_MAX_NAMES * 300 + 64
-                   + NGX_HTTP_QQFAIL_MAX_ADDRS
-                     * (NGX_HTTP_QQFAIL_ADDR_STRLEN + 1));
+        size = ngx_max(size, 2 * ngx_http_qqfail_state_line_max(qscfp[i]));
     }
 
     buf = ngx_pnalloc(pool, size);
@@ -837,53 +871,7 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(buf, NGX_HTTP_QQFAIL_STATE_HEADER,
-                   sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1);
-    count = 0;
-
-    ngx_shmtx_lock(&qmcf->shpool->mutex);
-
-    for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        server = qscfp[i]->servers->elts;
-
-        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
-            ssh = server[j].sh;
-
-            if (ssh->naddrs == 0
-                || ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
-                || ssh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
-            {
-                continue;
-            }
-
-            p = ngx_cpymem(p, "s ", 2);
-            p = ngx_http_qqfail_state_escape(p, qscfp[i]->upstream->host.data,
-                                             qscfp[i]->upstream->host.len);
-            p = ngx_sprintf(p, " %V", &server[j].key);
-            p = ngx_sprintf(p, " %ui %T", ssh->active, ssh->last_success);
-
-            k = 0;
-
-            for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-                for (m = 0; m < NGX_HTTP_QQFAIL_SLOTS; m++) {
-                    if (chunk->slot[m].in_use
-                        && k++ < NGX_HTTP_QQFAIL_MAX_ADDRS)
-                    {
-                        *p++ = ' ';
-                        p = ngx_cpymem(p, chunk->slot[m].text,
-                                       chunk->slot[m].text_len);
-                    }
-                }
-            }
-
-            *p++ = '\n';
-            count++;
-        }
-    }
-
-    ngx_shmtx_unlock(&qmcf->shpool->mutex);
-
-    p = ngx_sprintf(p, "end %ui\n", count);
+    end = buf + size;
 
     ngx_snprintf(tmp, sizeof(tmp) - 1, "%V.%P.tmp%Z", &qmcf->state_file,
                  ngx_pid);
@@ -906,17 +894,77 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
     op = "write()";
 
-    for (size = p - buf, p = buf; size; size -= n, p += n) {
-        n = write(fd, p, size);
+    p = ngx_cpymem(buf, NGX_HTTP_QQFAIL_STATE_HEADER,
+                   sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1);
+    count = 0;
 
-        if (n == -1) {
-            if (ngx_errno == NGX_EINTR) {
-                n = 0;
-                continue;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        server = qscfp[i]->servers->elts;
+
+        line = ngx_http_qqfail_state_line_max(qscfp[i]);
+
+        for (j = 0; j < qscfp[i]->servers->nelts; /* void */ ) {
+
+            if ((size_t) (end - p) < line) {
+                if (ngx_http_qqfail_state_write(fd, buf, p - buf) != NGX_OK) {
+                    goto failed;
+                }
+
+                p = buf;
             }
 
-            goto failed;
+            ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+            for (batch = 0;
+                 batch < NGX_HTTP_QQFAIL_STATE_BATCH
+                 && j < qscfp[i]->servers->nelts
+                 && (size_t) (end - p) >= line;
+                 batch++, j++)
+            {
+                ssh = server[j].sh;
+
+                if (ssh->naddrs == 0
+                    || ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
+                    || ssh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
+                {
+                    continue;
+                }
+
+                p = ngx_cpymem(p, "s ", 2);
+                p = ngx_http_qqfail_state_escape(p,
+                                                 qscfp[i]->upstream->host.data,
+                                                 qscfp[i]->upstream->host.len);
+                p = ngx_sprintf(p, " %V", &server[j].key);
+                p = ngx_sprintf(p, " %ui %T", ssh->active, ssh->last_success);
+
+                k = 0;
+
+                for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
+                    for (m = 0; m < NGX_HTTP_QQFAIL_SLOTS; m++) {
+                        if (chunk->slot[m].in_use
+                            && k++ < NGX_HTTP_QQFAIL_MAX_ADDRS)
+                        {
+                            *p++ = ' ';
+                            p = ngx_cpymem(p, chunk->slot[m].text,
+                                           chunk->slot[m].text_len);
+                        }
+                    }
+                }
+
+                *p++ = '\n';
+                count++;
+            }
+
+            ngx_shmtx_unlock(&qmcf->shpool->mutex);
         }
+    }
+
+    p = ngx_sprintf(p, "end %ui\n", count);
+
+    if (ngx_http_qqfail_state_write(fd, buf, p - buf) != NGX_OK) {
+        goto failed;
     }
 
     op = "fsync()";

@@ -232,6 +232,28 @@ build_module() {
     cp "$bdir/objs/$MODULE.so" "$out/$MODULE.so.tmp"
     mv "$out/$MODULE.so.tmp" "$out/$MODULE.so"
     log "built $out/$MODULE.so (nginx $srcver${variant:+, $variant})"
+
+    build_units "$bdir" "$out" "$cc_opt"
+}
+
+# the unit drivers of t/unit/: the module's pure parts (nginx core headers
+# only) driven from tables by the tests, with the module's compiler flags
+build_units() {
+    local bdir=$1 out=$2 cc_opt=$3 u name srcs
+    local -a units=("policy ngx_qqfail_module/ngx_http_qqfail_policy.c")
+
+    mkdir -p "$out/unit"
+
+    for u in "${units[@]}"; do
+        read -r name srcs <<< "$u"
+        # shellcheck disable=SC2086
+        cc $cc_opt -Wall -Wextra -Wno-unused-parameter -Werror \
+            -I"$bdir/src/core" -I"$bdir/src/event" \
+            -I"$bdir/src/event/modules" -I"$bdir/src/os/unix" \
+            -I"$bdir/objs" -I"$TOP/ngx_qqfail_module" \
+            "t/unit/$name.c" $srcs -o "$out/unit/$name" \
+            || die "cannot build the unit driver t/unit/$name.c"
+    done
 }
 
 
@@ -261,10 +283,12 @@ cmd_test() {
         build_module asan
         export QQ_ASAN=1
         export QQ_MODULE="$TOP/objs/asan/$MODULE.so"
+        export QQ_UNIT="$TOP/objs/asan/unit"
     else
         build_module ""
         unset QQ_ASAN
         export QQ_MODULE="$TOP/objs/$MODULE.so"
+        export QQ_UNIT="$TOP/objs/unit"
     fi
 
     # shellcheck disable=SC2206

@@ -15,6 +15,7 @@
 #include <maxminddb.h>
 
 #include "ngx_http_qqfail_text.h"
+#include "ngx_http_qqfail_policy.h"
 
 
 #define NGX_HTTP_QQFAIL_VERSION          "0.1.0"
@@ -56,13 +57,6 @@
 #define NGX_HTTP_QQFAIL_EVENT_SERVER     96
 #define NGX_HTTP_QQFAIL_EVENT_MESSAGE    192
 
-/* where a server's current addresses came from */
-#define NGX_HTTP_QQFAIL_SOURCE_NONE      0
-#define NGX_HTTP_QQFAIL_SOURCE_LIVE      1
-#define NGX_HTTP_QQFAIL_SOURCE_STALE     2
-#define NGX_HTTP_QQFAIL_SOURCE_STATE     3
-#define NGX_HTTP_QQFAIL_SOURCE_LITERAL   4
-
 /* lookup failure kinds, as counted per provider */
 #define NGX_HTTP_QQFAIL_ERR_TIMEOUT      0
 #define NGX_HTTP_QQFAIL_ERR_SERVFAIL     1
@@ -79,11 +73,6 @@
 #define NGX_HTTP_QQFAIL_REFUSED_METADATA 3
 #define NGX_HTTP_QQFAIL_REFUSED_LOOP     4
 #define NGX_HTTP_QQFAIL_REFUSED_ALLOW    5
-
-/* result of the last lookup of a name */
-#define NGX_HTTP_QQFAIL_NAME_UNKNOWN     0
-#define NGX_HTTP_QQFAIL_NAME_OK          1
-#define NGX_HTTP_QQFAIL_NAME_FAILED      2
 
 
 typedef struct ngx_http_qqfail_srv_conf_s  ngx_http_qqfail_srv_conf_t;

@@ -29,7 +29,6 @@
  * still undecided
  */
 #define NGX_HTTP_QQFAIL_START_PASS     500
-#define NGX_HTTP_QQFAIL_NAME_NOQUORUM  3
 #define NGX_HTTP_QQFAIL_MAX_CONNS      (2 * NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS)
 
 /* the socket buffer for the answers of the lookups in flight */
@@ -161,6 +160,11 @@ static void ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job,
     ngx_uint_t n);
 static void ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job,
+    ngx_int_t chosen);
+static void ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job,
+    ngx_int_t chosen);
+static void ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job);
 static ngx_int_t ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job,
     ngx_uint_t n);
 static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
@@ -2133,23 +2137,19 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
 
 
 /*
- * The round is over: choose the name that supplies the addresses.  The
- * first name in order that resolves wins, except that going back to a
- * better name needs two good lookups in a row while the current one works.
+ * The round is over: the policy chooses the name that supplies the
+ * addresses (ngx_http_qqfail_policy_choose), then the steps below record
+ * what every name found, use the chosen name, or, when every name failed,
+ * keep the last good addresses until qqfail_max_stale.
  */
 
 static void
 ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 {
-    time_t                        now;
-    ngx_int_t                     best, chosen, rc;
-    ngx_uint_t                    n, cur, source, cur_ok, stale, expired;
-    ngx_http_qqfail_name_t       *names;
-    ngx_http_qqfail_result_t     *res;
-    ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_srv_conf_t   *qscf;
+    ngx_int_t                     chosen;
+    ngx_uint_t                    n, recover;
+    ngx_uint_t                    state[NGX_HTTP_QQFAIL_MAX_NAMES];
     ngx_http_qqfail_server_sh_t  *ssh;
-    ngx_http_qqfail_main_conf_t  *qmcf;
 
     job->running = 0;
 
@@ -2163,60 +2163,59 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
         return;
     }
 
-    qmcf = ngx_http_qqfail_qmcf;
-    server = job->server;
-    qscf = server->upstream;
-    ssh = server->sh;
-    names = server->names.elts;
-    now = ngx_time();
-
-    cur = ssh->active;
-    source = ssh->source;
-
-    best = -1;
+    ssh = job->server->sh;
 
     for (n = 0; n < job->queried; n++) {
-        if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK
-            || (job->result[n].state == NGX_HTTP_QQFAIL_NAME_NOQUORUM
-                && n == cur && source != NGX_HTTP_QQFAIL_SOURCE_NONE))
-        {
-            best = n;
-            break;
-        }
+        state[n] = job->result[n].state;
     }
 
-    cur_ok = (cur < job->queried
-              && (job->result[cur].state == NGX_HTTP_QQFAIL_NAME_OK
-                  || job->result[cur].state == NGX_HTTP_QQFAIL_NAME_NOQUORUM));
+    /* the leader alone writes "recover" */
 
-    chosen = best;
+    recover = ssh->recover;
 
-    if (best >= 0 && (ngx_uint_t) best < cur && cur_ok
-        && source != NGX_HTTP_QQFAIL_SOURCE_NONE
-        && source != NGX_HTTP_QQFAIL_SOURCE_STATE)
-    {
-        if (++ssh->recover < 2) {
-            chosen = cur;
-        }
+    chosen = ngx_http_qqfail_policy_choose(job->queried, state, ssh->active,
+                                           ssh->source, &recover);
+
+    ssh->recover = recover;
+
+    ngx_http_qqfail_job_record(job, chosen);
+
+    if (chosen >= 0) {
+        ngx_http_qqfail_job_use(job, chosen);
 
     } else {
-        ssh->recover = 0;
+        ngx_http_qqfail_job_keep(job);
+        ngx_http_qqfail_job_schedule(job, NULL);
     }
 
-    if (chosen >= 0 && (ngx_uint_t) chosen != cur) {
-        ssh->recover = 0;
-    }
+    ngx_http_qqfail_results_free(job);
+}
 
-    /* per-name status */
+
+/* what each name found, for the status page */
+
+static void
+ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
+{
+    time_t                        now;
+    ngx_uint_t                    n;
+    ngx_http_qqfail_result_t     *res;
+    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = ngx_http_qqfail_qmcf;
+    ssh = job->server->sh;
+    now = ngx_time();
 
     ngx_shmtx_lock(&qmcf->shpool->mutex);
 
     for (n = 0; n < job->queried; n++) {
         res = &job->result[n];
 
-        if (res->state == NGX_HTTP_QQFAIL_NAME_UNKNOWN) {
-            continue;
-        }
+        /*
+         * an undecided name, or one without a quorum, keeps its status:
+         * the addresses in use stay, but nothing was confirmed
+         */
 
         if (res->state == NGX_HTTP_QQFAIL_NAME_FAILED) {
             ssh->names[n].state = NGX_HTTP_QQFAIL_NAME_FAILED;
@@ -2231,11 +2230,6 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
                 ssh->names[n].rejecting = 0;
             }
         }
-
-        /*
-         * without a quorum the name keeps its status: the addresses in use
-         * stay, but nothing was confirmed
-         */
     }
 
     if (chosen >= 0
@@ -2245,66 +2239,104 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
     }
 
     ngx_shmtx_unlock(&qmcf->shpool->mutex);
+}
 
-    if (chosen >= 0) {
-        res = &job->result[chosen];
 
-        if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
-            rc = ngx_http_qqfail_job_publish(job, chosen);
+/*
+ * The chosen name's addresses are published (a set without a quorum
+ * leaves the ones in use); a zone too full for them, when the server has
+ * no address at all, makes a later name whose set fits (an IP literal)
+ * serve it.  A change of name is counted and logged.
+ */
 
-            /*
-             * the zone is full and the server has no address at all: a
-             * later name whose set fits (an IP literal) serves it
-             */
+static void
+ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
+{
+    ngx_int_t                     rc;
+    ngx_uint_t                    n, cur, source;
+    ngx_http_qqfail_name_t       *names;
+    ngx_http_qqfail_result_t     *res;
+    ngx_http_qqfail_server_t     *server;
+    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_http_qqfail_main_conf_t  *qmcf;
 
-            for (n = chosen + 1;
-                 rc == NGX_ERROR && ssh->naddrs == 0 && n < job->queried;
-                 n++)
-            {
-                if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK) {
-                    rc = ngx_http_qqfail_job_publish(job, n);
+    qmcf = ngx_http_qqfail_qmcf;
+    server = job->server;
+    ssh = server->sh;
+    names = server->names.elts;
 
-                    if (rc != NGX_ERROR) {
-                        chosen = n;
-                        res = &job->result[n];
-                    }
+    cur = ssh->active;
+    source = ssh->source;
+    res = &job->result[chosen];
+
+    if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
+        rc = ngx_http_qqfail_job_publish(job, chosen);
+
+        for (n = chosen + 1;
+             rc == NGX_ERROR && ssh->naddrs == 0 && n < job->queried;
+             n++)
+        {
+            if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK) {
+                rc = ngx_http_qqfail_job_publish(job, n);
+
+                if (rc != NGX_ERROR) {
+                    chosen = n;
+                    res = &job->result[n];
                 }
             }
-
-            if (rc == 1 && !ngx_http_qqfail_sync) {
-                ngx_http_qqfail_state_changed(qmcf, ngx_http_qqfail_log);
-            }
         }
 
-        if ((ngx_uint_t) chosen != cur
-            && source != NGX_HTTP_QQFAIL_SOURCE_NONE)
-        {
-            ngx_shmtx_lock(&qmcf->shpool->mutex);
-            ssh->failovers++;
-            ngx_shmtx_unlock(&qmcf->shpool->mutex);
-
-            if ((ngx_uint_t) chosen > cur) {
-                ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, ngx_http_qqfail_log,
-                              0, server, "every provider failed for \"%V\" "
-                              "(%V), failing over to \"%V\"",
-                              &names[cur].host,
-                              &ngx_http_qqfail_errors[job->result[cur].error],
-                              &names[chosen].text);
-
-            } else {
-                ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, ngx_http_qqfail_log,
-                              0, server, "\"%V\" resolves again, back from "
-                              "\"%V\"", &names[chosen].text,
-                              &names[cur].text);
-            }
+        if (rc == 1 && !ngx_http_qqfail_sync) {
+            ngx_http_qqfail_state_changed(qmcf, ngx_http_qqfail_log);
         }
-
-        ngx_http_qqfail_job_schedule(job, res);
-        ngx_http_qqfail_results_free(job);
-        return;
     }
 
-    /* every name failed: keep the last good addresses */
+    if ((ngx_uint_t) chosen != cur && source != NGX_HTTP_QQFAIL_SOURCE_NONE) {
+        ngx_shmtx_lock(&qmcf->shpool->mutex);
+        ssh->failovers++;
+        ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+        if ((ngx_uint_t) chosen > cur) {
+            ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, ngx_http_qqfail_log, 0,
+                                  server, "every provider failed for \"%V\" "
+                                  "(%V), failing over to \"%V\"",
+                                  &names[cur].host,
+                                  &ngx_http_qqfail_errors[
+                                      job->result[cur].error],
+                                  &names[chosen].text);
+
+        } else {
+            ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, ngx_http_qqfail_log, 0,
+                                  server, "\"%V\" resolves again, back from "
+                                  "\"%V\"", &names[chosen].text,
+                                  &names[cur].text);
+        }
+    }
+
+    ngx_http_qqfail_job_schedule(job, res);
+}
+
+
+/*
+ * Every name failed: the last good addresses stay, marked stale, until
+ * they are older than qqfail_max_stale; then the server has none.
+ */
+
+static void
+ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job)
+{
+    time_t                        now;
+    ngx_uint_t                    stale, expired;
+    ngx_http_qqfail_server_t     *server;
+    ngx_http_qqfail_srv_conf_t   *qscf;
+    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = ngx_http_qqfail_qmcf;
+    server = job->server;
+    qscf = server->upstream;
+    ssh = server->sh;
+    now = ngx_time();
 
     stale = 0;
     expired = 0;
@@ -2353,13 +2385,8 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
                               server, "the last good addresses are older "
                               "than qqfail_max_stale, server unavailable");
     }
-
-    ngx_http_qqfail_job_schedule(job, NULL);
-    ngx_http_qqfail_results_free(job);
 }
 
-
-/* the addresses a name of the server found become the server's */
 
 static ngx_int_t
 ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job, ngx_uint_t n)

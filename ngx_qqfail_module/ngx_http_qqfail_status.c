@@ -771,6 +771,13 @@ ngx_http_qqfail_status_write(ngx_http_request_t *r)
     rc = ngx_http_qqfail_status_step(r, ctx, 0);
 
     if (ctx->phase == NGX_HTTP_QQFAIL_PHASE_DONE) {
+
+        /* called by the kernel's event while posted: no step after this */
+
+        if (wev->posted) {
+            ngx_delete_posted_event(wev);
+        }
+
         r->write_event_handler = ngx_http_request_empty_handler;
         ngx_http_finalize_request(r, rc);
         return;

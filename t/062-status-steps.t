@@ -138,6 +138,20 @@ ok($norm_slow eq $norm_full,
    'read slowly, the page is complete and the same ('
    . length($body) . ' bytes)');
 
+# a client that goes away in the middle: the worker carries on
+
+for my $q ('format=json', 'format=prometheus', 'format=html') {
+    my $gone = send_request("/status?$q", 4096);
+    my $got = '';
+    sysread($gone, $got, 1024) if IO::Select->new($gone)->can_read(30);
+    close $gone;
+}
+is($s->body, 'b1', 'clients that close in the middle of a page: proxying goes on');
+$r = $t->http_get('/status?format=json', method => 'HEAD');
+ok($r->{status} == 200 && ($r->{content} // "") eq '', 'HEAD of a large page');
+ok(JSON::PP::decode_json($t->http_get('/status', timeout => 60)->{content}),
+   'the JSON page of 6,000 servers parses');
+
 # a proxied request sent right after the status request is answered in
 # a small part of the page's time: the render does not hold the worker
 

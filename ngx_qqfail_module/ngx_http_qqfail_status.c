@@ -1,4 +1,3 @@
-
 /*
  * Copyright (C) ngx_qqfail_module authors
  */
@@ -10,6 +9,27 @@
 
 #include "ngx_http_qqfail_module.h"
 
+
+/*
+ * The page is rendered in steps: a step reads at most
+ * NGX_HTTP_QQFAIL_STATUS_WORK servers, in lock holds of at most
+ * NGX_HTTP_QQFAIL_STATUS_BATCH servers, and ends once
+ * NGX_HTTP_QQFAIL_STATUS_BUDGET bytes are ready; they are sent, and the
+ * next step runs after the other events of the worker (or once the client
+ * took what was sent), so that a page of thousands of servers never keeps
+ * the worker from proxying for more than one step.
+ */
+
+#define NGX_HTTP_QQFAIL_STATUS_BUDGET       32768
+#define NGX_HTTP_QQFAIL_STATUS_WORK         256
+#define NGX_HTTP_QQFAIL_STATUS_BATCH        64
+#define NGX_HTTP_QQFAIL_STATUS_SLOTS        (4 * NGX_HTTP_QQFAIL_MAX_ADDRS)
+
+#define NGX_HTTP_QQFAIL_PHASE_HEAD          0
+#define NGX_HTTP_QQFAIL_PHASE_SERVERS       1
+#define NGX_HTTP_QQFAIL_PHASE_FAMILIES      2
+#define NGX_HTTP_QQFAIL_PHASE_TAIL          3
+#define NGX_HTTP_QQFAIL_PHASE_DONE          4
 
 /* Prometheus: what a family is about, and which value it shows */
 #define NGX_HTTP_QQFAIL_PROM_PROVIDER       0
@@ -43,6 +63,46 @@ typedef struct {
 } ngx_http_qqfail_status_server_t;
 
 
+/* what Prometheus shows of a server: kept until every family is out */
+
+typedef struct {
+    ngx_uint_t                       state;
+    ngx_uint_t                       rejected;
+} ngx_http_qqfail_prom_name_t;
+
+
+typedef struct {
+    ngx_uint_t                       fails;
+    ngx_uint_t                       up;
+    size_t                           text_len;
+    u_char                           text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
+} ngx_http_qqfail_prom_addr_t;
+
+
+typedef struct {
+    ngx_http_qqfail_server_t        *server;
+    time_t                           last_success;
+    ngx_uint_t                       source;
+    ngx_uint_t                       active;
+    ngx_uint_t                       failovers;
+    ngx_uint_t                       naddrs;
+    ngx_http_qqfail_prom_name_t     *names;
+    ngx_http_qqfail_prom_addr_t     *addrs;
+} ngx_http_qqfail_prom_server_t;
+
+
+/* ?view=summary: one upstream in counts */
+
+typedef struct {
+    ngx_uint_t                       sources[NGX_HTTP_QQFAIL_SOURCE_LITERAL
+                                             + 1];
+    ngx_uint_t                       on_alias;
+    ngx_uint_t                       addresses;
+} ngx_http_qqfail_status_count_t;
+
+
+/* the parts of the page that are not per server: one lock hold */
+
 typedef struct {
     time_t                           now;
     ngx_uint_t                       epoch;
@@ -60,8 +120,8 @@ typedef struct {
     ngx_uint_t                       nupstreams;
     ngx_http_qqfail_srv_conf_t     **upstreams;
     ngx_uint_t                       nservers;
-    ngx_http_qqfail_status_server_t *servers;
-    /* oldest first */
+    /* events ever recorded; the last ones, oldest first */
+    ngx_uint_t                       events_total;
     ngx_uint_t                       nevents;
     ngx_http_qqfail_event_sh_t       events[NGX_HTTP_QQFAIL_NEVENTS];
 } ngx_http_qqfail_snapshot_t;
@@ -76,24 +136,81 @@ typedef struct {
 } ngx_http_qqfail_prom_t;
 
 
-/* output that grows buffer by buffer */
+/* output that grows buffer by buffer; sent buffers are reused */
 
 typedef struct {
     ngx_http_request_t              *r;
     ngx_chain_t                     *out;
     ngx_chain_t                    **last;
     ngx_buf_t                       *b;
+    ngx_chain_t                     *free;
+    ngx_chain_t                     *busy;
+    size_t                           size;       /* in out */
     ngx_uint_t                       error;
 } ngx_http_qqfail_out_t;
 
 
+typedef struct ngx_http_qqfail_status_ctx_s  ngx_http_qqfail_status_ctx_t;
+
+/*
+ * A format: "start" (the head), then per upstream shown "open", "server"
+ * for each server and "close" (the full view: NULL ones are skipped), then
+ * "tail" until it ends the page.  The summary view counts the servers
+ * instead of rendering them.
+ */
+
+typedef struct {
+    void  (*start)(ngx_http_qqfail_status_ctx_t *ctx);
+    void  (*open)(ngx_http_qqfail_status_ctx_t *ctx,
+                  ngx_http_qqfail_srv_conf_t *qscf);
+    void  (*server)(ngx_http_qqfail_status_ctx_t *ctx,
+                    ngx_http_qqfail_status_server_t *ss, ngx_uint_t index);
+    void  (*close)(ngx_http_qqfail_status_ctx_t *ctx);
+    void  (*tail)(ngx_http_qqfail_status_ctx_t *ctx);
+} ngx_http_qqfail_render_t;
+
+struct ngx_http_qqfail_status_ctx_s {
+    ngx_http_qqfail_main_conf_t     *qmcf;
+    ngx_http_qqfail_render_t        *render;
+    ngx_http_qqfail_out_t            o;
+    ngx_uint_t                       phase;
+    /* the cursor: an upstream of snap.upstreams, one of its servers */
+    ngx_uint_t                       upstream;
+    ngx_uint_t                       server;
+    ngx_uint_t                       work;       /* servers read, this step */
+    ngx_uint_t                       nbatch;
+    ngx_http_qqfail_status_server_t  batch[NGX_HTTP_QQFAIL_STATUS_BATCH];
+    ngx_http_qqfail_slot_sh_t       *slots;      /* STATUS_SLOTS */
+    /* Prometheus: the family and the server it is at */
+    ngx_http_qqfail_prom_t          *family;
+    ngx_uint_t                       item;
+    ngx_uint_t                       nprom;
+    ngx_http_qqfail_prom_server_t   *prom;
+    /* ?view=summary: one per upstream shown */
+    ngx_http_qqfail_status_count_t  *counts;
+    ngx_http_qqfail_snapshot_t       snap;
+    unsigned                         header_sent:1;
+    unsigned                         opened:1;
+};
+
+
 static ngx_uint_t ngx_http_qqfail_status_format(ngx_http_request_t *r,
     ngx_uint_t format);
+static ngx_int_t ngx_http_qqfail_status_view(ngx_http_request_t *r,
+    ngx_uint_t *summary);
 static ngx_int_t ngx_http_qqfail_status_select(ngx_http_request_t *r,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
-static ngx_int_t ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
+static void ngx_http_qqfail_status_globals(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_uint_t events);
+static void ngx_http_qqfail_status_cleanup(void *data);
+static ngx_http_qqfail_status_ctx_t *ngx_http_qqfail_status_ctx(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_qqfail_status_step(ngx_http_request_t *r,
+    ngx_http_qqfail_status_ctx_t *ctx, ngx_uint_t all);
+static ngx_int_t ngx_http_qqfail_status_wait(ngx_http_request_t *r);
+static void ngx_http_qqfail_status_write(ngx_http_request_t *r);
+static void ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_status_count(ngx_http_qqfail_status_ctx_t *ctx);
 static u_char *ngx_http_qqfail_reserve(ngx_http_qqfail_out_t *o, size_t n);
 static void ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
     const char *fmt, ...);
@@ -102,22 +219,51 @@ static void ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how,
 static ngx_str_t *ngx_http_qqfail_address_state(
     ngx_http_qqfail_server_t *server, ngx_http_qqfail_slot_sh_t *slot,
     time_t now);
-static void ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
+static void ngx_http_qqfail_status_render(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
-static void ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
+static void ngx_http_qqfail_json_start(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_json_open(ngx_http_qqfail_status_ctx_t *ctx,
+    ngx_http_qqfail_srv_conf_t *qscf);
+static void ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
+    ngx_http_qqfail_status_server_t *ss, ngx_uint_t index);
+static void ngx_http_qqfail_json_close(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_json_events(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_json_counts(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_prom_head(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
+static void ngx_http_qqfail_prom_start(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_prom_summary_start(
+    ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_prom_providers(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
+    ngx_http_qqfail_prom_t *m);
+static void ngx_http_qqfail_prom_keep(ngx_http_qqfail_status_ctx_t *ctx,
+    ngx_http_qqfail_status_server_t *ss, ngx_uint_t index);
+static void ngx_http_qqfail_prom_families(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_prom_server(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_prom_t *m, ngx_http_qqfail_prom_server_t *ps);
+static void ngx_http_qqfail_prom_counts(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_status_server_t *ss);
+    ngx_http_qqfail_prom_server_t *ps);
 static int64_t ngx_http_qqfail_prom_provider_value(ngx_uint_t what,
     ngx_http_qqfail_provider_sh_t *psh, ngx_uint_t kind);
 static int64_t ngx_http_qqfail_prom_server_value(ngx_uint_t what,
-    ngx_http_qqfail_status_server_t *ss);
+    ngx_http_qqfail_prom_server_t *ps);
 static int64_t ngx_http_qqfail_prom_name_value(ngx_uint_t what,
-    ngx_http_qqfail_status_server_t *ss, ngx_uint_t n);
+    ngx_http_qqfail_prom_server_t *ps, ngx_uint_t n);
 static void ngx_http_qqfail_prom_state_file(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
-static void ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
+static void ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
+static void ngx_http_qqfail_html_start(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_html_open(ngx_http_qqfail_status_ctx_t *ctx,
+    ngx_http_qqfail_srv_conf_t *qscf);
+static void ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
+    ngx_http_qqfail_status_server_t *ss, ngx_uint_t index);
+static void ngx_http_qqfail_html_close(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_html_events(ngx_http_qqfail_status_ctx_t *ctx);
+static void ngx_http_qqfail_html_counts(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_html_time(ngx_http_qqfail_out_t *o, time_t t);
 
 
@@ -206,17 +352,43 @@ static ngx_str_t  ngx_http_qqfail_name_states[] = {
 };
 
 
+/* by view (full, summary) and format (json, prometheus, html) */
+
+static ngx_http_qqfail_render_t  ngx_http_qqfail_renders[2][3] = {
+
+    { { ngx_http_qqfail_json_start, ngx_http_qqfail_json_open,
+        ngx_http_qqfail_json_server, ngx_http_qqfail_json_close,
+        ngx_http_qqfail_json_events },
+
+      { ngx_http_qqfail_prom_start, NULL,
+        ngx_http_qqfail_prom_keep, NULL,
+        ngx_http_qqfail_prom_families },
+
+      { ngx_http_qqfail_html_start, ngx_http_qqfail_html_open,
+        ngx_http_qqfail_html_server, ngx_http_qqfail_html_close,
+        ngx_http_qqfail_html_events } },
+
+    { { ngx_http_qqfail_json_start, NULL, NULL, NULL,
+        ngx_http_qqfail_json_counts },
+
+      { ngx_http_qqfail_prom_summary_start, NULL, NULL, NULL,
+        ngx_http_qqfail_prom_counts },
+
+      { ngx_http_qqfail_html_start, NULL, NULL, NULL,
+        ngx_http_qqfail_html_counts } }
+};
+
+
 ngx_int_t
 ngx_http_qqfail_status_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                     rc;
-    ngx_uint_t                    format, events;
-    ngx_chain_t                  *cl;
-    ngx_table_elt_t              *h;
-    ngx_http_qqfail_out_t         o;
-    ngx_http_qqfail_loc_conf_t   *qlcf;
-    ngx_http_qqfail_snapshot_t   *snap;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_int_t                      rc;
+    ngx_uint_t                     format, summary, events;
+    ngx_table_elt_t               *h;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_qqfail_loc_conf_t    *qlcf;
+    ngx_http_qqfail_main_conf_t   *qmcf;
+    ngx_http_qqfail_status_ctx_t  *ctx;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         h = ngx_list_push(&r->headers_out.headers);
@@ -245,85 +417,375 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    qmcf = ngx_http_get_module_main_conf(r, ngx_http_qqfail_module);
-
-    snap = ngx_pcalloc(r->pool, sizeof(ngx_http_qqfail_snapshot_t));
-    if (snap == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* Prometheus text has no events: no need to copy the ring */
-
-    events = (format != NGX_HTTP_QQFAIL_STATUS_PROMETHEUS);
-
-    /* ?upstream=NAME narrows the page to one upstream */
-
-    rc = ngx_http_qqfail_status_select(r, qmcf, snap);
+    rc = ngx_http_qqfail_status_view(r, &summary);
 
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (ngx_http_qqfail_status_snapshot(r, qmcf, snap, events) != NGX_OK) {
+    qmcf = ngx_http_get_module_main_conf(r, ngx_http_qqfail_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_qqfail_status_ctx_t));
+    if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memzero(&o, sizeof(ngx_http_qqfail_out_t));
-    o.r = r;
-    o.last = &o.out;
+    ctx->qmcf = qmcf;
+    ctx->o.r = r;
+    ctx->o.last = &ctx->o.out;
+
+    /* ?upstream=NAME narrows the page to one upstream */
+
+    rc = ngx_http_qqfail_status_select(r, qmcf, &ctx->snap);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /* Prometheus text and the summary have no events: no need to copy */
+
+    events = (format != NGX_HTTP_QQFAIL_STATUS_PROMETHEUS && !summary);
+
+    ngx_http_qqfail_status_globals(ctx, events);
+
+    if (summary) {
+        ctx->counts = ngx_pcalloc(r->pool, ctx->snap.nupstreams
+                                  * sizeof(ngx_http_qqfail_status_count_t));
+        if (ctx->counts == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else {
+        ctx->slots = ngx_palloc(r->pool, NGX_HTTP_QQFAIL_STATUS_SLOTS
+                                         * sizeof(ngx_http_qqfail_slot_sh_t));
+        if (ctx->slots == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    ctx->render = &ngx_http_qqfail_renders[summary][format - 1];
 
     switch (format) {
 
     case NGX_HTTP_QQFAIL_STATUS_PROMETHEUS:
-        ngx_http_qqfail_status_prometheus(&o, qmcf, snap);
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
+
+        if (summary) {
+            break;
+        }
+
+        ctx->prom = ngx_palloc(r->pool,
+                               (ctx->snap.nservers ? ctx->snap.nservers : 1)
+                               * sizeof(ngx_http_qqfail_prom_server_t));
+        if (ctx->prom == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         break;
 
     case NGX_HTTP_QQFAIL_STATUS_HTML:
-        ngx_http_qqfail_status_html(&o, qmcf, snap);
         ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
         break;
 
     default: /* NGX_HTTP_QQFAIL_STATUS_JSON */
-        ngx_http_qqfail_status_json(&o, qmcf, snap);
         ngx_str_set(&r->headers_out.content_type, "application/json");
         break;
     }
 
-    if (o.error || o.out == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = 0;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
+    cln->handler = ngx_http_qqfail_status_cleanup;
+    cln->data = ctx;
 
-    for (cl = o.out; cl; cl = cl->next) {
-        r->headers_out.content_length_n += cl->buf->last - cl->buf->pos;
-
-        if (cl->next == NULL) {
-            cl->buf->last_buf = (r == r->main) ? 1 : 0;
-            cl->buf->last_in_chain = 1;
-        }
+    if (r != r->main) {
+        /* a subrequest (SSI): in one go, as its output is postponed */
+        return ngx_http_qqfail_status_step(r, ctx, 1);
     }
 
-    rc = ngx_http_send_header(r);
+    rc = ngx_http_qqfail_status_step(r, ctx, 0);
 
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+    if (ctx->phase == NGX_HTTP_QQFAIL_PHASE_DONE) {
         return rc;
     }
 
-    return ngx_http_output_filter(r, o.out);
+    if (ngx_http_qqfail_status_wait(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    r->main->count++;
+    r->write_event_handler = ngx_http_qqfail_status_write;
+
+    return NGX_DONE;
+}
+
+
+/* ?view=full (the default) or ?view=summary; anything else: 400 */
+
+static ngx_int_t
+ngx_http_qqfail_status_view(ngx_http_request_t *r, ngx_uint_t *summary)
+{
+    ngx_str_t  value;
+
+    *summary = 0;
+
+    if (ngx_http_arg(r, (u_char *) "view", 4, &value) != NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (value.len == 4 && ngx_strncmp(value.data, "full", 4) == 0) {
+        return NGX_OK;
+    }
+
+    if (value.len == 7 && ngx_strncmp(value.data, "summary", 7) == 0) {
+        *summary = 1;
+        return NGX_OK;
+    }
+
+    return NGX_HTTP_BAD_REQUEST;
+}
+
+
+/*
+ * The pool cleanup carries the context, for the write handler (the
+ * module's request context belongs to the balancer's $qqfail_ variables).
+ */
+
+static void
+ngx_http_qqfail_status_cleanup(void *data)
+{
+    ngx_http_qqfail_status_ctx_t  *ctx = data;
+
+    ctx->o.r = NULL;
+}
+
+
+static ngx_http_qqfail_status_ctx_t *
+ngx_http_qqfail_status_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_qqfail_status_cleanup) {
+            return cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * One step: renders until the byte budget or the work bound is reached
+ * ("all": to the end), then sends what is ready.  The response has a
+ * Content-Length when the first send is the whole page, and is chunked
+ * otherwise.  The phase is NGX_HTTP_QQFAIL_PHASE_DONE when the request is
+ * to be finalized with the value returned.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_status_step(ngx_http_request_t *r,
+    ngx_http_qqfail_status_ctx_t *ctx, ngx_uint_t all)
+{
+    ngx_int_t               rc;
+    ngx_uint_t              done;
+    ngx_chain_t            *cl;
+    ngx_table_elt_t        *h;
+    ngx_http_qqfail_out_t  *o;
+
+    o = &ctx->o;
+    ctx->work = 0;
+
+    while (ctx->phase != NGX_HTTP_QQFAIL_PHASE_DONE
+           && (all || (o->size < NGX_HTTP_QQFAIL_STATUS_BUDGET
+                       && ctx->work < NGX_HTTP_QQFAIL_STATUS_WORK)))
+    {
+        ngx_http_qqfail_status_render(ctx);
+    }
+
+    done = (ctx->phase == NGX_HTTP_QQFAIL_PHASE_DONE);
+
+    if (done && o->out == NULL) {
+        (void) ngx_http_qqfail_reserve(o, 1);
+    }
+
+    if (o->error) {
+        ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
+        return ctx->header_sent ? NGX_ERROR : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!done && o->size < NGX_HTTP_QQFAIL_STATUS_BUDGET) {
+        return NGX_AGAIN;
+    }
+
+    if (!ctx->header_sent) {
+        ctx->header_sent = 1;
+
+        r->headers_out.status = NGX_HTTP_OK;
+        r->headers_out.content_length_n = done ? (off_t) o->size : -1;
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Cache-Control");
+        ngx_str_set(&h->value, "no-store");
+
+        rc = ngx_http_send_header(r);
+
+        if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+            ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
+            return rc;
+        }
+    }
+
+    for (cl = o->out; cl->next; cl = cl->next) { /* void */ }
+
+    /* the write filter holds small output back unless told */
+    cl->buf->flush = 1;
+
+    if (done) {
+        cl->buf->last_buf = (r == r->main) ? 1 : 0;
+        cl->buf->last_in_chain = 1;
+    }
+
+    rc = ngx_http_output_filter(r, o->out);
+
+    ngx_chain_update_chains(r->pool, &o->free, &o->busy, &o->out,
+                            (ngx_buf_tag_t) &ngx_http_qqfail_module);
+
+    o->last = &o->out;
+    o->b = NULL;
+    o->size = 0;
+
+    if (rc == NGX_ERROR) {
+        ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
+    }
+
+    return rc;
+}
+
+
+/*
+ * Until the next step: the client takes what was sent (a slow client
+ * holds at most one step's output), or the worker serves the events
+ * ready now and comes back (ngx_posted_next_events).
+ */
+
+static ngx_int_t
+ngx_http_qqfail_status_wait(ngx_http_request_t *r)
+{
+    ngx_event_t               *wev;
+    ngx_connection_t          *c;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = r->connection;
+    wev = c->write;
+
+    if (r->buffered || c->buffered || wev->delayed) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (!wev->delayed) {
+            ngx_add_timer(wev, clcf->send_timeout);
+        }
+
+        return ngx_handle_write_event(wev, clcf->send_lowat);
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    ngx_post_event(wev, &ngx_posted_next_events);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_qqfail_status_write(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_chain_t                   *none;
+    ngx_event_t                   *wev;
+    ngx_connection_t              *c;
+    ngx_http_qqfail_status_ctx_t  *ctx;
+
+    c = r->connection;
+    wev = c->write;
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "client timed out");
+        c->timedout = 1;
+        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
+        return;
+    }
+
+    ctx = ngx_http_qqfail_status_ctx(r);
+
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    if (wev->delayed) {
+        if (ngx_http_qqfail_status_wait(r) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_ERROR);
+        }
+
+        return;
+    }
+
+    if (r->buffered || c->buffered) {
+        rc = ngx_http_output_filter(r, NULL);
+
+        /* what was sent: its buffers are free again */
+
+        none = NULL;
+        ngx_chain_update_chains(r->pool, &ctx->o.free, &ctx->o.busy, &none,
+                                (ngx_buf_tag_t) &ngx_http_qqfail_module);
+
+        if (rc == NGX_ERROR) {
+            ngx_http_finalize_request(r, NGX_ERROR);
+            return;
+        }
+
+        if (r->buffered || c->buffered) {
+            if (ngx_http_qqfail_status_wait(r) != NGX_OK) {
+                ngx_http_finalize_request(r, NGX_ERROR);
+            }
+
+            return;
+        }
+    }
+
+    rc = ngx_http_qqfail_status_step(r, ctx, 0);
+
+    if (ctx->phase == NGX_HTTP_QQFAIL_PHASE_DONE) {
+
+        /* called by the kernel's event while posted: no step after this */
+
+        if (wev->posted) {
+            ngx_delete_posted_event(wev);
+        }
+
+        r->write_event_handler = ngx_http_request_empty_handler;
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    if (ngx_http_qqfail_status_wait(r) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+    }
 }
 
 
@@ -456,73 +918,41 @@ ngx_http_qqfail_status_select(ngx_http_request_t *r,
 
 
 /*
- * One consistent copy of everything shown, taken under the zone lock with
- * memory allocated beforehand; the rendering happens without the lock.
+ * What is not per server, in one lock hold: the leader, the providers,
+ * the zone, the state file and the events agree with each other, as of
+ * the start of the response.
  */
 
-static ngx_int_t
-ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
+static void
+ngx_http_qqfail_status_globals(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_uint_t events)
 {
-    ngx_uint_t                        i, j, k, n;
-    ngx_slab_pool_t                  *shpool;
-    ngx_http_qqfail_sh_t             *sh;
-    ngx_http_qqfail_server_t         *server;
-    ngx_http_qqfail_chunk_sh_t       *chunk;
-    ngx_http_qqfail_slot_sh_t        *slots;
-    ngx_http_qqfail_provider_t       *pr;
-    ngx_http_qqfail_srv_conf_t      **qscfp;
-    ngx_http_qqfail_status_server_t  *ss;
+    ngx_uint_t                    i, n;
+    ngx_slab_pool_t              *shpool;
+    ngx_http_qqfail_sh_t         *sh;
+    ngx_http_qqfail_provider_t   *pr;
+    ngx_http_qqfail_snapshot_t   *snap;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = ctx->qmcf;
+    snap = &ctx->snap;
 
     snap->now = ngx_time();
 
+    n = 0;
+
+    for (i = 0; i < snap->nupstreams; i++) {
+        n += snap->upstreams[i]->servers->nelts;
+    }
+
+    snap->nservers = n;
+
     if (qmcf->sh == NULL) {
-        return NGX_OK;
+        return;
     }
 
     sh = qmcf->sh;
     shpool = qmcf->shpool;
-
-    n = 0;
-    qscfp = snap->upstreams;
-
-    for (i = 0; i < snap->nupstreams; i++) {
-        n += qscfp[i]->servers->nelts;
-    }
-
-    snap->servers = ngx_pcalloc(r->pool, (n ? n : 1)
-                                * sizeof(ngx_http_qqfail_status_server_t));
-    if (snap->servers == NULL) {
-        return NGX_ERROR;
-    }
-
-    /*
-     * room for the slots: a publication replaces a server's addresses with
-     * at most NGX_HTTP_QQFAIL_MAX_ADDRS, so no more slots are ever in use
-     */
-
-    slots = ngx_palloc(r->pool, (n ? n : 1) * NGX_HTTP_QQFAIL_MAX_ADDRS
-                                * sizeof(ngx_http_qqfail_slot_sh_t));
-    if (slots == NULL) {
-        return NGX_ERROR;
-    }
-
-    ss = snap->servers;
-
-    for (i = 0; i < snap->nupstreams; i++) {
-        server = qscfp[i]->servers->elts;
-
-        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
-            ss->server = &server[j];
-            ss->slots = slots;
-            ss->naddrs = NGX_HTTP_QQFAIL_MAX_ADDRS;
-            slots += NGX_HTTP_QQFAIL_MAX_ADDRS;
-            ss++;
-        }
-    }
-
-    snap->nservers = n;
 
     ngx_shmtx_lock(&shpool->mutex);
 
@@ -554,6 +984,10 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
         snap->state_error[sizeof(snap->state_error) - 1] = '\0';
     }
 
+    if (sh->events) {
+        snap->events_total = sh->events->nevents;
+    }
+
     if (events && sh->events) {
         snap->nevents = ngx_min(sh->events->nevents, NGX_HTTP_QQFAIL_NEVENTS);
 
@@ -564,14 +998,146 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
         }
     }
 
-    for (i = 0; i < n; i++) {
-        ss = &snap->servers[i];
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* one piece of the page, in the order of the format's parts */
+
+static void
+ngx_http_qqfail_status_render(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_uint_t                   i;
+    ngx_http_qqfail_render_t    *rn;
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    rn = ctx->render;
+
+    switch (ctx->phase) {
+
+    case NGX_HTTP_QQFAIL_PHASE_HEAD:
+        rn->start(ctx);
+        ctx->phase = NGX_HTTP_QQFAIL_PHASE_SERVERS;
+        return;
+
+    case NGX_HTTP_QQFAIL_PHASE_SERVERS:
+
+        if (ctx->counts) {
+            ngx_http_qqfail_status_count(ctx);
+            return;
+        }
+
+        if (ctx->upstream == ctx->snap.nupstreams) {
+            ctx->phase = NGX_HTTP_QQFAIL_PHASE_TAIL;
+            return;
+        }
+
+        qscf = ctx->snap.upstreams[ctx->upstream];
+
+        if (!ctx->opened) {
+            if (rn->open) {
+                rn->open(ctx, qscf);
+            }
+
+            ctx->opened = 1;
+        }
+
+        if (ctx->server < qscf->servers->nelts) {
+            ngx_http_qqfail_status_batch(ctx);
+
+            for (i = 0; i < ctx->nbatch; i++) {
+                rn->server(ctx, &ctx->batch[i], ctx->server + i);
+            }
+
+            ctx->server += ctx->nbatch;
+        }
+
+        if (ctx->server == qscf->servers->nelts) {
+            if (rn->close) {
+                rn->close(ctx);
+            }
+
+            ctx->upstream++;
+            ctx->server = 0;
+            ctx->opened = 0;
+        }
+
+        return;
+
+    default: /* NGX_HTTP_QQFAIL_PHASE_TAIL: until the page ends */
+        rn->tail(ctx);
+        return;
+    }
+}
+
+
+/*
+ * The servers of the cursor's upstream from the cursor on, as many as the
+ * batch holds, in one lock hold: the fields of one server agree with each
+ * other; servers of different batches may be copied at different moments,
+ * so the page is not one snapshot of every server.
+ */
+
+static void
+ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_uint_t                        i, j, k, n, used;
+    ngx_slab_pool_t                  *shpool;
+    ngx_http_qqfail_server_t         *server;
+    ngx_http_qqfail_chunk_sh_t       *chunk;
+    ngx_http_qqfail_srv_conf_t       *qscf;
+    ngx_http_qqfail_status_server_t  *ss;
+
+    qscf = ctx->snap.upstreams[ctx->upstream];
+    server = qscf->servers->elts;
+
+    n = ngx_min(qscf->servers->nelts - ctx->server,
+                NGX_HTTP_QQFAIL_STATUS_BATCH);
+
+    if (ctx->qmcf->sh == NULL) {
+        for (i = 0; i < n; i++) {
+            ss = &ctx->batch[i];
+            ss->server = &server[ctx->server + i];
+            ngx_memzero(&ss->sh, sizeof(ngx_http_qqfail_server_sh_t));
+            ss->naddrs = 0;
+            ss->slots = ctx->slots;
+        }
+
+        ctx->nbatch = n;
+        ctx->work += n;
+        return;
+    }
+
+    shpool = ctx->qmcf->shpool;
+    used = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    /*
+     * room for the slots: a publication replaces a server's addresses with
+     * at most NGX_HTTP_QQFAIL_MAX_ADDRS, so no more slots are ever in use
+     */
+
+    for (i = 0;
+         i < n && used + NGX_HTTP_QQFAIL_MAX_ADDRS
+                  <= NGX_HTTP_QQFAIL_STATUS_SLOTS;
+         i++)
+    {
+        ss = &ctx->batch[i];
+        ss->server = &server[ctx->server + i];
         ss->sh = *ss->server->sh;
+        ss->slots = &ctx->slots[used];
 
         k = 0;
 
-        for (chunk = ss->sh.chunks; chunk; chunk = chunk->next) {
-            for (j = 0; j < NGX_HTTP_QQFAIL_SLOTS && k < ss->naddrs; j++) {
+        for (chunk = ss->sh.chunks;
+             chunk && k < NGX_HTTP_QQFAIL_MAX_ADDRS;
+             chunk = chunk->next)
+        {
+            for (j = 0;
+                 j < NGX_HTTP_QQFAIL_SLOTS && k < NGX_HTTP_QQFAIL_MAX_ADDRS;
+                 j++)
+            {
                 if (chunk->slot[j].in_use) {
                     ss->slots[k++] = chunk->slot[j];
                 }
@@ -579,11 +1145,81 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
         }
 
         ss->naddrs = k;
+        used += k;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    return NGX_OK;
+    ctx->nbatch = i;
+    ctx->work += i;
+}
+
+
+/* ?view=summary: counts from the cursor on, up to the work of a step */
+
+static void
+ngx_http_qqfail_status_count(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_uint_t                       n;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_qqfail_server_t        *server;
+    ngx_http_qqfail_srv_conf_t      *qscf;
+    ngx_http_qqfail_server_sh_t     *ssh;
+    ngx_http_qqfail_status_count_t  *count;
+
+    shpool = ctx->qmcf->shpool;
+
+    if (ctx->qmcf->sh == NULL) {
+        ctx->upstream = ctx->snap.nupstreams;
+        ctx->phase = NGX_HTTP_QQFAIL_PHASE_TAIL;
+        return;
+    }
+
+    n = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    while (ctx->upstream < ctx->snap.nupstreams
+           && n < NGX_HTTP_QQFAIL_STATUS_WORK)
+    {
+        qscf = ctx->snap.upstreams[ctx->upstream];
+        server = qscf->servers->elts;
+        count = &ctx->counts[ctx->upstream];
+
+        for ( /* void */ ;
+             ctx->server < qscf->servers->nelts
+             && n < NGX_HTTP_QQFAIL_STATUS_WORK;
+             ctx->server++, n++)
+        {
+            ssh = server[ctx->server].sh;
+
+            if (ssh->source <= NGX_HTTP_QQFAIL_SOURCE_LITERAL) {
+                count->sources[ssh->source]++;
+            }
+
+            if (ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE
+                && ssh->active != 0)
+            {
+                count->on_alias++;
+            }
+
+            count->addresses += ssh->naddrs;
+        }
+
+        if (ctx->server == qscf->servers->nelts) {
+            ctx->upstream++;
+            ctx->server = 0;
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    ctx->work += n ? n : 1;
+
+    if (ctx->upstream == ctx->snap.nupstreams) {
+        ctx->upstream = 0;
+        ctx->phase = NGX_HTTP_QQFAIL_PHASE_TAIL;
+    }
 }
 
 
@@ -602,17 +1238,34 @@ ngx_http_qqfail_reserve(ngx_http_qqfail_out_t *o, size_t n)
         return o->b->last;
     }
 
-    size = ngx_max(n, 16384);
-
-    b = ngx_create_temp_buf(o->r->pool, size);
-    cl = ngx_alloc_chain_link(o->r->pool);
-
-    if (b == NULL || cl == NULL) {
+    cl = ngx_chain_get_free_buf(o->r->pool, &o->free);
+    if (cl == NULL) {
         o->error = 1;
         return NULL;
     }
 
-    cl->buf = b;
+    b = cl->buf;
+
+    if (b->start == NULL || (size_t) (b->end - b->start) < n) {
+        size = ngx_max(n, 16384);
+
+        b->start = ngx_palloc(o->r->pool, size);
+        if (b->start == NULL) {
+            o->error = 1;
+            return NULL;
+        }
+
+        b->end = b->start + size;
+        b->temporary = 1;
+        b->tag = (ngx_buf_tag_t) &ngx_http_qqfail_module;
+    }
+
+    b->pos = b->start;
+    b->last = b->start;
+    b->flush = 0;
+    b->last_buf = 0;
+    b->last_in_chain = 0;
+
     cl->next = NULL;
 
     *o->last = cl;
@@ -629,7 +1282,7 @@ static void
 ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
     const char *fmt, ...)
 {
-    u_char   *p;
+    u_char   *p, *last;
     va_list   args;
 
     p = ngx_http_qqfail_reserve(o, max);
@@ -638,8 +1291,11 @@ ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
     }
 
     va_start(args, fmt);
-    o->b->last = ngx_vslprintf(p, p + max, fmt, args);
+    last = ngx_vslprintf(p, p + max, fmt, args);
     va_end(args);
+
+    o->size += last - p;
+    o->b->last = last;
 }
 
 
@@ -649,14 +1305,17 @@ static void
 ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how, u_char *s,
     size_t len)
 {
-    u_char  *p;
+    u_char  *p, *last;
 
     p = ngx_http_qqfail_reserve(o, NGX_HTTP_QQFAIL_ESCAPE_LEN(len) + 1);
     if (p == NULL) {
         return;
     }
 
-    o->b->last = ngx_http_qqfail_text_escape(p, how, s, len);
+    last = ngx_http_qqfail_text_escape(p, how, s, len);
+
+    o->size += last - p;
+    o->b->last = last;
 }
 
 
@@ -685,20 +1344,16 @@ ngx_http_qqfail_address_state(ngx_http_qqfail_server_t *server,
     ngx_http_qqfail_printf(o, 1, "\"")
 
 
+/* from the top to the last provider, the same in both views */
+
 static void
-ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
+ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
-    ngx_uint_t                        i, j, k, e, s, n;
-    ngx_addr_t                       *addr;
-    ngx_http_qqfail_name_t           *names;
-    ngx_http_qqfail_server_t         *server;
-    ngx_http_qqfail_provider_t       *pr;
-    ngx_http_qqfail_slot_sh_t        *slot;
-    ngx_http_qqfail_event_sh_t       *ev;
-    ngx_http_qqfail_srv_conf_t      **qscfp;
-    ngx_http_qqfail_provider_sh_t    *psh;
-    ngx_http_qqfail_status_server_t  *ss;
+    ngx_uint_t                      i, j;
+    ngx_addr_t                     *addr;
+    ngx_http_qqfail_provider_t     *pr;
+    ngx_http_qqfail_provider_sh_t  *psh;
 
     ngx_http_qqfail_printf(o, 512,
                            "{\"version\":\"%s\",\"nginx_version\":\"%s\","
@@ -771,149 +1426,180 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                                              NGX_HTTP_QQFAIL_ERRLEN));
         ngx_http_qqfail_printf(o, 1, "}");
     }
+}
 
-    ngx_http_qqfail_printf(o, 32, "],\"upstreams\":[");
 
-    qscfp = snap->upstreams;
-    ss = snap->servers;
+static void
+ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
+    ngx_http_qqfail_status_server_t *ss, ngx_uint_t index)
+{
+    time_t                      now;
+    ngx_uint_t                  k, e, s, n;
+    ngx_http_qqfail_out_t      *o;
+    ngx_http_qqfail_name_t     *names;
+    ngx_http_qqfail_server_t   *server;
+    ngx_http_qqfail_slot_sh_t  *slot;
 
-    for (i = 0; i < snap->nupstreams; i++) {
+    o = &ctx->o;
+    now = ctx->snap.now;
+    server = ss->server;
+    names = server->names.elts;
+    n = server->names.nelts;
+    e = ss->sh.active < n ? ss->sh.active : 0;
+    s = ss->sh.source;
 
-        ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
-        ngx_http_qqfail_json_str(o, qscfp[i]->upstream->host.data,
-                                 qscfp[i]->upstream->host.len);
-        ngx_http_qqfail_printf(o, 16, ",\"servers\":[");
+    ngx_http_qqfail_printf(o, 16, "%s{\"names\":[", index ? "," : "");
 
-        server = qscfp[i]->servers->elts;
+    for (k = 0; k < n; k++) {
+        ngx_http_qqfail_printf(o, 1, k ? "," : "");
+        ngx_http_qqfail_json_str(o, names[k].text.data, names[k].text.len);
+    }
 
-        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
-            names = server[j].names.elts;
-            n = server[j].names.nelts;
-            e = ss[j].sh.active < n ? ss[j].sh.active : 0;
-            s = ss[j].sh.source;
+    ngx_http_qqfail_printf(o, 32, "],\"active_name\":");
 
-            ngx_http_qqfail_printf(o, 16, "%s{\"names\":[", j ? "," : "");
+    if (s == NGX_HTTP_QQFAIL_SOURCE_NONE) {
+        ngx_http_qqfail_printf(o, 4, "null");
 
-            for (k = 0; k < n; k++) {
-                ngx_http_qqfail_printf(o, 1, k ? "," : "");
-                ngx_http_qqfail_json_str(o, names[k].text.data,
-                                         names[k].text.len);
-            }
+    } else {
+        ngx_http_qqfail_json_str(o, names[e].text.data, names[e].text.len);
+    }
 
-            ngx_http_qqfail_printf(o, 32, "],\"active_name\":");
+    ngx_http_qqfail_printf(o, 512,
+                           ",\"source\":\"%V\",\"weight\":%ui,"
+                           "\"backup\":%s,\"down\":%s,"
+                           "\"last_success\":%T,"
+                           "\"next_lookup\":%T,"
+                           "\"stale_since\":%T,\"failovers\":%ui,"
+                           "\"name_status\":[",
+                           &ngx_http_qqfail_sources[s],
+                           server->weight,
+                           server->backup ? "true" : "false",
+                           server->down ? "true" : "false",
+                           ss->sh.last_success,
+                           ss->sh.next_lookup,
+                           s == NGX_HTTP_QQFAIL_SOURCE_STALE
+                           ? ss->sh.stale_since : (time_t) 0,
+                           ss->sh.failovers);
 
-            if (s == NGX_HTTP_QQFAIL_SOURCE_NONE) {
-                ngx_http_qqfail_printf(o, 4, "null");
+    for (k = 0; k < n; k++) {
+        ngx_http_qqfail_printf(o, 16, "%s{\"name\":", k ? "," : "");
+        ngx_http_qqfail_json_str(o, names[k].host.data, names[k].host.len);
+        ngx_http_qqfail_printf(o, 128, ",\"state\":\"%V\",\"error\":",
+                               &ngx_http_qqfail_name_states
+                                   [ss->sh.names[k].state]);
 
-            } else {
-                ngx_http_qqfail_json_str(o, names[e].text.data,
-                                         names[e].text.len);
-            }
+        if (ss->sh.names[k].state == NGX_HTTP_QQFAIL_NAME_FAILED) {
+            ngx_http_qqfail_printf(o, 32, "\"%V\"",
+                                   &ngx_http_qqfail_errors
+                                       [ss->sh.names[k].error]);
 
-            ngx_http_qqfail_printf(o, 512,
-                                   ",\"source\":\"%V\",\"weight\":%ui,"
-                                   "\"backup\":%s,\"down\":%s,"
-                                   "\"last_success\":%T,"
-                                   "\"next_lookup\":%T,"
-                                   "\"stale_since\":%T,\"failovers\":%ui,"
-                                   "\"name_status\":[",
-                                   &ngx_http_qqfail_sources[s],
-                                   server[j].weight,
-                                   server[j].backup ? "true" : "false",
-                                   server[j].down ? "true" : "false",
-                                   ss[j].sh.last_success,
-                                   ss[j].sh.next_lookup,
-                                   s == NGX_HTTP_QQFAIL_SOURCE_STALE
-                                   ? ss[j].sh.stale_since : (time_t) 0,
-                                   ss[j].sh.failovers);
-
-            for (k = 0; k < n; k++) {
-                ngx_http_qqfail_printf(o, 16, "%s{\"name\":", k ? "," : "");
-                ngx_http_qqfail_json_str(o, names[k].host.data,
-                                         names[k].host.len);
-                ngx_http_qqfail_printf(o, 128, ",\"state\":\"%V\","
-                                       "\"error\":",
-                                       &ngx_http_qqfail_name_states
-                                           [ss[j].sh.names[k].state]);
-
-                if (ss[j].sh.names[k].state == NGX_HTTP_QQFAIL_NAME_FAILED) {
-                    ngx_http_qqfail_printf(o, 32, "\"%V\"",
-                                           &ngx_http_qqfail_errors
-                                               [ss[j].sh.names[k].error]);
-
-                } else {
-                    ngx_http_qqfail_printf(o, 4, "null");
-                }
-
-                ngx_http_qqfail_printf(o, 64, ",\"rejected\":%ui,"
-                                       "\"last_success\":%T}",
-                                       ss[j].sh.names[k].rejected,
-                                       ss[j].sh.names[k].last_success);
-            }
-
-            ngx_http_qqfail_printf(o, 32, "],\"addresses\":[");
-
-            for (k = 0; k < ss[j].naddrs; k++) {
-                slot = &ss[j].slots[k];
-
-                ngx_http_qqfail_printf(o, 256,
-                                       "%s{\"address\":\"%*s\","
-                                       "\"state\":\"%V\",\"fails\":%ui,"
-                                       "\"geo\":",
-                                       k ? "," : "", (size_t) slot->text_len,
-                                       slot->text,
-                                       ngx_http_qqfail_address_state(
-                                           &server[j], slot, snap->now),
-                                       slot->fails);
-
-                if (slot->asn == 0 && slot->country[0] == '\0') {
-                    ngx_http_qqfail_printf(o, 5, "null}");
-                    continue;
-                }
-
-                ngx_http_qqfail_printf(o, 128, "{\"country\":");
-
-                if (slot->country[0]) {
-                    ngx_http_qqfail_printf(o, 8, "\"%*s\"", (size_t) 2,
-                                           slot->country);
-
-                } else {
-                    ngx_http_qqfail_printf(o, 4, "null");
-                }
-
-                ngx_http_qqfail_printf(o, 32, ",\"continent\":");
-
-                if (slot->continent[0]) {
-                    ngx_http_qqfail_printf(o, 8, "\"%*s\"", (size_t) 2,
-                                           slot->continent);
-
-                } else {
-                    ngx_http_qqfail_printf(o, 4, "null");
-                }
-
-                ngx_http_qqfail_printf(o, 64, ",\"asn\":");
-
-                if (slot->asn) {
-                    ngx_http_qqfail_printf(o, 16, "%uD", slot->asn);
-
-                } else {
-                    ngx_http_qqfail_printf(o, 4, "null");
-                }
-
-                ngx_http_qqfail_printf(o, 16, ",\"org\":");
-                ngx_http_qqfail_json_str(o, slot->org,
-                                         ngx_strnlen(slot->org,
-                                                  NGX_HTTP_QQFAIL_ORG_LEN));
-                ngx_http_qqfail_printf(o, 2, "}}");
-            }
-
-            ngx_http_qqfail_printf(o, 2, "]}");
+        } else {
+            ngx_http_qqfail_printf(o, 4, "null");
         }
 
-        ngx_http_qqfail_printf(o, 2, "]}");
-
-        ss += qscfp[i]->servers->nelts;
+        ngx_http_qqfail_printf(o, 64, ",\"rejected\":%ui,"
+                               "\"last_success\":%T}",
+                               ss->sh.names[k].rejected,
+                               ss->sh.names[k].last_success);
     }
+
+    ngx_http_qqfail_printf(o, 32, "],\"addresses\":[");
+
+    for (k = 0; k < ss->naddrs; k++) {
+        slot = &ss->slots[k];
+
+        ngx_http_qqfail_printf(o, 256,
+                               "%s{\"address\":\"%*s\","
+                               "\"state\":\"%V\",\"fails\":%ui,"
+                               "\"geo\":",
+                               k ? "," : "", (size_t) slot->text_len,
+                               slot->text,
+                               ngx_http_qqfail_address_state(server, slot,
+                                                             now),
+                               slot->fails);
+
+        if (slot->asn == 0 && slot->country[0] == '\0') {
+            ngx_http_qqfail_printf(o, 5, "null}");
+            continue;
+        }
+
+        ngx_http_qqfail_printf(o, 128, "{\"country\":");
+
+        if (slot->country[0]) {
+            ngx_http_qqfail_printf(o, 8, "\"%*s\"", (size_t) 2,
+                                   slot->country);
+
+        } else {
+            ngx_http_qqfail_printf(o, 4, "null");
+        }
+
+        ngx_http_qqfail_printf(o, 32, ",\"continent\":");
+
+        if (slot->continent[0]) {
+            ngx_http_qqfail_printf(o, 8, "\"%*s\"", (size_t) 2,
+                                   slot->continent);
+
+        } else {
+            ngx_http_qqfail_printf(o, 4, "null");
+        }
+
+        ngx_http_qqfail_printf(o, 64, ",\"asn\":");
+
+        if (slot->asn) {
+            ngx_http_qqfail_printf(o, 16, "%uD", slot->asn);
+
+        } else {
+            ngx_http_qqfail_printf(o, 4, "null");
+        }
+
+        ngx_http_qqfail_printf(o, 16, ",\"org\":");
+        ngx_http_qqfail_json_str(o, slot->org,
+                                 ngx_strnlen(slot->org,
+                                             NGX_HTTP_QQFAIL_ORG_LEN));
+        ngx_http_qqfail_printf(o, 2, "}}");
+    }
+
+    ngx_http_qqfail_printf(o, 2, "]}");
+}
+
+
+static void
+ngx_http_qqfail_json_start(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_http_qqfail_json_head(&ctx->o, ctx->qmcf, &ctx->snap);
+    ngx_http_qqfail_printf(&ctx->o, 32, "],\"upstreams\":[");
+}
+
+
+static void
+ngx_http_qqfail_json_open(ngx_http_qqfail_status_ctx_t *ctx,
+    ngx_http_qqfail_srv_conf_t *qscf)
+{
+    ngx_http_qqfail_printf(&ctx->o, 16, "%s{\"name\":",
+                           ctx->upstream ? "," : "");
+    ngx_http_qqfail_json_str(&ctx->o, qscf->upstream->host.data,
+                             qscf->upstream->host.len);
+    ngx_http_qqfail_printf(&ctx->o, 16, ",\"servers\":[");
+}
+
+
+static void
+ngx_http_qqfail_json_close(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_http_qqfail_printf(&ctx->o, 2, "]}");
+}
+
+
+static void
+ngx_http_qqfail_json_events(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_uint_t                   i;
+    ngx_http_qqfail_out_t       *o;
+    ngx_http_qqfail_event_sh_t  *ev;
+    ngx_http_qqfail_snapshot_t  *snap;
+
+    o = &ctx->o;
+    snap = &ctx->snap;
 
     ngx_http_qqfail_printf(o, 16, "],\"events\":[");
 
@@ -940,6 +1626,52 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
     }
 
     ngx_http_qqfail_printf(o, 4, "]}\n");
+
+    ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
+}
+
+
+/*
+ * ?view=summary: the head of the full page, then each upstream in counts
+ * ("servers" is a number here), and the number of events recorded.
+ */
+
+static void
+ngx_http_qqfail_json_counts(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_uint_t                       i, k;
+    ngx_http_qqfail_out_t           *o;
+    ngx_http_qqfail_srv_conf_t      *qscf;
+    ngx_http_qqfail_snapshot_t      *snap;
+    ngx_http_qqfail_status_count_t  *count;
+
+    o = &ctx->o;
+    snap = &ctx->snap;
+
+    for (i = 0; i < snap->nupstreams; i++) {
+        qscf = snap->upstreams[i];
+        count = &ctx->counts[i];
+
+        ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
+        ngx_http_qqfail_json_str(o, qscf->upstream->host.data,
+                                 qscf->upstream->host.len);
+        ngx_http_qqfail_printf(o, 32, ",\"servers\":%ui,\"sources\":{",
+                               qscf->servers->nelts);
+
+        for (k = 0; k <= NGX_HTTP_QQFAIL_SOURCE_LITERAL; k++) {
+            ngx_http_qqfail_printf(o, 64, "%s\"%V\":%ui", k ? "," : "",
+                                   &ngx_http_qqfail_sources[k],
+                                   count->sources[k]);
+        }
+
+        ngx_http_qqfail_printf(o, 64, "},\"on_alias\":%ui,\"addresses\":%ui}",
+                               count->on_alias, count->addresses);
+    }
+
+    ngx_http_qqfail_printf(o, 64, "],\"events_total\":%ui}\n",
+                           snap->events_total);
+
+    ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
 }
 
 
@@ -947,16 +1679,16 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
 
 static void
 ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_status_server_t *ss)
+    ngx_http_qqfail_prom_server_t *ps)
 {
     ngx_http_qqfail_name_t  *names;
 
-    names = ss->server->names.elts;
+    names = ps->server->names.elts;
 
     ngx_http_qqfail_printf(o, 16, "upstream=\"");
     ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
-                           ss->server->upstream->upstream->host.data,
-                           ss->server->upstream->upstream->host.len);
+                           ps->server->upstream->upstream->host.data,
+                           ps->server->upstream->upstream->host.len);
     ngx_http_qqfail_printf(o, 16, "\",server=\"");
     ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, names[0].text.data,
                            names[0].text.len);
@@ -964,19 +1696,12 @@ ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
 }
 
 
+/* the versions, the leader, the zone and the state file */
+
 static void
-ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
+ngx_http_qqfail_prom_head(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
-    int64_t                           v;
-    ngx_uint_t                        i, k;
-    ngx_http_qqfail_prom_t           *m;
-    ngx_http_qqfail_name_t           *names;
-    ngx_http_qqfail_provider_t       *pr;
-    ngx_http_qqfail_slot_sh_t        *slot;
-    ngx_http_qqfail_provider_sh_t    *psh;
-    ngx_http_qqfail_status_server_t  *ss;
-
     ngx_http_qqfail_printf(o, 1024,
         "# HELP qqfail_info Versions of the module and of nginx.\n"
         "# TYPE qqfail_info gauge\n"
@@ -1001,125 +1726,321 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
         snap->epoch, snap->zone_size, snap->zone_used, snap->zone_full);
 
     ngx_http_qqfail_prom_state_file(o, qmcf, snap);
+}
+
+
+/* the samples of one provider family */
+
+static void
+ngx_http_qqfail_prom_providers(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
+    ngx_http_qqfail_prom_t *m)
+{
+    int64_t                         v;
+    ngx_uint_t                      i, k;
+    ngx_http_qqfail_provider_t     *pr;
+    ngx_http_qqfail_provider_sh_t  *psh;
 
     pr = qmcf->providers.elts;
 
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+        psh = &snap->providers[i];
+
+        for (k = 0; k < (m->what == NGX_HTTP_QQFAIL_PROM_FAILURES
+                         ? NGX_HTTP_QQFAIL_NERRS : 1); k++)
+        {
+            ngx_http_qqfail_printf(o, 64, "%s{provider=\"", m->name);
+            ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+                                   pr[i].name.data, pr[i].name.len);
+
+            if (m->what == NGX_HTTP_QQFAIL_PROM_FAILURES) {
+                ngx_http_qqfail_printf(o, 32, "\",kind=\"%V",
+                                       &ngx_http_qqfail_errors[k]);
+            }
+
+            if (m->what == NGX_HTTP_QQFAIL_PROM_RTT) {
+                ngx_http_qqfail_printf(o, 64, "\"} %M.%03M\n",
+                                       psh->rtt / 1000, psh->rtt % 1000);
+                continue;
+            }
+
+            v = ngx_http_qqfail_prom_provider_value(m->what, psh, k);
+            ngx_http_qqfail_printf(o, 32, "\"} %L\n", v);
+        }
+    }
+}
+
+
+/*
+ * Samples of one family stay together, so every server is copied before
+ * the first server family: what Prometheus shows of a server comes from
+ * one lock hold.  The copy keeps only what the families show.
+ */
+
+static void
+ngx_http_qqfail_prom_keep(ngx_http_qqfail_status_ctx_t *ctx,
+    ngx_http_qqfail_status_server_t *ss, ngx_uint_t index)
+{
+    u_char                         *p;
+    ngx_uint_t                      k, n;
+    ngx_http_qqfail_prom_server_t  *ps;
+
+    n = ss->server->names.nelts;
+
+    p = ngx_palloc(ctx->o.r->pool,
+                   n * sizeof(ngx_http_qqfail_prom_name_t)
+                   + ss->naddrs * sizeof(ngx_http_qqfail_prom_addr_t));
+    if (p == NULL) {
+        ctx->o.error = 1;
+        ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
+        return;
+    }
+
+    ps = &ctx->prom[ctx->nprom++];
+
+    ps->server = ss->server;
+    ps->last_success = ss->sh.last_success;
+    ps->source = ss->sh.source;
+    ps->active = ss->sh.active;
+    ps->failovers = ss->sh.failovers;
+    ps->naddrs = ss->naddrs;
+    ps->names = (ngx_http_qqfail_prom_name_t *) p;
+    ps->addrs = (ngx_http_qqfail_prom_addr_t *)
+                    (p + n * sizeof(ngx_http_qqfail_prom_name_t));
+
+    for (k = 0; k < n; k++) {
+        ps->names[k].state = ss->sh.names[k].state;
+        ps->names[k].rejected = ss->sh.names[k].rejected;
+    }
+
+    for (k = 0; k < ss->naddrs; k++) {
+        ps->addrs[k].fails = ss->slots[k].fails;
+        ps->addrs[k].up = (ngx_http_qqfail_address_state(ss->server,
+                                                         &ss->slots[k],
+                                                         ctx->snap.now)
+                           == &ngx_http_qqfail_state_up);
+        ps->addrs[k].text_len = ss->slots[k].text_len;
+        ngx_memcpy(ps->addrs[k].text, ss->slots[k].text,
+                   ss->slots[k].text_len);
+    }
+}
+
+
+/* the samples of one server in a server family */
+
+static void
+ngx_http_qqfail_prom_server(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_prom_t *m, ngx_http_qqfail_prom_server_t *ps)
+{
+    ngx_uint_t                    k;
+    ngx_http_qqfail_name_t       *names;
+    ngx_http_qqfail_prom_addr_t  *addr;
+
+    switch (m->of) {
+
+    case NGX_HTTP_QQFAIL_PROM_SERVER:
+        ngx_http_qqfail_printf(o, 64, "%s{", m->name);
+        ngx_http_qqfail_prom_labels(o, ps);
+        ngx_http_qqfail_printf(o, 32, "} %L\n",
+                               ngx_http_qqfail_prom_server_value(m->what, ps));
+        break;
+
+    case NGX_HTTP_QQFAIL_PROM_SOURCE:
+
+        for (k = 0; k <= NGX_HTTP_QQFAIL_SOURCE_LITERAL; k++) {
+            ngx_http_qqfail_printf(o, 64, "%s{", m->name);
+            ngx_http_qqfail_prom_labels(o, ps);
+            ngx_http_qqfail_printf(o, 64, ",source=\"%V\"} %d\n",
+                                   &ngx_http_qqfail_sources[k],
+                                   ps->source == k ? 1 : 0);
+        }
+
+        break;
+
+    case NGX_HTTP_QQFAIL_PROM_NAME:
+        names = ps->server->names.elts;
+
+        for (k = 0; k < ps->server->names.nelts; k++) {
+            ngx_http_qqfail_printf(o, 64, "%s{", m->name);
+            ngx_http_qqfail_prom_labels(o, ps);
+            ngx_http_qqfail_printf(o, 16, ",name=\"");
+            ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+                                   names[k].text.data, names[k].text.len);
+            ngx_http_qqfail_printf(o, 32, "\"} %L\n",
+                                   ngx_http_qqfail_prom_name_value(m->what,
+                                                                   ps, k));
+        }
+
+        break;
+
+    default: /* NGX_HTTP_QQFAIL_PROM_ADDRESS */
+
+        for (k = 0; k < ps->naddrs; k++) {
+            addr = &ps->addrs[k];
+
+            ngx_http_qqfail_printf(o, 64, "%s{", m->name);
+            ngx_http_qqfail_prom_labels(o, ps);
+            ngx_http_qqfail_printf(o, 128, ",address=\"%*s\"} %ui\n",
+                                   addr->text_len, addr->text,
+                                   m->what == NGX_HTTP_QQFAIL_PROM_FAILS
+                                   ? addr->fails : addr->up);
+        }
+
+        break;
+    }
+}
+
+
+static void
+ngx_http_qqfail_prom_start(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_http_qqfail_prom_head(&ctx->o, ctx->qmcf, &ctx->snap);
+}
+
+
+static void
+ngx_http_qqfail_prom_families(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_http_qqfail_prom_t      *m;
+    ngx_http_qqfail_out_t       *o;
+    ngx_http_qqfail_snapshot_t  *snap;
+
+    o = &ctx->o;
+    snap = &ctx->snap;
+
     /* one family after the other: each family's samples stay together */
 
-    for (m = ngx_http_qqfail_prom_metrics; m->name; m++) {
+    if (ctx->family == NULL) {
+        ctx->family = ngx_http_qqfail_prom_metrics;
+    }
 
+    m = ctx->family;
+
+    if (m->name == NULL) {
+        ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
+        return;
+    }
+
+    if (!ctx->opened) {
         ngx_http_qqfail_printf(o, 512, "# HELP %s %s\n# TYPE %s %s\n",
                                m->name, m->help, m->name, m->type);
+        ctx->opened = 1;
+    }
 
-        switch (m->of) {
+    if (m->of == NGX_HTTP_QQFAIL_PROM_PROVIDER) {
+        ngx_http_qqfail_prom_providers(o, ctx->qmcf, snap, m);
+        ctx->item = ctx->nprom;
+    }
 
-        case NGX_HTTP_QQFAIL_PROM_PROVIDER:
+    while (ctx->item < ctx->nprom) {
+        ngx_http_qqfail_prom_server(o, m, &ctx->prom[ctx->item++]);
 
-            for (i = 0; i < qmcf->providers.nelts; i++) {
-                psh = &snap->providers[i];
-
-                for (k = 0; k < (m->what == NGX_HTTP_QQFAIL_PROM_FAILURES
-                                 ? NGX_HTTP_QQFAIL_NERRS : 1); k++)
-                {
-                    ngx_http_qqfail_printf(o, 64, "%s{provider=\"", m->name);
-                    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
-                                           pr[i].name.data, pr[i].name.len);
-
-                    if (m->what == NGX_HTTP_QQFAIL_PROM_FAILURES) {
-                        ngx_http_qqfail_printf(o, 32, "\",kind=\"%V",
-                                               &ngx_http_qqfail_errors[k]);
-                    }
-
-                    if (m->what == NGX_HTTP_QQFAIL_PROM_RTT) {
-                        ngx_http_qqfail_printf(o, 64, "\"} %M.%03M\n",
-                                               psh->rtt / 1000,
-                                               psh->rtt % 1000);
-                        continue;
-                    }
-
-                    v = ngx_http_qqfail_prom_provider_value(m->what, psh, k);
-                    ngx_http_qqfail_printf(o, 32, "\"} %L\n", v);
-                }
-            }
-
-            break;
-
-        case NGX_HTTP_QQFAIL_PROM_SERVER:
-
-            for (i = 0; i < snap->nservers; i++) {
-                ss = &snap->servers[i];
-
-                ngx_http_qqfail_printf(o, 64, "%s{", m->name);
-                ngx_http_qqfail_prom_labels(o, ss);
-                ngx_http_qqfail_printf(o, 32, "} %L\n",
-                                       ngx_http_qqfail_prom_server_value(
-                                           m->what, ss));
-            }
-
-            break;
-
-        case NGX_HTTP_QQFAIL_PROM_SOURCE:
-
-            for (i = 0; i < snap->nservers; i++) {
-                ss = &snap->servers[i];
-
-                for (k = 0; k <= NGX_HTTP_QQFAIL_SOURCE_LITERAL; k++) {
-                    ngx_http_qqfail_printf(o, 64, "%s{", m->name);
-                    ngx_http_qqfail_prom_labels(o, ss);
-                    ngx_http_qqfail_printf(o, 64, ",source=\"%V\"} %d\n",
-                                           &ngx_http_qqfail_sources[k],
-                                           ss->sh.source == k ? 1 : 0);
-                }
-            }
-
-            break;
-
-        case NGX_HTTP_QQFAIL_PROM_NAME:
-
-            for (i = 0; i < snap->nservers; i++) {
-                ss = &snap->servers[i];
-                names = ss->server->names.elts;
-
-                for (k = 0; k < ss->server->names.nelts; k++) {
-                    ngx_http_qqfail_printf(o, 64, "%s{", m->name);
-                    ngx_http_qqfail_prom_labels(o, ss);
-                    ngx_http_qqfail_printf(o, 16, ",name=\"");
-                    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
-                                           names[k].text.data,
-                                           names[k].text.len);
-                    ngx_http_qqfail_printf(o, 32, "\"} %L\n",
-                                           ngx_http_qqfail_prom_name_value(
-                                               m->what, ss, k));
-                }
-            }
-
-            break;
-
-        default: /* NGX_HTTP_QQFAIL_PROM_ADDRESS */
-
-            for (i = 0; i < snap->nservers; i++) {
-                ss = &snap->servers[i];
-
-                for (k = 0; k < ss->naddrs; k++) {
-                    slot = &ss->slots[k];
-
-                    ngx_http_qqfail_printf(o, 64, "%s{", m->name);
-                    ngx_http_qqfail_prom_labels(o, ss);
-                    ngx_http_qqfail_printf(o, 128, ",address=\"%*s\"} %ui\n",
-                                           (size_t) slot->text_len,
-                                           slot->text,
-                                           m->what == NGX_HTTP_QQFAIL_PROM_FAILS
-                                           ? slot->fails
-                                           : (ngx_uint_t)
-                                             (ngx_http_qqfail_address_state(
-                                                 ss->server, slot, snap->now)
-                                              == &ngx_http_qqfail_state_up));
-                }
-            }
-
+        if (o->size >= NGX_HTTP_QQFAIL_STATUS_BUDGET) {
             break;
         }
     }
+
+    if (ctx->item == ctx->nprom) {
+        ctx->family++;
+        ctx->item = 0;
+        ctx->opened = 0;
+    }
+}
+
+
+/*
+ * ?view=summary: the head and the provider families of the full page,
+ * then per upstream families of counts, and the number of events.
+ */
+
+static void
+ngx_http_qqfail_prom_summary_start(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_http_qqfail_prom_t      *m;
+    ngx_http_qqfail_out_t       *o;
+    ngx_http_qqfail_snapshot_t  *snap;
+
+    o = &ctx->o;
+    snap = &ctx->snap;
+
+    ngx_http_qqfail_prom_head(o, ctx->qmcf, snap);
+
+    for (m = ngx_http_qqfail_prom_metrics; m->name; m++) {
+        if (m->of != NGX_HTTP_QQFAIL_PROM_PROVIDER) {
+            continue;
+        }
+
+        ngx_http_qqfail_printf(o, 512, "# HELP %s %s\n# TYPE %s %s\n",
+                               m->name, m->help, m->name, m->type);
+        ngx_http_qqfail_prom_providers(o, ctx->qmcf, snap, m);
+    }
+}
+
+
+static void
+ngx_http_qqfail_prom_counts(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_uint_t                       i, j, k;
+    ngx_http_qqfail_out_t           *o;
+    ngx_http_qqfail_srv_conf_t      *qscf;
+    ngx_http_qqfail_snapshot_t      *snap;
+    ngx_http_qqfail_status_count_t  *count;
+
+    static char  *families[] = {
+        "qqfail_upstream_servers", "qqfail_server lines of the upstream.",
+        "qqfail_upstream_sources",
+            "Servers of the upstream by the source of their addresses.",
+        "qqfail_upstream_on_alias",
+            "Servers of the upstream that an alias supplies.",
+        "qqfail_upstream_addresses", "Addresses the upstream has now."
+    };
+
+    o = &ctx->o;
+    snap = &ctx->snap;
+
+    for (k = 0; k < 4; k++) {
+        ngx_http_qqfail_printf(o, 256, "# HELP %s %s\n# TYPE %s gauge\n",
+                               families[2 * k], families[2 * k + 1],
+                               families[2 * k]);
+
+        for (i = 0; i < snap->nupstreams; i++) {
+            qscf = snap->upstreams[i];
+            count = &ctx->counts[i];
+
+            for (j = 0;
+                 j <= (k == 1 ? NGX_HTTP_QQFAIL_SOURCE_LITERAL : 0);
+                 j++)
+            {
+                ngx_http_qqfail_printf(o, 64, "%s{upstream=\"",
+                                       families[2 * k]);
+                ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+                                       qscf->upstream->host.data,
+                                       qscf->upstream->host.len);
+
+                if (k == 1) {
+                    ngx_http_qqfail_printf(o, 64,
+                                           "\",source=\"%V\"} %ui\n",
+                                           &ngx_http_qqfail_sources[j],
+                                           count->sources[j]);
+                    continue;
+                }
+
+                ngx_http_qqfail_printf(o, 32, "\"} %ui\n",
+                                       k == 0 ? qscf->servers->nelts
+                                       : k == 2 ? count->on_alias
+                                       : count->addresses);
+            }
+        }
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+                           "# HELP qqfail_events_total State changes "
+                           "recorded (the full page lists the last %d).\n"
+                           "# TYPE qqfail_events_total counter\n"
+                           "qqfail_events_total %ui\n",
+                           NGX_HTTP_QQFAIL_NEVENTS, snap->events_total);
+
+    ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
 }
 
 
@@ -1205,41 +2126,39 @@ ngx_http_qqfail_prom_provider_value(ngx_uint_t what,
 
 static int64_t
 ngx_http_qqfail_prom_server_value(ngx_uint_t what,
-    ngx_http_qqfail_status_server_t *ss)
+    ngx_http_qqfail_prom_server_t *ps)
 {
     switch (what) {
 
     case NGX_HTTP_QQFAIL_PROM_ADDRESSES:
-        return ss->naddrs;
+        return ps->naddrs;
 
     case NGX_HTTP_QQFAIL_PROM_ON_ALIAS:
-        return ss->sh.source != NGX_HTTP_QQFAIL_SOURCE_NONE
-               && ss->sh.active != 0;
+        return ps->source != NGX_HTTP_QQFAIL_SOURCE_NONE && ps->active != 0;
 
     case NGX_HTTP_QQFAIL_PROM_FAILOVERS:
-        return ss->sh.failovers;
+        return ps->failovers;
 
     default: /* NGX_HTTP_QQFAIL_PROM_LAST_SUCCESS */
-        return ss->sh.last_success;
+        return ps->last_success;
     }
 }
 
 
 static int64_t
 ngx_http_qqfail_prom_name_value(ngx_uint_t what,
-    ngx_http_qqfail_status_server_t *ss, ngx_uint_t n)
+    ngx_http_qqfail_prom_server_t *ps, ngx_uint_t n)
 {
     switch (what) {
 
     case NGX_HTTP_QQFAIL_PROM_ACTIVE:
-        return ss->sh.source != NGX_HTTP_QQFAIL_SOURCE_NONE
-               && ss->sh.active == n;
+        return ps->source != NGX_HTTP_QQFAIL_SOURCE_NONE && ps->active == n;
 
     case NGX_HTTP_QQFAIL_PROM_UP:
-        return ss->sh.names[n].state == NGX_HTTP_QQFAIL_NAME_OK;
+        return ps->names[n].state == NGX_HTTP_QQFAIL_NAME_OK;
 
     default: /* NGX_HTTP_QQFAIL_PROM_REJECTED */
-        return ss->sh.names[n].rejected;
+        return ps->names[n].rejected;
     }
 }
 
@@ -1268,21 +2187,16 @@ ngx_http_qqfail_html_time(ngx_http_qqfail_out_t *o, time_t t)
     ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_HTML, s, len)
 
 
+/* from the top to the providers' table, the same in both views */
+
 static void
-ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
+ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
-    ngx_uint_t                        i, j, k, e, s, n;
-    ngx_str_t                        *state;
-    ngx_addr_t                       *addr;
-    ngx_http_qqfail_name_t           *names;
-    ngx_http_qqfail_server_t         *server;
-    ngx_http_qqfail_provider_t       *pr;
-    ngx_http_qqfail_slot_sh_t        *slot;
-    ngx_http_qqfail_event_sh_t       *ev;
-    ngx_http_qqfail_srv_conf_t      **qscfp;
-    ngx_http_qqfail_provider_sh_t    *psh;
-    ngx_http_qqfail_status_server_t  *ss;
+    ngx_uint_t                      i, j;
+    ngx_addr_t                     *addr;
+    ngx_http_qqfail_provider_t     *pr;
+    ngx_http_qqfail_provider_sh_t  *psh;
 
     ngx_http_qqfail_printf(o, 2048,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -1388,110 +2302,110 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
     }
 
     ngx_http_qqfail_printf(o, 16, "</table>\n");
+}
 
-    /* upstreams */
 
-    qscfp = snap->upstreams;
-    ss = snap->servers;
+static void
+ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
+    ngx_http_qqfail_status_server_t *ss, ngx_uint_t index)
+{
+    time_t                      now;
+    ngx_str_t                  *state;
+    ngx_uint_t                  k, e, s, n;
+    ngx_http_qqfail_out_t      *o;
+    ngx_http_qqfail_name_t     *names;
+    ngx_http_qqfail_server_t   *server;
+    ngx_http_qqfail_slot_sh_t  *slot;
 
-    for (i = 0; i < snap->nupstreams; i++) {
+    o = &ctx->o;
+    now = ctx->snap.now;
+    server = ss->server;
+    names = server->names.elts;
+    n = server->names.nelts;
+    e = ss->sh.active < n ? ss->sh.active : 0;
+    s = ss->sh.source;
 
-        ngx_http_qqfail_printf(o, 32, "<h2>Upstream ");
-        ngx_http_qqfail_html_str(o, qscfp[i]->upstream->host.data,
-                                 qscfp[i]->upstream->host.len);
-        ngx_http_qqfail_printf(o, 512,
-            "</h2>\n<table><tr><th>Server (names in order)</th>"
-            "<th>Active name</th><th>Source</th><th>Failovers</th>"
-            "<th>Last success</th><th>Addresses</th></tr>\n");
+    ngx_http_qqfail_printf(o, 16, "<tr><td>");
 
-        server = qscfp[i]->servers->elts;
+    for (k = 0; k < n; k++) {
+        state = &ngx_http_qqfail_name_states[ss->sh.names[k].state];
 
-        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
-            names = server[j].names.elts;
-            n = server[j].names.nelts;
-            e = ss[j].sh.active < n ? ss[j].sh.active : 0;
-            s = ss[j].sh.source;
-
-            ngx_http_qqfail_printf(o, 16, "<tr><td>");
-
-            for (k = 0; k < n; k++) {
-                state = &ngx_http_qqfail_name_states[ss[j].sh.names[k].state];
-
-                ngx_http_qqfail_printf(o, 64, "%s<span class=\"%V\">",
-                                       k ? "<br>" : "", state);
-                ngx_http_qqfail_html_str(o, names[k].text.data,
-                                         names[k].text.len);
-                ngx_http_qqfail_printf(o, 64, "</span> <small>%V</small>",
-                                       state);
-            }
-
-            if (server[j].backup || server[j].down) {
-                ngx_http_qqfail_printf(o, 64, "<br><small>%s%s</small>",
-                                       server[j].backup ? "backup " : "",
-                                       server[j].down ? "down" : "");
-            }
-
-            if (s == NGX_HTTP_QQFAIL_SOURCE_NONE) {
-                ngx_http_qqfail_printf(o, 64,
-                                       "</td><td class=\"none\">none</td>");
-
-            } else {
-                ngx_http_qqfail_printf(o, 32, "</td><td class=\"%s\">",
-                                       e ? "alias" : "ok");
-                ngx_http_qqfail_html_str(o, names[e].text.data,
-                                         names[e].text.len);
-                ngx_http_qqfail_printf(o, 16, "</td>");
-            }
-
-            ngx_http_qqfail_printf(o, 128, "<td class=\"%V\">%V</td>"
-                                   "<td>%ui</td><td>",
-                                   &ngx_http_qqfail_sources[s],
-                                   &ngx_http_qqfail_sources[s],
-                                   ss[j].sh.failovers);
-
-            ngx_http_qqfail_html_time(o, ss[j].sh.last_success);
-            ngx_http_qqfail_printf(o, 16, "</td><td>");
-
-            for (k = 0; k < ss[j].naddrs; k++) {
-                slot = &ss[j].slots[k];
-                state = ngx_http_qqfail_address_state(&server[j], slot,
-                                                      snap->now);
-
-                ngx_http_qqfail_printf(o, 256, "%s<span class=\"%V\">%*s</span>"
-                                       " <small>%V, %ui fails",
-                                       k ? "<br>" : "", state,
-                                       (size_t) slot->text_len, slot->text,
-                                       state, slot->fails);
-
-                if (slot->country[0]) {
-                    ngx_http_qqfail_printf(o, 16, ", %*s", (size_t) 2,
-                                           slot->country);
-                }
-
-                if (slot->asn) {
-                    ngx_http_qqfail_printf(o, 32, ", AS%uD ", slot->asn);
-                    ngx_http_qqfail_html_str(o, slot->org,
-                                             ngx_strnlen(slot->org,
-                                                   NGX_HTTP_QQFAIL_ORG_LEN));
-                }
-
-                ngx_http_qqfail_printf(o, 16, "</small>");
-            }
-
-            if (ss[j].naddrs == 0) {
-                ngx_http_qqfail_printf(o, 32, "<span class=\"none\">"
-                                       "none</span>");
-            }
-
-            ngx_http_qqfail_printf(o, 16, "</td></tr>\n");
-        }
-
-        ngx_http_qqfail_printf(o, 16, "</table>\n");
-
-        ss += qscfp[i]->servers->nelts;
+        ngx_http_qqfail_printf(o, 64, "%s<span class=\"%V\">",
+                               k ? "<br>" : "", state);
+        ngx_http_qqfail_html_str(o, names[k].text.data, names[k].text.len);
+        ngx_http_qqfail_printf(o, 64, "</span> <small>%V</small>", state);
     }
 
-    /* events, newest first */
+    if (server->backup || server->down) {
+        ngx_http_qqfail_printf(o, 64, "<br><small>%s%s</small>",
+                               server->backup ? "backup " : "",
+                               server->down ? "down" : "");
+    }
+
+    if (s == NGX_HTTP_QQFAIL_SOURCE_NONE) {
+        ngx_http_qqfail_printf(o, 64, "</td><td class=\"none\">none</td>");
+
+    } else {
+        ngx_http_qqfail_printf(o, 32, "</td><td class=\"%s\">",
+                               e ? "alias" : "ok");
+        ngx_http_qqfail_html_str(o, names[e].text.data, names[e].text.len);
+        ngx_http_qqfail_printf(o, 16, "</td>");
+    }
+
+    ngx_http_qqfail_printf(o, 128, "<td class=\"%V\">%V</td>"
+                           "<td>%ui</td><td>",
+                           &ngx_http_qqfail_sources[s],
+                           &ngx_http_qqfail_sources[s],
+                           ss->sh.failovers);
+
+    ngx_http_qqfail_html_time(o, ss->sh.last_success);
+    ngx_http_qqfail_printf(o, 16, "</td><td>");
+
+    for (k = 0; k < ss->naddrs; k++) {
+        slot = &ss->slots[k];
+        state = ngx_http_qqfail_address_state(server, slot, now);
+
+        ngx_http_qqfail_printf(o, 256, "%s<span class=\"%V\">%*s</span>"
+                               " <small>%V, %ui fails",
+                               k ? "<br>" : "", state,
+                               (size_t) slot->text_len, slot->text,
+                               state, slot->fails);
+
+        if (slot->country[0]) {
+            ngx_http_qqfail_printf(o, 16, ", %*s", (size_t) 2,
+                                   slot->country);
+        }
+
+        if (slot->asn) {
+            ngx_http_qqfail_printf(o, 32, ", AS%uD ", slot->asn);
+            ngx_http_qqfail_html_str(o, slot->org,
+                                     ngx_strnlen(slot->org,
+                                                 NGX_HTTP_QQFAIL_ORG_LEN));
+        }
+
+        ngx_http_qqfail_printf(o, 16, "</small>");
+    }
+
+    if (ss->naddrs == 0) {
+        ngx_http_qqfail_printf(o, 32, "<span class=\"none\">none</span>");
+    }
+
+    ngx_http_qqfail_printf(o, 16, "</td></tr>\n");
+}
+
+
+/* events, newest first, and the end of the page */
+
+static void
+ngx_http_qqfail_html_events(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_uint_t                   i;
+    ngx_http_qqfail_out_t       *o;
+    ngx_http_qqfail_event_sh_t  *ev;
+    ngx_http_qqfail_snapshot_t  *snap;
+
+    o = &ctx->o;
+    snap = &ctx->snap;
 
     ngx_http_qqfail_printf(o, 256,
         "<h2>Recent events</h2>\n<table><tr><th>Time (UTC)</th>"
@@ -1517,4 +2431,89 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
     }
 
     ngx_http_qqfail_printf(o, 32, "</table>\n</body></html>\n");
+
+    ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
+}
+
+
+static void
+ngx_http_qqfail_html_start(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_http_qqfail_html_head(&ctx->o, ctx->qmcf, &ctx->snap);
+}
+
+
+static void
+ngx_http_qqfail_html_open(ngx_http_qqfail_status_ctx_t *ctx,
+    ngx_http_qqfail_srv_conf_t *qscf)
+{
+    ngx_http_qqfail_printf(&ctx->o, 32, "<h2>Upstream ");
+    ngx_http_qqfail_html_str(&ctx->o, qscf->upstream->host.data,
+                             qscf->upstream->host.len);
+    ngx_http_qqfail_printf(&ctx->o, 512,
+        "</h2>\n<table><tr><th>Server (names in order)</th>"
+        "<th>Active name</th><th>Source</th><th>Failovers</th>"
+        "<th>Last success</th><th>Addresses</th></tr>\n");
+}
+
+
+static void
+ngx_http_qqfail_html_close(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_http_qqfail_printf(&ctx->o, 16, "</table>\n");
+}
+
+
+/* ?view=summary: the head of the full page, one table of counts */
+
+static void
+ngx_http_qqfail_html_counts(ngx_http_qqfail_status_ctx_t *ctx)
+{
+    ngx_uint_t                       i;
+    ngx_http_qqfail_out_t           *o;
+    ngx_http_qqfail_srv_conf_t      *qscf;
+    ngx_http_qqfail_snapshot_t      *snap;
+    ngx_http_qqfail_status_count_t  *count;
+
+    o = &ctx->o;
+    snap = &ctx->snap;
+
+    ngx_http_qqfail_printf(o, 512,
+        "<h2>Upstreams</h2>\n<table><tr><th>Upstream</th><th>Servers</th>"
+        "<th>live</th><th>literal</th><th>stale</th><th>state_file</th>"
+        "<th>none</th><th>On alias</th><th>Addresses</th></tr>\n");
+
+    for (i = 0; i < snap->nupstreams; i++) {
+        qscf = snap->upstreams[i];
+        count = &ctx->counts[i];
+
+        ngx_http_qqfail_printf(o, 16, "<tr><td>");
+        ngx_http_qqfail_html_str(o, qscf->upstream->host.data,
+                                 qscf->upstream->host.len);
+        ngx_http_qqfail_printf(o, 512,
+            "</td><td>%ui</td><td>%ui</td><td>%ui</td>"
+            "<td%s>%ui</td><td%s>%ui</td><td%s>%ui</td>"
+            "<td%s>%ui</td><td>%ui</td></tr>\n",
+            qscf->servers->nelts,
+            count->sources[NGX_HTTP_QQFAIL_SOURCE_LIVE],
+            count->sources[NGX_HTTP_QQFAIL_SOURCE_LITERAL],
+            count->sources[NGX_HTTP_QQFAIL_SOURCE_STALE]
+            ? " class=\"stale\"" : "",
+            count->sources[NGX_HTTP_QQFAIL_SOURCE_STALE],
+            count->sources[NGX_HTTP_QQFAIL_SOURCE_STATE]
+            ? " class=\"state_file\"" : "",
+            count->sources[NGX_HTTP_QQFAIL_SOURCE_STATE],
+            count->sources[NGX_HTTP_QQFAIL_SOURCE_NONE]
+            ? " class=\"none\"" : "",
+            count->sources[NGX_HTTP_QQFAIL_SOURCE_NONE],
+            count->on_alias ? " class=\"alias\"" : "", count->on_alias,
+            count->addresses);
+    }
+
+    ngx_http_qqfail_printf(o, 256,
+                           "</table>\n<p>%ui events recorded; the full page "
+                           "lists the last %d.</p>\n</body></html>\n",
+                           snap->events_total, NGX_HTTP_QQFAIL_NEVENTS);
+
+    ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
 }

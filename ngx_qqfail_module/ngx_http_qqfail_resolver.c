@@ -315,8 +315,9 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
 
         /*
          * NOCHECKRESP: SERVFAIL and REFUSED reach us instead of being
-         * hidden behind a retry; one try per address, the timeout split
-         * between the addresses of the provider
+         * hidden behind a retry; one try per address (more with c-ares
+         * 1.32, below), the timeout split between the addresses of the
+         * provider
          */
 
         opts.flags = ARES_FLAG_NOCHECKRESP|ARES_FLAG_NOSEARCH
@@ -354,7 +355,11 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
          *
          * the per-server timeout, which 1.32 adapts to the latency seen
          * (5 times the average, 250 ms to 5 s), never exceeds this
-         * provider's share of qqfail_timeout;
+         * provider's share of qqfail_timeout; as it may fall to 250 ms,
+         * there, the query is sent again until the attempts add up to the
+         * share (each try doubles, less a random half), and an answer to
+         * any attempt ends it: a provider that answers within its share is
+         * not charged a timeout, as with 1.18;
          *
          * ARES_OPT_EVENT_THREAD and ares_reinit(), the system configuration
          * watch that needs it, are not used: no threads in nginx; a
@@ -373,6 +378,12 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
 #ifdef ARES_OPT_MAXTIMEOUTMS
         opts.maxtimeout = opts.timeout;
         optmask |= ARES_OPT_MAXTIMEOUTMS;
+#endif
+
+#if (ARES_VERSION >= 0x012000)
+        while (opts.tries < 8 && 250 << (opts.tries - 1) < opts.timeout) {
+            opts.tries++;
+        }
 #endif
 
         rc = ares_init_options(&ch->channel, &opts, optmask);

@@ -46,10 +46,27 @@ typedef struct {
 typedef struct {
     ares_channel                     channel;
     ngx_http_qqfail_provider_t      *provider;
+    ngx_msec_t                       timeout;    /* qqfail_timeout */
     ngx_event_t                      timer;
     ngx_uint_t                       nsocks;
     ngx_http_qqfail_sock_t           socks[NGX_HTTP_QQFAIL_MAX_CONNS];
 } ngx_http_qqfail_channel_t;
+
+
+#if (ARES_VERSION >= 0x012000)
+
+/*
+ * A query c-ares may still send again after its qqfail_timeout (see
+ * channels_create): the timer ends it for the module then, as c-ares 1.18
+ * does; what c-ares reports later is dropped
+ */
+
+typedef struct {
+    void                            *query;      /* NULL once ended */
+    ngx_event_t                      timer;
+} ngx_http_qqfail_sent_t;
+
+#endif
 
 
 typedef struct ngx_http_qqfail_lookup_s  ngx_http_qqfail_lookup_t;
@@ -151,6 +168,9 @@ static void ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch,
 #if (ARES_VERSION >= 0x011c00)
 static void ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec);
+#endif
+#if (ARES_VERSION >= 0x012000)
+static void ngx_http_qqfail_channel_expire(ngx_event_t *ev);
 #endif
 static ngx_int_t ngx_http_qqfail_channels_poll(ngx_msec_t deadline);
 static void ngx_http_qqfail_channel_read(ngx_event_t *ev);
@@ -309,6 +329,8 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
             }
         }
 
+        ch->timeout = timeout;
+
         n = ch->provider->addrs.nelts ? ch->provider->addrs.nelts : 1;
 
         ngx_memzero(&opts, sizeof(struct ares_options));
@@ -358,8 +380,10 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
          * provider's share of qqfail_timeout; as it may fall to 250 ms,
          * there, the query is sent again until the attempts add up to the
          * share (each try doubles, less a random half), and an answer to
-         * any attempt ends it: a provider that answers within its share is
-         * not charged a timeout, as with 1.18;
+         * any attempt ends it; a timer ends it at qqfail_timeout
+         * (channel_query): a provider that answers within its share is not
+         * charged a timeout, and one that does not answer is charged at
+         * qqfail_timeout, as with 1.18;
          *
          * ARES_OPT_EVENT_THREAD and ares_reinit(), the system configuration
          * watch that needs it, are not used: no threads in nginx; a
@@ -797,11 +821,42 @@ ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch, u_char *host,
 {
 #if (ARES_VERSION >= 0x011c00)
 
+    void                    *arg;
+#if (ARES_VERSION >= 0x012000)
+    ngx_http_qqfail_sent_t  *sent;
+#endif
+
+    arg = q;
+
+#if (ARES_VERSION >= 0x012000)
+
+    if (!ngx_http_qqfail_sync) {
+        sent = ngx_alloc(sizeof(ngx_http_qqfail_sent_t), ngx_http_qqfail_log);
+        if (sent == NULL) {
+            ngx_http_qqfail_query_handler(q, ARES_ENOMEM, 0, NULL, 0);
+            return;
+        }
+
+        ngx_memzero(&sent->timer, sizeof(ngx_event_t));
+
+        sent->query = q;
+        sent->timer.handler = ngx_http_qqfail_channel_expire;
+        sent->timer.data = sent;
+        sent->timer.log = ngx_http_qqfail_log;
+        sent->timer.cancelable = 1;
+
+        ngx_add_timer(&sent->timer, ch->timeout);
+
+        arg = sent;
+    }
+
+#endif
+
     /* the callback also runs on an error (ARES_ENOMEM) */
 
     (void) ares_query_dnsrec(ch->channel, (const char *) host, ARES_CLASS_IN,
                              type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
-                             ngx_http_qqfail_channel_answer, q, NULL);
+                             ngx_http_qqfail_channel_answer, arg, NULL);
 
 #else
 
@@ -818,9 +873,28 @@ static void
 ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec)
 {
-    int             rc;
-    size_t          alen;
-    unsigned char  *abuf;
+    int                      rc;
+    size_t                   alen;
+    unsigned char           *abuf;
+#if (ARES_VERSION >= 0x012000)
+    ngx_http_qqfail_sent_t  *sent;
+
+    if (!ngx_http_qqfail_sync) {
+        sent = arg;
+        arg = sent->query;
+
+        if (sent->timer.timer_set) {
+            ngx_del_timer(&sent->timer);
+        }
+
+        ngx_free(sent);
+
+        if (arg == NULL) {
+            /* ended by its timer */
+            return;
+        }
+    }
+#endif
 
     rc = (int) status;
     abuf = NULL;
@@ -841,6 +915,24 @@ ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
     if (abuf) {
         ares_free_string(abuf);
     }
+}
+
+#endif
+
+
+#if (ARES_VERSION >= 0x012000)
+
+static void
+ngx_http_qqfail_channel_expire(ngx_event_t *ev)
+{
+    ngx_http_qqfail_sent_t  *sent = ev->data;
+
+    void  *q;
+
+    q = sent->query;
+    sent->query = NULL;
+
+    ngx_http_qqfail_query_handler(q, ARES_ETIMEOUT, 0, NULL, 0);
 }
 
 #endif

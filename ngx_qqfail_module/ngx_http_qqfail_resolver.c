@@ -305,6 +305,27 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
         nsets = 1;
     }
 
+#if (ARES_VERSION < 0x012000)
+
+    /*
+     * libcares keeps its soname: a newer one than this build knows caches
+     * answers (1.31) and shortens timeouts (1.32), see below
+     */
+
+    if (sync) {
+        (void) ares_version(&rc);
+
+        if (rc >= 0x011f00) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "qqfail: built with c-ares " ARES_VERSION_STR
+                          ", runs with %s, whose query cache and adaptive "
+                          "timeouts this build cannot turn off: rebuild the "
+                          "module against it", ares_version(NULL));
+        }
+    }
+
+#endif
+
     ngx_http_qqfail_nproviders = qmcf->providers.nelts;
     ngx_http_qqfail_nchannels = nsets * ngx_http_qqfail_nproviders;
     ngx_http_qqfail_channels = ngx_calloc(ngx_http_qqfail_nchannels

@@ -447,7 +447,8 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
                 return NGX_ERROR;
             }
 
-            ngx_memcpy(servers, ch->provider->servers.data, ch->provider->servers.len);
+            ngx_memcpy(servers, ch->provider->servers.data,
+                       ch->provider->servers.len);
             servers[ch->provider->servers.len] = '\0';
 
             rc = ares_set_servers_ports_csv(ch->channel, servers);

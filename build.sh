@@ -319,6 +319,11 @@ cmd_fuzz() {
             -I"$bdir/src/event/modules" -I"$bdir/src/os/unix"
             -I"$bdir/objs" -I"$TOP/ngx_qqfail_module")
 
+    # nginx 1.25 and later: ngx_core.h includes the QUIC headers
+    if [ -d "$bdir/src/event/quic" ]; then
+        cflags+=(-I"$bdir/src/event/quic")
+    fi
+
     mkdir -p "$fdir/artifacts"
 
     for h in "${FUZZ_HARNESSES[@]}"; do

@@ -35,14 +35,45 @@
 #define NGX_HTTP_QQFAIL_RCVBUF         (1024 * 1024)
 
 
+/*
+ * A socket c-ares opened, as its sock_state_cb last described it: the
+ * event loop watches it through the connection, the start-up pass (no
+ * connections in the master) polls it by the two flags
+ */
+
+typedef struct {
+    ngx_connection_t                *connection;  /* NULL in the pass */
+    ares_socket_t                    fd;
+    uint32_t                         drops;
+    unsigned                         readable:1;
+    unsigned                         writable:1;
+} ngx_http_qqfail_sock_t;
+
+
 typedef struct {
     ares_channel                     channel;
     ngx_http_qqfail_provider_t      *provider;
+    ngx_msec_t                       timeout;    /* qqfail_timeout */
     ngx_event_t                      timer;
-    ngx_uint_t                       nconns;
-    ngx_connection_t                *conns[NGX_HTTP_QQFAIL_MAX_CONNS];
-    uint32_t                         drops[NGX_HTTP_QQFAIL_MAX_CONNS];
+    ngx_uint_t                       nsocks;
+    ngx_http_qqfail_sock_t           socks[NGX_HTTP_QQFAIL_MAX_CONNS];
 } ngx_http_qqfail_channel_t;
+
+
+#if (ARES_VERSION >= 0x012000)
+
+/*
+ * A query c-ares may still send again after its qqfail_timeout (see
+ * channels_create): the timer ends it for the module then, as c-ares 1.18
+ * does; what c-ares reports later is dropped
+ */
+
+typedef struct {
+    void                            *query;      /* NULL once ended */
+    ngx_event_t                      timer;
+} ngx_http_qqfail_sent_t;
+
+#endif
 
 
 typedef struct ngx_http_qqfail_lookup_s  ngx_http_qqfail_lookup_t;
@@ -137,8 +168,19 @@ static void ngx_http_qqfail_sock_buffer(ares_socket_t fd);
 static void ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch,
     ngx_uint_t i);
 static void ngx_http_qqfail_channels_drops(void);
-static ngx_connection_t **ngx_http_qqfail_channel_conn(
+static ngx_http_qqfail_sock_t *ngx_http_qqfail_channel_sock(
     ngx_http_qqfail_channel_t *ch, ares_socket_t fd);
+static void ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch,
+    u_char *host, ngx_uint_t type, ngx_http_qqfail_query_t *q);
+#if (ARES_VERSION >= 0x011c00)
+static void ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
+    size_t timeouts, const ares_dns_record_t *dnsrec);
+#endif
+#if (ARES_VERSION >= 0x012000)
+static void ngx_http_qqfail_channel_expire(ngx_event_t *ev);
+#endif
+static ngx_int_t ngx_http_qqfail_channels_poll(ngx_msec_t deadline,
+    ngx_msec_t wake);
 static void ngx_http_qqfail_channel_read(ngx_event_t *ev);
 static void ngx_http_qqfail_channel_write(ngx_event_t *ev);
 static void ngx_http_qqfail_channel_timeout(ngx_event_t *ev);
@@ -281,6 +323,27 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
         nsets = 1;
     }
 
+#if (ARES_VERSION < 0x012000)
+
+    /*
+     * libcares keeps its soname: a newer one than this build knows caches
+     * answers (1.31) and shortens timeouts (1.32), see below
+     */
+
+    if (sync) {
+        (void) ares_version(&rc);
+
+        if (rc >= 0x011f00) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "qqfail: built with c-ares " ARES_VERSION_STR
+                          ", runs with %s, whose query cache and adaptive "
+                          "timeouts this build cannot turn off: rebuild the "
+                          "module against it", ares_version(NULL));
+        }
+    }
+
+#endif
+
     ngx_http_qqfail_nproviders = qmcf->providers.nelts;
     ngx_http_qqfail_nchannels = nsets * ngx_http_qqfail_nproviders;
     ngx_http_qqfail_channels = ngx_calloc(ngx_http_qqfail_nchannels
@@ -305,14 +368,17 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
             }
         }
 
+        ch->timeout = timeout;
+
         n = ch->provider->addrs.nelts ? ch->provider->addrs.nelts : 1;
 
         ngx_memzero(&opts, sizeof(struct ares_options));
 
         /*
          * NOCHECKRESP: SERVFAIL and REFUSED reach us instead of being
-         * hidden behind a retry; one try per address, the timeout split
-         * between the addresses of the provider
+         * hidden behind a retry; one try per address (more with c-ares
+         * 1.32, below), the timeout split between the addresses of the
+         * provider
          */
 
         opts.flags = ARES_FLAG_NOCHECKRESP|ARES_FLAG_NOSEARCH
@@ -323,14 +389,65 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
         opts.domains = NULL;
         opts.lookups = (char *) "b";
 
-        optmask = ARES_OPT_FLAGS|ARES_OPT_TIMEOUTMS|ARES_OPT_TRIES
-                  |ARES_OPT_DOMAINS|ARES_OPT_LOOKUPS;
+        /*
+         * one driver, the event loop's and the start-up pass's alike: the
+         * socket state callback (ares_getsock() is deprecated since 1.34)
+         */
 
-        if (!sync) {
-            opts.sock_state_cb = ngx_http_qqfail_sock_state;
-            opts.sock_state_cb_data = ch;
-            optmask |= ARES_OPT_SOCK_STATE_CB;
+        opts.sock_state_cb = ngx_http_qqfail_sock_state;
+        opts.sock_state_cb_data = ch;
+
+        optmask = ARES_OPT_FLAGS|ARES_OPT_TIMEOUTMS|ARES_OPT_TRIES
+                  |ARES_OPT_DOMAINS|ARES_OPT_LOOKUPS|ARES_OPT_SOCK_STATE_CB;
+
+        /*
+         * the same behaviour with c-ares 1.18 and later ones (the library
+         * keeps its soname, so a module built on one runs on another):
+         *
+         * ARES_FLAG_EDNS and ARES_FLAG_DNS0x20 stay off: the flags above
+         * replace the defaults (1.34 turns EDNS on only without
+         * ARES_OPT_FLAGS);
+         *
+         * the query cache (1.23, on by default since 1.31) is off: it
+         * would answer from memory for up to an hour, so that a provider
+         * that went down, or changed its answer or TTL, would go unseen and
+         * the queries counted would never reach it; the module caches by
+         * its own rules (qqfail_max_stale, the state file);
+         *
+         * the per-server timeout, which 1.32 adapts to the latency seen
+         * (5 times the average, 250 ms to 5 s), never exceeds this
+         * provider's share of qqfail_timeout; as it may fall to 250 ms,
+         * there, the query is sent again until the attempts add up to the
+         * share (each try doubles, less a random half), and an answer to
+         * any attempt ends it; a timer ends it at qqfail_timeout
+         * (channel_query): a provider that answers within its share is not
+         * charged a timeout, and one that does not answer is charged at
+         * qqfail_timeout, as with 1.18;
+         *
+         * ARES_OPT_EVENT_THREAD and ares_reinit(), the system configuration
+         * watch that needs it, are not used: no threads in nginx; a
+         * provider's servers change on reload only;
+         *
+         * ARES_OPT_UDP_MAX_QUERIES stays 0 (a socket for any number of
+         * queries), as in 1.18, and ARES_OPT_SERVER_FAILOVER (1.29) keeps
+         * its defaults: see docs/how-it-works.md
+         */
+
+#ifdef ARES_OPT_QUERY_CACHE
+        opts.qcache_max_ttl = 0;
+        optmask |= ARES_OPT_QUERY_CACHE;
+#endif
+
+#ifdef ARES_OPT_MAXTIMEOUTMS
+        opts.maxtimeout = opts.timeout;
+        optmask |= ARES_OPT_MAXTIMEOUTMS;
+#endif
+
+#if (ARES_VERSION >= 0x012000)
+        while (opts.tries < 8 && 250 << (opts.tries - 1) < opts.timeout) {
+            opts.tries++;
         }
+#endif
 
         rc = ares_init_options(&ch->channel, &opts, optmask);
 
@@ -348,7 +465,8 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
                 return NGX_ERROR;
             }
 
-            ngx_memcpy(servers, ch->provider->servers.data, ch->provider->servers.len);
+            ngx_memcpy(servers, ch->provider->servers.data,
+                       ch->provider->servers.len);
             servers[ch->provider->servers.len] = '\0';
 
             rc = ares_set_servers_ports_csv(ch->channel, servers);
@@ -366,10 +484,9 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
             }
         }
 
-        if (!sync) {
-            ares_set_socket_callback(ch->channel, ngx_http_qqfail_sock_create,
-                                     ch);
+        ares_set_socket_callback(ch->channel, ngx_http_qqfail_sock_create, ch);
 
+        if (!sync) {
             ch->timer.handler = ngx_http_qqfail_channel_timeout;
             ch->timer.data = ch;
             ch->timer.log = cycle->log;
@@ -412,14 +529,14 @@ ngx_http_qqfail_channels_destroy(void)
 }
 
 
-static ngx_connection_t **
-ngx_http_qqfail_channel_conn(ngx_http_qqfail_channel_t *ch, ares_socket_t fd)
+static ngx_http_qqfail_sock_t *
+ngx_http_qqfail_channel_sock(ngx_http_qqfail_channel_t *ch, ares_socket_t fd)
 {
     ngx_uint_t  i;
 
-    for (i = 0; i < ch->nconns; i++) {
-        if (ch->conns[i]->fd == fd) {
-            return &ch->conns[i];
+    for (i = 0; i < ch->nsocks; i++) {
+        if (ch->socks[i].fd == fd) {
+            return &ch->socks[i];
         }
     }
 
@@ -429,7 +546,8 @@ ngx_http_qqfail_channel_conn(ngx_http_qqfail_channel_t *ch, ares_socket_t fd)
 
 /*
  * c-ares opened a socket: wrap it in a connection, so that nginx's event
- * loop watches it.  Returning -1 makes c-ares close it and fail the query.
+ * loop watches it; the start-up pass, in the master, only notes it.
+ * Returning -1 makes c-ares close it and fail the query.
  */
 
 static int
@@ -437,33 +555,43 @@ ngx_http_qqfail_sock_create(ares_socket_t fd, int type, void *data)
 {
     ngx_http_qqfail_channel_t *ch = data;
 
-    ngx_connection_t  *c;
+    ngx_connection_t        *c;
+    ngx_http_qqfail_sock_t  *s;
 
-    if (ch->nconns == NGX_HTTP_QQFAIL_MAX_CONNS) {
+    if (ch->nsocks == NGX_HTTP_QQFAIL_MAX_CONNS) {
         return -1;
     }
 
-    c = ngx_get_connection(fd, ngx_http_qqfail_log);
-    if (c == NULL) {
-        return -1;
+    c = NULL;
+
+    if (!ngx_http_qqfail_sync) {
+        c = ngx_get_connection(fd, ngx_http_qqfail_log);
+        if (c == NULL) {
+            return -1;
+        }
+
+        if (type == SOCK_DGRAM) {
+            ngx_http_qqfail_sock_buffer(fd);
+        }
+
+        c->data = ch;
+        c->log = ngx_http_qqfail_log;
+        c->read->log = ngx_http_qqfail_log;
+        c->write->log = ngx_http_qqfail_log;
+        c->read->handler = ngx_http_qqfail_channel_read;
+        c->write->handler = ngx_http_qqfail_channel_write;
+
+        /* like nginx's own resolver: not a client connection */
+        c->read->resolver = 1;
     }
 
-    if (type == SOCK_DGRAM) {
-        ngx_http_qqfail_sock_buffer(fd);
-    }
+    s = &ch->socks[ch->nsocks++];
 
-    c->data = ch;
-    c->log = ngx_http_qqfail_log;
-    c->read->log = ngx_http_qqfail_log;
-    c->write->log = ngx_http_qqfail_log;
-    c->read->handler = ngx_http_qqfail_channel_read;
-    c->write->handler = ngx_http_qqfail_channel_write;
-
-    /* like nginx's own resolver: not a client connection */
-    c->read->resolver = 1;
-
-    ch->drops[ch->nconns] = 0;
-    ch->conns[ch->nconns++] = c;
+    s->connection = c;
+    s->fd = fd;
+    s->drops = 0;
+    s->readable = 0;
+    s->writable = 0;
 
     return 0;
 }
@@ -521,15 +649,15 @@ ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch, ngx_uint_t i)
 
     len = sizeof(mem);
 
-    if (getsockopt(ch->conns[i]->fd, SOL_SOCKET, SO_MEMINFO, mem, &len)
+    if (getsockopt(ch->socks[i].fd, SOL_SOCKET, SO_MEMINFO, mem, &len)
         == -1
         || len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
     {
         return;
     }
 
-    delta = mem[SK_MEMINFO_DROPS] - ch->drops[i];
-    ch->drops[i] = mem[SK_MEMINFO_DROPS];
+    delta = mem[SK_MEMINFO_DROPS] - ch->socks[i].drops;
+    ch->socks[i].drops = mem[SK_MEMINFO_DROPS];
 
     if (delta == 0 || !ngx_http_qqfail_lead_check()) {
         return;
@@ -547,8 +675,10 @@ ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch, ngx_uint_t i)
 
 
 /*
- * Level-triggered events: c-ares reads one TCP chunk per call and stops at
- * a datagram from an unexpected source, so an edge could be lost.
+ * The one driver of a channel's sockets, in the event loop and in the
+ * start-up pass.  Level-triggered events: c-ares reads one TCP chunk per
+ * call and stops at a datagram from an unexpected source, so an edge could
+ * be lost.
  */
 
 static void
@@ -557,17 +687,27 @@ ngx_http_qqfail_sock_state(void *data, ares_socket_t fd, int readable,
 {
     ngx_http_qqfail_channel_t *ch = data;
 
-    ngx_connection_t   *c, **cp;
+    ngx_uint_t               i;
+    ngx_connection_t        *c;
+    ngx_http_qqfail_sock_t  *s;
 
-    cp = ngx_http_qqfail_channel_conn(ch, fd);
+    s = ngx_http_qqfail_channel_sock(ch, fd);
 
-    if (cp == NULL) {
+    if (s == NULL) {
         return;
     }
 
-    c = *cp;
+    s->readable = readable ? 1 : 0;
+    s->writable = writable ? 1 : 0;
+
+    c = s->connection;
 
     if (readable || writable) {
+
+        if (c == NULL) {
+            /* the start-up pass polls by the flags */
+            return;
+        }
 
         if (readable && !c->read->active) {
             if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
@@ -601,38 +741,41 @@ ngx_http_qqfail_sock_state(void *data, ares_socket_t fd, int readable,
      * connection without closing the descriptor
      */
 
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
+    i = s - ch->socks;
+
+    if (c) {
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        if (c->write->timer_set) {
+            ngx_del_timer(c->write);
+        }
+
+        if (c->read->active) {
+            ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->active) {
+            ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        ngx_http_qqfail_channel_drops(ch, i);
+
+        ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
     }
 
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-
-    if (c->read->active) {
-        ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->write->active) {
-        ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    ngx_http_qqfail_channel_drops(ch, cp - ch->conns);
-
-    ch->drops[cp - ch->conns] = ch->drops[ch->nconns - 1];
-    *cp = ch->conns[--ch->nconns];
-    ch->conns[ch->nconns] = NULL;
-
-    ngx_free_connection(c);
-    c->fd = (ngx_socket_t) -1;
+    ch->socks[i] = ch->socks[--ch->nsocks];
+    ngx_memzero(&ch->socks[ch->nsocks], sizeof(ngx_http_qqfail_sock_t));
 }
 
 
@@ -702,6 +845,275 @@ ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch)
 
     ngx_add_timer(&ch->timer,
                   (ngx_msec_t) tvp->tv_sec * 1000 + tvp->tv_usec / 1000 + 1);
+}
+
+
+/*
+ * One query of a lookup.  c-ares 1.28 deprecates ares_query() for
+ * ares_query_dnsrec(), which hands over the parsed message: it is written
+ * back to the wire for our strict parser, as ares_query() itself does it
+ * there, so that both versions see the same bytes and statuses.
+ */
+
+static void
+ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch, u_char *host,
+    ngx_uint_t type, ngx_http_qqfail_query_t *q)
+{
+#if (ARES_VERSION >= 0x011c00)
+
+    void                    *arg;
+#if (ARES_VERSION >= 0x012000)
+    ngx_http_qqfail_sent_t  *sent;
+#endif
+
+    arg = q;
+
+#if (ARES_VERSION >= 0x012000)
+
+    if (!ngx_http_qqfail_sync) {
+        sent = ngx_alloc(sizeof(ngx_http_qqfail_sent_t), ngx_http_qqfail_log);
+        if (sent == NULL) {
+            ngx_http_qqfail_query_handler(q, ARES_ENOMEM, 0, NULL, 0);
+            return;
+        }
+
+        ngx_memzero(&sent->timer, sizeof(ngx_event_t));
+
+        sent->query = q;
+        sent->timer.handler = ngx_http_qqfail_channel_expire;
+        sent->timer.data = sent;
+        sent->timer.log = ngx_http_qqfail_log;
+        sent->timer.cancelable = 1;
+
+        ngx_add_timer(&sent->timer, ch->timeout);
+
+        arg = sent;
+    }
+
+#endif
+
+    /* the callback also runs on an error (ARES_ENOMEM) */
+
+    (void) ares_query_dnsrec(ch->channel, (const char *) host, ARES_CLASS_IN,
+                             type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
+                             ngx_http_qqfail_channel_answer, arg, NULL);
+
+#else
+
+    ares_query(ch->channel, (char *) host, ns_c_in, type ? ns_t_aaaa : ns_t_a,
+               ngx_http_qqfail_query_handler, q);
+
+#endif
+}
+
+
+#if (ARES_VERSION >= 0x011c00)
+
+static void
+ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
+    size_t timeouts, const ares_dns_record_t *dnsrec)
+{
+    int                      rc;
+    size_t                   alen;
+    unsigned char           *abuf;
+#if (ARES_VERSION >= 0x012000)
+    ngx_http_qqfail_sent_t  *sent;
+
+    if (!ngx_http_qqfail_sync) {
+        sent = arg;
+        arg = sent->query;
+
+        if (sent->timer.timer_set) {
+            ngx_del_timer(&sent->timer);
+        }
+
+        ngx_free(sent);
+
+        if (arg == NULL) {
+            /* ended by its timer */
+            return;
+        }
+    }
+#endif
+
+    rc = (int) status;
+    abuf = NULL;
+    alen = 0;
+
+    if (dnsrec != NULL) {
+        status = ares_dns_write(dnsrec, &abuf, &alen);
+
+        if (status != ARES_SUCCESS) {
+            rc = (int) status;
+            abuf = NULL;
+            alen = 0;
+        }
+    }
+
+    ngx_http_qqfail_query_handler(arg, rc, (int) timeouts, abuf, (int) alen);
+
+    if (abuf) {
+        ares_free_string(abuf);
+    }
+}
+
+#endif
+
+
+#if (ARES_VERSION >= 0x012000)
+
+static void
+ngx_http_qqfail_channel_expire(ngx_event_t *ev)
+{
+    ngx_http_qqfail_sent_t  *sent = ev->data;
+
+    void  *q;
+
+    q = sent->query;
+    sent->query = NULL;
+
+    ngx_http_qqfail_query_handler(q, ARES_ETIMEOUT, 0, NULL, 0);
+}
+
+#endif
+
+
+/*
+ * One step of the start-up pass: wait for the sockets of every channel as
+ * sock_state_cb described them, or for the first c-ares timeout, then let
+ * c-ares read, write and expire.  NGX_DONE: no query is outstanding.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_channels_poll(ngx_msec_t deadline, ngx_msec_t wake)
+{
+    int                         ms, t;
+    ngx_int_t                   rc;
+    ngx_uint_t                  c, k, n, nfds, active;
+    struct pollfd              *pfd;
+    struct timeval              tv, *tvp;
+    ngx_http_qqfail_sock_t     *s;
+    ngx_http_qqfail_channel_t  *ch, **owner;
+
+    ngx_time_update();
+
+    if ((ngx_msec_int_t) (deadline - ngx_current_msec) <= 0) {
+        return NGX_DONE;
+    }
+
+    ms = (int) (deadline - ngx_current_msec);
+
+    /* the caller checks something at "wake" too */
+
+    if ((ngx_msec_int_t) (wake - ngx_current_msec) > 0
+        && (int) (wake - ngx_current_msec) < ms)
+    {
+        ms = (int) (wake - ngx_current_msec);
+    }
+
+    active = 0;
+    n = 0;
+
+    for (c = 0; c < ngx_http_qqfail_nchannels; c++) {
+        ch = &ngx_http_qqfail_channels[c];
+
+        if (ch->channel == NULL) {
+            continue;
+        }
+
+        n += ch->nsocks;
+
+        /* no timeout: nothing outstanding on this channel */
+
+        tvp = ares_timeout(ch->channel, NULL, &tv);
+
+        if (tvp == NULL) {
+            continue;
+        }
+
+        active = 1;
+        t = (int) (tvp->tv_sec * 1000 + tvp->tv_usec / 1000 + 1);
+
+        if (t < ms) {
+            ms = t;
+        }
+    }
+
+    if (!active) {
+        return NGX_DONE;
+    }
+
+    /* each descriptor with its channel */
+
+    pfd = ngx_alloc((n ? n : 1) * (sizeof(struct pollfd) + sizeof(void *)),
+                    ngx_http_qqfail_log);
+    if (pfd == NULL) {
+        return NGX_ERROR;
+    }
+
+    owner = (ngx_http_qqfail_channel_t **) &pfd[n ? n : 1];
+    nfds = 0;
+
+    for (c = 0; c < ngx_http_qqfail_nchannels; c++) {
+        ch = &ngx_http_qqfail_channels[c];
+
+        for (k = 0; ch->channel && k < ch->nsocks; k++) {
+            s = &ch->socks[k];
+
+            if (!s->readable && !s->writable) {
+                continue;
+            }
+
+            pfd[nfds].fd = s->fd;
+            pfd[nfds].events = (s->readable ? POLLIN : 0)
+                               | (s->writable ? POLLOUT : 0);
+            pfd[nfds].revents = 0;
+            owner[nfds++] = ch;
+        }
+    }
+
+    rc = NGX_OK;
+
+    if (poll(pfd, nfds, ms) == -1 && ngx_errno != NGX_EINTR) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_http_qqfail_log, ngx_errno,
+                      "qqfail: poll() failed");
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    /* a socket an earlier answer closed is skipped */
+
+    for (k = 0; k < nfds; k++) {
+        ch = owner[k];
+
+        if ((pfd[k].revents & (POLLIN|POLLERR|POLLHUP))
+            && ngx_http_qqfail_channel_sock(ch, pfd[k].fd))
+        {
+            ares_process_fd(ch->channel, pfd[k].fd, ARES_SOCKET_BAD);
+        }
+
+        if ((pfd[k].revents & POLLOUT)
+            && ngx_http_qqfail_channel_sock(ch, pfd[k].fd))
+        {
+            ares_process_fd(ch->channel, ARES_SOCKET_BAD, pfd[k].fd);
+        }
+    }
+
+    /* the timeouts */
+
+    for (c = 0; c < ngx_http_qqfail_nchannels; c++) {
+        ch = &ngx_http_qqfail_channels[c];
+
+        if (ch->channel) {
+            ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+        }
+    }
+
+done:
+
+    ngx_free(pfd);
+
+    return rc;
 }
 
 
@@ -1288,9 +1700,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
                 lk->query[nq].sent = 1;
                 ngx_http_qqfail_inflight[p]++;
 
-                ares_query(ch->channel, (char *) host, ns_c_in,
-                           i ? ns_t_aaaa : ns_t_a,
-                           ngx_http_qqfail_query_handler, &lk->query[nq]);
+                ngx_http_qqfail_channel_query(ch, host, i, &lk->query[nq]);
             }
 
             nq++;
@@ -2478,16 +2888,10 @@ ngx_int_t
 ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf)
 {
-    int                           bits, nfds, i, ms;
-    ngx_uint_t                    c, k, n, todo, readable, writable;
+    ngx_uint_t                    k, n, todo;
     ngx_msec_t                    deadline, enough, timeout;
-    struct pollfd                 pfd[ARES_GETSOCK_MAXNUM
-                                      * NGX_HTTP_QQFAIL_MAX_PROVIDERS];
-    struct timeval                tv, *tvp;
-    ares_socket_t                 socks[ARES_GETSOCK_MAXNUM];
     ngx_http_qqfail_job_t       **jobp;
     ngx_http_qqfail_srv_conf_t  **qscfp;
-    ngx_http_qqfail_channel_t    *ch;
     ngx_http_qqfail_lookup_t     *lk;
     ngx_http_qqfail_server_sh_t  *ssh;
 
@@ -2546,99 +2950,8 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     while (todo) {
         ngx_http_qqfail_jobs_resume(NULL);
 
-        nfds = 0;
-
-        for (c = 0; c < ngx_http_qqfail_nchannels; c++) {
-            ch = &ngx_http_qqfail_channels[c];
-
-            if (ch->channel == NULL) {
-                continue;
-            }
-
-            bits = ares_getsock(ch->channel, socks, ARES_GETSOCK_MAXNUM);
-
-            for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-                /* unsigned: ARES_GETSOCK_WRITABLE() shifts an int by 31 */
-
-                readable = ((unsigned) bits >> i) & 1;
-                writable = ((unsigned) bits >> (i + ARES_GETSOCK_MAXNUM)) & 1;
-
-                if (!readable && !writable) {
-                    continue;
-                }
-
-                pfd[nfds].fd = socks[i];
-                pfd[nfds].events = 0;
-                pfd[nfds].revents = 0;
-
-                if (readable) {
-                    pfd[nfds].events |= POLLIN;
-                }
-
-                if (writable) {
-                    pfd[nfds].events |= POLLOUT;
-                }
-
-                nfds++;
-            }
-        }
-
-        ngx_time_update();
-
-        if ((ngx_msec_int_t) (deadline - ngx_current_msec) <= 0) {
+        if (ngx_http_qqfail_channels_poll(deadline, enough) != NGX_OK) {
             break;
-        }
-
-        ms = (int) (deadline - ngx_current_msec);
-
-        if ((ngx_msec_int_t) (enough - ngx_current_msec) > 0) {
-            ms = ngx_min(ms, (int) (enough - ngx_current_msec));
-        }
-
-        for (c = 0; c < ngx_http_qqfail_nchannels; c++) {
-            ch = &ngx_http_qqfail_channels[c];
-
-            if (ch->channel == NULL) {
-                continue;
-            }
-
-            tvp = ares_timeout(ch->channel, NULL, &tv);
-
-            if (tvp && tvp->tv_sec * 1000 + tvp->tv_usec / 1000 + 1 < ms) {
-                ms = (int) (tvp->tv_sec * 1000 + tvp->tv_usec / 1000 + 1);
-            }
-        }
-
-        if (nfds == 0) {
-            /* nothing outstanding on any channel */
-            break;
-        }
-
-        if (poll(pfd, nfds, ms) == -1 && ngx_errno != NGX_EINTR) {
-            ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
-                          "qqfail: poll() failed");
-            break;
-        }
-
-        for (c = 0; c < ngx_http_qqfail_nchannels; c++) {
-            ch = &ngx_http_qqfail_channels[c];
-
-            if (ch->channel == NULL) {
-                continue;
-            }
-
-            for (k = 0; k < (ngx_uint_t) nfds; k++) {
-                /* ares ignores descriptors that are not its own */
-                if (pfd[k].revents & (POLLIN|POLLERR|POLLHUP)) {
-                    ares_process_fd(ch->channel, pfd[k].fd, ARES_SOCKET_BAD);
-                }
-
-                if (pfd[k].revents & POLLOUT) {
-                    ares_process_fd(ch->channel, ARES_SOCKET_BAD, pfd[k].fd);
-                }
-            }
-
-            ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
         }
 
         todo = 0;
@@ -2800,7 +3113,7 @@ ngx_http_qqfail_channels_drops(void)
     for (i = 0; i < ngx_http_qqfail_nchannels; i++) {
         ch = &ngx_http_qqfail_channels[i];
 
-        for (k = 0; k < ch->nconns; k++) {
+        for (k = 0; k < ch->nsocks; k++) {
             ngx_http_qqfail_channel_drops(ch, k);
         }
     }

@@ -100,12 +100,22 @@ my @bad = (
       undef ],
     [ 'name longer than 255 octets',
       { longname => 1, addrs => [ $forged ] },
-      'name longer than 255 octets' ],
+      'name longer than 255 octets', 121 ],
     [ 'CNAME chain of 9 links',
       { cname => [ map { "c$_.chain.test" } 1 .. 9 ],
         addrs => [ $forged ] },
       'CNAME chain too long' ],
 );
+
+# the c-ares version the module was built with, as 134 for 1.34
+sub cares_version {
+    open my $fh, '<', '/usr/include/ares_version.h' or return 0;
+    while (my $line = <$fh>) {
+        return $1 * 100 + $2
+            if $line =~ /^#define\s+ARES_VERSION_STR\s+"(\d+)\.(\d+)/;
+    }
+    return 0;
+}
 
 $t->start;
 
@@ -113,7 +123,7 @@ ok($t->wait_for(sub { $s->addresses('victim.test') ne '' }, 10, 'resolved'),
    'resolved at start');
 
 for my $c (@bad) {
-    my ($what, $spec, $log) = @$c;
+    my ($what, $spec, $log, $cares) = @$c;
 
     $dns->fault_set('victim.test', { %$spec, ttl => 1 }, $pf);
 
@@ -137,7 +147,15 @@ for my $c (@bad) {
     like($s->provider_status('pf')->{last_error},
          qr/^(bad_answer|other|timeout) for victim\.test$/, "$what: last error");
 
-    if (defined $log) {
+    if (defined $log && $cares && cares_version() >= $cares) {
+        # from this c-ares on, the library parses every message before the
+        # module does and refuses this one itself (EBADRESP): the module
+        # logs the kind of failure only
+        like($t->error_log_since($mark),
+             qr/provider "pf" failed for "victim\.test" \(bad_answer\)/,
+             "$what: logged (refused by c-ares)");
+
+    } elsif (defined $log) {
         like($t->error_log_since($mark),
              qr/A answer for "victim\.test" from provider "pf" refused: $log/,
              "$what: logged");

@@ -308,7 +308,15 @@ sub restore_auth {
     _restore_daemon($self->{auth}{$which}, "auth $which");
     # A HUP sent while stopped (set_record) is handled now: wait for it.
     $self->_wait_serial($which);
-    $self->flush_provider if $opts{flush};
+    if ($opts{flush}) {
+        $self->flush_provider;
+    } else {
+        # unbound 1.2x (Debian 13) keeps a server whose timeout reached
+        # infra-cache-max-rtt down after its entry expired, for good
+        # (NLnetLabs/unbound#1461): the providers forget their server
+        # state, as unbound 1.17 does within infra-host-ttl, not answers
+        $self->_provider_control([qw(flush_infra all)]);
+    }
     return 1;
 }
 
@@ -551,12 +559,21 @@ sub restore_provider {
 # state) of one provider, or of all when $i is undef.
 sub flush_provider {
     my ($self, $i) = @_;
+    return $self->_provider_control([qw(flush_zone .)], [qw(flush_infra all)],
+                                    ['flush_requestlist'], $i);
+}
+
+# Runs unbound-control commands on one running provider, or on all when
+# the last argument is undef or absent.
+sub _provider_control {
+    my ($self, @cmds) = @_;
+    my $i = ref $cmds[-1] ? undef : pop @cmds;
     my @which = defined $i ? ($i) : $self->providers;
     for my $p (@which) {
         my $st = $self->{providers}{$p};
         next unless $st && $st->{pid} && !$st->{blackholed} && QQ::Proc::alive($st->{pid});
         my $conf = $self->_provider_dir($p) . '/unbound.conf';
-        for my $cmd ([qw(flush_zone .)], [qw(flush_infra all)], ['flush_requestlist']) {
+        for my $cmd (@cmds) {
             my ($status, $out) = QQ::Proc::run_cmd(
                 [ $UNBOUND_CONTROL, '-c', $conf, @$cmd ], timeout => 10);
             croak "unbound-control @$cmd failed: $out" unless defined $status && $status == 0;

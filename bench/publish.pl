@@ -26,6 +26,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 
+use File::Spec;
 use Getopt::Long;
 use IO::Socket::INET;
 use POSIX ();
@@ -140,13 +141,13 @@ sub load_start {
                 my $d = $next - time;
                 sleep $d if $d > 0;
             }
-            open my $fh, '>', $t->dir . "/load-$c" or die;
+            open my $fh, '>', $t->dir . "/load-$c" or die "load-$c: $!\n";
             print {$fh} "$n $fail\n";
             close $fh;
         });
     } 1 .. $o{clients};
     return sub {
-        open my $fh, '>', $stop or die;
+        open my $fh, '>', $stop or die "$stop: $!\n";
         close $fh;
         my ($sent, $failed) = (0, 0);
         for my $c (1 .. $o{clients}) {
@@ -181,6 +182,7 @@ my @RESULTS;
 
 for my $run (['static'], map { [ split /=/, $_, 2 ] } @modules) {
     my ($kind, $module) = @$run;
+    $module = File::Spec->rel2abs($module) if defined $module;
     printf STDERR "== %s: %d names, %d upstreams, %d workers\n", $kind,
         $N, $U, $o{workers};
 
@@ -196,12 +198,17 @@ for my $run (['static'], map { [ split /=/, $_, 2 ] } @modules) {
     # the leader's start-up pass is over: its log line says it leads
     sleep 3;
     my $stop = load_start();
+    if ($kind ne 'static' && $o{flip}) {
+        $side = 1 - $side;
+        $dns->fault_set('*', { addrs => [ $baddr[$side] ], ttl => $ttl });
+    }
     sleep 2;
 
     my @pids = $t->worker_pids;
+    my $mark = $t->log_mark;
     my %cpu0 = map { $_ => cpu_seconds($_) } @pids;
     my $t0 = time;
-    ($flipped, $side) = ($t0, $side);
+    $flipped = $t0 - 2;
     while (time - $t0 < $o{window}) {
         flip() if $kind ne 'static';
         sleep 0.5;
@@ -215,7 +222,11 @@ for my $run (['static'], map { [ split /=/, $_, 2 ] } @modules) {
     for (@pids) {
         if ($_ == $leader) { $lcpu += $cpu{$_} } else { $ocpu += $cpu{$_} }
     }
-    my $changes = () = $t->error_log =~ /address set of "[^"]+" changed/g;
+
+    # stock nginx has no leader: its workers' mean, times the others'
+    $ocpu = $ocpu / @pids * (@pids - 1) if $kind eq 'static' && @pids;
+    my $changes = () = $t->error_log_since($mark)
+                       =~ /address set of "[^"]+" changed/g;
     $t->stop;
 
     my %R = (kind => $kind, module => $module, names => $N, upstreams => $U,
@@ -227,7 +238,7 @@ for my $run (['static'], map { [ split /=/, $_, 2 ] } @modules) {
              leader_cpu_s_per_min => $lcpu * 60 / $dt);
     push @RESULTS, \%R;
     printf "%-8s others %6.2f CPU s/min, leader %6.2f; %d requests, %d "
-         . "failed, %d address changes logged since start\n", $kind,
+         . "failed, %d address changes in the window\n", $kind,
          $R{others_cpu_s_per_min}, $R{leader_cpu_s_per_min}, $sent, $failed,
          $changes;
     $t->write_file('error.log', '');

@@ -31,11 +31,11 @@
  *   address that stays keeps its peer (and its round robin weights), a
  *   removed one is taken out of its group, and its struct and index are
  *   reused once no request holds it;
- * - a request holds the peer it uses (pd->current, counted in refs), and
- *   remembers the version of the copy it started with: it never uses a
- *   peer added after it started, nor one removed since; its "tried"
- *   bitmap is indexed by the peers' indices, which never change while
- *   the peer lives.
+ * - a request holds every peer it tried (counted in refs: their names
+ *   stay valid for $upstream_addr), and remembers the version of the
+ *   copy it started with: it never uses a peer added after it started,
+ *   nor one removed since; its "tried" bitmap is indexed by the peers'
+ *   indices, which never change while the peer lives.
  */
 
 
@@ -104,6 +104,7 @@ typedef struct {
     ngx_http_qqfail_peer_t          *single;
     ngx_str_t                       *upstream;
     ngx_uint_t                       version;
+    ngx_uint_t                       ntried;     /* words */
     uintptr_t                       *tried;
     uintptr_t                        data;
 } ngx_http_qqfail_peer_data_t;
@@ -637,13 +638,25 @@ ngx_http_qqfail_peer_unref(ngx_http_qqfail_peers_t *peers,
 }
 
 
+/* the request ends: the peers it tried are released */
+
 static void
 ngx_http_qqfail_peers_cleanup(void *data)
 {
     ngx_http_qqfail_peer_data_t  *pd = data;
 
-    if (pd->current) {
-        ngx_http_qqfail_peer_unref(pd->peers, pd->current);
+    uintptr_t   m;
+    ngx_uint_t  i, n;
+
+    for (i = 0; i < pd->ntried; i++) {
+        m = pd->tried[i];
+
+        for (n = 0; m; n++, m >>= 1) {
+            if (m & 1) {
+                ngx_http_qqfail_peer_unref(pd->peers,
+                              pd->peers->peer[i * 8 * sizeof(uintptr_t) + n]);
+            }
+        }
     }
 }
 
@@ -687,6 +700,7 @@ ngx_http_qqfail_init_peer(ngx_http_request_t *r,
     if (peers->nelts <= 8 * sizeof(uintptr_t)) {
         pd->tried = &pd->data;
         pd->data = 0;
+        pd->ntried = 1;
 
     } else {
         n = (peers->nelts + (8 * sizeof(uintptr_t) - 1))
@@ -696,6 +710,8 @@ ngx_http_qqfail_init_peer(ngx_http_request_t *r,
         if (pd->tried == NULL) {
             return NGX_ERROR;
         }
+
+        pd->ntried = n;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -766,15 +782,10 @@ ngx_http_qqfail_get_peer(ngx_peer_connection_t *pc, void *data)
     m = (uintptr_t) 1 << n % (8 * sizeof(uintptr_t));
     pd->tried[n / (8 * sizeof(uintptr_t))] |= m;
 
-    if (pd->current != peer) {
-        peer->refs++;
+    /* held until the request ends */
+    peer->refs++;
 
-        if (pd->current) {
-            ngx_http_qqfail_peer_unref(pd->peers, pd->current);
-        }
-
-        pd->current = peer;
-    }
+    pd->current = peer;
 
     pc->sockaddr = peer->sockaddr;
     pc->socklen = peer->socklen;

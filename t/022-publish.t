@@ -225,8 +225,8 @@ ok(!$c->{slow} && about($c->{b1}, 50, 150) && about($c->{b2}, 100, 150)
 # each worker copies the upstream again; the backups now lead to b3, and
 # take the traffic when both primaries are unavailable
 
-$dns->fault_set('*', { addrs => [ $b3 ], ttl => 1 });
 my $mark = $t->log_mark;
+$dns->fault_set('*', { addrs => [ $b3 ], ttl => 1 });
 my $moved = 0;
 ok($t->wait_for(sub {
         $moved = () = $t->error_log_since($mark)

@@ -235,12 +235,15 @@ for my $run (['static'], map { [ split /=/, $_, 2 ] } @modules) {
              requests => $sent, failed => $failed,
              changes_logged => $changes,
              others_cpu_s_per_min => $ocpu * 60 / $dt,
+             others_cpu_ms_per_request =>
+                 $sent ? $ocpu * 1000 / $sent : undef,
              leader_cpu_s_per_min => $lcpu * 60 / $dt);
     push @RESULTS, \%R;
-    printf "%-8s others %6.2f CPU s/min, leader %6.2f; %d requests, %d "
-         . "failed, %d address changes in the window\n", $kind,
-         $R{others_cpu_s_per_min}, $R{leader_cpu_s_per_min}, $sent, $failed,
-         $changes;
+    printf "%-8s others %6.2f CPU s/min (%.3f ms a request), leader "
+         . "%6.2f; %d requests, %d failed, %d address changes in the "
+         . "window\n", $kind, $R{others_cpu_s_per_min},
+         $R{others_cpu_ms_per_request} // 0, $R{leader_cpu_s_per_min},
+         $sent, $failed, $changes;
     $t->write_file('error.log', '');
 }
 
@@ -253,3 +256,5 @@ if (open my $jf, '>', $o{json}) {
     close $jf;
     print "JSON summary: $o{json}\n";
 }
+
+Test::More::done_testing() if defined &Test::More::done_testing;

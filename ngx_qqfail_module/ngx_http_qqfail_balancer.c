@@ -11,7 +11,41 @@
 #include "ngx_http_qqfail_module.h"
 
 
-typedef struct {
+/*
+ * Each worker keeps its own copy of the peers of an upstream, so that a
+ * request reads no shared memory but the failure counters.  The copy is
+ * kept in step with the zone at the cost of what changed, never of the
+ * whole upstream:
+ *
+ * - every configured server has a group: the peers of its addresses,
+ *   and the generation of its record (server_sh->gen) they were copied
+ *   from;
+ * - the zone keeps, per upstream, a ring of the records changed last
+ *   (ngx_http_qqfail_zone_changed()), numbered by upstream_sh->gen; a
+ *   worker reads the entries since the number it saw last and copies the
+ *   addresses of those servers only, one server at a time under the zone
+ *   lock; a worker that fell behind the ring, or has no copy yet, goes
+ *   through its groups and copies those whose generation differs, still
+ *   one server per lock;
+ * - a peer is a flat struct, found by its index in peers->peer; an
+ *   address that stays keeps its peer (and its round robin weights), a
+ *   removed one is taken out of its group, and its struct and index are
+ *   reused once no request holds it;
+ * - a request holds every peer it tried (counted in refs: their names
+ *   stay valid for $upstream_addr), and remembers the version of the
+ *   copy it started with: it never uses a peer added after it started,
+ *   nor one removed since; its "tried" bitmap is indexed by the peers'
+ *   indices, which never change while the peer lives.
+ */
+
+
+#define NGX_HTTP_QQFAIL_NO_GEN  ((ngx_uint_t) -1)
+
+
+typedef struct ngx_http_qqfail_peer_s   ngx_http_qqfail_peer_t;
+typedef struct ngx_http_qqfail_group_s  ngx_http_qqfail_group_t;
+
+struct ngx_http_qqfail_peer_s {
     struct sockaddr                 *sockaddr;
     socklen_t                        socklen;
     ngx_str_t                        name;       /* "ip:port" */
@@ -24,51 +58,88 @@ typedef struct {
     ngx_int_t                        weight;
     ngx_uint_t                       max_fails;
     time_t                           fail_timeout;
-    ngx_uint_t                       down;
-    /* what sockaddr and name point to: one allocation per copy */
+    ngx_uint_t                       index;      /* in peers->peer */
+    ngx_uint_t                       since;      /* peers->version */
+    ngx_uint_t                       refs;       /* requests using it */
+    ngx_http_qqfail_peer_t          *next;       /* in its group, free */
+    unsigned                         live:1;     /* in a group */
+    unsigned                         down:1;
+    unsigned                         backup:1;
+    /* what sockaddr and name point to */
     ngx_http_qqfail_sockaddr_t       addr;
     u_char                           text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
-} ngx_http_qqfail_peer_t;
+};
 
 
-/*
- * This worker's copy of the addresses of one upstream, rebuilt when the
- * lookup leader changes them; requests hold a reference, so a copy lives
- * until its last request ends.
- */
+struct ngx_http_qqfail_group_s {
+    ngx_http_qqfail_server_t        *server;
+    ngx_http_qqfail_group_t         *same;       /* a server with its record */
+    ngx_http_qqfail_peer_t          *peers;
+    ngx_uint_t                       gen;        /* of server->sh, copied */
+};
+
 
 struct ngx_http_qqfail_peers_s {
-    ngx_uint_t                       refs;
-    ngx_uint_t                       gen;
     ngx_pool_t                      *pool;
     ngx_slab_pool_t                 *shpool;
-    ngx_uint_t                       number;     /* primary peers */
-    ngx_uint_t                       total;      /* with backup peers */
-    ngx_http_qqfail_peer_t          *peer;
-    unsigned                         single:1;
-    unsigned                         replaced:1;
+    ngx_uint_t                       seq;        /* upstream_sh->gen seen */
+    ngx_uint_t                       version;    /* changes applied */
+    ngx_uint_t                       nelts;      /* indices used */
+    ngx_uint_t                       nalloc;
+    ngx_http_qqfail_peer_t         **peer;       /* by index */
+    ngx_http_qqfail_peer_t          *free;
+    ngx_uint_t                       live;       /* peers in groups */
+    ngx_http_qqfail_peer_t          *single;     /* the only one */
+    ngx_uint_t                       ngroups;
+    ngx_http_qqfail_group_t         *groups;
+    ngx_uint_t                       mask;
+    ngx_http_qqfail_group_t        **index;      /* by record */
+    unsigned                         synced:1;
 };
 
 
 typedef struct {
     ngx_http_qqfail_peers_t         *peers;
     ngx_http_qqfail_peer_t          *current;
+    ngx_http_qqfail_peer_t          *single;
     ngx_str_t                       *upstream;
+    ngx_uint_t                       version;
+    ngx_uint_t                       ntried;     /* words */
     uintptr_t                       *tried;
     uintptr_t                        data;
 } ngx_http_qqfail_peer_data_t;
 
 
-static ngx_http_qqfail_peers_t *ngx_http_qqfail_peers_build(
+typedef struct {
+    ngx_http_qqfail_slot_sh_t       *slot;
+    uint32_t                         id;
+    socklen_t                        socklen;
+    ngx_http_qqfail_sockaddr_t       sockaddr;
+} ngx_http_qqfail_snap_t;
+
+
+static ngx_http_qqfail_peers_t *ngx_http_qqfail_peers_create(
     ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log);
+static void ngx_http_qqfail_peers_free(void *data);
+static ngx_http_qqfail_group_t *ngx_http_qqfail_group_find(
+    ngx_http_qqfail_peers_t *peers, ngx_http_qqfail_server_sh_t *ssh);
+static void ngx_http_qqfail_peers_sync(ngx_http_qqfail_srv_conf_t *qscf,
+    ngx_http_qqfail_peers_t *peers, ngx_log_t *log);
+static ngx_int_t ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
+    ngx_http_qqfail_group_t *group, ngx_log_t *log);
+static ngx_http_qqfail_peer_t *ngx_http_qqfail_peer_add(
+    ngx_http_qqfail_peers_t *peers, ngx_log_t *log);
+static void ngx_http_qqfail_peer_remove(ngx_http_qqfail_peers_t *peers,
+    ngx_http_qqfail_peer_t *peer);
+static void ngx_http_qqfail_peer_unref(ngx_http_qqfail_peers_t *peers,
+    ngx_http_qqfail_peer_t *peer);
 static void ngx_http_qqfail_peers_cleanup(void *data);
 static ngx_int_t ngx_http_qqfail_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_qqfail_get_peer(ngx_peer_connection_t *pc,
     void *data);
 static ngx_http_qqfail_peer_t *ngx_http_qqfail_get_best(
-    ngx_http_qqfail_peer_data_t *pd, ngx_uint_t from, ngx_uint_t to,
-    time_t now);
+    ngx_http_qqfail_peer_data_t *pd, ngx_uint_t backup, time_t now);
 static void ngx_http_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_uint_t state);
 #if (NGX_HTTP_SSL || NGX_COMPAT)
@@ -77,6 +148,7 @@ static ngx_int_t ngx_http_qqfail_set_session(ngx_peer_connection_t *pc,
 static void ngx_http_qqfail_save_session(ngx_peer_connection_t *pc,
     void *data);
 #endif
+
 
 
 ngx_int_t
@@ -117,23 +189,29 @@ ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
 }
 
 
+
+/*
+ * This worker's copy of an upstream: a group per configured server, and
+ * an index from a server's record to its groups (two servers lines alike
+ * share a record).  It lives as long as the worker.
+ */
+
 static ngx_http_qqfail_peers_t *
-ngx_http_qqfail_peers_build(ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log)
+ngx_http_qqfail_peers_create(ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log)
 {
-    ngx_uint_t                    i, j, n, count, backup;
+    uint32_t                      h;
+    ngx_uint_t                    i, n, size;
     ngx_pool_t                   *pool;
-    ngx_slab_pool_t              *shpool;
-    ngx_http_qqfail_peer_t       *peer;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_qqfail_group_t      *group, **slot;
     ngx_http_qqfail_peers_t      *peers;
     ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_chunk_sh_t   *chunk;
-    ngx_http_qqfail_slot_sh_t    *slot;
     ngx_http_qqfail_server_sh_t  *ssh;
 
-    shpool = qscf->main->shpool;
+    n = qscf->servers->nelts;
     server = qscf->servers->elts;
 
-    pool = ngx_create_pool(1024, log);
+    pool = ngx_create_pool(4096, log);
     if (pool == NULL) {
         return NULL;
     }
@@ -144,90 +222,57 @@ ngx_http_qqfail_peers_build(ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log)
     }
 
     peers->pool = pool;
-    peers->shpool = shpool;
+    peers->shpool = qscf->main->shpool;
+    peers->ngroups = n;
 
-    ngx_shmtx_lock(&shpool->mutex);
-
-    peers->gen = qscf->sh->gen;
-
-    count = 0;
-
-    for (i = 0; i < qscf->servers->nelts; i++) {
-        count += server[i].sh->naddrs;
-    }
-
-    peers->peer = ngx_pcalloc(pool, (count ? count : 1)
-                                    * sizeof(ngx_http_qqfail_peer_t));
-    if (peers->peer == NULL) {
-        ngx_shmtx_unlock(&shpool->mutex);
+    peers->groups = ngx_pcalloc(pool, (n ? n : 1)
+                                      * sizeof(ngx_http_qqfail_group_t));
+    if (peers->groups == NULL) {
         goto failed;
     }
 
-    /* primary servers first, then backup ones */
+    for (size = 16; size < 2 * n; size <<= 1) { /* void */ }
 
-    n = 0;
+    peers->mask = size - 1;
 
-    for (backup = 0; backup < 2; backup++) {
+    peers->index = ngx_pcalloc(pool, size * sizeof(ngx_http_qqfail_group_t *));
+    if (peers->index == NULL) {
+        goto failed;
+    }
 
-        for (i = 0; i < qscf->servers->nelts; i++) {
+    for (i = 0; i < n; i++) {
+        group = &peers->groups[i];
+        group->server = &server[i];
+        group->gen = NGX_HTTP_QQFAIL_NO_GEN;
 
-            if (server[i].backup != backup) {
-                continue;
+        ssh = server[i].sh;
+        h = ngx_crc32_short((u_char *) &ssh, sizeof(ssh));
+
+        for ( ;; ) {
+            slot = &peers->index[h++ & peers->mask];
+
+            if (*slot == NULL) {
+                *slot = group;
+                break;
             }
 
-            ssh = server[i].sh;
-
-            for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-                for (j = 0; j < NGX_HTTP_QQFAIL_SLOTS; j++) {
-                    slot = &chunk->slot[j];
-
-                    /* the counts are kept under this lock: n < count */
-
-                    if (!slot->in_use || n == count) {
-                        continue;
-                    }
-
-                    peer = &peers->peer[n];
-
-                    peer->addr = slot->sockaddr;
-                    peer->sockaddr = &peer->addr.sockaddr;
-                    peer->socklen = slot->socklen;
-                    ngx_memcpy(peer->text, slot->text, slot->text_len);
-                    peer->name.data = peer->text;
-                    peer->name.len = slot->text_len;
-
-                    peer->host = &((ngx_http_qqfail_name_t *)
-                                   server[i].names.elts)[ssh->active].host;
-                    peer->source = ssh->source;
-                    peer->slot = slot;
-                    peer->id = slot->id;
-                    peer->weight = server[i].weight;
-                    peer->effective_weight = server[i].weight;
-                    peer->max_fails = server[i].max_fails;
-                    peer->fail_timeout = server[i].fail_timeout;
-                    peer->down = server[i].down;
-
-                    n++;
-                }
+            if ((*slot)->server->sh == ssh) {
+                group->same = (*slot)->same;
+                (*slot)->same = group;
+                break;
             }
-        }
-
-        if (backup == 0) {
-            peers->number = n;
         }
     }
 
-    ngx_shmtx_unlock(&shpool->mutex);
+    /* freed with the worker's cycle, when no request is left */
 
-    peers->total = n;
+    cln = ngx_pool_cleanup_add(ngx_cycle->pool, 0);
+    if (cln == NULL) {
+        goto failed;
+    }
 
-    /* a group of one address: never considered unavailable */
-    peers->single = (n == 1);
-
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "qqfail peers of \"%V\": %ui, %ui backup",
-                   &qscf->upstream->host, peers->number,
-                   peers->total - peers->number);
+    cln->handler = ngx_http_qqfail_peers_free;
+    cln->data = peers;
 
     return peers;
 
@@ -239,21 +284,380 @@ failed:
 }
 
 
-void
-ngx_http_qqfail_peers_unref(ngx_http_qqfail_peers_t *peers)
+static void
+ngx_http_qqfail_peers_free(void *data)
 {
-    if (--peers->refs == 0 && peers->replaced) {
-        ngx_destroy_pool(peers->pool);
+    ngx_http_qqfail_peers_t  *peers = data;
+
+    if (peers->peer) {
+        ngx_free(peers->peer);
+    }
+
+    ngx_destroy_pool(peers->pool);
+}
+
+
+static ngx_http_qqfail_group_t *
+ngx_http_qqfail_group_find(ngx_http_qqfail_peers_t *peers,
+    ngx_http_qqfail_server_sh_t *ssh)
+{
+    uint32_t                  h;
+    ngx_http_qqfail_group_t  *group;
+
+    h = ngx_crc32_short((u_char *) &ssh, sizeof(ssh));
+
+    for ( ;; ) {
+        group = peers->index[h++ & peers->mask];
+
+        if (group == NULL || group->server->sh == ssh) {
+            return group;
+        }
     }
 }
 
+
+/*
+ * Bring the copy in step with the zone: the servers changed since the
+ * last call, as the upstream's ring of changes lists them, or, for the
+ * first copy and for a worker that fell behind the ring, every server
+ * whose record's generation differs from its group's.
+ */
+
+static void
+ngx_http_qqfail_peers_sync(ngx_http_qqfail_srv_conf_t *qscf,
+    ngx_http_qqfail_peers_t *peers, ngx_log_t *log)
+{
+    ngx_uint_t                      i, n, seq;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_qqfail_group_t        *group;
+    ngx_http_qqfail_upstream_sh_t  *ush;
+    ngx_http_qqfail_server_sh_t    *changed[NGX_HTTP_QQFAIL_CHANGES];
+
+    ush = qscf->sh;
+    shpool = peers->shpool;
+
+    /* read without the lock: a change not seen now is seen next time */
+
+    seq = *(volatile ngx_uint_t *) &ush->gen;
+
+    if (peers->synced && seq == peers->seq) {
+        return;
+    }
+
+    n = NGX_HTTP_QQFAIL_CHANGES + 1;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    seq = ush->gen;
+
+    if (peers->synced && seq - peers->seq <= NGX_HTTP_QQFAIL_CHANGES) {
+        n = seq - peers->seq;
+
+        for (i = 0; i < n; i++) {
+            changed[i] = ush->changed[(peers->seq + i)
+                                      % NGX_HTTP_QQFAIL_CHANGES];
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    peers->seq = seq;
+
+    if (n <= NGX_HTTP_QQFAIL_CHANGES) {
+
+        /* an entry may name a record of another generation: not found */
+
+        for (i = 0; i < n; i++) {
+            for (group = ngx_http_qqfail_group_find(peers, changed[i]);
+                 group;
+                 group = group->same)
+            {
+                if (ngx_http_qqfail_group_sync(peers, group, log) != NGX_OK) {
+                    peers->synced = 0;
+                }
+            }
+        }
+
+    } else {
+        peers->synced = 1;
+
+        /*
+         * the generations are read without the lock: every change up to
+         * seq was made before the lock above was released
+         */
+
+        for (i = 0; i < peers->ngroups; i++) {
+            group = &peers->groups[i];
+
+            if (group->gen
+                == *(volatile ngx_uint_t *) &group->server->sh->gen)
+            {
+                continue;
+            }
+
+            if (ngx_http_qqfail_group_sync(peers, group, log) != NGX_OK) {
+                peers->synced = 0;
+            }
+        }
+    }
+
+    /* a single address in the upstream: never considered unavailable */
+
+    if (peers->live != 1) {
+        peers->single = NULL;
+
+    } else if (peers->single == NULL || !peers->single->live) {
+        for (i = 0; i < peers->nelts; i++) {
+            if (peers->peer[i]->live) {
+                peers->single = peers->peer[i];
+                break;
+            }
+        }
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
+                   "qqfail peers of \"%V\": %ui live, %ui indices, "
+                   "version %ui", &qscf->upstream->host, peers->live,
+                   peers->nelts, peers->version);
+}
+
+
+/*
+ * Copy the addresses of one server, under the zone lock, and make its
+ * group match them: a peer whose slot and slot id are still there stays,
+ * the others go, and a peer is added for each new address.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
+    ngx_http_qqfail_group_t *group, ngx_log_t *log)
+{
+    ngx_str_t                    *host;
+    ngx_uint_t                    i, j, n, gen, active, source;
+    ngx_slab_pool_t              *shpool;
+    ngx_http_qqfail_peer_t       *peer, *next, **last;
+    ngx_http_qqfail_server_t     *server;
+    ngx_http_qqfail_chunk_sh_t   *chunk;
+    ngx_http_qqfail_slot_sh_t    *slot;
+    ngx_http_qqfail_server_sh_t  *ssh;
+    u_char                        kept[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_snap_t        snap[NGX_HTTP_QQFAIL_MAX_ADDRS];
+
+    server = group->server;
+    ssh = server->sh;
+    shpool = peers->shpool;
+
+    n = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    gen = ssh->gen;
+
+    if (gen == group->gen) {
+        ngx_shmtx_unlock(&shpool->mutex);
+        return NGX_OK;
+    }
+
+    active = ssh->active;
+    source = ssh->source;
+
+    /* a set holds at most NGX_HTTP_QQFAIL_MAX_ADDRS addresses */
+
+    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
+        for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
+            slot = &chunk->slot[i];
+
+            if (!slot->in_use || n == NGX_HTTP_QQFAIL_MAX_ADDRS) {
+                continue;
+            }
+
+            snap[n].slot = slot;
+            snap[n].id = slot->id;
+            snap[n].socklen = slot->socklen;
+            snap[n].sockaddr = slot->sockaddr;
+            n++;
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (active >= server->names.nelts) {
+        active = 0;
+    }
+
+    host = &((ngx_http_qqfail_name_t *) server->names.elts)[active].host;
+
+    peers->version++;
+
+    ngx_memzero(kept, sizeof(kept));
+
+    last = &group->peers;
+
+    for (peer = group->peers; peer; peer = next) {
+        next = peer->next;
+
+        for (j = 0; j < n; j++) {
+            if (!kept[j] && snap[j].slot == peer->slot
+                && snap[j].id == peer->id)
+            {
+                break;
+            }
+        }
+
+        if (j < n) {
+            kept[j] = 1;
+            peer->host = host;
+            peer->source = source;
+            last = &peer->next;
+            continue;
+        }
+
+        *last = next;
+        ngx_http_qqfail_peer_remove(peers, peer);
+    }
+
+    for (j = 0; j < n; j++) {
+
+        if (kept[j]) {
+            continue;
+        }
+
+        peer = ngx_http_qqfail_peer_add(peers, log);
+        if (peer == NULL) {
+            /* copied again next time */
+            group->gen = NGX_HTTP_QQFAIL_NO_GEN;
+            return NGX_ERROR;
+        }
+
+        peer->addr = snap[j].sockaddr;
+        peer->sockaddr = &peer->addr.sockaddr;
+        peer->socklen = snap[j].socklen;
+        peer->name.data = peer->text;
+        peer->name.len = ngx_sock_ntop(peer->sockaddr, peer->socklen,
+                                       peer->text,
+                                       NGX_HTTP_QQFAIL_ADDR_STRLEN, 1);
+        peer->host = host;
+        peer->source = source;
+        peer->slot = snap[j].slot;
+        peer->id = snap[j].id;
+        peer->weight = server->weight;
+        peer->effective_weight = server->weight;
+        peer->max_fails = server->max_fails;
+        peer->fail_timeout = server->fail_timeout;
+        peer->down = server->down;
+        peer->backup = server->backup;
+        peer->live = 1;
+
+        *last = peer;
+        last = &peer->next;
+
+        peers->live++;
+    }
+
+    group->gen = gen;
+
+    return NGX_OK;
+}
+
+
+/* a peer struct and index: a free one, or a new one at the end */
+
+static ngx_http_qqfail_peer_t *
+ngx_http_qqfail_peer_add(ngx_http_qqfail_peers_t *peers, ngx_log_t *log)
+{
+    ngx_uint_t                index, n;
+    ngx_http_qqfail_peer_t   *peer, **p;
+
+    peer = peers->free;
+
+    if (peer) {
+        peers->free = peer->next;
+        index = peer->index;
+
+    } else {
+        if (peers->nelts == peers->nalloc) {
+            n = peers->nalloc ? 2 * peers->nalloc : 16;
+
+            p = ngx_alloc(n * sizeof(ngx_http_qqfail_peer_t *), log);
+            if (p == NULL) {
+                return NULL;
+            }
+
+            if (peers->peer) {
+                ngx_memcpy(p, peers->peer,
+                           peers->nelts * sizeof(ngx_http_qqfail_peer_t *));
+                ngx_free(peers->peer);
+            }
+
+            peers->peer = p;
+            peers->nalloc = n;
+        }
+
+        peer = ngx_palloc(peers->pool, sizeof(ngx_http_qqfail_peer_t));
+        if (peer == NULL) {
+            return NULL;
+        }
+
+        index = peers->nelts++;
+        peers->peer[index] = peer;
+    }
+
+    ngx_memzero(peer, sizeof(ngx_http_qqfail_peer_t));
+
+    peer->index = index;
+    peer->since = peers->version;
+
+    return peer;
+}
+
+
+/* out of its group; reused once no request holds it */
+
+static void
+ngx_http_qqfail_peer_remove(ngx_http_qqfail_peers_t *peers,
+    ngx_http_qqfail_peer_t *peer)
+{
+    peer->live = 0;
+    peers->live--;
+
+    if (peer->refs == 0) {
+        peer->next = peers->free;
+        peers->free = peer;
+    }
+}
+
+
+static void
+ngx_http_qqfail_peer_unref(ngx_http_qqfail_peers_t *peers,
+    ngx_http_qqfail_peer_t *peer)
+{
+    if (--peer->refs == 0 && !peer->live) {
+        peer->next = peers->free;
+        peers->free = peer;
+    }
+}
+
+
+/* the request ends: the peers it tried are released */
 
 static void
 ngx_http_qqfail_peers_cleanup(void *data)
 {
     ngx_http_qqfail_peer_data_t  *pd = data;
 
-    ngx_http_qqfail_peers_unref(pd->peers);
+    uintptr_t   m;
+    ngx_uint_t  i, n;
+
+    for (i = 0; i < pd->ntried; i++) {
+        m = pd->tried[i];
+
+        for (n = 0; m; n++, m >>= 1) {
+            if (m & 1) {
+                ngx_http_qqfail_peer_unref(pd->peers,
+                              pd->peers->peer[i * 8 * sizeof(uintptr_t) + n]);
+            }
+        }
+    }
 }
 
 
@@ -263,7 +667,7 @@ ngx_http_qqfail_init_peer(ngx_http_request_t *r,
 {
     ngx_uint_t                    n;
     ngx_pool_cleanup_t           *cln;
-    ngx_http_qqfail_peers_t      *peers, *fresh;
+    ngx_http_qqfail_peers_t      *peers;
     ngx_http_qqfail_srv_conf_t   *qscf;
     ngx_http_qqfail_peer_data_t  *pd;
 
@@ -271,34 +675,43 @@ ngx_http_qqfail_init_peer(ngx_http_request_t *r,
 
     peers = qscf->peers;
 
-    if (peers == NULL || peers->gen != qscf->sh->gen) {
-
-        fresh = ngx_http_qqfail_peers_build(qscf, ngx_cycle->log);
-
-        if (fresh == NULL) {
-            if (peers == NULL) {
-                return NGX_ERROR;
-            }
-
-            /* keep using the previous copy */
-
-        } else {
-            if (peers) {
-                peers->replaced = 1;
-
-                if (peers->refs == 0) {
-                    ngx_destroy_pool(peers->pool);
-                }
-            }
-
-            qscf->peers = fresh;
-            peers = fresh;
+    if (peers == NULL) {
+        peers = ngx_http_qqfail_peers_create(qscf, ngx_cycle->log);
+        if (peers == NULL) {
+            return NGX_ERROR;
         }
+
+        qscf->peers = peers;
     }
+
+    ngx_http_qqfail_peers_sync(qscf, peers, ngx_cycle->log);
 
     pd = ngx_palloc(r->pool, sizeof(ngx_http_qqfail_peer_data_t));
     if (pd == NULL) {
         return NGX_ERROR;
+    }
+
+    pd->peers = peers;
+    pd->current = NULL;
+    pd->single = peers->single;
+    pd->upstream = &us->host;
+    pd->version = peers->version;
+
+    if (peers->nelts <= 8 * sizeof(uintptr_t)) {
+        pd->tried = &pd->data;
+        pd->data = 0;
+        pd->ntried = 1;
+
+    } else {
+        n = (peers->nelts + (8 * sizeof(uintptr_t) - 1))
+            / (8 * sizeof(uintptr_t));
+
+        pd->tried = ngx_pcalloc(r->pool, n * sizeof(uintptr_t));
+        if (pd->tried == NULL) {
+            return NGX_ERROR;
+        }
+
+        pd->ntried = n;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -306,35 +719,15 @@ ngx_http_qqfail_init_peer(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    peers->refs++;
-
     cln->handler = ngx_http_qqfail_peers_cleanup;
     cln->data = pd;
-
-    pd->peers = peers;
-    pd->current = NULL;
-    pd->upstream = &us->host;
-
-    if (peers->total <= 8 * sizeof(uintptr_t)) {
-        pd->tried = &pd->data;
-        pd->data = 0;
-
-    } else {
-        n = (peers->total + (8 * sizeof(uintptr_t) - 1))
-            / (8 * sizeof(uintptr_t));
-
-        pd->tried = ngx_pcalloc(r->pool, n * sizeof(uintptr_t));
-        if (pd->tried == NULL) {
-            return NGX_ERROR;
-        }
-    }
 
     ngx_http_set_ctx(r, pd, ngx_http_qqfail_module);
 
     r->upstream->peer.get = ngx_http_qqfail_get_peer;
     r->upstream->peer.free = ngx_http_qqfail_free_peer;
     r->upstream->peer.data = pd;
-    r->upstream->peer.tries = peers->total ? peers->total : 1;
+    r->upstream->peer.tries = peers->live ? peers->live : 1;
 
 #if (NGX_HTTP_SSL || NGX_COMPAT)
     r->upstream->peer.set_session = ngx_http_qqfail_set_session;
@@ -350,31 +743,34 @@ ngx_http_qqfail_get_peer(ngx_peer_connection_t *pc, void *data)
 {
     ngx_http_qqfail_peer_data_t  *pd = data;
 
-    time_t                    now;
-    uintptr_t                 m;
-    ngx_uint_t                n;
-    ngx_http_qqfail_peer_t   *peer;
-    ngx_http_qqfail_peers_t  *peers;
+    time_t                   now;
+    uintptr_t                m;
+    ngx_uint_t               n;
+    ngx_http_qqfail_peer_t  *peer;
 
     pc->cached = 0;
     pc->connection = NULL;
 
-    peers = pd->peers;
     now = ngx_time();
 
-    if (peers->single) {
-        peer = &peers->peer[0];
+    if (pd->single) {
+        peer = pd->single;
+        n = peer->index;
+        m = (uintptr_t) 1 << n % (8 * sizeof(uintptr_t));
 
-        if (peer->down || (pd->tried[0] & 1)) {
+        /* gone, or its struct reused for another address */
+
+        if (!peer->live || peer->since > pd->version || peer->down
+            || (pd->tried[n / (8 * sizeof(uintptr_t))] & m))
+        {
             goto failed;
         }
 
     } else {
-        peer = ngx_http_qqfail_get_best(pd, 0, peers->number, now);
+        peer = ngx_http_qqfail_get_best(pd, 0, now);
 
         if (peer == NULL) {
-            peer = ngx_http_qqfail_get_best(pd, peers->number, peers->total,
-                                            now);
+            peer = ngx_http_qqfail_get_best(pd, 1, now);
         }
 
         if (peer == NULL) {
@@ -382,9 +778,12 @@ ngx_http_qqfail_get_peer(ngx_peer_connection_t *pc, void *data)
         }
     }
 
-    n = peer - peers->peer;
+    n = peer->index;
     m = (uintptr_t) 1 << n % (8 * sizeof(uintptr_t));
     pd->tried[n / (8 * sizeof(uintptr_t))] |= m;
+
+    /* held until the request ends */
+    peer->refs++;
 
     pd->current = peer;
 
@@ -405,23 +804,36 @@ failed:
 }
 
 
-/* smooth weighted round robin, as nginx's own */
+/*
+ * Smooth weighted round robin, as nginx's own, over the primary peers or
+ * the backup ones that were there when the request started.
+ */
 
 static ngx_http_qqfail_peer_t *
-ngx_http_qqfail_get_best(ngx_http_qqfail_peer_data_t *pd, ngx_uint_t from,
-    ngx_uint_t to, time_t now)
+ngx_http_qqfail_get_best(ngx_http_qqfail_peer_data_t *pd, ngx_uint_t backup,
+    time_t now)
 {
     uintptr_t                   m;
     ngx_int_t                   total;
     ngx_uint_t                  i, n;
-    ngx_http_qqfail_peer_t     *peer, *best;
+    ngx_http_qqfail_peer_t     *peer, *best, **peerp;
     ngx_http_qqfail_slot_sh_t  *slot;
 
     best = NULL;
     total = 0;
 
-    for (i = from; i < to; i++) {
-        peer = &pd->peers->peer[i];
+    peerp = pd->peers->peer;
+
+    for (i = 0; i < pd->peers->nelts; i++) {
+        peer = peerp[i];
+
+        /* an index added since the request started is past its bitmap */
+
+        if (!peer->live || peer->backup != backup
+            || peer->since > pd->version)
+        {
+            continue;
+        }
 
         n = i / (8 * sizeof(uintptr_t));
         m = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
@@ -488,7 +900,7 @@ ngx_http_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
 
     peer = pd->current;
 
-    if (peer == NULL || pd->peers->single) {
+    if (peer == NULL || pd->single) {
         pc->tries = 0;
         return;
     }

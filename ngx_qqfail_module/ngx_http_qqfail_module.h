@@ -44,7 +44,8 @@
     (0x71710000 + sizeof(ngx_http_qqfail_sh_t)                                \
      + 3 * sizeof(ngx_http_qqfail_server_sh_t)                                \
      + 5 * sizeof(ngx_http_qqfail_slot_sh_t)                                  \
-     + 7 * sizeof(ngx_http_qqfail_events_sh_t))
+     + 7 * sizeof(ngx_http_qqfail_events_sh_t)                                \
+     + 11 * sizeof(ngx_http_qqfail_upstream_sh_t))
 
 #define NGX_HTTP_QQFAIL_MAX_ADDRS        32      /* per name and answer */
 #define NGX_HTTP_QQFAIL_MAX_PROCS        256     /* workers, all generations */
@@ -56,6 +57,7 @@
 #define NGX_HTTP_QQFAIL_EVENT_UPSTREAM   64
 #define NGX_HTTP_QQFAIL_EVENT_SERVER     96
 #define NGX_HTTP_QQFAIL_EVENT_MESSAGE    192
+#define NGX_HTTP_QQFAIL_CHANGES          128     /* per upstream, ring */
 
 /* lookup failure kinds, as counted per provider */
 #define NGX_HTTP_QQFAIL_ERR_TIMEOUT      0
@@ -188,12 +190,20 @@ struct ngx_http_qqfail_server_sh_s {
 };
 
 
+/*
+ * "gen" counts the changes of its servers' address sets; the records of
+ * the last NGX_HTTP_QQFAIL_CHANGES of them are in "changed", the change
+ * numbered g at g % NGX_HTTP_QQFAIL_CHANGES, so that workers copy only
+ * the servers that changed (ngx_http_qqfail_zone_changed())
+ */
+
 struct ngx_http_qqfail_upstream_sh_s {
     ngx_http_qqfail_upstream_sh_t   *next;
     u_char                          *key;
     size_t                           key_len;
     ngx_uint_t                       gen;
     ngx_uint_t                       epoch;
+    ngx_http_qqfail_server_sh_t     *changed[NGX_HTTP_QQFAIL_CHANGES];
 };
 
 
@@ -423,6 +433,7 @@ ngx_uint_t ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf,
 ngx_int_t ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf);
 size_t ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf);
+void ngx_http_qqfail_zone_changed(ngx_http_qqfail_server_sh_t *ssh);
 ngx_uint_t ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
     ngx_uint_t naddrs);
@@ -449,7 +460,6 @@ void ngx_http_qqfail_state_changed(ngx_http_qqfail_main_conf_t *qmcf,
 void ngx_http_qqfail_state_flush(void);
 void ngx_http_qqfail_state_cancel(void);
 
-void ngx_http_qqfail_peers_unref(ngx_http_qqfail_peers_t *peers);
 ngx_int_t ngx_http_qqfail_variable_peer(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 

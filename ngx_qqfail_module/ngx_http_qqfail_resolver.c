@@ -2759,8 +2759,7 @@ ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job)
         {
             ssh->source = NGX_HTTP_QQFAIL_SOURCE_STALE;
             ssh->stale_since = ssh->last_success ? ssh->last_success : now;
-            ssh->gen++;
-            qscf->sh->gen++;
+            ngx_http_qqfail_zone_changed(ssh);
             stale = 1;
         }
 

@@ -607,8 +607,8 @@ done:
     ssh->last_success = best->last_success;
     ssh->stale_since = best->stale_since;
     ssh->next_lookup = best->next_lookup;
-    ssh->gen++;
-    ssh->upstream->gen++;
+
+    ngx_http_qqfail_zone_changed(ssh);
 }
 
 
@@ -1056,8 +1056,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     if (added || removed || ssh->active != name || ssh->source != source) {
         ssh->active = name;
         ssh->source = source;
-        ssh->gen++;
-        server->upstream->sh->gen++;
+        ngx_http_qqfail_zone_changed(ssh);
         rc = 1;
     }
 
@@ -1073,6 +1072,27 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     }
 
     return rc;
+}
+
+
+/*
+ * A server's address set, active name or source changed: its generation
+ * and its upstream's change in step, and the change is logged in the
+ * upstream's ring, so that each worker copies this server again, and no
+ * other (ngx_http_qqfail_balancer.c).  Called with the zone locked.
+ */
+
+void
+ngx_http_qqfail_zone_changed(ngx_http_qqfail_server_sh_t *ssh)
+{
+    ngx_http_qqfail_upstream_sh_t  *ush;
+
+    ush = ssh->upstream;
+
+    ssh->gen++;
+
+    ush->changed[ush->gen % NGX_HTTP_QQFAIL_CHANGES] = ssh;
+    ush->gen++;
 }
 
 

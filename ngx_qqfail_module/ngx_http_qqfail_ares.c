@@ -1,0 +1,905 @@
+
+/*
+ * Copyright (C) ngx_qqfail_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <poll.h>
+
+#if (NGX_LINUX)
+#include <linux/sock_diag.h>
+#endif
+
+#include "ngx_http_qqfail_module.h"
+#include "ngx_http_qqfail_resolver.h"
+
+
+static int ngx_http_qqfail_sock_create(ares_socket_t fd, int type,
+    void *data);
+static void ngx_http_qqfail_sock_state(void *data, ares_socket_t fd,
+    int readable, int writable);
+static void ngx_http_qqfail_sock_buffer(ares_socket_t fd);
+static void ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch,
+    ngx_uint_t i);
+static ngx_http_qqfail_sock_t *ngx_http_qqfail_channel_sock(
+    ngx_http_qqfail_channel_t *ch, ares_socket_t fd);
+#if (ARES_VERSION >= 0x011c00)
+static void ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
+    size_t timeouts, const ares_dns_record_t *dnsrec);
+#endif
+#if (ARES_VERSION >= 0x012000)
+static void ngx_http_qqfail_channel_expire(ngx_event_t *ev);
+#endif
+static void ngx_http_qqfail_channel_read(ngx_event_t *ev);
+static void ngx_http_qqfail_channel_write(ngx_event_t *ev);
+static void ngx_http_qqfail_channel_timeout(ngx_event_t *ev);
+
+
+/* c-ares channels: one per provider */
+
+ngx_int_t
+ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    int                           rc, optmask;
+    char                         *servers;
+    ngx_uint_t                    i, j, n, nsets;
+    ngx_msec_t                    timeout;
+    struct ares_options           opts;
+    ngx_http_qqfail_channel_t    *ch;
+    ngx_http_qqfail_provider_t   *pr;
+    ngx_http_qqfail_srv_conf_t  **qscfp;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = rs->qmcf;
+
+    /*
+     * a set of channels, one per provider, for each distinct
+     * qqfail_timeout: c-ares splits the timeout between a provider's
+     * servers, and a slow provider must not fail the names of an upstream
+     * that waits longer; each lookup also has a timer for its own timeout
+     */
+
+    nsets = 0;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        for (j = 0; j < i; j++) {
+            if (qscfp[j]->timeout == qscfp[i]->timeout) {
+                break;
+            }
+        }
+
+        qscfp[i]->channels = (j < i) ? qscfp[j]->channels : nsets++;
+    }
+
+    if (nsets == 0) {
+        nsets = 1;
+    }
+
+#if (ARES_VERSION < 0x012000)
+
+    /*
+     * libcares keeps its soname: a newer one than this build knows caches
+     * answers (1.31) and shortens timeouts (1.32), see below
+     */
+
+    if (sync) {
+        (void) ares_version(&rc);
+
+        if (rc >= 0x011f00) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "qqfail: built with c-ares " ARES_VERSION_STR
+                          ", runs with %s, whose query cache and adaptive "
+                          "timeouts this build cannot turn off: rebuild the "
+                          "module against it", ares_version(NULL));
+        }
+    }
+
+#endif
+
+    rs->nproviders = qmcf->providers.nelts;
+    rs->nchannels = nsets * rs->nproviders;
+    rs->channels = ngx_calloc(rs->nchannels
+                                          * sizeof(ngx_http_qqfail_channel_t),
+                                          cycle->log);
+    if (rs->channels == NULL) {
+        return NGX_ERROR;
+    }
+
+    pr = qmcf->providers.elts;
+
+    for (i = 0; i < rs->nchannels; i++) {
+        ch = &rs->channels[i];
+        ch->provider = &pr[i % rs->nproviders];
+
+        timeout = 2000;
+
+        for (j = 0; j < qmcf->upstreams.nelts; j++) {
+            if (qscfp[j]->channels == i / rs->nproviders) {
+                timeout = qscfp[j]->timeout;
+                break;
+            }
+        }
+
+        ch->timeout = timeout;
+
+        n = ch->provider->addrs.nelts ? ch->provider->addrs.nelts : 1;
+
+        ngx_memzero(&opts, sizeof(struct ares_options));
+
+        /*
+         * NOCHECKRESP: SERVFAIL and REFUSED reach us instead of being
+         * hidden behind a retry; one try per address (more with c-ares
+         * 1.32, below), the timeout split between the addresses of the
+         * provider
+         */
+
+        opts.flags = ARES_FLAG_NOCHECKRESP|ARES_FLAG_NOSEARCH
+                     |ARES_FLAG_NOALIASES;
+        opts.timeout = (int) ngx_max(timeout / n, 10);
+        opts.tries = 1;
+        opts.ndomains = 0;
+        opts.domains = NULL;
+        opts.lookups = (char *) "b";
+
+        /*
+         * one driver, the event loop's and the start-up pass's alike: the
+         * socket state callback (ares_getsock() is deprecated since 1.34)
+         */
+
+        opts.sock_state_cb = ngx_http_qqfail_sock_state;
+        opts.sock_state_cb_data = ch;
+
+        optmask = ARES_OPT_FLAGS|ARES_OPT_TIMEOUTMS|ARES_OPT_TRIES
+                  |ARES_OPT_DOMAINS|ARES_OPT_LOOKUPS|ARES_OPT_SOCK_STATE_CB;
+
+        /*
+         * the same behaviour with c-ares 1.18 and later ones (the library
+         * keeps its soname, so a module built on one runs on another):
+         *
+         * ARES_FLAG_EDNS and ARES_FLAG_DNS0x20 stay off: the flags above
+         * replace the defaults (1.34 turns EDNS on only without
+         * ARES_OPT_FLAGS);
+         *
+         * the query cache (1.23, on by default since 1.31) is off: it
+         * would answer from memory for up to an hour, so that a provider
+         * that went down, or changed its answer or TTL, would go unseen and
+         * the queries counted would never reach it; the module caches by
+         * its own rules (qqfail_max_stale, the state file);
+         *
+         * the per-server timeout, which 1.32 adapts to the latency seen
+         * (5 times the average, 250 ms to 5 s), never exceeds this
+         * provider's share of qqfail_timeout; as it may fall to 250 ms,
+         * there, the query is sent again until the attempts add up to the
+         * share (each try doubles, less a random half), and an answer to
+         * any attempt ends it; a timer ends it at qqfail_timeout
+         * (channel_query): a provider that answers within its share is not
+         * charged a timeout, and one that does not answer is charged at
+         * qqfail_timeout, as with 1.18;
+         *
+         * ARES_OPT_EVENT_THREAD and ares_reinit(), the system configuration
+         * watch that needs it, are not used: no threads in nginx; a
+         * provider's servers change on reload only;
+         *
+         * ARES_OPT_UDP_MAX_QUERIES stays 0 (a socket for any number of
+         * queries), as in 1.18, and ARES_OPT_SERVER_FAILOVER (1.29) keeps
+         * its defaults: see docs/how-it-works.md
+         */
+
+#ifdef ARES_OPT_QUERY_CACHE
+        opts.qcache_max_ttl = 0;
+        optmask |= ARES_OPT_QUERY_CACHE;
+#endif
+
+#ifdef ARES_OPT_MAXTIMEOUTMS
+        opts.maxtimeout = opts.timeout;
+        optmask |= ARES_OPT_MAXTIMEOUTMS;
+#endif
+
+#if (ARES_VERSION >= 0x012000)
+        while (opts.tries < 8 && 250 << (opts.tries - 1) < opts.timeout) {
+            opts.tries++;
+        }
+#endif
+
+        rc = ares_init_options(&ch->channel, &opts, optmask);
+
+        if (rc != ARES_SUCCESS) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "qqfail: ares_init_options() failed for provider "
+                          "\"%V\": %s", &ch->provider->name, ares_strerror(rc));
+            ch->channel = NULL;
+            continue;
+        }
+
+        if (!ch->provider->system) {
+            servers = ngx_alloc(ch->provider->servers.len + 1, cycle->log);
+            if (servers == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(servers, ch->provider->servers.data,
+                       ch->provider->servers.len);
+            servers[ch->provider->servers.len] = '\0';
+
+            rc = ares_set_servers_ports_csv(ch->channel, servers);
+
+            ngx_free(servers);
+
+            if (rc != ARES_SUCCESS) {
+                ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                              "qqfail: ares_set_servers_ports_csv() failed "
+                              "for provider \"%V\": %s", &ch->provider->name,
+                              ares_strerror(rc));
+                ares_destroy(ch->channel);
+                ch->channel = NULL;
+                continue;
+            }
+        }
+
+        ares_set_socket_callback(ch->channel, ngx_http_qqfail_sock_create, ch);
+
+        if (!sync) {
+            ch->timer.handler = ngx_http_qqfail_channel_timeout;
+            ch->timer.data = ch;
+            ch->timer.log = cycle->log;
+            ch->timer.cancelable = 1;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_qqfail_channels_destroy(void)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_uint_t                  i;
+    ngx_http_qqfail_channel_t  *ch;
+
+    if (rs->channels == NULL) {
+        return;
+    }
+
+    for (i = 0; i < rs->nchannels; i++) {
+        ch = &rs->channels[i];
+
+        if (ch->channel) {
+            /* pending queries end with ARES_EDESTRUCTION */
+            ares_destroy(ch->channel);
+            ch->channel = NULL;
+        }
+
+        if (ch->timer.timer_set) {
+            ngx_del_timer(&ch->timer);
+        }
+    }
+
+    ngx_free(rs->channels);
+    rs->channels = NULL;
+    rs->nchannels = 0;
+    rs->nproviders = 0;
+}
+
+
+static ngx_http_qqfail_sock_t *
+ngx_http_qqfail_channel_sock(ngx_http_qqfail_channel_t *ch, ares_socket_t fd)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ch->nsocks; i++) {
+        if (ch->socks[i].fd == fd) {
+            return &ch->socks[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * c-ares opened a socket: wrap it in a connection, so that nginx's event
+ * loop watches it; the start-up pass, in the master, only notes it.
+ * Returning -1 makes c-ares close it and fail the query.
+ */
+
+static int
+ngx_http_qqfail_sock_create(ares_socket_t fd, int type, void *data)
+{
+    ngx_http_qqfail_channel_t   *ch = data;
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_connection_t        *c;
+    ngx_http_qqfail_sock_t  *s;
+
+    if (ch->nsocks == NGX_HTTP_QQFAIL_MAX_CONNS) {
+        return -1;
+    }
+
+    c = NULL;
+
+    if (!rs->sync) {
+        c = ngx_get_connection(fd, rs->log);
+        if (c == NULL) {
+            return -1;
+        }
+
+        if (type == SOCK_DGRAM) {
+            ngx_http_qqfail_sock_buffer(fd);
+        }
+
+        c->data = ch;
+        c->log = rs->log;
+        c->read->log = rs->log;
+        c->write->log = rs->log;
+        c->read->handler = ngx_http_qqfail_channel_read;
+        c->write->handler = ngx_http_qqfail_channel_write;
+
+        /* like nginx's own resolver: not a client connection */
+        c->read->resolver = 1;
+    }
+
+    s = &ch->socks[ch->nsocks++];
+
+    s->connection = c;
+    s->fd = fd;
+    s->drops = 0;
+    s->readable = 0;
+    s->writable = 0;
+
+    return 0;
+}
+
+
+/*
+ * Room for the answers of every lookup in flight at once (paced to
+ * NGX_HTTP_QQFAIL_INFLIGHT): the kernel drops what does not fit, and a
+ * dropped answer is a false timeout.  The kernel caps the size at
+ * net.core.rmem_max; that is said once.
+ */
+
+static void
+ngx_http_qqfail_sock_buffer(ares_socket_t fd)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    int           want, got;
+    socklen_t     len;
+    static int    said;
+
+    want = NGX_HTTP_QQFAIL_RCVBUF;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, (const void *) &want,
+                   sizeof(int))
+        == -1)
+    {
+        return;
+    }
+
+    len = sizeof(int);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, (void *) &got, &len) == -1) {
+        return;
+    }
+
+    /* Linux reports twice what was set */
+
+    if (got < want && !said) {
+        said = 1;
+        ngx_log_error(NGX_LOG_NOTICE, rs->log, 0,
+                      "qqfail: DNS sockets get a receive buffer of %d "
+                      "bytes, not %d: raise the sysctl net.core.rmem_max "
+                      "for bursts of answers", got, want);
+    }
+}
+
+
+/* answers the kernel dropped on a channel's sockets, counted per provider */
+
+static void
+ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch, ngx_uint_t i)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+#if (NGX_LINUX && defined SO_MEMINFO)
+    uint32_t    mem[SK_MEMINFO_VARS], delta;
+    socklen_t   len;
+
+    len = sizeof(mem);
+
+    if (getsockopt(ch->socks[i].fd, SOL_SOCKET, SO_MEMINFO, mem, &len)
+        == -1
+        || len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
+    {
+        return;
+    }
+
+    delta = mem[SK_MEMINFO_DROPS] - ch->socks[i].drops;
+    ch->socks[i].drops = mem[SK_MEMINFO_DROPS];
+
+    if (delta == 0 || !ngx_http_qqfail_lead_check()) {
+        return;
+    }
+
+    ngx_shmtx_lock(&rs->qmcf->shpool->mutex);
+    ch->provider->sh->drops += delta;
+    ngx_shmtx_unlock(&rs->qmcf->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_WARN, rs->log, 0,
+                  "qqfail: %uD answer(s) of provider \"%V\" dropped by the "
+                  "kernel (receive buffer full)", delta, &ch->provider->name);
+#endif
+}
+
+
+/*
+ * The one driver of a channel's sockets, in the event loop and in the
+ * start-up pass.  Level-triggered events: c-ares reads one TCP chunk per
+ * call and stops at a datagram from an unexpected source, so an edge could
+ * be lost.
+ */
+
+static void
+ngx_http_qqfail_sock_state(void *data, ares_socket_t fd, int readable,
+    int writable)
+{
+    ngx_http_qqfail_channel_t *ch = data;
+
+    ngx_uint_t               i;
+    ngx_connection_t        *c;
+    ngx_http_qqfail_sock_t  *s;
+
+    s = ngx_http_qqfail_channel_sock(ch, fd);
+
+    if (s == NULL) {
+        return;
+    }
+
+    s->readable = readable ? 1 : 0;
+    s->writable = writable ? 1 : 0;
+
+    c = s->connection;
+
+    if (readable || writable) {
+
+        if (c == NULL) {
+            /* the start-up pass polls by the flags */
+            return;
+        }
+
+        if (readable && !c->read->active) {
+            if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+                != NGX_OK)
+            {
+                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                              "qqfail: cannot watch a DNS socket");
+            }
+
+        } else if (!readable && c->read->active) {
+            ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        }
+
+        if (writable && !c->write->active) {
+            if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+                != NGX_OK)
+            {
+                ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                              "qqfail: cannot watch a DNS socket");
+            }
+
+        } else if (!writable && c->write->active) {
+            ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        }
+
+        return;
+    }
+
+    /*
+     * c-ares closes the socket right after this call: release the
+     * connection without closing the descriptor
+     */
+
+    i = s - ch->socks;
+
+    if (c) {
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        if (c->write->timer_set) {
+            ngx_del_timer(c->write);
+        }
+
+        if (c->read->active) {
+            ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->active) {
+            ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        ngx_http_qqfail_channel_drops(ch, i);
+
+        ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
+    }
+
+    ch->socks[i] = ch->socks[--ch->nsocks];
+    ngx_memzero(&ch->socks[ch->nsocks], sizeof(ngx_http_qqfail_sock_t));
+}
+
+
+static void
+ngx_http_qqfail_channel_read(ngx_event_t *ev)
+{
+    ngx_connection_t           *c;
+    ngx_http_qqfail_channel_t  *ch;
+
+    c = ev->data;
+    ch = c->data;
+
+    /* c may be freed inside: do not touch it afterwards */
+
+    ares_process_fd(ch->channel, c->fd, ARES_SOCKET_BAD);
+
+    ngx_http_qqfail_channel_timer(ch);
+}
+
+
+static void
+ngx_http_qqfail_channel_write(ngx_event_t *ev)
+{
+    ngx_connection_t           *c;
+    ngx_http_qqfail_channel_t  *ch;
+
+    c = ev->data;
+    ch = c->data;
+
+    ares_process_fd(ch->channel, ARES_SOCKET_BAD, c->fd);
+
+    ngx_http_qqfail_channel_timer(ch);
+}
+
+
+static void
+ngx_http_qqfail_channel_timeout(ngx_event_t *ev)
+{
+    ngx_http_qqfail_channel_t  *ch = ev->data;
+
+    ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+
+    ngx_http_qqfail_channel_timer(ch);
+}
+
+
+void
+ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    struct timeval   tv, *tvp;
+
+    if (rs->sync || ch->channel == NULL) {
+        return;
+    }
+
+    tvp = ares_timeout(ch->channel, NULL, &tv);
+
+    if (tvp == NULL) {
+        if (ch->timer.timer_set) {
+            ngx_del_timer(&ch->timer);
+        }
+
+        return;
+    }
+
+    /* + 1: c-ares 1.18 truncates to milliseconds */
+
+    ngx_add_timer(&ch->timer,
+                  (ngx_msec_t) tvp->tv_sec * 1000 + tvp->tv_usec / 1000 + 1);
+}
+
+
+/*
+ * One query of a lookup.  c-ares 1.28 deprecates ares_query() for
+ * ares_query_dnsrec(), which hands over the parsed message: it is written
+ * back to the wire for our strict parser, as ares_query() itself does it
+ * there, so that both versions see the same bytes and statuses.
+ */
+
+void
+ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch, u_char *host,
+    ngx_uint_t type, ngx_http_qqfail_query_t *q)
+{
+#if (ARES_VERSION >= 0x011c00)
+
+    void                        *arg;
+#if (ARES_VERSION >= 0x012000)
+    ngx_http_qqfail_sent_t      *sent;
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+#endif
+
+    arg = q;
+
+#if (ARES_VERSION >= 0x012000)
+
+    if (!rs->sync) {
+        sent = ngx_alloc(sizeof(ngx_http_qqfail_sent_t), rs->log);
+        if (sent == NULL) {
+            ngx_http_qqfail_query_handler(q, ARES_ENOMEM, 0, NULL, 0);
+            return;
+        }
+
+        ngx_memzero(&sent->timer, sizeof(ngx_event_t));
+
+        sent->query = q;
+        sent->timer.handler = ngx_http_qqfail_channel_expire;
+        sent->timer.data = sent;
+        sent->timer.log = rs->log;
+        sent->timer.cancelable = 1;
+
+        ngx_add_timer(&sent->timer, ch->timeout);
+
+        arg = sent;
+    }
+
+#endif
+
+    /* the callback also runs on an error (ARES_ENOMEM) */
+
+    (void) ares_query_dnsrec(ch->channel, (const char *) host, ARES_CLASS_IN,
+                             type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
+                             ngx_http_qqfail_channel_answer, arg, NULL);
+
+#else
+
+    ares_query(ch->channel, (char *) host, ns_c_in, type ? ns_t_aaaa : ns_t_a,
+               ngx_http_qqfail_query_handler, q);
+
+#endif
+}
+
+
+#if (ARES_VERSION >= 0x011c00)
+
+static void
+ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
+    size_t timeouts, const ares_dns_record_t *dnsrec)
+{
+    int                          rc;
+    size_t                       alen;
+    unsigned char               *abuf;
+#if (ARES_VERSION >= 0x012000)
+    ngx_http_qqfail_sent_t      *sent;
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    if (!rs->sync) {
+        sent = arg;
+        arg = sent->query;
+
+        if (sent->timer.timer_set) {
+            ngx_del_timer(&sent->timer);
+        }
+
+        ngx_free(sent);
+
+        if (arg == NULL) {
+            /* ended by its timer */
+            return;
+        }
+    }
+#endif
+
+    rc = (int) status;
+    abuf = NULL;
+    alen = 0;
+
+    if (dnsrec != NULL) {
+        status = ares_dns_write(dnsrec, &abuf, &alen);
+
+        if (status != ARES_SUCCESS) {
+            rc = (int) status;
+            abuf = NULL;
+            alen = 0;
+        }
+    }
+
+    ngx_http_qqfail_query_handler(arg, rc, (int) timeouts, abuf, (int) alen);
+
+    if (abuf) {
+        ares_free_string(abuf);
+    }
+}
+
+#endif
+
+
+#if (ARES_VERSION >= 0x012000)
+
+static void
+ngx_http_qqfail_channel_expire(ngx_event_t *ev)
+{
+    ngx_http_qqfail_sent_t  *sent = ev->data;
+
+    void  *q;
+
+    q = sent->query;
+    sent->query = NULL;
+
+    ngx_http_qqfail_query_handler(q, ARES_ETIMEOUT, 0, NULL, 0);
+}
+
+#endif
+
+
+/*
+ * One step of the start-up pass: wait for the sockets of every channel as
+ * sock_state_cb described them, or for the first c-ares timeout, then let
+ * c-ares read, write and expire.  NGX_DONE: no query is outstanding.
+ */
+
+ngx_int_t
+ngx_http_qqfail_channels_poll(ngx_msec_t deadline, ngx_msec_t wake)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    int                         ms, t;
+    ngx_int_t                   rc;
+    ngx_uint_t                  c, k, n, nfds, active;
+    struct pollfd              *pfd;
+    struct timeval              tv, *tvp;
+    ngx_http_qqfail_sock_t     *s;
+    ngx_http_qqfail_channel_t  *ch, **owner;
+
+    ngx_time_update();
+
+    if ((ngx_msec_int_t) (deadline - ngx_current_msec) <= 0) {
+        return NGX_DONE;
+    }
+
+    ms = (int) (deadline - ngx_current_msec);
+
+    /* the caller checks something at "wake" too */
+
+    if ((ngx_msec_int_t) (wake - ngx_current_msec) > 0
+        && (int) (wake - ngx_current_msec) < ms)
+    {
+        ms = (int) (wake - ngx_current_msec);
+    }
+
+    active = 0;
+    n = 0;
+
+    for (c = 0; c < rs->nchannels; c++) {
+        ch = &rs->channels[c];
+
+        if (ch->channel == NULL) {
+            continue;
+        }
+
+        n += ch->nsocks;
+
+        /* no timeout: nothing outstanding on this channel */
+
+        tvp = ares_timeout(ch->channel, NULL, &tv);
+
+        if (tvp == NULL) {
+            continue;
+        }
+
+        active = 1;
+        t = (int) (tvp->tv_sec * 1000 + tvp->tv_usec / 1000 + 1);
+
+        if (t < ms) {
+            ms = t;
+        }
+    }
+
+    if (!active) {
+        return NGX_DONE;
+    }
+
+    /* each descriptor with its channel */
+
+    pfd = ngx_alloc((n ? n : 1) * (sizeof(struct pollfd) + sizeof(void *)),
+                    rs->log);
+    if (pfd == NULL) {
+        return NGX_ERROR;
+    }
+
+    owner = (ngx_http_qqfail_channel_t **) &pfd[n ? n : 1];
+    nfds = 0;
+
+    for (c = 0; c < rs->nchannels; c++) {
+        ch = &rs->channels[c];
+
+        for (k = 0; ch->channel && k < ch->nsocks; k++) {
+            s = &ch->socks[k];
+
+            if (!s->readable && !s->writable) {
+                continue;
+            }
+
+            pfd[nfds].fd = s->fd;
+            pfd[nfds].events = (s->readable ? POLLIN : 0)
+                               | (s->writable ? POLLOUT : 0);
+            pfd[nfds].revents = 0;
+            owner[nfds++] = ch;
+        }
+    }
+
+    rc = NGX_OK;
+
+    if (poll(pfd, nfds, ms) == -1 && ngx_errno != NGX_EINTR) {
+        ngx_log_error(NGX_LOG_ALERT, rs->log, ngx_errno,
+                      "qqfail: poll() failed");
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    /* a socket an earlier answer closed is skipped */
+
+    for (k = 0; k < nfds; k++) {
+        ch = owner[k];
+
+        if ((pfd[k].revents & (POLLIN|POLLERR|POLLHUP))
+            && ngx_http_qqfail_channel_sock(ch, pfd[k].fd))
+        {
+            ares_process_fd(ch->channel, pfd[k].fd, ARES_SOCKET_BAD);
+        }
+
+        if ((pfd[k].revents & POLLOUT)
+            && ngx_http_qqfail_channel_sock(ch, pfd[k].fd))
+        {
+            ares_process_fd(ch->channel, ARES_SOCKET_BAD, pfd[k].fd);
+        }
+    }
+
+    /* the timeouts */
+
+    for (c = 0; c < rs->nchannels; c++) {
+        ch = &rs->channels[c];
+
+        if (ch->channel) {
+            ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+        }
+    }
+
+done:
+
+    ngx_free(pfd);
+
+    return rc;
+}
+
+
+void
+ngx_http_qqfail_channels_drops(void)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_uint_t                  i, k;
+    ngx_http_qqfail_channel_t  *ch;
+
+    for (i = 0; i < rs->nchannels; i++) {
+        ch = &rs->channels[i];
+
+        for (k = 0; k < ch->nsocks; k++) {
+            ngx_http_qqfail_channel_drops(ch, k);
+        }
+    }
+}

@@ -1,0 +1,997 @@
+
+/*
+ * Copyright (C) ngx_qqfail_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_qqfail_module.h"
+#include "ngx_http_qqfail_resolver.h"
+#include "ngx_http_qqfail_dns.h"
+
+
+static void ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q);
+static int ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
+    ngx_http_qqfail_query_t *q, unsigned char *abuf, int alen);
+static void ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk,
+    ngx_uint_t p);
+static ngx_uint_t ngx_http_qqfail_answer_error(ngx_http_qqfail_answer_t *a,
+    ngx_uint_t *transport);
+static ngx_uint_t ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
+    ngx_http_qqfail_answer_t *b);
+static void ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk,
+    ngx_uint_t p);
+static void ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk,
+    ngx_uint_t all);
+static void ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk);
+static void ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk,
+    ngx_uint_t p, ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport,
+    ngx_uint_t disagree);
+
+
+/*
+ * A query ended: one less in flight to its provider.  The servers waiting
+ * for their turn get it from a posted event, not from inside c-ares.
+ */
+
+static void
+ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    if (!q->sent) {
+        return;
+    }
+
+    q->sent = 0;
+
+    if (rs->inflight[q->provider]) {
+        rs->inflight[q->provider]--;
+    }
+
+    if (!rs->sync && rs->leading
+        && !ngx_queue_empty(&rs->waiting)
+        && !rs->resume_ev.posted)
+    {
+        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume;
+        rs->resume_ev.log = rs->log;
+        ngx_post_event(&rs->resume_ev, &ngx_posted_events);
+    }
+}
+
+
+void
+ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    u_char                      *host;
+    size_t                       size;
+    ngx_uint_t                   p, i, nq, types;
+    ngx_http_qqfail_name_t      *name;
+    ngx_http_qqfail_result_t    *res;
+    ngx_http_qqfail_lookup_t    *lk;
+    ngx_http_qqfail_channel_t   *ch;
+    ngx_http_qqfail_provider_t  *pr;
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    name = &((ngx_http_qqfail_name_t *) job->server->names.elts)[n];
+    res = &job->result[n];
+    qscf = job->server->upstream;
+
+    if (name->literal) {
+        res->state = NGX_HTTP_QQFAIL_NAME_OK;
+        res->naddrs = 1;
+        res->ttl = -1;
+        res->addrs = &name->addr;
+        res->owned = 0;
+        return;
+    }
+
+    size = sizeof(ngx_http_qqfail_lookup_t)
+           + (rs->nproviders - 1)
+             * sizeof(ngx_http_qqfail_answer_t);
+
+    lk = ngx_calloc(size, rs->log);
+    if (lk == NULL) {
+        res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
+        res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
+        return;
+    }
+
+    host = ngx_alloc(name->host.len + 1, rs->log);
+    if (host == NULL) {
+        ngx_free(lk);
+        res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
+        res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
+        return;
+    }
+
+    ngx_memcpy(host, name->host.data, name->host.len);
+    host[name->host.len] = '\0';
+
+    lk->job = job;
+    lk->server = job->server;
+    lk->name = n;
+    lk->nproviders = rs->nproviders;
+    lk->accepted = -1;
+
+    res->lookup = lk;
+    job->pending++;
+
+    types = qscf->ipv6 ? 2 : 1;
+    pr = rs->qmcf->providers.elts;
+
+    /*
+     * count every query first, plus one for this function: callbacks may
+     * run inside ares_query(), and must not free the lookup under us
+     */
+
+    lk->queries = 1;
+
+    for (p = 0; p < lk->nproviders; p++) {
+        lk->answer[p].pending = types;
+        lk->answer[p].status[0] = ARES_ENODATA;
+        lk->answer[p].status[1] = ARES_ENODATA;
+        lk->answer[p].ttl = -1;
+        lk->answer[p].sent = ngx_current_msec;
+
+        /*
+         * a provider marked down and without room is not asked: the
+         * turn did not wait for it (ngx_http_qqfail_job_turn), and
+         * a query it was never sent proves nothing against it
+         */
+
+        if (pr[p].sh->down
+            && rs->inflight[p] + types > pr[p].max_inflight)
+        {
+            lk->answer[p].abandoned = 1;
+            lk->answer[p].pending = 0;
+            continue;
+        }
+
+        lk->queries += types;
+    }
+
+    lk->deadline.handler = ngx_http_qqfail_lookup_deadline;
+    lk->deadline.data = lk;
+    lk->deadline.log = rs->log;
+    lk->deadline.cancelable = 1;
+
+    if (!rs->sync) {
+        ngx_add_timer(&lk->deadline, qscf->timeout + 50);
+    }
+
+    nq = 0;
+
+    for (p = 0; p < lk->nproviders; p++) {
+
+        if (lk->answer[p].abandoned) {
+            continue;
+        }
+
+        /* the channels of this upstream's qqfail_timeout */
+
+        ch = &rs->channels[qscf->channels * lk->nproviders + p];
+
+        for (i = 0; i < types; i++) {
+            lk->query[nq].lookup = lk;
+            lk->query[nq].provider = p;
+            lk->query[nq].type = i;
+            lk->query[nq].sent = 0;
+
+            if (ch->channel == NULL) {
+                ngx_http_qqfail_query_handler(&lk->query[nq],
+                                              ARES_ENOTINITIALIZED, 0, NULL,
+                                              0);
+
+            } else {
+                /* in flight until it ends, however the lookup is decided */
+                lk->query[nq].sent = 1;
+                rs->inflight[p]++;
+
+                ngx_http_qqfail_channel_query(ch, host, i, &lk->query[nq]);
+            }
+
+            nq++;
+        }
+
+        ngx_http_qqfail_channel_timer(ch);
+    }
+
+    ngx_free(host);
+
+    /* queries count when sent: an answer may never come */
+
+    if (ngx_http_qqfail_lead_check()) {
+        ngx_shmtx_lock(&rs->qmcf->shpool->mutex);
+
+        for (p = 0; p < lk->nproviders; p++) {
+            if (!lk->answer[p].abandoned) {
+                pr[p].sh->queries += types;
+            }
+        }
+
+        ngx_shmtx_unlock(&rs->qmcf->shpool->mutex);
+    }
+
+    if (--lk->queries == 0) {
+        /* every query failed at once */
+
+        if (!lk->decided) {
+            ngx_http_qqfail_lookup_decide(lk, 1);
+        }
+
+        ngx_http_qqfail_lookup_release(lk);
+    }
+}
+
+
+void
+ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
+    unsigned char *abuf, int alen)
+{
+    ngx_http_qqfail_query_t *q = arg;
+
+    ngx_uint_t                 p;
+    ngx_http_qqfail_lookup_t  *lk;
+    ngx_http_qqfail_answer_t  *a;
+
+    lk = q->lookup;
+    p = q->provider;
+    a = &lk->answer[p];
+
+    lk->queries--;
+
+    ngx_http_qqfail_query_ended(q);
+
+    if (!a->abandoned && status != ARES_EDESTRUCTION
+        && status != ARES_ECANCELLED)
+    {
+        /* every message received is read by our parser, errors too */
+
+        if (abuf != NULL) {
+            status = ngx_http_qqfail_answer_parse(lk, q, abuf, alen);
+        }
+
+        a->status[q->type] = status;
+
+    } else if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
+
+        /*
+         * the channel went away before this provider answered (the end of
+         * the start-up pass, or of the leadership): nothing to account
+         */
+
+        a->abandoned = 1;
+    }
+
+    if (--a->pending == 0 && !a->abandoned) {
+        ngx_http_qqfail_answer_done(lk, p);
+    }
+
+    if (lk->queries == 0) {
+
+        /*
+         * the last query ended with its channel, at the end of the start-up
+         * pass or of the leadership: the lookup is abandoned undecided, it
+         * must not report a missing quorum or a failure it never saw
+         */
+
+        if (!lk->decided && status != ARES_EDESTRUCTION
+            && status != ARES_ECANCELLED)
+        {
+            ngx_http_qqfail_lookup_decide(lk, 1);
+        }
+
+        ngx_http_qqfail_lookup_release(lk);
+    }
+}
+
+
+/*
+ * The answer of one provider to one query, read by the strict parser
+ * (ngx_http_qqfail_dns.c): a message that is not the answer to the
+ * question asked counts as a failure "other" of the provider
+ */
+
+static int
+ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
+    ngx_http_qqfail_query_t *q, unsigned char *abuf, int alen)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    u_char                        *ip;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i, j;
+    struct sockaddr_in            *sin;
+    ngx_http_qqfail_name_t        *name;
+    ngx_http_qqfail_answer_t      *a;
+    ngx_http_qqfail_dns_answer_t   ans;
+    u_char                         addrs[NGX_HTTP_QQFAIL_MAX_ADDRS * 16];
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6           *sin6;
+#endif
+
+    a = &lk->answer[q->provider];
+    name = &((ngx_http_qqfail_name_t *) lk->server->names.elts)[lk->name];
+
+    ans.addrs = addrs;
+    ans.max = NGX_HTTP_QQFAIL_MAX_ADDRS - a->naddrs;
+
+    rc = ngx_http_qqfail_dns_parse(abuf, alen, name->host.data,
+                                   name->host.len,
+                                   q->type ? NGX_HTTP_QQFAIL_DNS_AAAA
+                                           : NGX_HTTP_QQFAIL_DNS_A,
+                                   &ans);
+
+    switch (rc) {
+
+    case NGX_HTTP_QQFAIL_DNS_OK:
+        break;
+
+    case NGX_HTTP_QQFAIL_DNS_NODATA:
+        return ARES_ENODATA;
+
+    case NGX_HTTP_QQFAIL_DNS_NXDOMAIN:
+        return ARES_ENOTFOUND;
+
+    case NGX_HTTP_QQFAIL_DNS_SERVFAIL:
+        return ARES_ESERVFAIL;
+
+    case NGX_HTTP_QQFAIL_DNS_REFUSED:
+        return ARES_EREFUSED;
+
+    default: /* NGX_HTTP_QQFAIL_DNS_RCODE, _MALFORMED, _MISMATCH */
+        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                      "qqfail: %s answer for \"%V\" from provider \"%V\" "
+                      "refused: %s", q->type ? "AAAA" : "A", &name->host,
+                      &rs->channels[q->provider].provider->name,
+                      ans.reason);
+        return ARES_EBADRESP;
+    }
+
+#if !(NGX_HAVE_INET6)
+    if (q->type) {
+        return ARES_ENODATA;
+    }
+#endif
+
+    ip = addrs;
+
+    for (i = 0; i < ans.naddrs; i++) {
+        j = a->naddrs;
+        ngx_memzero(&a->addrs[j], sizeof(ngx_http_qqfail_sockaddr_t));
+
+        if (q->type == 0) {
+            sin = &a->addrs[j].sockaddr_in;
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons(name->port);
+            ngx_memcpy(&sin->sin_addr, ip, 4);
+            a->socklen[j] = sizeof(struct sockaddr_in);
+            ip += 4;
+
+#if (NGX_HAVE_INET6)
+        } else {
+            sin6 = &a->addrs[j].sockaddr_in6;
+            sin6->sin6_family = AF_INET6;
+            sin6->sin6_port = htons(name->port);
+            ngx_memcpy(&sin6->sin6_addr, ip, 16);
+            a->socklen[j] = sizeof(struct sockaddr_in6);
+            ip += 16;
+#endif
+        }
+
+        a->naddrs++;
+    }
+
+    /* TTLs above 2^31 - 1 are zero (RFC 2181), so this fits in an int */
+
+    if (a->ttl < 0 || (int) ans.ttl < a->ttl) {
+        a->ttl = ans.ttl;
+    }
+
+    return ARES_SUCCESS;
+}
+
+
+static ngx_uint_t
+ngx_http_qqfail_answer_error(ngx_http_qqfail_answer_t *a,
+    ngx_uint_t *transport)
+{
+    int         st;
+    ngx_uint_t  i, error;
+
+    error = NGX_HTTP_QQFAIL_ERR_OTHER;
+    *transport = 0;
+
+    for (i = 0; i < 2; i++) {
+        st = a->status[i];
+
+        switch (st) {
+
+        case ARES_SUCCESS:
+        case ARES_ENODATA:
+            continue;
+
+        case ARES_ETIMEOUT:
+            *transport = 1;
+            return NGX_HTTP_QQFAIL_ERR_TIMEOUT;
+
+        case ARES_ESERVFAIL:
+            error = NGX_HTTP_QQFAIL_ERR_SERVFAIL;
+            break;
+
+        case ARES_ENOTFOUND:
+            if (error == NGX_HTTP_QQFAIL_ERR_OTHER) {
+                error = NGX_HTTP_QQFAIL_ERR_NXDOMAIN;
+            }
+            break;
+
+        case ARES_EREFUSED:
+            error = NGX_HTTP_QQFAIL_ERR_REFUSED;
+            break;
+
+        case ARES_ECONNREFUSED:
+        case ARES_ENOTINITIALIZED:
+            *transport = 1;
+            break;
+
+        case ARES_EBADRESP:
+            /* not an answer to the question, or not well formed */
+            if (error == NGX_HTTP_QQFAIL_ERR_OTHER) {
+                error = NGX_HTTP_QQFAIL_ERR_BADANSWER;
+            }
+            break;
+
+        default:
+            break;
+        }
+    }
+
+    return error;
+}
+
+
+static void
+ngx_http_qqfail_answer_sort(ngx_http_qqfail_answer_t *a)
+{
+    ngx_uint_t                  i, j;
+    socklen_t                   len;
+    ngx_http_qqfail_sockaddr_t  sa;
+
+    /* insertion sort: answers are small */
+
+    for (i = 1; i < a->naddrs; i++) {
+        sa = a->addrs[i];
+        len = a->socklen[i];
+
+        for (j = i;
+             j > 0 && (a->socklen[j - 1] > len
+                       || (a->socklen[j - 1] == len
+                           && ngx_memcmp(&a->addrs[j - 1], &sa, len) > 0));
+             j--)
+        {
+            a->addrs[j] = a->addrs[j - 1];
+            a->socklen[j] = a->socklen[j - 1];
+        }
+
+        a->addrs[j] = sa;
+        a->socklen[j] = len;
+    }
+
+    /* drop duplicates */
+
+    for (i = 1, j = 1; a->naddrs && i < a->naddrs; i++) {
+        if (a->socklen[i] == a->socklen[j - 1]
+            && ngx_memcmp(&a->addrs[i], &a->addrs[j - 1], a->socklen[i]) == 0)
+        {
+            continue;
+        }
+
+        a->addrs[j] = a->addrs[i];
+        a->socklen[j] = a->socklen[i];
+        j++;
+    }
+
+    if (a->naddrs) {
+        a->naddrs = j;
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
+    ngx_http_qqfail_answer_t *b)
+{
+    ngx_uint_t  i;
+
+    if (a->naddrs != b->naddrs) {
+        return 0;
+    }
+
+    for (i = 0; i < a->naddrs; i++) {
+        if (a->socklen[i] != b->socklen[i]
+            || ngx_memcmp(&a->addrs[i], &b->addrs[i], a->socklen[i]) != 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * Drop the addresses the filter refuses: ones no backend can have, this
+ * nginx's own sockets, metadata services, and those qqfail_ipv6 and
+ * qqfail_allow refuse.  Logged once per name and episode.
+ */
+
+static void
+ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    u_char                       text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
+    size_t                       len;
+    ngx_uint_t                   i, j, n, rejected, first, why;
+    ngx_addr_t                   addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_geo_t        geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_answer_t    *a;
+    ngx_http_qqfail_name_sh_t   *nsh;
+    ngx_http_qqfail_sockaddr_t   kept[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_provider_t  *pr;
+
+    a = &lk->answer[p];
+
+    for (i = 0; i < a->naddrs; i++) {
+        addrs[i].sockaddr = &a->addrs[i].sockaddr;
+        addrs[i].socklen = a->socklen[i];
+    }
+
+    n = ngx_http_qqfail_filter(lk->server->upstream, addrs, geo, a->naddrs,
+                               &why);
+
+    rejected = a->naddrs - n;
+
+    if (rejected == 0) {
+        return;
+    }
+
+    /* the filter kept the order: the first address it skipped is named */
+
+    len = 0;
+
+    for (i = 0, j = 0; i < a->naddrs; i++) {
+        if (j < n && addrs[j].sockaddr == &a->addrs[i].sockaddr) {
+            kept[j] = a->addrs[i];
+            addrs[j].socklen = a->socklen[i];
+            j++;
+
+        } else if (len == 0) {
+            len = ngx_sock_ntop(&a->addrs[i].sockaddr, a->socklen[i], text,
+                                NGX_HTTP_QQFAIL_ADDR_STRLEN, 0);
+        }
+    }
+
+    for (j = 0; j < n; j++) {
+        a->addrs[j] = kept[j];
+        a->socklen[j] = addrs[j].socklen;
+    }
+
+    a->naddrs = n;
+
+    if (!ngx_http_qqfail_lead_check()) {
+        return;
+    }
+
+    lk->rejected += rejected;
+
+    pr = rs->channels[p].provider;
+    nsh = &lk->server->sh->names[lk->name];
+    first = 0;
+
+    ngx_shmtx_lock(&rs->qmcf->shpool->mutex);
+
+    pr->sh->rejected += rejected;
+    nsh->rejected += rejected;
+
+    if (!nsh->rejecting) {
+        nsh->rejecting = 1;
+        first = 1;
+    }
+
+    ngx_shmtx_unlock(&rs->qmcf->shpool->mutex);
+
+    if (first) {
+        ngx_http_qqfail_event(rs->qmcf, NGX_LOG_WARN,
+                              rs->log, 0, lk->server,
+                              "answer %*s for \"%V\" from provider \"%V\" "
+                              "refused: %V (%ui address(es))",
+                              len, text,
+                              &((ngx_http_qqfail_name_t *)
+                                lk->server->names.elts)[lk->name].host,
+                              &pr->name, &ngx_http_qqfail_refusals[why],
+                              rejected);
+    }
+}
+
+
+/* all queries of one provider for one name are complete */
+
+static void
+ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
+{
+    ngx_uint_t                 error, transport, disagree;
+    ngx_http_qqfail_answer_t  *a;
+
+    a = &lk->answer[p];
+    a->done = 1;
+
+    ngx_http_qqfail_answer_sort(a);
+
+    if (a->naddrs) {
+        ngx_http_qqfail_answer_allow(lk, p);
+    }
+
+    /* an empty answer, or one emptied by the filter, is a failure */
+
+    a->ok = (a->naddrs > 0);
+
+    error = ngx_http_qqfail_answer_error(a, &transport);
+
+    disagree = 0;
+
+    if (a->ok && lk->accepted >= 0
+        && !ngx_http_qqfail_answer_same(a, &lk->answer[lk->accepted]))
+    {
+        disagree = 1;
+    }
+
+    if (ngx_http_qqfail_lead_check()) {
+        ngx_http_qqfail_provider_account(lk, p, a->ok, error, transport,
+                                         disagree);
+    }
+
+    if (!lk->decided) {
+        ngx_http_qqfail_lookup_decide(lk, 0);
+    }
+}
+
+
+static void
+ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
+    ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport, ngx_uint_t disagree)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    u_char                         *last;
+    u_char                          text[NGX_HTTP_QQFAIL_ERRLEN];
+    ngx_int_t                       change;
+    ngx_msec_t                      rtt;
+    ngx_http_qqfail_name_t         *name;
+    ngx_http_qqfail_answer_t       *a;
+    ngx_http_qqfail_provider_t     *pr;
+    ngx_http_qqfail_provider_sh_t  *psh;
+
+    a = &lk->answer[p];
+    pr = rs->channels[p].provider;
+    psh = pr->sh;
+    name = &((ngx_http_qqfail_name_t *) lk->server->names.elts)[lk->name];
+
+    rtt = ngx_current_msec - a->sent;
+    change = 0;
+    last = text;
+
+    /* the last error is formatted before the lock is taken */
+
+    if (!ok) {
+        last = ngx_snprintf(text, NGX_HTTP_QQFAIL_ERRLEN - 1, "%V for %V",
+                            &ngx_http_qqfail_errors[error], &name->host);
+        *last = '\0';
+    }
+
+    ngx_shmtx_lock(&rs->qmcf->shpool->mutex);
+
+    psh->disagreements += disagree;
+
+    if (!transport) {
+        psh->rtt = psh->rtt ? (psh->rtt * 7 + rtt) / 8 : rtt;
+        psh->transport_fails = 0;
+
+        if (psh->down) {
+            psh->down = 0;
+            change = 1;
+        }
+    }
+
+    if (ok) {
+        psh->last_success = ngx_time();
+
+    } else {
+        psh->failures[error]++;
+        psh->last_failure = ngx_time();
+
+        ngx_memcpy(psh->last_error, text, last - text + 1);
+
+        if (transport && ++psh->transport_fails >= 2 && !psh->down) {
+            psh->down = 1;
+            change = -1;
+        }
+    }
+
+    ngx_shmtx_unlock(&rs->qmcf->shpool->mutex);
+
+    if (change > 0) {
+        ngx_http_qqfail_event(rs->qmcf, NGX_LOG_NOTICE,
+                              rs->log, 0, NULL,
+                              "provider \"%V\" is up again", &pr->name);
+
+    } else if (change < 0) {
+        ngx_http_qqfail_event(rs->qmcf, NGX_LOG_WARN,
+                              rs->log, 0, NULL,
+                              "provider \"%V\" is down (%V for \"%V\")",
+                              &pr->name, &ngx_http_qqfail_errors[error],
+                              &name->host);
+
+    } else if (!ok) {
+        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                      "qqfail: provider \"%V\" failed for \"%V\" (%V)",
+                      &pr->name, &name->host, &ngx_http_qqfail_errors[error]);
+    }
+}
+
+
+/*
+ * Decide a name once enough providers have answered: the first answer
+ * agreed by "qqfail_quorum" providers, or equal to the addresses in use,
+ * wins; slow providers never delay it.  With "all", every provider is
+ * done (or abandoned) and the name either has an answer or failed.
+ */
+
+static void
+ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_int_t                    best;
+    ngx_uint_t                   p, q, agree, nok, error, transport, i;
+    ngx_uint_t                   errors[NGX_HTTP_QQFAIL_NERRS];
+    ngx_addr_t                   addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_job_t       *job;
+    ngx_http_qqfail_result_t    *res;
+    ngx_http_qqfail_answer_t    *a;
+    ngx_http_qqfail_server_t    *server;
+    ngx_http_qqfail_sockaddr_t  *sa;
+
+    job = lk->job;
+
+    /* a leader that lost its lease decides nothing: the lookup is dropped */
+
+    if (job == NULL || !ngx_http_qqfail_lead_check()) {
+        return;
+    }
+
+    server = job->server;
+    res = &job->result[lk->name];
+
+    best = -1;
+    nok = 0;
+
+    for (p = 0; p < lk->nproviders; p++) {
+        a = &lk->answer[p];
+
+        if (!a->done || !a->ok) {
+            continue;
+        }
+
+        nok++;
+        agree = 0;
+
+        for (q = 0; q < lk->nproviders; q++) {
+            if (lk->answer[q].done && lk->answer[q].ok
+                && ngx_http_qqfail_answer_same(a, &lk->answer[q]))
+            {
+                agree++;
+            }
+        }
+
+        if (agree >= server->upstream->quorum) {
+            best = p;
+            break;
+        }
+
+        /* an unchanged set needs no quorum */
+
+        for (i = 0; i < a->naddrs; i++) {
+            addrs[i].sockaddr = &a->addrs[i].sockaddr;
+            addrs[i].socklen = a->socklen[i];
+        }
+
+        if (ngx_http_qqfail_zone_same(rs->qmcf, server, lk->name,
+                                      addrs, a->naddrs))
+        {
+            best = p;
+            break;
+        }
+    }
+
+    if (best < 0) {
+        for (p = 0; p < lk->nproviders; p++) {
+            if (!lk->answer[p].done && !lk->answer[p].abandoned) {
+                all = 0;
+                break;
+            }
+
+            all = 1;
+        }
+
+        if (!all) {
+            return;
+        }
+    }
+
+    lk->decided = 1;
+    lk->accepted = best;
+
+    if (lk->deadline.timer_set) {
+        ngx_del_timer(&lk->deadline);
+    }
+
+    if (best >= 0) {
+        a = &lk->answer[best];
+
+        /* the addresses and the sockaddrs they point to, in one block */
+
+        res->addrs = ngx_alloc(a->naddrs * (sizeof(ngx_addr_t)
+                                          + sizeof(ngx_http_qqfail_sockaddr_t)),
+                               rs->log);
+
+        if (res->addrs == NULL) {
+            res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
+            res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
+            goto done;
+        }
+
+        res->owned = 1;
+        res->state = NGX_HTTP_QQFAIL_NAME_OK;
+        res->naddrs = a->naddrs;
+        res->ttl = a->ttl;
+
+        /* an agreed or unchanged set ends a quorum episode */
+        server->sh->names[lk->name].noquorum = 0;
+
+        sa = (ngx_http_qqfail_sockaddr_t *) &res->addrs[a->naddrs];
+
+        for (i = 0; i < a->naddrs; i++) {
+            sa[i] = a->addrs[i];
+            res->addrs[i].sockaddr = &sa[i].sockaddr;
+            res->addrs[i].socklen = a->socklen[i];
+            res->addrs[i].name.len = 0;
+            res->addrs[i].name.data = NULL;
+        }
+
+        /* answers that came before and differ */
+
+        ngx_shmtx_lock(&rs->qmcf->shpool->mutex);
+
+        for (p = 0; p < lk->nproviders; p++) {
+            if (p != (ngx_uint_t) best && lk->answer[p].done
+                && lk->answer[p].ok
+                && !ngx_http_qqfail_answer_same(a, &lk->answer[p]))
+            {
+                rs->channels[p].provider->sh->disagreements++;
+            }
+        }
+
+        ngx_shmtx_unlock(&rs->qmcf->shpool->mutex);
+
+    } else if (nok) {
+        res->state = NGX_HTTP_QQFAIL_NAME_NOQUORUM;
+        res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
+
+        if (server->sh->names[lk->name].noquorum) {
+            goto done;
+        }
+
+        server->sh->names[lk->name].noquorum = 1;
+
+        ngx_http_qqfail_event(rs->qmcf, NGX_LOG_WARN,
+                              rs->log, 0, server,
+                              "fewer than %ui providers agree on the "
+                              "addresses of \"%V\"",
+                              server->upstream->quorum,
+                              &((ngx_http_qqfail_name_t *)
+                                server->names.elts)[lk->name].host);
+
+    } else {
+        ngx_memzero(errors, sizeof(errors));
+
+        for (p = 0; p < lk->nproviders; p++) {
+            error = lk->answer[p].abandoned
+                    ? NGX_HTTP_QQFAIL_ERR_TIMEOUT
+                    : ngx_http_qqfail_answer_error(&lk->answer[p], &transport);
+            errors[error]++;
+        }
+
+        /* the most telling reason: an answer beats a timeout */
+
+        res->error = NGX_HTTP_QQFAIL_ERR_TIMEOUT;
+
+        for (i = NGX_HTTP_QQFAIL_ERR_SERVFAIL; i < NGX_HTTP_QQFAIL_NERRS; i++) {
+            if (errors[i]
+                && (res->error == NGX_HTTP_QQFAIL_ERR_TIMEOUT
+                    || errors[i] > errors[res->error]))
+            {
+                res->error = i;
+            }
+        }
+
+        res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
+    }
+
+done:
+
+    res->lookup = NULL;
+    res->rejected = lk->rejected;
+    lk->job = NULL;
+
+    job->pending--;
+
+    ngx_http_qqfail_job_check(job);
+}
+
+
+void
+ngx_http_qqfail_lookup_deadline(ngx_event_t *ev)
+{
+    ngx_http_qqfail_lookup_t  *lk = ev->data;
+
+    ngx_uint_t  p;
+
+    /*
+     * a leader that resumes after its lease ran out finds this timer
+     * expired: the providers did not time out, the leader was not running
+     */
+
+    if (!ngx_http_qqfail_lead_check()) {
+        return;
+    }
+
+    /* providers that did not answer in time count as timed out */
+
+    for (p = 0; p < lk->nproviders; p++) {
+        if (!lk->answer[p].done && !lk->answer[p].abandoned) {
+            lk->answer[p].abandoned = 1;
+
+            ngx_http_qqfail_provider_account(lk, p, 0,
+                                             NGX_HTTP_QQFAIL_ERR_TIMEOUT,
+                                             1, 0);
+        }
+    }
+
+    if (!lk->decided) {
+        ngx_http_qqfail_lookup_decide(lk, 1);
+    }
+}
+
+
+static void
+ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk)
+{
+    if (lk->deadline.timer_set) {
+        ngx_del_timer(&lk->deadline);
+    }
+
+    if (lk->job) {
+        /* undecided: the channel was destroyed, or the lease was lost */
+        lk->job->result[lk->name].lookup = NULL;
+        lk->job->pending--;
+        lk->job = NULL;
+    }
+
+    ngx_free(lk);
+}

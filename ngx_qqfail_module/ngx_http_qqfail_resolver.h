@@ -1,0 +1,230 @@
+
+/*
+ * Copyright (C) ngx_qqfail_module authors
+ */
+
+
+#ifndef _NGX_HTTP_QQFAIL_RESOLVER_H_INCLUDED_
+#define _NGX_HTTP_QQFAIL_RESOLVER_H_INCLUDED_
+
+
+/*
+ * The lookups, private to the resolver's files, layer by layer:
+ *
+ *   ngx_http_qqfail_ares.c      c-ares channels and their sockets, one
+ *                               driver for the event loop and the
+ *                               start-up pass
+ *   ngx_http_qqfail_lookup.c    one name asked of every provider, and the
+ *                               decision (quorum, agreement, the most
+ *                               telling error)
+ *   ngx_http_qqfail_round.c     one server's rounds: pacing, aliases, the
+ *                               end of a round (the policy choice is
+ *                               ngx_http_qqfail_policy.c)
+ *   ngx_http_qqfail_resolver.c  who looks up: the start-up pass in the
+ *                               master, the leader's lease in the workers
+ *
+ * All their state is in one object, ngx_http_qqfail_resolver_t, that
+ * ngx_http_qqfail_rs points to while a pass or a leadership runs.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include <ares.h>
+#include <arpa/nameser.h>
+
+#include "ngx_http_qqfail_module.h"
+
+
+#define NGX_HTTP_QQFAIL_LEASE_TICK     250
+
+/*
+ * the start-up pass ends after this long once every upstream has a server
+ * with addresses (live, or from the state file or the zone), and after
+ * qqfail_timeout at the latest: the lookup leader takes over the names
+ * still undecided
+ */
+#define NGX_HTTP_QQFAIL_START_PASS     500
+#define NGX_HTTP_QQFAIL_MAX_CONNS      (2 * NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS)
+
+/* the socket buffer for the answers of the lookups in flight */
+#define NGX_HTTP_QQFAIL_RCVBUF         (1024 * 1024)
+
+
+/*
+ * A socket c-ares opened, as its sock_state_cb last described it: the
+ * event loop watches it through the connection, the start-up pass (no
+ * connections in the master) polls it by the two flags
+ */
+
+typedef struct {
+    ngx_connection_t                *connection;  /* NULL in the pass */
+    ares_socket_t                    fd;
+    uint32_t                         drops;
+    unsigned                         readable:1;
+    unsigned                         writable:1;
+} ngx_http_qqfail_sock_t;
+
+
+typedef struct {
+    ares_channel                     channel;
+    ngx_http_qqfail_provider_t      *provider;
+    ngx_msec_t                       timeout;    /* qqfail_timeout */
+    ngx_event_t                      timer;
+    ngx_uint_t                       nsocks;
+    ngx_http_qqfail_sock_t           socks[NGX_HTTP_QQFAIL_MAX_CONNS];
+} ngx_http_qqfail_channel_t;
+
+
+#if (ARES_VERSION >= 0x012000)
+
+/*
+ * A query c-ares may still send again after its qqfail_timeout (see
+ * channels_create): the timer ends it for the module then, as c-ares 1.18
+ * does; what c-ares reports later is dropped
+ */
+
+typedef struct {
+    void                            *query;      /* NULL once ended */
+    ngx_event_t                      timer;
+} ngx_http_qqfail_sent_t;
+
+#endif
+
+
+typedef struct ngx_http_qqfail_lookup_s  ngx_http_qqfail_lookup_t;
+
+
+typedef struct {
+    ngx_http_qqfail_lookup_t        *lookup;
+    ngx_uint_t                       provider;
+    ngx_uint_t                       type;       /* 0: A, 1: AAAA */
+    ngx_uint_t                       sent;       /* counted in flight */
+} ngx_http_qqfail_query_t;
+
+
+/* one provider's answers for one name */
+
+typedef struct {
+    ngx_uint_t                       pending;
+    int                              status[2];
+    ngx_uint_t                       naddrs;
+    int                              ttl;
+    ngx_msec_t                       sent;
+    unsigned                         done:1;
+    unsigned                         ok:1;
+    unsigned                         abandoned:1;
+    ngx_http_qqfail_sockaddr_t       addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    socklen_t                        socklen[NGX_HTTP_QQFAIL_MAX_ADDRS];
+} ngx_http_qqfail_answer_t;
+
+
+/* one name looked up through every provider */
+
+struct ngx_http_qqfail_lookup_s {
+    ngx_http_qqfail_job_t           *job;        /* NULL once decided */
+    ngx_http_qqfail_server_t        *server;
+    ngx_uint_t                       name;
+    ngx_uint_t                       queries;    /* outstanding */
+    ngx_uint_t                       nproviders;
+    ngx_int_t                        accepted;   /* answer index, or -1 */
+    ngx_uint_t                       rejected;   /* by qqfail_allow */
+    ngx_event_t                      deadline;
+    unsigned                         decided:1;
+    ngx_http_qqfail_query_t          query[2 * NGX_HTTP_QQFAIL_MAX_PROVIDERS];
+    ngx_http_qqfail_answer_t         answer[1];  /* nproviders of them */
+};
+
+
+/* the results of one name in a round */
+
+typedef struct {
+    ngx_uint_t                       state;
+    ngx_uint_t                       error;
+    ngx_uint_t                       naddrs;
+    ngx_uint_t                       rejected;
+    int                              ttl;
+    ngx_http_qqfail_lookup_t        *lookup;
+
+    /*
+     * allocated when the name is decided, freed when the round ends: a
+     * job waits small, whatever the number of servers
+     */
+    ngx_addr_t                      *addrs;
+    unsigned                         owned:1;
+} ngx_http_qqfail_result_t;
+
+
+/* the periodic lookups of one qqfail_server, in the leader */
+
+struct ngx_http_qqfail_job_s {
+    ngx_http_qqfail_server_t        *server;
+    ngx_event_t                      timer;
+    ngx_msec_t                       backoff;
+    ngx_uint_t                       pending;    /* lookups undecided */
+    ngx_uint_t                       phase;
+    ngx_uint_t                       queried;    /* names in this round */
+    ngx_queue_t                      queue;      /* waiting for its turn */
+    unsigned                         running:1;
+    unsigned                         starting:1;
+    unsigned                         queued:1;
+    unsigned                         scheduled:1;  /* once since start */
+    ngx_http_qqfail_result_t         result[NGX_HTTP_QQFAIL_MAX_NAMES];
+};
+
+
+typedef struct {
+    ngx_http_qqfail_main_conf_t     *qmcf;
+    ngx_log_t                       *log;
+
+    /* c-ares: one channel per provider and distinct qqfail_timeout */
+    ngx_http_qqfail_channel_t       *channels;
+    ngx_uint_t                       nchannels;
+    ngx_uint_t                       nproviders;
+
+    /* pacing: queries in flight per provider, the "rate=" bucket */
+    ngx_uint_t                       inflight[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
+    ngx_uint_t                       rate;       /* queries a second */
+    ngx_msec_t                       tokens_at;
+    ngx_uint_t                       tokens;     /* x 1000 */
+    ngx_queue_t                      waiting;    /* jobs, for their turn */
+    ngx_event_t                      resume_ev;
+
+    ngx_array_t                     *jobs;       /* job_t *, one a server */
+
+    /* who acts: the start-up pass, or the leader of generation "epoch" */
+    ngx_uint_t                       sync;
+    ngx_uint_t                       leading;
+    ngx_uint_t                       epoch;
+    ngx_event_t                      lease_ev;
+    ngx_event_t                      stop_ev;
+} ngx_http_qqfail_resolver_t;
+
+
+void ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch,
+    u_char *host, ngx_uint_t type, ngx_http_qqfail_query_t *q);
+void ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch);
+ngx_int_t ngx_http_qqfail_channels_create(ngx_cycle_t *cycle,
+    ngx_uint_t sync);
+void ngx_http_qqfail_channels_destroy(void);
+void ngx_http_qqfail_channels_drops(void);
+ngx_int_t ngx_http_qqfail_channels_poll(ngx_msec_t deadline,
+    ngx_msec_t wake);
+void ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job,
+    ngx_uint_t n);
+void ngx_http_qqfail_lookup_deadline(ngx_event_t *ev);
+void ngx_http_qqfail_query_handler(void *arg, int status,
+    int timeouts, unsigned char *abuf, int alen);
+void ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job);
+ngx_uint_t ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job);
+ngx_int_t ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle);
+void ngx_http_qqfail_jobs_destroy(void);
+void ngx_http_qqfail_jobs_resume(ngx_event_t *ev);
+ngx_uint_t ngx_http_qqfail_lead_check(void);
+
+
+extern ngx_http_qqfail_resolver_t  *ngx_http_qqfail_rs;
+
+
+#endif /* _NGX_HTTP_QQFAIL_RESOLVER_H_INCLUDED_ */

@@ -1,0 +1,865 @@
+
+/*
+ * Copyright (C) ngx_qqfail_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_qqfail_module.h"
+#include "ngx_http_qqfail_resolver.h"
+
+
+static void ngx_http_qqfail_job_handler(ngx_event_t *ev);
+static void ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job);
+static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job);
+static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job,
+    ngx_uint_t from, ngx_uint_t to);
+static void ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job,
+    ngx_int_t chosen);
+static void ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job,
+    ngx_int_t chosen);
+static void ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job);
+static ngx_int_t ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job,
+    ngx_uint_t n);
+static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
+    ngx_http_qqfail_result_t *used);
+
+
+/* jobs: the lookups of one server */
+
+ngx_int_t
+ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_uint_t                    i, j, n, more;
+    ngx_http_qqfail_provider_t   *pr;
+    ngx_http_qqfail_job_t        *job, **jobp;
+    ngx_http_qqfail_server_t     *server;
+    ngx_http_qqfail_srv_conf_t  **qscfp;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = rs->qmcf;
+
+    /* on the heap: leadership may start and stop many times per cycle */
+
+    ngx_queue_init(&rs->waiting);
+    ngx_memzero(rs->inflight, sizeof(rs->inflight));
+
+    /*
+     * pacing: every lookup asks every provider, so the slowest "rate="
+     * sets how many queries a provider gets a second; "max_inflight=" is
+     * checked per provider, query by query (ngx_http_qqfail_job_turn)
+     */
+
+    rs->rate = 0;
+
+    pr = qmcf->providers.elts;
+
+    for (i = 0; i < qmcf->providers.nelts; i++) {
+        if (pr[i].rate
+            && (rs->rate == 0 || pr[i].rate < rs->rate))
+        {
+            rs->rate = pr[i].rate;
+        }
+    }
+
+    rs->tokens = rs->rate * 100;
+    rs->tokens_at = ngx_http_qqfail_msec();
+
+    rs->jobs = ngx_alloc(sizeof(ngx_array_t), cycle->log);
+    if (rs->jobs == NULL) {
+        return NGX_ERROR;
+    }
+
+    rs->jobs->elts = NULL;
+    rs->jobs->nelts = 0;
+
+    n = 0;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        n += qscfp[i]->servers->nelts;
+    }
+
+    rs->jobs->elts = ngx_alloc((n ? n : 1)
+                                           * sizeof(ngx_http_qqfail_job_t *),
+                                           cycle->log);
+    if (rs->jobs->elts == NULL) {
+        return NGX_ERROR;
+    }
+
+    qscfp = qmcf->upstreams.elts;
+
+    /*
+     * the upstreams' servers in turn (the first of each, the second of
+     * each, ...): servers wait for their turn in this order, and every
+     * upstream gets addresses early, not the first one in nginx.conf
+     * first
+     */
+
+    for (j = 0; /* void */; j++) {
+        more = 0;
+
+        for (i = 0; i < qmcf->upstreams.nelts; i++) {
+            if (j >= qscfp[i]->servers->nelts) {
+                continue;
+            }
+
+            more = 1;
+            server = qscfp[i]->servers->elts;
+
+            job = ngx_calloc(sizeof(ngx_http_qqfail_job_t), cycle->log);
+            if (job == NULL) {
+                return NGX_ERROR;
+            }
+
+            jobp = rs->jobs->elts;
+            jobp[rs->jobs->nelts++] = job;
+
+            job->server = &server[j];
+            job->timer.handler = ngx_http_qqfail_job_handler;
+            job->timer.data = job;
+            job->timer.log = cycle->log;
+            job->timer.cancelable = 1;
+        }
+
+        if (!more) {
+            break;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_qqfail_jobs_destroy(void)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_uint_t              i;
+    ngx_http_qqfail_job_t  **jobp;
+
+    if (rs->jobs == NULL) {
+        return;
+    }
+
+    jobp = rs->jobs->elts;
+
+    for (i = 0; i < rs->jobs->nelts; i++) {
+        if (jobp[i]->timer.timer_set) {
+            ngx_del_timer(&jobp[i]->timer);
+        }
+
+        ngx_http_qqfail_results_free(jobp[i]);
+        ngx_free(jobp[i]);
+    }
+
+    if (rs->jobs->elts) {
+        ngx_free(rs->jobs->elts);
+    }
+
+    ngx_free(rs->jobs);
+    rs->jobs = NULL;
+
+    if (rs->resume_ev.posted) {
+        ngx_delete_posted_event(&rs->resume_ev);
+    }
+
+    if (rs->resume_ev.timer_set) {
+        ngx_del_timer(&rs->resume_ev);
+    }
+
+    ngx_queue_init(&rs->waiting);
+    ngx_memzero(rs->inflight, sizeof(rs->inflight));
+}
+
+
+static void
+ngx_http_qqfail_job_handler(ngx_event_t *ev)
+{
+    ngx_http_qqfail_job_t       *job = ev->data;
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    if (job->queued || !ngx_http_qqfail_lead_check()) {
+        return;
+    }
+
+    if (job->running) {
+
+        /*
+         * a server with no address whose first names are still undecided:
+         * its remaining aliases are asked now, paced, ahead of the servers
+         * waiting for their round
+         */
+
+        if (job->phase == 1 && job->queried < job->server->names.nelts) {
+            if (!ngx_http_qqfail_job_turn(job)) {
+                ngx_queue_insert_head(&rs->waiting, &job->queue);
+                job->queued = 1;
+                return;
+            }
+
+            ngx_http_qqfail_job_run(job);
+        }
+
+        return;
+    }
+
+    /*
+     * paced: a server waits for its turn, in order; its lookups' timeouts
+     * start when they are sent, so waiting never counts against a provider
+     */
+
+    if (!ngx_queue_empty(&rs->waiting)
+        || !ngx_http_qqfail_job_turn(job))
+    {
+        ngx_queue_insert_tail(&rs->waiting, &job->queue);
+        job->queued = 1;
+        return;
+    }
+
+    ngx_http_qqfail_job_run(job);
+}
+
+
+/*
+ * May this server's round start now?  Only if every provider it asks has
+ * room for the round's queries beside those still in flight to it
+ * ("max_inflight=", counted until each query ends, however the lookup
+ * was decided), and not faster than the slowest "rate=": a token bucket
+ * holding a tenth of a second's worth, refilled by the clock, and a timer
+ * that resumes the waiting servers when the next token is due.
+ *
+ * A provider marked down is left out while another one is up: it would
+ * hold every turn for its whole timeout; it gets a query only where it
+ * has room (ngx_http_qqfail_job_lookup), so it is still asked, paced.
+ */
+
+ngx_uint_t
+ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_uint_t                   p, up, need;
+    ngx_msec_t                   now, wait;
+    ngx_http_qqfail_provider_t  *pr;
+
+    need = ngx_http_qqfail_job_queries(job);
+    pr = rs->qmcf->providers.elts;
+
+    up = 0;
+
+    for (p = 0; p < rs->nproviders; p++) {
+        if (!pr[p].sh->down) {
+            up++;
+        }
+    }
+
+    for (p = 0; p < rs->nproviders; p++) {
+        if (up && pr[p].sh->down) {
+            continue;
+        }
+
+        if (rs->inflight[p] + need > pr[p].max_inflight
+            && rs->inflight[p] > 0)
+        {
+            return 0;
+        }
+    }
+
+    if (rs->rate == 0) {
+        return 1;
+    }
+
+    now = ngx_http_qqfail_msec();
+
+    /* a tenth of a second's worth at most: no burst above the rate */
+
+    rs->tokens = ngx_min(rs->tokens
+                                     + (now - rs->tokens_at)
+                                       * rs->rate,
+                                     ngx_max(rs->rate * 100,
+                                             need * 1000));
+    rs->tokens_at = now;
+
+    if (rs->tokens >= need * 1000) {
+        rs->tokens -= need * 1000;
+        return 1;
+    }
+
+    if (!rs->sync && !rs->resume_ev.timer_set) {
+        wait = (need * 1000 - rs->tokens + rs->rate
+                - 1) / rs->rate;
+
+        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume;
+        rs->resume_ev.log = rs->log;
+        rs->resume_ev.cancelable = 1;
+        ngx_add_timer(&rs->resume_ev, wait ? wait : 1);
+    }
+
+    return 0;
+}
+
+
+/*
+ * The names a round asks first: its current one and every better one.
+ * The start-up pass asks every name at once, it has no time to wait; the
+ * leader asks the others when these fail, or, for a server with no
+ * address, when they are still undecided after a quarter of
+ * qqfail_timeout (ngx_http_qqfail_job_handler): a healthy primary name
+ * costs no query for its aliases.
+ */
+
+static ngx_uint_t
+ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_uint_t  last;
+
+    last = rs->sync ? job->server->names.nelts - 1
+                                : job->server->sh->active;
+
+    return ngx_min(last, job->server->names.nelts - 1);
+}
+
+
+/* the queries the next step of a round sends each provider */
+
+static ngx_uint_t
+ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job)
+{
+    ngx_uint_t               n, from, last, need;
+    ngx_http_qqfail_name_t  *name;
+
+    if (job->running) {
+        from = job->queried;
+        last = job->server->names.nelts - 1;
+
+    } else {
+        from = 0;
+        last = ngx_http_qqfail_job_last(job);
+    }
+
+    name = job->server->names.elts;
+    need = 0;
+
+    for (n = from; n <= last; n++) {
+        if (!name[n].literal) {
+            need += job->server->upstream->ipv6 ? 2 : 1;
+        }
+    }
+
+    return need;
+}
+
+
+static void
+ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    if (job->running) {
+        /* the remaining aliases, at once */
+
+        if (job->timer.timer_set) {
+            ngx_del_timer(&job->timer);
+        }
+
+        job->phase = 2;
+        ngx_http_qqfail_job_start(job, job->queried,
+                                  job->server->names.nelts - 1);
+        return;
+    }
+
+    job->phase = 1;
+
+    /* a server with no address does not wait long for its first names */
+
+    if (!rs->sync
+        && job->server->sh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
+        && ngx_http_qqfail_job_last(job) + 1 < job->server->names.nelts)
+    {
+        ngx_add_timer(&job->timer, job->server->upstream->timeout / 4);
+    }
+
+    ngx_http_qqfail_job_start(job, 0, ngx_http_qqfail_job_last(job));
+}
+
+
+/* lookups ended: servers waiting for their turn get it */
+
+void
+ngx_http_qqfail_jobs_resume(ngx_event_t *ev)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_queue_t            *q;
+    ngx_http_qqfail_job_t  *job;
+
+    while (!ngx_queue_empty(&rs->waiting)) {
+
+        q = ngx_queue_head(&rs->waiting);
+        job = ngx_queue_data(q, ngx_http_qqfail_job_t, queue);
+
+        if (!ngx_http_qqfail_lead_check() || !ngx_http_qqfail_job_turn(job)) {
+            return;
+        }
+
+        ngx_queue_remove(q);
+        job->queued = 0;
+
+        ngx_http_qqfail_job_run(job);
+    }
+}
+
+
+/* the round is over, or starts again: its addresses go */
+
+static void
+ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job)
+{
+    ngx_uint_t                 n;
+    ngx_http_qqfail_result_t  *res;
+
+    for (n = 0; n < NGX_HTTP_QQFAIL_MAX_NAMES; n++) {
+        res = &job->result[n];
+
+        if (res->owned) {
+            ngx_free(res->addrs);
+        }
+
+        res->state = NGX_HTTP_QQFAIL_NAME_UNKNOWN;
+        res->naddrs = 0;
+        res->addrs = NULL;
+        res->owned = 0;
+        res->lookup = NULL;
+    }
+}
+
+
+static void
+ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job, ngx_uint_t from,
+    ngx_uint_t to)
+{
+    ngx_uint_t  n;
+
+    if (job->phase == 1) {
+        ngx_http_qqfail_results_free(job);
+    }
+
+    job->running = 1;
+    job->starting = 1;
+    job->queried = to + 1;
+
+    for (n = from; n <= to; n++) {
+        ngx_http_qqfail_job_lookup(job, n);
+    }
+
+    job->starting = 0;
+
+    ngx_http_qqfail_job_check(job);
+}
+
+
+void
+ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_uint_t  n, nnames;
+
+    if (job->starting || job->pending) {
+        return;
+    }
+
+    if (!rs->leading && !rs->sync) {
+        /* leadership ended: the round is abandoned */
+        job->running = 0;
+        return;
+    }
+
+    nnames = job->server->names.nelts;
+
+    for (n = 0; n < job->queried; n++) {
+        if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK
+            || (job->result[n].state == NGX_HTTP_QQFAIL_NAME_NOQUORUM
+                && n == job->server->sh->active
+                && job->server->sh->source != NGX_HTTP_QQFAIL_SOURCE_NONE))
+        {
+            ngx_http_qqfail_job_finish(job);
+            return;
+        }
+    }
+
+    /*
+     * every name so far failed: the remaining aliases are asked at once,
+     * paced as a round is, ahead of the servers waiting for their round
+     */
+
+    if (job->phase == 1 && job->queried < nnames && !rs->sync) {
+
+        if (!ngx_http_qqfail_job_turn(job)) {
+            ngx_queue_insert_head(&rs->waiting, &job->queue);
+            job->queued = 1;
+            return;
+        }
+
+        ngx_http_qqfail_job_run(job);
+        return;
+    }
+
+    ngx_http_qqfail_job_finish(job);
+}
+
+
+/*
+ * The round is over: the policy chooses the name that supplies the
+ * addresses (ngx_http_qqfail_policy_choose), then the steps below record
+ * what every name found, use the chosen name, or, when every name failed,
+ * keep the last good addresses until qqfail_max_stale.
+ */
+
+static void
+ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
+{
+    ngx_int_t                     chosen;
+    ngx_uint_t                    n, recover;
+    ngx_uint_t                    state[NGX_HTTP_QQFAIL_MAX_NAMES];
+    ngx_http_qqfail_server_sh_t  *ssh;
+
+    job->running = 0;
+
+    if (job->timer.timer_set) {
+        ngx_del_timer(&job->timer);
+    }
+
+    /* the last check before anything is published */
+
+    if (!ngx_http_qqfail_lead_check()) {
+        return;
+    }
+
+    ssh = job->server->sh;
+
+    for (n = 0; n < job->queried; n++) {
+        state[n] = job->result[n].state;
+    }
+
+    /* the leader alone writes "recover" */
+
+    recover = ssh->recover;
+
+    chosen = ngx_http_qqfail_policy_choose(job->queried, state, ssh->active,
+                                           ssh->source, &recover);
+
+    ssh->recover = recover;
+
+    ngx_http_qqfail_job_record(job, chosen);
+
+    if (chosen >= 0) {
+        ngx_http_qqfail_job_use(job, chosen);
+
+    } else {
+        ngx_http_qqfail_job_keep(job);
+        ngx_http_qqfail_job_schedule(job, NULL);
+    }
+
+    ngx_http_qqfail_results_free(job);
+}
+
+
+/* what each name found, for the status page */
+
+static void
+ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    time_t                        now;
+    ngx_uint_t                    n;
+    ngx_http_qqfail_result_t     *res;
+    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = rs->qmcf;
+    ssh = job->server->sh;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    for (n = 0; n < job->queried; n++) {
+        res = &job->result[n];
+
+        /*
+         * an undecided name, or one without a quorum, keeps its status:
+         * the addresses in use stay, but nothing was confirmed
+         */
+
+        if (res->state == NGX_HTTP_QQFAIL_NAME_FAILED) {
+            ssh->names[n].state = NGX_HTTP_QQFAIL_NAME_FAILED;
+            ssh->names[n].error = res->error;
+
+        } else if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
+            ssh->names[n].state = NGX_HTTP_QQFAIL_NAME_OK;
+            ssh->names[n].last_success = now;
+            ssh->names[n].naddrs = res->naddrs;
+
+            if (res->rejected == 0) {
+                ssh->names[n].rejecting = 0;
+            }
+        }
+    }
+
+    if (chosen >= 0
+        && job->result[chosen].state == NGX_HTTP_QQFAIL_NAME_OK)
+    {
+        ssh->last_success = now;
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+}
+
+
+/*
+ * The chosen name's addresses are published (a set without a quorum
+ * leaves the ones in use); a zone too full for them, when the server has
+ * no address at all, makes a later name whose set fits (an IP literal)
+ * serve it.  A change of name is counted and logged.
+ */
+
+static void
+ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_int_t                     rc;
+    ngx_uint_t                    n, cur, source;
+    ngx_http_qqfail_name_t       *names;
+    ngx_http_qqfail_result_t     *res;
+    ngx_http_qqfail_server_t     *server;
+    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = rs->qmcf;
+    server = job->server;
+    ssh = server->sh;
+    names = server->names.elts;
+
+    cur = ssh->active;
+    source = ssh->source;
+    res = &job->result[chosen];
+
+    if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
+        rc = ngx_http_qqfail_job_publish(job, chosen);
+
+        for (n = chosen + 1;
+             rc == NGX_ERROR && ssh->naddrs == 0 && n < job->queried;
+             n++)
+        {
+            if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK) {
+                rc = ngx_http_qqfail_job_publish(job, n);
+
+                if (rc != NGX_ERROR) {
+                    chosen = n;
+                    res = &job->result[n];
+                }
+            }
+        }
+
+        if (rc == 1 && !rs->sync) {
+            ngx_http_qqfail_state_changed(qmcf, rs->log);
+        }
+    }
+
+    if ((ngx_uint_t) chosen != cur && source != NGX_HTTP_QQFAIL_SOURCE_NONE) {
+        ngx_shmtx_lock(&qmcf->shpool->mutex);
+        ssh->failovers++;
+        ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+        if ((ngx_uint_t) chosen > cur) {
+            ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, rs->log, 0,
+                                  server, "every provider failed for \"%V\" "
+                                  "(%V), failing over to \"%V\"",
+                                  &names[cur].host,
+                                  &ngx_http_qqfail_errors[
+                                      job->result[cur].error],
+                                  &names[chosen].text);
+
+        } else {
+            ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, rs->log, 0,
+                                  server, "\"%V\" resolves again, back from "
+                                  "\"%V\"", &names[chosen].text,
+                                  &names[cur].text);
+        }
+    }
+
+    ngx_http_qqfail_job_schedule(job, res);
+}
+
+
+/*
+ * Every name failed: the last good addresses stay, marked stale, until
+ * they are older than qqfail_max_stale; then the server has none.
+ */
+
+static void
+ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    time_t                        now;
+    ngx_uint_t                    stale, expired;
+    ngx_http_qqfail_server_t     *server;
+    ngx_http_qqfail_srv_conf_t   *qscf;
+    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = rs->qmcf;
+    server = job->server;
+    qscf = server->upstream;
+    ssh = server->sh;
+    now = ngx_time();
+
+    stale = 0;
+    expired = 0;
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    if (ssh->naddrs) {
+        if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_LIVE
+            || ssh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
+        {
+            ssh->source = NGX_HTTP_QQFAIL_SOURCE_STALE;
+            ssh->stale_since = ssh->last_success ? ssh->last_success : now;
+            ngx_http_qqfail_zone_changed(ssh);
+            stale = 1;
+        }
+
+        if (qscf->max_stale != NGX_HTTP_QQFAIL_STALE_FOREVER
+            && ssh->stale_since
+            && now - ssh->stale_since > qscf->max_stale)
+        {
+            expired = 1;
+        }
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+    if (stale) {
+        ngx_http_qqfail_event(qmcf, NGX_LOG_ERR, rs->log, 0,
+                              server, "every provider failed for every name "
+                              "(%V), using the last good addresses",
+                              &ngx_http_qqfail_errors[job->result[0].error]);
+    }
+
+    if (expired) {
+        (void) ngx_http_qqfail_zone_publish(qmcf, server, ssh->active, NULL,
+                                            NULL, 0,
+                                            NGX_HTTP_QQFAIL_SOURCE_NONE,
+                                            rs->log);
+
+        if (!rs->sync) {
+            ngx_http_qqfail_state_changed(qmcf, rs->log);
+        }
+
+        ngx_http_qqfail_event(qmcf, NGX_LOG_ERR, rs->log, 0,
+                              server, "the last good addresses are older "
+                              "than qqfail_max_stale, server unavailable");
+    }
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job, ngx_uint_t n)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_http_qqfail_result_t     *res;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_http_qqfail_geo_t         geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
+
+    qmcf = rs->qmcf;
+    res = &job->result[n];
+
+    if (qmcf->geo_country || qmcf->geo_asn) {
+        ngx_http_qqfail_geo_annotate(qmcf, res->addrs, res->naddrs, geo);
+    }
+
+    return ngx_http_qqfail_zone_publish(qmcf, job->server, n, res->addrs,
+                                        (qmcf->geo_country || qmcf->geo_asn)
+                                        ? geo : NULL,
+                                        res->naddrs,
+                                        ((ngx_http_qqfail_name_t *)
+                                         job->server->names.elts)[n].literal
+                                        ? NGX_HTTP_QQFAIL_SOURCE_LITERAL
+                                        : NGX_HTTP_QQFAIL_SOURCE_LIVE,
+                                        rs->log);
+}
+
+
+static void
+ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
+    ngx_http_qqfail_result_t *used)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_msec_t                   next;
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    qscf = job->server->upstream;
+
+    next = qscf->refresh;
+
+    if (used && used->ttl >= 0 && (ngx_msec_t) used->ttl * 1000 < next) {
+        next = (ngx_msec_t) used->ttl * 1000;
+    }
+
+    /* while the primary name fails, retry it sooner, backing off */
+
+    if (job->result[0].state != NGX_HTTP_QQFAIL_NAME_OK) {
+        job->backoff = job->backoff ? ngx_min(job->backoff * 2, qscf->refresh)
+                                    : 1000;
+        next = ngx_min(next, job->backoff);
+
+    } else {
+        job->backoff = 0;
+    }
+
+    if (next < 1000) {
+        next = 1000;
+    }
+
+    /*
+     * an even spread: the first refresh of each server after the start-up
+     * pass or a new leader's first lookups (which come all at once) falls
+     * anywhere in its window; later ones within 1/16 either side, so that
+     * the queries per second stay flat instead of coming in bursts
+     */
+
+    if (!job->scheduled) {
+        job->scheduled = 1;
+        next = 1000 + ngx_random() % (next - 1000 + 1);
+
+    } else {
+        next = next - next / 16 + ngx_random() % (next / 8 + 1);
+    }
+
+    /* the monotonic time schedules, the wall clock time is shown */
+
+    job->server->sh->next_msec = ngx_http_qqfail_msec() + next;
+    job->server->sh->next_lookup = ngx_time() + next / 1000;
+
+    if (rs->sync || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_add_timer(&job->timer, next);
+}

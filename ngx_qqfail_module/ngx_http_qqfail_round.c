@@ -13,6 +13,7 @@
 
 static void ngx_http_qqfail_job_handler(ngx_event_t *ev);
 static void ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job);
 static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job);
 static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job);
@@ -200,13 +201,7 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
          */
 
         if (job->phase == 1 && job->queried < job->server->names.nelts) {
-            if (!ngx_http_qqfail_job_turn(job)) {
-                ngx_queue_insert_head(&rs->waiting, &job->queue);
-                job->queued = 1;
-                return;
-            }
-
-            ngx_http_qqfail_job_run(job);
+            ngx_http_qqfail_job_aliases(job);
         }
 
         return;
@@ -361,6 +356,21 @@ ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job)
 }
 
 
+/* the remaining aliases of a round: now, or first in line for a turn */
+
+static void
+ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job)
+{
+    if (!ngx_http_qqfail_job_turn(job)) {
+        ngx_queue_insert_head(&ngx_http_qqfail_rs->waiting, &job->queue);
+        job->queued = 1;
+        return;
+    }
+
+    ngx_http_qqfail_job_run(job);
+}
+
+
 static void
 ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
 {
@@ -505,14 +515,7 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
      */
 
     if (job->phase == 1 && job->queried < nnames && !rs->sync) {
-
-        if (!ngx_http_qqfail_job_turn(job)) {
-            ngx_queue_insert_head(&rs->waiting, &job->queue);
-            job->queued = 1;
-            return;
-        }
-
-        ngx_http_qqfail_job_run(job);
+        ngx_http_qqfail_job_aliases(job);
         return;
     }
 

@@ -178,7 +178,7 @@ ngx_http_qqfail_peers_build(ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log)
             ssh = server[i].sh;
 
             for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-                for (j = 0; j < NGX_HTTP_QQFAIL_SLOTS; j++) {
+                for (j = 0; j < chunk->nslots; j++) {
                     slot = &chunk->slot[j];
 
                     /* the counts are kept under this lock: n < count */
@@ -192,9 +192,9 @@ ngx_http_qqfail_peers_build(ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log)
                     peer->addr = slot->sockaddr;
                     peer->sockaddr = &peer->addr.sockaddr;
                     peer->socklen = slot->socklen;
-                    ngx_memcpy(peer->text, slot->text, slot->text_len);
                     peer->name.data = peer->text;
-                    peer->name.len = slot->text_len;
+                    peer->name.len = ngx_http_qqfail_slot_text(slot,
+                                                               peer->text);
 
                     peer->host = &((ngx_http_qqfail_name_t *)
                                    server[i].names.elts)[ssh->active].host;

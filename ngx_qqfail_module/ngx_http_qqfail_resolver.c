@@ -115,7 +115,7 @@ struct ngx_http_qqfail_job_s {
     unsigned                         starting:1;
     unsigned                         queued:1;
     unsigned                         scheduled:1;  /* once since start */
-    ngx_http_qqfail_result_t         result[NGX_HTTP_QQFAIL_MAX_NAMES];
+    ngx_http_qqfail_result_t         result[1];  /* one a name */
 };
 
 
@@ -761,7 +761,10 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
         server = qscfp[i]->servers->elts;
 
         for (j = 0; j < qscfp[i]->servers->nelts; j++) {
-            job = ngx_calloc(sizeof(ngx_http_qqfail_job_t), cycle->log);
+            job = ngx_calloc(offsetof(ngx_http_qqfail_job_t, result)
+                             + server[j].names.nelts
+                               * sizeof(ngx_http_qqfail_result_t),
+                             cycle->log);
             if (job == NULL) {
                 return NGX_ERROR;
             }
@@ -983,7 +986,7 @@ ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job)
     ngx_uint_t                 n;
     ngx_http_qqfail_result_t  *res;
 
-    for (n = 0; n < NGX_HTTP_QQFAIL_MAX_NAMES; n++) {
+    for (n = 0; n < job->server->names.nelts; n++) {
         res = &job->result[n];
 
         if (res->owned) {
@@ -2461,7 +2464,7 @@ done:
         ngx_time_update();
 
         for (n = 0; n < ngx_http_qqfail_jobs->nelts; n++) {
-            for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+            for (k = 0; k < jobp[n]->server->names.nelts; k++) {
                 lk = jobp[n]->result[k].lookup;
 
                 if (jobp[n]->running && lk

@@ -38,6 +38,7 @@
 typedef struct {
     ngx_http_qqfail_server_t        *server;
     ngx_http_qqfail_server_sh_t      sh;
+    ngx_http_qqfail_name_sh_t        names[NGX_HTTP_QQFAIL_MAX_NAMES];
     ngx_uint_t                       naddrs;
     ngx_http_qqfail_slot_sh_t       *slots;
 } ngx_http_qqfail_status_server_t;
@@ -567,11 +568,14 @@ ngx_http_qqfail_status_snapshot(ngx_http_request_t *r,
     for (i = 0; i < n; i++) {
         ss = &snap->servers[i];
         ss->sh = *ss->server->sh;
+        ngx_memcpy(ss->names, ss->sh.names,
+                   ss->sh.nnames * sizeof(ngx_http_qqfail_name_sh_t));
+        ss->sh.names = ss->names;
 
         k = 0;
 
         for (chunk = ss->sh.chunks; chunk; chunk = chunk->next) {
-            for (j = 0; j < NGX_HTTP_QQFAIL_SLOTS && k < ss->naddrs; j++) {
+            for (j = 0; j < chunk->nslots && k < ss->naddrs; j++) {
                 if (chunk->slot[j].in_use) {
                     ss->slots[k++] = chunk->slot[j];
                 }
@@ -690,6 +694,7 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
     ngx_uint_t                        i, j, k, e, s, n;
+    ngx_str_t                         org;
     ngx_addr_t                       *addr;
     ngx_http_qqfail_name_t           *names;
     ngx_http_qqfail_server_t         *server;
@@ -698,6 +703,7 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_event_sh_t       *ev;
     ngx_http_qqfail_srv_conf_t      **qscfp;
     ngx_http_qqfail_provider_sh_t    *psh;
+    u_char                            text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
     ngx_http_qqfail_status_server_t  *ss;
 
     ngx_http_qqfail_printf(o, 512,
@@ -845,7 +851,7 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                     ngx_http_qqfail_printf(o, 4, "null");
                 }
 
-                ngx_http_qqfail_printf(o, 64, ",\"rejected\":%ui,"
+                ngx_http_qqfail_printf(o, 64, ",\"rejected\":%uD,"
                                        "\"last_success\":%T}",
                                        ss[j].sh.names[k].rejected,
                                        ss[j].sh.names[k].last_success);
@@ -860,11 +866,12 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                                        "%s{\"address\":\"%*s\","
                                        "\"state\":\"%V\",\"fails\":%ui,"
                                        "\"geo\":",
-                                       k ? "," : "", (size_t) slot->text_len,
-                                       slot->text,
+                                       k ? "," : "",
+                                       ngx_http_qqfail_slot_text(slot, text),
+                                       text,
                                        ngx_http_qqfail_address_state(
                                            &server[j], slot, snap->now),
-                                       slot->fails);
+                                       (ngx_uint_t) slot->fails);
 
                 if (slot->asn == 0 && slot->country[0] == '\0') {
                     ngx_http_qqfail_printf(o, 5, "null}");
@@ -901,9 +908,8 @@ ngx_http_qqfail_status_json(ngx_http_qqfail_out_t *o,
                 }
 
                 ngx_http_qqfail_printf(o, 16, ",\"org\":");
-                ngx_http_qqfail_json_str(o, slot->org,
-                                         ngx_strnlen(slot->org,
-                                                  NGX_HTTP_QQFAIL_ORG_LEN));
+                ngx_http_qqfail_zone_org(qmcf, slot->asn, &org);
+                ngx_http_qqfail_json_str(o, org.data, org.len);
                 ngx_http_qqfail_printf(o, 2, "}}");
             }
 
@@ -976,6 +982,7 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_slot_sh_t        *slot;
     ngx_http_qqfail_provider_sh_t    *psh;
     ngx_http_qqfail_status_server_t  *ss;
+    u_char                            text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
 
     ngx_http_qqfail_printf(o, 1024,
         "# HELP qqfail_info Versions of the module and of nginx.\n"
@@ -1106,8 +1113,9 @@ ngx_http_qqfail_status_prometheus(ngx_http_qqfail_out_t *o,
                     ngx_http_qqfail_printf(o, 64, "%s{", m->name);
                     ngx_http_qqfail_prom_labels(o, ss);
                     ngx_http_qqfail_printf(o, 128, ",address=\"%*s\"} %ui\n",
-                                           (size_t) slot->text_len,
-                                           slot->text,
+                                           ngx_http_qqfail_slot_text(slot,
+                                                                     text),
+                                           text,
                                            m->what == NGX_HTTP_QQFAIL_PROM_FAILS
                                            ? slot->fails
                                            : (ngx_uint_t)
@@ -1273,7 +1281,7 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
     ngx_uint_t                        i, j, k, e, s, n;
-    ngx_str_t                        *state;
+    ngx_str_t                         org, *state;
     ngx_addr_t                       *addr;
     ngx_http_qqfail_name_t           *names;
     ngx_http_qqfail_server_t         *server;
@@ -1282,6 +1290,7 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_event_sh_t       *ev;
     ngx_http_qqfail_srv_conf_t      **qscfp;
     ngx_http_qqfail_provider_sh_t    *psh;
+    u_char                            text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
     ngx_http_qqfail_status_server_t  *ss;
 
     ngx_http_qqfail_printf(o, 2048,
@@ -1460,8 +1469,8 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
                 ngx_http_qqfail_printf(o, 256, "%s<span class=\"%V\">%*s</span>"
                                        " <small>%V, %ui fails",
                                        k ? "<br>" : "", state,
-                                       (size_t) slot->text_len, slot->text,
-                                       state, slot->fails);
+                                       ngx_http_qqfail_slot_text(slot, text),
+                                       text, state, (ngx_uint_t) slot->fails);
 
                 if (slot->country[0]) {
                     ngx_http_qqfail_printf(o, 16, ", %*s", (size_t) 2,
@@ -1470,9 +1479,8 @@ ngx_http_qqfail_status_html(ngx_http_qqfail_out_t *o,
 
                 if (slot->asn) {
                     ngx_http_qqfail_printf(o, 32, ", AS%uD ", slot->asn);
-                    ngx_http_qqfail_html_str(o, slot->org,
-                                             ngx_strnlen(slot->org,
-                                                   NGX_HTTP_QQFAIL_ORG_LEN));
+                    ngx_http_qqfail_zone_org(qmcf, slot->asn, &org);
+                    ngx_http_qqfail_html_str(o, org.data, org.len);
                 }
 
                 ngx_http_qqfail_printf(o, 16, "</small>");

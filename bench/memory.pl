@@ -12,6 +12,12 @@
 # status page's zone figures.
 #
 #   bench/memory.pl [--names 1000,10000] [--workers 1] [--zone auto]
+#                   [--polls 1] [--trim] [--detail]
+#
+# --polls N asks the status page N times before the last reading (JSON,
+# as bench/scale.pl does every second); --trim reads the memory again
+# after malloc_trim(0) in every process (through gdb: what is free heap);
+# --detail lists the largest mappings of each process.
 
 use strict;
 use warnings;
@@ -27,9 +33,9 @@ use QQ::Topo;
 my $JSON = eval { require JSON::XS; JSON::XS->new }
            // do { require JSON::PP; JSON::PP->new };
 
-my %o = (names => '1000,10000', workers => 1, zone => 'auto',
+my %o = (names => '1000,10000', workers => 1, zone => 'auto', polls => 1,
          upstreams => 10, timeout => 180);
-GetOptions(\%o, 'detail', 'trim', 'names=s', 'workers=i', 'zone=s', 'upstreams=i',
+GetOptions(\%o, 'detail', 'trim', 'polls=i', 'names=s', 'workers=i', 'zone=s', 'upstreams=i',
            'timeout=i')
     or die "usage: see the head of $0\n";
 
@@ -164,6 +170,8 @@ EOF2
                                          $t->master_pid, $t->worker_pids ];
             }
             my $st = status($t);
+            # as bench/scale.pl does: the status page every second
+            status($t) for 2 .. $o{polls};
             $res{$kind}{after_status} = [ map { smaps($_) } $t->worker_pids ];
             my $addrs = 0;
             for my $u (@{ $st->{upstreams} }) {
@@ -192,7 +200,7 @@ EOF2
         print line("$kind worker " . $i++, $_) for @{ $res{$kind}{workers} };
         print line("$kind after malloc_trim", $_)
             for @{ $res{$kind}{trimmed} // [] };
-        print line("$kind worker, after status", $_)
+        print line("$kind worker, $o{polls} status", $_)
             for @{ $res{$kind}{after_status} // [] };
     }
     my $z = $res{zone};

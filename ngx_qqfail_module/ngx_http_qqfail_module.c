@@ -260,6 +260,16 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+#if (NGX_HAVE_MALLOC_TRIM)
+    /*
+     * a fixed threshold: large blocks (a status page's snapshot at
+     * 10,000 servers, the state file's buffer) are mapped and unmapped
+     * each time, instead of glibc raising the threshold after the first
+     * one and keeping the next ones in the heap for good
+     */
+    (void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+
     (void) ngx_http_qqfail_state_load(qmcf, cycle->log);
 
     ngx_http_qqfail_zone_refilter(qmcf, 0, cycle->log);

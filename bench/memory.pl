@@ -35,7 +35,7 @@ my $JSON = eval { require JSON::XS; JSON::XS->new }
 
 my %o = (names => '1000,10000', workers => 1, zone => 'auto', polls => 1,
          upstreams => 10, timeout => 180);
-GetOptions(\%o, 'detail', 'trim', 'polls=i', 'names=s', 'workers=i', 'zone=s', 'upstreams=i',
+GetOptions(\%o, 'detail', 'trim', 'polls=i', 'hold=i', 'names=s', 'workers=i', 'zone=s', 'upstreams=i',
            'timeout=i')
     or die "usage: see the head of $0\n";
 
@@ -173,6 +173,12 @@ EOF2
             # as bench/scale.pl does: the status page every second
             status($t) for 2 .. $o{polls};
             $res{$kind}{after_status} = [ map { smaps($_) } $t->worker_pids ];
+            if ($o{hold}) {
+                printf STDERR "holding %d s: master %d, workers %s, %s\n",
+                    $o{hold}, $t->master_pid, join(' ', $t->worker_pids),
+                    $t->dir;
+                sleep $o{hold};
+            }
             my $addrs = 0;
             for my $u (@{ $st->{upstreams} }) {
                 $addrs += @{ $_->{addresses} } for @{ $u->{servers} };

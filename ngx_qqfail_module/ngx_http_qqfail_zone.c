@@ -61,6 +61,8 @@ static void ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf);
 static ngx_int_t ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t naddrs);
 static size_t ngx_http_qqfail_zone_fit(size_t size);
+static void ngx_http_qqfail_zone_count(size_t n, size_t *bytes,
+    ngx_uint_t *pages);
 static size_t ngx_http_qqfail_zone_head(ngx_uint_t nnames);
 static ngx_http_qqfail_server_sh_t *ngx_http_qqfail_zone_record(
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_server_t *server);
@@ -567,8 +569,8 @@ ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf)
 ngx_int_t
 ngx_http_qqfail_zone_check(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
 {
-    size_t                        size, need, usable, bytes[32];
-    ngx_uint_t                    i, j, k, n, pages, shift;
+    size_t                        need, usable, bytes[32];
+    ngx_uint_t                    i, j, k, n, pages;
     ngx_uint_t                    records[NGX_HTTP_QQFAIL_MAX_NAMES];
     ngx_http_qqfail_server_t     *server;
     ngx_http_qqfail_srv_conf_t  **qscfp;
@@ -586,22 +588,17 @@ ngx_http_qqfail_zone_check(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
 
     /* bytes by slab size class (its shift), whole pages apart */
 
-#define ngx_http_qqfail_zone_count(n)                                         \
-    size = ngx_http_qqfail_zone_fit(n);                                       \
-    if (size >= ngx_pagesize) {                                               \
-        pages += size / ngx_pagesize;                                         \
-    } else {                                                                  \
-        for (shift = 0; ((size_t) 1 << shift) < size; shift++) { /* void */ } \
-        bytes[shift] += size;                                                 \
-    }
-
-    ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_sh_t));
-    ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_events_sh_t));
-    ngx_http_qqfail_zone_count(sizeof(" in qqfail zone \"qqfail\""));
+    ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_sh_t), bytes, &pages);
+    ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_events_sh_t), bytes,
+                               &pages);
+    ngx_http_qqfail_zone_count(sizeof(" in qqfail zone \"qqfail\""), bytes,
+                               &pages);
 
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_upstream_sh_t));
-        ngx_http_qqfail_zone_count(qscfp[i]->upstream->host.len + 1);
+        ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_upstream_sh_t),
+                                   bytes, &pages);
+        ngx_http_qqfail_zone_count(qscfp[i]->upstream->host.len + 1, bytes,
+                                   &pages);
 
         server = qscfp[i]->servers->elts;
 
@@ -609,8 +606,6 @@ ngx_http_qqfail_zone_check(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
             records[server[j].names.nelts - 1]++;
         }
     }
-
-#undef ngx_http_qqfail_zone_count
 
     /* records: whole pages of them (ngx_http_qqfail_zone_record) */
 
@@ -645,6 +640,25 @@ ngx_http_qqfail_zone_check(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_qqfail_zone_count(size_t n, size_t *bytes, ngx_uint_t *pages)
+{
+    size_t      size;
+    ngx_uint_t  shift;
+
+    size = ngx_http_qqfail_zone_fit(n);
+
+    if (size >= ngx_pagesize) {
+        *pages += size / ngx_pagesize;
+        return;
+    }
+
+    for (shift = 0; ((size_t) 1 << shift) < size; shift++) { /* void */ }
+
+    bytes[shift] += size;
 }
 
 

@@ -390,7 +390,7 @@ ngx_http_qqfail_peers_sync(ngx_http_qqfail_srv_conf_t *qscf,
             group = &peers->groups[i];
 
             if (group->gen
-                == *(volatile ngx_uint_t *) &group->server->sh->gen)
+                == *(volatile uint32_t *) &group->server->sh->gen)
             {
                 continue;
             }
@@ -464,7 +464,7 @@ ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
     /* a set holds at most NGX_HTTP_QQFAIL_MAX_ADDRS addresses */
 
     for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
+        for (i = 0; i < chunk->nslots; i++) {
             slot = &chunk->slot[i];
 
             if (!slot->in_use || n == NGX_HTTP_QQFAIL_MAX_ADDRS) {

@@ -434,6 +434,7 @@ ngx_http_qqfail_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     qmcf->zone_size = (size_t) size;
+    ngx_http_qqfail_conf_where(cf, &qmcf->zone_where);
 
     return NGX_CONF_OK;
 }

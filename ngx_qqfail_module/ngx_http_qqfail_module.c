@@ -10,6 +10,11 @@
 
 #include <ares.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#define NGX_HAVE_MALLOC_TRIM  1
+#endif
+
 #include "ngx_http_qqfail_module.h"
 
 
@@ -255,6 +260,16 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+#if (NGX_HAVE_MALLOC_TRIM)
+    /*
+     * a fixed threshold: large blocks (a status page's snapshot at
+     * 10,000 servers, the state file's buffer) are mapped and unmapped
+     * each time, instead of glibc raising the threshold after the first
+     * one and keeping the next ones in the heap for good
+     */
+    (void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+
     (void) ngx_http_qqfail_state_load(qmcf, cycle->log);
 
     ngx_http_qqfail_zone_refilter(qmcf, 0, cycle->log);
@@ -270,6 +285,14 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
     /* what the new rules refused and the pass did not replace goes */
 
     ngx_http_qqfail_zone_refilter(qmcf, 1, cycle->log);
+
+#if (NGX_HAVE_MALLOC_TRIM)
+    /*
+     * the start-up pass and the state file freed what they used, but the
+     * heap keeps it in the master, and every worker inherits it
+     */
+    (void) malloc_trim(0);
+#endif
 
     return NGX_OK;
 }
@@ -376,8 +399,9 @@ ngx_http_qqfail_init_main_conf(ngx_conf_t *cf, void *conf)
 
     /*
      * the upstreams are parsed by now: without "qqfail_zone", the zone is
-     * sized for them (a record, its room for the first addresses and
-     * some more each), never below the documented default
+     * sized for them (a record with its first address, room for more
+     * addresses and for a reload's new records), never below the
+     * documented default
      */
 
     n = 0;
@@ -394,6 +418,10 @@ ngx_http_qqfail_init_main_conf(ngx_conf_t *cf, void *conf)
                                   ngx_align(256 * 1024
                                             + n * NGX_HTTP_QQFAIL_SERVER_ROOM,
                                             1024 * 1024));
+    }
+
+    if (ngx_http_qqfail_zone_check(cf, qmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (qmcf->state_file_set == NGX_CONF_UNSET) {

@@ -27,7 +27,7 @@
 #define NGX_HTTP_QQFAIL_MAX_INFLIGHT     128     /* queries, per provider */
 #define NGX_HTTP_QQFAIL_MIN_ZONE_SIZE    (128 * 1024)
 #define NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE  (1024 * 1024)
-#define NGX_HTTP_QQFAIL_SERVER_ROOM      (4 * 1024)   /* default zone size */
+#define NGX_HTTP_QQFAIL_SERVER_ROOM      1024    /* default zone size */
 
 #define NGX_HTTP_QQFAIL_RULE_CIDR        1
 #define NGX_HTTP_QQFAIL_RULE_ASN         2
@@ -44,13 +44,15 @@
     (0x71710000 + sizeof(ngx_http_qqfail_sh_t)                                \
      + 3 * sizeof(ngx_http_qqfail_server_sh_t)                                \
      + 5 * sizeof(ngx_http_qqfail_slot_sh_t)                                  \
+     + 11 * sizeof(ngx_http_qqfail_name_sh_t)                                 \
      + 7 * sizeof(ngx_http_qqfail_events_sh_t)                                \
-     + 11 * sizeof(ngx_http_qqfail_upstream_sh_t))
+     + 13 * sizeof(ngx_http_qqfail_upstream_sh_t))
 
 #define NGX_HTTP_QQFAIL_MAX_ADDRS        32      /* per name and answer */
 #define NGX_HTTP_QQFAIL_MAX_PROCS        256     /* workers, all generations */
 #define NGX_HTTP_QQFAIL_ADDR_STRLEN      (NGX_INET6_ADDRSTRLEN + 9)
-#define NGX_HTTP_QQFAIL_SLOTS            4       /* per shm chunk */
+#define NGX_HTTP_QQFAIL_ORG_HASH         256     /* buckets */
+#define NGX_HTTP_QQFAIL_MAX_ORGS         4096    /* AS names kept */
 #define NGX_HTTP_QQFAIL_ERRLEN           64
 #define NGX_HTTP_QQFAIL_ORG_LEN          48
 #define NGX_HTTP_QQFAIL_NEVENTS          64
@@ -121,40 +123,65 @@ typedef union {
 } ngx_http_qqfail_sockaddr_t;
 
 
+/*
+ * An address of a server.  Its text ("ip:port") is made when it is shown
+ * (ngx_http_qqfail_slot_text()), and the GeoIP2 organisation is kept once
+ * per AS number for the whole zone (ngx_http_qqfail_zone_org()).
+ */
+
 typedef struct {
     ngx_http_qqfail_sockaddr_t       sockaddr;
-    socklen_t                        socklen;
-    uint32_t                         id;         /* changes on reuse */
-    u_char                           text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
-    u_char                           text_len;
+    u_char                           socklen;
     u_char                           in_use;
     u_char                           country[2];
     u_char                           continent[2];
+    uint32_t                         id;         /* changes on reuse */
     uint32_t                         asn;
-    u_char                           org[NGX_HTTP_QQFAIL_ORG_LEN];
-    ngx_uint_t                       fails;
+    uint32_t                         fails;
     time_t                           accessed;
     time_t                           checked;
 } ngx_http_qqfail_slot_sh_t;
 
 
+/*
+ * Slots in one allocation: the first chunk of a server is part of its
+ * record, more are added when a set needs them, sized to it; a slot never
+ * moves while its record lives (the workers' copies point to it).
+ */
+
 typedef struct ngx_http_qqfail_chunk_sh_s  ngx_http_qqfail_chunk_sh_t;
 
 struct ngx_http_qqfail_chunk_sh_s {
     ngx_http_qqfail_chunk_sh_t      *next;
-    ngx_http_qqfail_slot_sh_t        slot[NGX_HTTP_QQFAIL_SLOTS];
+    ngx_uint_t                       nslots;
+    ngx_http_qqfail_slot_sh_t        slot[1];
 };
 
 
+/* a name of a server; hash: of "name:port", as the record's key */
+
 typedef struct {
-    ngx_uint_t                       state;
-    ngx_uint_t                       error;      /* NGX_HTTP_QQFAIL_ERR_* */
-    ngx_uint_t                       naddrs;
-    ngx_uint_t                       rejected;   /* by qqfail_allow */
+    uint64_t                         hash;
     time_t                           last_success;
+    uint32_t                         rejected;   /* by qqfail_allow */
+    u_char                           state;
+    u_char                           error;      /* NGX_HTTP_QQFAIL_ERR_* */
+    u_char                           naddrs;
     unsigned                         rejecting:1;  /* logged, episode */
     unsigned                         noquorum:1;   /* logged, episode */
 } ngx_http_qqfail_name_sh_t;
+
+
+/* an AS organisation name, shared by the addresses of that AS */
+
+typedef struct ngx_http_qqfail_org_sh_s  ngx_http_qqfail_org_sh_t;
+
+struct ngx_http_qqfail_org_sh_s {
+    ngx_http_qqfail_org_sh_t        *next;
+    uint32_t                         asn;
+    u_char                           len;
+    u_char                           data[1];
+};
 
 
 typedef struct ngx_http_qqfail_server_sh_s  ngx_http_qqfail_server_sh_t;
@@ -162,31 +189,32 @@ typedef struct ngx_http_qqfail_upstream_sh_s  ngx_http_qqfail_upstream_sh_t;
 
 /*
  * A server's record is found by its upstream and its names, as written
- * in the state file ("name:port,name:port").  Records are shared by every
+ * in the state file ("name:port,name:port"): the record keeps a 64-bit
+ * hash of each name, not the text.  Records are shared by every
  * generation whose configuration has that server; "epoch" is the newest
  * generation that uses it, and a record no running generation uses is
- * freed (ngx_http_qqfail_zone_gc).
+ * freed (ngx_http_qqfail_zone_gc).  One allocation holds the record, its
+ * names and its first slots (as many as the allocation has room for).
  */
 
 struct ngx_http_qqfail_server_sh_s {
     ngx_http_qqfail_server_sh_t     *next;
     ngx_http_qqfail_upstream_sh_t   *upstream;
-    u_char                          *key;
-    size_t                           key_len;
-    ngx_uint_t                       epoch;
-    ngx_uint_t                       quorum;     /* the set was agreed by */
-    ngx_http_qqfail_chunk_sh_t      *chunks;
-    ngx_uint_t                       naddrs;
-    ngx_uint_t                       active;     /* index of the name */
-    ngx_uint_t                       source;
-    ngx_uint_t                       failovers;
-    ngx_uint_t                       recover;    /* better name ok, times */
+    ngx_http_qqfail_name_sh_t       *names;      /* nnames, in the record */
+    ngx_http_qqfail_chunk_sh_t      *chunks;     /* the first in the record */
     time_t                           last_success;
     time_t                           next_lookup;    /* shown */
     ngx_msec_t                       next_msec;      /* scheduled */
     time_t                           stale_since;
-    ngx_uint_t                       gen;        /* changes with the set */
-    ngx_http_qqfail_name_sh_t        names[NGX_HTTP_QQFAIL_MAX_NAMES];
+    ngx_uint_t                       failovers;
+    uint32_t                         gen;        /* changes with the set */
+    uint32_t                         epoch;
+    u_char                           nnames;
+    u_char                           naddrs;
+    u_char                           active;     /* index of the name */
+    u_char                           source;
+    u_char                           quorum;     /* the set was agreed by */
+    u_char                           recover;    /* better name ok, times */
 };
 
 
@@ -258,6 +286,10 @@ typedef struct {
     ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
     ngx_http_qqfail_upstream_sh_t   *upstreams;
     ngx_http_qqfail_server_sh_t     *servers;
+    ngx_http_qqfail_org_sh_t        *orgs[NGX_HTTP_QQFAIL_ORG_HASH];
+    ngx_uint_t                       norgs;
+    /* free records, by their number of names less one */
+    void                            *cells[NGX_HTTP_QQFAIL_MAX_NAMES];
     ngx_http_qqfail_events_sh_t     *events;
     ngx_uint_t                       nservers;   /* records */
     ngx_uint_t                       full;       /* logged, episode */
@@ -331,6 +363,7 @@ typedef struct {
     ngx_slab_pool_t                 *shpool;
     ngx_http_qqfail_sh_t            *sh;
     size_t                           zone_size;
+    ngx_http_qqfail_where_t          zone_where; /* "qqfail_zone", if set */
     ngx_uint_t                       epoch;      /* a worker's generation */
 
     ngx_array_t                     *listening;  /* the cycle's sockets */
@@ -434,6 +467,14 @@ ngx_int_t ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf);
 size_t ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf);
 void ngx_http_qqfail_zone_changed(ngx_http_qqfail_server_sh_t *ssh);
+ngx_int_t ngx_http_qqfail_zone_check(ngx_conf_t *cf,
+    ngx_http_qqfail_main_conf_t *qmcf);
+size_t ngx_http_qqfail_zone_record_size(ngx_uint_t nnames);
+uint64_t ngx_http_qqfail_zone_name_hash(u_char *data, size_t len);
+void ngx_http_qqfail_zone_org(ngx_http_qqfail_main_conf_t *qmcf,
+    uint32_t asn, ngx_str_t *org);
+size_t ngx_http_qqfail_slot_text(ngx_http_qqfail_slot_sh_t *slot,
+    u_char *text);
 ngx_uint_t ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
     ngx_uint_t naddrs);

@@ -151,7 +151,7 @@ done:
         ngx_time_update();
 
         for (n = 0; n < ngx_http_qqfail_rs->jobs->nelts; n++) {
-            for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+            for (k = 0; k < jobp[n]->server->names.nelts; k++) {
                 lk = jobp[n]->result[k].lookup;
 
                 if (jobp[n]->running && lk

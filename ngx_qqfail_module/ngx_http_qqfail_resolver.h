@@ -170,7 +170,7 @@ struct ngx_http_qqfail_job_s {
     unsigned                         starting:1;
     unsigned                         queued:1;
     unsigned                         scheduled:1;  /* once since start */
-    ngx_http_qqfail_result_t         result[NGX_HTTP_QQFAIL_MAX_NAMES];
+    ngx_http_qqfail_result_t         result[1];  /* one a name */
 };
 
 

@@ -115,7 +115,10 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
             more = 1;
             server = qscfp[i]->servers->elts;
 
-            job = ngx_calloc(sizeof(ngx_http_qqfail_job_t), cycle->log);
+            job = ngx_calloc(offsetof(ngx_http_qqfail_job_t, result)
+                             + server[j].names.nelts
+                               * sizeof(ngx_http_qqfail_result_t),
+                             cycle->log);
             if (job == NULL) {
                 return NGX_ERROR;
             }
@@ -439,7 +442,7 @@ ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job)
     ngx_uint_t                 n;
     ngx_http_qqfail_result_t  *res;
 
-    for (n = 0; n < NGX_HTTP_QQFAIL_MAX_NAMES; n++) {
+    for (n = 0; n < job->server->names.nelts; n++) {
         res = &job->result[n];
 
         if (res->owned) {

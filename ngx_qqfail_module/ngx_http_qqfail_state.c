@@ -937,18 +937,18 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
                                                  qscfp[i]->upstream->host.data,
                                                  qscfp[i]->upstream->host.len);
                 p = ngx_sprintf(p, " %V", &server[j].key);
-                p = ngx_sprintf(p, " %ui %T", ssh->active, ssh->last_success);
+                p = ngx_sprintf(p, " %ui %T", (ngx_uint_t) ssh->active,
+                                ssh->last_success);
 
                 k = 0;
 
                 for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-                    for (m = 0; m < NGX_HTTP_QQFAIL_SLOTS; m++) {
+                    for (m = 0; m < chunk->nslots; m++) {
                         if (chunk->slot[m].in_use
                             && k++ < NGX_HTTP_QQFAIL_MAX_ADDRS)
                         {
                             *p++ = ' ';
-                            p = ngx_cpymem(p, chunk->slot[m].text,
-                                           chunk->slot[m].text_len);
+                            p += ngx_http_qqfail_slot_text(&chunk->slot[m], p);
                         }
                     }
                 }

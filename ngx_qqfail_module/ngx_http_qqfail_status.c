@@ -58,6 +58,7 @@
 typedef struct {
     ngx_http_qqfail_server_t        *server;
     ngx_http_qqfail_server_sh_t      sh;
+    ngx_http_qqfail_name_sh_t        names[NGX_HTTP_QQFAIL_MAX_NAMES];
     ngx_uint_t                       naddrs;
     ngx_http_qqfail_slot_sh_t       *slots;
 } ngx_http_qqfail_status_server_t;
@@ -1126,6 +1127,9 @@ ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
         ss = &ctx->batch[i];
         ss->server = &server[ctx->server + i];
         ss->sh = *ss->server->sh;
+        ngx_memcpy(ss->names, ss->sh.names,
+                   ss->sh.nnames * sizeof(ngx_http_qqfail_name_sh_t));
+        ss->sh.names = ss->names;
         ss->slots = &ctx->slots[used];
 
         k = 0;
@@ -1135,7 +1139,7 @@ ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
              chunk = chunk->next)
         {
             for (j = 0;
-                 j < NGX_HTTP_QQFAIL_SLOTS && k < NGX_HTTP_QQFAIL_MAX_ADDRS;
+                 j < chunk->nslots && k < NGX_HTTP_QQFAIL_MAX_ADDRS;
                  j++)
             {
                 if (chunk->slot[j].in_use) {
@@ -1434,11 +1438,13 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_status_server_t *ss, ngx_uint_t index)
 {
     time_t                      now;
+    ngx_str_t                   org;
     ngx_uint_t                  k, e, s, n;
     ngx_http_qqfail_out_t      *o;
     ngx_http_qqfail_name_t     *names;
     ngx_http_qqfail_server_t   *server;
     ngx_http_qqfail_slot_sh_t  *slot;
+    u_char                      text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
 
     o = &ctx->o;
     now = ctx->snap.now;
@@ -1497,7 +1503,7 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
             ngx_http_qqfail_printf(o, 4, "null");
         }
 
-        ngx_http_qqfail_printf(o, 64, ",\"rejected\":%ui,"
+        ngx_http_qqfail_printf(o, 64, ",\"rejected\":%uD,"
                                "\"last_success\":%T}",
                                ss->sh.names[k].rejected,
                                ss->sh.names[k].last_success);
@@ -1512,11 +1518,11 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
                                "%s{\"address\":\"%*s\","
                                "\"state\":\"%V\",\"fails\":%ui,"
                                "\"geo\":",
-                               k ? "," : "", (size_t) slot->text_len,
-                               slot->text,
+                               k ? "," : "",
+                               ngx_http_qqfail_slot_text(slot, text), text,
                                ngx_http_qqfail_address_state(server, slot,
                                                              now),
-                               slot->fails);
+                               (ngx_uint_t) slot->fails);
 
         if (slot->asn == 0 && slot->country[0] == '\0') {
             ngx_http_qqfail_printf(o, 5, "null}");
@@ -1553,9 +1559,8 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
         }
 
         ngx_http_qqfail_printf(o, 16, ",\"org\":");
-        ngx_http_qqfail_json_str(o, slot->org,
-                                 ngx_strnlen(slot->org,
-                                             NGX_HTTP_QQFAIL_ORG_LEN));
+        ngx_http_qqfail_zone_org(ctx->qmcf, slot->asn, &org);
+        ngx_http_qqfail_json_str(o, org.data, org.len);
         ngx_http_qqfail_printf(o, 2, "}}");
     }
 
@@ -1819,9 +1824,8 @@ ngx_http_qqfail_prom_keep(ngx_http_qqfail_status_ctx_t *ctx,
                                                          &ss->slots[k],
                                                          ctx->snap.now)
                            == &ngx_http_qqfail_state_up);
-        ps->addrs[k].text_len = ss->slots[k].text_len;
-        ngx_memcpy(ps->addrs[k].text, ss->slots[k].text,
-                   ss->slots[k].text_len);
+        ps->addrs[k].text_len = ngx_http_qqfail_slot_text(&ss->slots[k],
+                                                          ps->addrs[k].text);
     }
 }
 
@@ -2310,12 +2314,13 @@ ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_status_server_t *ss, ngx_uint_t index)
 {
     time_t                      now;
-    ngx_str_t                  *state;
+    ngx_str_t                   org, *state;
     ngx_uint_t                  k, e, s, n;
     ngx_http_qqfail_out_t      *o;
     ngx_http_qqfail_name_t     *names;
     ngx_http_qqfail_server_t   *server;
     ngx_http_qqfail_slot_sh_t  *slot;
+    u_char                      text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
 
     o = &ctx->o;
     now = ctx->snap.now;
@@ -2368,8 +2373,8 @@ ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
         ngx_http_qqfail_printf(o, 256, "%s<span class=\"%V\">%*s</span>"
                                " <small>%V, %ui fails",
                                k ? "<br>" : "", state,
-                               (size_t) slot->text_len, slot->text,
-                               state, slot->fails);
+                               ngx_http_qqfail_slot_text(slot, text), text,
+                               state, (ngx_uint_t) slot->fails);
 
         if (slot->country[0]) {
             ngx_http_qqfail_printf(o, 16, ", %*s", (size_t) 2,
@@ -2378,9 +2383,8 @@ ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
 
         if (slot->asn) {
             ngx_http_qqfail_printf(o, 32, ", AS%uD ", slot->asn);
-            ngx_http_qqfail_html_str(o, slot->org,
-                                     ngx_strnlen(slot->org,
-                                                 NGX_HTTP_QQFAIL_ORG_LEN));
+            ngx_http_qqfail_zone_org(ctx->qmcf, slot->asn, &org);
+            ngx_http_qqfail_html_str(o, org.data, org.len);
         }
 
         ngx_http_qqfail_printf(o, 16, "</small>");

@@ -45,25 +45,37 @@ static ngx_int_t ngx_http_qqfail_zone_index(
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_zone_index_t *index,
     ngx_uint_t n, ngx_log_t *log);
 static ngx_uint_t ngx_http_qqfail_zone_hash(ngx_http_qqfail_upstream_sh_t *ush,
-    u_char *key, size_t len);
+    uint64_t hash);
+static uint64_t ngx_http_qqfail_zone_key_hash(
+    ngx_http_qqfail_server_t *server);
+static uint64_t ngx_http_qqfail_zone_record_hash(
+    ngx_http_qqfail_server_sh_t *ssh);
 static void ngx_http_qqfail_zone_index_add(
     ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_server_sh_t *ssh);
 static ngx_http_qqfail_server_sh_t *ngx_http_qqfail_zone_find(
     ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_upstream_sh_t *ush,
-    ngx_str_t *key);
+    ngx_http_qqfail_server_t *server);
 static void ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_http_qqfail_zone_index_t *index);
-static ngx_int_t ngx_http_qqfail_zone_key_name(
-    ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t n, ngx_str_t *name);
 static void ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf);
 static ngx_int_t ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t naddrs);
+static size_t ngx_http_qqfail_zone_fit(size_t size);
+static void ngx_http_qqfail_zone_count(size_t n, size_t *bytes,
+    ngx_uint_t *pages);
+static size_t ngx_http_qqfail_zone_head(ngx_uint_t nnames);
+static ngx_http_qqfail_server_sh_t *ngx_http_qqfail_zone_record(
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_server_t *server);
+static ngx_http_qqfail_chunk_sh_t *ngx_http_qqfail_zone_chunk(
+    ngx_slab_pool_t *shpool, ngx_uint_t n);
+static void ngx_http_qqfail_zone_org_add(ngx_http_qqfail_main_conf_t *qmcf,
+    uint32_t asn, u_char *org);
 static u_char *ngx_http_qqfail_zone_strdup(ngx_slab_pool_t *shpool,
     u_char *data, size_t len);
 static ngx_http_qqfail_slot_sh_t *ngx_http_qqfail_zone_find_slot(
     ngx_http_qqfail_server_sh_t *ssh, ngx_addr_t *addr);
 static ngx_http_qqfail_slot_sh_t *ngx_http_qqfail_zone_free_slot(
-    ngx_slab_pool_t *shpool, ngx_http_qqfail_server_sh_t *ssh);
+    ngx_http_qqfail_server_sh_t *ssh);
 
 
 static ngx_str_t  ngx_http_qqfail_zone_name = ngx_string("qqfail");
@@ -243,38 +255,14 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
 
         for (j = 0; j < qscf->servers->nelts; j++) {
 
-            ssh = ngx_http_qqfail_zone_find(&index, ush, &server[j].key);
+            ssh = ngx_http_qqfail_zone_find(&index, ush, &server[j]);
 
             if (ssh == NULL) {
-                ssh = ngx_slab_calloc_locked(shpool,
-                                          sizeof(ngx_http_qqfail_server_sh_t));
+                ssh = ngx_http_qqfail_zone_record(qmcf, &server[j]);
                 if (ssh == NULL) {
                     goto nomem;
                 }
 
-                ssh->key = ngx_http_qqfail_zone_strdup(shpool,
-                                                       server[j].key.data,
-                                                       server[j].key.len);
-                if (ssh->key == NULL) {
-                    ngx_slab_free_locked(shpool, ssh);
-                    goto nomem;
-                }
-
-                /*
-                 * every server has room for a few addresses from the
-                 * start: when the zone is full, a small set (an IP-literal
-                 * alias) still fits
-                 */
-
-                ssh->chunks = ngx_slab_calloc_locked(shpool,
-                                          sizeof(ngx_http_qqfail_chunk_sh_t));
-                if (ssh->chunks == NULL) {
-                    ngx_slab_free_locked(shpool, ssh->key);
-                    ngx_slab_free_locked(shpool, ssh);
-                    goto nomem;
-                }
-
-                ssh->key_len = server[j].key.len;
                 ssh->upstream = ush;
                 ssh->next = sh->servers;
                 sh->servers = ssh;
@@ -283,7 +271,7 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
                 ngx_http_qqfail_zone_index_add(&index, ssh);
             }
 
-            ssh->epoch = epoch;
+            ssh->epoch = (uint32_t) epoch;
 
             server[j].sh = ssh;
             server[j].upstream = qscf;
@@ -349,10 +337,66 @@ ngx_http_qqfail_zone_index(ngx_http_qqfail_main_conf_t *qmcf,
 
 
 static ngx_uint_t
-ngx_http_qqfail_zone_hash(ngx_http_qqfail_upstream_sh_t *ush, u_char *key,
-    size_t len)
+ngx_http_qqfail_zone_hash(ngx_http_qqfail_upstream_sh_t *ush, uint64_t hash)
 {
-    return ngx_crc32_short(key, len) ^ ((uintptr_t) ush >> 4);
+    return (ngx_uint_t) (hash ^ (hash >> 32)) ^ ((uintptr_t) ush >> 4);
+}
+
+
+/*
+ * The 64-bit FNV-1a hash of a name "name:port" (or "ip:port"): what a
+ * record keeps of its key, instead of the text.
+ */
+
+uint64_t
+ngx_http_qqfail_zone_name_hash(u_char *data, size_t len)
+{
+    uint64_t  h;
+
+    h = 0xcbf29ce484222325ULL;
+
+    while (len--) {
+        h ^= *data++;
+        h *= 0x100000001b3ULL;
+    }
+
+    return h;
+}
+
+
+static uint64_t
+ngx_http_qqfail_zone_key_hash(ngx_http_qqfail_server_t *server)
+{
+    uint64_t                 h;
+    ngx_uint_t               n;
+    ngx_http_qqfail_name_t  *name;
+
+    h = 0;
+    name = server->names.elts;
+
+    for (n = 0; n < server->names.nelts; n++) {
+        h = h * 0x100000001b3ULL
+            ^ ngx_http_qqfail_zone_name_hash(name[n].key.data,
+                                             name[n].key.len);
+    }
+
+    return h;
+}
+
+
+static uint64_t
+ngx_http_qqfail_zone_record_hash(ngx_http_qqfail_server_sh_t *ssh)
+{
+    uint64_t    h;
+    ngx_uint_t  n;
+
+    h = 0;
+
+    for (n = 0; n < ssh->nnames; n++) {
+        h = h * 0x100000001b3ULL ^ ssh->names[n].hash;
+    }
+
+    return h;
 }
 
 
@@ -360,10 +404,10 @@ static void
 ngx_http_qqfail_zone_index_add(ngx_http_qqfail_zone_index_t *index,
     ngx_http_qqfail_server_sh_t *ssh)
 {
-    ngx_str_t   name;
     ngx_uint_t  h;
 
-    h = ngx_http_qqfail_zone_hash(ssh->upstream, ssh->key, ssh->key_len);
+    h = ngx_http_qqfail_zone_hash(ssh->upstream,
+                                  ngx_http_qqfail_zone_record_hash(ssh));
 
     while (index->slot[h & index->mask]) {
         h++;
@@ -374,12 +418,13 @@ ngx_http_qqfail_zone_index_add(ngx_http_qqfail_zone_index_t *index,
     /* the name that supplied the addresses: what an edited line shares */
 
     if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE || ssh->naddrs == 0
-        || ngx_http_qqfail_zone_key_name(ssh, ssh->active, &name) != NGX_OK)
+        || ssh->active >= ssh->nnames)
     {
         return;
     }
 
-    h = ngx_http_qqfail_zone_hash(ssh->upstream, name.data, name.len);
+    h = ngx_http_qqfail_zone_hash(ssh->upstream,
+                                  ssh->names[ssh->active].hash);
 
     while (index->named[h & index->mask]) {
         h++;
@@ -391,12 +436,16 @@ ngx_http_qqfail_zone_index_add(ngx_http_qqfail_zone_index_t *index,
 
 static ngx_http_qqfail_server_sh_t *
 ngx_http_qqfail_zone_find(ngx_http_qqfail_zone_index_t *index,
-    ngx_http_qqfail_upstream_sh_t *ush, ngx_str_t *key)
+    ngx_http_qqfail_upstream_sh_t *ush, ngx_http_qqfail_server_t *server)
 {
-    ngx_uint_t                    h;
+    ngx_uint_t                    h, n;
+    ngx_http_qqfail_name_t       *name;
     ngx_http_qqfail_server_sh_t  *ssh;
 
-    h = ngx_http_qqfail_zone_hash(ush, key->data, key->len);
+    name = server->names.elts;
+
+    h = ngx_http_qqfail_zone_hash(ush,
+                                  ngx_http_qqfail_zone_key_hash(server));
 
     for ( ;; ) {
         ssh = index->slot[h++ & index->mask];
@@ -405,9 +454,20 @@ ngx_http_qqfail_zone_find(ngx_http_qqfail_zone_index_t *index,
             return NULL;
         }
 
-        if (ssh->upstream == ush && ssh->key_len == key->len
-            && ngx_memcmp(ssh->key, key->data, key->len) == 0)
-        {
+        if (ssh->upstream != ush || ssh->nnames != server->names.nelts) {
+            continue;
+        }
+
+        for (n = 0; n < server->names.nelts; n++) {
+            if (ssh->names[n].hash
+                != ngx_http_qqfail_zone_name_hash(name[n].key.data,
+                                                  name[n].key.len))
+            {
+                break;
+            }
+        }
+
+        if (n == server->names.nelts) {
             return ssh;
         }
     }
@@ -497,6 +557,112 @@ ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf)
 
 
 /*
+ * Whether a configured "qqfail_zone" holds the configuration: the zone
+ * header, the upstream records and a record of every server with room for
+ * its first address, in the slab pages they take.  Without it a start
+ * or "nginx -t" fails later, when the zone is made, without saying where
+ * the size was set or how much is needed.  Addresses beyond the first of
+ * a server and the records kept for older generations during a reload
+ * need more: the suggested size leaves that room.
+ */
+
+ngx_int_t
+ngx_http_qqfail_zone_check(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
+{
+    size_t                        need, usable, bytes[32];
+    ngx_uint_t                    i, j, k, n, pages;
+    ngx_uint_t                    records[NGX_HTTP_QQFAIL_MAX_NAMES];
+    ngx_http_qqfail_server_t     *server;
+    ngx_http_qqfail_srv_conf_t  **qscfp;
+
+    if (qmcf->zone_where.file == NULL) {
+        /* sized from the configuration */
+        return NGX_OK;
+    }
+
+    ngx_memzero(bytes, sizeof(bytes));
+    ngx_memzero(records, sizeof(records));
+
+    pages = 0;
+    qscfp = qmcf->upstreams.elts;
+
+    /* bytes by slab size class (its shift), whole pages apart */
+
+    ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_sh_t), bytes, &pages);
+    ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_events_sh_t), bytes,
+                               &pages);
+    ngx_http_qqfail_zone_count(sizeof(" in qqfail zone \"qqfail\""), bytes,
+                               &pages);
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_upstream_sh_t),
+                                   bytes, &pages);
+        ngx_http_qqfail_zone_count(qscfp[i]->upstream->host.len + 1, bytes,
+                                   &pages);
+
+        server = qscfp[i]->servers->elts;
+
+        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
+            records[server[j].names.nelts - 1]++;
+        }
+    }
+
+    /* records: whole pages of them (ngx_http_qqfail_zone_record) */
+
+    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+        n = ngx_pagesize / ngx_http_qqfail_zone_record_size(k + 1);
+        pages += (records[k] + n - 1) / n;
+    }
+
+    for (k = 0; k < 32; k++) {
+        pages += (bytes[k] + ngx_pagesize - 1) / ngx_pagesize;
+    }
+
+    need = pages * ngx_pagesize;
+
+    /* what ngx_slab_init() leaves for pages: a descriptor each, and one */
+
+    usable = (qmcf->zone_size - sizeof(ngx_slab_pool_t)
+              - 16 * (sizeof(ngx_slab_page_t) + sizeof(ngx_slab_stat_t)))
+             / (ngx_pagesize + sizeof(ngx_slab_page_t));
+    usable = (usable ? usable - 1 : 0) * ngx_pagesize;
+
+    if (need > usable) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "qqfail: \"qqfail_zone\" %uzk is too small for the "
+                      "%ui configured server(s): their records alone take "
+                      "%uzk; set it to at least %uzk, or remove it to size "
+                      "the zone from the configuration, in %s:%ui",
+                      qmcf->zone_size / 1024, qmcf->nservers, need / 1024,
+                      ngx_align(2 * need + 256 * 1024, 1024 * 1024) / 1024,
+                      qmcf->zone_where.file, qmcf->zone_where.line);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_qqfail_zone_count(size_t n, size_t *bytes, ngx_uint_t *pages)
+{
+    size_t      size;
+    ngx_uint_t  shift;
+
+    size = ngx_http_qqfail_zone_fit(n);
+
+    if (size >= ngx_pagesize) {
+        *pages += size / ngx_pagesize;
+        return;
+    }
+
+    for (shift = 0; ((size_t) 1 << shift) < size; shift++) { /* void */ }
+
+    bytes[shift] += size;
+}
+
+
+/*
  * A server whose record has no addresses (a new record: the server line
  * was edited) takes them from the record of another server of the same
  * upstream whose addresses came from one of its names: during an outage,
@@ -508,10 +674,10 @@ static void
 ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_http_qqfail_zone_index_t *index)
 {
-    ngx_str_t                     key;
-    ngx_uint_t                    i, n, k, h, best_name;
+    uint64_t                      hash;
+    ngx_uint_t                    i, n, k, h, room, best_name;
     ngx_http_qqfail_name_t       *name;
-    ngx_http_qqfail_chunk_sh_t   *chunk;
+    ngx_http_qqfail_chunk_sh_t   *chunk, **last;
     ngx_http_qqfail_slot_sh_t    *slot, *to;
     ngx_http_qqfail_server_sh_t  *ssh, *old, *best;
 
@@ -524,8 +690,9 @@ ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
     /* the best name first: the first record its addresses came from wins */
 
     for (n = 0; best == NULL && n < server->names.nelts; n++) {
-        h = ngx_http_qqfail_zone_hash(ssh->upstream, name[n].key.data,
-                                      name[n].key.len);
+        hash = ngx_http_qqfail_zone_name_hash(name[n].key.data,
+                                              name[n].key.len);
+        h = ngx_http_qqfail_zone_hash(ssh->upstream, hash);
 
         for ( ;; ) {
             old = index->named[h++ & index->mask];
@@ -537,10 +704,8 @@ ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
             if (old == ssh || old->upstream != ssh->upstream
                 || old->source == NGX_HTTP_QQFAIL_SOURCE_NONE
                 || old->naddrs == 0
-                || ngx_http_qqfail_zone_key_name(old, old->active, &key)
-                   != NGX_OK
-                || key.len != name[n].key.len
-                || ngx_memcmp(key.data, name[n].key.data, key.len) != 0)
+                || old->active >= old->nnames
+                || old->names[old->active].hash != hash)
             {
                 continue;
             }
@@ -555,23 +720,38 @@ ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
         return;
     }
 
+    /* room for the set, without freeing records: the index points to them */
+
+    room = 0;
+    last = &ssh->chunks;
+
+    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
+        room += chunk->nslots;
+        last = &chunk->next;
+    }
+
+    if (room < best->naddrs) {
+        /* NULL: as many as fit, the lookups complete the set */
+        *last = ngx_http_qqfail_zone_chunk(qmcf->shpool,
+                                           best->naddrs - room);
+    }
+
     for (chunk = best->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
+        for (i = 0; i < chunk->nslots; i++) {
             slot = &chunk->slot[i];
 
             if (!slot->in_use) {
                 continue;
             }
 
-            to = ngx_http_qqfail_zone_free_slot(qmcf->shpool, ssh);
+            to = ngx_http_qqfail_zone_free_slot(ssh);
             if (to == NULL) {
-                /* as many as fit: the lookups complete the set */
                 goto done;
             }
 
             k = to->id;
             *to = *slot;
-            to->id = k + 1;
+            to->id = (uint32_t) k + 1;
             to->fails = 0;
             to->accessed = 0;
             to->checked = 0;
@@ -588,20 +768,16 @@ done:
 
     /* the state of every name the two servers share */
 
-    for (n = 0; n < server->names.nelts; n++) {
-        for (k = 0; ngx_http_qqfail_zone_key_name(best, k, &key) == NGX_OK;
-             k++)
-        {
-            if (name[n].key.len == key.len
-                && ngx_memcmp(name[n].key.data, key.data, key.len) == 0)
-            {
+    for (n = 0; n < ssh->nnames; n++) {
+        for (k = 0; k < best->nnames; k++) {
+            if (ssh->names[n].hash == best->names[k].hash) {
                 ssh->names[n] = best->names[k];
                 break;
             }
         }
     }
 
-    ssh->active = best_name;
+    ssh->active = (u_char) best_name;
     ssh->source = best->source;
     ssh->quorum = best->quorum;
     ssh->last_success = best->last_success;
@@ -609,36 +785,6 @@ done:
     ssh->next_lookup = best->next_lookup;
 
     ngx_http_qqfail_zone_changed(ssh);
-}
-
-
-/* the n-th name of a record's key, "name:port,name:port" */
-
-static ngx_int_t
-ngx_http_qqfail_zone_key_name(ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t n,
-    ngx_str_t *name)
-{
-    u_char  *p, *last, *comma;
-
-    p = ssh->key;
-    last = ssh->key + ssh->key_len;
-
-    for ( ;; ) {
-        comma = ngx_strlchr(p, last, ',');
-
-        if (n == 0) {
-            name->data = p;
-            name->len = (comma ? comma : last) - p;
-            return NGX_OK;
-        }
-
-        if (comma == NULL) {
-            return NGX_DECLINED;
-        }
-
-        p = comma + 1;
-        n--;
-    }
 }
 
 
@@ -651,7 +797,7 @@ ngx_http_qqfail_zone_key_name(ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t n,
 static void
 ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf)
 {
-    ngx_uint_t                       i, oldest;
+    ngx_uint_t                       i, k, oldest;
     ngx_slab_pool_t                 *shpool;
     ngx_http_qqfail_sh_t            *sh;
     ngx_http_qqfail_chunk_sh_t      *chunk, *next;
@@ -694,13 +840,16 @@ ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf)
 
         *sshp = ssh->next;
 
-        for (chunk = ssh->chunks; chunk; chunk = next) {
+        /* the first chunk is part of the record */
+
+        for (chunk = ssh->chunks->next; chunk; chunk = next) {
             next = chunk->next;
             ngx_slab_free_locked(shpool, chunk);
         }
 
-        ngx_slab_free_locked(shpool, ssh->key);
-        ngx_slab_free_locked(shpool, ssh);
+        k = ssh->nnames - 1;
+        *(void **) ssh = sh->cells[k];
+        sh->cells[k] = ssh;
         sh->nservers--;
     }
 
@@ -872,7 +1021,7 @@ ngx_http_qqfail_zone_find_slot(ngx_http_qqfail_server_sh_t *ssh,
     ngx_http_qqfail_slot_sh_t   *slot;
 
     for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
+        for (i = 0; i < chunk->nslots; i++) {
             slot = &chunk->slot[i];
 
             if (slot->in_use
@@ -890,32 +1039,240 @@ ngx_http_qqfail_zone_find_slot(ngx_http_qqfail_server_sh_t *ssh,
 
 
 static ngx_http_qqfail_slot_sh_t *
-ngx_http_qqfail_zone_free_slot(ngx_slab_pool_t *shpool,
-    ngx_http_qqfail_server_sh_t *ssh)
+ngx_http_qqfail_zone_free_slot(ngx_http_qqfail_server_sh_t *ssh)
 {
-    ngx_uint_t                    i;
-    ngx_http_qqfail_chunk_sh_t   *chunk, **last;
-
-    last = &ssh->chunks;
+    ngx_uint_t                   i;
+    ngx_http_qqfail_chunk_sh_t  *chunk;
 
     for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
+        for (i = 0; i < chunk->nslots; i++) {
             if (!chunk->slot[i].in_use) {
                 return &chunk->slot[i];
             }
         }
-
-        last = &chunk->next;
     }
 
-    chunk = ngx_slab_calloc_locked(shpool, sizeof(ngx_http_qqfail_chunk_sh_t));
+    return NULL;
+}
+
+
+/*
+ * What the slab allocator takes for an allocation of "size" bytes: a
+ * power of two up to half a page, whole pages above.  Records and chunks
+ * are made that big, and the rest holds more slots instead of nothing.
+ */
+
+static size_t
+ngx_http_qqfail_zone_fit(size_t size)
+{
+    size_t  fit;
+
+    if (size > ngx_pagesize / 2) {
+        return ngx_align(size, ngx_pagesize);
+    }
+
+    for (fit = 8; fit < size; fit <<= 1) { /* void */ }
+
+    return fit;
+}
+
+
+/* a record and its names, up to its first chunk */
+
+static size_t
+ngx_http_qqfail_zone_head(ngx_uint_t nnames)
+{
+    return ngx_align(sizeof(ngx_http_qqfail_server_sh_t)
+                     + nnames * sizeof(ngx_http_qqfail_name_sh_t),
+                     sizeof(void *));
+}
+
+
+/*
+ * The bytes a record of a server with nnames names takes, with its first
+ * slot: every server has room for an address from the start, so that
+ * when the zone is full a small set (an IP-literal alias) still fits.
+ * Records are cut from whole pages at this exact size, not rounded up
+ * to the slab's power of two (216 bytes with two names, not 256).
+ */
+
+size_t
+ngx_http_qqfail_zone_record_size(ngx_uint_t nnames)
+{
+    return ngx_align(ngx_http_qqfail_zone_head(nnames)
+                     + offsetof(ngx_http_qqfail_chunk_sh_t, slot)
+                     + sizeof(ngx_http_qqfail_slot_sh_t),
+                     sizeof(void *));
+}
+
+
+/*
+ * A record: a free one of the same size, else a page cut into records.
+ * Freed records go back to that list (ngx_http_qqfail_zone_gc), their
+ * pages stay records.  Called with the zone locked.
+ */
+
+static ngx_http_qqfail_server_sh_t *
+ngx_http_qqfail_zone_record(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_t *server)
+{
+    u_char                       *page;
+    size_t                        size, head;
+    ngx_uint_t                    n, k;
+    ngx_http_qqfail_name_t       *name;
+    ngx_http_qqfail_server_sh_t  *ssh;
+
+    k = server->names.nelts - 1;
+    head = ngx_http_qqfail_zone_head(server->names.nelts);
+    size = ngx_http_qqfail_zone_record_size(server->names.nelts);
+
+    if (qmcf->sh->cells[k] == NULL) {
+        page = ngx_slab_alloc_locked(qmcf->shpool, ngx_pagesize);
+        if (page == NULL) {
+            return NULL;
+        }
+
+        for (n = ngx_pagesize / size; n--; /* void */) {
+            *(void **) (page + n * size) = qmcf->sh->cells[k];
+            qmcf->sh->cells[k] = page + n * size;
+        }
+    }
+
+    ssh = qmcf->sh->cells[k];
+    qmcf->sh->cells[k] = *(void **) ssh;
+
+    ngx_memzero(ssh, size);
+
+    ssh->names = (ngx_http_qqfail_name_sh_t *) (ssh + 1);
+    ssh->nnames = (u_char) server->names.nelts;
+
+    name = server->names.elts;
+
+    for (n = 0; n < server->names.nelts; n++) {
+        ssh->names[n].hash = ngx_http_qqfail_zone_name_hash(name[n].key.data,
+                                                            name[n].key.len);
+    }
+
+    ssh->chunks = (ngx_http_qqfail_chunk_sh_t *) ((u_char *) ssh + head);
+    ssh->chunks->nslots = (size - head
+                           - offsetof(ngx_http_qqfail_chunk_sh_t, slot))
+                          / sizeof(ngx_http_qqfail_slot_sh_t);
+
+    return ssh;
+}
+
+
+/* more slots: at least n, as many as the allocation holds */
+
+static ngx_http_qqfail_chunk_sh_t *
+ngx_http_qqfail_zone_chunk(ngx_slab_pool_t *shpool, ngx_uint_t n)
+{
+    size_t                       size;
+    ngx_http_qqfail_chunk_sh_t  *chunk;
+
+    size = ngx_http_qqfail_zone_fit(offsetof(ngx_http_qqfail_chunk_sh_t, slot)
+                                    + n * sizeof(ngx_http_qqfail_slot_sh_t));
+
+    chunk = ngx_slab_calloc_locked(shpool, size);
     if (chunk == NULL) {
         return NULL;
     }
 
-    *last = chunk;
+    chunk->nslots = (size - offsetof(ngx_http_qqfail_chunk_sh_t, slot))
+                    / sizeof(ngx_http_qqfail_slot_sh_t);
 
-    return &chunk->slot[0];
+    return chunk;
+}
+
+
+/*
+ * The AS organisation names, one per AS number for the whole zone: kept
+ * under the lock, never freed (at most NGX_HTTP_QQFAIL_MAX_ORGS), so that
+ * ngx_http_qqfail_zone_org() reads them without it.  A new name for a
+ * number goes first and hides the older one.
+ */
+
+static void
+ngx_http_qqfail_zone_org_add(ngx_http_qqfail_main_conf_t *qmcf,
+    uint32_t asn, u_char *org)
+{
+    size_t                     len;
+    ngx_http_qqfail_sh_t      *sh;
+    ngx_http_qqfail_org_sh_t  *o, **bucket;
+
+    len = ngx_strnlen(org, NGX_HTTP_QQFAIL_ORG_LEN - 1);
+
+    if (asn == 0 || len == 0) {
+        return;
+    }
+
+    sh = qmcf->sh;
+    bucket = &sh->orgs[asn % NGX_HTTP_QQFAIL_ORG_HASH];
+
+    for (o = *bucket; o; o = o->next) {
+        if (o->asn == asn) {
+            if (o->len == len && ngx_memcmp(o->data, org, len) == 0) {
+                return;
+            }
+
+            break;
+        }
+    }
+
+    if (sh->norgs >= NGX_HTTP_QQFAIL_MAX_ORGS) {
+        return;
+    }
+
+    o = ngx_slab_alloc_locked(qmcf->shpool,
+                              offsetof(ngx_http_qqfail_org_sh_t, data) + len);
+    if (o == NULL) {
+        /* the zone is full: the name is not shown */
+        return;
+    }
+
+    o->asn = asn;
+    o->len = (u_char) len;
+    ngx_memcpy(o->data, org, len);
+    o->next = *bucket;
+
+    ngx_memory_barrier();
+
+    *bucket = o;
+    sh->norgs++;
+}
+
+
+void
+ngx_http_qqfail_zone_org(ngx_http_qqfail_main_conf_t *qmcf, uint32_t asn,
+    ngx_str_t *org)
+{
+    ngx_http_qqfail_org_sh_t  *o;
+
+    if (asn && qmcf->sh) {
+        for (o = qmcf->sh->orgs[asn % NGX_HTTP_QQFAIL_ORG_HASH];
+             o;
+             o = o->next)
+        {
+            if (o->asn == asn) {
+                org->data = o->data;
+                org->len = o->len;
+                return;
+            }
+        }
+    }
+
+    org->data = (u_char *) "";
+    org->len = 0;
+}
+
+
+/* "ip:port" of an address, into NGX_HTTP_QQFAIL_ADDR_STRLEN bytes */
+
+size_t
+ngx_http_qqfail_slot_text(ngx_http_qqfail_slot_sh_t *slot, u_char *text)
+{
+    return ngx_sock_ntop(&slot->sockaddr.sockaddr, slot->socklen, text,
+                         NGX_HTTP_QQFAIL_ADDR_STRLEN, 1);
 }
 
 
@@ -976,7 +1333,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     }
 
     for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < NGX_HTTP_QQFAIL_SLOTS; i++) {
+        for (i = 0; i < chunk->nslots; i++) {
             slot = &chunk->slot[i];
 
             if (!slot->in_use) {
@@ -1013,15 +1370,11 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
 
         /* never NULL: ngx_http_qqfail_zone_room() made the room */
 
-        slot = ngx_http_qqfail_zone_free_slot(shpool, ssh);
+        slot = ngx_http_qqfail_zone_free_slot(ssh);
 
         ngx_memzero(&slot->sockaddr, sizeof(ngx_http_qqfail_sockaddr_t));
         ngx_memcpy(&slot->sockaddr, addrs[j].sockaddr, addrs[j].socklen);
-        slot->socklen = addrs[j].socklen;
-        slot->text_len = (u_char) ngx_sock_ntop(addrs[j].sockaddr,
-                                                addrs[j].socklen, slot->text,
-                                                NGX_HTTP_QQFAIL_ADDR_STRLEN,
-                                                1);
+        slot->socklen = (u_char) addrs[j].socklen;
         slot->id++;
         slot->fails = 0;
         slot->accessed = 0;
@@ -1036,13 +1389,12 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
             ngx_memcpy(slot->country, geo[j].country, 2);
             ngx_memcpy(slot->continent, geo[j].continent, 2);
             slot->asn = geo[j].asn;
-            ngx_memcpy(slot->org, geo[j].org, NGX_HTTP_QQFAIL_ORG_LEN);
+            ngx_http_qqfail_zone_org_add(qmcf, geo[j].asn, geo[j].org);
 
         } else {
             ngx_memzero(slot->country, 2);
             ngx_memzero(slot->continent, 2);
             slot->asn = 0;
-            slot->org[0] = '\0';
         }
     }
 
@@ -1050,12 +1402,12 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     ssh->naddrs -= removed;
 
     if (source != NGX_HTTP_QQFAIL_SOURCE_STALE) {
-        ssh->quorum = server->upstream->quorum;
+        ssh->quorum = (u_char) server->upstream->quorum;
     }
 
     if (added || removed || ssh->active != name || ssh->source != source) {
-        ssh->active = name;
-        ssh->source = source;
+        ssh->active = (u_char) name;
+        ssh->source = (u_char) source;
         ngx_http_qqfail_zone_changed(ssh);
         rc = 1;
     }
@@ -1107,59 +1459,47 @@ ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t naddrs)
 {
     ngx_uint_t                    room, gc;
-    ngx_http_qqfail_chunk_sh_t   *chunk, *next, **last, **added;
+    ngx_http_qqfail_chunk_sh_t   *chunk, **last;
 
     room = 0;
     last = &ssh->chunks;
 
     for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        room += NGX_HTTP_QQFAIL_SLOTS;
+        room += chunk->nslots;
         last = &chunk->next;
     }
 
-    added = last;
-    gc = 0;
+    if (room >= naddrs) {
+        return NGX_OK;
+    }
 
-    while (room < naddrs) {
-        chunk = ngx_slab_calloc_locked(qmcf->shpool,
-                                       sizeof(ngx_http_qqfail_chunk_sh_t));
+    /* one chunk for what is missing */
+
+    for (gc = 0; /* void */; gc++) {
+        chunk = ngx_http_qqfail_zone_chunk(qmcf->shpool, naddrs - room);
 
         if (chunk != NULL) {
             *last = chunk;
-            last = &chunk->next;
-            room += NGX_HTTP_QQFAIL_SLOTS;
-            continue;
+            qmcf->sh->full = 0;
+            qmcf->sh->needed = 0;
+            return NGX_OK;
         }
 
-        if (gc++ == 0) {
-            ngx_http_qqfail_zone_gc(qmcf);
-            continue;
+        if (gc) {
+            break;
         }
 
-        /* what the zone lacks, for the message and the status */
-
-        qmcf->sh->needed = ((naddrs - room + NGX_HTTP_QQFAIL_SLOTS - 1)
-                            / NGX_HTTP_QQFAIL_SLOTS)
-                           * sizeof(ngx_http_qqfail_chunk_sh_t);
-
-        /* the chunks taken for this set go back: a smaller one may fit */
-
-        for (chunk = *added; chunk; chunk = next) {
-            next = chunk->next;
-            ngx_slab_free_locked(qmcf->shpool, chunk);
-        }
-
-        *added = NULL;
-
-        return NGX_ERROR;
+        ngx_http_qqfail_zone_gc(qmcf);
     }
 
-    if (*added) {
-        qmcf->sh->full = 0;
-        qmcf->sh->needed = 0;
-    }
+    /* what the zone lacks, for the message and the status */
 
-    return NGX_OK;
+    qmcf->sh->needed = ngx_http_qqfail_zone_fit(
+                                 offsetof(ngx_http_qqfail_chunk_sh_t, slot)
+                                 + (naddrs - room)
+                                   * sizeof(ngx_http_qqfail_slot_sh_t));
+
+    return NGX_ERROR;
 }
 
 
@@ -1201,7 +1541,7 @@ ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
             source = ssh->source;
 
             for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-                for (k = 0; k < NGX_HTTP_QQFAIL_SLOTS; k++) {
+                for (k = 0; k < chunk->nslots; k++) {
                     if (chunk->slot[k].in_use
                         && n < NGX_HTTP_QQFAIL_MAX_ADDRS)
                     {

@@ -103,6 +103,16 @@ my @cases = (
     # qqfail_zone
     [ 'zone too small', err => { http => "qqfail_zone 4k; #BAD" },
       qr/"qqfail_zone" size "4k" is too small/ ],
+    [ 'zone too small for the servers', err => {
+        http => "qqfail_provider p1 $P;\nqqfail_zone 128k; #BAD",
+        up => join('', map {
+            "qqfail_server s$_.example.com s$_.example.net;\n" } 1 .. 1000) },
+      qr/"qqfail_zone" 128k is too small for the 1000 configured server\(s\): /
+      . qr/their records alone take \d+k; set it to at least \d+k/ ],
+    [ 'zone that holds the servers', ok => {
+        http => "qqfail_provider p1 $P;\nqqfail_zone 512k;",
+        up => join('', map {
+            "qqfail_server s$_.example.com s$_.example.net;\n" } 1 .. 1000) } ],
     [ 'zone size not a size', err => { http => "qqfail_zone lots; #BAD" },
       qr/invalid "qqfail_zone" size "lots"/ ],
     [ 'zone duplicate', err => {

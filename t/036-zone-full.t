@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 
-# A full qqfail_zone: 40 servers of 32 addresses each do not fit in 256k.
+# A full qqfail_zone: 40 servers of 32 addresses each do not fit in 128k.
 # A server that cannot store its addresses is never "live" without any: it
 # keeps what it had, or falls through to its next name (here an IP-literal
 # alias).  The condition is logged once, with the size needed, and shown on
@@ -52,7 +52,7 @@ sub servers {
     return $u ? @{ $u->{servers} } : ();
 }
 
-config('256k');
+config('128k');
 $t->start;
 
 my $load = $s->load(keepalive => 0, concurrency => 2);
@@ -61,7 +61,7 @@ ok($t->wait_for(sub { my $st = $s->status; $st && $st->{zone}{full} }, 15,
                 'zone full'), 'the status page says the zone is full');
 
 my $st = $s->status;
-ok($st->{zone}{suggested_size} > 256 * 1024,
+ok($st->{zone}{suggested_size} > 128 * 1024,
    "and suggests a size: $st->{zone}{suggested_size} bytes");
 
 # wait for every server to be decided
@@ -84,7 +84,7 @@ is(@own + @alias, $N, 'each server uses one or the other');
 ok(!grep({ $_->{active_name} =~ /^big/ && @{ $_->{addresses} } != 32 } @s),
    'a server on its own name has its whole set');
 
-my @full = $t->error_log =~ /("qqfail_zone" 256k is full: .*)/g;
+my @full = $t->error_log =~ /("qqfail_zone" 128k is full: .*)/g;
 is(scalar @full, 1, 'the zone-full condition is logged once');
 like($full[0] // '', qr/more bytes are needed, raise "qqfail_zone" to at least \d+k/,
      'the log line says what size is needed');

@@ -131,6 +131,8 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
             }
         }
 
+        ngx_time_update();
+
         if (todo && (ngx_msec_int_t) (ngx_current_msec - enough) >= 0
             && ngx_http_qqfail_sync_served(qmcf))
         {

@@ -108,4 +108,32 @@ my $gap = (@primary && @aliasq) ? $aliasq[0] - $primary[0] : -1;
 ok($gap >= 0.45 && $gap < 2, sprintf 'its alias was asked %.2f s after '
    . 'the primary name: after 0.5 s, before the 2 s timeout', $gap);
 
+# a state file with every provider silent and a long qqfail_timeout: the
+# start-up pass ends once every upstream has addresses (from the file),
+# after 0.5 s, not after the timeout; the first request is served
+$t->stop;
+my $state = $t->dir . '/state/state';
+sub one {
+    $s->nginx(workers => 1,
+        providers => "    qqfail_provider pf $pf;\n",
+        http => "    qqfail_state_file $state;\n",
+        upstream => "        qqfail_server one.example.com:$P;\n"
+                  . "        qqfail_timeout 30s;\n");
+}
+$dns->fault_set('one.example.com', { addrs => [ $b1 ], ttl => 120 });
+one();
+$t->start;
+ok($t->wait_for(sub { -s $state }, 10, 'state file'), 'state file written');
+$t->stop;
+
+$dns->fault_set('*', { drop => 1 });
+$dns->fault_set('one.example.com', { drop => 1 });
+one();
+ok($t->try_start(timeout => 10), 'with every provider silent and '
+   . 'qqfail_timeout 30s, nginx starts within 10 s: '
+   . ($t->last_start_error // 'ok'));
+my $r = $t->http_get('/?u=app');
+is($r->{status} == 200 ? $r->{content} : $r->{status}, 'b1',
+   'its first request is served from the state file');
+
 done_testing();

@@ -241,16 +241,21 @@ build_module() {
 build_units() {
     local bdir=$1 out=$2 cc_opt=$3 u name srcs
     local -a units=("policy ngx_qqfail_module/ngx_http_qqfail_policy.c")
+    local -a incs=(-I"$bdir/src/core" -I"$bdir/src/event"
+                   -I"$bdir/src/event/modules" -I"$bdir/src/os/unix"
+                   -I"$bdir/objs" -I"$TOP/ngx_qqfail_module")
+
+    # nginx 1.25 and later: ngx_core.h includes the QUIC headers
+    if [ -d "$bdir/src/event/quic" ]; then
+        incs+=(-I"$bdir/src/event/quic")
+    fi
 
     mkdir -p "$out/unit"
 
     for u in "${units[@]}"; do
         read -r name srcs <<< "$u"
         # shellcheck disable=SC2086
-        cc $cc_opt -Wall -Wextra -Wno-unused-parameter -Werror \
-            -I"$bdir/src/core" -I"$bdir/src/event" \
-            -I"$bdir/src/event/modules" -I"$bdir/src/os/unix" \
-            -I"$bdir/objs" -I"$TOP/ngx_qqfail_module" \
+        cc $cc_opt -Wall -Wextra -Wno-unused-parameter -Werror "${incs[@]}" \
             "t/unit/$name.c" $srcs -o "$out/unit/$name" \
             || die "cannot build the unit driver t/unit/$name.c"
     done

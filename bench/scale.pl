@@ -173,8 +173,9 @@ for my $n (@NAMES) {
 
     my @pips = map { $dns->provider_ip($_) } $dns->providers;
     my @dns_listen = (@pips, $dns->auth_ip('a'), $dns->auth_ip('b'));
-    my $zone = $o{zone} eq 'auto'
-             ? (1 + int($n * 4096 / 1048576 + 0.999)) . 'm' : $o{zone};
+    # "auto": no qqfail_zone, the size the module derives from the
+    # configuration
+    my $zone = $o{zone};
 
     # upstream K holds the names I with I % U == K
     my (%qq, %st);
@@ -205,7 +206,7 @@ for my $n (@NAMES) {
         my $mod = $kind eq 'qqfail' ? '%%LOAD_MODULE%%' : '';
         my $http = $kind eq 'qqfail'
             ? $s->providers_conf
-              . "    qqfail_zone $zone;\n"
+              . ($zone eq 'auto' ? '' : "    qqfail_zone $zone;\n")
               . ($c{state} ? "    qqfail_state_file %%DIR%%/qq.state;\n" : '')
             : '';
         my $status = $kind eq 'qqfail'

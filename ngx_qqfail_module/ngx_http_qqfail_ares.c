@@ -427,9 +427,8 @@ ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch, ngx_uint_t i)
         return;
     }
 
-    ngx_shmtx_lock(&rs->qmcf->shpool->mutex);
-    ch->provider->sh->drops += delta;
-    ngx_shmtx_unlock(&rs->qmcf->shpool->mutex);
+    ngx_http_qqfail_zone_counter(rs->qmcf, ch->provider->sh,
+                                 NGX_HTTP_QQFAIL_COUNT_DROPS, delta);
 
     ngx_log_error(NGX_LOG_WARN, rs->log, 0,
                   "qqfail: %uD answer(s) of provider \"%V\" dropped by the "

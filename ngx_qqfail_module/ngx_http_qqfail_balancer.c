@@ -912,15 +912,7 @@ ngx_http_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
         now = ngx_time();
         fails = 0;
 
-        ngx_shmtx_lock(&shpool->mutex);
-
-        if (slot->id == peer->id) {
-            fails = ++slot->fails;
-            slot->accessed = now;
-            slot->checked = now;
-        }
-
-        ngx_shmtx_unlock(&shpool->mutex);
+        fails = ngx_http_qqfail_zone_peer_failed(shpool, slot, peer->id, now);
 
         if (peer->max_fails) {
             peer->effective_weight -= peer->weight / peer->max_fails;
@@ -939,13 +931,7 @@ ngx_http_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
 
         /* the trial request after fail_timeout succeeded */
 
-        ngx_shmtx_lock(&shpool->mutex);
-
-        if (slot->id == peer->id && slot->accessed < slot->checked) {
-            slot->fails = 0;
-        }
-
-        ngx_shmtx_unlock(&shpool->mutex);
+        ngx_http_qqfail_zone_peer_ok(shpool, slot, peer->id);
     }
 
     if (pc->tries) {

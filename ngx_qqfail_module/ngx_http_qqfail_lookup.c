@@ -206,15 +206,13 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     /* queries count when sent: an answer may never come */
 
     if (ngx_http_qqfail_lead_check()) {
-        ngx_shmtx_lock(&rs->qmcf->shpool->mutex);
-
         for (p = 0; p < lk->nproviders; p++) {
             if (!lk->answer[p].abandoned) {
-                pr[p].sh->queries += types;
+                ngx_http_qqfail_zone_counter(rs->qmcf, pr[p].sh,
+                                             NGX_HTTP_QQFAIL_COUNT_QUERIES,
+                                             types);
             }
         }
-
-        ngx_shmtx_unlock(&rs->qmcf->shpool->mutex);
     }
 
     if (--lk->queries == 0) {
@@ -592,19 +590,7 @@ ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 
     pr = rs->channels[p].provider;
     nsh = &lk->server->sh->names[lk->name];
-    first = 0;
-
-    ngx_shmtx_lock(&rs->qmcf->shpool->mutex);
-
-    pr->sh->rejected += rejected;
-    nsh->rejected += rejected;
-
-    if (!nsh->rejecting) {
-        nsh->rejecting = 1;
-        first = 1;
-    }
-
-    ngx_shmtx_unlock(&rs->qmcf->shpool->mutex);
+    first = ngx_http_qqfail_zone_rejected(rs->qmcf, pr->sh, nsh, rejected);
 
     if (first) {
         ngx_http_qqfail_event(rs->qmcf, NGX_LOG_WARN,
@@ -668,62 +654,32 @@ ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
 {
     ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
 
-    u_char                         *last;
-    u_char                          text[NGX_HTTP_QQFAIL_ERRLEN];
-    ngx_int_t                       change;
-    ngx_msec_t                      rtt;
-    ngx_http_qqfail_name_t         *name;
-    ngx_http_qqfail_answer_t       *a;
-    ngx_http_qqfail_provider_t     *pr;
-    ngx_http_qqfail_provider_sh_t  *psh;
+    u_char                           text[NGX_HTTP_QQFAIL_ERRLEN];
+    ngx_int_t                        change;
+    ngx_http_qqfail_name_t          *name;
+    ngx_http_qqfail_provider_t      *pr;
+    ngx_http_qqfail_result_report_t  r;
 
-    a = &lk->answer[p];
     pr = rs->channels[p].provider;
-    psh = pr->sh;
     name = &((ngx_http_qqfail_name_t *) lk->server->names.elts)[lk->name];
 
-    rtt = ngx_current_msec - a->sent;
-    change = 0;
-    last = text;
+    r.ok = ok;
+    r.error = error;
+    r.transport = transport;
+    r.disagree = disagree;
+    r.rtt = ngx_current_msec - lk->answer[p].sent;
+    r.text = text;
+    r.len = 0;
 
     /* the last error is formatted before the lock is taken */
 
     if (!ok) {
-        last = ngx_snprintf(text, NGX_HTTP_QQFAIL_ERRLEN - 1, "%V for %V",
-                            &ngx_http_qqfail_errors[error], &name->host);
-        *last = '\0';
+        r.len = ngx_snprintf(text, NGX_HTTP_QQFAIL_ERRLEN - 1, "%V for %V",
+                             &ngx_http_qqfail_errors[error], &name->host)
+                - text;
     }
 
-    ngx_shmtx_lock(&rs->qmcf->shpool->mutex);
-
-    psh->disagreements += disagree;
-
-    if (!transport) {
-        psh->rtt = psh->rtt ? (psh->rtt * 7 + rtt) / 8 : rtt;
-        psh->transport_fails = 0;
-
-        if (psh->down) {
-            psh->down = 0;
-            change = 1;
-        }
-    }
-
-    if (ok) {
-        psh->last_success = ngx_time();
-
-    } else {
-        psh->failures[error]++;
-        psh->last_failure = ngx_time();
-
-        ngx_memcpy(psh->last_error, text, last - text + 1);
-
-        if (transport && ++psh->transport_fails >= 2 && !psh->down) {
-            psh->down = 1;
-            change = -1;
-        }
-    }
-
-    ngx_shmtx_unlock(&rs->qmcf->shpool->mutex);
+    change = ngx_http_qqfail_zone_provider_result(rs->qmcf, pr->sh, &r);
 
     if (change > 0) {
         ngx_http_qqfail_event(rs->qmcf, NGX_LOG_NOTICE,
@@ -876,18 +832,17 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 
         /* answers that came before and differ */
 
-        ngx_shmtx_lock(&rs->qmcf->shpool->mutex);
-
         for (p = 0; p < lk->nproviders; p++) {
             if (p != (ngx_uint_t) best && lk->answer[p].done
                 && lk->answer[p].ok
                 && !ngx_http_qqfail_answer_same(a, &lk->answer[p]))
             {
-                rs->channels[p].provider->sh->disagreements++;
+                ngx_http_qqfail_zone_counter(rs->qmcf,
+                                         rs->channels[p].provider->sh,
+                                         NGX_HTTP_QQFAIL_COUNT_DISAGREEMENTS,
+                                         1);
             }
         }
-
-        ngx_shmtx_unlock(&rs->qmcf->shpool->mutex);
 
     } else if (nok) {
         res->state = NGX_HTTP_QQFAIL_NAME_NOQUORUM;

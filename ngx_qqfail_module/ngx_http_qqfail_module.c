@@ -252,9 +252,7 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
      * addresses kept pass this configuration's rules, and stay so
      */
 
-    ngx_shmtx_lock(&qmcf->shpool->mutex);
-    qmcf->sh->epoch++;
-    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+    ngx_http_qqfail_zone_generation(qmcf);
 
     if (qmcf->upstreams.nelts == 0) {
         return NGX_OK;

@@ -80,6 +80,33 @@
 
 
 typedef struct ngx_http_qqfail_srv_conf_s  ngx_http_qqfail_srv_conf_t;
+
+
+/* what the lookups report to the zone (ngx_http_qqfail_zone_*()) */
+
+#define NGX_HTTP_QQFAIL_COUNT_QUERIES        0
+#define NGX_HTTP_QQFAIL_COUNT_DROPS          1
+#define NGX_HTTP_QQFAIL_COUNT_DISAGREEMENTS  2
+
+#define NGX_HTTP_QQFAIL_STALE_NEW            1
+#define NGX_HTTP_QQFAIL_STALE_EXPIRED        2
+
+typedef struct {
+    ngx_uint_t                       ok;
+    ngx_uint_t                       error;      /* unless ok */
+    ngx_uint_t                       transport;  /* no answer at all */
+    ngx_uint_t                       disagree;
+    ngx_msec_t                       rtt;
+    u_char                          *text;       /* the last error */
+    size_t                           len;
+} ngx_http_qqfail_result_report_t;
+
+typedef struct {
+    ngx_uint_t                       state;      /* NGX_HTTP_QQFAIL_NAME_* */
+    ngx_uint_t                       error;
+    ngx_uint_t                       naddrs;
+    ngx_uint_t                       rejected;
+} ngx_http_qqfail_name_report_t;
 typedef struct ngx_http_qqfail_peers_s     ngx_http_qqfail_peers_t;
 typedef struct ngx_http_qqfail_provider_sh_s  ngx_http_qqfail_provider_sh_t;
 
@@ -467,6 +494,30 @@ ngx_int_t ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf);
 size_t ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf);
 void ngx_http_qqfail_zone_changed(ngx_http_qqfail_server_sh_t *ssh);
+void ngx_http_qqfail_zone_counter(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_provider_sh_t *psh, ngx_uint_t what, ngx_uint_t n);
+ngx_uint_t ngx_http_qqfail_zone_rejected(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_provider_sh_t *psh, ngx_http_qqfail_name_sh_t *nsh,
+    ngx_uint_t n);
+ngx_int_t ngx_http_qqfail_zone_provider_result(
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_provider_sh_t *psh,
+    ngx_http_qqfail_result_report_t *r);
+void ngx_http_qqfail_zone_names(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t n,
+    ngx_http_qqfail_name_report_t *report, ngx_uint_t success);
+void ngx_http_qqfail_zone_failover(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_sh_t *ssh);
+ngx_uint_t ngx_http_qqfail_zone_stale(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_t *server);
+void ngx_http_qqfail_zone_loaded(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_sh_t *ssh, time_t last_success);
+void ngx_http_qqfail_zone_generation(ngx_http_qqfail_main_conf_t *qmcf);
+ngx_uint_t ngx_http_qqfail_zone_peer_failed(ngx_slab_pool_t *shpool,
+    ngx_http_qqfail_slot_sh_t *slot, uint32_t id, time_t now);
+void ngx_http_qqfail_zone_peer_ok(ngx_slab_pool_t *shpool,
+    ngx_http_qqfail_slot_sh_t *slot, uint32_t id);
+void ngx_http_qqfail_zone_state_saved(ngx_http_qqfail_main_conf_t *qmcf,
+    u_char *error, size_t len);
 ngx_int_t ngx_http_qqfail_zone_check(ngx_conf_t *cf,
     ngx_http_qqfail_main_conf_t *qmcf);
 size_t ngx_http_qqfail_zone_record_size(ngx_uint_t nnames);

@@ -19,7 +19,6 @@ static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job);
 static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job,
     ngx_uint_t from, ngx_uint_t to);
-static void ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job,
     ngx_int_t chosen);
 static void ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job,
@@ -533,7 +532,7 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
  * keep the last good addresses until qqfail_max_stale.
  */
 
-static void
+void
 ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 {
     ngx_int_t                     chosen;
@@ -587,50 +586,24 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 static void
 ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
-    time_t                        now;
-    ngx_uint_t                    n;
-    ngx_http_qqfail_result_t     *res;
-    ngx_http_qqfail_server_sh_t  *ssh;
-    ngx_http_qqfail_main_conf_t  *qmcf;
-
-    qmcf = rs->qmcf;
-    ssh = job->server->sh;
-    now = ngx_time();
-
-    ngx_shmtx_lock(&qmcf->shpool->mutex);
+    ngx_uint_t                     n;
+    ngx_http_qqfail_result_t      *res;
+    ngx_http_qqfail_name_report_t  report[NGX_HTTP_QQFAIL_MAX_NAMES];
 
     for (n = 0; n < job->queried; n++) {
         res = &job->result[n];
 
-        /*
-         * an undecided name, or one without a quorum, keeps its status:
-         * the addresses in use stay, but nothing was confirmed
-         */
-
-        if (res->state == NGX_HTTP_QQFAIL_NAME_FAILED) {
-            ssh->names[n].state = NGX_HTTP_QQFAIL_NAME_FAILED;
-            ssh->names[n].error = res->error;
-
-        } else if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
-            ssh->names[n].state = NGX_HTTP_QQFAIL_NAME_OK;
-            ssh->names[n].last_success = now;
-            ssh->names[n].naddrs = res->naddrs;
-
-            if (res->rejected == 0) {
-                ssh->names[n].rejecting = 0;
-            }
-        }
+        report[n].state = res->state;
+        report[n].error = res->error;
+        report[n].naddrs = res->naddrs;
+        report[n].rejected = res->rejected;
     }
 
-    if (chosen >= 0
-        && job->result[chosen].state == NGX_HTTP_QQFAIL_NAME_OK)
-    {
-        ssh->last_success = now;
-    }
-
-    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+    ngx_http_qqfail_zone_names(ngx_http_qqfail_rs->qmcf, job->server->sh,
+                               job->queried, report,
+                               chosen >= 0
+                               && job->result[chosen].state
+                                  == NGX_HTTP_QQFAIL_NAME_OK);
 }
 
 
@@ -686,9 +659,7 @@ ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
     }
 
     if ((ngx_uint_t) chosen != cur && source != NGX_HTTP_QQFAIL_SOURCE_NONE) {
-        ngx_shmtx_lock(&qmcf->shpool->mutex);
-        ssh->failovers++;
-        ngx_shmtx_unlock(&qmcf->shpool->mutex);
+        ngx_http_qqfail_zone_failover(qmcf, ssh);
 
         if ((ngx_uint_t) chosen > cur) {
             ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, rs->log, 0,
@@ -721,43 +692,18 @@ ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job)
 {
     ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
 
-    time_t                        now;
     ngx_uint_t                    stale, expired;
     ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_srv_conf_t   *qscf;
     ngx_http_qqfail_server_sh_t  *ssh;
     ngx_http_qqfail_main_conf_t  *qmcf;
 
     qmcf = rs->qmcf;
     server = job->server;
-    qscf = server->upstream;
     ssh = server->sh;
-    now = ngx_time();
 
-    stale = 0;
-    expired = 0;
-
-    ngx_shmtx_lock(&qmcf->shpool->mutex);
-
-    if (ssh->naddrs) {
-        if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_LIVE
-            || ssh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
-        {
-            ssh->source = NGX_HTTP_QQFAIL_SOURCE_STALE;
-            ssh->stale_since = ssh->last_success ? ssh->last_success : now;
-            ngx_http_qqfail_zone_changed(ssh);
-            stale = 1;
-        }
-
-        if (qscf->max_stale != NGX_HTTP_QQFAIL_STALE_FOREVER
-            && ssh->stale_since
-            && now - ssh->stale_since > qscf->max_stale)
-        {
-            expired = 1;
-        }
-    }
-
-    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+    stale = ngx_http_qqfail_zone_stale(qmcf, server);
+    expired = stale & NGX_HTTP_QQFAIL_STALE_EXPIRED;
+    stale &= NGX_HTTP_QQFAIL_STALE_NEW;
 
     if (stale) {
         ngx_http_qqfail_event(qmcf, NGX_LOG_ERR, rs->log, 0,

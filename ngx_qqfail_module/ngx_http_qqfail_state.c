@@ -558,10 +558,7 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
             continue;
         }
 
-        ngx_shmtx_lock(&qmcf->shpool->mutex);
-        ssh->last_success = e[i].last_success;
-        ssh->stale_since = e[i].last_success;
-        ngx_shmtx_unlock(&qmcf->shpool->mutex);
+        ngx_http_qqfail_zone_loaded(qmcf, ssh, e[i].last_success);
 
         used++;
     }
@@ -1010,11 +1007,7 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         }
     }
 
-    ngx_shmtx_lock(&qmcf->shpool->mutex);
-    qmcf->sh->state_path_hash = qmcf->state_file_hash;
-    qmcf->sh->state_written = ngx_time();
-    qmcf->sh->state_error[0] = '\0';
-    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+    ngx_http_qqfail_zone_state_saved(qmcf, NULL, 0);
 
     if (ngx_http_qqfail_state_failed) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
@@ -1045,10 +1038,7 @@ failed:
     *p++ = ')';
     *p = '\0';
 
-    ngx_shmtx_lock(&qmcf->shpool->mutex);
-    qmcf->sh->state_path_hash = qmcf->state_file_hash;
-    ngx_memcpy(qmcf->sh->state_error, msg, p - msg + 1);
-    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+    ngx_http_qqfail_zone_state_saved(qmcf, msg, p - msg);
 
     if (!ngx_http_qqfail_state_failed) {
         ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, err, NULL,

@@ -1769,3 +1769,311 @@ ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t epoch,
 
     return rc;
 }
+
+
+/*
+ * Reports: what the lookups, the start-up pass and the state file write
+ * into shared records other than the address sets, each under the zone's
+ * lock.  Nothing outside this file takes the lock to write.
+ */
+
+void
+ngx_http_qqfail_zone_counter(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_provider_sh_t *psh, ngx_uint_t what, ngx_uint_t n)
+{
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    switch (what) {
+
+    case NGX_HTTP_QQFAIL_COUNT_QUERIES:
+        psh->queries += n;
+        break;
+
+    case NGX_HTTP_QQFAIL_COUNT_DROPS:
+        psh->drops += n;
+        break;
+
+    default: /* NGX_HTTP_QQFAIL_COUNT_DISAGREEMENTS */
+        psh->disagreements += n;
+        break;
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+}
+
+
+/*
+ * Answers refused by the address filter: counted for the provider and
+ * the name; returns 1 when this starts an episode (to be logged once)
+ */
+
+ngx_uint_t
+ngx_http_qqfail_zone_rejected(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_provider_sh_t *psh, ngx_http_qqfail_name_sh_t *nsh,
+    ngx_uint_t n)
+{
+    ngx_uint_t  first;
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    psh->rejected += n;
+    nsh->rejected += n;
+
+    first = !nsh->rejecting;
+    nsh->rejecting = 1;
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+    return first;
+}
+
+
+/*
+ * A provider's answer for one name: its latency, its failure if any, and
+ * whether it is up.  Two transport failures in a row (a timeout, an
+ * unreachable port) mark it down, any answer up again.  Returns 1 when it
+ * came up, -1 when it went down, 0 otherwise.
+ */
+
+ngx_int_t
+ngx_http_qqfail_zone_provider_result(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_provider_sh_t *psh, ngx_http_qqfail_result_report_t *r)
+{
+    ngx_int_t  change;
+    time_t     now;
+
+    change = 0;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    psh->disagreements += r->disagree;
+
+    if (!r->transport) {
+        psh->rtt = psh->rtt ? (psh->rtt * 7 + r->rtt) / 8 : r->rtt;
+        psh->transport_fails = 0;
+
+        if (psh->down) {
+            psh->down = 0;
+            change = 1;
+        }
+    }
+
+    if (r->ok) {
+        psh->last_success = now;
+
+    } else {
+        psh->failures[r->error]++;
+        psh->last_failure = now;
+
+        ngx_memcpy(psh->last_error, r->text, r->len);
+        psh->last_error[r->len] = '\0';
+
+        if (r->transport && ++psh->transport_fails >= 2 && !psh->down) {
+            psh->down = 1;
+            change = -1;
+        }
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+    return change;
+}
+
+
+/*
+ * What a round found for each name it asked ("state" and "report" for
+ * the first "n" names): a failed name keeps its error, a name that
+ * resolved its time and number of addresses; an undecided name, or one
+ * without a quorum, keeps its status.  "success": the name chosen
+ * resolved, the server's last success is now.
+ */
+
+void
+ngx_http_qqfail_zone_names(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t n,
+    ngx_http_qqfail_name_report_t *report, ngx_uint_t success)
+{
+    time_t                      now;
+    ngx_uint_t                  i;
+    ngx_http_qqfail_name_sh_t  *nsh;
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    for (i = 0; i < n && i < ssh->nnames; i++) {
+        nsh = &ssh->names[i];
+
+        if (report[i].state == NGX_HTTP_QQFAIL_NAME_FAILED) {
+            nsh->state = NGX_HTTP_QQFAIL_NAME_FAILED;
+            nsh->error = (u_char) report[i].error;
+
+        } else if (report[i].state == NGX_HTTP_QQFAIL_NAME_OK) {
+            nsh->state = NGX_HTTP_QQFAIL_NAME_OK;
+            nsh->last_success = now;
+            nsh->naddrs = (u_char) report[i].naddrs;
+
+            if (report[i].rejected == 0) {
+                nsh->rejecting = 0;
+            }
+        }
+    }
+
+    if (success) {
+        ssh->last_success = now;
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+}
+
+
+/* the server moved to another name */
+
+void
+ngx_http_qqfail_zone_failover(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_sh_t *ssh)
+{
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+    ssh->failovers++;
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+}
+
+
+/*
+ * Every name of the server failed: its live (or literal) addresses become
+ * stale; returns NGX_HTTP_QQFAIL_STALE_NEW when they just did, and
+ * NGX_HTTP_QQFAIL_STALE_EXPIRED (with or without it) when they are older
+ * than qqfail_max_stale and must go
+ */
+
+ngx_uint_t
+ngx_http_qqfail_zone_stale(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_t *server)
+{
+    time_t                        now;
+    ngx_uint_t                    rc;
+    ngx_http_qqfail_srv_conf_t   *qscf;
+    ngx_http_qqfail_server_sh_t  *ssh;
+
+    qscf = server->upstream;
+    ssh = server->sh;
+    now = ngx_time();
+    rc = 0;
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    if (ssh->naddrs) {
+        if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_LIVE
+            || ssh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
+        {
+            ssh->source = NGX_HTTP_QQFAIL_SOURCE_STALE;
+            ssh->stale_since = ssh->last_success ? ssh->last_success : now;
+            ngx_http_qqfail_zone_changed(ssh);
+            rc |= NGX_HTTP_QQFAIL_STALE_NEW;
+        }
+
+        if (qscf->max_stale != NGX_HTTP_QQFAIL_STALE_FOREVER
+            && ssh->stale_since
+            && now - ssh->stale_since > qscf->max_stale)
+        {
+            rc |= NGX_HTTP_QQFAIL_STALE_EXPIRED;
+        }
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+    return rc;
+}
+
+
+/* addresses loaded from the state file: their last success, as saved */
+
+void
+ngx_http_qqfail_zone_loaded(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_sh_t *ssh, time_t last_success)
+{
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+    ssh->last_success = last_success;
+    ssh->stale_since = last_success;
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+}
+
+
+/* a new generation: from now on older ones publish nothing */
+
+void
+ngx_http_qqfail_zone_generation(ngx_http_qqfail_main_conf_t *qmcf)
+{
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+    qmcf->sh->epoch++;
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+}
+
+
+/* the state file was written ("error" NULL), or could not be */
+
+void
+ngx_http_qqfail_zone_state_saved(ngx_http_qqfail_main_conf_t *qmcf,
+    u_char *error, size_t len)
+{
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    qmcf->sh->state_path_hash = qmcf->state_file_hash;
+
+    if (error == NULL) {
+        qmcf->sh->state_written = ngx_time();
+        qmcf->sh->state_error[0] = '\0';
+
+    } else {
+        len = ngx_min(len, sizeof(qmcf->sh->state_error) - 1);
+        ngx_memcpy(qmcf->sh->state_error, error, len);
+        qmcf->sh->state_error[len] = '\0';
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+}
+
+
+/*
+ * The balancer's passive health checks, as nginx's round robin keeps them
+ * (max_fails, fail_timeout), on the address's slot; "id": the address
+ * the peer was copied from, a slot reused since is not touched
+ */
+
+ngx_uint_t
+ngx_http_qqfail_zone_peer_failed(ngx_slab_pool_t *shpool,
+    ngx_http_qqfail_slot_sh_t *slot, uint32_t id, time_t now)
+{
+    ngx_uint_t  fails;
+
+    fails = 0;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if (slot->id == id) {
+        fails = ++slot->fails;
+        slot->accessed = now;
+        slot->checked = now;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return fails;
+}
+
+
+/* the trial request after fail_timeout succeeded */
+
+void
+ngx_http_qqfail_zone_peer_ok(ngx_slab_pool_t *shpool,
+    ngx_http_qqfail_slot_sh_t *slot, uint32_t id)
+{
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if (slot->id == id && slot->accessed < slot->checked) {
+        slot->fails = 0;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}

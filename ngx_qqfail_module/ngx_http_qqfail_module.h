@@ -139,7 +139,31 @@ typedef struct {
 } ngx_http_qqfail_name_t;
 
 
-/* shared memory: no process-local pointers below this line */
+/*
+ * Shared memory: no process-local pointers below this line.
+ *
+ * Who writes: every field below is written under the zone's mutex
+ * (qmcf->shpool->mutex), and only by ngx_http_qqfail_zone.c: the address
+ * sets by ngx_http_qqfail_zone_publish() (the leader, the start-up pass,
+ * the state file's load), the counters and states by the report
+ * functions ngx_http_qqfail_zone_counter(), _rejected(),
+ * _provider_result(), _names(), _failover(), _stale(), _loaded(),
+ * _generation(), _state_saved(), the passive checks of a slot by
+ * _peer_failed() and _peer_ok() (the balancer), the lease and the
+ * process registry by ngx_http_qqfail_lease() and the registry functions.
+ * Readers take the same lock and copy what they need: the balancer (a
+ * server at a time), the status page (a batch of servers at a time), the
+ * state file's save (64 servers at a time).
+ *
+ * Written without the lock, each for the reason given at the field:
+ * a server record's "next_msec", "next_lookup" and "recover" (the one
+ * process that looks the server up writes them, the leader or the
+ * start-up pass; a reader only shows or schedules from them, and a torn
+ * value moves one lookup).  Read without the lock: a
+ * provider's "down" by the leader's pacing (a stale value moves one turn),
+ * a server's and an upstream's "gen" by the balancer (it takes the lock
+ * before it copies anything).
+ */
 
 typedef union {
     struct sockaddr                  sockaddr;
@@ -230,8 +254,8 @@ struct ngx_http_qqfail_server_sh_s {
     ngx_http_qqfail_name_sh_t       *names;      /* nnames, in the record */
     ngx_http_qqfail_chunk_sh_t      *chunks;     /* the first in the record */
     time_t                           last_success;
-    time_t                           next_lookup;    /* shown */
-    ngx_msec_t                       next_msec;      /* scheduled */
+    time_t                           next_lookup;    /* shown; no lock */
+    ngx_msec_t                       next_msec;      /* scheduled; no lock */
     time_t                           stale_since;
     ngx_uint_t                       failovers;
     uint32_t                         gen;        /* changes with the set */
@@ -241,7 +265,7 @@ struct ngx_http_qqfail_server_sh_s {
     u_char                           active;     /* index of the name */
     u_char                           source;
     u_char                           quorum;     /* the set was agreed by */
-    u_char                           recover;    /* better name ok, times */
+    u_char                           recover;    /* better name ok; no lock */
 };
 
 

@@ -33,11 +33,31 @@ typedef struct {
 } ngx_http_qqfail_state_entry_t;
 
 
+/*
+ * The configured servers by upstream and text, for the lines of a file
+ * being read: a server's key ("name:port,..."; rank 0) and each of its
+ * names (rank: its index + 1), so that a line finds its server in time
+ * independent of the number of servers
+ */
+
+typedef struct {
+    ngx_http_qqfail_server_t        *server;
+    ngx_http_qqfail_srv_conf_t      *upstream;
+    ngx_str_t                       *text;
+    uint64_t                         hash;
+    ngx_uint_t                       rank;
+    ngx_uint_t                       next;       /* + 1, 0: none */
+} ngx_http_qqfail_state_index_t;
+
+
 /* a file being read */
 
 typedef struct {
     ngx_http_qqfail_main_conf_t     *qmcf;
     ngx_array_t                     *entries;
+    ngx_http_qqfail_state_index_t   *index;
+    ngx_uint_t                      *buckets;    /* + 1, 0: none */
+    ngx_uint_t                       mask;
 } ngx_http_qqfail_state_read_t;
 
 
@@ -61,8 +81,12 @@ static void ngx_http_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode,
     u_char *owner);
 static ngx_int_t ngx_http_qqfail_state_line(
     ngx_http_qqfail_state_parser_t *sp, ngx_http_qqfail_state_line_t *sl);
+static ngx_int_t ngx_http_qqfail_state_index(
+    ngx_http_qqfail_state_read_t *rd, ngx_pool_t *pool);
+static uint64_t ngx_http_qqfail_state_hash(ngx_str_t *upstream,
+    ngx_str_t *text);
 static ngx_int_t ngx_http_qqfail_state_server(
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_str_t *upstream, ngx_str_t *names,
+    ngx_http_qqfail_state_read_t *rd, ngx_str_t *upstream, ngx_str_t *names,
     ngx_http_qqfail_state_entry_t *e);
 static ngx_int_t ngx_http_qqfail_state_rank(const void *one,
     const void *two);
@@ -495,6 +519,10 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     rd.qmcf = qmcf;
     rd.entries = &entries;
 
+    if (ngx_http_qqfail_state_index(&rd, pool) != NGX_OK) {
+        goto done;
+    }
+
     ngx_memzero(&sp, sizeof(ngx_http_qqfail_state_parser_t));
 
     sp.max_names = NGX_HTTP_QQFAIL_MAX_NAMES;
@@ -620,7 +648,7 @@ ngx_http_qqfail_state_line(ngx_http_qqfail_state_parser_t *sp,
         e->addrs[i].name = sl->addrs[i].text;
     }
 
-    if (ngx_http_qqfail_state_server(rd->qmcf, &sl->upstream, &sl->names, e)
+    if (ngx_http_qqfail_state_server(rd, &sl->upstream, &sl->names, e)
         != NGX_OK)
     {
         /* no configured server has its names any more: dropped */
@@ -638,16 +666,98 @@ ngx_http_qqfail_state_line(ngx_http_qqfail_state_parser_t *sp,
  * An edited server line keeps its addresses across a restart.
  */
 
+static uint64_t
+ngx_http_qqfail_state_hash(ngx_str_t *upstream, ngx_str_t *text)
+{
+    return ngx_http_qqfail_zone_name_hash(upstream->data, upstream->len)
+           ^ (ngx_http_qqfail_zone_name_hash(text->data, text->len) * 31);
+}
+
+
 static ngx_int_t
-ngx_http_qqfail_state_server(ngx_http_qqfail_main_conf_t *qmcf,
+ngx_http_qqfail_state_index(ngx_http_qqfail_state_read_t *rd,
+    ngx_pool_t *pool)
+{
+    ngx_uint_t                      i, j, k, n, size, b;
+    ngx_http_qqfail_name_t         *name;
+    ngx_http_qqfail_server_t       *server;
+    ngx_http_qqfail_srv_conf_t    **qscfp;
+    ngx_http_qqfail_state_index_t  *x;
+
+    qscfp = rd->qmcf->upstreams.elts;
+    n = 0;
+
+    for (i = 0; i < rd->qmcf->upstreams.nelts; i++) {
+        server = qscfp[i]->servers->elts;
+
+        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
+            n += 1 + server[j].names.nelts;
+        }
+    }
+
+    for (size = 16; size < 2 * n; size *= 2) { /* void */ }
+
+    rd->mask = size - 1;
+    rd->buckets = ngx_pcalloc(pool, size * sizeof(ngx_uint_t));
+    rd->index = ngx_palloc(pool, (n ? n : 1)
+                                 * sizeof(ngx_http_qqfail_state_index_t));
+
+    if (rd->buckets == NULL || rd->index == NULL) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * in the order of nginx.conf, each entry at the head of its chain:
+     * a chain is walked newest first, and a match keeps the last one seen
+     * of equal rank, the first in nginx.conf
+     */
+
+    n = 0;
+
+    for (i = 0; i < rd->qmcf->upstreams.nelts; i++) {
+        server = qscfp[i]->servers->elts;
+
+        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
+            name = server[j].names.elts;
+
+            for (k = 0; k <= server[j].names.nelts; k++) {
+                x = &rd->index[n];
+
+                x->server = &server[j];
+                x->upstream = qscfp[i];
+                x->text = k ? &name[k - 1].key : &server[j].key;
+                x->rank = k;
+                x->hash = ngx_http_qqfail_state_hash(
+                                              &qscfp[i]->upstream->host,
+                                              x->text);
+
+                b = x->hash & rd->mask;
+                x->next = rd->buckets[b];
+                rd->buckets[b] = ++n;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The configured server a line's addresses belong to: the server with the
+ * same names, or else the server that has the line's active name among
+ * its names, the earliest such name first (a reload that added an alias,
+ * or removed the primary, keeps the addresses)
+ */
+
+static ngx_int_t
+ngx_http_qqfail_state_server(ngx_http_qqfail_state_read_t *rd,
     ngx_str_t *upstream, ngx_str_t *names, ngx_http_qqfail_state_entry_t *e)
 {
-    u_char                       *p, *last;
-    ngx_str_t                     active;
-    ngx_uint_t                    i, j, k, n;
-    ngx_http_qqfail_name_t       *name;
-    ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
+    u_char                         *p, *last;
+    uint64_t                        hash;
+    ngx_str_t                       active, *want;
+    ngx_uint_t                      n, i, pass;
+    ngx_http_qqfail_state_index_t  *x;
 
     /* the name of the line's addresses */
 
@@ -671,41 +781,29 @@ ngx_http_qqfail_state_server(ngx_http_qqfail_main_conf_t *qmcf,
     e->server = NULL;
     e->rank = NGX_MAX_UINT32_VALUE;
 
-    qscfp = qmcf->upstreams.elts;
+    /* the same names first (rank 0), then the active name (rank >= 1) */
 
-    for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        if (qscfp[i]->upstream->host.len != upstream->len
-            || ngx_strncmp(qscfp[i]->upstream->host.data, upstream->data,
-                           upstream->len) != 0)
-        {
-            continue;
-        }
+    for (pass = 0; pass < 2 && e->server == NULL; pass++) {
+        want = pass ? &active : names;
+        hash = ngx_http_qqfail_state_hash(upstream, want);
 
-        server = qscfp[i]->servers->elts;
+        for (i = rd->buckets[hash & rd->mask]; i; i = x->next) {
+            x = &rd->index[i - 1];
 
-        for (j = 0; j < qscfp[i]->servers->nelts; j++) {
-
-            if (server[j].key.len == names->len
-                && ngx_strncmp(server[j].key.data, names->data,
-                               names->len) == 0)
+            if (x->hash != hash
+                || (pass == 0) != (x->rank == 0)
+                || x->rank > e->rank
+                || x->text->len != want->len
+                || ngx_strncmp(x->text->data, want->data, want->len) != 0
+                || x->upstream->upstream->host.len != upstream->len
+                || ngx_strncmp(x->upstream->upstream->host.data,
+                               upstream->data, upstream->len) != 0)
             {
-                e->server = &server[j];
-                e->rank = 0;
-                return NGX_OK;
+                continue;
             }
 
-            name = server[j].names.elts;
-
-            for (k = 0; k < server[j].names.nelts && k + 1 < e->rank; k++) {
-                if (name[k].key.len == active.len
-                    && ngx_strncmp(name[k].key.data, active.data,
-                                   active.len) == 0)
-                {
-                    e->server = &server[j];
-                    e->rank = k + 1;
-                    break;
-                }
-            }
+            e->server = x->server;
+            e->rank = x->rank;
         }
     }
 
@@ -713,7 +811,7 @@ ngx_http_qqfail_state_server(ngx_http_qqfail_main_conf_t *qmcf,
         return NGX_DECLINED;
     }
 
-    e->active = e->rank - 1;
+    e->active = e->rank ? e->rank - 1 : e->active;
 
     return NGX_OK;
 }

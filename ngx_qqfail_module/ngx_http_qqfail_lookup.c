@@ -23,8 +23,19 @@ static ngx_uint_t ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
     ngx_http_qqfail_answer_t *b);
 static void ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk,
     ngx_uint_t p);
+static ngx_http_qqfail_lookup_t *ngx_http_qqfail_lookup_create(
+    ngx_http_qqfail_job_t *job, ngx_uint_t n);
+static void ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk,
+    u_char *host);
 static void ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk,
     ngx_uint_t all);
+static ngx_int_t ngx_http_qqfail_lookup_best(ngx_http_qqfail_lookup_t *lk,
+    ngx_uint_t *nok);
+static ngx_uint_t ngx_http_qqfail_lookup_settled(ngx_http_qqfail_lookup_t *lk);
+static void ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk,
+    ngx_int_t best);
+static void ngx_http_qqfail_lookup_noquorum(ngx_http_qqfail_lookup_t *lk);
+static ngx_uint_t ngx_http_qqfail_lookup_error(ngx_http_qqfail_lookup_t *lk);
 static void ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk);
 static void ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk,
     ngx_uint_t p, ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport,
@@ -68,18 +79,14 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
 
     u_char                      *host;
-    size_t                       size;
-    ngx_uint_t                   p, i, nq, types;
+    ngx_uint_t                   p, types;
     ngx_http_qqfail_name_t      *name;
     ngx_http_qqfail_result_t    *res;
     ngx_http_qqfail_lookup_t    *lk;
-    ngx_http_qqfail_channel_t   *ch;
     ngx_http_qqfail_provider_t  *pr;
-    ngx_http_qqfail_srv_conf_t  *qscf;
 
     name = &((ngx_http_qqfail_name_t *) job->server->names.elts)[n];
     res = &job->result[n];
-    qscf = job->server->upstream;
 
     if (name->literal) {
         res->state = NGX_HTTP_QQFAIL_NAME_OK;
@@ -90,20 +97,14 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         return;
     }
 
-    size = sizeof(ngx_http_qqfail_lookup_t)
-           + (rs->nproviders - 1)
-             * sizeof(ngx_http_qqfail_answer_t);
+    lk = ngx_http_qqfail_lookup_create(job, n);
+    host = lk ? ngx_alloc(name->host.len + 1, rs->log) : NULL;
 
-    lk = ngx_calloc(size, rs->log);
-    if (lk == NULL) {
-        res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
-        res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
-        return;
-    }
-
-    host = ngx_alloc(name->host.len + 1, rs->log);
     if (host == NULL) {
-        ngx_free(lk);
+        if (lk) {
+            ngx_http_qqfail_lookup_release(lk);
+        }
+
         res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
         res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
         return;
@@ -112,22 +113,76 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     ngx_memcpy(host, name->host.data, name->host.len);
     host[name->host.len] = '\0';
 
+    ngx_http_qqfail_lookup_send(lk, host);
+
+    ngx_free(host);
+
+    /* queries count when sent: an answer may never come */
+
+    types = job->server->upstream->ipv6 ? 2 : 1;
+    pr = rs->qmcf->providers.elts;
+
+    if (ngx_http_qqfail_lead_check()) {
+        for (p = 0; p < lk->nproviders; p++) {
+            if (!lk->answer[p].abandoned) {
+                ngx_http_qqfail_zone_counter(rs->qmcf, pr[p].sh,
+                                             NGX_HTTP_QQFAIL_COUNT_QUERIES,
+                                             types);
+            }
+        }
+    }
+
+    if (--lk->queries == 0) {
+        /* every query failed at once */
+
+        if (!lk->decided) {
+            ngx_http_qqfail_lookup_decide(lk, 1);
+        }
+
+        ngx_http_qqfail_lookup_release(lk);
+    }
+}
+
+
+/*
+ * A lookup of name "n" of a job, its answers waiting for every provider
+ * it will ask, and its deadline.  Its queries are counted first, plus one
+ * for the caller: callbacks may run inside the sending, and must not free
+ * the lookup under it.
+ */
+
+static ngx_http_qqfail_lookup_t *
+ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    size_t                       size;
+    ngx_uint_t                   p, types;
+    ngx_http_qqfail_lookup_t    *lk;
+    ngx_http_qqfail_provider_t  *pr;
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    qscf = job->server->upstream;
+
+    size = sizeof(ngx_http_qqfail_lookup_t)
+           + (rs->nproviders - 1) * sizeof(ngx_http_qqfail_answer_t);
+
+    lk = ngx_calloc(size, rs->log);
+    if (lk == NULL) {
+        return NULL;
+    }
+
     lk->job = job;
     lk->server = job->server;
     lk->name = n;
     lk->nproviders = rs->nproviders;
     lk->accepted = -1;
 
-    res->lookup = lk;
+    job->result[n].lookup = lk;
     job->pending++;
 
     types = qscf->ipv6 ? 2 : 1;
     pr = rs->qmcf->providers.elts;
-
-    /*
-     * count every query first, plus one for this function: callbacks may
-     * run inside ares_query(), and must not free the lookup under us
-     */
 
     lk->queries = 1;
 
@@ -164,6 +219,23 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         ngx_add_timer(&lk->deadline, qscf->timeout + 50);
     }
 
+    return lk;
+}
+
+
+/* the queries of a lookup, A (and AAAA) to every provider it asks */
+
+static void
+ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_uint_t                   p, i, nq, types;
+    ngx_http_qqfail_channel_t   *ch;
+    ngx_http_qqfail_srv_conf_t  *qscf;
+
+    qscf = lk->server->upstream;
+    types = qscf->ipv6 ? 2 : 1;
     nq = 0;
 
     for (p = 0; p < lk->nproviders; p++) {
@@ -199,30 +271,6 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         }
 
         ngx_http_qqfail_channel_timer(ch);
-    }
-
-    ngx_free(host);
-
-    /* queries count when sent: an answer may never come */
-
-    if (ngx_http_qqfail_lead_check()) {
-        for (p = 0; p < lk->nproviders; p++) {
-            if (!lk->answer[p].abandoned) {
-                ngx_http_qqfail_zone_counter(rs->qmcf, pr[p].sh,
-                                             NGX_HTTP_QQFAIL_COUNT_QUERIES,
-                                             types);
-            }
-        }
-    }
-
-    if (--lk->queries == 0) {
-        /* every query failed at once */
-
-        if (!lk->decided) {
-            ngx_http_qqfail_lookup_decide(lk, 1);
-        }
-
-        ngx_http_qqfail_lookup_release(lk);
     }
 }
 
@@ -711,17 +759,10 @@ ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
 static void
 ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
-    ngx_int_t                    best;
-    ngx_uint_t                   p, q, agree, nok, error, transport, i;
-    ngx_uint_t                   errors[NGX_HTTP_QQFAIL_NERRS];
-    ngx_addr_t                   addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
-    ngx_http_qqfail_job_t       *job;
-    ngx_http_qqfail_result_t    *res;
-    ngx_http_qqfail_answer_t    *a;
-    ngx_http_qqfail_server_t    *server;
-    ngx_http_qqfail_sockaddr_t  *sa;
+    ngx_int_t                  best;
+    ngx_uint_t                 nok;
+    ngx_http_qqfail_job_t     *job;
+    ngx_http_qqfail_result_t  *res;
 
     job = lk->job;
 
@@ -731,11 +772,58 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
         return;
     }
 
-    server = job->server;
+    best = ngx_http_qqfail_lookup_best(lk, &nok);
+
+    if (best < 0 && !all && !ngx_http_qqfail_lookup_settled(lk)) {
+        return;
+    }
+
+    lk->decided = 1;
+    lk->accepted = best;
+
+    if (lk->deadline.timer_set) {
+        ngx_del_timer(&lk->deadline);
+    }
+
     res = &job->result[lk->name];
 
-    best = -1;
-    nok = 0;
+    if (best >= 0) {
+        ngx_http_qqfail_lookup_accept(lk, best);
+
+    } else if (nok) {
+        ngx_http_qqfail_lookup_noquorum(lk);
+
+    } else {
+        res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
+        res->error = ngx_http_qqfail_lookup_error(lk);
+    }
+
+    res->lookup = NULL;
+    res->rejected = lk->rejected;
+    lk->job = NULL;
+
+    job->pending--;
+
+    ngx_http_qqfail_job_check(job);
+}
+
+
+/*
+ * The provider whose answer wins, or -1: the first answer agreed by
+ * "qqfail_quorum" providers, or equal to the addresses in use (an
+ * unchanged set needs no quorum); "nok": the answers with addresses
+ */
+
+static ngx_int_t
+ngx_http_qqfail_lookup_best(ngx_http_qqfail_lookup_t *lk, ngx_uint_t *nok)
+{
+    ngx_uint_t                 p, q, i, agree;
+    ngx_addr_t                 addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_answer_t  *a;
+    ngx_http_qqfail_server_t  *server;
+
+    server = lk->server;
+    *nok = 0;
 
     for (p = 0; p < lk->nproviders; p++) {
         a = &lk->answer[p];
@@ -744,7 +832,7 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
             continue;
         }
 
-        nok++;
+        (*nok)++;
         agree = 0;
 
         for (q = 0; q < lk->nproviders; q++) {
@@ -756,147 +844,164 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
         }
 
         if (agree >= server->upstream->quorum) {
-            best = p;
-            break;
+            return p;
         }
-
-        /* an unchanged set needs no quorum */
 
         for (i = 0; i < a->naddrs; i++) {
             addrs[i].sockaddr = &a->addrs[i].sockaddr;
             addrs[i].socklen = a->socklen[i];
         }
 
-        if (ngx_http_qqfail_zone_same(rs->qmcf, server, lk->name,
-                                      addrs, a->naddrs))
+        if (ngx_http_qqfail_zone_same(ngx_http_qqfail_rs->qmcf, server,
+                                      lk->name, addrs, a->naddrs))
         {
-            best = p;
-            break;
+            return p;
         }
     }
 
-    if (best < 0) {
-        for (p = 0; p < lk->nproviders; p++) {
-            if (!lk->answer[p].done && !lk->answer[p].abandoned) {
-                all = 0;
-                break;
-            }
+    return -1;
+}
 
-            all = 1;
-        }
 
-        if (!all) {
-            return;
+/* has every provider answered, or been given up? */
+
+static ngx_uint_t
+ngx_http_qqfail_lookup_settled(ngx_http_qqfail_lookup_t *lk)
+{
+    ngx_uint_t  p;
+
+    for (p = 0; p < lk->nproviders; p++) {
+        if (!lk->answer[p].done && !lk->answer[p].abandoned) {
+            return 0;
         }
     }
 
-    lk->decided = 1;
-    lk->accepted = best;
+    return 1;
+}
 
-    if (lk->deadline.timer_set) {
-        ngx_del_timer(&lk->deadline);
+
+/*
+ * The winning answer's addresses go to the round's result, with the
+ * sockaddrs they point to in one block; providers that answered
+ * otherwise are counted as disagreeing
+ */
+
+static void
+ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk, ngx_int_t best)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_uint_t                   p, i;
+    ngx_http_qqfail_result_t    *res;
+    ngx_http_qqfail_answer_t    *a;
+    ngx_http_qqfail_sockaddr_t  *sa;
+
+    res = &lk->job->result[lk->name];
+    a = &lk->answer[best];
+
+    res->addrs = ngx_alloc(a->naddrs * (sizeof(ngx_addr_t)
+                                      + sizeof(ngx_http_qqfail_sockaddr_t)),
+                           rs->log);
+
+    if (res->addrs == NULL) {
+        res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
+        res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
+        return;
     }
 
-    if (best >= 0) {
-        a = &lk->answer[best];
+    res->owned = 1;
+    res->state = NGX_HTTP_QQFAIL_NAME_OK;
+    res->naddrs = a->naddrs;
+    res->ttl = a->ttl;
 
-        /* the addresses and the sockaddrs they point to, in one block */
+    /* an agreed or unchanged set ends a quorum episode */
 
-        res->addrs = ngx_alloc(a->naddrs * (sizeof(ngx_addr_t)
-                                          + sizeof(ngx_http_qqfail_sockaddr_t)),
-                               rs->log);
+    (void) ngx_http_qqfail_zone_noquorum(rs->qmcf,
+                                         &lk->server->sh->names[lk->name], 0);
 
-        if (res->addrs == NULL) {
-            res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
-            res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
-            goto done;
-        }
+    sa = (ngx_http_qqfail_sockaddr_t *) &res->addrs[a->naddrs];
 
-        res->owned = 1;
-        res->state = NGX_HTTP_QQFAIL_NAME_OK;
-        res->naddrs = a->naddrs;
-        res->ttl = a->ttl;
+    for (i = 0; i < a->naddrs; i++) {
+        sa[i] = a->addrs[i];
+        res->addrs[i].sockaddr = &sa[i].sockaddr;
+        res->addrs[i].socklen = a->socklen[i];
+        res->addrs[i].name.len = 0;
+        res->addrs[i].name.data = NULL;
+    }
 
-        /* an agreed or unchanged set ends a quorum episode */
-        server->sh->names[lk->name].noquorum = 0;
-
-        sa = (ngx_http_qqfail_sockaddr_t *) &res->addrs[a->naddrs];
-
-        for (i = 0; i < a->naddrs; i++) {
-            sa[i] = a->addrs[i];
-            res->addrs[i].sockaddr = &sa[i].sockaddr;
-            res->addrs[i].socklen = a->socklen[i];
-            res->addrs[i].name.len = 0;
-            res->addrs[i].name.data = NULL;
-        }
-
-        /* answers that came before and differ */
-
-        for (p = 0; p < lk->nproviders; p++) {
-            if (p != (ngx_uint_t) best && lk->answer[p].done
-                && lk->answer[p].ok
-                && !ngx_http_qqfail_answer_same(a, &lk->answer[p]))
-            {
-                ngx_http_qqfail_zone_counter(rs->qmcf,
+    for (p = 0; p < lk->nproviders; p++) {
+        if (p != (ngx_uint_t) best && lk->answer[p].done
+            && lk->answer[p].ok
+            && !ngx_http_qqfail_answer_same(a, &lk->answer[p]))
+        {
+            ngx_http_qqfail_zone_counter(rs->qmcf,
                                          rs->channels[p].provider->sh,
                                          NGX_HTTP_QQFAIL_COUNT_DISAGREEMENTS,
                                          1);
-            }
         }
+    }
+}
 
-    } else if (nok) {
-        res->state = NGX_HTTP_QQFAIL_NAME_NOQUORUM;
-        res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
 
-        if (server->sh->names[lk->name].noquorum) {
-            goto done;
-        }
+/* answers, but fewer agree than the quorum asks: logged once an episode */
 
-        server->sh->names[lk->name].noquorum = 1;
+static void
+ngx_http_qqfail_lookup_noquorum(ngx_http_qqfail_lookup_t *lk)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
 
-        ngx_http_qqfail_event(rs->qmcf, NGX_LOG_WARN,
-                              rs->log, 0, server,
-                              "fewer than %ui providers agree on the "
-                              "addresses of \"%V\"",
-                              server->upstream->quorum,
-                              &((ngx_http_qqfail_name_t *)
-                                server->names.elts)[lk->name].host);
+    ngx_http_qqfail_result_t  *res;
+    ngx_http_qqfail_server_t  *server;
 
-    } else {
-        ngx_memzero(errors, sizeof(errors));
+    server = lk->server;
+    res = &lk->job->result[lk->name];
 
-        for (p = 0; p < lk->nproviders; p++) {
-            error = lk->answer[p].abandoned
-                    ? NGX_HTTP_QQFAIL_ERR_TIMEOUT
-                    : ngx_http_qqfail_answer_error(&lk->answer[p], &transport);
-            errors[error]++;
-        }
+    res->state = NGX_HTTP_QQFAIL_NAME_NOQUORUM;
+    res->error = NGX_HTTP_QQFAIL_ERR_OTHER;
 
-        /* the most telling reason: an answer beats a timeout */
-
-        res->error = NGX_HTTP_QQFAIL_ERR_TIMEOUT;
-
-        for (i = NGX_HTTP_QQFAIL_ERR_SERVFAIL; i < NGX_HTTP_QQFAIL_NERRS; i++) {
-            if (errors[i]
-                && (res->error == NGX_HTTP_QQFAIL_ERR_TIMEOUT
-                    || errors[i] > errors[res->error]))
-            {
-                res->error = i;
-            }
-        }
-
-        res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
+    if (!ngx_http_qqfail_zone_noquorum(rs->qmcf,
+                                       &server->sh->names[lk->name], 1))
+    {
+        return;
     }
 
-done:
+    ngx_http_qqfail_event(rs->qmcf, NGX_LOG_WARN, rs->log, 0, server,
+                          "fewer than %ui providers agree on the "
+                          "addresses of \"%V\"", server->upstream->quorum,
+                          &((ngx_http_qqfail_name_t *)
+                            server->names.elts)[lk->name].host);
+}
 
-    res->lookup = NULL;
-    res->rejected = lk->rejected;
-    lk->job = NULL;
 
-    job->pending--;
+/* every provider failed: the most telling reason, an answer beats a timeout */
 
-    ngx_http_qqfail_job_check(job);
+static ngx_uint_t
+ngx_http_qqfail_lookup_error(ngx_http_qqfail_lookup_t *lk)
+{
+    ngx_uint_t  p, i, error, transport;
+    ngx_uint_t  errors[NGX_HTTP_QQFAIL_NERRS];
+
+    ngx_memzero(errors, sizeof(errors));
+
+    for (p = 0; p < lk->nproviders; p++) {
+        error = lk->answer[p].abandoned
+                ? NGX_HTTP_QQFAIL_ERR_TIMEOUT
+                : ngx_http_qqfail_answer_error(&lk->answer[p], &transport);
+        errors[error]++;
+    }
+
+    error = NGX_HTTP_QQFAIL_ERR_TIMEOUT;
+
+    for (i = NGX_HTTP_QQFAIL_ERR_SERVFAIL; i < NGX_HTTP_QQFAIL_NERRS; i++) {
+        if (errors[i]
+            && (error == NGX_HTTP_QQFAIL_ERR_TIMEOUT
+                || errors[i] > errors[error]))
+        {
+            error = i;
+        }
+    }
+
+    return error;
 }
 
 

@@ -536,6 +536,8 @@ ngx_uint_t ngx_http_qqfail_zone_stale(ngx_http_qqfail_main_conf_t *qmcf,
 void ngx_http_qqfail_zone_loaded(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_sh_t *ssh, time_t last_success);
 void ngx_http_qqfail_zone_generation(ngx_http_qqfail_main_conf_t *qmcf);
+ngx_uint_t ngx_http_qqfail_zone_noquorum(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_name_sh_t *nsh, ngx_uint_t on);
 ngx_uint_t ngx_http_qqfail_zone_peer_failed(ngx_slab_pool_t *shpool,
     ngx_http_qqfail_slot_sh_t *slot, uint32_t id, time_t now);
 void ngx_http_qqfail_zone_peer_ok(ngx_slab_pool_t *shpool,

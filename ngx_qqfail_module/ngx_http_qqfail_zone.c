@@ -2077,3 +2077,25 @@ ngx_http_qqfail_zone_peer_ok(ngx_slab_pool_t *shpool,
 
     ngx_shmtx_unlock(&shpool->mutex);
 }
+
+
+/*
+ * The start (on 1) or the end (0) of a name's episode without a quorum;
+ * returns 1 when that changes it, so that it is logged once
+ */
+
+ngx_uint_t
+ngx_http_qqfail_zone_noquorum(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_name_sh_t *nsh, ngx_uint_t on)
+{
+    ngx_uint_t  changed;
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    changed = (nsh->noquorum != on);
+    nsh->noquorum = on;
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+    return changed;
+}

@@ -12,6 +12,7 @@
 
 
 static void ngx_http_qqfail_job_handler(ngx_event_t *ev);
+static void ngx_http_qqfail_pacing_init(void);
 static void ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job);
@@ -32,13 +33,43 @@ static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
 
 /* jobs: the lookups of one server */
 
+/*
+ * Pacing: every lookup asks every provider, so the slowest "rate=" sets
+ * how many queries a provider gets a second; "max_inflight=" is checked
+ * per provider, query by query (ngx_http_qqfail_job_turn)
+ */
+
+static void
+ngx_http_qqfail_pacing_init(void)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    ngx_uint_t                   i;
+    ngx_http_qqfail_provider_t  *pr;
+
+    ngx_queue_init(&rs->waiting);
+    ngx_memzero(rs->inflight, sizeof(rs->inflight));
+
+    rs->rate = 0;
+    pr = rs->qmcf->providers.elts;
+
+    for (i = 0; i < rs->qmcf->providers.nelts; i++) {
+        if (pr[i].rate && (rs->rate == 0 || pr[i].rate < rs->rate)) {
+            rs->rate = pr[i].rate;
+        }
+    }
+
+    rs->tokens = rs->rate * 100;
+    rs->tokens_at = ngx_http_qqfail_msec();
+}
+
+
 ngx_int_t
 ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 {
     ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
 
     ngx_uint_t                    i, j, n, more;
-    ngx_http_qqfail_provider_t   *pr;
     ngx_http_qqfail_job_t        *job, **jobp;
     ngx_http_qqfail_server_t     *server;
     ngx_http_qqfail_srv_conf_t  **qscfp;
@@ -46,31 +77,9 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 
     qmcf = rs->qmcf;
 
+    ngx_http_qqfail_pacing_init();
+
     /* on the heap: leadership may start and stop many times per cycle */
-
-    ngx_queue_init(&rs->waiting);
-    ngx_memzero(rs->inflight, sizeof(rs->inflight));
-
-    /*
-     * pacing: every lookup asks every provider, so the slowest "rate="
-     * sets how many queries a provider gets a second; "max_inflight=" is
-     * checked per provider, query by query (ngx_http_qqfail_job_turn)
-     */
-
-    rs->rate = 0;
-
-    pr = qmcf->providers.elts;
-
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        if (pr[i].rate
-            && (rs->rate == 0 || pr[i].rate < rs->rate))
-        {
-            rs->rate = pr[i].rate;
-        }
-    }
-
-    rs->tokens = rs->rate * 100;
-    rs->tokens_at = ngx_http_qqfail_msec();
 
     rs->jobs = ngx_alloc(sizeof(ngx_array_t), cycle->log);
     if (rs->jobs == NULL) {
@@ -87,9 +96,8 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
         n += qscfp[i]->servers->nelts;
     }
 
-    rs->jobs->elts = ngx_alloc((n ? n : 1)
-                                           * sizeof(ngx_http_qqfail_job_t *),
-                                           cycle->log);
+    rs->jobs->elts = ngx_alloc((n ? n : 1) * sizeof(ngx_http_qqfail_job_t *),
+                               cycle->log);
     if (rs->jobs->elts == NULL) {
         return NGX_ERROR;
     }

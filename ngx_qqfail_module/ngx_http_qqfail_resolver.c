@@ -168,31 +168,6 @@ done:
 
     ngx_http_qqfail_channels_destroy();
 
-    /*
-     * a server with no address whose round the pass cut short takes what
-     * its decided names give (an IP literal, an alias that answered): it
-     * serves from the start, and its next round asks the better names
-     */
-
-    if (ngx_http_qqfail_rs->jobs) {
-        jobp = ngx_http_qqfail_rs->jobs->elts;
-
-        for (n = 0; n < ngx_http_qqfail_rs->jobs->nelts; n++) {
-            if (!jobp[n]->running || jobp[n]->pending
-                || jobp[n]->server->sh->naddrs)
-            {
-                continue;
-            }
-
-            for (k = 0; k < jobp[n]->queried; k++) {
-                if (jobp[n]->result[k].state == NGX_HTTP_QQFAIL_NAME_OK) {
-                    ngx_http_qqfail_job_finish(jobp[n]);
-                    break;
-                }
-            }
-        }
-    }
-
     ngx_http_qqfail_jobs_destroy();
 
     ngx_free(ngx_http_qqfail_rs);

@@ -217,7 +217,6 @@ void ngx_http_qqfail_lookup_deadline(ngx_event_t *ev);
 void ngx_http_qqfail_query_handler(void *arg, int status,
     int timeouts, unsigned char *abuf, int alen);
 void ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job);
-void ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job);
 ngx_uint_t ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job);
 ngx_int_t ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle);
 void ngx_http_qqfail_jobs_destroy(void);

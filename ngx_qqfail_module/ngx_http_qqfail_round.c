@@ -20,6 +20,7 @@ static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job);
 static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job,
     ngx_uint_t from, ngx_uint_t to);
+static void ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job,
     ngx_int_t chosen);
 static void ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job,
@@ -540,7 +541,7 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
  * keep the last good addresses until qqfail_max_stale.
  */
 
-void
+static void
 ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 {
     ngx_int_t                     chosen;

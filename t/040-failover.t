@@ -171,6 +171,13 @@ sub served { my $n = 0; $n += $_->requests for $s->backends; return $n }
 my $served = served();
 $load = $s->load;
 $t->wait_for(sub { served() > $served + 500 }, 30, 'cold start load');
+
+# server3 (its primary name silent, an IP literal as its alias) is served
+# once its round ends: its alias asked a quarter of qqfail_timeout in, the
+# primary given up after qqfail_timeout; the start-up pass no longer
+# holds nginx that long
+ok($t->wait_for(sub { active(3) =~ / literal$/ }, 10, 'server3 literal'),
+   'cold start: server3 served through its literal');
 my %c = %{ $s->spread(30) };
 is_deeply([ sort keys %c ], [ 'b1', 'b2', 'b3' ],
           'cold start: servers answer from the state file and the literal')

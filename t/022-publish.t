@@ -179,6 +179,9 @@ ok($t->wait_for(sub { probe('none'); seen() > $before }, 10,
                 'a probe reached the slow backend'),
    'moving.test moved to the slow backend');
 
+# 12 requests: one worker at least gets 3 of them, and its round robin
+# (1 in 3 to moving.test) sends one to the slow backend
+my $HELD = 12;
 $before = seen();
 my @kids = map {
     my $k = $_;
@@ -190,7 +193,7 @@ my @kids = map {
         close $fh;
         rename "$f.tmp", $f;
     });
-} 1 .. 6;
+} 1 .. $HELD;
 
 ok($t->wait_for(sub { seen() > $before }, 10,
                 'requests in flight on the slow backend'),
@@ -204,14 +207,14 @@ ok($t->wait_for(sub { probe('b1') }, 10, 'b1 answers'),
 open my $rf, '>', $released or die "$released: $!";
 close $rf;
 
-ok($t->wait_for(sub { !grep { !-e $t->dir . "/held-$_" } 1 .. 6 }, 30,
+ok($t->wait_for(sub { !grep { !-e $t->dir . "/held-$_" } 1 .. $HELD }, 30,
                 'held requests'), 'the requests in flight ended');
 my %held;
-$held{ $t->read_file("held-$_") // 'none' }++ for 1 .. 6;
+$held{ $t->read_file("held-$_") // 'none' }++ for 1 .. $HELD;
 is(scalar(grep { !/^200 / } keys %held), 0,
    'every request in flight during the change succeeded')
     or diag explain \%held;
-ok($held{"200 slow\n"}, ($held{"200 slow\n"} // 0) . ' of 6 answered by '
+ok($held{"200 slow\n"}, ($held{"200 slow\n"} // 0) . " of $HELD answered by "
    . 'the address removed while they were in flight') or diag explain \%held;
 QQ::Proc::stop($slow_pid);
 waitpid($_, 0) for @kids;

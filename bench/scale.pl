@@ -311,12 +311,19 @@ EOF
             if (time - $last >= 1) {
                 $last = time;
                 my $at = time;
-                my $st = $status->();
+                # the summary: counts per upstream, cheap to render and
+                # to parse at any number of servers (a server without
+                # address has the source "none")
+                my $st = $status->('?view=summary');
                 if ($st) {
-                    my @sv = $servers->($st);
-                    $nlive = grep { @{ $_->{addresses} } } @sv;
+                    my ($total, $none) = (0, 0);
+                    for my $u (@{ $st->{upstreams} }) {
+                        $total += $u->{servers};
+                        $none += $u->{sources}{none};
+                    }
+                    $nlive = $total - $none;
                     push @samples, [ $at, $providers->($st)->{queries} ];
-                    $live //= $at - $t0 if @sv == $n && $nlive == $n;
+                    $live //= $at - $t0 if $total == $n && $nlive == $n;
                 }
             }
             last if defined $live && !QQ::Proc::alive($pid);

@@ -159,7 +159,10 @@ typedef struct {
  * a server record's "next_msec", "next_lookup" and "recover" (the one
  * process that looks the server up writes them, the leader or the
  * start-up pass; a reader only shows or schedules from them, and a torn
- * value moves one lookup).  Read without the lock: a
+ * value moves one lookup), and a slot's "checked" when the balancer picks
+ * the address for its trial after fail_timeout (as nginx's round robin
+ * does for its peers; a lost write delays or repeats one trial).  Read
+ * without the lock: a
  * provider's "down" by the leader's pacing (a stale value moves one turn),
  * a server's and an upstream's "gen" by the balancer (it takes the lock
  * before it copies anything).

@@ -15,6 +15,7 @@ static void ngx_http_qqfail_job_handler(ngx_event_t *ev);
 static void ngx_http_qqfail_pacing_init(void);
 static void ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_unqueue(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job);
 static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job);
 static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job);
@@ -367,11 +368,29 @@ ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job)
 }
 
 
+/* a job leaves the queue of those waiting for their turn */
+
+static void
+ngx_http_qqfail_job_unqueue(ngx_http_qqfail_job_t *job)
+{
+    if (job->queued) {
+        ngx_queue_remove(&job->queue);
+        job->queued = 0;
+    }
+}
+
+
 /* the remaining aliases of a round: now, or first in line for a turn */
 
 static void
 ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job)
 {
+    /* already waiting (the hedge queued it): its turn starts the aliases */
+
+    if (job->queued) {
+        return;
+    }
+
     if (!ngx_http_qqfail_job_turn(job)) {
         ngx_queue_insert_head(&ngx_http_qqfail_rs->waiting, &job->queue);
         job->queued = 1;
@@ -503,6 +522,7 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
 
     if (!rs->leading && !rs->sync) {
         /* leadership ended: the round is abandoned */
+        ngx_http_qqfail_job_unqueue(job);
         job->running = 0;
         return;
     }
@@ -550,6 +570,10 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
     ngx_http_qqfail_server_sh_t  *ssh;
 
     job->running = 0;
+
+    /* aliases the hedge queued are not needed any more */
+
+    ngx_http_qqfail_job_unqueue(job);
 
     if (job->timer.timer_set) {
         ngx_del_timer(&job->timer);

@@ -136,4 +136,31 @@ my $r = $t->http_get('/?u=app');
 is($r->{status} == 200 ? $r->{content} : $r->{status}, 'b1',
    'its first request is served from the state file');
 
+# servers with no address whose primary names never answer, behind a
+# provider with room for one name at a time (an IP literal server ends the
+# start-up pass early, so the leader asks them): each one's aliases wait
+# for their turn (queued a quarter of qqfail_timeout in), then its primary
+# times out; every server still ends on its alias, and nginx answers
+$t->stop;
+$dns->fault_set('*', { addrs => [ $b1 ], ttl => 120 });
+$dns->fault_set("h$_.example.com", { drop => 1 }) for 1 .. 4;
+$s->nginx(workers => 1,
+    providers => "    qqfail_provider pf $pf max_inflight=2;\n",
+    upstream => "        qqfail_server $b1:$P;\n"
+              . join('', map {
+                    "        qqfail_server h$_.example.com:$P"
+                    . " h$_.alias.example.com:$P;\n"
+                } 1 .. 4) . "        qqfail_timeout 2s;\n");
+$t->start;
+ok($t->wait_for(sub {
+        my $st = $s->status or return 0;
+        my @srv = map { @{ $_->{servers} } } @{ $st->{upstreams} };
+        my @h = grep { $_->{names}[0] =~ /^h\d/ } @srv;
+        @h == 4 && !grep { ($_->{active_name} // '') !~ /\.alias\./ } @h;
+    }, 60, 'aliases'), 'every server whose primary is silent ends on its '
+   . 'alias, the leader answering throughout');
+my $r2 = $t->http_get('/');
+is($r2->{status} == 200 ? $r2->{content} : $r2->{status}, 'b1',
+   'and proxies through it');
+
 done_testing();

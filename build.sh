@@ -236,19 +236,31 @@ build_module() {
     build_units "$bdir" "$out" "$cc_opt"
 }
 
+# the include flags for code built on nginx core headers alone (the unit
+# drivers, the fuzz harnesses), from the configured tree BDIR
+core_includes() {
+    local bdir=$1 d
+
+    for d in src/core src/event src/event/modules src/os/unix objs; do
+        echo "-I$bdir/$d"
+    done
+
+    # nginx 1.25 and later: ngx_core.h includes the QUIC headers
+    if [ -d "$bdir/src/event/quic" ]; then
+        echo "-I$bdir/src/event/quic"
+    fi
+
+    echo "-I$TOP/ngx_qqfail_module"
+}
+
 # the unit drivers of t/unit/: the module's pure parts (nginx core headers
 # only) driven from tables by the tests, with the module's compiler flags
 build_units() {
     local bdir=$1 out=$2 cc_opt=$3 u name srcs
     local -a units=("policy ngx_qqfail_module/ngx_http_qqfail_policy.c")
-    local -a incs=(-I"$bdir/src/core" -I"$bdir/src/event"
-                   -I"$bdir/src/event/modules" -I"$bdir/src/os/unix"
-                   -I"$bdir/objs" -I"$TOP/ngx_qqfail_module")
+    local -a incs
 
-    # nginx 1.25 and later: ngx_core.h includes the QUIC headers
-    if [ -d "$bdir/src/event/quic" ]; then
-        incs+=(-I"$bdir/src/event/quic")
-    fi
+    mapfile -t incs < <(core_includes "$bdir")
 
     mkdir -p "$out/unit"
 
@@ -319,15 +331,9 @@ cmd_fuzz() {
     cflags=(-g -O1 -fno-omit-frame-pointer
             -fsanitize=fuzzer,address,undefined
             -fno-sanitize-recover=undefined
-            -Wall -Wextra -Wno-unused-parameter -Werror
-            -I"$bdir/src/core" -I"$bdir/src/event"
-            -I"$bdir/src/event/modules" -I"$bdir/src/os/unix"
-            -I"$bdir/objs" -I"$TOP/ngx_qqfail_module")
+            -Wall -Wextra -Wno-unused-parameter -Werror)
 
-    # nginx 1.25 and later: ngx_core.h includes the QUIC headers
-    if [ -d "$bdir/src/event/quic" ]; then
-        cflags+=(-I"$bdir/src/event/quic")
-    fi
+    mapfile -t -O "${#cflags[@]}" cflags < <(core_includes "$bdir")
 
     mkdir -p "$fdir/artifacts"
 

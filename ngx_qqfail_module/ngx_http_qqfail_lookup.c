@@ -119,7 +119,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 
     /* queries count when sent: an answer may never come */
 
-    types = job->server->upstream->ipv6 ? 2 : 1;
+    types = lk->types;
     pr = rs->qmcf->providers.elts;
 
     if (ngx_http_qqfail_lead_check()) {
@@ -181,7 +181,8 @@ ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     job->result[n].lookup = lk;
     job->pending++;
 
-    types = qscf->ipv6 ? 2 : 1;
+    types = job->types;
+    lk->types = types;
     pr = rs->qmcf->providers.elts;
 
     lk->queries = 1;
@@ -223,7 +224,10 @@ ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 }
 
 
-/* the queries of a lookup, A (and AAAA) to every provider it asks */
+/*
+ * the queries of a lookup, A (and AAAA, see ngx_http_qqfail_job_types)
+ * to every provider it asks
+ */
 
 static void
 ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
@@ -235,7 +239,7 @@ ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
     ngx_http_qqfail_srv_conf_t  *qscf;
 
     qscf = lk->server->upstream;
-    types = qscf->ipv6 ? 2 : 1;
+    types = lk->types;
     nq = 0;
 
     for (p = 0; p < lk->nproviders; p++) {

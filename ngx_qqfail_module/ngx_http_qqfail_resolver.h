@@ -128,6 +128,7 @@ struct ngx_http_qqfail_lookup_s {
     ngx_uint_t                       name;
     ngx_uint_t                       queries;    /* outstanding */
     ngx_uint_t                       nproviders;
+    ngx_uint_t                       types;      /* 1: A, 2: A and AAAA */
     ngx_int_t                        accepted;   /* answer index, or -1 */
     ngx_uint_t                       rejected;   /* by qqfail_allow */
     ngx_event_t                      deadline;
@@ -165,8 +166,10 @@ struct ngx_http_qqfail_job_s {
     ngx_uint_t                       pending;    /* lookups undecided */
     ngx_uint_t                       phase;
     ngx_uint_t                       queried;    /* names in this round */
+    ngx_uint_t                       types;      /* 1: A, 2: A and AAAA */
     ngx_queue_t                      queue;      /* waiting for its turn */
     unsigned                         running:1;
+    unsigned                         both:1;     /* A alone was not enough */
     unsigned                         starting:1;
     unsigned                         queued:1;
     unsigned                         scheduled:1;  /* once since start */

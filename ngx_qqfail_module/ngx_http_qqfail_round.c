@@ -18,7 +18,10 @@ static void ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_unqueue(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job);
 static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job);
+static ngx_uint_t ngx_http_qqfail_job_types(ngx_http_qqfail_job_t *job);
 static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job);
+static ngx_uint_t ngx_http_qqfail_job_inconclusive(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_again(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job,
     ngx_uint_t from, ngx_uint_t to);
 static void ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job);
@@ -338,21 +341,50 @@ ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job)
 }
 
 
+/*
+ * The record types a round asks: A, and AAAA too with qqfail_ipv6 on.  A
+ * server with no address asks A alone first: it serves once the A answers
+ * are in, with half the queries, so that a start asks every server's A
+ * before any AAAA; its AAAA come with its next round, the first refresh,
+ * spread within its window.  A round of A alone that cannot tell a name
+ * without IPv4 from a failed one (no A record, or only refused ones) is
+ * asked again with both at once (ngx_http_qqfail_job_inconclusive).
+ */
+
+static ngx_uint_t
+ngx_http_qqfail_job_types(ngx_http_qqfail_job_t *job)
+{
+    if (!job->server->upstream->ipv6) {
+        return 1;
+    }
+
+    if (job->server->sh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
+        && !job->both)
+    {
+        return 1;
+    }
+
+    return 2;
+}
+
+
 /* the queries the next step of a round sends each provider */
 
 static ngx_uint_t
 ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job)
 {
-    ngx_uint_t               n, from, last, need;
+    ngx_uint_t               n, from, last, need, types;
     ngx_http_qqfail_name_t  *name;
 
     if (job->running) {
         from = job->queried;
         last = job->server->names.nelts - 1;
+        types = job->types;
 
     } else {
         from = 0;
         last = ngx_http_qqfail_job_last(job);
+        types = ngx_http_qqfail_job_types(job);
     }
 
     name = job->server->names.elts;
@@ -360,7 +392,7 @@ ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job)
 
     for (n = from; n <= last; n++) {
         if (!name[n].literal) {
-            need += job->server->upstream->ipv6 ? 2 : 1;
+            need += types;
         }
     }
 
@@ -420,6 +452,7 @@ ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
     }
 
     job->phase = 1;
+    job->types = ngx_http_qqfail_job_types(job);
 
     /* a server with no address does not wait long for its first names */
 
@@ -585,6 +618,13 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
         return;
     }
 
+    if (ngx_http_qqfail_job_inconclusive(job)) {
+        job->both = 1;
+        ngx_http_qqfail_results_free(job);
+        ngx_http_qqfail_job_again(job);
+        return;
+    }
+
     ssh = job->server->sh;
 
     for (n = 0; n < job->queried; n++) {
@@ -611,6 +651,57 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
     }
 
     ngx_http_qqfail_results_free(job);
+}
+
+
+/*
+ * A round of A alone (ngx_http_qqfail_job_types) decides nothing when a
+ * name it asked found no A record, or only addresses qqfail_allow
+ * refuses: the name may have AAAA records that serve.  Timeouts, errors,
+ * NXDOMAIN and disagreements are the same for either type: those rounds
+ * end as any round does.
+ */
+
+static ngx_uint_t
+ngx_http_qqfail_job_inconclusive(ngx_http_qqfail_job_t *job)
+{
+    ngx_uint_t                 n;
+    ngx_http_qqfail_result_t  *res;
+
+    if (job->types != 1 || !job->server->upstream->ipv6) {
+        return 0;
+    }
+
+    for (n = 0; n < job->queried; n++) {
+        res = &job->result[n];
+
+        if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
+            return 0;
+        }
+
+        if (res->state == NGX_HTTP_QQFAIL_NAME_FAILED
+            && (res->error == NGX_HTTP_QQFAIL_ERR_OTHER || res->rejected))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the round again, at once, ahead of the servers waiting for theirs */
+
+static void
+ngx_http_qqfail_job_again(ngx_http_qqfail_job_t *job)
+{
+    if (!ngx_http_qqfail_job_turn(job)) {
+        ngx_queue_insert_head(&ngx_http_qqfail_rs->waiting, &job->queue);
+        job->queued = 1;
+        return;
+    }
+
+    ngx_http_qqfail_job_run(job);
 }
 
 

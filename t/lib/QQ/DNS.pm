@@ -702,7 +702,8 @@ sub start_fault_server {
 sub fault_servers { return map { "$_->{ip}:$_->{port}" } @{ $_[0]{faults} } }
 
 my %FAULT_KEYS = map { $_ => 1 } qw(addrs rcode drop delay_ms ttl malformed truncate
-                                    cname owner qr question longname);
+                                    cname owner qr question longname
+                                    A AAAA);
 my %RCODES = map { $_ => 1 } qw(NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMP REFUSED);
 
 # fault_set($name, \%spec [, $server]): $name may be '*' (any name without
@@ -712,6 +713,9 @@ sub fault_set {
     croak "fault_set: spec must be a hash" unless ref $spec eq 'HASH';
     for my $k (keys %$spec) {
         croak "fault_set: unknown key '$k'" unless $FAULT_KEYS{$k};
+        # per query type (A, AAAA): a spec whose keys override for it
+        croak "fault_set: '$k' must be a spec of its own"
+            if $k =~ /^A/ && ref $spec->{$k} ne 'HASH';
     }
     croak "fault_set: unknown rcode '$spec->{rcode}'"
         if defined $spec->{rcode} && !$RCODES{ uc $spec->{rcode} };

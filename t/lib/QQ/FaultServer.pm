@@ -13,6 +13,8 @@ package QQ::FaultServer;
 # 'NOERROR'|'SERVFAIL'|'NXDOMAIN'|'REFUSED'|..., drop => 1 (never answer),
 # delay_ms => N, ttl => N, malformed => 1 (garbage after a valid header),
 # truncate => 1 (UDP answers carry TC and no records; TCP answers are full).
+# A SPEC may hold one SPEC per query type that overrides its keys for that
+# type: { addrs => [...], AAAA => { delay_ms => 3000 } }.
 #
 # Hostile answers (t/012-answers.t), with rcode NOERROR:
 #   cname => [ N1, N2, ... ]   a CNAME chain: OWNER CNAME N1, N1 CNAME N2, ...,
@@ -223,6 +225,7 @@ sub respond {
     }
 
     my $spec = $self->spec_for($name);
+    $spec = { %$spec, %{ $spec->{$type} } } if ref $spec->{$type} eq 'HASH';
     my $delay = ($spec->{delay_ms} || 0) / 1000;
 
     if ($spec->{drop}) {

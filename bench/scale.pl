@@ -480,6 +480,11 @@ EOF
                 ($pr->{queries} - $p0->{queries}) / $n * $o{refresh} / $dt,
             average_qps => ($pr->{queries} - $p0->{queries}) / $dt,
             peak_qps => $peak_qps->(\@samples),
+            qps => [ map {
+                sprintf '%.0f', ($samples[$_][1] - $samples[$_ - 1][1])
+                                / (($samples[$_][0] - $samples[$_ - 1][0])
+                                   || 1)
+            } 1 .. $#samples ],
             udp_rcvbuf_errors => udp_rcvbuf_errors() - $udp0,
             dns_server_socket_drops =>
                 udp_socket_drops(\@dns_listen, \@pips)->{local}

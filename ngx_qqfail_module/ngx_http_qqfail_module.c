@@ -192,17 +192,11 @@ ngx_http_qqfail_preconfiguration(ngx_conf_t *cf)
 static ngx_http_qqfail_main_conf_t *
 ngx_http_qqfail_cycle_conf(ngx_cycle_t *cycle)
 {
-    ngx_http_conf_ctx_t          *ctx;
     ngx_http_qqfail_main_conf_t  *qmcf;
 
-    /* no http{} block: no configuration at all */
+    /* NULL without an http{} block */
 
-    ctx = (ngx_http_conf_ctx_t *) cycle->conf_ctx[ngx_http_module.index];
-    if (ctx == NULL) {
-        return NULL;
-    }
-
-    qmcf = ctx->main_conf[ngx_http_qqfail_module.ctx_index];
+    qmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_qqfail_module);
 
     if (qmcf == NULL || qmcf->sh == NULL) {
         return NULL;

@@ -20,8 +20,8 @@ static ngx_int_t ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
 static ngx_int_t ngx_http_qqfail_valid_host(ngx_str_t *host);
 static ngx_http_qqfail_srv_conf_t *ngx_http_qqfail_upstream_conf(
     ngx_conf_t *cf, void *conf);
-static ngx_int_t ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_str_t *value,
-    ngx_http_qqfail_rule_t *rule);
+static ngx_int_t ngx_http_qqfail_parse_rule(ngx_conf_t *cf,
+    ngx_http_qqfail_srv_conf_t *qscf, ngx_str_t *value);
 
 
 static ngx_str_t  ngx_http_qqfail_system_name = ngx_string("system");
@@ -39,89 +39,54 @@ ngx_http_qqfail_conf_where(ngx_conf_t *cf, ngx_http_qqfail_where_t *where)
 
 /*
  * An IP literal with an optional port: "1.2.3.4", "1.2.3.4:53", "::1",
- * "[::1]", "[::1]:53".  NGX_DECLINED: not an IP literal.
+ * "[::1]", "[::1]:53".  NGX_DECLINED: not an IP literal, or a bad port.
  */
 
 static ngx_int_t
 ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
     in_port_t default_port, ngx_addr_t *addr)
 {
-    u_char     *p, *last, *host, *port;
-    size_t      hlen, plen;
-    ngx_int_t   n;
-    ngx_uint_t  colons;
+    u_char     *host;
+    size_t      len;
+    ngx_int_t   rc;
     u_char      buf[NGX_SOCKADDR_STRLEN];
 
     host = text->data;
-    last = text->data + text->len;
-    port = NULL;
-    plen = 0;
+    len = text->len;
 
-    if (text->len && host[0] == '[') {
-        p = ngx_strlchr(host, last, ']');
-        if (p == NULL || p == host + 1) {
-            return NGX_DECLINED;
-        }
+    /* ngx_parse_addr_port() takes brackets only before a port */
 
+    if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
         host++;
-        hlen = p - host;
-        p++;
-
-        if (p != last) {
-            if (*p != ':') {
-                return NGX_DECLINED;
-            }
-
-            port = p + 1;
-            plen = last - port;
-        }
-
-    } else {
-        colons = 0;
-
-        for (p = host; p < last; p++) {
-            if (*p == ':') {
-                colons++;
-            }
-        }
-
-        if (colons == 1) {
-            p = ngx_strlchr(host, last, ':');
-            hlen = p - host;
-            port = p + 1;
-            plen = last - port;
-
-        } else {
-            hlen = text->len;
-        }
+        len -= 2;
     }
 
-    if (hlen == 0 || ngx_parse_addr(cf->pool, addr, host, hlen) != NGX_OK) {
+    if (len == 0) {
         return NGX_DECLINED;
     }
 
-    if (port) {
-        n = ngx_atoi(port, plen);
-        if (n < 1 || n > 65535) {
-            return NGX_ERROR;
-        }
+    rc = ngx_parse_addr_port(cf->pool, addr, host, len);
 
-    } else {
-        n = default_port;
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    ngx_inet_set_port(addr->sockaddr, (in_port_t) n);
+    /* a port it took is 1 to 65535 */
 
-    plen = ngx_sock_ntop(addr->sockaddr, addr->socklen, buf,
-                         NGX_SOCKADDR_STRLEN, 1);
+    if (ngx_inet_get_port(addr->sockaddr) == 0) {
+        ngx_inet_set_port(addr->sockaddr, default_port);
+    }
 
-    addr->name.data = ngx_pnalloc(cf->pool, plen);
+    len = ngx_sock_ntop(addr->sockaddr, addr->socklen, buf,
+                        NGX_SOCKADDR_STRLEN, 1);
+
+    addr->name.data = ngx_pnalloc(cf->pool, len);
     if (addr->name.data == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(addr->name.data, buf, plen);
-    addr->name.len = plen;
+    ngx_memcpy(addr->name.data, buf, len);
+    addr->name.len = len;
 
     return NGX_OK;
 }
@@ -1048,63 +1013,94 @@ ngx_http_qqfail_quorum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static ngx_int_t
-ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_str_t *value,
-    ngx_http_qqfail_rule_t *rule)
+ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_http_qqfail_srv_conf_t *qscf,
+    ngx_str_t *value)
 {
-    u_char     *p;
-    ngx_int_t   rc, n;
+    u_char                  *p;
+    ngx_int_t                rc, n;
+    ngx_cidr_t               cidr, *c;
+    ngx_http_qqfail_rule_t   rule, *r;
 
-    ngx_memzero(rule, sizeof(ngx_http_qqfail_rule_t));
-    ngx_http_qqfail_conf_where(cf, &rule->where);
+    ngx_memzero(&rule, sizeof(ngx_http_qqfail_rule_t));
+    ngx_http_qqfail_conf_where(cf, &rule.where);
 
     if (value->len > 4 && ngx_strncmp(value->data, "asn=", 4) == 0) {
         p = value->data + 4;
 
         if (value->len - 4 > 10) {
-            return NGX_ERROR;
+            return NGX_DECLINED;
         }
 
         n = ngx_atoi(p, value->len - 4);
 
         if (n < 1 || (uint64_t) n > 0xffffffff) {
-            return NGX_ERROR;
+            return NGX_DECLINED;
         }
 
-        rule->type = NGX_HTTP_QQFAIL_RULE_ASN;
-        rule->asn = (uint32_t) n;
+        rule.type = NGX_HTTP_QQFAIL_RULE_ASN;
+        rule.asn = (uint32_t) n;
 
-        return NGX_OK;
-    }
-
-    if (ngx_strncmp(value->data, "country=", 8) == 0) {
+    } else if (ngx_strncmp(value->data, "country=", 8) == 0) {
         p = value->data + 8;
 
         if (value->len != 10
             || ngx_toupper(p[0]) < 'A' || ngx_toupper(p[0]) > 'Z'
             || ngx_toupper(p[1]) < 'A' || ngx_toupper(p[1]) > 'Z')
         {
+            return NGX_DECLINED;
+        }
+
+        rule.type = NGX_HTTP_QQFAIL_RULE_COUNTRY;
+        rule.country[0] = ngx_toupper(p[0]);
+        rule.country[1] = ngx_toupper(p[1]);
+
+    } else {
+        rc = ngx_ptocidr(value, &cidr);
+
+        if (rc == NGX_ERROR) {
+            return NGX_DECLINED;
+        }
+
+        if (rc == NGX_DONE) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "low address bits of %V are meaningless",
+                               value);
+        }
+
+        /* matched with ngx_cidr_match(), IPv4-mapped IPv6 as IPv4 */
+
+        if (qscf->allow_cidr == NULL) {
+            qscf->allow_cidr = ngx_array_create(cf->pool, 4,
+                                                sizeof(ngx_cidr_t));
+            if (qscf->allow_cidr == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        c = ngx_array_push(qscf->allow_cidr);
+        if (c == NULL) {
             return NGX_ERROR;
         }
 
-        rule->type = NGX_HTTP_QQFAIL_RULE_COUNTRY;
-        rule->country[0] = ngx_toupper(p[0]);
-        rule->country[1] = ngx_toupper(p[1]);
+        *c = cidr;
 
         return NGX_OK;
     }
 
-    rc = ngx_ptocidr(value, &rule->cidr);
+    if (qscf->allow == NULL) {
+        qscf->allow = ngx_array_create(cf->pool, 4,
+                                       sizeof(ngx_http_qqfail_rule_t));
+        if (qscf->allow == NULL) {
+            return NGX_ERROR;
+        }
+    }
 
-    if (rc == NGX_ERROR) {
+    r = ngx_array_push(qscf->allow);
+    if (r == NULL) {
         return NGX_ERROR;
     }
 
-    if (rc == NGX_DONE) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "low address bits of %V are meaningless", value);
-    }
-
-    rule->type = NGX_HTTP_QQFAIL_RULE_CIDR;
+    *r = rule;
 
     return NGX_OK;
 }
@@ -1115,29 +1111,22 @@ ngx_http_qqfail_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_qqfail_srv_conf_t  *qscf;
 
-    ngx_str_t               *value;
-    ngx_uint_t               i;
-    ngx_http_qqfail_rule_t  *rule;
+    ngx_int_t    rc;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
 
     qscf = ngx_http_qqfail_upstream_conf(cf, conf);
-
-    if (qscf->allow == NULL) {
-        qscf->allow = ngx_array_create(cf->pool, 4,
-                                       sizeof(ngx_http_qqfail_rule_t));
-        if (qscf->allow == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
 
     value = cf->args->elts;
 
     for (i = 1; i < cf->args->nelts; i++) {
-        rule = ngx_array_push(qscf->allow);
-        if (rule == NULL) {
+        rc = ngx_http_qqfail_parse_rule(cf, qscf, &value[i]);
+
+        if (rc == NGX_ERROR) {
             return NGX_CONF_ERROR;
         }
 
-        if (ngx_http_qqfail_parse_rule(cf, &value[i], rule) != NGX_OK) {
+        if (rc == NGX_DECLINED) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid \"qqfail_allow\" rule \"%V\", "
                                "a CIDR, \"asn=NUMBER\" or \"country=CC\" "

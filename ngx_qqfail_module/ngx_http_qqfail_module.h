@@ -29,7 +29,6 @@
 #define NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE  (1024 * 1024)
 #define NGX_HTTP_QQFAIL_SERVER_ROOM      1024    /* default zone size */
 
-#define NGX_HTTP_QQFAIL_RULE_CIDR        1
 #define NGX_HTTP_QQFAIL_RULE_ASN         2
 #define NGX_HTTP_QQFAIL_RULE_COUNTRY     3
 
@@ -392,7 +391,6 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                       type;
-    ngx_cidr_t                       cidr;
     uint32_t                         asn;
     u_char                           country[2];
     ngx_http_qqfail_where_t          where;
@@ -444,7 +442,8 @@ struct ngx_http_qqfail_srv_conf_s {
     ngx_msec_t                       timeout;
     time_t                           max_stale;
     ngx_uint_t                       quorum;
-    ngx_array_t                     *allow;      /* rule_t */
+    ngx_array_t                     *allow;      /* rule_t: asn, country */
+    ngx_array_t                     *allow_cidr; /* ngx_cidr_t */
     ngx_flag_t                       ipv6;
 
     ngx_http_qqfail_where_t          first;      /* first qqfail_server */

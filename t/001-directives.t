@@ -71,6 +71,21 @@ my @cases = (
     [ 'provider with a bad port', err => {
         http => "qqfail_provider p1 127.0.0.1:70000; #BAD" },
       qr/invalid address "127\.0\.0\.1:70000" in "qqfail_provider"/ ],
+    [ 'provider address forms', ok => {
+        http => "qqfail_provider p1 [::1] [127.0.0.1]:53 127.0.0.2 ::2;",
+        up => "qqfail_server a.example.com;" } ],
+    [ 'provider with a port range', err => {
+        http => "qqfail_provider p1 127.0.0.1:53-54; #BAD" },
+      qr/invalid address "127\.0\.0\.1:53-54" in "qqfail_provider"/ ],
+    [ 'provider with port 0', err => {
+        http => "qqfail_provider p1 [::1]:0; #BAD" },
+      qr/invalid address "\[::1\]:0" in "qqfail_provider"/ ],
+    [ 'provider with text after the brackets', err => {
+        http => "qqfail_provider p1 [::1]53; #BAD" },
+      qr/invalid address "\[::1\]53" in "qqfail_provider"/ ],
+    [ 'provider with empty brackets', err => {
+        http => "qqfail_provider p1 []:53; #BAD" },
+      qr/invalid address "\[\]:53" in "qqfail_provider"/ ],
     [ 'provider with a bad name', err => {
         http => "qqfail_provider p/1 $P; #BAD" },
       qr/invalid "qqfail_provider" name "p\/1"/ ],
@@ -160,6 +175,18 @@ my @cases = (
     [ 'server bad port', err => {
         up => "qqfail_server a.example.com:0; #BAD" },
       qr/invalid name "a\.example\.com:0" in "qqfail_server"/ ],
+    [ 'server IP literal forms', ok => {
+        up => "qqfail_server [::1] [2001:db8::2]:8080 192.0.2.2:81 "
+            . "2001:db8::3;" } ],
+    [ 'server IP literal with a port range', err => {
+        up => "qqfail_server 192.0.2.1:80-81; #BAD" },
+      qr/invalid name "192\.0\.2\.1:80-81" in "qqfail_server"/ ],
+    [ 'server IPv6 literal with port 0', err => {
+        up => "qqfail_server [2001:db8::1]:0; #BAD" },
+      qr/invalid name "\[2001:db8::1\]:0" in "qqfail_server"/ ],
+    [ 'server IPv4 literal with a port too large', err => {
+        up => "qqfail_server 192.0.2.1:65536; #BAD" },
+      qr/invalid name "192\.0\.2\.1:65536" in "qqfail_server"/ ],
     [ 'server label too long', err => {
         up => "qqfail_server " . ('x' x 64) . ".example.com; #BAD" },
       qr/invalid name "x{64}\.example\.com" in "qqfail_server"/ ],

@@ -20,6 +20,8 @@ static ngx_int_t ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
 static ngx_int_t ngx_http_qqfail_valid_host(ngx_str_t *host);
 static ngx_http_qqfail_srv_conf_t *ngx_http_qqfail_upstream_conf(
     ngx_conf_t *cf, void *conf);
+static char *ngx_http_qqfail_conf_invalid(ngx_conf_t *cf,
+    ngx_http_qqfail_slot_t *slot);
 static ngx_int_t ngx_http_qqfail_parse_rule(ngx_conf_t *cf,
     ngx_http_qqfail_srv_conf_t *qscf, ngx_str_t *value);
 
@@ -368,37 +370,67 @@ ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
 }
 
 
+/*
+ * nginx's slot setter of the command's post: duplicates and the syntax of
+ * the value; a bad value is named in the message, nginx's own says
+ * "invalid value" alone
+ */
+
 char *
-ngx_http_qqfail_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_qqfail_conf_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_qqfail_main_conf_t *qmcf = conf;
+    ngx_http_qqfail_slot_t  *slot = cmd->post;
 
-    ssize_t     size;
-    ngx_str_t  *value;
+    char  *rv;
 
-    if (qmcf->zone_size != NGX_CONF_UNSET_SIZE) {
-        return "is duplicate";
+    rv = slot->slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK || rv == NGX_CONF_ERROR
+        || ngx_strcmp(rv, "is duplicate") == 0)
+    {
+        return rv;
     }
+
+    return ngx_http_qqfail_conf_invalid(cf, slot);
+}
+
+
+static char *
+ngx_http_qqfail_conf_invalid(ngx_conf_t *cf, ngx_http_qqfail_slot_t *slot)
+{
+    ngx_str_t  *value;
 
     value = cf->args->elts;
 
-    size = ngx_parse_size(&value[1]);
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, slot->invalid,
+                       &value[0], &value[1], slot->low, slot->high);
 
-    if (size == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"qqfail_zone\" size \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
+    return NGX_CONF_ERROR;
+}
 
-    if ((size_t) size < NGX_HTTP_QQFAIL_MIN_ZONE_SIZE) {
+
+char *
+ngx_http_qqfail_zone_post(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_qqfail_slot_t  *slot = post;
+
+    size_t                       *sp;
+    ngx_str_t                    *value;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    sp = data;
+
+    if (*sp < slot->low) {
+        value = cf->args->elts;
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"qqfail_zone\" size \"%V\" is too small, "
-                           "the minimum is %uzk", &value[1],
-                           (size_t) NGX_HTTP_QQFAIL_MIN_ZONE_SIZE / 1024);
+                           "the minimum is %uik", &value[1],
+                           slot->low / 1024);
         return NGX_CONF_ERROR;
     }
 
-    qmcf->zone_size = (size_t) size;
+    qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
     ngx_http_qqfail_conf_where(cf, &qmcf->zone_where);
 
     return NGX_CONF_OK;
@@ -406,52 +438,49 @@ ngx_http_qqfail_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 char *
-ngx_http_qqfail_state_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_qqfail_state_file_post(ngx_conf_t *cf, void *post, void *data)
 {
-    ngx_http_qqfail_main_conf_t *qmcf = conf;
+    ngx_str_t  *path = data;
 
-    ngx_str_t  *value;
+    ngx_str_t                    *value;
+    ngx_http_qqfail_main_conf_t  *qmcf;
 
-    if (qmcf->state_file_set != NGX_CONF_UNSET) {
-        return "is duplicate";
-    }
+    qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
 
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
+    if (ngx_strcmp(path->data, "off") == 0) {
+        /* the text stays set: a second directive is a duplicate */
+        path->len = 0;
         qmcf->state_file_set = 0;
         return NGX_CONF_OK;
     }
 
-    if (value[1].len == 0 || value[1].data[value[1].len - 1] == '/') {
+    if (path->len == 0 || path->data[path->len - 1] == '/') {
+        value = cf->args->elts;
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"qqfail_state_file\" path \"%V\", "
                            "a file name is expected", &value[1]);
         return NGX_CONF_ERROR;
     }
 
-    qmcf->state_file = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &qmcf->state_file, 0) != NGX_OK) {
+    if (ngx_conf_full_name(cf->cycle, path, 0) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
     /* room for the temporary file's suffix, ".PID.tmp" */
 
-    if (qmcf->state_file.len > NGX_MAX_PATH - 32
-        || ngx_strlchr(qmcf->state_file.data,
-                       qmcf->state_file.data + qmcf->state_file.len, '\0'))
+    if (path->len > NGX_MAX_PATH - 32
+        || ngx_strlchr(path->data, path->data + path->len, '\0'))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"qqfail_state_file\" path of %uz "
                            "bytes, at most %d bytes and no NUL are allowed",
-                           qmcf->state_file.len, NGX_MAX_PATH - 32);
+                           path->len, NGX_MAX_PATH - 32);
         return NGX_CONF_ERROR;
     }
 
     qmcf->state_file_set = 1;
-    qmcf->state_file_hash = ngx_crc32_short(qmcf->state_file.data,
-                                            qmcf->state_file.len);
+    qmcf->state_file_hash = ngx_crc32_short(path->data, path->len);
 
     /* for the directory check, made once the worker user is known */
 
@@ -896,45 +925,29 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* qqfail_refresh, qqfail_timeout, qqfail_quorum, qqfail_ipv6 */
+
 char *
-ngx_http_qqfail_upstream_msec(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
+ngx_http_qqfail_upstream_post(ngx_conf_t *cf, void *post, void *data)
 {
+    ngx_http_qqfail_slot_t  *slot = post;
+
     ngx_http_qqfail_srv_conf_t  *qscf;
 
-    ngx_str_t   *value;
-    ngx_msec_t  *msp, ms, min, max;
-
-    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
-
-    msp = (ngx_msec_t *) ((char *) qscf + cmd->offset);
-
-    if (*msp != NGX_CONF_UNSET_MSEC) {
-        return "is duplicate";
+    if (slot->invalid
+        && (*(ngx_uint_t *) data < slot->low
+            || *(ngx_uint_t *) data > slot->high))
+    {
+        return ngx_http_qqfail_conf_invalid(cf, slot);
     }
 
-    value = cf->args->elts;
+    qscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_qqfail_module);
+    qscf = ngx_http_qqfail_upstream_conf(cf, qscf);
 
-    if (cmd->offset == offsetof(ngx_http_qqfail_srv_conf_t, refresh)) {
-        min = 1000;
-        max = 7 * 24 * 3600 * 1000;
-
-    } else {
-        min = 10;
-        max = 60000;
+    if (data == &qscf->quorum) {
+        ngx_http_qqfail_conf_where(cf, &qscf->quorum_where);
     }
 
-    ms = ngx_parse_time(&value[1], 0);
-
-    if (ms == (ngx_msec_t) NGX_ERROR || ms < min || ms > max) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\" value \"%V\", a time from "
-                           "%Mms to %Mms is expected",
-                           &cmd->name, &value[1], min, max);
-        return NGX_CONF_ERROR;
-    }
-
-    *msp = ms;
     ngx_http_qqfail_conf_where(cf, &qscf->directive);
 
     return NGX_CONF_OK;
@@ -972,40 +985,6 @@ ngx_http_qqfail_max_stale(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     qscf->max_stale = t;
-    ngx_http_qqfail_conf_where(cf, &qscf->directive);
-
-    return NGX_CONF_OK;
-}
-
-
-char *
-ngx_http_qqfail_quorum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_qqfail_srv_conf_t  *qscf;
-
-    ngx_int_t   n;
-    ngx_str_t  *value;
-
-    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
-
-    if (qscf->quorum != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    n = ngx_atoi(value[1].data, value[1].len);
-
-    if (n < 1 || n > NGX_HTTP_QQFAIL_MAX_PROVIDERS) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"qqfail_quorum\" value \"%V\", a number "
-                           "from 1 to %d is expected", &value[1],
-                           NGX_HTTP_QQFAIL_MAX_PROVIDERS);
-        return NGX_CONF_ERROR;
-    }
-
-    qscf->quorum = n;
-    ngx_http_qqfail_conf_where(cf, &qscf->quorum_where);
     ngx_http_qqfail_conf_where(cf, &qscf->directive);
 
     return NGX_CONF_OK;
@@ -1133,40 +1112,6 @@ ngx_http_qqfail_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                "is expected", &value[i]);
             return NGX_CONF_ERROR;
         }
-    }
-
-    ngx_http_qqfail_conf_where(cf, &qscf->directive);
-
-    return NGX_CONF_OK;
-}
-
-
-char *
-ngx_http_qqfail_ipv6(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_qqfail_srv_conf_t  *qscf;
-
-    ngx_str_t  *value;
-
-    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
-
-    if (qscf->ipv6 != NGX_CONF_UNSET) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "on") == 0) {
-        qscf->ipv6 = 1;
-
-    } else if (ngx_strcmp(value[1].data, "off") == 0) {
-        qscf->ipv6 = 0;
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"qqfail_ipv6\" value \"%V\", "
-                           "it must be \"on\" or \"off\"", &value[1]);
-        return NGX_CONF_ERROR;
     }
 
     ngx_http_qqfail_conf_where(cf, &qscf->directive);

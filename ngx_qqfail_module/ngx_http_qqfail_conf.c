@@ -20,8 +20,10 @@ static ngx_int_t ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
 static ngx_int_t ngx_http_qqfail_valid_host(ngx_str_t *host);
 static ngx_http_qqfail_srv_conf_t *ngx_http_qqfail_upstream_conf(
     ngx_conf_t *cf, void *conf);
-static ngx_int_t ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_str_t *value,
-    ngx_http_qqfail_rule_t *rule);
+static char *ngx_http_qqfail_conf_invalid(ngx_conf_t *cf,
+    ngx_http_qqfail_slot_t *slot);
+static ngx_int_t ngx_http_qqfail_parse_rule(ngx_conf_t *cf,
+    ngx_http_qqfail_srv_conf_t *qscf, ngx_str_t *value);
 
 
 static ngx_str_t  ngx_http_qqfail_system_name = ngx_string("system");
@@ -39,89 +41,54 @@ ngx_http_qqfail_conf_where(ngx_conf_t *cf, ngx_http_qqfail_where_t *where)
 
 /*
  * An IP literal with an optional port: "1.2.3.4", "1.2.3.4:53", "::1",
- * "[::1]", "[::1]:53".  NGX_DECLINED: not an IP literal.
+ * "[::1]", "[::1]:53".  NGX_DECLINED: not an IP literal, or a bad port.
  */
 
 static ngx_int_t
 ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
     in_port_t default_port, ngx_addr_t *addr)
 {
-    u_char     *p, *last, *host, *port;
-    size_t      hlen, plen;
-    ngx_int_t   n;
-    ngx_uint_t  colons;
+    u_char     *host;
+    size_t      len;
+    ngx_int_t   rc;
     u_char      buf[NGX_SOCKADDR_STRLEN];
 
     host = text->data;
-    last = text->data + text->len;
-    port = NULL;
-    plen = 0;
+    len = text->len;
 
-    if (text->len && host[0] == '[') {
-        p = ngx_strlchr(host, last, ']');
-        if (p == NULL || p == host + 1) {
-            return NGX_DECLINED;
-        }
+    /* ngx_parse_addr_port() takes brackets only before a port */
 
+    if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
         host++;
-        hlen = p - host;
-        p++;
-
-        if (p != last) {
-            if (*p != ':') {
-                return NGX_DECLINED;
-            }
-
-            port = p + 1;
-            plen = last - port;
-        }
-
-    } else {
-        colons = 0;
-
-        for (p = host; p < last; p++) {
-            if (*p == ':') {
-                colons++;
-            }
-        }
-
-        if (colons == 1) {
-            p = ngx_strlchr(host, last, ':');
-            hlen = p - host;
-            port = p + 1;
-            plen = last - port;
-
-        } else {
-            hlen = text->len;
-        }
+        len -= 2;
     }
 
-    if (hlen == 0 || ngx_parse_addr(cf->pool, addr, host, hlen) != NGX_OK) {
+    if (len == 0) {
         return NGX_DECLINED;
     }
 
-    if (port) {
-        n = ngx_atoi(port, plen);
-        if (n < 1 || n > 65535) {
-            return NGX_ERROR;
-        }
+    rc = ngx_parse_addr_port(cf->pool, addr, host, len);
 
-    } else {
-        n = default_port;
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    ngx_inet_set_port(addr->sockaddr, (in_port_t) n);
+    /* a port it took is 1 to 65535 */
 
-    plen = ngx_sock_ntop(addr->sockaddr, addr->socklen, buf,
-                         NGX_SOCKADDR_STRLEN, 1);
+    if (ngx_inet_get_port(addr->sockaddr) == 0) {
+        ngx_inet_set_port(addr->sockaddr, default_port);
+    }
 
-    addr->name.data = ngx_pnalloc(cf->pool, plen);
+    len = ngx_sock_ntop(addr->sockaddr, addr->socklen, buf,
+                        NGX_SOCKADDR_STRLEN, 1);
+
+    addr->name.data = ngx_pnalloc(cf->pool, len);
     if (addr->name.data == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(addr->name.data, buf, plen);
-    addr->name.len = plen;
+    ngx_memcpy(addr->name.data, buf, len);
+    addr->name.len = len;
 
     return NGX_OK;
 }
@@ -403,37 +370,67 @@ ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
 }
 
 
+/*
+ * nginx's slot setter of the command's post: duplicates and the syntax of
+ * the value; a bad value is named in the message, nginx's own says
+ * "invalid value" alone
+ */
+
 char *
-ngx_http_qqfail_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_qqfail_conf_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_qqfail_main_conf_t *qmcf = conf;
+    ngx_http_qqfail_slot_t  *slot = cmd->post;
 
-    ssize_t     size;
-    ngx_str_t  *value;
+    char  *rv;
 
-    if (qmcf->zone_size != NGX_CONF_UNSET_SIZE) {
-        return "is duplicate";
+    rv = slot->slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK || rv == NGX_CONF_ERROR
+        || ngx_strcmp(rv, "is duplicate") == 0)
+    {
+        return rv;
     }
+
+    return ngx_http_qqfail_conf_invalid(cf, slot);
+}
+
+
+static char *
+ngx_http_qqfail_conf_invalid(ngx_conf_t *cf, ngx_http_qqfail_slot_t *slot)
+{
+    ngx_str_t  *value;
 
     value = cf->args->elts;
 
-    size = ngx_parse_size(&value[1]);
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, slot->invalid,
+                       &value[0], &value[1], slot->low, slot->high);
 
-    if (size == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"qqfail_zone\" size \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
+    return NGX_CONF_ERROR;
+}
 
-    if ((size_t) size < NGX_HTTP_QQFAIL_MIN_ZONE_SIZE) {
+
+char *
+ngx_http_qqfail_zone_post(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_qqfail_slot_t  *slot = post;
+
+    size_t                       *sp;
+    ngx_str_t                    *value;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    sp = data;
+
+    if (*sp < slot->low) {
+        value = cf->args->elts;
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"qqfail_zone\" size \"%V\" is too small, "
-                           "the minimum is %uzk", &value[1],
-                           (size_t) NGX_HTTP_QQFAIL_MIN_ZONE_SIZE / 1024);
+                           "the minimum is %uik", &value[1],
+                           slot->low / 1024);
         return NGX_CONF_ERROR;
     }
 
-    qmcf->zone_size = (size_t) size;
+    qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
     ngx_http_qqfail_conf_where(cf, &qmcf->zone_where);
 
     return NGX_CONF_OK;
@@ -441,52 +438,49 @@ ngx_http_qqfail_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 char *
-ngx_http_qqfail_state_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_qqfail_state_file_post(ngx_conf_t *cf, void *post, void *data)
 {
-    ngx_http_qqfail_main_conf_t *qmcf = conf;
+    ngx_str_t  *path = data;
 
-    ngx_str_t  *value;
+    ngx_str_t                    *value;
+    ngx_http_qqfail_main_conf_t  *qmcf;
 
-    if (qmcf->state_file_set != NGX_CONF_UNSET) {
-        return "is duplicate";
-    }
+    qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
 
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
+    if (ngx_strcmp(path->data, "off") == 0) {
+        /* the text stays set: a second directive is a duplicate */
+        path->len = 0;
         qmcf->state_file_set = 0;
         return NGX_CONF_OK;
     }
 
-    if (value[1].len == 0 || value[1].data[value[1].len - 1] == '/') {
+    if (path->len == 0 || path->data[path->len - 1] == '/') {
+        value = cf->args->elts;
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"qqfail_state_file\" path \"%V\", "
                            "a file name is expected", &value[1]);
         return NGX_CONF_ERROR;
     }
 
-    qmcf->state_file = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &qmcf->state_file, 0) != NGX_OK) {
+    if (ngx_conf_full_name(cf->cycle, path, 0) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
     /* room for the temporary file's suffix, ".PID.tmp" */
 
-    if (qmcf->state_file.len > NGX_MAX_PATH - 32
-        || ngx_strlchr(qmcf->state_file.data,
-                       qmcf->state_file.data + qmcf->state_file.len, '\0'))
+    if (path->len > NGX_MAX_PATH - 32
+        || ngx_strlchr(path->data, path->data + path->len, '\0'))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"qqfail_state_file\" path of %uz "
                            "bytes, at most %d bytes and no NUL are allowed",
-                           qmcf->state_file.len, NGX_MAX_PATH - 32);
+                           path->len, NGX_MAX_PATH - 32);
         return NGX_CONF_ERROR;
     }
 
     qmcf->state_file_set = 1;
-    qmcf->state_file_hash = ngx_crc32_short(qmcf->state_file.data,
-                                            qmcf->state_file.len);
+    qmcf->state_file_hash = ngx_crc32_short(path->data, path->len);
 
     /* for the directory check, made once the worker user is known */
 
@@ -931,45 +925,29 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* qqfail_refresh, qqfail_timeout, qqfail_quorum, qqfail_ipv6 */
+
 char *
-ngx_http_qqfail_upstream_msec(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
+ngx_http_qqfail_upstream_post(ngx_conf_t *cf, void *post, void *data)
 {
+    ngx_http_qqfail_slot_t  *slot = post;
+
     ngx_http_qqfail_srv_conf_t  *qscf;
 
-    ngx_str_t   *value;
-    ngx_msec_t  *msp, ms, min, max;
-
-    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
-
-    msp = (ngx_msec_t *) ((char *) qscf + cmd->offset);
-
-    if (*msp != NGX_CONF_UNSET_MSEC) {
-        return "is duplicate";
+    if (slot->invalid
+        && (*(ngx_uint_t *) data < slot->low
+            || *(ngx_uint_t *) data > slot->high))
+    {
+        return ngx_http_qqfail_conf_invalid(cf, slot);
     }
 
-    value = cf->args->elts;
+    qscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_qqfail_module);
+    qscf = ngx_http_qqfail_upstream_conf(cf, qscf);
 
-    if (cmd->offset == offsetof(ngx_http_qqfail_srv_conf_t, refresh)) {
-        min = 1000;
-        max = 7 * 24 * 3600 * 1000;
-
-    } else {
-        min = 10;
-        max = 60000;
+    if (data == &qscf->quorum) {
+        ngx_http_qqfail_conf_where(cf, &qscf->quorum_where);
     }
 
-    ms = ngx_parse_time(&value[1], 0);
-
-    if (ms == (ngx_msec_t) NGX_ERROR || ms < min || ms > max) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\" value \"%V\", a time from "
-                           "%Mms to %Mms is expected",
-                           &cmd->name, &value[1], min, max);
-        return NGX_CONF_ERROR;
-    }
-
-    *msp = ms;
     ngx_http_qqfail_conf_where(cf, &qscf->directive);
 
     return NGX_CONF_OK;
@@ -1013,98 +991,95 @@ ngx_http_qqfail_max_stale(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-char *
-ngx_http_qqfail_quorum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_qqfail_srv_conf_t  *qscf;
-
-    ngx_int_t   n;
-    ngx_str_t  *value;
-
-    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
-
-    if (qscf->quorum != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    n = ngx_atoi(value[1].data, value[1].len);
-
-    if (n < 1 || n > NGX_HTTP_QQFAIL_MAX_PROVIDERS) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"qqfail_quorum\" value \"%V\", a number "
-                           "from 1 to %d is expected", &value[1],
-                           NGX_HTTP_QQFAIL_MAX_PROVIDERS);
-        return NGX_CONF_ERROR;
-    }
-
-    qscf->quorum = n;
-    ngx_http_qqfail_conf_where(cf, &qscf->quorum_where);
-    ngx_http_qqfail_conf_where(cf, &qscf->directive);
-
-    return NGX_CONF_OK;
-}
-
-
 static ngx_int_t
-ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_str_t *value,
-    ngx_http_qqfail_rule_t *rule)
+ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_http_qqfail_srv_conf_t *qscf,
+    ngx_str_t *value)
 {
-    u_char     *p;
-    ngx_int_t   rc, n;
+    u_char                  *p;
+    ngx_int_t                rc, n;
+    ngx_cidr_t               cidr, *c;
+    ngx_http_qqfail_rule_t   rule, *r;
 
-    ngx_memzero(rule, sizeof(ngx_http_qqfail_rule_t));
-    ngx_http_qqfail_conf_where(cf, &rule->where);
+    ngx_memzero(&rule, sizeof(ngx_http_qqfail_rule_t));
+    ngx_http_qqfail_conf_where(cf, &rule.where);
 
     if (value->len > 4 && ngx_strncmp(value->data, "asn=", 4) == 0) {
         p = value->data + 4;
 
         if (value->len - 4 > 10) {
-            return NGX_ERROR;
+            return NGX_DECLINED;
         }
 
         n = ngx_atoi(p, value->len - 4);
 
         if (n < 1 || (uint64_t) n > 0xffffffff) {
-            return NGX_ERROR;
+            return NGX_DECLINED;
         }
 
-        rule->type = NGX_HTTP_QQFAIL_RULE_ASN;
-        rule->asn = (uint32_t) n;
+        rule.type = NGX_HTTP_QQFAIL_RULE_ASN;
+        rule.asn = (uint32_t) n;
 
-        return NGX_OK;
-    }
-
-    if (ngx_strncmp(value->data, "country=", 8) == 0) {
+    } else if (ngx_strncmp(value->data, "country=", 8) == 0) {
         p = value->data + 8;
 
         if (value->len != 10
             || ngx_toupper(p[0]) < 'A' || ngx_toupper(p[0]) > 'Z'
             || ngx_toupper(p[1]) < 'A' || ngx_toupper(p[1]) > 'Z')
         {
+            return NGX_DECLINED;
+        }
+
+        rule.type = NGX_HTTP_QQFAIL_RULE_COUNTRY;
+        rule.country[0] = ngx_toupper(p[0]);
+        rule.country[1] = ngx_toupper(p[1]);
+
+    } else {
+        rc = ngx_ptocidr(value, &cidr);
+
+        if (rc == NGX_ERROR) {
+            return NGX_DECLINED;
+        }
+
+        if (rc == NGX_DONE) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "low address bits of %V are meaningless",
+                               value);
+        }
+
+        /* matched with ngx_cidr_match(), IPv4-mapped IPv6 as IPv4 */
+
+        if (qscf->allow_cidr == NULL) {
+            qscf->allow_cidr = ngx_array_create(cf->pool, 4,
+                                                sizeof(ngx_cidr_t));
+            if (qscf->allow_cidr == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        c = ngx_array_push(qscf->allow_cidr);
+        if (c == NULL) {
             return NGX_ERROR;
         }
 
-        rule->type = NGX_HTTP_QQFAIL_RULE_COUNTRY;
-        rule->country[0] = ngx_toupper(p[0]);
-        rule->country[1] = ngx_toupper(p[1]);
+        *c = cidr;
 
         return NGX_OK;
     }
 
-    rc = ngx_ptocidr(value, &rule->cidr);
+    if (qscf->allow == NULL) {
+        qscf->allow = ngx_array_create(cf->pool, 4,
+                                       sizeof(ngx_http_qqfail_rule_t));
+        if (qscf->allow == NULL) {
+            return NGX_ERROR;
+        }
+    }
 
-    if (rc == NGX_ERROR) {
+    r = ngx_array_push(qscf->allow);
+    if (r == NULL) {
         return NGX_ERROR;
     }
 
-    if (rc == NGX_DONE) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "low address bits of %V are meaningless", value);
-    }
-
-    rule->type = NGX_HTTP_QQFAIL_RULE_CIDR;
+    *r = rule;
 
     return NGX_OK;
 }
@@ -1115,69 +1090,28 @@ ngx_http_qqfail_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_qqfail_srv_conf_t  *qscf;
 
-    ngx_str_t               *value;
-    ngx_uint_t               i;
-    ngx_http_qqfail_rule_t  *rule;
+    ngx_int_t    rc;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
 
     qscf = ngx_http_qqfail_upstream_conf(cf, conf);
-
-    if (qscf->allow == NULL) {
-        qscf->allow = ngx_array_create(cf->pool, 4,
-                                       sizeof(ngx_http_qqfail_rule_t));
-        if (qscf->allow == NULL) {
-            return NGX_CONF_ERROR;
-        }
-    }
 
     value = cf->args->elts;
 
     for (i = 1; i < cf->args->nelts; i++) {
-        rule = ngx_array_push(qscf->allow);
-        if (rule == NULL) {
+        rc = ngx_http_qqfail_parse_rule(cf, qscf, &value[i]);
+
+        if (rc == NGX_ERROR) {
             return NGX_CONF_ERROR;
         }
 
-        if (ngx_http_qqfail_parse_rule(cf, &value[i], rule) != NGX_OK) {
+        if (rc == NGX_DECLINED) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid \"qqfail_allow\" rule \"%V\", "
                                "a CIDR, \"asn=NUMBER\" or \"country=CC\" "
                                "is expected", &value[i]);
             return NGX_CONF_ERROR;
         }
-    }
-
-    ngx_http_qqfail_conf_where(cf, &qscf->directive);
-
-    return NGX_CONF_OK;
-}
-
-
-char *
-ngx_http_qqfail_ipv6(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_qqfail_srv_conf_t  *qscf;
-
-    ngx_str_t  *value;
-
-    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
-
-    if (qscf->ipv6 != NGX_CONF_UNSET) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "on") == 0) {
-        qscf->ipv6 = 1;
-
-    } else if (ngx_strcmp(value[1].data, "off") == 0) {
-        qscf->ipv6 = 0;
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"qqfail_ipv6\" value \"%V\", "
-                           "it must be \"on\" or \"off\"", &value[1]);
-        return NGX_CONF_ERROR;
     }
 
     ngx_http_qqfail_conf_where(cf, &qscf->directive);

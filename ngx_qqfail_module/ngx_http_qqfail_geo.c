@@ -226,8 +226,9 @@ ngx_http_qqfail_refused(ngx_http_qqfail_srv_conf_t *qscf, struct sockaddr *sa,
     }
 
     if (kind == NGX_HTTP_QQFAIL_REFUSED_METADATA) {
-        /* only a rule that names the address lets it through */
-        return (qscf->allow && ngx_http_qqfail_allowed(qscf, sa, NULL))
+        /* only a CIDR rule that names the address lets it through */
+        return (qscf->allow_cidr
+                && ngx_cidr_match(sa, qscf->allow_cidr) == NGX_OK)
                ? NGX_HTTP_QQFAIL_REFUSED_NONE : kind;
     }
 
@@ -571,84 +572,45 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
 }
 
 
-/* an address is allowed when it matches any qqfail_allow rule */
+/*
+ * An address is allowed when it matches any qqfail_allow rule; without
+ * "geo", only CIDR rules are tried.  ngx_cidr_match() matches an
+ * IPv4-mapped IPv6 address as its IPv4 address; ngx_http_qqfail_refused()
+ * has made it one already.
+ */
 
 ngx_uint_t
 ngx_http_qqfail_allowed(ngx_http_qqfail_srv_conf_t *qscf,
     struct sockaddr *sa, ngx_http_qqfail_geo_t *geo)
 {
-    ngx_uint_t               i, n;
-    struct sockaddr_in      *sin;
+    ngx_uint_t               i;
     ngx_http_qqfail_rule_t  *rule;
-#if (NGX_HAVE_INET6)
-    u_char                  *p;
-    struct sockaddr_in6     *sin6;
-#endif
 
-    if (qscf->allow == NULL) {
+    if (qscf->allow == NULL && qscf->allow_cidr == NULL) {
         return 1;
+    }
+
+    if (qscf->allow_cidr && ngx_cidr_match(sa, qscf->allow_cidr) == NGX_OK) {
+        return 1;
+    }
+
+    if (qscf->allow == NULL || geo == NULL) {
+        return 0;
     }
 
     rule = qscf->allow->elts;
 
     for (i = 0; i < qscf->allow->nelts; i++) {
 
-        switch (rule[i].type) {
-
-        case NGX_HTTP_QQFAIL_RULE_ASN:
-            if (geo && geo->asn && geo->asn == rule[i].asn) {
+        if (rule[i].type == NGX_HTTP_QQFAIL_RULE_ASN) {
+            if (geo->asn && geo->asn == rule[i].asn) {
                 return 1;
             }
 
-            break;
-
-        case NGX_HTTP_QQFAIL_RULE_COUNTRY:
-            if (geo && geo->country[0] == rule[i].country[0]
-                && geo->country[1] == rule[i].country[1])
-            {
-                return 1;
-            }
-
-            break;
-
-        default: /* NGX_HTTP_QQFAIL_RULE_CIDR */
-
-            if (rule[i].cidr.family != sa->sa_family) {
-                break;
-            }
-
-            if (sa->sa_family == AF_INET) {
-                sin = (struct sockaddr_in *) sa;
-
-                if ((sin->sin_addr.s_addr & rule[i].cidr.u.in.mask)
-                    == rule[i].cidr.u.in.addr)
-                {
-                    return 1;
-                }
-
-                break;
-            }
-
-#if (NGX_HAVE_INET6)
-            sin6 = (struct sockaddr_in6 *) sa;
-            p = sin6->sin6_addr.s6_addr;
-
-            for (n = 0; n < 16; n++) {
-                if ((p[n] & rule[i].cidr.u.in6.mask.s6_addr[n])
-                    != rule[i].cidr.u.in6.addr.s6_addr[n])
-                {
-                    break;
-                }
-            }
-
-            if (n == 16) {
-                return 1;
-            }
-#else
-            (void) n;
-#endif
-
-            break;
+        } else if (geo->country[0] == rule[i].country[0]
+                   && geo->country[1] == rule[i].country[1])
+        {
+            return 1;
         }
     }
 

@@ -37,6 +37,43 @@ static ngx_int_t ngx_http_qqfail_init_process(ngx_cycle_t *cycle);
 static void ngx_http_qqfail_exit_process(ngx_cycle_t *cycle);
 
 
+#define NGX_HTTP_QQFAIL_TIME_INVALID                                          \
+    "invalid \"%V\" value \"%V\", a time from %uims to %uims is expected"
+
+
+static ngx_http_qqfail_slot_t  ngx_http_qqfail_zone_slot = {
+    ngx_http_qqfail_zone_post, ngx_conf_set_size_slot,
+    NGX_HTTP_QQFAIL_MIN_ZONE_SIZE, 0,
+    "invalid \"%V\" size \"%V\""
+};
+
+static ngx_conf_post_t  ngx_http_qqfail_state_file_p = {
+    ngx_http_qqfail_state_file_post
+};
+
+static ngx_http_qqfail_slot_t  ngx_http_qqfail_refresh_slot = {
+    ngx_http_qqfail_upstream_post, ngx_conf_set_msec_slot,
+    1000, 7 * 24 * 3600 * 1000, NGX_HTTP_QQFAIL_TIME_INVALID
+};
+
+static ngx_http_qqfail_slot_t  ngx_http_qqfail_timeout_slot = {
+    ngx_http_qqfail_upstream_post, ngx_conf_set_msec_slot,
+    10, 60000, NGX_HTTP_QQFAIL_TIME_INVALID
+};
+
+static ngx_http_qqfail_slot_t  ngx_http_qqfail_quorum_slot = {
+    ngx_http_qqfail_upstream_post, ngx_conf_set_num_slot,
+    1, NGX_HTTP_QQFAIL_MAX_PROVIDERS,
+    "invalid \"%V\" value \"%V\", a number from %ui to %ui is expected"
+};
+
+/* nginx's message for a bad flag names the value */
+
+static ngx_http_qqfail_slot_t  ngx_http_qqfail_ipv6_slot = {
+    ngx_http_qqfail_upstream_post, ngx_conf_set_flag_slot, 0, 0, NULL
+};
+
+
 static ngx_command_t  ngx_http_qqfail_commands[] = {
 
     { ngx_string("qqfail_provider"),
@@ -48,17 +85,17 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
 
     { ngx_string("qqfail_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_zone,
+      ngx_http_qqfail_conf_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_qqfail_main_conf_t, zone_size),
+      &ngx_http_qqfail_zone_slot },
 
     { ngx_string("qqfail_state_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_state_file,
+      ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_qqfail_main_conf_t, state_file),
+      &ngx_http_qqfail_state_file_p },
 
     { ngx_string("qqfail_geoip2"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
@@ -76,17 +113,17 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
 
     { ngx_string("qqfail_refresh"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_upstream_msec,
+      ngx_http_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_qqfail_srv_conf_t, refresh),
-      NULL },
+      &ngx_http_qqfail_refresh_slot },
 
     { ngx_string("qqfail_timeout"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_upstream_msec,
+      ngx_http_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_qqfail_srv_conf_t, timeout),
-      NULL },
+      &ngx_http_qqfail_timeout_slot },
 
     { ngx_string("qqfail_max_stale"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
@@ -97,10 +134,10 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
 
     { ngx_string("qqfail_quorum"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_quorum,
+      ngx_http_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_qqfail_srv_conf_t, quorum),
+      &ngx_http_qqfail_quorum_slot },
 
     { ngx_string("qqfail_allow"),
       NGX_HTTP_UPS_CONF|NGX_CONF_1MORE,
@@ -111,10 +148,10 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
 
     { ngx_string("qqfail_ipv6"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_ipv6,
+      ngx_http_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_qqfail_srv_conf_t, ipv6),
+      &ngx_http_qqfail_ipv6_slot },
 
     { ngx_string("qqfail_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
@@ -192,17 +229,11 @@ ngx_http_qqfail_preconfiguration(ngx_conf_t *cf)
 static ngx_http_qqfail_main_conf_t *
 ngx_http_qqfail_cycle_conf(ngx_cycle_t *cycle)
 {
-    ngx_http_conf_ctx_t          *ctx;
     ngx_http_qqfail_main_conf_t  *qmcf;
 
-    /* no http{} block: no configuration at all */
+    /* NULL without an http{} block */
 
-    ctx = (ngx_http_conf_ctx_t *) cycle->conf_ctx[ngx_http_module.index];
-    if (ctx == NULL) {
-        return NULL;
-    }
-
-    qmcf = ctx->main_conf[ngx_http_qqfail_module.ctx_index];
+    qmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_qqfail_module);
 
     if (qmcf == NULL || qmcf->sh == NULL) {
         return NULL;

@@ -29,7 +29,6 @@
 #define NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE  (1024 * 1024)
 #define NGX_HTTP_QQFAIL_SERVER_ROOM      1024    /* default zone size */
 
-#define NGX_HTTP_QQFAIL_RULE_CIDR        1
 #define NGX_HTTP_QQFAIL_RULE_ASN         2
 #define NGX_HTTP_QQFAIL_RULE_COUNTRY     3
 
@@ -392,7 +391,6 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                       type;
-    ngx_cidr_t                       cidr;
     uint32_t                         asn;
     u_char                           country[2];
     ngx_http_qqfail_where_t          where;
@@ -435,6 +433,25 @@ typedef struct {
 } ngx_http_qqfail_main_conf_t;
 
 
+typedef char *(*ngx_http_qqfail_slot_pt)(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+/*
+ * A command's post for ngx_http_qqfail_conf_slot(): nginx's slot setter,
+ * the bounds of the value, and the message for a bad value (arguments:
+ * the directive's name and value, low, high); NULL: no bounds
+ */
+
+typedef struct {
+    ngx_conf_post_handler_pt         post_handler;
+    ngx_http_qqfail_slot_pt          slot;
+    ngx_uint_t                       low;
+    ngx_uint_t                       high;
+    char                            *invalid;
+} ngx_http_qqfail_slot_t;
+
+
 struct ngx_http_qqfail_srv_conf_s {
     ngx_array_t                     *servers;    /* server_t, NULL: none */
     ngx_http_upstream_srv_conf_t    *upstream;
@@ -444,7 +461,8 @@ struct ngx_http_qqfail_srv_conf_s {
     ngx_msec_t                       timeout;
     time_t                           max_stale;
     ngx_uint_t                       quorum;
-    ngx_array_t                     *allow;      /* rule_t */
+    ngx_array_t                     *allow;      /* rule_t: asn, country */
+    ngx_array_t                     *allow_cidr; /* ngx_cidr_t */
     ngx_flag_t                       ipv6;
 
     ngx_http_qqfail_where_t          first;      /* first qqfail_server */
@@ -468,21 +486,20 @@ extern ngx_module_t  ngx_http_qqfail_module;
 
 char *ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_qqfail_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_qqfail_state_file(ngx_conf_t *cf, ngx_command_t *cmd,
+char *ngx_http_qqfail_conf_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_qqfail_zone_post(ngx_conf_t *cf, void *post, void *data);
+char *ngx_http_qqfail_state_file_post(ngx_conf_t *cf, void *post,
+    void *data);
 char *ngx_http_qqfail_geoip2(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_qqfail_upstream_msec(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 char *ngx_http_qqfail_max_stale(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_qqfail_quorum(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+char *ngx_http_qqfail_upstream_post(ngx_conf_t *cf, void *post,
+    void *data);
 char *ngx_http_qqfail_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_qqfail_ipv6(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_qqfail_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

@@ -23,6 +23,17 @@
 #define NGX_HTTP_QQFAIL_STATE_OWNER    64
 
 
+/* nginx defines them only where it has openat() */
+
+#ifndef NGX_FILE_NOFOLLOW
+#define NGX_FILE_NOFOLLOW              O_NOFOLLOW
+#endif
+
+#ifndef NGX_FILE_DIRECTORY
+#define NGX_FILE_DIRECTORY             O_DIRECTORY
+#endif
+
+
 typedef struct {
     ngx_http_qqfail_server_t        *server;
     ngx_uint_t                       active;
@@ -442,14 +453,17 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         return NGX_OK;
     }
 
-    fd = open((char *) qmcf->state_file.data, O_RDONLY|O_NOFOLLOW|O_NONBLOCK);
+    fd = ngx_open_file(qmcf->state_file.data,
+                       NGX_FILE_RDONLY|NGX_FILE_NONBLOCK|NGX_FILE_NOFOLLOW,
+                       NGX_FILE_OPEN, 0);
 
     if (fd == NGX_INVALID_FILE) {
         err = ngx_errno;
 
         if (err != NGX_ENOENT) {
             ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, err, NULL,
-                                  "state file \"%V\" ignored: cannot open it",
+                                  "state file \"%V\" ignored: "
+                                  ngx_open_file_n " failed",
                                   &qmcf->state_file);
         }
 
@@ -460,7 +474,8 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
     if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
         ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, ngx_errno, NULL,
-                              "state file \"%V\" ignored: fstat() failed",
+                              "state file \"%V\" ignored: "
+                              ngx_fd_info_n " failed",
                               &qmcf->state_file);
         goto done;
     }
@@ -498,11 +513,12 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         goto done;
     }
 
-    n = read(fd, buf, (size_t) ngx_file_size(&fi));
+    n = ngx_read_fd(fd, buf, (size_t) ngx_file_size(&fi));
 
     if (n == -1) {
         ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, ngx_errno, NULL,
-                              "state file \"%V\" ignored: read() failed",
+                              "state file \"%V\" ignored: "
+                              ngx_read_fd_n " failed",
                               &qmcf->state_file);
         goto done;
     }
@@ -913,7 +929,7 @@ ngx_http_qqfail_state_write(ngx_fd_t fd, u_char *buf, size_t size)
     ssize_t  n;
 
     for ( /* void */ ; size; size -= n, buf += n) {
-        n = write(fd, buf, size);
+        n = ngx_write_fd(fd, buf, size);
 
         if (n == -1) {
             if (ngx_errno == NGX_EINTR) {
@@ -973,21 +989,22 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     tmp[sizeof(tmp) - 1] = '\0';
 
     dfd = NGX_INVALID_FILE;
-    op = "open()";
+    op = ngx_open_file_n;
 
     /* a temp file left by a killed leader with the same pid goes first */
 
-    (void) unlink((char *) tmp);
+    (void) ngx_delete_file(tmp);
 
     /* addresses and names are nobody else's business */
 
-    fd = open((char *) tmp, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, 0600);
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY|NGX_FILE_NOFOLLOW,
+                       NGX_FILE_CREATE_OR_OPEN|O_EXCL, NGX_FILE_OWNER_ACCESS);
 
     if (fd == NGX_INVALID_FILE) {
         goto failed;
     }
 
-    op = "write()";
+    op = ngx_write_fd_n;
 
     p = ngx_cpymem(buf, NGX_HTTP_QQFAIL_STATE_HEADER,
                    sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1);
@@ -1068,18 +1085,18 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         goto failed;
     }
 
-    op = "close()";
+    op = ngx_close_file_n;
 
-    if (close(fd) == -1) {
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
         fd = NGX_INVALID_FILE;
         goto failed;
     }
 
     fd = NGX_INVALID_FILE;
 
-    op = "rename()";
+    op = ngx_rename_file_n;
 
-    if (rename((char *) tmp, (char *) qmcf->state_file.data) == -1) {
+    if (ngx_rename_file(tmp, qmcf->state_file.data) == NGX_FILE_ERROR) {
         goto failed;
     }
 
@@ -1097,11 +1114,12 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
         *(p == dir ? p + 1 : p) = '\0';
 
-        dfd = open((char *) dir, O_RDONLY|O_DIRECTORY);
+        dfd = ngx_open_file(dir, NGX_FILE_RDONLY|NGX_FILE_DIRECTORY,
+                            NGX_FILE_OPEN, 0);
 
         if (dfd != NGX_INVALID_FILE) {
             (void) fsync(dfd);
-            (void) close(dfd);
+            (void) ngx_close_file(dfd);
         }
     }
 
@@ -1123,10 +1141,10 @@ failed:
     err = ngx_errno;
 
     if (fd != NGX_INVALID_FILE) {
-        (void) close(fd);
+        (void) ngx_close_file(fd);
     }
 
-    (void) unlink((char *) tmp);
+    (void) ngx_delete_file(tmp);
 
     /* for the status page: the path is shown beside it */
 

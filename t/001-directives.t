@@ -71,6 +71,21 @@ my @cases = (
     [ 'provider with a bad port', err => {
         http => "qqfail_provider p1 127.0.0.1:70000; #BAD" },
       qr/invalid address "127\.0\.0\.1:70000" in "qqfail_provider"/ ],
+    [ 'provider address forms', ok => {
+        http => "qqfail_provider p1 [::1] [127.0.0.1]:53 127.0.0.2 ::2;",
+        up => "qqfail_server a.example.com;" } ],
+    [ 'provider with a port range', err => {
+        http => "qqfail_provider p1 127.0.0.1:53-54; #BAD" },
+      qr/invalid address "127\.0\.0\.1:53-54" in "qqfail_provider"/ ],
+    [ 'provider with port 0', err => {
+        http => "qqfail_provider p1 [::1]:0; #BAD" },
+      qr/invalid address "\[::1\]:0" in "qqfail_provider"/ ],
+    [ 'provider with text after the brackets', err => {
+        http => "qqfail_provider p1 [::1]53; #BAD" },
+      qr/invalid address "\[::1\]53" in "qqfail_provider"/ ],
+    [ 'provider with empty brackets', err => {
+        http => "qqfail_provider p1 []:53; #BAD" },
+      qr/invalid address "\[\]:53" in "qqfail_provider"/ ],
     [ 'provider with a bad name', err => {
         http => "qqfail_provider p/1 $P; #BAD" },
       qr/invalid "qqfail_provider" name "p\/1"/ ],
@@ -102,7 +117,7 @@ my @cases = (
 
     # qqfail_zone
     [ 'zone too small', err => { http => "qqfail_zone 4k; #BAD" },
-      qr/"qqfail_zone" size "4k" is too small/ ],
+      qr/"qqfail_zone" size "4k" is too small, the minimum is 128k/ ],
     [ 'zone too small for the servers', err => {
         http => "qqfail_provider p1 $P;\nqqfail_zone 128k; #BAD",
         up => join('', map {
@@ -126,6 +141,9 @@ my @cases = (
     [ 'state file path too long', err => {
         http => "qqfail_state_file /" . ('a' x 4090) . "; #BAD" },
       qr/invalid "qqfail_state_file" path of 4091 bytes, at most 4064 bytes/ ],
+    [ 'state file off, then a path', err => {
+        http => "qqfail_state_file off;\nqqfail_state_file b; #BAD" },
+      qr/"qqfail_state_file" directive is duplicate/ ],
     [ 'state file duplicate', err => {
         http => "qqfail_state_file a;\nqqfail_state_file b; #BAD" },
       qr/"qqfail_state_file" directive is duplicate/ ],
@@ -160,6 +178,18 @@ my @cases = (
     [ 'server bad port', err => {
         up => "qqfail_server a.example.com:0; #BAD" },
       qr/invalid name "a\.example\.com:0" in "qqfail_server"/ ],
+    [ 'server IP literal forms', ok => {
+        up => "qqfail_server [::1] [2001:db8::2]:8080 192.0.2.2:81 "
+            . "2001:db8::3;" } ],
+    [ 'server IP literal with a port range', err => {
+        up => "qqfail_server 192.0.2.1:80-81; #BAD" },
+      qr/invalid name "192\.0\.2\.1:80-81" in "qqfail_server"/ ],
+    [ 'server IPv6 literal with port 0', err => {
+        up => "qqfail_server [2001:db8::1]:0; #BAD" },
+      qr/invalid name "\[2001:db8::1\]:0" in "qqfail_server"/ ],
+    [ 'server IPv4 literal with a port too large', err => {
+        up => "qqfail_server 192.0.2.1:65536; #BAD" },
+      qr/invalid name "192\.0\.2\.1:65536" in "qqfail_server"/ ],
     [ 'server label too long', err => {
         up => "qqfail_server " . ('x' x 64) . ".example.com; #BAD" },
       qr/invalid name "x{64}\.example\.com" in "qqfail_server"/ ],
@@ -199,18 +229,38 @@ my @cases = (
         up => "qqfail_server a.example.com;\nqqfail_refresh 5s;\n"
             . "qqfail_refresh 6s; #BAD" },
       qr/"qqfail_refresh" directive is duplicate/ ],
+    [ 'refresh not a time', err => {
+        up => "qqfail_server a.example.com;\nqqfail_refresh soon; #BAD" },
+      qr/invalid "qqfail_refresh" value "soon", a time from 1000ms to 604800000ms is expected/ ],
+    [ 'refresh above a week', err => {
+        up => "qqfail_server a.example.com;\nqqfail_refresh 8d; #BAD" },
+      qr/invalid "qqfail_refresh" value "8d", a time from 1000ms to 604800000ms is expected/ ],
+    [ 'timeout duplicate', err => {
+        up => "qqfail_server a.example.com;\nqqfail_timeout 1s;\n"
+            . "qqfail_timeout 1s; #BAD" },
+      qr/"qqfail_timeout" directive is duplicate/ ],
     [ 'timeout not a time', err => {
         up => "qqfail_server a.example.com;\nqqfail_timeout fast; #BAD" },
       qr/invalid "qqfail_timeout" value "fast"/ ],
     [ 'timeout too long', err => {
         up => "qqfail_server a.example.com;\nqqfail_timeout 2m; #BAD" },
-      qr/invalid "qqfail_timeout" value "2m"/ ],
+      qr/invalid "qqfail_timeout" value "2m", a time from 10ms to 60000ms is expected/ ],
     [ 'max_stale bad', err => {
         up => "qqfail_server a.example.com;\nqqfail_max_stale never; #BAD" },
       qr/invalid "qqfail_max_stale" value "never"/ ],
     [ 'quorum zero', err => {
         up => "qqfail_server a.example.com;\nqqfail_quorum 0; #BAD" },
       qr/invalid "qqfail_quorum" value "0"/ ],
+    [ 'quorum not a number', err => {
+        up => "qqfail_server a.example.com;\nqqfail_quorum two; #BAD" },
+      qr/invalid "qqfail_quorum" value "two", a number from 1 to \d+ is expected/ ],
+    [ 'quorum above the maximum', err => {
+        up => "qqfail_server a.example.com;\nqqfail_quorum 99; #BAD" },
+      qr/invalid "qqfail_quorum" value "99", a number from 1 to \d+ is expected/ ],
+    [ 'quorum duplicate', err => {
+        up => "qqfail_server a.example.com;\nqqfail_quorum 1;\n"
+            . "qqfail_quorum 1; #BAD" },
+      qr/"qqfail_quorum" directive is duplicate/ ],
     [ 'quorum above the provider count', err => {
         http => "qqfail_provider p1 $P;\nqqfail_provider p2 127.0.0.54;",
         up => "qqfail_server a.example.com;\nqqfail_quorum 3; #BAD" },
@@ -233,7 +283,11 @@ my @cases = (
       qr/qqfail: "qqfail_allow" rule "country=DE" needs a Country or City database/ ],
     [ 'ipv6 bad', err => {
         up => "qqfail_server a.example.com;\nqqfail_ipv6 maybe; #BAD" },
-      qr/invalid "qqfail_ipv6" value "maybe"/ ],
+      qr/invalid value "maybe" in "qqfail_ipv6" directive, it must be "on" or "off"/ ],
+    [ 'ipv6 duplicate', err => {
+        up => "qqfail_server a.example.com;\nqqfail_ipv6 on;\n"
+            . "qqfail_ipv6 on; #BAD" },
+      qr/"qqfail_ipv6" directive is duplicate/ ],
     [ 'settings without qqfail_server', err => {
         up => "server 127.0.0.1:1;\nqqfail_refresh 5s; #BAD" },
       qr/qqfail: upstream "app" has qqfail directives but no "qqfail_server"/ ],

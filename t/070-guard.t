@@ -206,7 +206,11 @@ ok($t->wait_for(sub {
 
 # IPv6 rules
 
-$dns->fault_set('v6.test', { addrs => [ $b1, '::1', '2001:db8::7' ],
+# (an IPv4-mapped IPv6 answer is matched as its IPv4 address: by the
+# IPv4 rules, as nginx's ngx_cidr_match() does)
+
+$dns->fault_set('v6.test', { addrs => [ $b1, '::1', '2001:db8::7',
+                                        "::ffff:$b2", "::ffff:$forged" ],
                              ttl => 1 });
 $s->nginx(
     providers => "    qqfail_provider pf $pf;\n",
@@ -214,9 +218,10 @@ $s->nginx(
               . "        qqfail_allow $base.16/29 ::1/128;\n"
               . "        qqfail_refresh 1s;");
 ok($t->reload, 'reload with IPv6 rules');
-ok($t->wait_for(sub { $s->addresses('v6.test') eq "$b1:$P [::1]:$P" }, 10,
-                'v6'),
-   'IPv6: ::1 allowed by ::1/128, 2001:db8::7 dropped')
+my $v6 = join ' ', sort "$b1:$P", "[::1]:$P", "[::ffff:$b2]:$P";
+ok($t->wait_for(sub { $s->addresses('v6.test') eq $v6 }, 10, 'v6'),
+   'IPv6: ::1 allowed by ::1/128, ::ffff:b2 by the IPv4 rule; '
+   . '2001:db8::7 and ::ffff:forged dropped')
     or diag $s->addresses('v6.test');
 
 # no quorum on a better name does not hold the server back: names a, b, c;

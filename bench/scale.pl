@@ -8,6 +8,7 @@
 #                  [--refresh 30] [--ttl 30] [--window 30] [--slice 3]
 #                  [--live-timeout 120] [--zone auto] [--ipv6 on|off]
 #                  [--json FILE] [--no-down] [--no-latency] [--t-runs 3]
+#                  [--settle SECONDS]
 #
 # For every N and worker count: N "qqfail_server svcI.example.com:P
 # svcI.example.net:P" lines over 10 upstreams, every name on one of three
@@ -40,11 +41,11 @@ my %o = (names => '1000,10000', workers => '1,4', refresh => 30,
          window => 30, slice => 3, 'live-timeout' => 120, zone => 'auto',
          ipv6 => 'on', json => "$FindBin::Bin/scale-results.json",
          down => 1, latency => 1, connections => 8, upstreams => 10,
-         't-runs' => 3);
+         't-runs' => 3, settle => undef);
 GetOptions(\%o, 'names=s', 'workers=s', 'big', 'refresh=i', 'ttl=i',
            'window=i', 'slice=i', 'live-timeout=i', 'zone=s', 'ipv6=s',
            'json=s', 'down!', 'latency!', 'connections=i', 'upstreams=i',
-           't-runs=i')
+           't-runs=i', 'settle=i')
     or die "usage: see the head of $0\n";
 
 $o{ttl} //= 2 * $o{refresh};
@@ -444,7 +445,14 @@ EOF
         printf STDERR "   DNS up: first %s s, all live %s s\n",
                $up->{first} // 'never', $up->{live} // 'never';
 
-        # steady state: one window without load
+        # steady state: one window without load, once the first refresh
+        # of every server (spread over its window after the start) is
+        # behind (--settle, default one qqfail_refresh after the start):
+        # a server whose first refresh came early refreshes again inside
+        # a window that starts at once, which is the start, not the
+        # steady rate
+        my $settle = ($o{settle} // $o{refresh}) - (time - $t0);
+        sleep $settle if $settle > 0;
         $udp0 = udp_rcvbuf_errors();
         $sd0 = udp_socket_drops(\@dns_listen, \@pips);
         $ub0 = unbound_stats($dns);

@@ -12,8 +12,53 @@
 #include <linux/sock_diag.h>
 #endif
 
+/* the one file that sees c-ares */
+#include <ares.h>
+#include <arpa/nameser.h>
+
 #include "ngx_http_qqfail_module.h"
 #include "ngx_http_qqfail_resolver.h"
+
+
+/*
+ * A socket c-ares opened, as its sock_state_cb last described it: the
+ * event loop watches it through the connection, the start-up pass (no
+ * connections in the master) polls it by the two flags
+ */
+
+typedef struct {
+    ngx_connection_t                *connection;  /* NULL in the pass */
+    ares_socket_t                    fd;
+    uint32_t                         drops;
+    unsigned                         readable:1;
+    unsigned                         writable:1;
+} ngx_http_qqfail_sock_t;
+
+
+struct ngx_http_qqfail_channel_s {
+    ares_channel                     channel;
+    ngx_http_qqfail_provider_t      *provider;
+    ngx_msec_t                       timeout;    /* qqfail_timeout */
+    ngx_event_t                      timer;
+    ngx_uint_t                       nsocks;
+    ngx_http_qqfail_sock_t           socks[NGX_HTTP_QQFAIL_MAX_CONNS];
+};
+
+
+#if (ARES_VERSION >= 0x012000)
+
+/*
+ * A query c-ares may still send again after its qqfail_timeout (see
+ * channels_create): the timer ends it for the module then, as c-ares 1.18
+ * does; what c-ares reports later is dropped
+ */
+
+typedef struct {
+    ngx_http_qqfail_query_t         *query;      /* NULL once ended */
+    ngx_event_t                      timer;
+} ngx_http_qqfail_sent_t;
+
+#endif
 
 
 static int ngx_http_qqfail_sock_create(ares_socket_t fd, int type,
@@ -25,16 +70,37 @@ static void ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch,
     ngx_uint_t i);
 static ngx_http_qqfail_sock_t *ngx_http_qqfail_channel_sock(
     ngx_http_qqfail_channel_t *ch, ares_socket_t fd);
+static ngx_uint_t ngx_http_qqfail_channel_outcome(int status);
 #if (ARES_VERSION >= 0x011c00)
 static void ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec);
+#else
+static void ngx_http_qqfail_channel_callback(void *arg, int status,
+    int timeouts, unsigned char *abuf, int alen);
 #endif
 #if (ARES_VERSION >= 0x012000)
+static void ngx_http_qqfail_channel_sent(void *arg, ares_status_t status,
+    size_t timeouts, const ares_dns_record_t *dnsrec);
 static void ngx_http_qqfail_channel_expire(ngx_event_t *ev);
 #endif
 static void ngx_http_qqfail_channel_read(ngx_event_t *ev);
 static void ngx_http_qqfail_channel_write(ngx_event_t *ev);
 static void ngx_http_qqfail_channel_timeout(ngx_event_t *ev);
+
+
+/* c-ares itself, in the master and in each worker */
+
+ngx_int_t
+ngx_http_qqfail_ares_init(ngx_log_t *log)
+{
+    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "qqfail: ares_library_init() failed");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
 
 
 /* c-ares channels: one per provider */
@@ -285,6 +351,17 @@ ngx_http_qqfail_channels_destroy(void)
     rs->channels = NULL;
     rs->nchannels = 0;
     rs->nproviders = 0;
+}
+
+
+/* channel "i", or NULL if c-ares could not set it up */
+
+ngx_http_qqfail_channel_t *
+ngx_http_qqfail_channel(ngx_uint_t i)
+{
+    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+
+    return rs->channels[i].channel ? &rs->channels[i] : NULL;
 }
 
 
@@ -614,32 +691,22 @@ ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch)
 
 
 /*
- * One query of a lookup.  c-ares 1.28 deprecates ares_query() for
- * ares_query_dnsrec(), which hands over the parsed message: it is written
- * back to the wire for our strict parser, as ares_query() itself does it
- * there, so that both versions see the same bytes and statuses.
+ * One query of a lookup; whatever c-ares says of it reaches
+ * ngx_http_qqfail_query_done() as a Q_* outcome
  */
 
 void
 ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch, u_char *host,
     ngx_uint_t type, ngx_http_qqfail_query_t *q)
 {
-#if (ARES_VERSION >= 0x011c00)
-
-    void                        *arg;
 #if (ARES_VERSION >= 0x012000)
     ngx_http_qqfail_sent_t      *sent;
     ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-#endif
-
-    arg = q;
-
-#if (ARES_VERSION >= 0x012000)
 
     if (!rs->sync) {
         sent = ngx_alloc(sizeof(ngx_http_qqfail_sent_t), rs->log);
         if (sent == NULL) {
-            ngx_http_qqfail_query_handler(q, ARES_ENOMEM, 0, NULL, 0);
+            ngx_http_qqfail_query_done(q, NGX_HTTP_QQFAIL_Q_ERROR, NULL, 0);
             return;
         }
 
@@ -653,93 +720,166 @@ ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch, u_char *host,
 
         ngx_add_timer(&sent->timer, ch->timeout);
 
-        arg = sent;
+        /* the callback also runs on an error (ARES_ENOMEM) */
+
+        (void) ares_query_dnsrec(ch->channel, (const char *) host,
+                                 ARES_CLASS_IN,
+                                 type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
+                                 ngx_http_qqfail_channel_sent, sent, NULL);
+        return;
     }
 
 #endif
 
-    /* the callback also runs on an error (ARES_ENOMEM) */
+#if (ARES_VERSION >= 0x011c00)
 
     (void) ares_query_dnsrec(ch->channel, (const char *) host, ARES_CLASS_IN,
                              type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
-                             ngx_http_qqfail_channel_answer, arg, NULL);
+                             ngx_http_qqfail_channel_answer, q, NULL);
 
 #else
 
     ares_query(ch->channel, (char *) host, ns_c_in, type ? ns_t_aaaa : ns_t_a,
-               ngx_http_qqfail_query_handler, q);
+               ngx_http_qqfail_channel_callback, q);
 
 #endif
 }
 
 
+/* what the rest of the resolver knows of a c-ares status */
+
+static ngx_uint_t
+ngx_http_qqfail_channel_outcome(int status)
+{
+    switch (status) {
+
+    case ARES_SUCCESS:
+        return NGX_HTTP_QQFAIL_Q_OK;
+
+    case ARES_ENODATA:
+        return NGX_HTTP_QQFAIL_Q_NODATA;
+
+    case ARES_ENOTFOUND:
+        return NGX_HTTP_QQFAIL_Q_NXDOMAIN;
+
+    case ARES_ESERVFAIL:
+        return NGX_HTTP_QQFAIL_Q_SERVFAIL;
+
+    case ARES_EREFUSED:
+        return NGX_HTTP_QQFAIL_Q_REFUSED;
+
+    case ARES_ETIMEOUT:
+        return NGX_HTTP_QQFAIL_Q_TIMEOUT;
+
+    case ARES_ECONNREFUSED:
+    case ARES_ENOTINITIALIZED:
+        return NGX_HTTP_QQFAIL_Q_UNREACHABLE;
+
+    case ARES_EBADRESP:
+        return NGX_HTTP_QQFAIL_Q_BADANSWER;
+
+    case ARES_EDESTRUCTION:
+    case ARES_ECANCELLED:
+        return NGX_HTTP_QQFAIL_Q_CANCELLED;
+
+    default:
+        return NGX_HTTP_QQFAIL_Q_ERROR;
+    }
+}
+
+
 #if (ARES_VERSION >= 0x011c00)
+
+/*
+ * c-ares 1.28 deprecates ares_query() for ares_query_dnsrec(), which hands
+ * over the parsed message: it is written back to the wire for our strict
+ * parser, as ares_query() itself does it there, so that both versions see
+ * the same bytes and statuses
+ */
 
 static void
 ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec)
 {
-    int                          rc;
-    size_t                       alen;
-    unsigned char               *abuf;
-#if (ARES_VERSION >= 0x012000)
-    ngx_http_qqfail_sent_t      *sent;
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+    size_t          alen;
+    ares_status_t   rc;
+    unsigned char  *abuf;
 
-    if (!rs->sync) {
-        sent = arg;
-        arg = sent->query;
-
-        if (sent->timer.timer_set) {
-            ngx_del_timer(&sent->timer);
-        }
-
-        ngx_free(sent);
-
-        if (arg == NULL) {
-            /* ended by its timer */
-            return;
-        }
-    }
-#endif
-
-    rc = (int) status;
     abuf = NULL;
     alen = 0;
 
     if (dnsrec != NULL) {
-        status = ares_dns_write(dnsrec, &abuf, &alen);
+        rc = ares_dns_write(dnsrec, &abuf, &alen);
 
-        if (status != ARES_SUCCESS) {
-            rc = (int) status;
+        if (rc != ARES_SUCCESS) {
+            status = rc;
             abuf = NULL;
             alen = 0;
         }
     }
 
-    ngx_http_qqfail_query_handler(arg, rc, (int) timeouts, abuf, (int) alen);
+    ngx_http_qqfail_query_done(arg,
+                               ngx_http_qqfail_channel_outcome((int) status),
+                               abuf, alen);
 
     if (abuf) {
         ares_free_string(abuf);
     }
 }
 
+#else
+
+static void
+ngx_http_qqfail_channel_callback(void *arg, int status, int timeouts,
+    unsigned char *abuf, int alen)
+{
+    ngx_http_qqfail_query_done(arg, ngx_http_qqfail_channel_outcome(status),
+                               abuf, abuf ? (size_t) alen : 0);
+}
+
 #endif
 
 
 #if (ARES_VERSION >= 0x012000)
+
+/* a query with its own timer (the leader's): the timer may have ended it */
+
+static void
+ngx_http_qqfail_channel_sent(void *arg, ares_status_t status,
+    size_t timeouts, const ares_dns_record_t *dnsrec)
+{
+    ngx_http_qqfail_sent_t  *sent = arg;
+
+    ngx_http_qqfail_query_t  *q;
+
+    q = sent->query;
+
+    if (sent->timer.timer_set) {
+        ngx_del_timer(&sent->timer);
+    }
+
+    ngx_free(sent);
+
+    if (q == NULL) {
+        /* ended by its timer */
+        return;
+    }
+
+    ngx_http_qqfail_channel_answer(q, status, timeouts, dnsrec);
+}
+
 
 static void
 ngx_http_qqfail_channel_expire(ngx_event_t *ev)
 {
     ngx_http_qqfail_sent_t  *sent = ev->data;
 
-    void  *q;
+    ngx_http_qqfail_query_t  *q;
 
     q = sent->query;
     sent->query = NULL;
 
-    ngx_http_qqfail_query_handler(q, ARES_ETIMEOUT, 0, NULL, 0);
+    ngx_http_qqfail_query_done(q, NGX_HTTP_QQFAIL_Q_TIMEOUT, NULL, 0);
 }
 
 #endif

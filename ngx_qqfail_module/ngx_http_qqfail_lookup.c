@@ -13,8 +13,8 @@
 
 
 static void ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q);
-static int ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
-    ngx_http_qqfail_query_t *q, unsigned char *abuf, int alen);
+static ngx_uint_t ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
+    ngx_http_qqfail_query_t *q, u_char *abuf, size_t alen);
 static void ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk,
     ngx_uint_t p);
 static ngx_uint_t ngx_http_qqfail_answer_error(ngx_http_qqfail_answer_t *a,
@@ -188,8 +188,8 @@ ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 
     for (p = 0; p < lk->nproviders; p++) {
         lk->answer[p].pending = types;
-        lk->answer[p].status[0] = ARES_ENODATA;
-        lk->answer[p].status[1] = ARES_ENODATA;
+        lk->answer[p].status[0] = NGX_HTTP_QQFAIL_Q_NODATA;
+        lk->answer[p].status[1] = NGX_HTTP_QQFAIL_Q_NODATA;
         lk->answer[p].ttl = -1;
         lk->answer[p].sent = ngx_current_msec;
 
@@ -246,7 +246,7 @@ ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
 
         /* the channels of this upstream's qqfail_timeout */
 
-        ch = &rs->channels[qscf->channels * lk->nproviders + p];
+        ch = ngx_http_qqfail_channel(qscf->channels * lk->nproviders + p);
 
         for (i = 0; i < types; i++) {
             lk->query[nq].lookup = lk;
@@ -254,10 +254,10 @@ ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
             lk->query[nq].type = i;
             lk->query[nq].sent = 0;
 
-            if (ch->channel == NULL) {
-                ngx_http_qqfail_query_handler(&lk->query[nq],
-                                              ARES_ENOTINITIALIZED, 0, NULL,
-                                              0);
+            if (ch == NULL) {
+                ngx_http_qqfail_query_done(&lk->query[nq],
+                                           NGX_HTTP_QQFAIL_Q_UNREACHABLE,
+                                           NULL, 0);
 
             } else {
                 /* in flight until it ends, however the lookup is decided */
@@ -270,17 +270,17 @@ ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
             nq++;
         }
 
-        ngx_http_qqfail_channel_timer(ch);
+        if (ch) {
+            ngx_http_qqfail_channel_timer(ch);
+        }
     }
 }
 
 
 void
-ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
-    unsigned char *abuf, int alen)
+ngx_http_qqfail_query_done(ngx_http_qqfail_query_t *q, ngx_uint_t outcome,
+    u_char *abuf, size_t alen)
 {
-    ngx_http_qqfail_query_t *q = arg;
-
     ngx_uint_t                 p;
     ngx_http_qqfail_lookup_t  *lk;
     ngx_http_qqfail_answer_t  *a;
@@ -293,18 +293,17 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
 
     ngx_http_qqfail_query_ended(q);
 
-    if (!a->abandoned && status != ARES_EDESTRUCTION
-        && status != ARES_ECANCELLED)
-    {
+    if (!a->abandoned && outcome != NGX_HTTP_QQFAIL_Q_CANCELLED) {
+
         /* every message received is read by our parser, errors too */
 
         if (abuf != NULL) {
-            status = ngx_http_qqfail_answer_parse(lk, q, abuf, alen);
+            outcome = ngx_http_qqfail_answer_parse(lk, q, abuf, alen);
         }
 
-        a->status[q->type] = status;
+        a->status[q->type] = outcome;
 
-    } else if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
+    } else if (outcome == NGX_HTTP_QQFAIL_Q_CANCELLED) {
 
         /*
          * the channel went away before this provider answered (the end of
@@ -326,9 +325,7 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
          * must not report a missing quorum or a failure it never saw
          */
 
-        if (!lk->decided && status != ARES_EDESTRUCTION
-            && status != ARES_ECANCELLED)
-        {
+        if (!lk->decided && outcome != NGX_HTTP_QQFAIL_Q_CANCELLED) {
             ngx_http_qqfail_lookup_decide(lk, 1);
         }
 
@@ -343,9 +340,9 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
  * question asked counts as a failure "other" of the provider
  */
 
-static int
+static ngx_uint_t
 ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
-    ngx_http_qqfail_query_t *q, unsigned char *abuf, int alen)
+    ngx_http_qqfail_query_t *q, u_char *abuf, size_t alen)
 {
     ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
 
@@ -355,6 +352,7 @@ ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
     struct sockaddr_in            *sin;
     ngx_http_qqfail_name_t        *name;
     ngx_http_qqfail_answer_t      *a;
+    ngx_http_qqfail_provider_t    *pr;
     ngx_http_qqfail_dns_answer_t   ans;
     u_char                         addrs[NGX_HTTP_QQFAIL_MAX_ADDRS * 16];
 #if (NGX_HAVE_INET6)
@@ -379,29 +377,30 @@ ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
         break;
 
     case NGX_HTTP_QQFAIL_DNS_NODATA:
-        return ARES_ENODATA;
+        return NGX_HTTP_QQFAIL_Q_NODATA;
 
     case NGX_HTTP_QQFAIL_DNS_NXDOMAIN:
-        return ARES_ENOTFOUND;
+        return NGX_HTTP_QQFAIL_Q_NXDOMAIN;
 
     case NGX_HTTP_QQFAIL_DNS_SERVFAIL:
-        return ARES_ESERVFAIL;
+        return NGX_HTTP_QQFAIL_Q_SERVFAIL;
 
     case NGX_HTTP_QQFAIL_DNS_REFUSED:
-        return ARES_EREFUSED;
+        return NGX_HTTP_QQFAIL_Q_REFUSED;
 
     default: /* NGX_HTTP_QQFAIL_DNS_RCODE, _MALFORMED, _MISMATCH */
+        pr = rs->qmcf->providers.elts;
+
         ngx_log_error(NGX_LOG_INFO, rs->log, 0,
                       "qqfail: %s answer for \"%V\" from provider \"%V\" "
                       "refused: %s", q->type ? "AAAA" : "A", &name->host,
-                      &rs->channels[q->provider].provider->name,
-                      ans.reason);
-        return ARES_EBADRESP;
+                      &pr[q->provider].name, ans.reason);
+        return NGX_HTTP_QQFAIL_Q_BADANSWER;
     }
 
 #if !(NGX_HAVE_INET6)
     if (q->type) {
-        return ARES_ENODATA;
+        return NGX_HTTP_QQFAIL_Q_NODATA;
     }
 #endif
 
@@ -439,7 +438,7 @@ ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
         a->ttl = ans.ttl;
     }
 
-    return ARES_SUCCESS;
+    return NGX_HTTP_QQFAIL_Q_OK;
 }
 
 
@@ -447,45 +446,41 @@ static ngx_uint_t
 ngx_http_qqfail_answer_error(ngx_http_qqfail_answer_t *a,
     ngx_uint_t *transport)
 {
-    int         st;
     ngx_uint_t  i, error;
 
     error = NGX_HTTP_QQFAIL_ERR_OTHER;
     *transport = 0;
 
     for (i = 0; i < 2; i++) {
-        st = a->status[i];
+        switch (a->status[i]) {
 
-        switch (st) {
-
-        case ARES_SUCCESS:
-        case ARES_ENODATA:
+        case NGX_HTTP_QQFAIL_Q_OK:
+        case NGX_HTTP_QQFAIL_Q_NODATA:
             continue;
 
-        case ARES_ETIMEOUT:
+        case NGX_HTTP_QQFAIL_Q_TIMEOUT:
             *transport = 1;
             return NGX_HTTP_QQFAIL_ERR_TIMEOUT;
 
-        case ARES_ESERVFAIL:
+        case NGX_HTTP_QQFAIL_Q_SERVFAIL:
             error = NGX_HTTP_QQFAIL_ERR_SERVFAIL;
             break;
 
-        case ARES_ENOTFOUND:
+        case NGX_HTTP_QQFAIL_Q_NXDOMAIN:
             if (error == NGX_HTTP_QQFAIL_ERR_OTHER) {
                 error = NGX_HTTP_QQFAIL_ERR_NXDOMAIN;
             }
             break;
 
-        case ARES_EREFUSED:
+        case NGX_HTTP_QQFAIL_Q_REFUSED:
             error = NGX_HTTP_QQFAIL_ERR_REFUSED;
             break;
 
-        case ARES_ECONNREFUSED:
-        case ARES_ENOTINITIALIZED:
+        case NGX_HTTP_QQFAIL_Q_UNREACHABLE:
             *transport = 1;
             break;
 
-        case ARES_EBADRESP:
+        case NGX_HTTP_QQFAIL_Q_BADANSWER:
             /* not an answer to the question, or not well formed */
             if (error == NGX_HTTP_QQFAIL_ERR_OTHER) {
                 error = NGX_HTTP_QQFAIL_ERR_BADANSWER;
@@ -636,7 +631,7 @@ ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 
     lk->rejected += rejected;
 
-    pr = rs->channels[p].provider;
+    pr = &((ngx_http_qqfail_provider_t *) rs->qmcf->providers.elts)[p];
     nsh = &lk->server->sh->names[lk->name];
     first = ngx_http_qqfail_zone_rejected(rs->qmcf, pr->sh, nsh, rejected);
 
@@ -708,7 +703,7 @@ ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
     ngx_http_qqfail_provider_t      *pr;
     ngx_http_qqfail_result_report_t  r;
 
-    pr = rs->channels[p].provider;
+    pr = &((ngx_http_qqfail_provider_t *) rs->qmcf->providers.elts)[p];
     name = &((ngx_http_qqfail_name_t *) lk->server->names.elts)[lk->name];
 
     r.ok = ok;
@@ -895,6 +890,7 @@ ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk, ngx_int_t best)
     ngx_http_qqfail_result_t    *res;
     ngx_http_qqfail_answer_t    *a;
     ngx_http_qqfail_sockaddr_t  *sa;
+    ngx_http_qqfail_provider_t  *pr;
 
     res = &lk->job->result[lk->name];
     a = &lk->answer[best];
@@ -929,13 +925,14 @@ ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk, ngx_int_t best)
         res->addrs[i].name.data = NULL;
     }
 
+    pr = rs->qmcf->providers.elts;
+
     for (p = 0; p < lk->nproviders; p++) {
         if (p != (ngx_uint_t) best && lk->answer[p].done
             && lk->answer[p].ok
             && !ngx_http_qqfail_answer_same(a, &lk->answer[p]))
         {
-            ngx_http_qqfail_zone_counter(rs->qmcf,
-                                         rs->channels[p].provider->sh,
+            ngx_http_qqfail_zone_counter(rs->qmcf, pr[p].sh,
                                          NGX_HTTP_QQFAIL_COUNT_DISAGREEMENTS,
                                          1);
         }

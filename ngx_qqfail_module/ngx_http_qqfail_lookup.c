@@ -12,34 +12,37 @@
 #include "ngx_http_qqfail_dns.h"
 
 
-static void ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q);
-static ngx_uint_t ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
-    ngx_http_qqfail_query_t *q, u_char *abuf, size_t alen);
-static void ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t p);
+static void ngx_http_qqfail_query_ended(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_query_t *q);
+static ngx_uint_t ngx_http_qqfail_answer_parse(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_http_qqfail_query_t *q, u_char *abuf,
+    size_t alen);
+static void ngx_http_qqfail_answer_done(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p);
 static ngx_uint_t ngx_http_qqfail_answer_error(ngx_http_qqfail_answer_t *a,
     ngx_uint_t *transport);
 static ngx_uint_t ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
     ngx_http_qqfail_answer_t *b);
-static void ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t p);
+static void ngx_http_qqfail_answer_allow(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p);
 static ngx_http_qqfail_lookup_t *ngx_http_qqfail_lookup_create(
-    ngx_http_qqfail_job_t *job, ngx_uint_t n);
-static void ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk,
-    u_char *host);
-static void ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t all);
-static ngx_int_t ngx_http_qqfail_lookup_best(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t *nok);
+    ngx_http_qqfail_resolver_t *rs, ngx_http_qqfail_job_t *job, ngx_uint_t n);
+static void ngx_http_qqfail_lookup_send(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, u_char *host);
+static void ngx_http_qqfail_lookup_decide(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t all);
+static ngx_int_t ngx_http_qqfail_lookup_best(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t *nok);
 static ngx_uint_t ngx_http_qqfail_lookup_settled(ngx_http_qqfail_lookup_t *lk);
-static void ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk,
-    ngx_int_t best);
-static void ngx_http_qqfail_lookup_noquorum(ngx_http_qqfail_lookup_t *lk);
+static void ngx_http_qqfail_lookup_accept(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_int_t best);
+static void ngx_http_qqfail_lookup_noquorum(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk);
 static ngx_uint_t ngx_http_qqfail_lookup_error(ngx_http_qqfail_lookup_t *lk);
 static void ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk);
-static void ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t p, ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport,
-    ngx_uint_t disagree);
+static void ngx_http_qqfail_provider_account(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p, ngx_uint_t ok,
+    ngx_uint_t error, ngx_uint_t transport, ngx_uint_t disagree);
 
 
 /*
@@ -48,10 +51,9 @@ static void ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk,
  */
 
 static void
-ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q)
+ngx_http_qqfail_query_ended(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_query_t *q)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     if (!q->sent) {
         return;
     }
@@ -66,7 +68,8 @@ ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q)
         && !ngx_queue_empty(&rs->waiting)
         && !rs->resume_ev.posted)
     {
-        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume;
+        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume_handler;
+        rs->resume_ev.data = rs;
         rs->resume_ev.log = rs->log;
         ngx_post_event(&rs->resume_ev, &ngx_posted_events);
     }
@@ -74,10 +77,9 @@ ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q)
 
 
 void
-ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
+ngx_http_qqfail_job_lookup(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t n)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     u_char                      *host;
     ngx_uint_t                   p, types;
     ngx_http_qqfail_name_t      *name;
@@ -97,7 +99,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         return;
     }
 
-    lk = ngx_http_qqfail_lookup_create(job, n);
+    lk = ngx_http_qqfail_lookup_create(rs, job, n);
     host = lk ? ngx_alloc(name->host.len + 1, rs->log) : NULL;
 
     if (host == NULL) {
@@ -113,7 +115,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     ngx_memcpy(host, name->host.data, name->host.len);
     host[name->host.len] = '\0';
 
-    ngx_http_qqfail_lookup_send(lk, host);
+    ngx_http_qqfail_lookup_send(rs, lk, host);
 
     ngx_free(host);
 
@@ -122,7 +124,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     types = job->server->upstream->ipv6 ? 2 : 1;
     pr = rs->qmcf->providers.elts;
 
-    if (ngx_http_qqfail_lead_check()) {
+    if (ngx_http_qqfail_lead_check(rs)) {
         for (p = 0; p < lk->nproviders; p++) {
             if (!lk->answer[p].abandoned) {
                 ngx_http_qqfail_zone_counter(rs->qmcf, pr[p].sh,
@@ -136,7 +138,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         /* every query failed at once */
 
         if (!lk->decided) {
-            ngx_http_qqfail_lookup_decide(lk, 1);
+            ngx_http_qqfail_lookup_decide(rs, lk, 1);
         }
 
         ngx_http_qqfail_lookup_release(lk);
@@ -152,10 +154,9 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
  */
 
 static ngx_http_qqfail_lookup_t *
-ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
+ngx_http_qqfail_lookup_create(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t n)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     size_t                       size;
     ngx_uint_t                   p, types;
     ngx_http_qqfail_lookup_t    *lk;
@@ -172,6 +173,7 @@ ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         return NULL;
     }
 
+    lk->rs = rs;
     lk->job = job;
     lk->server = job->server;
     lk->name = n;
@@ -226,10 +228,9 @@ ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 /* the queries of a lookup, A (and AAAA) to every provider it asks */
 
 static void
-ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
+ngx_http_qqfail_lookup_send(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, u_char *host)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                   p, i, nq, types;
     ngx_http_qqfail_channel_t   *ch;
     ngx_http_qqfail_srv_conf_t  *qscf;
@@ -246,7 +247,7 @@ ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
 
         /* the channels of this upstream's qqfail_timeout */
 
-        ch = ngx_http_qqfail_channel(qscf->channels * lk->nproviders + p);
+        ch = ngx_http_qqfail_channel(rs, qscf->channels * lk->nproviders + p);
 
         for (i = 0; i < types; i++) {
             lk->query[nq].lookup = lk;
@@ -264,14 +265,15 @@ ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
                 lk->query[nq].sent = 1;
                 rs->inflight[p]++;
 
-                ngx_http_qqfail_channel_query(ch, host, i, &lk->query[nq]);
+                ngx_http_qqfail_channel_query(rs, ch, host, i,
+                                              &lk->query[nq]);
             }
 
             nq++;
         }
 
         if (ch) {
-            ngx_http_qqfail_channel_timer(ch);
+            ngx_http_qqfail_channel_timer(rs, ch);
         }
     }
 }
@@ -281,24 +283,26 @@ void
 ngx_http_qqfail_query_done(ngx_http_qqfail_query_t *q, ngx_uint_t outcome,
     u_char *abuf, size_t alen)
 {
-    ngx_uint_t                 p;
-    ngx_http_qqfail_lookup_t  *lk;
-    ngx_http_qqfail_answer_t  *a;
+    ngx_uint_t                   p;
+    ngx_http_qqfail_lookup_t    *lk;
+    ngx_http_qqfail_answer_t    *a;
+    ngx_http_qqfail_resolver_t  *rs;
 
     lk = q->lookup;
+    rs = lk->rs;
     p = q->provider;
     a = &lk->answer[p];
 
     lk->queries--;
 
-    ngx_http_qqfail_query_ended(q);
+    ngx_http_qqfail_query_ended(rs, q);
 
     if (!a->abandoned && outcome != NGX_HTTP_QQFAIL_Q_CANCELLED) {
 
         /* every message received is read by our parser, errors too */
 
         if (abuf != NULL) {
-            outcome = ngx_http_qqfail_answer_parse(lk, q, abuf, alen);
+            outcome = ngx_http_qqfail_answer_parse(rs, lk, q, abuf, alen);
         }
 
         a->status[q->type] = outcome;
@@ -314,7 +318,7 @@ ngx_http_qqfail_query_done(ngx_http_qqfail_query_t *q, ngx_uint_t outcome,
     }
 
     if (--a->pending == 0 && !a->abandoned) {
-        ngx_http_qqfail_answer_done(lk, p);
+        ngx_http_qqfail_answer_done(rs, lk, p);
     }
 
     if (lk->queries == 0) {
@@ -326,7 +330,7 @@ ngx_http_qqfail_query_done(ngx_http_qqfail_query_t *q, ngx_uint_t outcome,
          */
 
         if (!lk->decided && outcome != NGX_HTTP_QQFAIL_Q_CANCELLED) {
-            ngx_http_qqfail_lookup_decide(lk, 1);
+            ngx_http_qqfail_lookup_decide(rs, lk, 1);
         }
 
         ngx_http_qqfail_lookup_release(lk);
@@ -341,11 +345,10 @@ ngx_http_qqfail_query_done(ngx_http_qqfail_query_t *q, ngx_uint_t outcome,
  */
 
 static ngx_uint_t
-ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
-    ngx_http_qqfail_query_t *q, u_char *abuf, size_t alen)
+ngx_http_qqfail_answer_parse(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_http_qqfail_query_t *q, u_char *abuf,
+    size_t alen)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     u_char                        *ip;
     ngx_int_t                      rc;
     ngx_uint_t                     i, j;
@@ -572,10 +575,9 @@ ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
  */
 
 static void
-ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
+ngx_http_qqfail_answer_allow(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     u_char                       text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
     size_t                       len;
     ngx_uint_t                   i, j, n, rejected, first, why;
@@ -625,7 +627,7 @@ ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 
     a->naddrs = n;
 
-    if (!ngx_http_qqfail_lead_check()) {
+    if (!ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
@@ -652,7 +654,8 @@ ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 /* all queries of one provider for one name are complete */
 
 static void
-ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
+ngx_http_qqfail_answer_done(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 {
     ngx_uint_t                 error, transport, disagree;
     ngx_http_qqfail_answer_t  *a;
@@ -663,7 +666,7 @@ ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
     ngx_http_qqfail_answer_sort(a);
 
     if (a->naddrs) {
-        ngx_http_qqfail_answer_allow(lk, p);
+        ngx_http_qqfail_answer_allow(rs, lk, p);
     }
 
     /* an empty answer, or one emptied by the filter, is a failure */
@@ -680,23 +683,22 @@ ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
         disagree = 1;
     }
 
-    if (ngx_http_qqfail_lead_check()) {
-        ngx_http_qqfail_provider_account(lk, p, a->ok, error, transport,
+    if (ngx_http_qqfail_lead_check(rs)) {
+        ngx_http_qqfail_provider_account(rs, lk, p, a->ok, error, transport,
                                          disagree);
     }
 
     if (!lk->decided) {
-        ngx_http_qqfail_lookup_decide(lk, 0);
+        ngx_http_qqfail_lookup_decide(rs, lk, 0);
     }
 }
 
 
 static void
-ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
-    ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport, ngx_uint_t disagree)
+ngx_http_qqfail_provider_account(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p, ngx_uint_t ok,
+    ngx_uint_t error, ngx_uint_t transport, ngx_uint_t disagree)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     u_char                           text[NGX_HTTP_QQFAIL_ERRLEN];
     ngx_int_t                        change;
     ngx_http_qqfail_name_t          *name;
@@ -752,7 +754,8 @@ ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
  */
 
 static void
-ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
+ngx_http_qqfail_lookup_decide(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 {
     ngx_int_t                  best;
     ngx_uint_t                 nok;
@@ -763,11 +766,11 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 
     /* a leader that lost its lease decides nothing: the lookup is dropped */
 
-    if (job == NULL || !ngx_http_qqfail_lead_check()) {
+    if (job == NULL || !ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
-    best = ngx_http_qqfail_lookup_best(lk, &nok);
+    best = ngx_http_qqfail_lookup_best(rs, lk, &nok);
 
     if (best < 0 && !all && !ngx_http_qqfail_lookup_settled(lk)) {
         return;
@@ -783,10 +786,10 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
     res = &job->result[lk->name];
 
     if (best >= 0) {
-        ngx_http_qqfail_lookup_accept(lk, best);
+        ngx_http_qqfail_lookup_accept(rs, lk, best);
 
     } else if (nok) {
-        ngx_http_qqfail_lookup_noquorum(lk);
+        ngx_http_qqfail_lookup_noquorum(rs, lk);
 
     } else {
         res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
@@ -799,7 +802,7 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 
     job->pending--;
 
-    ngx_http_qqfail_job_check(job);
+    ngx_http_qqfail_job_check(rs, job);
 }
 
 
@@ -810,7 +813,8 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
  */
 
 static ngx_int_t
-ngx_http_qqfail_lookup_best(ngx_http_qqfail_lookup_t *lk, ngx_uint_t *nok)
+ngx_http_qqfail_lookup_best(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t *nok)
 {
     ngx_uint_t                 p, q, i, agree;
     ngx_addr_t                 addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
@@ -847,8 +851,8 @@ ngx_http_qqfail_lookup_best(ngx_http_qqfail_lookup_t *lk, ngx_uint_t *nok)
             addrs[i].socklen = a->socklen[i];
         }
 
-        if (ngx_http_qqfail_zone_same(ngx_http_qqfail_rs->qmcf, server,
-                                      lk->name, addrs, a->naddrs))
+        if (ngx_http_qqfail_zone_same(rs->qmcf, server, lk->name, addrs,
+                                      a->naddrs))
         {
             return p;
         }
@@ -882,10 +886,9 @@ ngx_http_qqfail_lookup_settled(ngx_http_qqfail_lookup_t *lk)
  */
 
 static void
-ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk, ngx_int_t best)
+ngx_http_qqfail_lookup_accept(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_int_t best)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                   p, i;
     ngx_http_qqfail_result_t    *res;
     ngx_http_qqfail_answer_t    *a;
@@ -943,10 +946,9 @@ ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk, ngx_int_t best)
 /* answers, but fewer agree than the quorum asks: logged once an episode */
 
 static void
-ngx_http_qqfail_lookup_noquorum(ngx_http_qqfail_lookup_t *lk)
+ngx_http_qqfail_lookup_noquorum(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_http_qqfail_result_t  *res;
     ngx_http_qqfail_server_t  *server;
 
@@ -1007,14 +1009,17 @@ ngx_http_qqfail_lookup_deadline(ngx_event_t *ev)
 {
     ngx_http_qqfail_lookup_t  *lk = ev->data;
 
-    ngx_uint_t  p;
+    ngx_uint_t                   p;
+    ngx_http_qqfail_resolver_t  *rs;
+
+    rs = lk->rs;
 
     /*
      * a leader that resumes after its lease ran out finds this timer
      * expired: the providers did not time out, the leader was not running
      */
 
-    if (!ngx_http_qqfail_lead_check()) {
+    if (!ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
@@ -1024,14 +1029,14 @@ ngx_http_qqfail_lookup_deadline(ngx_event_t *ev)
         if (!lk->answer[p].done && !lk->answer[p].abandoned) {
             lk->answer[p].abandoned = 1;
 
-            ngx_http_qqfail_provider_account(lk, p, 0,
+            ngx_http_qqfail_provider_account(rs, lk, p, 0,
                                              NGX_HTTP_QQFAIL_ERR_TIMEOUT,
                                              1, 0);
         }
     }
 
     if (!lk->decided) {
-        ngx_http_qqfail_lookup_decide(lk, 1);
+        ngx_http_qqfail_lookup_decide(rs, lk, 1);
     }
 }
 

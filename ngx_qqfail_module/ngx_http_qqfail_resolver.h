@@ -23,8 +23,13 @@
  *   ngx_http_qqfail_resolver.c  who looks up: the start-up pass in the
  *                               master, the leader's lease in the workers
  *
- * All their state is in one object, ngx_http_qqfail_resolver_t, that
- * ngx_http_qqfail_rs points to while a pass or a leadership runs.
+ * All their state is in one object, ngx_http_qqfail_resolver_t, passed
+ * as the first parameter, as nginx passes its ngx_resolver_t.  Where
+ * nginx or c-ares calls in, the context leads to it: an event's data (the
+ * resolver, a job, a lookup), a c-ares callback's argument (a channel, a
+ * query and its lookup).  Only the worker's exit hook, which nginx calls
+ * with the cycle alone, finds it through a static pointer
+ * (ngx_http_qqfail_resolver.c).
  */
 
 
@@ -74,7 +79,8 @@
 typedef struct ngx_http_qqfail_channel_s  ngx_http_qqfail_channel_t;
 
 
-typedef struct ngx_http_qqfail_lookup_s  ngx_http_qqfail_lookup_t;
+typedef struct ngx_http_qqfail_resolver_s  ngx_http_qqfail_resolver_t;
+typedef struct ngx_http_qqfail_lookup_s    ngx_http_qqfail_lookup_t;
 
 
 typedef struct {
@@ -104,6 +110,7 @@ typedef struct {
 /* one name looked up through every provider */
 
 struct ngx_http_qqfail_lookup_s {
+    ngx_http_qqfail_resolver_t      *rs;
     ngx_http_qqfail_job_t           *job;        /* NULL once decided */
     ngx_http_qqfail_server_t        *server;
     ngx_uint_t                       name;
@@ -140,6 +147,7 @@ typedef struct {
 /* the periodic lookups of one qqfail_server, in the leader */
 
 struct ngx_http_qqfail_job_s {
+    ngx_http_qqfail_resolver_t      *rs;
     ngx_http_qqfail_server_t        *server;
     ngx_event_t                      timer;
     ngx_msec_t                       backoff;
@@ -155,7 +163,7 @@ struct ngx_http_qqfail_job_s {
 };
 
 
-typedef struct {
+struct ngx_http_qqfail_resolver_s {
     ngx_http_qqfail_main_conf_t     *qmcf;
     ngx_log_t                       *log;
 
@@ -180,33 +188,35 @@ typedef struct {
     ngx_uint_t                       epoch;
     ngx_event_t                      lease_ev;
     ngx_event_t                      stop_ev;
-} ngx_http_qqfail_resolver_t;
+};
 
 
-ngx_http_qqfail_channel_t *ngx_http_qqfail_channel(ngx_uint_t i);
-void ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch,
-    u_char *host, ngx_uint_t type, ngx_http_qqfail_query_t *q);
-void ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch);
-ngx_int_t ngx_http_qqfail_channels_create(ngx_cycle_t *cycle,
-    ngx_uint_t sync);
-void ngx_http_qqfail_channels_destroy(void);
-void ngx_http_qqfail_channels_drops(void);
-ngx_int_t ngx_http_qqfail_channels_poll(ngx_msec_t deadline,
-    ngx_msec_t wake);
-void ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job,
-    ngx_uint_t n);
+ngx_http_qqfail_channel_t *ngx_http_qqfail_channel(
+    ngx_http_qqfail_resolver_t *rs, ngx_uint_t i);
+void ngx_http_qqfail_channel_query(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch, u_char *host, ngx_uint_t type,
+    ngx_http_qqfail_query_t *q);
+void ngx_http_qqfail_channel_timer(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch);
+ngx_int_t ngx_http_qqfail_channels_create(ngx_http_qqfail_resolver_t *rs);
+void ngx_http_qqfail_channels_destroy(ngx_http_qqfail_resolver_t *rs);
+void ngx_http_qqfail_channels_drops(ngx_http_qqfail_resolver_t *rs);
+ngx_int_t ngx_http_qqfail_channels_poll(ngx_http_qqfail_resolver_t *rs,
+    ngx_msec_t deadline, ngx_msec_t wake);
+void ngx_http_qqfail_job_lookup(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t n);
 void ngx_http_qqfail_lookup_deadline(ngx_event_t *ev);
 void ngx_http_qqfail_query_done(ngx_http_qqfail_query_t *q,
     ngx_uint_t outcome, u_char *abuf, size_t alen);
-void ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job);
-ngx_uint_t ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job);
-ngx_int_t ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle);
-void ngx_http_qqfail_jobs_destroy(void);
-void ngx_http_qqfail_jobs_resume(ngx_event_t *ev);
-ngx_uint_t ngx_http_qqfail_lead_check(void);
-
-
-extern ngx_http_qqfail_resolver_t  *ngx_http_qqfail_rs;
+void ngx_http_qqfail_job_check(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+ngx_uint_t ngx_http_qqfail_job_turn(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+ngx_int_t ngx_http_qqfail_jobs_create(ngx_http_qqfail_resolver_t *rs);
+void ngx_http_qqfail_jobs_destroy(ngx_http_qqfail_resolver_t *rs);
+void ngx_http_qqfail_jobs_resume(ngx_http_qqfail_resolver_t *rs);
+void ngx_http_qqfail_jobs_resume_handler(ngx_event_t *ev);
+ngx_uint_t ngx_http_qqfail_lead_check(ngx_http_qqfail_resolver_t *rs);
 
 
 #endif /* _NGX_HTTP_QQFAIL_RESOLVER_H_INCLUDED_ */

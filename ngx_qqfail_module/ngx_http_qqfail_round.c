@@ -12,25 +12,31 @@
 
 
 static void ngx_http_qqfail_job_handler(ngx_event_t *ev);
-static void ngx_http_qqfail_pacing_init(void);
-static void ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_pacing_init(ngx_http_qqfail_resolver_t *rs);
+static void ngx_http_qqfail_job_run(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_aliases(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_unqueue(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job);
-static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job);
-static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job,
-    ngx_uint_t from, ngx_uint_t to);
-static void ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job,
-    ngx_int_t chosen);
-static void ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job,
-    ngx_int_t chosen);
-static void ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job);
-static ngx_int_t ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job,
-    ngx_uint_t n);
-static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
-    ngx_http_qqfail_result_t *used);
+static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_start(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t from, ngx_uint_t to);
+static void ngx_http_qqfail_job_finish(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_record(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_int_t chosen);
+static void ngx_http_qqfail_job_use(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_int_t chosen);
+static void ngx_http_qqfail_job_keep(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+static ngx_int_t ngx_http_qqfail_job_publish(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t n);
+static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_http_qqfail_result_t *used);
 
 
 /* jobs: the lookups of one server */
@@ -42,10 +48,8 @@ static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
  */
 
 static void
-ngx_http_qqfail_pacing_init(void)
+ngx_http_qqfail_pacing_init(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                   i;
     ngx_http_qqfail_provider_t  *pr;
 
@@ -67,10 +71,8 @@ ngx_http_qqfail_pacing_init(void)
 
 
 ngx_int_t
-ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
+ngx_http_qqfail_jobs_create(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                    i, j, n, more;
     ngx_http_qqfail_job_t        *job, **jobp;
     ngx_http_qqfail_server_t     *server;
@@ -79,11 +81,11 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 
     qmcf = rs->qmcf;
 
-    ngx_http_qqfail_pacing_init();
+    ngx_http_qqfail_pacing_init(rs);
 
     /* on the heap: leadership may start and stop many times per cycle */
 
-    rs->jobs = ngx_alloc(sizeof(ngx_array_t), cycle->log);
+    rs->jobs = ngx_alloc(sizeof(ngx_array_t), rs->log);
     if (rs->jobs == NULL) {
         return NGX_ERROR;
     }
@@ -99,7 +101,7 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
     }
 
     rs->jobs->elts = ngx_alloc((n ? n : 1) * sizeof(ngx_http_qqfail_job_t *),
-                               cycle->log);
+                               rs->log);
     if (rs->jobs->elts == NULL) {
         return NGX_ERROR;
     }
@@ -127,7 +129,7 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
             job = ngx_calloc(offsetof(ngx_http_qqfail_job_t, result)
                              + server[j].names.nelts
                                * sizeof(ngx_http_qqfail_result_t),
-                             cycle->log);
+                             rs->log);
             if (job == NULL) {
                 return NGX_ERROR;
             }
@@ -135,10 +137,11 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
             jobp = rs->jobs->elts;
             jobp[rs->jobs->nelts++] = job;
 
+            job->rs = rs;
             job->server = &server[j];
             job->timer.handler = ngx_http_qqfail_job_handler;
             job->timer.data = job;
-            job->timer.log = cycle->log;
+            job->timer.log = rs->log;
             job->timer.cancelable = 1;
         }
 
@@ -152,10 +155,8 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 
 
 void
-ngx_http_qqfail_jobs_destroy(void)
+ngx_http_qqfail_jobs_destroy(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t              i;
     ngx_http_qqfail_job_t  **jobp;
 
@@ -198,9 +199,9 @@ static void
 ngx_http_qqfail_job_handler(ngx_event_t *ev)
 {
     ngx_http_qqfail_job_t       *job = ev->data;
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+    ngx_http_qqfail_resolver_t  *rs = job->rs;
 
-    if (job->queued || !ngx_http_qqfail_lead_check()) {
+    if (job->queued || !ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
@@ -213,7 +214,7 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
          */
 
         if (job->phase == 1 && job->queried < job->server->names.nelts) {
-            ngx_http_qqfail_job_aliases(job);
+            ngx_http_qqfail_job_aliases(rs, job);
         }
 
         return;
@@ -225,14 +226,14 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
      */
 
     if (!ngx_queue_empty(&rs->waiting)
-        || !ngx_http_qqfail_job_turn(job))
+        || !ngx_http_qqfail_job_turn(rs, job))
     {
         ngx_queue_insert_tail(&rs->waiting, &job->queue);
         job->queued = 1;
         return;
     }
 
-    ngx_http_qqfail_job_run(job);
+    ngx_http_qqfail_job_run(rs, job);
 }
 
 
@@ -250,15 +251,14 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
  */
 
 ngx_uint_t
-ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_turn(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                   p, up, need;
     ngx_msec_t                   now, wait;
     ngx_http_qqfail_provider_t  *pr;
 
-    need = ngx_http_qqfail_job_queries(job);
+    need = ngx_http_qqfail_job_queries(rs, job);
     pr = rs->qmcf->providers.elts;
 
     up = 0;
@@ -305,7 +305,8 @@ ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job)
         wait = (need * 1000 - rs->tokens + rs->rate
                 - 1) / rs->rate;
 
-        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume;
+        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume_handler;
+        rs->resume_ev.data = rs;
         rs->resume_ev.log = rs->log;
         rs->resume_ev.cancelable = 1;
         ngx_add_timer(&rs->resume_ev, wait ? wait : 1);
@@ -325,10 +326,9 @@ ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job)
  */
 
 static ngx_uint_t
-ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_last(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t  last;
 
     last = rs->sync ? job->server->names.nelts - 1
@@ -341,7 +341,8 @@ ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job)
 /* the queries the next step of a round sends each provider */
 
 static ngx_uint_t
-ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_queries(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
     ngx_uint_t               n, from, last, need;
     ngx_http_qqfail_name_t  *name;
@@ -352,7 +353,7 @@ ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job)
 
     } else {
         from = 0;
-        last = ngx_http_qqfail_job_last(job);
+        last = ngx_http_qqfail_job_last(rs, job);
     }
 
     name = job->server->names.elts;
@@ -383,7 +384,8 @@ ngx_http_qqfail_job_unqueue(ngx_http_qqfail_job_t *job)
 /* the remaining aliases of a round: now, or first in line for a turn */
 
 static void
-ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_aliases(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
     /* already waiting (the hedge queued it): its turn starts the aliases */
 
@@ -391,21 +393,20 @@ ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job)
         return;
     }
 
-    if (!ngx_http_qqfail_job_turn(job)) {
-        ngx_queue_insert_head(&ngx_http_qqfail_rs->waiting, &job->queue);
+    if (!ngx_http_qqfail_job_turn(rs, job)) {
+        ngx_queue_insert_head(&rs->waiting, &job->queue);
         job->queued = 1;
         return;
     }
 
-    ngx_http_qqfail_job_run(job);
+    ngx_http_qqfail_job_run(rs, job);
 }
 
 
 static void
-ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_run(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     if (job->running) {
         /* the remaining aliases, at once */
 
@@ -414,7 +415,7 @@ ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
         }
 
         job->phase = 2;
-        ngx_http_qqfail_job_start(job, job->queried,
+        ngx_http_qqfail_job_start(rs, job, job->queried,
                                   job->server->names.nelts - 1);
         return;
     }
@@ -425,22 +426,27 @@ ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
 
     if (!rs->sync
         && job->server->sh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
-        && ngx_http_qqfail_job_last(job) + 1 < job->server->names.nelts)
+        && ngx_http_qqfail_job_last(rs, job) + 1 < job->server->names.nelts)
     {
         ngx_add_timer(&job->timer, job->server->upstream->timeout / 4);
     }
 
-    ngx_http_qqfail_job_start(job, 0, ngx_http_qqfail_job_last(job));
+    ngx_http_qqfail_job_start(rs, job, 0, ngx_http_qqfail_job_last(rs, job));
 }
 
 
 /* lookups ended: servers waiting for their turn get it */
 
 void
-ngx_http_qqfail_jobs_resume(ngx_event_t *ev)
+ngx_http_qqfail_jobs_resume_handler(ngx_event_t *ev)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+    ngx_http_qqfail_jobs_resume(ev->data);
+}
 
+
+void
+ngx_http_qqfail_jobs_resume(ngx_http_qqfail_resolver_t *rs)
+{
     ngx_queue_t            *q;
     ngx_http_qqfail_job_t  *job;
 
@@ -449,14 +455,16 @@ ngx_http_qqfail_jobs_resume(ngx_event_t *ev)
         q = ngx_queue_head(&rs->waiting);
         job = ngx_queue_data(q, ngx_http_qqfail_job_t, queue);
 
-        if (!ngx_http_qqfail_lead_check() || !ngx_http_qqfail_job_turn(job)) {
+        if (!ngx_http_qqfail_lead_check(rs)
+            || !ngx_http_qqfail_job_turn(rs, job))
+        {
             return;
         }
 
         ngx_queue_remove(q);
         job->queued = 0;
 
-        ngx_http_qqfail_job_run(job);
+        ngx_http_qqfail_job_run(rs, job);
     }
 }
 
@@ -486,8 +494,8 @@ ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job)
 
 
 static void
-ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job, ngx_uint_t from,
-    ngx_uint_t to)
+ngx_http_qqfail_job_start(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t from, ngx_uint_t to)
 {
     ngx_uint_t  n;
 
@@ -500,20 +508,19 @@ ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job, ngx_uint_t from,
     job->queried = to + 1;
 
     for (n = from; n <= to; n++) {
-        ngx_http_qqfail_job_lookup(job, n);
+        ngx_http_qqfail_job_lookup(rs, job, n);
     }
 
     job->starting = 0;
 
-    ngx_http_qqfail_job_check(job);
+    ngx_http_qqfail_job_check(rs, job);
 }
 
 
 void
-ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_check(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t  n, nnames;
 
     if (job->starting || job->pending) {
@@ -535,7 +542,7 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
                 && n == job->server->sh->active
                 && job->server->sh->source != NGX_HTTP_QQFAIL_SOURCE_NONE))
         {
-            ngx_http_qqfail_job_finish(job);
+            ngx_http_qqfail_job_finish(rs, job);
             return;
         }
     }
@@ -546,11 +553,11 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
      */
 
     if (job->phase == 1 && job->queried < nnames && !rs->sync) {
-        ngx_http_qqfail_job_aliases(job);
+        ngx_http_qqfail_job_aliases(rs, job);
         return;
     }
 
-    ngx_http_qqfail_job_finish(job);
+    ngx_http_qqfail_job_finish(rs, job);
 }
 
 
@@ -562,7 +569,8 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
  */
 
 static void
-ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_finish(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
     ngx_int_t                     chosen;
     ngx_uint_t                    n, recover;
@@ -581,7 +589,7 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 
     /* the last check before anything is published */
 
-    if (!ngx_http_qqfail_lead_check()) {
+    if (!ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
@@ -600,14 +608,14 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 
     ssh->recover = recover;
 
-    ngx_http_qqfail_job_record(job, chosen);
+    ngx_http_qqfail_job_record(rs, job, chosen);
 
     if (chosen >= 0) {
-        ngx_http_qqfail_job_use(job, chosen);
+        ngx_http_qqfail_job_use(rs, job, chosen);
 
     } else {
-        ngx_http_qqfail_job_keep(job);
-        ngx_http_qqfail_job_schedule(job, NULL);
+        ngx_http_qqfail_job_keep(rs, job);
+        ngx_http_qqfail_job_schedule(rs, job, NULL);
     }
 
     ngx_http_qqfail_results_free(job);
@@ -617,7 +625,8 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 /* what each name found, for the status page */
 
 static void
-ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
+ngx_http_qqfail_job_record(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_int_t chosen)
 {
     ngx_uint_t                     n;
     ngx_http_qqfail_result_t      *res;
@@ -632,8 +641,8 @@ ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
         report[n].rejected = res->rejected;
     }
 
-    ngx_http_qqfail_zone_names(ngx_http_qqfail_rs->qmcf, job->server->sh,
-                               job->queried, report,
+    ngx_http_qqfail_zone_names(rs->qmcf, job->server->sh, job->queried,
+                               report,
                                chosen >= 0
                                && job->result[chosen].state
                                   == NGX_HTTP_QQFAIL_NAME_OK);
@@ -648,10 +657,9 @@ ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
  */
 
 static void
-ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
+ngx_http_qqfail_job_use(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_int_t chosen)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_int_t                     rc;
     ngx_uint_t                    n, cur, source;
     ngx_http_qqfail_name_t       *names;
@@ -670,14 +678,14 @@ ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
     res = &job->result[chosen];
 
     if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
-        rc = ngx_http_qqfail_job_publish(job, chosen);
+        rc = ngx_http_qqfail_job_publish(rs, job, chosen);
 
         for (n = chosen + 1;
              rc == NGX_ERROR && ssh->naddrs == 0 && n < job->queried;
              n++)
         {
             if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK) {
-                rc = ngx_http_qqfail_job_publish(job, n);
+                rc = ngx_http_qqfail_job_publish(rs, job, n);
 
                 if (rc != NGX_ERROR) {
                     chosen = n;
@@ -711,7 +719,7 @@ ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
         }
     }
 
-    ngx_http_qqfail_job_schedule(job, res);
+    ngx_http_qqfail_job_schedule(rs, job, res);
 }
 
 
@@ -721,10 +729,9 @@ ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
  */
 
 static void
-ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_keep(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                    stale, expired;
     ngx_http_qqfail_server_t     *server;
     ngx_http_qqfail_server_sh_t  *ssh;
@@ -763,10 +770,9 @@ ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job)
 
 
 static ngx_int_t
-ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job, ngx_uint_t n)
+ngx_http_qqfail_job_publish(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t n)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_http_qqfail_result_t     *res;
     ngx_http_qqfail_main_conf_t  *qmcf;
     ngx_http_qqfail_geo_t         geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
@@ -791,11 +797,9 @@ ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 
 
 static void
-ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
-    ngx_http_qqfail_result_t *used)
+ngx_http_qqfail_job_schedule(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_http_qqfail_result_t *used)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_msec_t                   next;
     ngx_http_qqfail_srv_conf_t  *qscf;
 

@@ -62,6 +62,8 @@ typedef struct {
 #endif
 
 
+static ngx_int_t ngx_http_qqfail_ares_servers(ares_channel channel,
+    ngx_pool_t *pool, ngx_str_t *servers);
 static ngx_uint_t ngx_http_qqfail_channel_sets(
     ngx_http_qqfail_main_conf_t *qmcf);
 #if (ARES_VERSION < 0x012000)
@@ -114,6 +116,146 @@ ngx_http_qqfail_ares_init(ngx_log_t *log)
 
     return NGX_OK;
 }
+
+
+/*
+ * The servers of the system provider, as c-ares itself reads them from
+ * the system's configuration (/etc/resolv.conf): "ip:port" or
+ * "[ip6]:port", comma separated, allocated from "pool"; NGX_DECLINED when
+ * c-ares cannot tell.  At configuration time: c-ares reads files here, it
+ * sends nothing.
+ */
+
+ngx_int_t
+ngx_http_qqfail_ares_system(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_str_t *servers)
+{
+    ngx_int_t            rc;
+    ares_channel         channel;
+    struct ares_options  opts;
+
+    if (ngx_http_qqfail_ares_init(log) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&opts, sizeof(struct ares_options));
+
+    rc = NGX_DECLINED;
+
+    if (ares_init_options(&channel, &opts, 0) == ARES_SUCCESS) {
+        rc = ngx_http_qqfail_ares_servers(channel, pool, servers);
+        ares_destroy(channel);
+    }
+
+    ares_library_cleanup();
+
+    return rc;
+}
+
+
+#if (ARES_VERSION >= 0x011800)
+
+/* c-ares 1.24 and later list the servers themselves */
+
+static ngx_int_t
+ngx_http_qqfail_ares_servers(ares_channel channel, ngx_pool_t *pool,
+    ngx_str_t *servers)
+{
+    char  *csv;
+
+    csv = ares_get_servers_csv(channel);
+    if (csv == NULL) {
+        return NGX_DECLINED;
+    }
+
+    servers->len = ngx_strlen(csv);
+    servers->data = ngx_pnalloc(pool, servers->len + 1);
+
+    if (servers->data != NULL) {
+        ngx_memcpy(servers->data, csv, servers->len);
+    }
+
+    ares_free_string(csv);
+
+    return servers->data ? NGX_OK : NGX_ERROR;
+}
+
+#else
+
+/* before (ares_get_servers_ports() is deprecated from 1.24 on) */
+
+static ngx_int_t
+ngx_http_qqfail_ares_servers(ares_channel channel, ngx_pool_t *pool,
+    ngx_str_t *servers)
+{
+    u_char                      *p;
+    socklen_t                    len;
+    ngx_uint_t                   n;
+    ngx_sockaddr_t               sa;
+    struct ares_addr_port_node  *list, *node;
+
+    if (ares_get_servers_ports(channel, &list) != ARES_SUCCESS) {
+        return NGX_DECLINED;
+    }
+
+    n = 0;
+
+    for (node = list; node; node = node->next) {
+        n++;
+    }
+
+    servers->len = 0;
+    servers->data = ngx_pnalloc(pool, n * (NGX_SOCKADDR_STRLEN + 1) + 1);
+
+    if (servers->data == NULL) {
+        ares_free_data(list);
+        return NGX_ERROR;
+    }
+
+    p = servers->data;
+
+    for (node = list; node; node = node->next) {
+        ngx_memzero(&sa, sizeof(ngx_sockaddr_t));
+
+        if (node->family == AF_INET) {
+            sa.sockaddr_in.sin_family = AF_INET;
+            ngx_memcpy(&sa.sockaddr_in.sin_addr, &node->addr.addr4,
+                       sizeof(struct in_addr));
+            len = sizeof(struct sockaddr_in);
+
+#if (NGX_HAVE_INET6)
+        } else if (node->family == AF_INET6) {
+            sa.sockaddr_in6.sin6_family = AF_INET6;
+            ngx_memcpy(&sa.sockaddr_in6.sin6_addr, &node->addr.addr6,
+                       sizeof(struct in6_addr));
+            len = sizeof(struct sockaddr_in6);
+#endif
+
+        } else {
+            continue;
+        }
+
+        /* 0: the channel's port, 53 */
+
+        ngx_inet_set_port(&sa.sockaddr,
+                          (in_port_t) (node->udp_port ? node->udp_port
+                                                      : 53));
+
+        if (p != servers->data) {
+            *p++ = ',';
+        }
+
+        p += ngx_sock_ntop(&sa.sockaddr, len, p, NGX_SOCKADDR_STRLEN, 1);
+    }
+
+    servers->len = p - servers->data;
+
+    ares_free_data(list);
+
+    return NGX_OK;
+}
+
+#endif
 
 
 /*
@@ -274,7 +416,40 @@ ngx_http_qqfail_channel_init(ngx_http_qqfail_resolver_t *rs,
 }
 
 
-/* a channel's options, for ares_init_options(): the mask it returns */
+/*
+ * A channel's options, for ares_init_options(): the mask it returns.
+ *
+ * The same behaviour with c-ares 1.18 and later ones (the library
+ * keeps its soname, so a module built on one runs on another):
+ *
+ * ARES_FLAG_EDNS and ARES_FLAG_DNS0x20 stay off: the flags set here
+ * replace the defaults (1.34 turns EDNS on only without
+ * ARES_OPT_FLAGS);
+ *
+ * the query cache (1.23, on by default since 1.31) is off: it
+ * would answer from memory for up to an hour, so that a provider
+ * that went down, or changed its answer or TTL, would go unseen and
+ * the queries counted would never reach it; the module caches by
+ * its own rules (qqfail_max_stale, the state file);
+ *
+ * the per-server timeout, which 1.32 adapts to the latency seen
+ * (5 times the average, 250 ms to 5 s), never exceeds this
+ * provider's share of qqfail_timeout; as it may fall to 250 ms,
+ * there, the query is sent again until the attempts add up to the
+ * share (each try doubles, less a random half), and an answer to
+ * any attempt ends it; a timer ends it at qqfail_timeout
+ * (channel_query): a provider that answers within its share is not
+ * charged a timeout, and one that does not answer is charged at
+ * qqfail_timeout, as with 1.18;
+ *
+ * ARES_OPT_EVENT_THREAD and ares_reinit(), the system configuration
+ * watch that needs it, are not used: no threads in nginx; a
+ * provider's servers change on reload only;
+ *
+ * ARES_OPT_UDP_MAX_QUERIES stays 0 (a socket for any number of
+ * queries), as in 1.18, and ARES_OPT_SERVER_FAILOVER (1.29) keeps
+ * its defaults: see docs/how-it-works.md
+ */
 
 static int
 ngx_http_qqfail_channel_options(ngx_http_qqfail_channel_t *ch,
@@ -312,39 +487,6 @@ ngx_http_qqfail_channel_options(ngx_http_qqfail_channel_t *ch,
 
     optmask = ARES_OPT_FLAGS|ARES_OPT_TIMEOUTMS|ARES_OPT_TRIES
               |ARES_OPT_DOMAINS|ARES_OPT_LOOKUPS|ARES_OPT_SOCK_STATE_CB;
-
-    /*
-     * the same behaviour with c-ares 1.18 and later ones (the library
-     * keeps its soname, so a module built on one runs on another):
-     *
-     * ARES_FLAG_EDNS and ARES_FLAG_DNS0x20 stay off: the flags above
-     * replace the defaults (1.34 turns EDNS on only without
-     * ARES_OPT_FLAGS);
-     *
-     * the query cache (1.23, on by default since 1.31) is off: it
-     * would answer from memory for up to an hour, so that a provider
-     * that went down, or changed its answer or TTL, would go unseen and
-     * the queries counted would never reach it; the module caches by
-     * its own rules (qqfail_max_stale, the state file);
-     *
-     * the per-server timeout, which 1.32 adapts to the latency seen
-     * (5 times the average, 250 ms to 5 s), never exceeds this
-     * provider's share of qqfail_timeout; as it may fall to 250 ms,
-     * there, the query is sent again until the attempts add up to the
-     * share (each try doubles, less a random half), and an answer to
-     * any attempt ends it; a timer ends it at qqfail_timeout
-     * (channel_query): a provider that answers within its share is not
-     * charged a timeout, and one that does not answer is charged at
-     * qqfail_timeout, as with 1.18;
-     *
-     * ARES_OPT_EVENT_THREAD and ares_reinit(), the system configuration
-     * watch that needs it, are not used: no threads in nginx; a
-     * provider's servers change on reload only;
-     *
-     * ARES_OPT_UDP_MAX_QUERIES stays 0 (a socket for any number of
-     * queries), as in 1.18, and ARES_OPT_SERVER_FAILOVER (1.29) keeps
-     * its defaults: see docs/how-it-works.md
-     */
 
 #ifdef ARES_OPT_QUERY_CACHE
     opts->qcache_max_ttl = 0;

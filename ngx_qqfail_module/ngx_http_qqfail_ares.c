@@ -12,24 +12,90 @@
 #include <linux/sock_diag.h>
 #endif
 
+/* the one file that sees c-ares */
+#include <ares.h>
+#include <arpa/nameser.h>
+
 #include "ngx_http_qqfail_module.h"
 #include "ngx_http_qqfail_resolver.h"
 
 
+/*
+ * A socket c-ares opened, as its sock_state_cb last described it: the
+ * event loop watches it through the connection, the start-up pass (no
+ * connections in the master) polls it by the two flags
+ */
+
+typedef struct {
+    ngx_connection_t                *connection;  /* NULL in the pass */
+    ares_socket_t                    fd;
+    uint32_t                         drops;
+    unsigned                         readable:1;
+    unsigned                         writable:1;
+} ngx_http_qqfail_sock_t;
+
+
+struct ngx_http_qqfail_channel_s {
+    ngx_http_qqfail_resolver_t      *rs;
+    ares_channel                     channel;
+    ngx_http_qqfail_provider_t      *provider;
+    ngx_msec_t                       timeout;    /* qqfail_timeout */
+    ngx_event_t                      timer;
+    ngx_uint_t                       nsocks;
+    ngx_http_qqfail_sock_t           socks[NGX_HTTP_QQFAIL_MAX_CONNS];
+};
+
+
+#if (ARES_VERSION >= 0x012000)
+
+/*
+ * A query c-ares may still send again after its qqfail_timeout (see
+ * channels_create): the timer ends it for the module then, as c-ares 1.18
+ * does; what c-ares reports later is dropped
+ */
+
+typedef struct {
+    ngx_http_qqfail_query_t         *query;      /* NULL once ended */
+    ngx_event_t                      timer;
+} ngx_http_qqfail_sent_t;
+
+#endif
+
+
+static ngx_int_t ngx_http_qqfail_ares_servers(ares_channel channel,
+    ngx_pool_t *pool, ngx_str_t *servers);
+static ngx_uint_t ngx_http_qqfail_channel_sets(
+    ngx_http_qqfail_main_conf_t *qmcf);
+#if (ARES_VERSION < 0x012000)
+static void ngx_http_qqfail_ares_version(ngx_log_t *log);
+#endif
+static ngx_int_t ngx_http_qqfail_channel_init(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch);
+static int ngx_http_qqfail_channel_options(ngx_http_qqfail_channel_t *ch,
+    struct ares_options *opts);
+static ngx_int_t ngx_http_qqfail_channel_servers(
+    ngx_http_qqfail_resolver_t *rs, ngx_http_qqfail_channel_t *ch);
 static int ngx_http_qqfail_sock_create(ares_socket_t fd, int type,
     void *data);
 static void ngx_http_qqfail_sock_state(void *data, ares_socket_t fd,
     int readable, int writable);
-static void ngx_http_qqfail_sock_buffer(ares_socket_t fd);
-static void ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch,
-    ngx_uint_t i);
+static void ngx_http_qqfail_sock_buffer(ngx_http_qqfail_resolver_t *rs,
+    ares_socket_t fd);
+static void ngx_http_qqfail_channel_drops(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch, ngx_uint_t i);
 static ngx_http_qqfail_sock_t *ngx_http_qqfail_channel_sock(
     ngx_http_qqfail_channel_t *ch, ares_socket_t fd);
+static ngx_uint_t ngx_http_qqfail_channel_outcome(int status);
 #if (ARES_VERSION >= 0x011c00)
 static void ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec);
+#else
+static void ngx_http_qqfail_channel_callback(void *arg, int status,
+    int timeouts, unsigned char *abuf, int alen);
 #endif
 #if (ARES_VERSION >= 0x012000)
+static void ngx_http_qqfail_channel_sent(void *arg, ares_status_t status,
+    size_t timeouts, const ares_dns_record_t *dnsrec);
 static void ngx_http_qqfail_channel_expire(ngx_event_t *ev);
 #endif
 static void ngx_http_qqfail_channel_read(ngx_event_t *ev);
@@ -37,18 +103,172 @@ static void ngx_http_qqfail_channel_write(ngx_event_t *ev);
 static void ngx_http_qqfail_channel_timeout(ngx_event_t *ev);
 
 
-/* c-ares channels: one per provider */
+/* c-ares itself, in the master and in each worker */
 
 ngx_int_t
-ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
+ngx_http_qqfail_ares_init(ngx_log_t *log)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "qqfail: ares_library_init() failed");
+        return NGX_ERROR;
+    }
 
-    int                           rc, optmask;
-    char                         *servers;
-    ngx_uint_t                    i, j, n, nsets;
-    ngx_msec_t                    timeout;
-    struct ares_options           opts;
+    return NGX_OK;
+}
+
+
+/*
+ * The servers of the system provider, as c-ares itself reads them from
+ * the system's configuration (/etc/resolv.conf): "ip:port" or
+ * "[ip6]:port", comma separated, allocated from "pool"; NGX_DECLINED when
+ * c-ares cannot tell.  At configuration time: c-ares reads files here, it
+ * sends nothing.
+ */
+
+ngx_int_t
+ngx_http_qqfail_ares_system(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_str_t *servers)
+{
+    ngx_int_t            rc;
+    ares_channel         channel;
+    struct ares_options  opts;
+
+    if (ngx_http_qqfail_ares_init(log) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&opts, sizeof(struct ares_options));
+
+    rc = NGX_DECLINED;
+
+    if (ares_init_options(&channel, &opts, 0) == ARES_SUCCESS) {
+        rc = ngx_http_qqfail_ares_servers(channel, pool, servers);
+        ares_destroy(channel);
+    }
+
+    ares_library_cleanup();
+
+    return rc;
+}
+
+
+#if (ARES_VERSION >= 0x011800)
+
+/* c-ares 1.24 and later list the servers themselves */
+
+static ngx_int_t
+ngx_http_qqfail_ares_servers(ares_channel channel, ngx_pool_t *pool,
+    ngx_str_t *servers)
+{
+    char  *csv;
+
+    csv = ares_get_servers_csv(channel);
+    if (csv == NULL) {
+        return NGX_DECLINED;
+    }
+
+    servers->len = ngx_strlen(csv);
+    servers->data = ngx_pnalloc(pool, servers->len + 1);
+
+    if (servers->data != NULL) {
+        ngx_memcpy(servers->data, csv, servers->len);
+    }
+
+    ares_free_string(csv);
+
+    return servers->data ? NGX_OK : NGX_ERROR;
+}
+
+#else
+
+/* before (ares_get_servers_ports() is deprecated from 1.24 on) */
+
+static ngx_int_t
+ngx_http_qqfail_ares_servers(ares_channel channel, ngx_pool_t *pool,
+    ngx_str_t *servers)
+{
+    u_char                      *p;
+    socklen_t                    len;
+    ngx_uint_t                   n;
+    ngx_sockaddr_t               sa;
+    struct ares_addr_port_node  *list, *node;
+
+    if (ares_get_servers_ports(channel, &list) != ARES_SUCCESS) {
+        return NGX_DECLINED;
+    }
+
+    n = 0;
+
+    for (node = list; node; node = node->next) {
+        n++;
+    }
+
+    servers->len = 0;
+    servers->data = ngx_pnalloc(pool, n * (NGX_SOCKADDR_STRLEN + 1) + 1);
+
+    if (servers->data == NULL) {
+        ares_free_data(list);
+        return NGX_ERROR;
+    }
+
+    p = servers->data;
+
+    for (node = list; node; node = node->next) {
+        ngx_memzero(&sa, sizeof(ngx_sockaddr_t));
+
+        if (node->family == AF_INET) {
+            sa.sockaddr_in.sin_family = AF_INET;
+            ngx_memcpy(&sa.sockaddr_in.sin_addr, &node->addr.addr4,
+                       sizeof(struct in_addr));
+            len = sizeof(struct sockaddr_in);
+
+#if (NGX_HAVE_INET6)
+        } else if (node->family == AF_INET6) {
+            sa.sockaddr_in6.sin6_family = AF_INET6;
+            ngx_memcpy(&sa.sockaddr_in6.sin6_addr, &node->addr.addr6,
+                       sizeof(struct in6_addr));
+            len = sizeof(struct sockaddr_in6);
+#endif
+
+        } else {
+            continue;
+        }
+
+        /* 0: the channel's port, 53 */
+
+        ngx_inet_set_port(&sa.sockaddr,
+                          (in_port_t) (node->udp_port ? node->udp_port
+                                                      : 53));
+
+        if (p != servers->data) {
+            *p++ = ',';
+        }
+
+        p += ngx_sock_ntop(&sa.sockaddr, len, p, NGX_SOCKADDR_STRLEN, 1);
+    }
+
+    servers->len = p - servers->data;
+
+    ares_free_data(list);
+
+    return NGX_OK;
+}
+
+#endif
+
+
+/*
+ * c-ares channels: a set of channels, one per provider, for each distinct
+ * qqfail_timeout: c-ares splits the timeout between a provider's servers,
+ * and a slow provider must not fail the names of an upstream that waits
+ * longer; each lookup also has a timer for its own timeout
+ */
+
+ngx_int_t
+ngx_http_qqfail_channels_create(ngx_http_qqfail_resolver_t *rs)
+{
+    ngx_uint_t                    i, j, nsets;
     ngx_http_qqfail_channel_t    *ch;
     ngx_http_qqfail_provider_t   *pr;
     ngx_http_qqfail_srv_conf_t  **qscfp;
@@ -56,12 +276,55 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
 
     qmcf = rs->qmcf;
 
-    /*
-     * a set of channels, one per provider, for each distinct
-     * qqfail_timeout: c-ares splits the timeout between a provider's
-     * servers, and a slow provider must not fail the names of an upstream
-     * that waits longer; each lookup also has a timer for its own timeout
-     */
+    nsets = ngx_http_qqfail_channel_sets(qmcf);
+
+#if (ARES_VERSION < 0x012000)
+    if (rs->sync) {
+        ngx_http_qqfail_ares_version(rs->log);
+    }
+#endif
+
+    rs->nproviders = qmcf->providers.nelts;
+    rs->nchannels = nsets * rs->nproviders;
+    rs->channels = ngx_calloc(rs->nchannels
+                                          * sizeof(ngx_http_qqfail_channel_t),
+                                          rs->log);
+    if (rs->channels == NULL) {
+        return NGX_ERROR;
+    }
+
+    pr = qmcf->providers.elts;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < rs->nchannels; i++) {
+        ch = &rs->channels[i];
+        ch->rs = rs;
+        ch->provider = &pr[i % rs->nproviders];
+        ch->timeout = 2000;
+
+        for (j = 0; j < qmcf->upstreams.nelts; j++) {
+            if (qscfp[j]->channels == i / rs->nproviders) {
+                ch->timeout = qscfp[j]->timeout;
+                break;
+            }
+        }
+
+        if (ngx_http_qqfail_channel_init(rs, ch) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the upstreams' sets of channels, one per distinct qqfail_timeout */
+
+static ngx_uint_t
+ngx_http_qqfail_channel_sets(ngx_http_qqfail_main_conf_t *qmcf)
+{
+    ngx_uint_t                    i, j, nsets;
+    ngx_http_qqfail_srv_conf_t  **qscfp;
 
     nsets = 0;
     qscfp = qmcf->upstreams.elts;
@@ -76,179 +339,203 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
         qscfp[i]->channels = (j < i) ? qscfp[j]->channels : nsets++;
     }
 
-    if (nsets == 0) {
-        nsets = 1;
-    }
+    return nsets ? nsets : 1;
+}
+
 
 #if (ARES_VERSION < 0x012000)
 
-    /*
-     * libcares keeps its soname: a newer one than this build knows caches
-     * answers (1.31) and shortens timeouts (1.32), see below
-     */
+/*
+ * libcares keeps its soname: a newer one than this build knows caches
+ * answers (1.31) and shortens timeouts (1.32), see channel_options
+ */
 
-    if (sync) {
-        (void) ares_version(&rc);
+static void
+ngx_http_qqfail_ares_version(ngx_log_t *log)
+{
+    int  version;
 
-        if (rc >= 0x011f00) {
-            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
-                          "qqfail: built with c-ares " ARES_VERSION_STR
-                          ", runs with %s, whose query cache and adaptive "
-                          "timeouts this build cannot turn off: rebuild the "
-                          "module against it", ares_version(NULL));
-        }
+    (void) ares_version(&version);
+
+    if (version >= 0x011f00) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "qqfail: built with c-ares " ARES_VERSION_STR
+                      ", runs with %s, whose query cache and adaptive "
+                      "timeouts this build cannot turn off: rebuild the "
+                      "module against it", ares_version(NULL));
     }
+}
 
 #endif
 
-    rs->nproviders = qmcf->providers.nelts;
-    rs->nchannels = nsets * rs->nproviders;
-    rs->channels = ngx_calloc(rs->nchannels
-                                          * sizeof(ngx_http_qqfail_channel_t),
-                                          cycle->log);
-    if (rs->channels == NULL) {
-        return NGX_ERROR;
+
+/*
+ * One channel: NGX_DECLINED if c-ares refused it (its provider's queries
+ * then fail at once), NGX_ERROR without memory
+ */
+
+static ngx_int_t
+ngx_http_qqfail_channel_init(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch)
+{
+    int                  rc, optmask;
+    struct ares_options  opts;
+
+    optmask = ngx_http_qqfail_channel_options(ch, &opts);
+
+    rc = ares_init_options(&ch->channel, &opts, optmask);
+
+    if (rc != ARES_SUCCESS) {
+        ngx_log_error(NGX_LOG_ALERT, rs->log, 0,
+                      "qqfail: ares_init_options() failed for provider "
+                      "\"%V\": %s", &ch->provider->name, ares_strerror(rc));
+        ch->channel = NULL;
+        return NGX_DECLINED;
     }
 
-    pr = qmcf->providers.elts;
+    if (!ch->provider->system) {
+        rc = ngx_http_qqfail_channel_servers(rs, ch);
 
-    for (i = 0; i < rs->nchannels; i++) {
-        ch = &rs->channels[i];
-        ch->provider = &pr[i % rs->nproviders];
-
-        timeout = 2000;
-
-        for (j = 0; j < qmcf->upstreams.nelts; j++) {
-            if (qscfp[j]->channels == i / rs->nproviders) {
-                timeout = qscfp[j]->timeout;
-                break;
-            }
+        if (rc != NGX_OK) {
+            ares_destroy(ch->channel);
+            ch->channel = NULL;
+            return rc;
         }
+    }
 
-        ch->timeout = timeout;
+    ares_set_socket_callback(ch->channel, ngx_http_qqfail_sock_create, ch);
 
-        n = ch->provider->addrs.nelts ? ch->provider->addrs.nelts : 1;
+    if (!rs->sync) {
+        ch->timer.handler = ngx_http_qqfail_channel_timeout;
+        ch->timer.data = ch;
+        ch->timer.log = rs->log;
+        ch->timer.cancelable = 1;
+    }
 
-        ngx_memzero(&opts, sizeof(struct ares_options));
+    return NGX_OK;
+}
 
-        /*
-         * NOCHECKRESP: SERVFAIL and REFUSED reach us instead of being
-         * hidden behind a retry; one try per address (more with c-ares
-         * 1.32, below), the timeout split between the addresses of the
-         * provider
-         */
 
-        opts.flags = ARES_FLAG_NOCHECKRESP|ARES_FLAG_NOSEARCH
-                     |ARES_FLAG_NOALIASES;
-        opts.timeout = (int) ngx_max(timeout / n, 10);
-        opts.tries = 1;
-        opts.ndomains = 0;
-        opts.domains = NULL;
-        opts.lookups = (char *) "b";
+/*
+ * A channel's options, for ares_init_options(): the mask it returns.
+ *
+ * The same behaviour with c-ares 1.18 and later ones (the library
+ * keeps its soname, so a module built on one runs on another):
+ *
+ * ARES_FLAG_EDNS and ARES_FLAG_DNS0x20 stay off: the flags set here
+ * replace the defaults (1.34 turns EDNS on only without
+ * ARES_OPT_FLAGS);
+ *
+ * the query cache (1.23, on by default since 1.31) is off: it
+ * would answer from memory for up to an hour, so that a provider
+ * that went down, or changed its answer or TTL, would go unseen and
+ * the queries counted would never reach it; the module caches by
+ * its own rules (qqfail_max_stale, the state file);
+ *
+ * the per-server timeout, which 1.32 adapts to the latency seen
+ * (5 times the average, 250 ms to 5 s), never exceeds this
+ * provider's share of qqfail_timeout; as it may fall to 250 ms,
+ * there, the query is sent again until the attempts add up to the
+ * share (each try doubles, less a random half), and an answer to
+ * any attempt ends it; a timer ends it at qqfail_timeout
+ * (channel_query): a provider that answers within its share is not
+ * charged a timeout, and one that does not answer is charged at
+ * qqfail_timeout, as with 1.18;
+ *
+ * ARES_OPT_EVENT_THREAD and ares_reinit(), the system configuration
+ * watch that needs it, are not used: no threads in nginx; a
+ * provider's servers change on reload only;
+ *
+ * ARES_OPT_UDP_MAX_QUERIES stays 0 (a socket for any number of
+ * queries), as in 1.18, and ARES_OPT_SERVER_FAILOVER (1.29) keeps
+ * its defaults: see docs/how-it-works.md
+ */
 
-        /*
-         * one driver, the event loop's and the start-up pass's alike: the
-         * socket state callback (ares_getsock() is deprecated since 1.34)
-         */
+static int
+ngx_http_qqfail_channel_options(ngx_http_qqfail_channel_t *ch,
+    struct ares_options *opts)
+{
+    int         optmask;
+    ngx_uint_t  n;
 
-        opts.sock_state_cb = ngx_http_qqfail_sock_state;
-        opts.sock_state_cb_data = ch;
+    n = ch->provider->addrs.nelts ? ch->provider->addrs.nelts : 1;
 
-        optmask = ARES_OPT_FLAGS|ARES_OPT_TIMEOUTMS|ARES_OPT_TRIES
-                  |ARES_OPT_DOMAINS|ARES_OPT_LOOKUPS|ARES_OPT_SOCK_STATE_CB;
+    ngx_memzero(opts, sizeof(struct ares_options));
 
-        /*
-         * the same behaviour with c-ares 1.18 and later ones (the library
-         * keeps its soname, so a module built on one runs on another):
-         *
-         * ARES_FLAG_EDNS and ARES_FLAG_DNS0x20 stay off: the flags above
-         * replace the defaults (1.34 turns EDNS on only without
-         * ARES_OPT_FLAGS);
-         *
-         * the query cache (1.23, on by default since 1.31) is off: it
-         * would answer from memory for up to an hour, so that a provider
-         * that went down, or changed its answer or TTL, would go unseen and
-         * the queries counted would never reach it; the module caches by
-         * its own rules (qqfail_max_stale, the state file);
-         *
-         * the per-server timeout, which 1.32 adapts to the latency seen
-         * (5 times the average, 250 ms to 5 s), never exceeds this
-         * provider's share of qqfail_timeout; as it may fall to 250 ms,
-         * there, the query is sent again until the attempts add up to the
-         * share (each try doubles, less a random half), and an answer to
-         * any attempt ends it; a timer ends it at qqfail_timeout
-         * (channel_query): a provider that answers within its share is not
-         * charged a timeout, and one that does not answer is charged at
-         * qqfail_timeout, as with 1.18;
-         *
-         * ARES_OPT_EVENT_THREAD and ares_reinit(), the system configuration
-         * watch that needs it, are not used: no threads in nginx; a
-         * provider's servers change on reload only;
-         *
-         * ARES_OPT_UDP_MAX_QUERIES stays 0 (a socket for any number of
-         * queries), as in 1.18, and ARES_OPT_SERVER_FAILOVER (1.29) keeps
-         * its defaults: see docs/how-it-works.md
-         */
+    /*
+     * NOCHECKRESP: SERVFAIL and REFUSED reach us instead of being
+     * hidden behind a retry; one try per address (more with c-ares
+     * 1.32, below), the timeout split between the addresses of the
+     * provider
+     */
+
+    opts->flags = ARES_FLAG_NOCHECKRESP|ARES_FLAG_NOSEARCH
+                  |ARES_FLAG_NOALIASES;
+    opts->timeout = (int) ngx_max(ch->timeout / n, 10);
+    opts->tries = 1;
+    opts->ndomains = 0;
+    opts->domains = NULL;
+    opts->lookups = (char *) "b";
+
+    /*
+     * one driver, the event loop's and the start-up pass's alike: the
+     * socket state callback (ares_getsock() is deprecated since 1.34)
+     */
+
+    opts->sock_state_cb = ngx_http_qqfail_sock_state;
+    opts->sock_state_cb_data = ch;
+
+    optmask = ARES_OPT_FLAGS|ARES_OPT_TIMEOUTMS|ARES_OPT_TRIES
+              |ARES_OPT_DOMAINS|ARES_OPT_LOOKUPS|ARES_OPT_SOCK_STATE_CB;
 
 #ifdef ARES_OPT_QUERY_CACHE
-        opts.qcache_max_ttl = 0;
-        optmask |= ARES_OPT_QUERY_CACHE;
+    opts->qcache_max_ttl = 0;
+    optmask |= ARES_OPT_QUERY_CACHE;
 #endif
 
 #ifdef ARES_OPT_MAXTIMEOUTMS
-        opts.maxtimeout = opts.timeout;
-        optmask |= ARES_OPT_MAXTIMEOUTMS;
+    opts->maxtimeout = opts->timeout;
+    optmask |= ARES_OPT_MAXTIMEOUTMS;
 #endif
 
 #if (ARES_VERSION >= 0x012000)
-        while (opts.tries < 8 && 250 << (opts.tries - 1) < opts.timeout) {
-            opts.tries++;
-        }
+    while (opts->tries < 8 && 250 << (opts->tries - 1) < opts->timeout) {
+        opts->tries++;
+    }
 #endif
 
-        rc = ares_init_options(&ch->channel, &opts, optmask);
+    return optmask;
+}
 
-        if (rc != ARES_SUCCESS) {
-            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                          "qqfail: ares_init_options() failed for provider "
-                          "\"%V\": %s", &ch->provider->name, ares_strerror(rc));
-            ch->channel = NULL;
-            continue;
-        }
 
-        if (!ch->provider->system) {
-            servers = ngx_alloc(ch->provider->servers.len + 1, cycle->log);
-            if (servers == NULL) {
-                return NGX_ERROR;
-            }
+/* a configured provider's servers (the system provider has c-ares's own) */
 
-            ngx_memcpy(servers, ch->provider->servers.data,
-                       ch->provider->servers.len);
-            servers[ch->provider->servers.len] = '\0';
+static ngx_int_t
+ngx_http_qqfail_channel_servers(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch)
+{
+    int    rc;
+    char  *servers;
 
-            rc = ares_set_servers_ports_csv(ch->channel, servers);
+    servers = ngx_alloc(ch->provider->servers.len + 1, rs->log);
+    if (servers == NULL) {
+        return NGX_ERROR;
+    }
 
-            ngx_free(servers);
+    ngx_memcpy(servers, ch->provider->servers.data,
+               ch->provider->servers.len);
+    servers[ch->provider->servers.len] = '\0';
 
-            if (rc != ARES_SUCCESS) {
-                ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                              "qqfail: ares_set_servers_ports_csv() failed "
-                              "for provider \"%V\": %s", &ch->provider->name,
-                              ares_strerror(rc));
-                ares_destroy(ch->channel);
-                ch->channel = NULL;
-                continue;
-            }
-        }
+    rc = ares_set_servers_ports_csv(ch->channel, servers);
 
-        ares_set_socket_callback(ch->channel, ngx_http_qqfail_sock_create, ch);
+    ngx_free(servers);
 
-        if (!sync) {
-            ch->timer.handler = ngx_http_qqfail_channel_timeout;
-            ch->timer.data = ch;
-            ch->timer.log = cycle->log;
-            ch->timer.cancelable = 1;
-        }
+    if (rc != ARES_SUCCESS) {
+        ngx_log_error(NGX_LOG_ALERT, rs->log, 0,
+                      "qqfail: ares_set_servers_ports_csv() failed "
+                      "for provider \"%V\": %s", &ch->provider->name,
+                      ares_strerror(rc));
+        return NGX_DECLINED;
     }
 
     return NGX_OK;
@@ -256,10 +543,8 @@ ngx_http_qqfail_channels_create(ngx_cycle_t *cycle, ngx_uint_t sync)
 
 
 void
-ngx_http_qqfail_channels_destroy(void)
+ngx_http_qqfail_channels_destroy(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                  i;
     ngx_http_qqfail_channel_t  *ch;
 
@@ -288,6 +573,15 @@ ngx_http_qqfail_channels_destroy(void)
 }
 
 
+/* channel "i", or NULL if c-ares could not set it up */
+
+ngx_http_qqfail_channel_t *
+ngx_http_qqfail_channel(ngx_http_qqfail_resolver_t *rs, ngx_uint_t i)
+{
+    return rs->channels[i].channel ? &rs->channels[i] : NULL;
+}
+
+
 static ngx_http_qqfail_sock_t *
 ngx_http_qqfail_channel_sock(ngx_http_qqfail_channel_t *ch, ares_socket_t fd)
 {
@@ -312,11 +606,13 @@ ngx_http_qqfail_channel_sock(ngx_http_qqfail_channel_t *ch, ares_socket_t fd)
 static int
 ngx_http_qqfail_sock_create(ares_socket_t fd, int type, void *data)
 {
-    ngx_http_qqfail_channel_t   *ch = data;
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+    ngx_http_qqfail_channel_t *ch = data;
 
-    ngx_connection_t        *c;
-    ngx_http_qqfail_sock_t  *s;
+    ngx_connection_t            *c;
+    ngx_http_qqfail_sock_t      *s;
+    ngx_http_qqfail_resolver_t  *rs;
+
+    rs = ch->rs;
 
     if (ch->nsocks == NGX_HTTP_QQFAIL_MAX_CONNS) {
         return -1;
@@ -331,7 +627,7 @@ ngx_http_qqfail_sock_create(ares_socket_t fd, int type, void *data)
         }
 
         if (type == SOCK_DGRAM) {
-            ngx_http_qqfail_sock_buffer(fd);
+            ngx_http_qqfail_sock_buffer(rs, fd);
         }
 
         c->data = ch;
@@ -365,10 +661,8 @@ ngx_http_qqfail_sock_create(ares_socket_t fd, int type, void *data)
  */
 
 static void
-ngx_http_qqfail_sock_buffer(ares_socket_t fd)
+ngx_http_qqfail_sock_buffer(ngx_http_qqfail_resolver_t *rs, ares_socket_t fd)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     int           want, got;
     socklen_t     len;
     static int    said;
@@ -403,10 +697,9 @@ ngx_http_qqfail_sock_buffer(ares_socket_t fd)
 /* answers the kernel dropped on a channel's sockets, counted per provider */
 
 static void
-ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch, ngx_uint_t i)
+ngx_http_qqfail_channel_drops(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch, ngx_uint_t i)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
 #if (NGX_LINUX && defined SO_MEMINFO)
     uint32_t    mem[SK_MEMINFO_VARS], delta;
     socklen_t   len;
@@ -423,7 +716,7 @@ ngx_http_qqfail_channel_drops(ngx_http_qqfail_channel_t *ch, ngx_uint_t i)
     delta = mem[SK_MEMINFO_DROPS] - ch->socks[i].drops;
     ch->socks[i].drops = mem[SK_MEMINFO_DROPS];
 
-    if (delta == 0 || !ngx_http_qqfail_lead_check()) {
+    if (delta == 0 || !ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
@@ -531,7 +824,7 @@ ngx_http_qqfail_sock_state(void *data, ares_socket_t fd, int readable,
             ngx_delete_posted_event(c->write);
         }
 
-        ngx_http_qqfail_channel_drops(ch, i);
+        ngx_http_qqfail_channel_drops(ch->rs, ch, i);
 
         ngx_free_connection(c);
         c->fd = (ngx_socket_t) -1;
@@ -555,7 +848,7 @@ ngx_http_qqfail_channel_read(ngx_event_t *ev)
 
     ares_process_fd(ch->channel, c->fd, ARES_SOCKET_BAD);
 
-    ngx_http_qqfail_channel_timer(ch);
+    ngx_http_qqfail_channel_timer(ch->rs, ch);
 }
 
 
@@ -570,7 +863,7 @@ ngx_http_qqfail_channel_write(ngx_event_t *ev)
 
     ares_process_fd(ch->channel, ARES_SOCKET_BAD, c->fd);
 
-    ngx_http_qqfail_channel_timer(ch);
+    ngx_http_qqfail_channel_timer(ch->rs, ch);
 }
 
 
@@ -581,15 +874,14 @@ ngx_http_qqfail_channel_timeout(ngx_event_t *ev)
 
     ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 
-    ngx_http_qqfail_channel_timer(ch);
+    ngx_http_qqfail_channel_timer(ch->rs, ch);
 }
 
 
 void
-ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch)
+ngx_http_qqfail_channel_timer(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     struct timeval   tv, *tvp;
 
     if (rs->sync || ch->channel == NULL) {
@@ -614,32 +906,22 @@ ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch)
 
 
 /*
- * One query of a lookup.  c-ares 1.28 deprecates ares_query() for
- * ares_query_dnsrec(), which hands over the parsed message: it is written
- * back to the wire for our strict parser, as ares_query() itself does it
- * there, so that both versions see the same bytes and statuses.
+ * One query of a lookup; whatever c-ares says of it reaches
+ * ngx_http_qqfail_query_done() as a Q_* outcome
  */
 
 void
-ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch, u_char *host,
-    ngx_uint_t type, ngx_http_qqfail_query_t *q)
+ngx_http_qqfail_channel_query(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch, u_char *host, ngx_uint_t type,
+    ngx_http_qqfail_query_t *q)
 {
-#if (ARES_VERSION >= 0x011c00)
-
-    void                        *arg;
 #if (ARES_VERSION >= 0x012000)
-    ngx_http_qqfail_sent_t      *sent;
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-#endif
-
-    arg = q;
-
-#if (ARES_VERSION >= 0x012000)
+    ngx_http_qqfail_sent_t  *sent;
 
     if (!rs->sync) {
         sent = ngx_alloc(sizeof(ngx_http_qqfail_sent_t), rs->log);
         if (sent == NULL) {
-            ngx_http_qqfail_query_handler(q, ARES_ENOMEM, 0, NULL, 0);
+            ngx_http_qqfail_query_done(q, NGX_HTTP_QQFAIL_Q_ERROR, NULL, 0);
             return;
         }
 
@@ -653,93 +935,166 @@ ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch, u_char *host,
 
         ngx_add_timer(&sent->timer, ch->timeout);
 
-        arg = sent;
+        /* the callback also runs on an error (ARES_ENOMEM) */
+
+        (void) ares_query_dnsrec(ch->channel, (const char *) host,
+                                 ARES_CLASS_IN,
+                                 type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
+                                 ngx_http_qqfail_channel_sent, sent, NULL);
+        return;
     }
 
 #endif
 
-    /* the callback also runs on an error (ARES_ENOMEM) */
+#if (ARES_VERSION >= 0x011c00)
 
     (void) ares_query_dnsrec(ch->channel, (const char *) host, ARES_CLASS_IN,
                              type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
-                             ngx_http_qqfail_channel_answer, arg, NULL);
+                             ngx_http_qqfail_channel_answer, q, NULL);
 
 #else
 
     ares_query(ch->channel, (char *) host, ns_c_in, type ? ns_t_aaaa : ns_t_a,
-               ngx_http_qqfail_query_handler, q);
+               ngx_http_qqfail_channel_callback, q);
 
 #endif
 }
 
 
+/* what the rest of the resolver knows of a c-ares status */
+
+static ngx_uint_t
+ngx_http_qqfail_channel_outcome(int status)
+{
+    switch (status) {
+
+    case ARES_SUCCESS:
+        return NGX_HTTP_QQFAIL_Q_OK;
+
+    case ARES_ENODATA:
+        return NGX_HTTP_QQFAIL_Q_NODATA;
+
+    case ARES_ENOTFOUND:
+        return NGX_HTTP_QQFAIL_Q_NXDOMAIN;
+
+    case ARES_ESERVFAIL:
+        return NGX_HTTP_QQFAIL_Q_SERVFAIL;
+
+    case ARES_EREFUSED:
+        return NGX_HTTP_QQFAIL_Q_REFUSED;
+
+    case ARES_ETIMEOUT:
+        return NGX_HTTP_QQFAIL_Q_TIMEOUT;
+
+    case ARES_ECONNREFUSED:
+    case ARES_ENOTINITIALIZED:
+        return NGX_HTTP_QQFAIL_Q_UNREACHABLE;
+
+    case ARES_EBADRESP:
+        return NGX_HTTP_QQFAIL_Q_BADANSWER;
+
+    case ARES_EDESTRUCTION:
+    case ARES_ECANCELLED:
+        return NGX_HTTP_QQFAIL_Q_CANCELLED;
+
+    default:
+        return NGX_HTTP_QQFAIL_Q_ERROR;
+    }
+}
+
+
 #if (ARES_VERSION >= 0x011c00)
+
+/*
+ * c-ares 1.28 deprecates ares_query() for ares_query_dnsrec(), which hands
+ * over the parsed message: it is written back to the wire for our strict
+ * parser, as ares_query() itself does it there, so that both versions see
+ * the same bytes and statuses
+ */
 
 static void
 ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec)
 {
-    int                          rc;
-    size_t                       alen;
-    unsigned char               *abuf;
-#if (ARES_VERSION >= 0x012000)
-    ngx_http_qqfail_sent_t      *sent;
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+    size_t          alen;
+    ares_status_t   rc;
+    unsigned char  *abuf;
 
-    if (!rs->sync) {
-        sent = arg;
-        arg = sent->query;
-
-        if (sent->timer.timer_set) {
-            ngx_del_timer(&sent->timer);
-        }
-
-        ngx_free(sent);
-
-        if (arg == NULL) {
-            /* ended by its timer */
-            return;
-        }
-    }
-#endif
-
-    rc = (int) status;
     abuf = NULL;
     alen = 0;
 
     if (dnsrec != NULL) {
-        status = ares_dns_write(dnsrec, &abuf, &alen);
+        rc = ares_dns_write(dnsrec, &abuf, &alen);
 
-        if (status != ARES_SUCCESS) {
-            rc = (int) status;
+        if (rc != ARES_SUCCESS) {
+            status = rc;
             abuf = NULL;
             alen = 0;
         }
     }
 
-    ngx_http_qqfail_query_handler(arg, rc, (int) timeouts, abuf, (int) alen);
+    ngx_http_qqfail_query_done(arg,
+                               ngx_http_qqfail_channel_outcome((int) status),
+                               abuf, alen);
 
     if (abuf) {
         ares_free_string(abuf);
     }
 }
 
+#else
+
+static void
+ngx_http_qqfail_channel_callback(void *arg, int status, int timeouts,
+    unsigned char *abuf, int alen)
+{
+    ngx_http_qqfail_query_done(arg, ngx_http_qqfail_channel_outcome(status),
+                               abuf, abuf ? (size_t) alen : 0);
+}
+
 #endif
 
 
 #if (ARES_VERSION >= 0x012000)
+
+/* a query with its own timer (the leader's): the timer may have ended it */
+
+static void
+ngx_http_qqfail_channel_sent(void *arg, ares_status_t status,
+    size_t timeouts, const ares_dns_record_t *dnsrec)
+{
+    ngx_http_qqfail_sent_t  *sent = arg;
+
+    ngx_http_qqfail_query_t  *q;
+
+    q = sent->query;
+
+    if (sent->timer.timer_set) {
+        ngx_del_timer(&sent->timer);
+    }
+
+    ngx_free(sent);
+
+    if (q == NULL) {
+        /* ended by its timer */
+        return;
+    }
+
+    ngx_http_qqfail_channel_answer(q, status, timeouts, dnsrec);
+}
+
 
 static void
 ngx_http_qqfail_channel_expire(ngx_event_t *ev)
 {
     ngx_http_qqfail_sent_t  *sent = ev->data;
 
-    void  *q;
+    ngx_http_qqfail_query_t  *q;
 
     q = sent->query;
     sent->query = NULL;
 
-    ngx_http_qqfail_query_handler(q, ARES_ETIMEOUT, 0, NULL, 0);
+    ngx_http_qqfail_query_done(q, NGX_HTTP_QQFAIL_Q_TIMEOUT, NULL, 0);
 }
 
 #endif
@@ -752,10 +1107,9 @@ ngx_http_qqfail_channel_expire(ngx_event_t *ev)
  */
 
 ngx_int_t
-ngx_http_qqfail_channels_poll(ngx_msec_t deadline, ngx_msec_t wake)
+ngx_http_qqfail_channels_poll(ngx_http_qqfail_resolver_t *rs,
+    ngx_msec_t deadline, ngx_msec_t wake)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     int                         ms, t;
     ngx_int_t                   rc;
     ngx_uint_t                  c, k, n, nfds, active;
@@ -887,10 +1241,8 @@ done:
 
 
 void
-ngx_http_qqfail_channels_drops(void)
+ngx_http_qqfail_channels_drops(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                  i, k;
     ngx_http_qqfail_channel_t  *ch;
 
@@ -898,7 +1250,7 @@ ngx_http_qqfail_channels_drops(void)
         ch = &rs->channels[i];
 
         for (k = 0; k < ch->nsocks; k++) {
-            ngx_http_qqfail_channel_drops(ch, k);
+            ngx_http_qqfail_channel_drops(rs, ch, k);
         }
     }
 }

@@ -282,13 +282,11 @@ ngx_int_t
 ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
     ngx_http_qqfail_main_conf_t *qmcf)
 {
-    u_char                      *p, *last, *line, *end;
-    ssize_t                      n;
-    ngx_fd_t                     fd;
-    ngx_str_t                    text;
+    u_char                      *p, *last, *end;
+    ngx_int_t                    rc;
+    ngx_str_t                    text, list;
     ngx_addr_t                  *addr;
     ngx_http_qqfail_provider_t  *pr;
-    u_char                       buf[4096];
 
     pr = ngx_array_push(&qmcf->providers);
     if (pr == NULL) {
@@ -308,47 +306,26 @@ ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
     }
 
     /*
-     * c-ares reads /etc/resolv.conf itself; its nameservers are read here
-     * only to show them on the status page
+     * c-ares reads /etc/resolv.conf itself; the servers it finds there
+     * are asked for here only to show them on the status page
      */
 
-    fd = ngx_open_file("/etc/resolv.conf", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        return NGX_OK;
+    rc = ngx_http_qqfail_ares_system(cf->pool, cf->log, &list);
+
+    if (rc != NGX_OK) {
+        return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
     }
 
-    n = read(fd, buf, sizeof(buf) - 1);
-    (void) ngx_close_file(fd);
+    last = list.data + list.len;
 
-    if (n <= 0) {
-        return NGX_OK;
-    }
-
-    last = buf + n;
-
-    for (line = buf; line < last; line = end + 1) {
-        end = ngx_strlchr(line, last, '\n');
+    for (p = list.data; p < last; p = end + 1) {
+        end = ngx_strlchr(p, last, ',');
         if (end == NULL) {
             end = last;
         }
 
-        if (end - line < 11 || ngx_strncmp(line, "nameserver", 10) != 0
-            || (line[10] != ' ' && line[10] != '\t'))
-        {
-            continue;
-        }
-
-        for (p = line + 10; p < end && (*p == ' ' || *p == '\t'); p++) {
-            /* void */
-        }
-
         text.data = p;
-
-        while (p < end && *p != ' ' && *p != '\t' && *p != '\r') {
-            p++;
-        }
-
-        text.len = p - text.data;
+        text.len = end - p;
 
         if (text.len == 0
             || pr->addrs.nelts == NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS)

@@ -12,34 +12,37 @@
 #include "ngx_http_qqfail_dns.h"
 
 
-static void ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q);
-static int ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
-    ngx_http_qqfail_query_t *q, unsigned char *abuf, int alen);
-static void ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t p);
+static void ngx_http_qqfail_query_ended(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_query_t *q);
+static ngx_uint_t ngx_http_qqfail_answer_parse(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_http_qqfail_query_t *q, u_char *abuf,
+    size_t alen);
+static void ngx_http_qqfail_answer_done(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p);
 static ngx_uint_t ngx_http_qqfail_answer_error(ngx_http_qqfail_answer_t *a,
     ngx_uint_t *transport);
 static ngx_uint_t ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
     ngx_http_qqfail_answer_t *b);
-static void ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t p);
+static void ngx_http_qqfail_answer_allow(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p);
 static ngx_http_qqfail_lookup_t *ngx_http_qqfail_lookup_create(
-    ngx_http_qqfail_job_t *job, ngx_uint_t n);
-static void ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk,
-    u_char *host);
-static void ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t all);
-static ngx_int_t ngx_http_qqfail_lookup_best(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t *nok);
+    ngx_http_qqfail_resolver_t *rs, ngx_http_qqfail_job_t *job, ngx_uint_t n);
+static void ngx_http_qqfail_lookup_send(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, u_char *host);
+static void ngx_http_qqfail_lookup_decide(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t all);
+static ngx_int_t ngx_http_qqfail_lookup_best(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t *nok);
 static ngx_uint_t ngx_http_qqfail_lookup_settled(ngx_http_qqfail_lookup_t *lk);
-static void ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk,
-    ngx_int_t best);
-static void ngx_http_qqfail_lookup_noquorum(ngx_http_qqfail_lookup_t *lk);
+static void ngx_http_qqfail_lookup_accept(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_int_t best);
+static void ngx_http_qqfail_lookup_noquorum(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk);
 static ngx_uint_t ngx_http_qqfail_lookup_error(ngx_http_qqfail_lookup_t *lk);
 static void ngx_http_qqfail_lookup_release(ngx_http_qqfail_lookup_t *lk);
-static void ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk,
-    ngx_uint_t p, ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport,
-    ngx_uint_t disagree);
+static void ngx_http_qqfail_provider_account(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p, ngx_uint_t ok,
+    ngx_uint_t error, ngx_uint_t transport, ngx_uint_t disagree);
 
 
 /*
@@ -48,10 +51,9 @@ static void ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk,
  */
 
 static void
-ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q)
+ngx_http_qqfail_query_ended(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_query_t *q)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     if (!q->sent) {
         return;
     }
@@ -66,7 +68,8 @@ ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q)
         && !ngx_queue_empty(&rs->waiting)
         && !rs->resume_ev.posted)
     {
-        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume;
+        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume_handler;
+        rs->resume_ev.data = rs;
         rs->resume_ev.log = rs->log;
         ngx_post_event(&rs->resume_ev, &ngx_posted_events);
     }
@@ -74,10 +77,9 @@ ngx_http_qqfail_query_ended(ngx_http_qqfail_query_t *q)
 
 
 void
-ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
+ngx_http_qqfail_job_lookup(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t n)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     u_char                      *host;
     ngx_uint_t                   p, types;
     ngx_http_qqfail_name_t      *name;
@@ -97,7 +99,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         return;
     }
 
-    lk = ngx_http_qqfail_lookup_create(job, n);
+    lk = ngx_http_qqfail_lookup_create(rs, job, n);
     host = lk ? ngx_alloc(name->host.len + 1, rs->log) : NULL;
 
     if (host == NULL) {
@@ -113,7 +115,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     ngx_memcpy(host, name->host.data, name->host.len);
     host[name->host.len] = '\0';
 
-    ngx_http_qqfail_lookup_send(lk, host);
+    ngx_http_qqfail_lookup_send(rs, lk, host);
 
     ngx_free(host);
 
@@ -122,7 +124,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
     types = lk->types;
     pr = rs->qmcf->providers.elts;
 
-    if (ngx_http_qqfail_lead_check()) {
+    if (ngx_http_qqfail_lead_check(rs)) {
         for (p = 0; p < lk->nproviders; p++) {
             if (!lk->answer[p].abandoned) {
                 ngx_http_qqfail_zone_counter(rs->qmcf, pr[p].sh,
@@ -136,7 +138,7 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         /* every query failed at once */
 
         if (!lk->decided) {
-            ngx_http_qqfail_lookup_decide(lk, 1);
+            ngx_http_qqfail_lookup_decide(rs, lk, 1);
         }
 
         ngx_http_qqfail_lookup_release(lk);
@@ -152,10 +154,9 @@ ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job, ngx_uint_t n)
  */
 
 static ngx_http_qqfail_lookup_t *
-ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
+ngx_http_qqfail_lookup_create(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t n)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     size_t                       size;
     ngx_uint_t                   p, types;
     ngx_http_qqfail_lookup_t    *lk;
@@ -172,6 +173,7 @@ ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
         return NULL;
     }
 
+    lk->rs = rs;
     lk->job = job;
     lk->server = job->server;
     lk->name = n;
@@ -189,8 +191,8 @@ ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 
     for (p = 0; p < lk->nproviders; p++) {
         lk->answer[p].pending = types;
-        lk->answer[p].status[0] = ARES_ENODATA;
-        lk->answer[p].status[1] = ARES_ENODATA;
+        lk->answer[p].status[0] = NGX_HTTP_QQFAIL_Q_NODATA;
+        lk->answer[p].status[1] = NGX_HTTP_QQFAIL_Q_NODATA;
         lk->answer[p].ttl = -1;
         lk->answer[p].sent = ngx_current_msec;
 
@@ -230,10 +232,9 @@ ngx_http_qqfail_lookup_create(ngx_http_qqfail_job_t *job, ngx_uint_t n)
  */
 
 static void
-ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
+ngx_http_qqfail_lookup_send(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, u_char *host)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                   p, i, nq, types;
     ngx_http_qqfail_channel_t   *ch;
     ngx_http_qqfail_srv_conf_t  *qscf;
@@ -250,7 +251,7 @@ ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
 
         /* the channels of this upstream's qqfail_timeout */
 
-        ch = &rs->channels[qscf->channels * lk->nproviders + p];
+        ch = ngx_http_qqfail_channel(rs, qscf->channels * lk->nproviders + p);
 
         for (i = 0; i < types; i++) {
             lk->query[nq].lookup = lk;
@@ -258,57 +259,59 @@ ngx_http_qqfail_lookup_send(ngx_http_qqfail_lookup_t *lk, u_char *host)
             lk->query[nq].type = i;
             lk->query[nq].sent = 0;
 
-            if (ch->channel == NULL) {
-                ngx_http_qqfail_query_handler(&lk->query[nq],
-                                              ARES_ENOTINITIALIZED, 0, NULL,
-                                              0);
+            if (ch == NULL) {
+                ngx_http_qqfail_query_done(&lk->query[nq],
+                                           NGX_HTTP_QQFAIL_Q_UNREACHABLE,
+                                           NULL, 0);
 
             } else {
                 /* in flight until it ends, however the lookup is decided */
                 lk->query[nq].sent = 1;
                 rs->inflight[p]++;
 
-                ngx_http_qqfail_channel_query(ch, host, i, &lk->query[nq]);
+                ngx_http_qqfail_channel_query(rs, ch, host, i,
+                                              &lk->query[nq]);
             }
 
             nq++;
         }
 
-        ngx_http_qqfail_channel_timer(ch);
+        if (ch) {
+            ngx_http_qqfail_channel_timer(rs, ch);
+        }
     }
 }
 
 
 void
-ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
-    unsigned char *abuf, int alen)
+ngx_http_qqfail_query_done(ngx_http_qqfail_query_t *q, ngx_uint_t outcome,
+    u_char *abuf, size_t alen)
 {
-    ngx_http_qqfail_query_t *q = arg;
-
-    ngx_uint_t                 p;
-    ngx_http_qqfail_lookup_t  *lk;
-    ngx_http_qqfail_answer_t  *a;
+    ngx_uint_t                   p;
+    ngx_http_qqfail_lookup_t    *lk;
+    ngx_http_qqfail_answer_t    *a;
+    ngx_http_qqfail_resolver_t  *rs;
 
     lk = q->lookup;
+    rs = lk->rs;
     p = q->provider;
     a = &lk->answer[p];
 
     lk->queries--;
 
-    ngx_http_qqfail_query_ended(q);
+    ngx_http_qqfail_query_ended(rs, q);
 
-    if (!a->abandoned && status != ARES_EDESTRUCTION
-        && status != ARES_ECANCELLED)
-    {
+    if (!a->abandoned && outcome != NGX_HTTP_QQFAIL_Q_CANCELLED) {
+
         /* every message received is read by our parser, errors too */
 
         if (abuf != NULL) {
-            status = ngx_http_qqfail_answer_parse(lk, q, abuf, alen);
+            outcome = ngx_http_qqfail_answer_parse(rs, lk, q, abuf, alen);
         }
 
-        a->status[q->type] = status;
+        a->status[q->type] = outcome;
 
-    } else if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
+    } else if (outcome == NGX_HTTP_QQFAIL_Q_CANCELLED) {
 
         /*
          * the channel went away before this provider answered (the end of
@@ -319,7 +322,7 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
     }
 
     if (--a->pending == 0 && !a->abandoned) {
-        ngx_http_qqfail_answer_done(lk, p);
+        ngx_http_qqfail_answer_done(rs, lk, p);
     }
 
     if (lk->queries == 0) {
@@ -330,10 +333,8 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
          * must not report a missing quorum or a failure it never saw
          */
 
-        if (!lk->decided && status != ARES_EDESTRUCTION
-            && status != ARES_ECANCELLED)
-        {
-            ngx_http_qqfail_lookup_decide(lk, 1);
+        if (!lk->decided && outcome != NGX_HTTP_QQFAIL_Q_CANCELLED) {
+            ngx_http_qqfail_lookup_decide(rs, lk, 1);
         }
 
         ngx_http_qqfail_lookup_release(lk);
@@ -347,18 +348,18 @@ ngx_http_qqfail_query_handler(void *arg, int status, int timeouts,
  * question asked counts as a failure "other" of the provider
  */
 
-static int
-ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
-    ngx_http_qqfail_query_t *q, unsigned char *abuf, int alen)
+static ngx_uint_t
+ngx_http_qqfail_answer_parse(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_http_qqfail_query_t *q, u_char *abuf,
+    size_t alen)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     u_char                        *ip;
     ngx_int_t                      rc;
     ngx_uint_t                     i, j;
     struct sockaddr_in            *sin;
     ngx_http_qqfail_name_t        *name;
     ngx_http_qqfail_answer_t      *a;
+    ngx_http_qqfail_provider_t    *pr;
     ngx_http_qqfail_dns_answer_t   ans;
     u_char                         addrs[NGX_HTTP_QQFAIL_MAX_ADDRS * 16];
 #if (NGX_HAVE_INET6)
@@ -383,29 +384,30 @@ ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
         break;
 
     case NGX_HTTP_QQFAIL_DNS_NODATA:
-        return ARES_ENODATA;
+        return NGX_HTTP_QQFAIL_Q_NODATA;
 
     case NGX_HTTP_QQFAIL_DNS_NXDOMAIN:
-        return ARES_ENOTFOUND;
+        return NGX_HTTP_QQFAIL_Q_NXDOMAIN;
 
     case NGX_HTTP_QQFAIL_DNS_SERVFAIL:
-        return ARES_ESERVFAIL;
+        return NGX_HTTP_QQFAIL_Q_SERVFAIL;
 
     case NGX_HTTP_QQFAIL_DNS_REFUSED:
-        return ARES_EREFUSED;
+        return NGX_HTTP_QQFAIL_Q_REFUSED;
 
     default: /* NGX_HTTP_QQFAIL_DNS_RCODE, _MALFORMED, _MISMATCH */
+        pr = rs->qmcf->providers.elts;
+
         ngx_log_error(NGX_LOG_INFO, rs->log, 0,
                       "qqfail: %s answer for \"%V\" from provider \"%V\" "
                       "refused: %s", q->type ? "AAAA" : "A", &name->host,
-                      &rs->channels[q->provider].provider->name,
-                      ans.reason);
-        return ARES_EBADRESP;
+                      &pr[q->provider].name, ans.reason);
+        return NGX_HTTP_QQFAIL_Q_BADANSWER;
     }
 
 #if !(NGX_HAVE_INET6)
     if (q->type) {
-        return ARES_ENODATA;
+        return NGX_HTTP_QQFAIL_Q_NODATA;
     }
 #endif
 
@@ -443,7 +445,7 @@ ngx_http_qqfail_answer_parse(ngx_http_qqfail_lookup_t *lk,
         a->ttl = ans.ttl;
     }
 
-    return ARES_SUCCESS;
+    return NGX_HTTP_QQFAIL_Q_OK;
 }
 
 
@@ -451,45 +453,41 @@ static ngx_uint_t
 ngx_http_qqfail_answer_error(ngx_http_qqfail_answer_t *a,
     ngx_uint_t *transport)
 {
-    int         st;
     ngx_uint_t  i, error;
 
     error = NGX_HTTP_QQFAIL_ERR_OTHER;
     *transport = 0;
 
     for (i = 0; i < 2; i++) {
-        st = a->status[i];
+        switch (a->status[i]) {
 
-        switch (st) {
-
-        case ARES_SUCCESS:
-        case ARES_ENODATA:
+        case NGX_HTTP_QQFAIL_Q_OK:
+        case NGX_HTTP_QQFAIL_Q_NODATA:
             continue;
 
-        case ARES_ETIMEOUT:
+        case NGX_HTTP_QQFAIL_Q_TIMEOUT:
             *transport = 1;
             return NGX_HTTP_QQFAIL_ERR_TIMEOUT;
 
-        case ARES_ESERVFAIL:
+        case NGX_HTTP_QQFAIL_Q_SERVFAIL:
             error = NGX_HTTP_QQFAIL_ERR_SERVFAIL;
             break;
 
-        case ARES_ENOTFOUND:
+        case NGX_HTTP_QQFAIL_Q_NXDOMAIN:
             if (error == NGX_HTTP_QQFAIL_ERR_OTHER) {
                 error = NGX_HTTP_QQFAIL_ERR_NXDOMAIN;
             }
             break;
 
-        case ARES_EREFUSED:
+        case NGX_HTTP_QQFAIL_Q_REFUSED:
             error = NGX_HTTP_QQFAIL_ERR_REFUSED;
             break;
 
-        case ARES_ECONNREFUSED:
-        case ARES_ENOTINITIALIZED:
+        case NGX_HTTP_QQFAIL_Q_UNREACHABLE:
             *transport = 1;
             break;
 
-        case ARES_EBADRESP:
+        case NGX_HTTP_QQFAIL_Q_BADANSWER:
             /* not an answer to the question, or not well formed */
             if (error == NGX_HTTP_QQFAIL_ERR_OTHER) {
                 error = NGX_HTTP_QQFAIL_ERR_BADANSWER;
@@ -581,10 +579,9 @@ ngx_http_qqfail_answer_same(ngx_http_qqfail_answer_t *a,
  */
 
 static void
-ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
+ngx_http_qqfail_answer_allow(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     u_char                       text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
     size_t                       len;
     ngx_uint_t                   i, j, n, rejected, first, why;
@@ -634,13 +631,13 @@ ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 
     a->naddrs = n;
 
-    if (!ngx_http_qqfail_lead_check()) {
+    if (!ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
     lk->rejected += rejected;
 
-    pr = rs->channels[p].provider;
+    pr = &((ngx_http_qqfail_provider_t *) rs->qmcf->providers.elts)[p];
     nsh = &lk->server->sh->names[lk->name];
     first = ngx_http_qqfail_zone_rejected(rs->qmcf, pr->sh, nsh, rejected);
 
@@ -661,7 +658,8 @@ ngx_http_qqfail_answer_allow(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 /* all queries of one provider for one name are complete */
 
 static void
-ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
+ngx_http_qqfail_answer_done(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
 {
     ngx_uint_t                 error, transport, disagree;
     ngx_http_qqfail_answer_t  *a;
@@ -672,7 +670,7 @@ ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
     ngx_http_qqfail_answer_sort(a);
 
     if (a->naddrs) {
-        ngx_http_qqfail_answer_allow(lk, p);
+        ngx_http_qqfail_answer_allow(rs, lk, p);
     }
 
     /* an empty answer, or one emptied by the filter, is a failure */
@@ -689,30 +687,29 @@ ngx_http_qqfail_answer_done(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p)
         disagree = 1;
     }
 
-    if (ngx_http_qqfail_lead_check()) {
-        ngx_http_qqfail_provider_account(lk, p, a->ok, error, transport,
+    if (ngx_http_qqfail_lead_check(rs)) {
+        ngx_http_qqfail_provider_account(rs, lk, p, a->ok, error, transport,
                                          disagree);
     }
 
     if (!lk->decided) {
-        ngx_http_qqfail_lookup_decide(lk, 0);
+        ngx_http_qqfail_lookup_decide(rs, lk, 0);
     }
 }
 
 
 static void
-ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
-    ngx_uint_t ok, ngx_uint_t error, ngx_uint_t transport, ngx_uint_t disagree)
+ngx_http_qqfail_provider_account(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t p, ngx_uint_t ok,
+    ngx_uint_t error, ngx_uint_t transport, ngx_uint_t disagree)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     u_char                           text[NGX_HTTP_QQFAIL_ERRLEN];
     ngx_int_t                        change;
     ngx_http_qqfail_name_t          *name;
     ngx_http_qqfail_provider_t      *pr;
     ngx_http_qqfail_result_report_t  r;
 
-    pr = rs->channels[p].provider;
+    pr = &((ngx_http_qqfail_provider_t *) rs->qmcf->providers.elts)[p];
     name = &((ngx_http_qqfail_name_t *) lk->server->names.elts)[lk->name];
 
     r.ok = ok;
@@ -761,7 +758,8 @@ ngx_http_qqfail_provider_account(ngx_http_qqfail_lookup_t *lk, ngx_uint_t p,
  */
 
 static void
-ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
+ngx_http_qqfail_lookup_decide(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 {
     ngx_int_t                  best;
     ngx_uint_t                 nok;
@@ -772,11 +770,11 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 
     /* a leader that lost its lease decides nothing: the lookup is dropped */
 
-    if (job == NULL || !ngx_http_qqfail_lead_check()) {
+    if (job == NULL || !ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
-    best = ngx_http_qqfail_lookup_best(lk, &nok);
+    best = ngx_http_qqfail_lookup_best(rs, lk, &nok);
 
     if (best < 0 && !all && !ngx_http_qqfail_lookup_settled(lk)) {
         return;
@@ -792,10 +790,10 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
     res = &job->result[lk->name];
 
     if (best >= 0) {
-        ngx_http_qqfail_lookup_accept(lk, best);
+        ngx_http_qqfail_lookup_accept(rs, lk, best);
 
     } else if (nok) {
-        ngx_http_qqfail_lookup_noquorum(lk);
+        ngx_http_qqfail_lookup_noquorum(rs, lk);
 
     } else {
         res->state = NGX_HTTP_QQFAIL_NAME_FAILED;
@@ -808,7 +806,7 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
 
     job->pending--;
 
-    ngx_http_qqfail_job_check(job);
+    ngx_http_qqfail_job_check(rs, job);
 }
 
 
@@ -819,7 +817,8 @@ ngx_http_qqfail_lookup_decide(ngx_http_qqfail_lookup_t *lk, ngx_uint_t all)
  */
 
 static ngx_int_t
-ngx_http_qqfail_lookup_best(ngx_http_qqfail_lookup_t *lk, ngx_uint_t *nok)
+ngx_http_qqfail_lookup_best(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_uint_t *nok)
 {
     ngx_uint_t                 p, q, i, agree;
     ngx_addr_t                 addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
@@ -856,8 +855,8 @@ ngx_http_qqfail_lookup_best(ngx_http_qqfail_lookup_t *lk, ngx_uint_t *nok)
             addrs[i].socklen = a->socklen[i];
         }
 
-        if (ngx_http_qqfail_zone_same(ngx_http_qqfail_rs->qmcf, server,
-                                      lk->name, addrs, a->naddrs))
+        if (ngx_http_qqfail_zone_same(rs->qmcf, server, lk->name, addrs,
+                                      a->naddrs))
         {
             return p;
         }
@@ -891,14 +890,14 @@ ngx_http_qqfail_lookup_settled(ngx_http_qqfail_lookup_t *lk)
  */
 
 static void
-ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk, ngx_int_t best)
+ngx_http_qqfail_lookup_accept(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk, ngx_int_t best)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                   p, i;
     ngx_http_qqfail_result_t    *res;
     ngx_http_qqfail_answer_t    *a;
     ngx_http_qqfail_sockaddr_t  *sa;
+    ngx_http_qqfail_provider_t  *pr;
 
     res = &lk->job->result[lk->name];
     a = &lk->answer[best];
@@ -933,13 +932,14 @@ ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk, ngx_int_t best)
         res->addrs[i].name.data = NULL;
     }
 
+    pr = rs->qmcf->providers.elts;
+
     for (p = 0; p < lk->nproviders; p++) {
         if (p != (ngx_uint_t) best && lk->answer[p].done
             && lk->answer[p].ok
             && !ngx_http_qqfail_answer_same(a, &lk->answer[p]))
         {
-            ngx_http_qqfail_zone_counter(rs->qmcf,
-                                         rs->channels[p].provider->sh,
+            ngx_http_qqfail_zone_counter(rs->qmcf, pr[p].sh,
                                          NGX_HTTP_QQFAIL_COUNT_DISAGREEMENTS,
                                          1);
         }
@@ -950,10 +950,9 @@ ngx_http_qqfail_lookup_accept(ngx_http_qqfail_lookup_t *lk, ngx_int_t best)
 /* answers, but fewer agree than the quorum asks: logged once an episode */
 
 static void
-ngx_http_qqfail_lookup_noquorum(ngx_http_qqfail_lookup_t *lk)
+ngx_http_qqfail_lookup_noquorum(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_lookup_t *lk)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_http_qqfail_result_t  *res;
     ngx_http_qqfail_server_t  *server;
 
@@ -1014,14 +1013,17 @@ ngx_http_qqfail_lookup_deadline(ngx_event_t *ev)
 {
     ngx_http_qqfail_lookup_t  *lk = ev->data;
 
-    ngx_uint_t  p;
+    ngx_uint_t                   p;
+    ngx_http_qqfail_resolver_t  *rs;
+
+    rs = lk->rs;
 
     /*
      * a leader that resumes after its lease ran out finds this timer
      * expired: the providers did not time out, the leader was not running
      */
 
-    if (!ngx_http_qqfail_lead_check()) {
+    if (!ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
@@ -1031,14 +1033,14 @@ ngx_http_qqfail_lookup_deadline(ngx_event_t *ev)
         if (!lk->answer[p].done && !lk->answer[p].abandoned) {
             lk->answer[p].abandoned = 1;
 
-            ngx_http_qqfail_provider_account(lk, p, 0,
+            ngx_http_qqfail_provider_account(rs, lk, p, 0,
                                              NGX_HTTP_QQFAIL_ERR_TIMEOUT,
                                              1, 0);
         }
     }
 
     if (!lk->decided) {
-        ngx_http_qqfail_lookup_decide(lk, 1);
+        ngx_http_qqfail_lookup_decide(rs, lk, 1);
     }
 }
 

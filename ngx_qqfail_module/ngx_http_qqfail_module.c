@@ -8,8 +8,6 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <ares.h>
-
 #if defined(__GLIBC__)
 #include <malloc.h>
 #define NGX_HAVE_MALLOC_TRIM  1
@@ -303,11 +301,7 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
 
     ngx_http_qqfail_zone_refilter(qmcf, 0, cycle->log);
 
-    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "qqfail: ares_library_init() failed");
-
-    } else {
+    if (ngx_http_qqfail_ares_init(cycle->log) == NGX_OK) {
         (void) ngx_http_qqfail_resolver_sync(cycle, qmcf);
     }
 
@@ -350,9 +344,7 @@ ngx_http_qqfail_init_process(ngx_cycle_t *cycle)
     qmcf->epoch = qmcf->sh->epoch;
     ngx_http_qqfail_zone_register(qmcf, qmcf->epoch);
 
-    if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "qqfail: ares_library_init() failed");
+    if (ngx_http_qqfail_ares_init(cycle->log) != NGX_OK) {
         return NGX_OK;
     }
 

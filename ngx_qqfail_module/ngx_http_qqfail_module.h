@@ -581,6 +581,9 @@ void ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf,
 ngx_int_t ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_uint_t epoch, ngx_uint_t leading);
 
+ngx_int_t ngx_http_qqfail_ares_init(ngx_log_t *log);
+ngx_int_t ngx_http_qqfail_ares_system(ngx_pool_t *pool, ngx_log_t *log,
+    ngx_str_t *servers);
 ngx_int_t ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf);
 ngx_int_t ngx_http_qqfail_resolver_init_process(ngx_cycle_t *cycle,

@@ -11,16 +11,21 @@
 #include "ngx_http_qqfail_resolver.h"
 
 
+static void ngx_http_qqfail_sync_run(ngx_http_qqfail_resolver_t *rs);
+static ngx_uint_t ngx_http_qqfail_sync_queue(ngx_http_qqfail_resolver_t *rs);
+static void ngx_http_qqfail_sync_end(ngx_http_qqfail_resolver_t *rs);
 static ngx_uint_t ngx_http_qqfail_sync_served(
     ngx_http_qqfail_main_conf_t *qmcf);
 static void ngx_http_qqfail_lease_handler(ngx_event_t *ev);
-static void ngx_http_qqfail_lead_start(ngx_cycle_t *cycle);
-static void ngx_http_qqfail_lead_stop(void);
-static void ngx_http_qqfail_lead_lost(void);
-static void ngx_http_qqfail_lead_end(ngx_event_t *ev);
+static void ngx_http_qqfail_lead_start(ngx_http_qqfail_resolver_t *rs);
+static void ngx_http_qqfail_lead_stop(ngx_http_qqfail_resolver_t *rs);
+static void ngx_http_qqfail_lead_lost(ngx_http_qqfail_resolver_t *rs);
+static void ngx_http_qqfail_lead_end(ngx_http_qqfail_resolver_t *rs);
+static void ngx_http_qqfail_lead_end_handler(ngx_event_t *ev);
 
 
-ngx_http_qqfail_resolver_t  *ngx_http_qqfail_rs;
+/* the worker's resolver, for its exit hook alone */
+static ngx_http_qqfail_resolver_t  *ngx_http_qqfail_rs;
 
 
 ngx_str_t  ngx_http_qqfail_sources[] = {
@@ -48,31 +53,54 @@ ngx_int_t
 ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf)
 {
-    ngx_uint_t                    k, n, todo;
-    ngx_msec_t                    deadline, enough, timeout;
-    ngx_http_qqfail_job_t       **jobp;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
-    ngx_http_qqfail_lookup_t     *lk;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_http_qqfail_resolver_t  *rs;
 
     /* the pass's object lives as long as the pass */
 
-    ngx_http_qqfail_rs = ngx_calloc(sizeof(ngx_http_qqfail_resolver_t),
-                                    cycle->log);
-    if (ngx_http_qqfail_rs == NULL) {
+    rs = ngx_calloc(sizeof(ngx_http_qqfail_resolver_t), cycle->log);
+    if (rs == NULL) {
         return NGX_OK;
     }
 
-    ngx_http_qqfail_rs->qmcf = qmcf;
-    ngx_http_qqfail_rs->log = cycle->log;
-    ngx_http_qqfail_rs->sync = 1;
-    ngx_queue_init(&ngx_http_qqfail_rs->waiting);
+    rs->qmcf = qmcf;
+    rs->log = cycle->log;
+    rs->sync = 1;
+    ngx_queue_init(&rs->waiting);
 
-    if (ngx_http_qqfail_channels_create(cycle, 1) != NGX_OK
-        || ngx_http_qqfail_jobs_create(cycle) != NGX_OK)
+    if (ngx_http_qqfail_channels_create(rs) == NGX_OK
+        && ngx_http_qqfail_jobs_create(rs) == NGX_OK)
     {
-        goto done;
+        ngx_http_qqfail_sync_run(rs);
     }
+
+    ngx_http_qqfail_sync_end(rs);
+
+    ngx_http_qqfail_channels_destroy(rs);
+
+    ngx_http_qqfail_jobs_destroy(rs);
+
+    ngx_free(rs);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The pass runs until its servers are done, qqfail_timeout at the latest,
+ * or, once NGX_HTTP_QQFAIL_START_PASS has passed, until every upstream
+ * has a server with addresses
+ */
+
+static void
+ngx_http_qqfail_sync_run(ngx_http_qqfail_resolver_t *rs)
+{
+    ngx_uint_t                    n, todo;
+    ngx_msec_t                    deadline, enough, timeout;
+    ngx_http_qqfail_job_t       **jobp;
+    ngx_http_qqfail_srv_conf_t  **qscfp;
+    ngx_http_qqfail_main_conf_t  *qmcf;
+
+    qmcf = rs->qmcf;
 
     timeout = 0;
     qscfp = qmcf->upstreams.elts;
@@ -85,15 +113,51 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     deadline = ngx_current_msec + timeout;
     enough = ngx_current_msec + ngx_min(timeout, NGX_HTTP_QQFAIL_START_PASS);
 
-    /*
-     * every name of every server without live addresses, at once; servers
-     * a previous generation keeps up to date are left to it
-     */
+    todo = ngx_http_qqfail_sync_queue(rs);
+    jobp = rs->jobs->elts;
+
+    while (todo) {
+        ngx_http_qqfail_jobs_resume(rs);
+
+        if (ngx_http_qqfail_channels_poll(rs, deadline, enough) != NGX_OK) {
+            break;
+        }
+
+        todo = 0;
+
+        for (n = 0; n < rs->jobs->nelts; n++) {
+            if (jobp[n]->running || jobp[n]->queued) {
+                todo++;
+            }
+        }
+
+        ngx_time_update();
+
+        if (todo && (ngx_msec_int_t) (ngx_current_msec - enough) >= 0
+            && ngx_http_qqfail_sync_served(qmcf))
+        {
+            break;
+        }
+    }
+}
+
+
+/*
+ * every name of every server without live addresses, at once; servers
+ * a previous generation keeps up to date are left to it
+ */
+
+static ngx_uint_t
+ngx_http_qqfail_sync_queue(ngx_http_qqfail_resolver_t *rs)
+{
+    ngx_uint_t                    n, todo;
+    ngx_http_qqfail_job_t       **jobp;
+    ngx_http_qqfail_server_sh_t  *ssh;
 
     todo = 0;
-    jobp = ngx_http_qqfail_rs->jobs->elts;
+    jobp = rs->jobs->elts;
 
-    for (n = 0; n < ngx_http_qqfail_rs->jobs->nelts; n++) {
+    for (n = 0; n < rs->jobs->nelts; n++) {
         ssh = jobp[n]->server->sh;
 
         /*
@@ -111,69 +175,47 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
 
         /* paced like the leader's: the servers beyond wait their turn */
 
-        ngx_queue_insert_tail(&ngx_http_qqfail_rs->waiting, &jobp[n]->queue);
+        ngx_queue_insert_tail(&rs->waiting, &jobp[n]->queue);
         jobp[n]->queued = 1;
         todo++;
     }
 
-    while (todo) {
-        ngx_http_qqfail_jobs_resume(NULL);
+    return todo;
+}
 
-        if (ngx_http_qqfail_channels_poll(deadline, enough) != NGX_OK) {
-            break;
-        }
 
-        todo = 0;
+/*
+ * undecided lookups that had their whole qqfail_timeout fail now: their
+ * providers timed out; those the pacing started late are left undecided
+ * to the leader, they prove nothing against a provider
+ */
 
-        for (n = 0; n < ngx_http_qqfail_rs->jobs->nelts; n++) {
-            if (jobp[n]->running || jobp[n]->queued) {
-                todo++;
-            }
-        }
+static void
+ngx_http_qqfail_sync_end(ngx_http_qqfail_resolver_t *rs)
+{
+    ngx_uint_t                 k, n;
+    ngx_http_qqfail_job_t    **jobp;
+    ngx_http_qqfail_lookup_t  *lk;
 
-        ngx_time_update();
-
-        if (todo && (ngx_msec_int_t) (ngx_current_msec - enough) >= 0
-            && ngx_http_qqfail_sync_served(qmcf))
-        {
-            break;
-        }
+    if (rs->jobs == NULL) {
+        return;
     }
 
-done:
+    jobp = rs->jobs->elts;
+    ngx_time_update();
 
-    /*
-     * undecided lookups that had their whole qqfail_timeout fail now:
-     * their providers timed out; those the pacing started late are left
-     * undecided to the leader, they prove nothing against a provider
-     */
+    for (n = 0; n < rs->jobs->nelts; n++) {
+        for (k = 0; k < jobp[n]->server->names.nelts; k++) {
+            lk = jobp[n]->result[k].lookup;
 
-    if (ngx_http_qqfail_rs->jobs) {
-        jobp = ngx_http_qqfail_rs->jobs->elts;
-        ngx_time_update();
-
-        for (n = 0; n < ngx_http_qqfail_rs->jobs->nelts; n++) {
-            for (k = 0; k < jobp[n]->server->names.nelts; k++) {
-                lk = jobp[n]->result[k].lookup;
-
-                if (jobp[n]->running && lk
-                    && ngx_current_msec - lk->answer[0].sent
-                       >= jobp[n]->server->upstream->timeout)
-                {
-                    ngx_http_qqfail_lookup_deadline(&lk->deadline);
-                }
+            if (jobp[n]->running && lk
+                && ngx_current_msec - lk->answer[0].sent
+                   >= jobp[n]->server->upstream->timeout)
+            {
+                ngx_http_qqfail_lookup_deadline(&lk->deadline);
             }
         }
     }
-
-    ngx_http_qqfail_channels_destroy();
-
-    ngx_http_qqfail_jobs_destroy();
-
-    ngx_free(ngx_http_qqfail_rs);
-    ngx_http_qqfail_rs = NULL;
-
-    return NGX_OK;
 }
 
 
@@ -212,25 +254,30 @@ ngx_int_t
 ngx_http_qqfail_resolver_init_process(ngx_cycle_t *cycle,
     ngx_http_qqfail_main_conf_t *qmcf)
 {
+    ngx_http_qqfail_resolver_t  *rs;
+
     /* the worker's object lives as long as the worker */
 
-    ngx_http_qqfail_rs = ngx_pcalloc(cycle->pool,
-                                     sizeof(ngx_http_qqfail_resolver_t));
-    if (ngx_http_qqfail_rs == NULL) {
+    rs = ngx_pcalloc(cycle->pool, sizeof(ngx_http_qqfail_resolver_t));
+    if (rs == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_http_qqfail_rs->qmcf = qmcf;
-    ngx_http_qqfail_rs->log = cycle->log;
-    ngx_http_qqfail_rs->epoch = qmcf->sh->epoch;
-    ngx_queue_init(&ngx_http_qqfail_rs->waiting);
+    rs->qmcf = qmcf;
+    rs->log = cycle->log;
+    rs->epoch = qmcf->sh->epoch;
+    ngx_queue_init(&rs->waiting);
 
-    ngx_http_qqfail_rs->lease_ev.handler = ngx_http_qqfail_lease_handler;
-    ngx_http_qqfail_rs->lease_ev.data = cycle;
-    ngx_http_qqfail_rs->lease_ev.log = cycle->log;
-    ngx_http_qqfail_rs->lease_ev.cancelable = 1;
+    rs->lease_ev.handler = ngx_http_qqfail_lease_handler;
+    rs->lease_ev.data = rs;
+    rs->lease_ev.log = cycle->log;
+    rs->lease_ev.cancelable = 1;
 
-    ngx_add_timer(&ngx_http_qqfail_rs->lease_ev, 1);
+    ngx_add_timer(&rs->lease_ev, 1);
+
+    /* for ngx_http_qqfail_resolver_exit_process(), nginx gives no context */
+
+    ngx_http_qqfail_rs = rs;
 
     return NGX_OK;
 }
@@ -241,7 +288,7 @@ ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
 
-    if (ngx_http_qqfail_rs == NULL) {
+    if (rs == NULL) {
         return;
     }
 
@@ -249,7 +296,7 @@ ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&rs->lease_ev);
     }
 
-    ngx_http_qqfail_lead_stop();
+    ngx_http_qqfail_lead_stop(rs);
 
     if (rs->qmcf && rs->qmcf->sh) {
         (void) ngx_http_qqfail_lease(rs->qmcf, (ngx_uint_t) -1,
@@ -261,12 +308,12 @@ ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle)
 static void
 ngx_http_qqfail_lease_handler(ngx_event_t *ev)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+    ngx_http_qqfail_resolver_t  *rs = ev->data;
 
     ngx_int_t  rc;
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
-        ngx_http_qqfail_lead_stop();
+        ngx_http_qqfail_lead_stop(rs);
         return;
     }
 
@@ -275,14 +322,14 @@ ngx_http_qqfail_lease_handler(ngx_event_t *ev)
 
     if (rc == NGX_OK) {
         if (!rs->leading) {
-            ngx_http_qqfail_lead_start(ev->data);
+            ngx_http_qqfail_lead_start(rs);
 
         } else {
-            ngx_http_qqfail_channels_drops();
+            ngx_http_qqfail_channels_drops(rs);
         }
 
     } else if (rs->leading) {
-        ngx_http_qqfail_lead_stop();
+        ngx_http_qqfail_lead_stop(rs);
     }
 
     if (rc == NGX_ABORT) {
@@ -295,10 +342,8 @@ ngx_http_qqfail_lease_handler(ngx_event_t *ev)
 
 
 static void
-ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
+ngx_http_qqfail_lead_start(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_msec_t                    now, delay;
     ngx_uint_t                    n;
     ngx_http_qqfail_job_t       **jobp;
@@ -306,19 +351,19 @@ ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
 
     /* a lost leadership whose channels are still there ends first */
 
-    ngx_http_qqfail_lead_stop();
+    ngx_http_qqfail_lead_stop(rs);
 
-    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+    ngx_log_error(NGX_LOG_NOTICE, rs->log, 0,
                   "qqfail: worker %P leads DNS lookups (generation %ui)",
                   ngx_pid, rs->epoch);
 
-    if (ngx_http_qqfail_channels_create(cycle, 0) != NGX_OK
-        || ngx_http_qqfail_jobs_create(cycle) != NGX_OK)
+    if (ngx_http_qqfail_channels_create(rs) != NGX_OK
+        || ngx_http_qqfail_jobs_create(rs) != NGX_OK)
     {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+        ngx_log_error(NGX_LOG_ALERT, rs->log, 0,
                       "qqfail: cannot start DNS lookups");
-        ngx_http_qqfail_channels_destroy();
-        ngx_http_qqfail_jobs_destroy();
+        ngx_http_qqfail_channels_destroy(rs);
+        ngx_http_qqfail_jobs_destroy(rs);
 
         /* let another worker try */
         (void) ngx_http_qqfail_lease(rs->qmcf, (ngx_uint_t) -1,
@@ -330,7 +375,7 @@ ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
 
     /* a first write tells at once whether the state file is writable */
 
-    ngx_http_qqfail_state_changed(rs->qmcf, cycle->log);
+    ngx_http_qqfail_state_changed(rs->qmcf, rs->log);
 
     /*
      * continue where the previous leader stopped, on the monotonic clock:
@@ -368,10 +413,8 @@ ngx_http_qqfail_lead_start(ngx_cycle_t *cycle)
 
 
 static void
-ngx_http_qqfail_lead_stop(void)
+ngx_http_qqfail_lead_stop(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     if (rs->leading) {
         rs->leading = 0;
 
@@ -383,7 +426,7 @@ ngx_http_qqfail_lead_stop(void)
         ngx_delete_posted_event(&rs->stop_ev);
     }
 
-    ngx_http_qqfail_lead_end(NULL);
+    ngx_http_qqfail_lead_end(rs);
 }
 
 
@@ -396,10 +439,8 @@ ngx_http_qqfail_lead_stop(void)
  */
 
 ngx_uint_t
-ngx_http_qqfail_lead_check(void)
+ngx_http_qqfail_lead_check(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     if (rs->sync) {
         return 1;
     }
@@ -414,17 +455,15 @@ ngx_http_qqfail_lead_check(void)
         return 1;
     }
 
-    ngx_http_qqfail_lead_lost();
+    ngx_http_qqfail_lead_lost(rs);
 
     return 0;
 }
 
 
 static void
-ngx_http_qqfail_lead_lost(void)
+ngx_http_qqfail_lead_lost(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     rs->leading = 0;
 
     ngx_log_error(NGX_LOG_NOTICE, rs->log, 0,
@@ -441,7 +480,8 @@ ngx_http_qqfail_lead_lost(void)
      * or published, as the leadership flag is off
      */
 
-    rs->stop_ev.handler = ngx_http_qqfail_lead_end;
+    rs->stop_ev.handler = ngx_http_qqfail_lead_end_handler;
+    rs->stop_ev.data = rs;
     rs->stop_ev.log = rs->log;
 
     ngx_post_event(&rs->stop_ev, &ngx_posted_events);
@@ -449,12 +489,19 @@ ngx_http_qqfail_lead_lost(void)
 
 
 static void
-ngx_http_qqfail_lead_end(ngx_event_t *ev)
+ngx_http_qqfail_lead_end_handler(ngx_event_t *ev)
+{
+    ngx_http_qqfail_lead_end(ev->data);
+}
+
+
+static void
+ngx_http_qqfail_lead_end(ngx_http_qqfail_resolver_t *rs)
 {
     ngx_http_qqfail_state_flush();
 
     /* callbacks of pending queries run now, and publish nothing */
 
-    ngx_http_qqfail_channels_destroy();
-    ngx_http_qqfail_jobs_destroy();
+    ngx_http_qqfail_channels_destroy(rs);
+    ngx_http_qqfail_jobs_destroy(rs);
 }

@@ -23,16 +23,18 @@
  *   ngx_http_qqfail_resolver.c  who looks up: the start-up pass in the
  *                               master, the leader's lease in the workers
  *
- * All their state is in one object, ngx_http_qqfail_resolver_t, that
- * ngx_http_qqfail_rs points to while a pass or a leadership runs.
+ * All their state is in one object, ngx_http_qqfail_resolver_t, passed
+ * as the first parameter, as nginx passes its ngx_resolver_t.  Where
+ * nginx or c-ares calls in, the context leads to it: an event's data (the
+ * resolver, a job, a lookup), a c-ares callback's argument (a channel, a
+ * query and its lookup).  Only the worker's exit hook, which nginx calls
+ * with the cycle alone, finds it through a static pointer
+ * (ngx_http_qqfail_resolver.c).
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-
-#include <ares.h>
-#include <arpa/nameser.h>
 
 #include "ngx_http_qqfail_module.h"
 
@@ -53,47 +55,32 @@
 
 
 /*
- * A socket c-ares opened, as its sock_state_cb last described it: the
- * event loop watches it through the connection, the start-up pass (no
- * connections in the master) polls it by the two flags
+ * The outcome of one query, as ngx_http_qqfail_ares.c reports it (the
+ * c-ares status, or the parser's verdict on the message received): the
+ * rest of the resolver never sees c-ares's own codes
  */
 
-typedef struct {
-    ngx_connection_t                *connection;  /* NULL in the pass */
-    ares_socket_t                    fd;
-    uint32_t                         drops;
-    unsigned                         readable:1;
-    unsigned                         writable:1;
-} ngx_http_qqfail_sock_t;
+#define NGX_HTTP_QQFAIL_Q_OK           0
+#define NGX_HTTP_QQFAIL_Q_NODATA       1     /* NOERROR, no address */
+#define NGX_HTTP_QQFAIL_Q_NXDOMAIN     2
+#define NGX_HTTP_QQFAIL_Q_SERVFAIL     3
+#define NGX_HTTP_QQFAIL_Q_REFUSED      4
+#define NGX_HTTP_QQFAIL_Q_TIMEOUT      5
+#define NGX_HTTP_QQFAIL_Q_UNREACHABLE  6     /* connection refused, or no
+                                                channel for the provider */
+#define NGX_HTTP_QQFAIL_Q_BADANSWER    7     /* not an answer to the
+                                                question, or malformed */
+#define NGX_HTTP_QQFAIL_Q_CANCELLED    8     /* the channel went away */
+#define NGX_HTTP_QQFAIL_Q_ERROR        9     /* anything else */
 
 
-typedef struct {
-    ares_channel                     channel;
-    ngx_http_qqfail_provider_t      *provider;
-    ngx_msec_t                       timeout;    /* qqfail_timeout */
-    ngx_event_t                      timer;
-    ngx_uint_t                       nsocks;
-    ngx_http_qqfail_sock_t           socks[NGX_HTTP_QQFAIL_MAX_CONNS];
-} ngx_http_qqfail_channel_t;
+/* c-ares channels, one per provider and qqfail_timeout: ares.c alone */
+
+typedef struct ngx_http_qqfail_channel_s  ngx_http_qqfail_channel_t;
 
 
-#if (ARES_VERSION >= 0x012000)
-
-/*
- * A query c-ares may still send again after its qqfail_timeout (see
- * channels_create): the timer ends it for the module then, as c-ares 1.18
- * does; what c-ares reports later is dropped
- */
-
-typedef struct {
-    void                            *query;      /* NULL once ended */
-    ngx_event_t                      timer;
-} ngx_http_qqfail_sent_t;
-
-#endif
-
-
-typedef struct ngx_http_qqfail_lookup_s  ngx_http_qqfail_lookup_t;
+typedef struct ngx_http_qqfail_resolver_s  ngx_http_qqfail_resolver_t;
+typedef struct ngx_http_qqfail_lookup_s    ngx_http_qqfail_lookup_t;
 
 
 typedef struct {
@@ -108,7 +95,7 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                       pending;
-    int                              status[2];
+    ngx_uint_t                       status[2];  /* Q_* outcomes */
     ngx_uint_t                       naddrs;
     int                              ttl;
     ngx_msec_t                       sent;
@@ -123,6 +110,7 @@ typedef struct {
 /* one name looked up through every provider */
 
 struct ngx_http_qqfail_lookup_s {
+    ngx_http_qqfail_resolver_t      *rs;
     ngx_http_qqfail_job_t           *job;        /* NULL once decided */
     ngx_http_qqfail_server_t        *server;
     ngx_uint_t                       name;
@@ -160,6 +148,7 @@ typedef struct {
 /* the periodic lookups of one qqfail_server, in the leader */
 
 struct ngx_http_qqfail_job_s {
+    ngx_http_qqfail_resolver_t      *rs;
     ngx_http_qqfail_server_t        *server;
     ngx_event_t                      timer;
     ngx_msec_t                       backoff;
@@ -177,7 +166,7 @@ struct ngx_http_qqfail_job_s {
 };
 
 
-typedef struct {
+struct ngx_http_qqfail_resolver_s {
     ngx_http_qqfail_main_conf_t     *qmcf;
     ngx_log_t                       *log;
 
@@ -202,32 +191,35 @@ typedef struct {
     ngx_uint_t                       epoch;
     ngx_event_t                      lease_ev;
     ngx_event_t                      stop_ev;
-} ngx_http_qqfail_resolver_t;
+};
 
 
-void ngx_http_qqfail_channel_query(ngx_http_qqfail_channel_t *ch,
-    u_char *host, ngx_uint_t type, ngx_http_qqfail_query_t *q);
-void ngx_http_qqfail_channel_timer(ngx_http_qqfail_channel_t *ch);
-ngx_int_t ngx_http_qqfail_channels_create(ngx_cycle_t *cycle,
-    ngx_uint_t sync);
-void ngx_http_qqfail_channels_destroy(void);
-void ngx_http_qqfail_channels_drops(void);
-ngx_int_t ngx_http_qqfail_channels_poll(ngx_msec_t deadline,
-    ngx_msec_t wake);
-void ngx_http_qqfail_job_lookup(ngx_http_qqfail_job_t *job,
-    ngx_uint_t n);
+ngx_http_qqfail_channel_t *ngx_http_qqfail_channel(
+    ngx_http_qqfail_resolver_t *rs, ngx_uint_t i);
+void ngx_http_qqfail_channel_query(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch, u_char *host, ngx_uint_t type,
+    ngx_http_qqfail_query_t *q);
+void ngx_http_qqfail_channel_timer(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_channel_t *ch);
+ngx_int_t ngx_http_qqfail_channels_create(ngx_http_qqfail_resolver_t *rs);
+void ngx_http_qqfail_channels_destroy(ngx_http_qqfail_resolver_t *rs);
+void ngx_http_qqfail_channels_drops(ngx_http_qqfail_resolver_t *rs);
+ngx_int_t ngx_http_qqfail_channels_poll(ngx_http_qqfail_resolver_t *rs,
+    ngx_msec_t deadline, ngx_msec_t wake);
+void ngx_http_qqfail_job_lookup(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t n);
 void ngx_http_qqfail_lookup_deadline(ngx_event_t *ev);
-void ngx_http_qqfail_query_handler(void *arg, int status,
-    int timeouts, unsigned char *abuf, int alen);
-void ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job);
-ngx_uint_t ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job);
-ngx_int_t ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle);
-void ngx_http_qqfail_jobs_destroy(void);
-void ngx_http_qqfail_jobs_resume(ngx_event_t *ev);
-ngx_uint_t ngx_http_qqfail_lead_check(void);
-
-
-extern ngx_http_qqfail_resolver_t  *ngx_http_qqfail_rs;
+void ngx_http_qqfail_query_done(ngx_http_qqfail_query_t *q,
+    ngx_uint_t outcome, u_char *abuf, size_t alen);
+void ngx_http_qqfail_job_check(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+ngx_uint_t ngx_http_qqfail_job_turn(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+ngx_int_t ngx_http_qqfail_jobs_create(ngx_http_qqfail_resolver_t *rs);
+void ngx_http_qqfail_jobs_destroy(ngx_http_qqfail_resolver_t *rs);
+void ngx_http_qqfail_jobs_resume(ngx_http_qqfail_resolver_t *rs);
+void ngx_http_qqfail_jobs_resume_handler(ngx_event_t *ev);
+ngx_uint_t ngx_http_qqfail_lead_check(ngx_http_qqfail_resolver_t *rs);
 
 
 #endif /* _NGX_HTTP_QQFAIL_RESOLVER_H_INCLUDED_ */

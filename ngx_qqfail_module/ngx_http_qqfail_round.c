@@ -12,28 +12,35 @@
 
 
 static void ngx_http_qqfail_job_handler(ngx_event_t *ev);
-static void ngx_http_qqfail_pacing_init(void);
-static void ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_pacing_init(ngx_http_qqfail_resolver_t *rs);
+static void ngx_http_qqfail_job_run(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_aliases(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_job_unqueue(ngx_http_qqfail_job_t *job);
 static void ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job);
-static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job);
+static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
 static ngx_uint_t ngx_http_qqfail_job_types(ngx_http_qqfail_job_t *job);
-static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job);
+static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
 static ngx_uint_t ngx_http_qqfail_job_inconclusive(ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_again(ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job,
-    ngx_uint_t from, ngx_uint_t to);
-static void ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job,
-    ngx_int_t chosen);
-static void ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job,
-    ngx_int_t chosen);
-static void ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job);
-static ngx_int_t ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job,
-    ngx_uint_t n);
-static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
-    ngx_http_qqfail_result_t *used);
+static void ngx_http_qqfail_job_again(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_start(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t from, ngx_uint_t to);
+static void ngx_http_qqfail_job_finish(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+static void ngx_http_qqfail_job_record(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_int_t chosen);
+static void ngx_http_qqfail_job_use(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_int_t chosen);
+static void ngx_http_qqfail_job_keep(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job);
+static ngx_int_t ngx_http_qqfail_job_publish(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t n);
+static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_http_qqfail_result_t *used);
 
 
 /* jobs: the lookups of one server */
@@ -45,10 +52,8 @@ static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
  */
 
 static void
-ngx_http_qqfail_pacing_init(void)
+ngx_http_qqfail_pacing_init(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                   i;
     ngx_http_qqfail_provider_t  *pr;
 
@@ -70,10 +75,8 @@ ngx_http_qqfail_pacing_init(void)
 
 
 ngx_int_t
-ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
+ngx_http_qqfail_jobs_create(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                    i, j, n, more;
     ngx_http_qqfail_job_t        *job, **jobp;
     ngx_http_qqfail_server_t     *server;
@@ -82,11 +85,11 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 
     qmcf = rs->qmcf;
 
-    ngx_http_qqfail_pacing_init();
+    ngx_http_qqfail_pacing_init(rs);
 
     /* on the heap: leadership may start and stop many times per cycle */
 
-    rs->jobs = ngx_alloc(sizeof(ngx_array_t), cycle->log);
+    rs->jobs = ngx_alloc(sizeof(ngx_array_t), rs->log);
     if (rs->jobs == NULL) {
         return NGX_ERROR;
     }
@@ -102,7 +105,7 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
     }
 
     rs->jobs->elts = ngx_alloc((n ? n : 1) * sizeof(ngx_http_qqfail_job_t *),
-                               cycle->log);
+                               rs->log);
     if (rs->jobs->elts == NULL) {
         return NGX_ERROR;
     }
@@ -130,7 +133,7 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
             job = ngx_calloc(offsetof(ngx_http_qqfail_job_t, result)
                              + server[j].names.nelts
                                * sizeof(ngx_http_qqfail_result_t),
-                             cycle->log);
+                             rs->log);
             if (job == NULL) {
                 return NGX_ERROR;
             }
@@ -138,10 +141,11 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
             jobp = rs->jobs->elts;
             jobp[rs->jobs->nelts++] = job;
 
+            job->rs = rs;
             job->server = &server[j];
             job->timer.handler = ngx_http_qqfail_job_handler;
             job->timer.data = job;
-            job->timer.log = cycle->log;
+            job->timer.log = rs->log;
             job->timer.cancelable = 1;
         }
 
@@ -155,10 +159,8 @@ ngx_http_qqfail_jobs_create(ngx_cycle_t *cycle)
 
 
 void
-ngx_http_qqfail_jobs_destroy(void)
+ngx_http_qqfail_jobs_destroy(ngx_http_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t              i;
     ngx_http_qqfail_job_t  **jobp;
 
@@ -201,9 +203,9 @@ static void
 ngx_http_qqfail_job_handler(ngx_event_t *ev)
 {
     ngx_http_qqfail_job_t       *job = ev->data;
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+    ngx_http_qqfail_resolver_t  *rs = job->rs;
 
-    if (job->queued || !ngx_http_qqfail_lead_check()) {
+    if (job->queued || !ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
@@ -216,7 +218,7 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
          */
 
         if (job->phase == 1 && job->queried < job->server->names.nelts) {
-            ngx_http_qqfail_job_aliases(job);
+            ngx_http_qqfail_job_aliases(rs, job);
         }
 
         return;
@@ -228,14 +230,14 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
      */
 
     if (!ngx_queue_empty(&rs->waiting)
-        || !ngx_http_qqfail_job_turn(job))
+        || !ngx_http_qqfail_job_turn(rs, job))
     {
         ngx_queue_insert_tail(&rs->waiting, &job->queue);
         job->queued = 1;
         return;
     }
 
-    ngx_http_qqfail_job_run(job);
+    ngx_http_qqfail_job_run(rs, job);
 }
 
 
@@ -253,15 +255,14 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
  */
 
 ngx_uint_t
-ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_turn(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                   p, up, need;
     ngx_msec_t                   now, wait;
     ngx_http_qqfail_provider_t  *pr;
 
-    need = ngx_http_qqfail_job_queries(job);
+    need = ngx_http_qqfail_job_queries(rs, job);
     pr = rs->qmcf->providers.elts;
 
     up = 0;
@@ -308,7 +309,8 @@ ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job)
         wait = (need * 1000 - rs->tokens + rs->rate
                 - 1) / rs->rate;
 
-        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume;
+        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume_handler;
+        rs->resume_ev.data = rs;
         rs->resume_ev.log = rs->log;
         rs->resume_ev.cancelable = 1;
         ngx_add_timer(&rs->resume_ev, wait ? wait : 1);
@@ -328,10 +330,9 @@ ngx_http_qqfail_job_turn(ngx_http_qqfail_job_t *job)
  */
 
 static ngx_uint_t
-ngx_http_qqfail_job_last(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_last(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t  last;
 
     last = rs->sync ? job->server->names.nelts - 1
@@ -371,7 +372,8 @@ ngx_http_qqfail_job_types(ngx_http_qqfail_job_t *job)
 /* the queries the next step of a round sends each provider */
 
 static ngx_uint_t
-ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_queries(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
     ngx_uint_t               n, from, last, need, types;
     ngx_http_qqfail_name_t  *name;
@@ -383,7 +385,7 @@ ngx_http_qqfail_job_queries(ngx_http_qqfail_job_t *job)
 
     } else {
         from = 0;
-        last = ngx_http_qqfail_job_last(job);
+        last = ngx_http_qqfail_job_last(rs, job);
         types = ngx_http_qqfail_job_types(job);
     }
 
@@ -415,7 +417,8 @@ ngx_http_qqfail_job_unqueue(ngx_http_qqfail_job_t *job)
 /* the remaining aliases of a round: now, or first in line for a turn */
 
 static void
-ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_aliases(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
     /* already waiting (the hedge queued it): its turn starts the aliases */
 
@@ -423,21 +426,20 @@ ngx_http_qqfail_job_aliases(ngx_http_qqfail_job_t *job)
         return;
     }
 
-    if (!ngx_http_qqfail_job_turn(job)) {
-        ngx_queue_insert_head(&ngx_http_qqfail_rs->waiting, &job->queue);
+    if (!ngx_http_qqfail_job_turn(rs, job)) {
+        ngx_queue_insert_head(&rs->waiting, &job->queue);
         job->queued = 1;
         return;
     }
 
-    ngx_http_qqfail_job_run(job);
+    ngx_http_qqfail_job_run(rs, job);
 }
 
 
 static void
-ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_run(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     if (job->running) {
         /* the remaining aliases, at once */
 
@@ -446,7 +448,7 @@ ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
         }
 
         job->phase = 2;
-        ngx_http_qqfail_job_start(job, job->queried,
+        ngx_http_qqfail_job_start(rs, job, job->queried,
                                   job->server->names.nelts - 1);
         return;
     }
@@ -458,22 +460,27 @@ ngx_http_qqfail_job_run(ngx_http_qqfail_job_t *job)
 
     if (!rs->sync
         && job->server->sh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
-        && ngx_http_qqfail_job_last(job) + 1 < job->server->names.nelts)
+        && ngx_http_qqfail_job_last(rs, job) + 1 < job->server->names.nelts)
     {
         ngx_add_timer(&job->timer, job->server->upstream->timeout / 4);
     }
 
-    ngx_http_qqfail_job_start(job, 0, ngx_http_qqfail_job_last(job));
+    ngx_http_qqfail_job_start(rs, job, 0, ngx_http_qqfail_job_last(rs, job));
 }
 
 
 /* lookups ended: servers waiting for their turn get it */
 
 void
-ngx_http_qqfail_jobs_resume(ngx_event_t *ev)
+ngx_http_qqfail_jobs_resume_handler(ngx_event_t *ev)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+    ngx_http_qqfail_jobs_resume(ev->data);
+}
 
+
+void
+ngx_http_qqfail_jobs_resume(ngx_http_qqfail_resolver_t *rs)
+{
     ngx_queue_t            *q;
     ngx_http_qqfail_job_t  *job;
 
@@ -482,14 +489,16 @@ ngx_http_qqfail_jobs_resume(ngx_event_t *ev)
         q = ngx_queue_head(&rs->waiting);
         job = ngx_queue_data(q, ngx_http_qqfail_job_t, queue);
 
-        if (!ngx_http_qqfail_lead_check() || !ngx_http_qqfail_job_turn(job)) {
+        if (!ngx_http_qqfail_lead_check(rs)
+            || !ngx_http_qqfail_job_turn(rs, job))
+        {
             return;
         }
 
         ngx_queue_remove(q);
         job->queued = 0;
 
-        ngx_http_qqfail_job_run(job);
+        ngx_http_qqfail_job_run(rs, job);
     }
 }
 
@@ -519,8 +528,8 @@ ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job)
 
 
 static void
-ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job, ngx_uint_t from,
-    ngx_uint_t to)
+ngx_http_qqfail_job_start(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t from, ngx_uint_t to)
 {
     ngx_uint_t  n;
 
@@ -533,20 +542,19 @@ ngx_http_qqfail_job_start(ngx_http_qqfail_job_t *job, ngx_uint_t from,
     job->queried = to + 1;
 
     for (n = from; n <= to; n++) {
-        ngx_http_qqfail_job_lookup(job, n);
+        ngx_http_qqfail_job_lookup(rs, job, n);
     }
 
     job->starting = 0;
 
-    ngx_http_qqfail_job_check(job);
+    ngx_http_qqfail_job_check(rs, job);
 }
 
 
 void
-ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_check(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t  n, nnames;
 
     if (job->starting || job->pending) {
@@ -568,7 +576,7 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
                 && n == job->server->sh->active
                 && job->server->sh->source != NGX_HTTP_QQFAIL_SOURCE_NONE))
         {
-            ngx_http_qqfail_job_finish(job);
+            ngx_http_qqfail_job_finish(rs, job);
             return;
         }
     }
@@ -579,11 +587,11 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
      */
 
     if (job->phase == 1 && job->queried < nnames && !rs->sync) {
-        ngx_http_qqfail_job_aliases(job);
+        ngx_http_qqfail_job_aliases(rs, job);
         return;
     }
 
-    ngx_http_qqfail_job_finish(job);
+    ngx_http_qqfail_job_finish(rs, job);
 }
 
 
@@ -595,7 +603,8 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_job_t *job)
  */
 
 static void
-ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_finish(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
     ngx_int_t                     chosen;
     ngx_uint_t                    n, recover;
@@ -614,14 +623,14 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 
     /* the last check before anything is published */
 
-    if (!ngx_http_qqfail_lead_check()) {
+    if (!ngx_http_qqfail_lead_check(rs)) {
         return;
     }
 
     if (ngx_http_qqfail_job_inconclusive(job)) {
         job->both = 1;
         ngx_http_qqfail_results_free(job);
-        ngx_http_qqfail_job_again(job);
+        ngx_http_qqfail_job_again(rs, job);
         return;
     }
 
@@ -640,14 +649,14 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_job_t *job)
 
     ssh->recover = recover;
 
-    ngx_http_qqfail_job_record(job, chosen);
+    ngx_http_qqfail_job_record(rs, job, chosen);
 
     if (chosen >= 0) {
-        ngx_http_qqfail_job_use(job, chosen);
+        ngx_http_qqfail_job_use(rs, job, chosen);
 
     } else {
-        ngx_http_qqfail_job_keep(job);
-        ngx_http_qqfail_job_schedule(job, NULL);
+        ngx_http_qqfail_job_keep(rs, job);
+        ngx_http_qqfail_job_schedule(rs, job, NULL);
     }
 
     ngx_http_qqfail_results_free(job);
@@ -693,22 +702,24 @@ ngx_http_qqfail_job_inconclusive(ngx_http_qqfail_job_t *job)
 /* the round again, at once, ahead of the servers waiting for theirs */
 
 static void
-ngx_http_qqfail_job_again(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_again(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    if (!ngx_http_qqfail_job_turn(job)) {
-        ngx_queue_insert_head(&ngx_http_qqfail_rs->waiting, &job->queue);
+    if (!ngx_http_qqfail_job_turn(rs, job)) {
+        ngx_queue_insert_head(&rs->waiting, &job->queue);
         job->queued = 1;
         return;
     }
 
-    ngx_http_qqfail_job_run(job);
+    ngx_http_qqfail_job_run(rs, job);
 }
 
 
 /* what each name found, for the status page */
 
 static void
-ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
+ngx_http_qqfail_job_record(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_int_t chosen)
 {
     ngx_uint_t                     n;
     ngx_http_qqfail_result_t      *res;
@@ -723,8 +734,8 @@ ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
         report[n].rejected = res->rejected;
     }
 
-    ngx_http_qqfail_zone_names(ngx_http_qqfail_rs->qmcf, job->server->sh,
-                               job->queried, report,
+    ngx_http_qqfail_zone_names(rs->qmcf, job->server->sh, job->queried,
+                               report,
                                chosen >= 0
                                && job->result[chosen].state
                                   == NGX_HTTP_QQFAIL_NAME_OK);
@@ -739,10 +750,9 @@ ngx_http_qqfail_job_record(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
  */
 
 static void
-ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
+ngx_http_qqfail_job_use(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_int_t chosen)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_int_t                     rc;
     ngx_uint_t                    n, cur, source;
     ngx_http_qqfail_name_t       *names;
@@ -761,14 +771,14 @@ ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
     res = &job->result[chosen];
 
     if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
-        rc = ngx_http_qqfail_job_publish(job, chosen);
+        rc = ngx_http_qqfail_job_publish(rs, job, chosen);
 
         for (n = chosen + 1;
              rc == NGX_ERROR && ssh->naddrs == 0 && n < job->queried;
              n++)
         {
             if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK) {
-                rc = ngx_http_qqfail_job_publish(job, n);
+                rc = ngx_http_qqfail_job_publish(rs, job, n);
 
                 if (rc != NGX_ERROR) {
                     chosen = n;
@@ -802,7 +812,7 @@ ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
         }
     }
 
-    ngx_http_qqfail_job_schedule(job, res);
+    ngx_http_qqfail_job_schedule(rs, job, res);
 }
 
 
@@ -812,10 +822,9 @@ ngx_http_qqfail_job_use(ngx_http_qqfail_job_t *job, ngx_int_t chosen)
  */
 
 static void
-ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job)
+ngx_http_qqfail_job_keep(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_uint_t                    stale, expired;
     ngx_http_qqfail_server_t     *server;
     ngx_http_qqfail_server_sh_t  *ssh;
@@ -854,10 +863,9 @@ ngx_http_qqfail_job_keep(ngx_http_qqfail_job_t *job)
 
 
 static ngx_int_t
-ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job, ngx_uint_t n)
+ngx_http_qqfail_job_publish(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_uint_t n)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_http_qqfail_result_t     *res;
     ngx_http_qqfail_main_conf_t  *qmcf;
     ngx_http_qqfail_geo_t         geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
@@ -882,11 +890,9 @@ ngx_http_qqfail_job_publish(ngx_http_qqfail_job_t *job, ngx_uint_t n)
 
 
 static void
-ngx_http_qqfail_job_schedule(ngx_http_qqfail_job_t *job,
-    ngx_http_qqfail_result_t *used)
+ngx_http_qqfail_job_schedule(ngx_http_qqfail_resolver_t *rs,
+    ngx_http_qqfail_job_t *job, ngx_http_qqfail_result_t *used)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
-
     ngx_msec_t                   next;
     ngx_http_qqfail_srv_conf_t  *qscf;
 

@@ -39,6 +39,8 @@ is($s->body, 'b1', 'resolved through the system provider');
 my $st = $s->status;
 is(scalar @{ $st->{providers} }, 1, 'one provider');
 is($st->{providers}[0]{name}, 'system', 'named "system"');
+is_deeply($st->{providers}[0]{servers}, [ $dns->provider_ip(2) . ':53' ],
+          'its server, as c-ares reads it from /etc/resolv.conf');
 ok($st->{providers}[0]{queries} > 0, 'it was queried');
 
 $dns->set_record('server1.example.com', [ $s->backend(2)->addr ]);

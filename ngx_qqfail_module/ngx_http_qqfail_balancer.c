@@ -8,7 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_qqfail_module.h"
+#include "ngx_http_qqfail_http.h"
 
 
 /*
@@ -417,7 +417,7 @@ ngx_http_qqfail_peers_sync(ngx_http_qqfail_srv_conf_t *qscf,
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, log, 0,
                    "qqfail peers of \"%V\": %ui live, %ui indices, "
-                   "version %ui", &qscf->upstream->host, peers->live,
+                   "version %ui", &qscf->name, peers->live,
                    peers->nelts, peers->version);
 }
 

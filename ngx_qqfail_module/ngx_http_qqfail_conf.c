@@ -8,7 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_qqfail_module.h"
+#include "ngx_http_qqfail_http.h"
 
 
 static void ngx_http_qqfail_conf_where(ngx_conf_t *cf,
@@ -642,9 +642,13 @@ ngx_http_qqfail_upstream_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_qqfail_srv_conf_t  *qscf = conf;
 
+    ngx_http_upstream_srv_conf_t  *uscf;
+
     if (qscf->upstream == NULL) {
-        qscf->upstream = ngx_http_conf_get_module_srv_conf(cf,
-                                                     ngx_http_upstream_module);
+        uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+
+        qscf->upstream = uscf;
+        qscf->name = uscf->host;
         qscf->main = ngx_http_conf_get_module_main_conf(cf,
                                                        ngx_http_qqfail_module);
     }

@@ -6,9 +6,9 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
 
 #include <ifaddrs.h>
+#include <maxminddb.h>
 
 #include "ngx_http_qqfail_module.h"
 
@@ -50,13 +50,18 @@ ngx_http_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
         return NGX_ERROR;
     }
 
+    db->mmdb = ngx_pcalloc(cf->pool, sizeof(MMDB_s));
+    if (db->mmdb == NULL) {
+        return NGX_ERROR;
+    }
+
     db->path = *path;
 
     if (ngx_conf_full_name(cf->cycle, &db->path, 0) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    status = MMDB_open((char *) db->path.data, MMDB_MODE_MMAP, &db->mmdb);
+    status = MMDB_open((char *) db->path.data, MMDB_MODE_MMAP, db->mmdb);
 
     if (status != MMDB_SUCCESS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf,
@@ -68,14 +73,14 @@ ngx_http_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
-        MMDB_close(&db->mmdb);
+        MMDB_close(db->mmdb);
         return NGX_ERROR;
     }
 
     cln->handler = ngx_http_qqfail_geo_cleanup;
     cln->data = db;
 
-    type.data = (u_char *) db->mmdb.metadata.database_type;
+    type.data = (u_char *) ((MMDB_s *) db->mmdb)->metadata.database_type;
     type.len = type.data ? ngx_strlen(type.data) : 0;
 
     if (ngx_strlcasestrn(type.data, type.data + type.len,
@@ -114,7 +119,7 @@ ngx_http_qqfail_geo_cleanup(void *data)
 {
     ngx_http_qqfail_geo_db_t  *db = data;
 
-    MMDB_close(&db->mmdb);
+    MMDB_close(db->mmdb);
 }
 
 
@@ -512,7 +517,7 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_memzero(geo, sizeof(ngx_http_qqfail_geo_t));
 
     if (qmcf->geo_country) {
-        r = MMDB_lookup_sockaddr(&qmcf->geo_country->mmdb, sa, &err);
+        r = MMDB_lookup_sockaddr(qmcf->geo_country->mmdb, sa, &err);
 
         /* an IPv6 address in an IPv4 database is simply not found */
 
@@ -546,7 +551,7 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
     }
 
     if (qmcf->geo_asn) {
-        r = MMDB_lookup_sockaddr(&qmcf->geo_asn->mmdb, sa, &err);
+        r = MMDB_lookup_sockaddr(qmcf->geo_asn->mmdb, sa, &err);
 
         if (err == MMDB_SUCCESS && r.found_entry) {
 

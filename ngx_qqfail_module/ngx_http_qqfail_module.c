@@ -13,7 +13,7 @@
 #define NGX_HAVE_MALLOC_TRIM  1
 #endif
 
-#include "ngx_http_qqfail_module.h"
+#include "ngx_http_qqfail_http.h"
 
 
 static ngx_int_t ngx_http_qqfail_preconfiguration(ngx_conf_t *cf);
@@ -467,6 +467,7 @@ ngx_http_qqfail_create_srv_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     qscf->servers = NULL;
+     *     qscf->name = { 0, NULL };
      *     qscf->upstream = NULL;
      *     qscf->allow = NULL;
      *     qscf->first = { NULL, 0 };
@@ -553,7 +554,7 @@ ngx_http_qqfail_postconfiguration(ngx_conf_t *cf)
         }
     }
 
-    return ngx_http_qqfail_zone_add(cf, qmcf);
+    return ngx_http_qqfail_zone_add(cf, qmcf, &ngx_http_qqfail_module);
 }
 
 

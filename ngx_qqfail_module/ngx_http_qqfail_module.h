@@ -10,9 +10,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
-
-#include <maxminddb.h>
+#include <ngx_event.h>
 
 #include "ngx_http_qqfail_text.h"
 #include "ngx_http_qqfail_policy.h"
@@ -398,7 +396,7 @@ typedef struct {
 
 
 typedef struct {
-    MMDB_s                           mmdb;
+    void                            *mmdb;       /* MMDB_s: the geo file's */
     ngx_str_t                        path;
     unsigned                         asn:1;
     unsigned                         country:1;
@@ -433,28 +431,15 @@ typedef struct {
 } ngx_http_qqfail_main_conf_t;
 
 
-typedef char *(*ngx_http_qqfail_slot_pt)(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 
-
-/*
- * A command's post for ngx_http_qqfail_conf_slot(): nginx's slot setter,
- * the bounds of the value, and the message for a bad value (arguments:
- * the directive's name and value, low, high); NULL: no bounds
- */
-
-typedef struct {
-    ngx_conf_post_handler_pt         post_handler;
-    ngx_http_qqfail_slot_pt          slot;
-    ngx_uint_t                       low;
-    ngx_uint_t                       high;
-    char                            *invalid;
-} ngx_http_qqfail_slot_t;
 
 
 struct ngx_http_qqfail_srv_conf_s {
     ngx_array_t                     *servers;    /* server_t, NULL: none */
-    ngx_http_upstream_srv_conf_t    *upstream;
+    ngx_str_t                        name;       /* the upstream's */
+
+    /* the front end's upstream{}: ngx_http_upstream_srv_conf_t */
+    void                            *upstream;
     ngx_http_qqfail_main_conf_t     *main;
 
     ngx_msec_t                       refresh;
@@ -476,46 +461,13 @@ struct ngx_http_qqfail_srv_conf_s {
 };
 
 
-typedef struct {
-    ngx_uint_t                       format;
-} ngx_http_qqfail_loc_conf_t;
 
-
-extern ngx_module_t  ngx_http_qqfail_module;
-
-
-char *ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_qqfail_conf_slot(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_qqfail_zone_post(ngx_conf_t *cf, void *post, void *data);
-char *ngx_http_qqfail_state_file_post(ngx_conf_t *cf, void *post,
-    void *data);
-char *ngx_http_qqfail_geoip2(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_qqfail_max_stale(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_qqfail_upstream_post(ngx_conf_t *cf, void *post,
-    void *data);
-char *ngx_http_qqfail_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_qqfail_status(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-
-ngx_int_t ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
-    ngx_http_qqfail_main_conf_t *qmcf);
 
 ngx_int_t ngx_http_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
     ngx_http_qqfail_geo_db_t **db);
 
 ngx_int_t ngx_http_qqfail_zone_add(ngx_conf_t *cf,
-    ngx_http_qqfail_main_conf_t *qmcf);
-
-ngx_int_t ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
-    ngx_http_upstream_srv_conf_t *us);
-
-ngx_int_t ngx_http_qqfail_status_handler(ngx_http_request_t *r);
+    ngx_http_qqfail_main_conf_t *qmcf, void *tag);
 
 ngx_int_t ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
@@ -600,9 +552,6 @@ void ngx_http_qqfail_state_changed(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log);
 void ngx_http_qqfail_state_flush(void);
 void ngx_http_qqfail_state_cancel(void);
-
-ngx_int_t ngx_http_qqfail_variable_peer(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
 
 /*
  * A fresh monotonic reading in milliseconds, for what processes compare

@@ -6,7 +6,6 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
 
 #include "ngx_http_qqfail_module.h"
 
@@ -744,7 +743,7 @@ ngx_http_qqfail_state_index(ngx_http_qqfail_state_read_t *rd,
                 x->text = k ? &name[k - 1].key : &server[j].key;
                 x->rank = k;
                 x->hash = ngx_http_qqfail_state_hash(
-                                              &qscfp[i]->upstream->host,
+                                              &qscfp[i]->name,
                                               x->text);
 
                 b = x->hash & rd->mask;
@@ -811,8 +810,8 @@ ngx_http_qqfail_state_server(ngx_http_qqfail_state_read_t *rd,
                 || x->rank > e->rank
                 || x->text->len != want->len
                 || ngx_strncmp(x->text->data, want->data, want->len) != 0
-                || x->upstream->upstream->host.len != upstream->len
-                || ngx_strncmp(x->upstream->upstream->host.data,
+                || x->upstream->name.len != upstream->len
+                || ngx_strncmp(x->upstream->name.data,
                                upstream->data, upstream->len) != 0)
             {
                 continue;
@@ -918,7 +917,7 @@ ngx_http_qqfail_state_timer(ngx_event_t *ev)
 static size_t
 ngx_http_qqfail_state_line_max(ngx_http_qqfail_srv_conf_t *qscf)
 {
-    return 3 * qscf->upstream->host.len + NGX_HTTP_QQFAIL_MAX_NAMES * 300 + 64
+    return 3 * qscf->name.len + NGX_HTTP_QQFAIL_MAX_NAMES * 300 + 64
            + NGX_HTTP_QQFAIL_MAX_ADDRS * (NGX_HTTP_QQFAIL_ADDR_STRLEN + 1);
 }
 
@@ -1046,8 +1045,8 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
                 p = ngx_cpymem(p, "s ", 2);
                 p = ngx_http_qqfail_state_escape(p,
-                                                 qscfp[i]->upstream->host.data,
-                                                 qscfp[i]->upstream->host.len);
+                                                 qscfp[i]->name.data,
+                                                 qscfp[i]->name.len);
                 p = ngx_sprintf(p, " %V", &server[j].key);
                 p = ngx_sprintf(p, " %ui %T", (ngx_uint_t) ssh->active,
                                 ssh->last_success);

@@ -7,7 +7,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_qqfail_module.h"
+#include "ngx_http_qqfail_http.h"
 
 
 /*
@@ -904,8 +904,8 @@ ngx_http_qqfail_status_select(ngx_http_request_t *r,
     name.len = dst - name.data;
 
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        if (qscfp[i]->upstream->host.len == name.len
-            && ngx_strncmp(qscfp[i]->upstream->host.data, name.data,
+        if (qscfp[i]->name.len == name.len
+            && ngx_strncmp(qscfp[i]->name.data, name.data,
                            name.len) == 0)
         {
             snap->upstreams = &qscfp[i];
@@ -1582,8 +1582,8 @@ ngx_http_qqfail_json_open(ngx_http_qqfail_status_ctx_t *ctx,
 {
     ngx_http_qqfail_printf(&ctx->o, 16, "%s{\"name\":",
                            ctx->upstream ? "," : "");
-    ngx_http_qqfail_json_str(&ctx->o, qscf->upstream->host.data,
-                             qscf->upstream->host.len);
+    ngx_http_qqfail_json_str(&ctx->o, qscf->name.data,
+                             qscf->name.len);
     ngx_http_qqfail_printf(&ctx->o, 16, ",\"servers\":[");
 }
 
@@ -1658,8 +1658,8 @@ ngx_http_qqfail_json_counts(ngx_http_qqfail_status_ctx_t *ctx)
         count = &ctx->counts[i];
 
         ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
-        ngx_http_qqfail_json_str(o, qscf->upstream->host.data,
-                                 qscf->upstream->host.len);
+        ngx_http_qqfail_json_str(o, qscf->name.data,
+                                 qscf->name.len);
         ngx_http_qqfail_printf(o, 32, ",\"servers\":%ui,\"sources\":{",
                                qscf->servers->nelts);
 
@@ -1692,8 +1692,8 @@ ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
 
     ngx_http_qqfail_printf(o, 16, "upstream=\"");
     ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
-                           ps->server->upstream->upstream->host.data,
-                           ps->server->upstream->upstream->host.len);
+                           ps->server->upstream->name.data,
+                           ps->server->upstream->name.len);
     ngx_http_qqfail_printf(o, 16, "\",server=\"");
     ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, names[0].text.data,
                            names[0].text.len);
@@ -2018,8 +2018,8 @@ ngx_http_qqfail_prom_counts(ngx_http_qqfail_status_ctx_t *ctx)
                 ngx_http_qqfail_printf(o, 64, "%s{upstream=\"",
                                        families[2 * k]);
                 ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
-                                       qscf->upstream->host.data,
-                                       qscf->upstream->host.len);
+                                       qscf->name.data,
+                                       qscf->name.len);
 
                 if (k == 1) {
                     ngx_http_qqfail_printf(o, 64,
@@ -2452,8 +2452,8 @@ ngx_http_qqfail_html_open(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_srv_conf_t *qscf)
 {
     ngx_http_qqfail_printf(&ctx->o, 32, "<h2>Upstream ");
-    ngx_http_qqfail_html_str(&ctx->o, qscf->upstream->host.data,
-                             qscf->upstream->host.len);
+    ngx_http_qqfail_html_str(&ctx->o, qscf->name.data,
+                             qscf->name.len);
     ngx_http_qqfail_printf(&ctx->o, 512,
         "</h2>\n<table><tr><th>Server (names in order)</th>"
         "<th>Active name</th><th>Source</th><th>Failovers</th>"
@@ -2492,8 +2492,8 @@ ngx_http_qqfail_html_counts(ngx_http_qqfail_status_ctx_t *ctx)
         count = &ctx->counts[i];
 
         ngx_http_qqfail_printf(o, 16, "<tr><td>");
-        ngx_http_qqfail_html_str(o, qscf->upstream->host.data,
-                                 qscf->upstream->host.len);
+        ngx_http_qqfail_html_str(o, qscf->name.data,
+                                 qscf->name.len);
         ngx_http_qqfail_printf(o, 512,
             "</td><td>%ui</td><td>%ui</td><td>%ui</td>"
             "<td%s>%ui</td><td%s>%ui</td><td%s>%ui</td>"

@@ -6,7 +6,6 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
 
 #include "ngx_http_qqfail_module.h"
 
@@ -82,12 +81,13 @@ static ngx_str_t  ngx_http_qqfail_zone_name = ngx_string("qqfail");
 
 
 ngx_int_t
-ngx_http_qqfail_zone_add(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
+ngx_http_qqfail_zone_add(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf,
+    void *tag)
 {
     ngx_shm_zone_t  *shm_zone;
 
     shm_zone = ngx_shared_memory_add(cf, &ngx_http_qqfail_zone_name,
-                                     qmcf->zone_size, &ngx_http_qqfail_module);
+                                     qmcf->zone_size, tag);
     if (shm_zone == NULL) {
         return NGX_ERROR;
     }
@@ -220,8 +220,8 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
         qscf = qscfp[i];
 
         for (ush = sh->upstreams; ush; ush = ush->next) {
-            if (ush->key_len == qscf->upstream->host.len
-                && ngx_memcmp(ush->key, qscf->upstream->host.data,
+            if (ush->key_len == qscf->name.len
+                && ngx_memcmp(ush->key, qscf->name.data,
                               ush->key_len) == 0)
             {
                 break;
@@ -236,14 +236,14 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
             }
 
             ush->key = ngx_http_qqfail_zone_strdup(shpool,
-                                                   qscf->upstream->host.data,
-                                                   qscf->upstream->host.len);
+                                                   qscf->name.data,
+                                                   qscf->name.len);
             if (ush->key == NULL) {
                 ngx_slab_free_locked(shpool, ush);
                 goto nomem;
             }
 
-            ush->key_len = qscf->upstream->host.len;
+            ush->key_len = qscf->name.len;
             ush->next = sh->upstreams;
             sh->upstreams = ush;
         }
@@ -531,7 +531,7 @@ ngx_http_qqfail_zone_usage_log(ngx_http_qqfail_main_conf_t *qmcf,
                   "raise \"qqfail_zone\" to at least %uzk",
                   qmcf->zone_size / 1024, u->current, u->older, u->naddrs,
                   &((ngx_http_qqfail_name_t *) server->names.elts)[0].text,
-                  &server->upstream->upstream->host, u->needed, u->suggest);
+                  &server->upstream->name, u->needed, u->suggest);
 }
 
 
@@ -597,7 +597,7 @@ ngx_http_qqfail_zone_check(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
         ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_upstream_sh_t),
                                    bytes, &pages);
-        ngx_http_qqfail_zone_count(qscfp[i]->upstream->host.len + 1, bytes,
+        ngx_http_qqfail_zone_count(qscfp[i]->name.len + 1, bytes,
                                    &pages);
 
         server = qscfp[i]->servers->elts;
@@ -1420,7 +1420,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
                       "%ui removed, upstream \"%V\"",
                       &((ngx_http_qqfail_name_t *)
                         server->names.elts)[name].text,
-                      added, removed, &server->upstream->upstream->host);
+                      added, removed, &server->upstream->name);
     }
 
     return rc;
@@ -1569,7 +1569,7 @@ ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
                               &((ngx_http_qqfail_name_t *)
                                 server[j].names.elts)[active].text,
                               &ngx_http_qqfail_refusals[why],
-                              &qscfp[i]->upstream->host,
+                              &qscfp[i]->name,
                               (m == 0 && !empty)
                               ? ", looked up again before it is emptied" : "");
 
@@ -1652,7 +1652,7 @@ ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t level,
     name = NULL;
 
     if (server) {
-        upstream = &server->upstream->upstream->host;
+        upstream = &server->upstream->name;
         name = &((ngx_http_qqfail_name_t *) server->names.elts)[0].text;
 
         ngx_log_error(level, log, err,

@@ -273,6 +273,57 @@ struct ngx_http_qqfail_server_sh_s {
 
 
 /*
+ * The walk over a server's slots, in use or not, chunk after chunk; every
+ * walk over slots goes through it:
+ *
+ *     for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+ *          slot;
+ *          slot = ngx_http_qqfail_slot_next(&it))
+ *     {
+ *         if (!slot->in_use) {
+ *             continue;
+ *         }
+ *         ...
+ *     }
+ *
+ * Under the zone lock, or on a record the walker alone can reach; "ssh"
+ * may be a copy of a record, its "chunks" are read once.
+ */
+
+typedef struct {
+    ngx_http_qqfail_chunk_sh_t      *chunk;
+    ngx_uint_t                       i;
+} ngx_http_qqfail_slots_t;
+
+
+static ngx_inline ngx_http_qqfail_slot_sh_t *
+ngx_http_qqfail_slot_next(ngx_http_qqfail_slots_t *it)
+{
+    while (it->chunk) {
+        if (it->i < it->chunk->nslots) {
+            return &it->chunk->slot[it->i++];
+        }
+
+        it->chunk = it->chunk->next;
+        it->i = 0;
+    }
+
+    return NULL;
+}
+
+
+static ngx_inline ngx_http_qqfail_slot_sh_t *
+ngx_http_qqfail_slot_first(ngx_http_qqfail_server_sh_t *ssh,
+    ngx_http_qqfail_slots_t *it)
+{
+    it->chunk = ssh->chunks;
+    it->i = 0;
+
+    return ngx_http_qqfail_slot_next(it);
+}
+
+
+/*
  * "gen" counts the changes of its servers' address sets; the records of
  * the last NGX_HTTP_QQFAIL_CHANGES of them are in "changed", the change
  * numbered g at g % NGX_HTTP_QQFAIL_CHANGES, so that workers copy only

@@ -675,8 +675,9 @@ ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server, ngx_http_qqfail_zone_index_t *index)
 {
     uint64_t                      hash;
-    ngx_uint_t                    i, n, k, h, room, best_name;
+    ngx_uint_t                    n, k, h, room, best_name;
     ngx_http_qqfail_name_t       *name;
+    ngx_http_qqfail_slots_t       it;
     ngx_http_qqfail_chunk_sh_t   *chunk, **last;
     ngx_http_qqfail_slot_sh_t    *slot, *to;
     ngx_http_qqfail_server_sh_t  *ssh, *old, *best;
@@ -736,31 +737,28 @@ ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
                                            best->naddrs - room);
     }
 
-    for (chunk = best->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < chunk->nslots; i++) {
-            slot = &chunk->slot[i];
-
-            if (!slot->in_use) {
-                continue;
-            }
-
-            to = ngx_http_qqfail_zone_free_slot(ssh);
-            if (to == NULL) {
-                goto done;
-            }
-
-            k = to->id;
-            *to = *slot;
-            to->id = (uint32_t) k + 1;
-            to->fails = 0;
-            to->accessed = 0;
-            to->checked = 0;
-
-            ssh->naddrs++;
+    for (slot = ngx_http_qqfail_slot_first(best, &it);
+         slot;
+         slot = ngx_http_qqfail_slot_next(&it))
+    {
+        if (!slot->in_use) {
+            continue;
         }
-    }
 
-done:
+        to = ngx_http_qqfail_zone_free_slot(ssh);
+        if (to == NULL) {
+            break;
+        }
+
+        k = to->id;
+        *to = *slot;
+        to->id = (uint32_t) k + 1;
+        to->fails = 0;
+        to->accessed = 0;
+        to->checked = 0;
+
+        ssh->naddrs++;
+    }
 
     if (ssh->naddrs == 0) {
         return;
@@ -1016,21 +1014,19 @@ static ngx_http_qqfail_slot_sh_t *
 ngx_http_qqfail_zone_find_slot(ngx_http_qqfail_server_sh_t *ssh,
     ngx_addr_t *addr)
 {
-    ngx_uint_t                   i;
-    ngx_http_qqfail_chunk_sh_t  *chunk;
-    ngx_http_qqfail_slot_sh_t   *slot;
+    ngx_http_qqfail_slots_t     it;
+    ngx_http_qqfail_slot_sh_t  *slot;
 
-    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < chunk->nslots; i++) {
-            slot = &chunk->slot[i];
-
-            if (slot->in_use
-                && ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
-                                    addr->sockaddr, addr->socklen, 1)
-                   == NGX_OK)
-            {
-                return slot;
-            }
+    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+         slot;
+         slot = ngx_http_qqfail_slot_next(&it))
+    {
+        if (slot->in_use
+            && ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
+                                addr->sockaddr, addr->socklen, 1)
+               == NGX_OK)
+        {
+            return slot;
         }
     }
 
@@ -1041,14 +1037,15 @@ ngx_http_qqfail_zone_find_slot(ngx_http_qqfail_server_sh_t *ssh,
 static ngx_http_qqfail_slot_sh_t *
 ngx_http_qqfail_zone_free_slot(ngx_http_qqfail_server_sh_t *ssh)
 {
-    ngx_uint_t                   i;
-    ngx_http_qqfail_chunk_sh_t  *chunk;
+    ngx_http_qqfail_slots_t     it;
+    ngx_http_qqfail_slot_sh_t  *slot;
 
-    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < chunk->nslots; i++) {
-            if (!chunk->slot[i].in_use) {
-                return &chunk->slot[i];
-            }
+    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+         slot;
+         slot = ngx_http_qqfail_slot_next(&it))
+    {
+        if (!slot->in_use) {
+            return slot;
         }
     }
 
@@ -1293,10 +1290,10 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log)
 {
     ngx_int_t                     rc;
-    ngx_uint_t                    i, j, added, removed, found, full;
+    ngx_uint_t                    j, added, removed, full;
     ngx_http_qqfail_zone_usage_t  usage;
     ngx_slab_pool_t              *shpool;
-    ngx_http_qqfail_chunk_sh_t   *chunk;
+    ngx_http_qqfail_slots_t       it;
     ngx_http_qqfail_slot_sh_t    *slot;
     ngx_http_qqfail_server_sh_t  *ssh;
 
@@ -1332,31 +1329,27 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
         return NGX_ERROR;
     }
 
-    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < chunk->nslots; i++) {
-            slot = &chunk->slot[i];
+    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+         slot;
+         slot = ngx_http_qqfail_slot_next(&it))
+    {
+        if (!slot->in_use) {
+            continue;
+        }
 
-            if (!slot->in_use) {
-                continue;
+        for (j = 0; j < naddrs; j++) {
+            if (ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
+                                 addrs[j].sockaddr, addrs[j].socklen, 1)
+                == NGX_OK)
+            {
+                break;
             }
+        }
 
-            found = 0;
-
-            for (j = 0; j < naddrs; j++) {
-                if (ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
-                                     addrs[j].sockaddr, addrs[j].socklen, 1)
-                    == NGX_OK)
-                {
-                    found = 1;
-                    break;
-                }
-            }
-
-            if (!found) {
-                slot->in_use = 0;
-                slot->id++;
-                removed++;
-            }
+        if (j == naddrs) {
+            slot->in_use = 0;
+            slot->id++;
+            removed++;
         }
     }
 
@@ -1517,9 +1510,10 @@ void
 ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_uint_t empty, ngx_log_t *log)
 {
-    ngx_uint_t                    i, j, k, n, m, active, source, why;
+    ngx_uint_t                    i, j, n, m, active, source, why;
+    ngx_http_qqfail_slots_t       it;
     ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_chunk_sh_t   *chunk;
+    ngx_http_qqfail_slot_sh_t    *slot;
     ngx_http_qqfail_srv_conf_t  **qscfp;
     ngx_http_qqfail_server_sh_t  *ssh;
     ngx_addr_t                    addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
@@ -1540,16 +1534,15 @@ ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
             active = ssh->active;
             source = ssh->source;
 
-            for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-                for (k = 0; k < chunk->nslots; k++) {
-                    if (chunk->slot[k].in_use
-                        && n < NGX_HTTP_QQFAIL_MAX_ADDRS)
-                    {
-                        sa[n] = chunk->slot[k].sockaddr;
-                        addrs[n].sockaddr = &sa[n].sockaddr;
-                        addrs[n].socklen = chunk->slot[k].socklen;
-                        n++;
-                    }
+            for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+                 slot && n < NGX_HTTP_QQFAIL_MAX_ADDRS;
+                 slot = ngx_http_qqfail_slot_next(&it))
+            {
+                if (slot->in_use) {
+                    sa[n] = slot->sockaddr;
+                    addrs[n].sockaddr = &sa[n].sockaddr;
+                    addrs[n].socklen = slot->socklen;
+                    n++;
                 }
             }
 

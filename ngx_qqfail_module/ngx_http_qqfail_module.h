@@ -153,7 +153,15 @@ typedef struct {
  * process registry by ngx_http_qqfail_lease() and the registry functions.
  * Readers take the same lock and copy what they need: the balancer (a
  * server at a time), the status page (a batch of servers at a time), the
- * state file's save (64 servers at a time).
+ * state file's save (64 servers at a time); a server's slots are walked
+ * with ngx_http_qqfail_slot_first() and _next().
+ *
+ * Nothing is allocated while the lock is held.  The lock is the slab
+ * pool's own mutex, so ngx_http_qqfail_zone.c allocates what a write
+ * needs before it takes the lock (ngx_slab_alloc() locks it briefly),
+ * links it under the lock, and frees what it unlinked or did not use
+ * (ngx_slab_free()) once it is unlocked: the chunk of slots and the AS
+ * names of a publication, the records of the master's attach.
  *
  * Written without the lock, each for the reason given at the field:
  * a server record's "next_msec", "next_lookup" and "recover" (the one

@@ -173,7 +173,10 @@ typedef struct {
  * without the lock: a
  * provider's "down" by the leader's pacing (a stale value moves one turn),
  * a server's and an upstream's "gen" by the balancer (it takes the lock
- * before it copies anything).
+ * before it copies anything), the AS names ("orgs", never freed, linked
+ * after a barrier) by the status page and by a publication that looks
+ * for the names it lacks before it allocates them (linked only if still
+ * missing once it has the lock).
  */
 
 typedef union {

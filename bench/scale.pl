@@ -452,7 +452,10 @@ EOF
         # a window that starts at once, which is the start, not the
         # steady rate
         my $settle = ($o{settle} // $o{refresh}) - (time - $t0);
-        sleep $settle if $settle > 0;
+        if ($settle > 0) {
+            sleep $settle;
+            $pr = $providers->($status->('?view=summary') // {});
+        }
         $udp0 = udp_rcvbuf_errors();
         $sd0 = udp_socket_drops(\@dns_listen, \@pips);
         $ub0 = unbound_stats($dns);
@@ -481,12 +484,17 @@ EOF
         @sv = $servers->($st);
         my $addrs = 0;
         $addrs += @{ $_->{addresses} } for @sv;
+        # the rate from the samples alone: one view of the counters, timed
+        # as the peak is
+        my ($q, $qt) = @samples > 1
+            ? ($samples[-1][1] - $samples[0][1],
+               ($samples[-1][0] - $samples[0][0]) || 1)
+            : ($pr->{queries} - $p0->{queries}, $dt);
         $R{steady} = {
             window_s => $dt,
-            queries => $pr->{queries} - $p0->{queries},
-            queries_per_name_per_refresh =>
-                ($pr->{queries} - $p0->{queries}) / $n * $o{refresh} / $dt,
-            average_qps => ($pr->{queries} - $p0->{queries}) / $dt,
+            queries => $q,
+            queries_per_name_per_refresh => $q / $n * $o{refresh} / $qt,
+            average_qps => $q / $qt,
             peak_qps => $peak_qps->(\@samples),
             qps => [ map {
                 sprintf '%.0f', ($samples[$_][1] - $samples[$_ - 1][1])

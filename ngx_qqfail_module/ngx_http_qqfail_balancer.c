@@ -433,11 +433,11 @@ ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
     ngx_http_qqfail_group_t *group, ngx_log_t *log)
 {
     ngx_str_t                    *host;
-    ngx_uint_t                    i, j, n, gen, active, source;
+    ngx_uint_t                    j, n, gen, active, source;
     ngx_slab_pool_t              *shpool;
     ngx_http_qqfail_peer_t       *peer, *next, **last;
     ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_chunk_sh_t   *chunk;
+    ngx_http_qqfail_slots_t       it;
     ngx_http_qqfail_slot_sh_t    *slot;
     ngx_http_qqfail_server_sh_t  *ssh;
     u_char                        kept[NGX_HTTP_QQFAIL_MAX_ADDRS];
@@ -463,20 +463,19 @@ ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
 
     /* a set holds at most NGX_HTTP_QQFAIL_MAX_ADDRS addresses */
 
-    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < chunk->nslots; i++) {
-            slot = &chunk->slot[i];
-
-            if (!slot->in_use || n == NGX_HTTP_QQFAIL_MAX_ADDRS) {
-                continue;
-            }
-
-            snap[n].slot = slot;
-            snap[n].id = slot->id;
-            snap[n].socklen = slot->socklen;
-            snap[n].sockaddr = slot->sockaddr;
-            n++;
+    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+         slot && n < NGX_HTTP_QQFAIL_MAX_ADDRS;
+         slot = ngx_http_qqfail_slot_next(&it))
+    {
+        if (!slot->in_use) {
+            continue;
         }
+
+        snap[n].slot = slot;
+        snap[n].id = slot->id;
+        snap[n].socklen = slot->socklen;
+        snap[n].sockaddr = slot->sockaddr;
+        n++;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);

@@ -150,7 +150,15 @@ typedef struct {
  * process registry by ngx_http_qqfail_lease() and the registry functions.
  * Readers take the same lock and copy what they need: the balancer (a
  * server at a time), the status page (a batch of servers at a time), the
- * state file's save (64 servers at a time).
+ * state file's save (64 servers at a time); a server's slots are walked
+ * with ngx_http_qqfail_slot_first() and _next().
+ *
+ * Nothing is allocated while the lock is held.  The lock is the slab
+ * pool's own mutex, so ngx_http_qqfail_zone.c allocates what a write
+ * needs before it takes the lock (ngx_slab_alloc() locks it briefly),
+ * links it under the lock, and frees what it unlinked or did not use
+ * (ngx_slab_free()) once it is unlocked: the chunk of slots and the AS
+ * names of a publication, the records of the master's attach.
  *
  * Written without the lock, each for the reason given at the field:
  * a server record's "next_msec", "next_lookup" and "recover" (the one
@@ -162,7 +170,10 @@ typedef struct {
  * without the lock: a
  * provider's "down" by the leader's pacing (a stale value moves one turn),
  * a server's and an upstream's "gen" by the balancer (it takes the lock
- * before it copies anything).
+ * before it copies anything), the AS names ("orgs", never freed, linked
+ * after a barrier) by the status page and by a publication that looks
+ * for the names it lacks before it allocates them (linked only if still
+ * missing once it has the lock).
  */
 
 typedef union {
@@ -267,6 +278,57 @@ struct ngx_http_qqfail_server_sh_s {
     u_char                           quorum;     /* the set was agreed by */
     u_char                           recover;    /* better name ok; no lock */
 };
+
+
+/*
+ * The walk over a server's slots, in use or not, chunk after chunk; every
+ * walk over slots goes through it:
+ *
+ *     for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+ *          slot;
+ *          slot = ngx_http_qqfail_slot_next(&it))
+ *     {
+ *         if (!slot->in_use) {
+ *             continue;
+ *         }
+ *         ...
+ *     }
+ *
+ * Under the zone lock, or on a record the walker alone can reach; "ssh"
+ * may be a copy of a record, its "chunks" are read once.
+ */
+
+typedef struct {
+    ngx_http_qqfail_chunk_sh_t      *chunk;
+    ngx_uint_t                       i;
+} ngx_http_qqfail_slots_t;
+
+
+static ngx_inline ngx_http_qqfail_slot_sh_t *
+ngx_http_qqfail_slot_next(ngx_http_qqfail_slots_t *it)
+{
+    while (it->chunk) {
+        if (it->i < it->chunk->nslots) {
+            return &it->chunk->slot[it->i++];
+        }
+
+        it->chunk = it->chunk->next;
+        it->i = 0;
+    }
+
+    return NULL;
+}
+
+
+static ngx_inline ngx_http_qqfail_slot_sh_t *
+ngx_http_qqfail_slot_first(ngx_http_qqfail_server_sh_t *ssh,
+    ngx_http_qqfail_slots_t *it)
+{
+    it->chunk = ssh->chunks;
+    it->i = 0;
+
+    return ngx_http_qqfail_slot_next(it);
+}
 
 
 /*

@@ -152,6 +152,7 @@ struct ngx_http_qqfail_job_s {
     ngx_http_qqfail_server_t        *server;
     ngx_event_t                      timer;
     ngx_msec_t                       backoff;
+    ngx_msec_t                       ttl;        /* the last answer's */
     ngx_uint_t                       pending;    /* lookups undecided */
     ngx_uint_t                       phase;
     ngx_uint_t                       queried;    /* names in this round */

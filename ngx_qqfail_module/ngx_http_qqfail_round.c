@@ -893,15 +893,31 @@ static void
 ngx_http_qqfail_job_schedule(ngx_http_qqfail_resolver_t *rs,
     ngx_http_qqfail_job_t *job, ngx_http_qqfail_result_t *used)
 {
-    ngx_msec_t                   next;
+    ngx_msec_t                   next, ttl;
     ngx_http_qqfail_srv_conf_t  *qscf;
 
     qscf = job->server->upstream;
 
     next = qscf->refresh;
 
-    if (used && used->ttl >= 0 && (ngx_msec_t) used->ttl * 1000 < next) {
-        next = (ngx_msec_t) used->ttl * 1000;
+    /*
+     * A TTL shorter than qqfail_refresh sets the pace.  A provider's
+     * cache gives the rest of a longer one, which ends at the same moment
+     * for every name it fetched together (all of them, at a start): the
+     * refresh keeps its own pace then, or it would ask them all again at
+     * that moment, and again one refresh later.  The record's TTL is the
+     * longer of the last two answers: one of them came fresh, unless
+     * the TTL was lowered, which two answers then show.
+     */
+
+    if (used && used->ttl >= 0) {
+        ttl = (ngx_msec_t) used->ttl * 1000;
+
+        if (ngx_max(ttl, job->ttl) < next) {
+            next = ttl;
+        }
+
+        job->ttl = ttl;
     }
 
     /* while the primary name fails, retry it sooner, backing off */

@@ -951,11 +951,12 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     size_t                         size, line;
     ngx_fd_t                       fd, dfd;
     ngx_err_t                      err;
-    ngx_uint_t                     i, j, k, m, count, batch;
+    ngx_uint_t                     i, j, k, count, batch;
     ngx_pool_t                    *pool;
     const char                    *op;
+    ngx_http_qqfail_slots_t        it;
     ngx_http_qqfail_server_t      *server;
-    ngx_http_qqfail_chunk_sh_t    *chunk;
+    ngx_http_qqfail_slot_sh_t     *slot;
     ngx_http_qqfail_srv_conf_t   **qscfp;
     ngx_http_qqfail_server_sh_t   *ssh;
     u_char                         tmp[NGX_MAX_PATH];
@@ -1053,14 +1054,14 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
                 k = 0;
 
-                for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-                    for (m = 0; m < chunk->nslots; m++) {
-                        if (chunk->slot[m].in_use
-                            && k++ < NGX_HTTP_QQFAIL_MAX_ADDRS)
-                        {
-                            *p++ = ' ';
-                            p += ngx_http_qqfail_slot_text(&chunk->slot[m], p);
-                        }
+                for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+                     slot && k < NGX_HTTP_QQFAIL_MAX_ADDRS;
+                     slot = ngx_http_qqfail_slot_next(&it))
+                {
+                    if (slot->in_use) {
+                        *p++ = ' ';
+                        p += ngx_http_qqfail_slot_text(slot, p);
+                        k++;
                     }
                 }
 

@@ -1082,10 +1082,11 @@ ngx_http_qqfail_status_render(ngx_http_qqfail_status_ctx_t *ctx)
 static void
 ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
 {
-    ngx_uint_t                        i, j, k, n, used;
+    ngx_uint_t                        i, k, n, used;
     ngx_slab_pool_t                  *shpool;
+    ngx_http_qqfail_slots_t           it;
     ngx_http_qqfail_server_t         *server;
-    ngx_http_qqfail_chunk_sh_t       *chunk;
+    ngx_http_qqfail_slot_sh_t        *slot;
     ngx_http_qqfail_srv_conf_t       *qscf;
     ngx_http_qqfail_status_server_t  *ss;
 
@@ -1134,17 +1135,12 @@ ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
 
         k = 0;
 
-        for (chunk = ss->sh.chunks;
-             chunk && k < NGX_HTTP_QQFAIL_MAX_ADDRS;
-             chunk = chunk->next)
+        for (slot = ngx_http_qqfail_slot_first(&ss->sh, &it);
+             slot && k < NGX_HTTP_QQFAIL_MAX_ADDRS;
+             slot = ngx_http_qqfail_slot_next(&it))
         {
-            for (j = 0;
-                 j < chunk->nslots && k < NGX_HTTP_QQFAIL_MAX_ADDRS;
-                 j++)
-            {
-                if (chunk->slot[j].in_use) {
-                    ss->slots[k++] = chunk->slot[j];
-                }
+            if (slot->in_use) {
+                ss->slots[k++] = *slot;
             }
         }
 

@@ -20,6 +20,23 @@ typedef struct {
 } ngx_http_qqfail_zone_index_t;
 
 
+/*
+ * What the master's attach lacks in the zone (counted under the lock) and
+ * what it allocated for it (without the lock): by names of a record, by
+ * upstream, by server in the order of the configuration
+ */
+
+typedef struct {
+    ngx_uint_t                       records[NGX_HTTP_QQFAIL_MAX_NAMES];
+    ngx_uint_t                       npages[NGX_HTTP_QQFAIL_MAX_NAMES];
+    void                            *pages[NGX_HTTP_QQFAIL_MAX_NAMES];
+    u_char                          *missing;    /* an upstream's record */
+    ngx_http_qqfail_upstream_sh_t  **upstreams;
+    ngx_uint_t                      *slots;      /* a set to inherit */
+    ngx_http_qqfail_chunk_sh_t     **chunks;
+} ngx_http_qqfail_zone_prep_t;
+
+
 typedef struct {
     ngx_uint_t                       current;    /* records, this config */
     ngx_uint_t                       older;      /* kept for older ones */
@@ -40,9 +57,21 @@ static void ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf,
 static void ngx_http_qqfail_zone_usage_log(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log, ngx_http_qqfail_zone_usage_t *u,
     ngx_http_qqfail_server_t *server);
+static void ngx_http_qqfail_zone_scan(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_zone_prep_t *prep);
+static ngx_uint_t ngx_http_qqfail_zone_ready(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_prep_t *prep);
+static ngx_int_t ngx_http_qqfail_zone_prepare(
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_zone_prep_t *prep);
+static void ngx_http_qqfail_zone_release(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_prep_t *prep);
+static ngx_http_qqfail_upstream_sh_t *ngx_http_qqfail_zone_upstream(
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_srv_conf_t *qscf);
 static ngx_int_t ngx_http_qqfail_zone_index(
+    ngx_http_qqfail_zone_index_t *index, ngx_uint_t n, ngx_log_t *log);
+static ngx_int_t ngx_http_qqfail_zone_index_fill(
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_zone_index_t *index,
-    ngx_uint_t n, ngx_log_t *log);
+    ngx_uint_t n);
 static ngx_uint_t ngx_http_qqfail_zone_hash(ngx_http_qqfail_upstream_sh_t *ush,
     uint64_t hash);
 static uint64_t ngx_http_qqfail_zone_key_hash(
@@ -54,23 +83,39 @@ static void ngx_http_qqfail_zone_index_add(
 static ngx_http_qqfail_server_sh_t *ngx_http_qqfail_zone_find(
     ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_upstream_sh_t *ush,
     ngx_http_qqfail_server_t *server);
-static void ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server, ngx_http_qqfail_zone_index_t *index);
-static void ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf);
-static ngx_int_t ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t naddrs);
+static ngx_http_qqfail_server_sh_t *ngx_http_qqfail_zone_best(
+    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_upstream_sh_t *ush,
+    ngx_http_qqfail_server_sh_t *ssh, ngx_http_qqfail_server_t *server,
+    ngx_uint_t *best_name);
+static void ngx_http_qqfail_zone_inherit(ngx_http_qqfail_server_t *server,
+    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_chunk_sh_t **more);
+static void *ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf);
+static void ngx_http_qqfail_zone_free(ngx_slab_pool_t *shpool,
+    void *garbage);
+static ngx_uint_t ngx_http_qqfail_zone_slots(ngx_http_qqfail_server_sh_t *ssh,
+    ngx_http_qqfail_chunk_sh_t ***last);
+static ngx_http_qqfail_chunk_sh_t *ngx_http_qqfail_zone_room(
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_server_t *server,
+    ngx_uint_t n, ngx_log_t *log);
 static size_t ngx_http_qqfail_zone_fit(size_t size);
 static void ngx_http_qqfail_zone_count(size_t n, size_t *bytes,
     ngx_uint_t *pages);
 static size_t ngx_http_qqfail_zone_head(ngx_uint_t nnames);
+static ngx_uint_t ngx_http_qqfail_zone_per_page(ngx_uint_t nnames);
+static ngx_uint_t ngx_http_qqfail_zone_record_slots(ngx_uint_t nnames);
+static void ngx_http_qqfail_zone_cells(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_prep_t *prep);
 static ngx_http_qqfail_server_sh_t *ngx_http_qqfail_zone_record(
     ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_server_t *server);
 static ngx_http_qqfail_chunk_sh_t *ngx_http_qqfail_zone_chunk(
     ngx_slab_pool_t *shpool, ngx_uint_t n);
-static void ngx_http_qqfail_zone_org_add(ngx_http_qqfail_main_conf_t *qmcf,
-    uint32_t asn, u_char *org);
-static u_char *ngx_http_qqfail_zone_strdup(ngx_slab_pool_t *shpool,
-    u_char *data, size_t len);
+static ngx_http_qqfail_org_sh_t *ngx_http_qqfail_zone_orgs(
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_geo_t *geo,
+    ngx_uint_t naddrs);
+static ngx_http_qqfail_org_sh_t *ngx_http_qqfail_zone_orgs_link(
+    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_org_sh_t *orgs);
+static ngx_uint_t ngx_http_qqfail_zone_org_known(ngx_http_qqfail_org_sh_t *o,
+    uint32_t asn, u_char *org, size_t len);
 static ngx_http_qqfail_slot_sh_t *ngx_http_qqfail_zone_find_slot(
     ngx_http_qqfail_server_sh_t *ssh, ngx_addr_t *addr);
 static ngx_http_qqfail_slot_sh_t *ngx_http_qqfail_zone_free_slot(
@@ -168,16 +213,24 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
  * previous generation had; an edited server line (a name added, removed
  * or reordered) inherits them from the record of a name it shares.
  * Records no running generation uses are freed first.
+ *
+ * Nothing is allocated with the zone locked: what is missing is counted
+ * under the lock (ngx_http_qqfail_zone_scan()), allocated without it
+ * (ngx_http_qqfail_zone_prepare()), and linked once the lock is taken
+ * again and the count shows that nothing else is missing; a zone that
+ * cannot hold it is left as it was.
  */
 
 static ngx_int_t
 ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log)
 {
-    ngx_uint_t                      i, j, n, epoch;
+    void                           *garbage;
+    ngx_uint_t                      i, j, n, epoch, nupstreams;
     ngx_slab_pool_t                *shpool;
     ngx_http_qqfail_sh_t           *sh;
     ngx_http_qqfail_server_t       *server;
+    ngx_http_qqfail_zone_prep_t     prep;
     ngx_http_qqfail_zone_index_t    index;
     ngx_http_qqfail_zone_usage_t    usage;
     ngx_http_qqfail_srv_conf_t    **qscfp, *qscf;
@@ -190,60 +243,88 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
     /* the generation this configuration starts, if it starts */
     epoch = sh->epoch + 1;
 
-    index.slot = NULL;
+    ngx_memzero(&index, sizeof(ngx_http_qqfail_zone_index_t));
+    ngx_memzero(&prep, sizeof(ngx_http_qqfail_zone_prep_t));
 
-    ngx_shmtx_lock(&shpool->mutex);
-
-    ngx_http_qqfail_zone_gc(qmcf);
-
-    if (ngx_http_qqfail_zone_attach_providers(qmcf) != NGX_OK) {
-        goto nomem;
-    }
-
-    /* finding records is linear in their number, not quadratic */
-
-    n = sh->nservers;
+    n = 0;
+    nupstreams = qmcf->upstreams.nelts;
     qscfp = qmcf->upstreams.elts;
 
-    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+    for (i = 0; i < nupstreams; i++) {
         n += qscfp[i]->servers->nelts;
     }
 
-    if (ngx_http_qqfail_zone_index(qmcf, &index, n, log) != NGX_OK) {
-        ngx_shmtx_unlock(&shpool->mutex);
+    prep.upstreams = ngx_calloc(nupstreams
+                                * sizeof(ngx_http_qqfail_upstream_sh_t *)
+                                + nupstreams + n * sizeof(ngx_uint_t)
+                                + n * sizeof(ngx_http_qqfail_chunk_sh_t *)
+                                + 1,
+                                log);
+    if (prep.upstreams == NULL) {
         return NGX_ERROR;
     }
 
-    qscfp = qmcf->upstreams.elts;
+    prep.chunks = (ngx_http_qqfail_chunk_sh_t **) &prep.upstreams[nupstreams];
+    prep.slots = (ngx_uint_t *) &prep.chunks[n];
+    prep.missing = (u_char *) &prep.slots[n];
 
-    for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        qscf = qscfp[i];
+    for ( ;; ) {
 
-        for (ush = sh->upstreams; ush; ush = ush->next) {
-            if (ush->key_len == qscf->name.len
-                && ngx_memcmp(ush->key, qscf->name.data,
-                              ush->key_len) == 0)
-            {
-                break;
-            }
+        /* finding records is linear in their number, not quadratic */
+
+        if (ngx_http_qqfail_zone_index(&index, sh->nservers + n, log)
+            != NGX_OK)
+        {
+            goto failed;
         }
 
+        ngx_shmtx_lock(&shpool->mutex);
+
+        garbage = ngx_http_qqfail_zone_gc(qmcf);
+
+        if (ngx_http_qqfail_zone_attach_providers(qmcf) != NGX_OK) {
+            goto nomem;
+        }
+
+        if (ngx_http_qqfail_zone_index_fill(qmcf, &index, n) != NGX_OK) {
+            /* records were added meanwhile: a bigger index */
+            ngx_shmtx_unlock(&shpool->mutex);
+            ngx_http_qqfail_zone_free(shpool, garbage);
+            continue;
+        }
+
+        ngx_http_qqfail_zone_scan(qmcf, &index, &prep);
+
+        if (ngx_http_qqfail_zone_ready(qmcf, &prep)) {
+            break;
+        }
+
+        ngx_shmtx_unlock(&shpool->mutex);
+
+        ngx_http_qqfail_zone_free(shpool, garbage);
+
+        if (ngx_http_qqfail_zone_prepare(qmcf, &prep) != NGX_OK) {
+            ngx_shmtx_lock(&shpool->mutex);
+            garbage = NULL;
+            goto nomem;
+        }
+    }
+
+    /* the zone is locked, and everything missing is allocated */
+
+    ngx_http_qqfail_zone_cells(qmcf, &prep);
+
+    n = 0;
+
+    for (i = 0; i < nupstreams; i++) {
+        qscf = qscfp[i];
+
+        ush = ngx_http_qqfail_zone_upstream(qmcf, qscf);
+
         if (ush == NULL) {
-            ush = ngx_slab_calloc_locked(shpool,
-                                         sizeof(ngx_http_qqfail_upstream_sh_t));
-            if (ush == NULL) {
-                goto nomem;
-            }
+            ush = prep.upstreams[i];
+            prep.upstreams[i] = NULL;
 
-            ush->key = ngx_http_qqfail_zone_strdup(shpool,
-                                                   qscf->name.data,
-                                                   qscf->name.len);
-            if (ush->key == NULL) {
-                ngx_slab_free_locked(shpool, ush);
-                goto nomem;
-            }
-
-            ush->key_len = qscf->name.len;
             ush->next = sh->upstreams;
             sh->upstreams = ush;
         }
@@ -253,15 +334,12 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
 
         server = qscf->servers->elts;
 
-        for (j = 0; j < qscf->servers->nelts; j++) {
+        for (j = 0; j < qscf->servers->nelts; j++, n++) {
 
             ssh = ngx_http_qqfail_zone_find(&index, ush, &server[j]);
 
             if (ssh == NULL) {
                 ssh = ngx_http_qqfail_zone_record(qmcf, &server[j]);
-                if (ssh == NULL) {
-                    goto nomem;
-                }
 
                 ssh->upstream = ush;
                 ssh->next = sh->servers;
@@ -277,13 +355,16 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
             server[j].upstream = qscf;
 
             if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE) {
-                ngx_http_qqfail_zone_inherit(qmcf, &server[j], &index);
+                ngx_http_qqfail_zone_inherit(&server[j], &index,
+                                             &prep.chunks[n]);
             }
         }
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
 
+    ngx_http_qqfail_zone_free(shpool, garbage);
+    ngx_http_qqfail_zone_release(qmcf, &prep);
     ngx_free(index.slot);
 
     return NGX_OK;
@@ -294,7 +375,13 @@ nomem:
 
     ngx_shmtx_unlock(&shpool->mutex);
 
+    ngx_http_qqfail_zone_free(shpool, garbage);
+
     ngx_http_qqfail_zone_usage_log(qmcf, log, &usage, NULL);
+
+failed:
+
+    ngx_http_qqfail_zone_release(qmcf, &prep);
 
     if (index.slot) {
         ngx_free(index.slot);
@@ -305,28 +392,308 @@ nomem:
 
 
 /*
+ * What the records of a configuration lack in the zone, with the zone
+ * locked: the upstreams and the servers without a record, the records
+ * that the free ones do not cover, and the slots an edited server needs
+ * to inherit a set (ngx_http_qqfail_zone_inherit()).
+ */
+
+static void
+ngx_http_qqfail_zone_scan(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_zone_prep_t *prep)
+{
+    void                           *cell;
+    ngx_uint_t                      i, j, k, n, room, name;
+    ngx_http_qqfail_server_t       *server;
+    ngx_http_qqfail_chunk_sh_t    **last;
+    ngx_http_qqfail_srv_conf_t    **qscfp;
+    ngx_http_qqfail_server_sh_t    *ssh, *best;
+    ngx_http_qqfail_upstream_sh_t  *ush;
+
+    ngx_memzero(prep->records, sizeof(prep->records));
+
+    n = 0;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        ush = ngx_http_qqfail_zone_upstream(qmcf, qscfp[i]);
+        prep->missing[i] = (ush == NULL);
+
+        server = qscfp[i]->servers->elts;
+
+        for (j = 0; j < qscfp[i]->servers->nelts; j++, n++) {
+            k = server[j].names.nelts - 1;
+            prep->slots[n] = 0;
+
+            ssh = ush ? ngx_http_qqfail_zone_find(index, ush, &server[j])
+                      : NULL;
+
+            if (ssh == NULL) {
+                prep->records[k]++;
+
+                if (ush == NULL) {
+                    /* a new upstream: no set to inherit */
+                    continue;
+                }
+
+                room = ngx_http_qqfail_zone_record_slots(k + 1);
+
+            } else if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE) {
+                room = ngx_http_qqfail_zone_slots(ssh, &last);
+
+            } else {
+                continue;
+            }
+
+            best = ngx_http_qqfail_zone_best(index, ush, ssh, &server[j],
+                                             &name);
+
+            if (best && best->naddrs > room) {
+                prep->slots[n] = best->naddrs - room;
+            }
+        }
+    }
+
+    /* the free records count */
+
+    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+        for (cell = qmcf->sh->cells[k];
+             cell && prep->records[k];
+             cell = *(void **) cell)
+        {
+            prep->records[k]--;
+        }
+    }
+}
+
+
+/* whether what ngx_http_qqfail_zone_scan() found missing is allocated */
+
+static ngx_uint_t
+ngx_http_qqfail_zone_ready(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_prep_t *prep)
+{
+    ngx_uint_t  i, k, n;
+
+    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+        if (prep->records[k]
+            > prep->npages[k] * ngx_http_qqfail_zone_per_page(k + 1))
+        {
+            return 0;
+        }
+    }
+
+    n = 0;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        if (prep->missing[i] && prep->upstreams[i] == NULL) {
+            return 0;
+        }
+
+        n += ((ngx_http_qqfail_srv_conf_t **) qmcf->upstreams.elts)[i]
+                 ->servers->nelts;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (prep->slots[i] && prep->chunks[i] == NULL) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * Allocate what ngx_http_qqfail_zone_scan() found missing and is not
+ * yet; called with the zone unlocked
+ */
+
+static ngx_int_t
+ngx_http_qqfail_zone_prepare(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_prep_t *prep)
+{
+    void                           *page;
+    ngx_str_t                      *host;
+    ngx_uint_t                      i, k, n;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_qqfail_srv_conf_t    **qscfp;
+    ngx_http_qqfail_upstream_sh_t  *ush;
+
+    shpool = qmcf->shpool;
+
+    /* records are cut from whole pages (ngx_http_qqfail_zone_cells()) */
+
+    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+        while (prep->records[k]
+               > prep->npages[k] * ngx_http_qqfail_zone_per_page(k + 1))
+        {
+            page = ngx_slab_alloc(shpool, ngx_pagesize);
+            if (page == NULL) {
+                return NGX_ERROR;
+            }
+
+            *(void **) page = prep->pages[k];
+            prep->pages[k] = page;
+            prep->npages[k]++;
+        }
+    }
+
+    n = 0;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        n += qscfp[i]->servers->nelts;
+
+        if (!prep->missing[i] || prep->upstreams[i]) {
+            continue;
+        }
+
+        host = &qscfp[i]->name;
+
+        ush = ngx_slab_calloc(shpool, sizeof(ngx_http_qqfail_upstream_sh_t));
+        if (ush == NULL) {
+            return NGX_ERROR;
+        }
+
+        ush->key = ngx_slab_alloc(shpool, host->len + 1);
+        if (ush->key == NULL) {
+            ngx_slab_free(shpool, ush);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ush->key, host->data, host->len);
+        ush->key[host->len] = '\0';
+        ush->key_len = host->len;
+
+        prep->upstreams[i] = ush;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (prep->slots[i] && prep->chunks[i] == NULL) {
+            prep->chunks[i] = ngx_http_qqfail_zone_chunk(shpool,
+                                                         prep->slots[i]);
+            if (prep->chunks[i] == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* what was allocated and not used; called with the zone unlocked */
+
+static void
+ngx_http_qqfail_zone_release(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_prep_t *prep)
+{
+    ngx_uint_t                  i, k, n;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_qqfail_srv_conf_t **qscfp;
+
+    shpool = qmcf->shpool;
+
+    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+        ngx_http_qqfail_zone_free(shpool, prep->pages[k]);
+    }
+
+    n = 0;
+    qscfp = qmcf->upstreams.elts;
+
+    for (i = 0; i < qmcf->upstreams.nelts; i++) {
+        n += qscfp[i]->servers->nelts;
+
+        if (prep->upstreams[i]) {
+            ngx_slab_free(shpool, prep->upstreams[i]->key);
+            ngx_slab_free(shpool, prep->upstreams[i]);
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (prep->chunks[i]) {
+            ngx_slab_free(shpool, prep->chunks[i]);
+        }
+    }
+
+    ngx_free(prep->upstreams);
+}
+
+
+/* the record of an upstream; called with the zone locked */
+
+static ngx_http_qqfail_upstream_sh_t *
+ngx_http_qqfail_zone_upstream(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_srv_conf_t *qscf)
+{
+    ngx_http_qqfail_upstream_sh_t  *ush;
+
+    for (ush = qmcf->sh->upstreams; ush; ush = ush->next) {
+        if (ush->key_len == qscf->name.len
+            && ngx_memcmp(ush->key, qscf->name.data,
+                          ush->key_len) == 0)
+        {
+            return ush;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
  * A process-local index of the records, for the master's attach: by
  * upstream and key, and by upstream and the name the addresses came from
  * (for inheriting).  Open addressing, at most half full.
  */
 
 static ngx_int_t
-ngx_http_qqfail_zone_index(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_index_t *index, ngx_uint_t n, ngx_log_t *log)
+ngx_http_qqfail_zone_index(ngx_http_qqfail_zone_index_t *index, ngx_uint_t n,
+    ngx_log_t *log)
 {
-    ngx_uint_t                    size;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_uint_t  size;
 
     for (size = 16; size < 2 * n; size <<= 1) { /* void */ }
 
+    if (index->slot && index->mask + 1 >= size) {
+        return NGX_OK;
+    }
+
+    if (index->slot) {
+        ngx_free(index->slot);
+    }
+
     index->mask = size - 1;
-    index->slot = ngx_calloc(2 * size * sizeof(ngx_http_qqfail_server_sh_t *),
-                             log);
+    index->slot = ngx_alloc(2 * size * sizeof(ngx_http_qqfail_server_sh_t *),
+                            log);
     if (index->slot == NULL) {
         return NGX_ERROR;
     }
 
     index->named = index->slot + size;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The records into the index, with the zone locked; NGX_AGAIN: more than
+ * it was made for, with the n records a configuration may add
+ */
+
+static ngx_int_t
+ngx_http_qqfail_zone_index_fill(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_index_t *index, ngx_uint_t n)
+{
+    ngx_http_qqfail_server_sh_t  *ssh;
+
+    if (2 * (qmcf->sh->nservers + n) > index->mask + 1) {
+        return NGX_AGAIN;
+    }
+
+    ngx_memzero(index->slot,
+                2 * (index->mask + 1) * sizeof(ngx_http_qqfail_server_sh_t *));
 
     for (ssh = qmcf->sh->servers; ssh; ssh = ssh->next) {
         ngx_http_qqfail_zone_index_add(index, ssh);
@@ -667,32 +1034,28 @@ ngx_http_qqfail_zone_count(size_t n, size_t *bytes, ngx_uint_t *pages)
  * was edited) takes them from the record of another server of the same
  * upstream whose addresses came from one of its names: during an outage,
  * adding an alias or removing a dead one must not cost the last good
- * addresses.  The best of its names wins.  Called with the zone locked.
+ * addresses.  The best of its names wins.  Called with the zone locked;
+ * "ssh" is the server's record, NULL if it has none yet.
  */
 
-static void
-ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server, ngx_http_qqfail_zone_index_t *index)
+static ngx_http_qqfail_server_sh_t *
+ngx_http_qqfail_zone_best(ngx_http_qqfail_zone_index_t *index,
+    ngx_http_qqfail_upstream_sh_t *ush, ngx_http_qqfail_server_sh_t *ssh,
+    ngx_http_qqfail_server_t *server, ngx_uint_t *best_name)
 {
     uint64_t                      hash;
-    ngx_uint_t                    i, n, k, h, room, best_name;
+    ngx_uint_t                    n, h;
     ngx_http_qqfail_name_t       *name;
-    ngx_http_qqfail_chunk_sh_t   *chunk, **last;
-    ngx_http_qqfail_slot_sh_t    *slot, *to;
-    ngx_http_qqfail_server_sh_t  *ssh, *old, *best;
+    ngx_http_qqfail_server_sh_t  *old;
 
-    ssh = server->sh;
     name = server->names.elts;
-
-    best = NULL;
-    best_name = server->names.nelts;
 
     /* the best name first: the first record its addresses came from wins */
 
-    for (n = 0; best == NULL && n < server->names.nelts; n++) {
+    for (n = 0; n < server->names.nelts; n++) {
         hash = ngx_http_qqfail_zone_name_hash(name[n].key.data,
                                               name[n].key.len);
-        h = ngx_http_qqfail_zone_hash(ssh->upstream, hash);
+        h = ngx_http_qqfail_zone_hash(ush, hash);
 
         for ( ;; ) {
             old = index->named[h++ & index->mask];
@@ -701,7 +1064,7 @@ ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
                 break;
             }
 
-            if (old == ssh || old->upstream != ssh->upstream
+            if (old == ssh || old->upstream != ush
                 || old->source == NGX_HTTP_QQFAIL_SOURCE_NONE
                 || old->naddrs == 0
                 || old->active >= old->nnames
@@ -710,57 +1073,66 @@ ngx_http_qqfail_zone_inherit(ngx_http_qqfail_main_conf_t *qmcf,
                 continue;
             }
 
-            best = old;
-            best_name = n;
-            break;
+            *best_name = n;
+            return old;
         }
     }
 
+    return NULL;
+}
+
+
+static void
+ngx_http_qqfail_zone_inherit(ngx_http_qqfail_server_t *server,
+    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_chunk_sh_t **more)
+{
+    ngx_uint_t                    n, k, best_name;
+    ngx_http_qqfail_slots_t       it;
+    ngx_http_qqfail_chunk_sh_t  **last;
+    ngx_http_qqfail_slot_sh_t    *slot, *to;
+    ngx_http_qqfail_server_sh_t  *ssh, *best;
+
+    ssh = server->sh;
+
+    best = ngx_http_qqfail_zone_best(index, ssh->upstream, ssh, server,
+                                     &best_name);
     if (best == NULL) {
         return;
     }
 
-    /* room for the set, without freeing records: the index points to them */
+    /*
+     * room for the set, without freeing records: the index points to them;
+     * the chunk made for it by ngx_http_qqfail_zone_prepare(), or as many
+     * as fit, the lookups complete the set
+     */
 
-    room = 0;
-    last = &ssh->chunks;
-
-    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        room += chunk->nslots;
-        last = &chunk->next;
+    if (ngx_http_qqfail_zone_slots(ssh, &last) < best->naddrs && *more) {
+        *last = *more;
+        *more = NULL;
     }
 
-    if (room < best->naddrs) {
-        /* NULL: as many as fit, the lookups complete the set */
-        *last = ngx_http_qqfail_zone_chunk(qmcf->shpool,
-                                           best->naddrs - room);
-    }
-
-    for (chunk = best->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < chunk->nslots; i++) {
-            slot = &chunk->slot[i];
-
-            if (!slot->in_use) {
-                continue;
-            }
-
-            to = ngx_http_qqfail_zone_free_slot(ssh);
-            if (to == NULL) {
-                goto done;
-            }
-
-            k = to->id;
-            *to = *slot;
-            to->id = (uint32_t) k + 1;
-            to->fails = 0;
-            to->accessed = 0;
-            to->checked = 0;
-
-            ssh->naddrs++;
+    for (slot = ngx_http_qqfail_slot_first(best, &it);
+         slot;
+         slot = ngx_http_qqfail_slot_next(&it))
+    {
+        if (!slot->in_use) {
+            continue;
         }
-    }
 
-done:
+        to = ngx_http_qqfail_zone_free_slot(ssh);
+        if (to == NULL) {
+            break;
+        }
+
+        k = to->id;
+        *to = *slot;
+        to->id = (uint32_t) k + 1;
+        to->fails = 0;
+        to->accessed = 0;
+        to->checked = 0;
+
+        ssh->naddrs++;
+    }
 
     if (ssh->naddrs == 0) {
         return;
@@ -791,25 +1163,28 @@ done:
 /*
  * Free the records that no running generation uses: those of servers and
  * upstreams configured only by generations older than the oldest worker
- * still running.  Called with the zone locked.
+ * still running.  Called with the zone locked: a server record goes back
+ * to the free records at once, what was allocated apart (more chunks,
+ * an upstream and its key) is unlinked and returned, linked by its first
+ * word, for ngx_http_qqfail_zone_free() once the zone is unlocked.
  */
 
-static void
+static void *
 ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf)
 {
+    void                            *garbage;
     ngx_uint_t                       i, k, oldest;
-    ngx_slab_pool_t                 *shpool;
     ngx_http_qqfail_sh_t            *sh;
     ngx_http_qqfail_chunk_sh_t      *chunk, *next;
     ngx_http_qqfail_server_sh_t     *ssh, **sshp;
     ngx_http_qqfail_upstream_sh_t   *ush, **ushp;
 
-    shpool = qmcf->shpool;
     sh = qmcf->sh;
+    garbage = NULL;
 
     if (sh->nprocs > NGX_HTTP_QQFAIL_MAX_PROCS) {
         /* a worker could not register: who uses what is unknown */
-        return;
+        return NULL;
     }
 
     oldest = sh->epoch;
@@ -844,7 +1219,8 @@ ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf)
 
         for (chunk = ssh->chunks->next; chunk; chunk = next) {
             next = chunk->next;
-            ngx_slab_free_locked(shpool, chunk);
+            *(void **) chunk = garbage;
+            garbage = chunk;
         }
 
         k = ssh->nnames - 1;
@@ -863,8 +1239,28 @@ ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf)
 
         *ushp = ush->next;
 
-        ngx_slab_free_locked(shpool, ush->key);
-        ngx_slab_free_locked(shpool, ush);
+        /* a key takes at least shpool->min_size bytes, room for the link */
+
+        *(void **) ush->key = garbage;
+        *(void **) ush = ush->key;
+        garbage = ush;
+    }
+
+    return garbage;
+}
+
+
+/* what the garbage collection unlinked; called with the zone unlocked */
+
+static void
+ngx_http_qqfail_zone_free(ngx_slab_pool_t *shpool, void *garbage)
+{
+    void  *next;
+
+    while (garbage) {
+        next = *(void **) garbage;
+        ngx_slab_free(shpool, garbage);
+        garbage = next;
     }
 }
 
@@ -994,43 +1390,23 @@ ngx_http_qqfail_zone_attach_providers(ngx_http_qqfail_main_conf_t *qmcf)
 }
 
 
-static u_char *
-ngx_http_qqfail_zone_strdup(ngx_slab_pool_t *shpool, u_char *data,
-    size_t len)
-{
-    u_char  *p;
-
-    p = ngx_slab_alloc_locked(shpool, len + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(p, data, len);
-    p[len] = '\0';
-
-    return p;
-}
-
-
 static ngx_http_qqfail_slot_sh_t *
 ngx_http_qqfail_zone_find_slot(ngx_http_qqfail_server_sh_t *ssh,
     ngx_addr_t *addr)
 {
-    ngx_uint_t                   i;
-    ngx_http_qqfail_chunk_sh_t  *chunk;
-    ngx_http_qqfail_slot_sh_t   *slot;
+    ngx_http_qqfail_slots_t     it;
+    ngx_http_qqfail_slot_sh_t  *slot;
 
-    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < chunk->nslots; i++) {
-            slot = &chunk->slot[i];
-
-            if (slot->in_use
-                && ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
-                                    addr->sockaddr, addr->socklen, 1)
-                   == NGX_OK)
-            {
-                return slot;
-            }
+    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+         slot;
+         slot = ngx_http_qqfail_slot_next(&it))
+    {
+        if (slot->in_use
+            && ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
+                                addr->sockaddr, addr->socklen, 1)
+               == NGX_OK)
+        {
+            return slot;
         }
     }
 
@@ -1041,14 +1417,15 @@ ngx_http_qqfail_zone_find_slot(ngx_http_qqfail_server_sh_t *ssh,
 static ngx_http_qqfail_slot_sh_t *
 ngx_http_qqfail_zone_free_slot(ngx_http_qqfail_server_sh_t *ssh)
 {
-    ngx_uint_t                   i;
-    ngx_http_qqfail_chunk_sh_t  *chunk;
+    ngx_http_qqfail_slots_t     it;
+    ngx_http_qqfail_slot_sh_t  *slot;
 
-    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < chunk->nslots; i++) {
-            if (!chunk->slot[i].in_use) {
-                return &chunk->slot[i];
-            }
+    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+         slot;
+         slot = ngx_http_qqfail_slot_next(&it))
+    {
+        if (!slot->in_use) {
+            return slot;
         }
     }
 
@@ -1106,8 +1483,58 @@ ngx_http_qqfail_zone_record_size(ngx_uint_t nnames)
 }
 
 
+/* the records a page holds, and the slots of a new record */
+
+static ngx_uint_t
+ngx_http_qqfail_zone_per_page(ngx_uint_t nnames)
+{
+    return ngx_pagesize / ngx_http_qqfail_zone_record_size(nnames);
+}
+
+
+static ngx_uint_t
+ngx_http_qqfail_zone_record_slots(ngx_uint_t nnames)
+{
+    return (ngx_http_qqfail_zone_record_size(nnames)
+            - ngx_http_qqfail_zone_head(nnames)
+            - offsetof(ngx_http_qqfail_chunk_sh_t, slot))
+           / sizeof(ngx_http_qqfail_slot_sh_t);
+}
+
+
 /*
- * A record: a free one of the same size, else a page cut into records.
+ * The pages ngx_http_qqfail_zone_prepare() allocated, cut into free
+ * records.  Called with the zone locked.
+ */
+
+static void
+ngx_http_qqfail_zone_cells(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_zone_prep_t *prep)
+{
+    u_char      *page;
+    size_t       size;
+    ngx_uint_t   k, n;
+
+    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+        size = ngx_http_qqfail_zone_record_size(k + 1);
+
+        while (prep->pages[k]) {
+            page = prep->pages[k];
+            prep->pages[k] = *(void **) page;
+            prep->npages[k]--;
+
+            for (n = ngx_pagesize / size; n--; /* void */) {
+                *(void **) (page + n * size) = qmcf->sh->cells[k];
+                qmcf->sh->cells[k] = page + n * size;
+            }
+        }
+    }
+}
+
+
+/*
+ * A record: a free one of the same size, the pages of free ones made by
+ * ngx_http_qqfail_zone_cells(), as ngx_http_qqfail_zone_scan() counted.
  * Freed records go back to that list (ngx_http_qqfail_zone_gc), their
  * pages stay records.  Called with the zone locked.
  */
@@ -1116,7 +1543,6 @@ static ngx_http_qqfail_server_sh_t *
 ngx_http_qqfail_zone_record(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_http_qqfail_server_t *server)
 {
-    u_char                       *page;
     size_t                        size, head;
     ngx_uint_t                    n, k;
     ngx_http_qqfail_name_t       *name;
@@ -1125,18 +1551,6 @@ ngx_http_qqfail_zone_record(ngx_http_qqfail_main_conf_t *qmcf,
     k = server->names.nelts - 1;
     head = ngx_http_qqfail_zone_head(server->names.nelts);
     size = ngx_http_qqfail_zone_record_size(server->names.nelts);
-
-    if (qmcf->sh->cells[k] == NULL) {
-        page = ngx_slab_alloc_locked(qmcf->shpool, ngx_pagesize);
-        if (page == NULL) {
-            return NULL;
-        }
-
-        for (n = ngx_pagesize / size; n--; /* void */) {
-            *(void **) (page + n * size) = qmcf->sh->cells[k];
-            qmcf->sh->cells[k] = page + n * size;
-        }
-    }
 
     ssh = qmcf->sh->cells[k];
     qmcf->sh->cells[k] = *(void **) ssh;
@@ -1154,15 +1568,16 @@ ngx_http_qqfail_zone_record(ngx_http_qqfail_main_conf_t *qmcf,
     }
 
     ssh->chunks = (ngx_http_qqfail_chunk_sh_t *) ((u_char *) ssh + head);
-    ssh->chunks->nslots = (size - head
-                           - offsetof(ngx_http_qqfail_chunk_sh_t, slot))
-                          / sizeof(ngx_http_qqfail_slot_sh_t);
+    ssh->chunks->nslots = ngx_http_qqfail_zone_record_slots(ssh->nnames);
 
     return ssh;
 }
 
 
-/* more slots: at least n, as many as the allocation holds */
+/*
+ * More slots: at least n, as many as the allocation holds.  Called with
+ * the zone unlocked.
+ */
 
 static ngx_http_qqfail_chunk_sh_t *
 ngx_http_qqfail_zone_chunk(ngx_slab_pool_t *shpool, ngx_uint_t n)
@@ -1173,7 +1588,7 @@ ngx_http_qqfail_zone_chunk(ngx_slab_pool_t *shpool, ngx_uint_t n)
     size = ngx_http_qqfail_zone_fit(offsetof(ngx_http_qqfail_chunk_sh_t, slot)
                                     + n * sizeof(ngx_http_qqfail_slot_sh_t));
 
-    chunk = ngx_slab_calloc_locked(shpool, size);
+    chunk = ngx_slab_calloc(shpool, size);
     if (chunk == NULL) {
         return NULL;
     }
@@ -1186,59 +1601,111 @@ ngx_http_qqfail_zone_chunk(ngx_slab_pool_t *shpool, ngx_uint_t n)
 
 
 /*
- * The AS organisation names, one per AS number for the whole zone: kept
+ * The AS organisation names, one per AS number for the whole zone: linked
  * under the lock, never freed (at most NGX_HTTP_QQFAIL_MAX_ORGS), so that
  * ngx_http_qqfail_zone_org() reads them without it.  A new name for a
  * number goes first and hides the older one.
+ *
+ * The names of a set that the zone lacks are allocated before the lock is
+ * taken (ngx_http_qqfail_zone_orgs()), linked under it
+ * (ngx_http_qqfail_zone_orgs_link()); what another process linked
+ * meanwhile is freed after.
  */
 
-static void
-ngx_http_qqfail_zone_org_add(ngx_http_qqfail_main_conf_t *qmcf,
-    uint32_t asn, u_char *org)
+static ngx_http_qqfail_org_sh_t *
+ngx_http_qqfail_zone_orgs(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs)
 {
     size_t                     len;
-    ngx_http_qqfail_sh_t      *sh;
-    ngx_http_qqfail_org_sh_t  *o, **bucket;
+    ngx_uint_t                 j;
+    ngx_http_qqfail_org_sh_t  *o, *orgs;
 
-    len = ngx_strnlen(org, NGX_HTTP_QQFAIL_ORG_LEN - 1);
+    orgs = NULL;
 
-    if (asn == 0 || len == 0) {
-        return;
+    for (j = 0; geo && j < naddrs; j++) {
+        len = ngx_strnlen(geo[j].org, NGX_HTTP_QQFAIL_ORG_LEN - 1);
+
+        if (geo[j].asn == 0 || len == 0
+            || qmcf->sh->norgs >= NGX_HTTP_QQFAIL_MAX_ORGS
+            || ngx_http_qqfail_zone_org_known(
+                   qmcf->sh->orgs[geo[j].asn % NGX_HTTP_QQFAIL_ORG_HASH],
+                   geo[j].asn, geo[j].org, len)
+            || ngx_http_qqfail_zone_org_known(orgs, geo[j].asn, geo[j].org,
+                                              len))
+        {
+            continue;
+        }
+
+        o = ngx_slab_alloc(qmcf->shpool,
+                           offsetof(ngx_http_qqfail_org_sh_t, data) + len);
+        if (o == NULL) {
+            /* the zone is full: the name is not shown */
+            break;
+        }
+
+        o->asn = geo[j].asn;
+        o->len = (u_char) len;
+        ngx_memcpy(o->data, geo[j].org, len);
+
+        o->next = orgs;
+        orgs = o;
     }
 
+    return orgs;
+}
+
+
+/* called with the zone locked; returns the names not linked */
+
+static ngx_http_qqfail_org_sh_t *
+ngx_http_qqfail_zone_orgs_link(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_org_sh_t *orgs)
+{
+    ngx_http_qqfail_sh_t      *sh;
+    ngx_http_qqfail_org_sh_t  *o, *next, *unused, **bucket;
+
     sh = qmcf->sh;
-    bucket = &sh->orgs[asn % NGX_HTTP_QQFAIL_ORG_HASH];
+    unused = NULL;
 
-    for (o = *bucket; o; o = o->next) {
+    for (o = orgs; o; o = next) {
+        next = o->next;
+
+        bucket = &sh->orgs[o->asn % NGX_HTTP_QQFAIL_ORG_HASH];
+
+        if (sh->norgs >= NGX_HTTP_QQFAIL_MAX_ORGS
+            || ngx_http_qqfail_zone_org_known(*bucket, o->asn, o->data,
+                                              o->len))
+        {
+            o->next = unused;
+            unused = o;
+            continue;
+        }
+
+        o->next = *bucket;
+
+        ngx_memory_barrier();
+
+        *bucket = o;
+        sh->norgs++;
+    }
+
+    return unused;
+}
+
+
+/* whether the first name of an AS number in a list is "org" */
+
+static ngx_uint_t
+ngx_http_qqfail_zone_org_known(ngx_http_qqfail_org_sh_t *o, uint32_t asn,
+    u_char *org, size_t len)
+{
+    for ( /* void */ ; o; o = o->next) {
         if (o->asn == asn) {
-            if (o->len == len && ngx_memcmp(o->data, org, len) == 0) {
-                return;
-            }
-
-            break;
+            return o->len == len && ngx_memcmp(o->data, org, len) == 0;
         }
     }
 
-    if (sh->norgs >= NGX_HTTP_QQFAIL_MAX_ORGS) {
-        return;
-    }
-
-    o = ngx_slab_alloc_locked(qmcf->shpool,
-                              offsetof(ngx_http_qqfail_org_sh_t, data) + len);
-    if (o == NULL) {
-        /* the zone is full: the name is not shown */
-        return;
-    }
-
-    o->asn = asn;
-    o->len = (u_char) len;
-    ngx_memcpy(o->data, org, len);
-    o->next = *bucket;
-
-    ngx_memory_barrier();
-
-    *bucket = o;
-    sh->norgs++;
+    return 0;
 }
 
 
@@ -1293,10 +1760,11 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_log_t *log)
 {
     ngx_int_t                     rc;
-    ngx_uint_t                    i, j, added, removed, found, full;
-    ngx_http_qqfail_zone_usage_t  usage;
+    ngx_uint_t                    j, room, added, removed;
     ngx_slab_pool_t              *shpool;
-    ngx_http_qqfail_chunk_sh_t   *chunk;
+    ngx_http_qqfail_slots_t       it;
+    ngx_http_qqfail_org_sh_t     *orgs;
+    ngx_http_qqfail_chunk_sh_t   *chunk, **last;
     ngx_http_qqfail_slot_sh_t    *slot;
     ngx_http_qqfail_server_sh_t  *ssh;
 
@@ -1305,58 +1773,73 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
 
     added = 0;
     removed = 0;
-    rc = 0;
+    chunk = NULL;
 
-    ngx_shmtx_lock(&shpool->mutex);
+    /*
+     * nothing is allocated with the zone locked: the AS names it lacks
+     * before, the slots a record lacks (ngx_http_qqfail_zone_room())
+     * between two turns of the lock, and what was not used is freed after
+     */
 
-    if (qmcf->epoch && qmcf->epoch != qmcf->sh->epoch) {
-        /* a worker of an older generation: its rules are gone */
-        ngx_shmtx_unlock(&shpool->mutex);
-        return NGX_DECLINED;
-    }
+    orgs = ngx_http_qqfail_zone_orgs(qmcf, geo, naddrs);
 
-    if (ngx_http_qqfail_zone_room(qmcf, ssh, naddrs) != NGX_OK) {
-        full = !qmcf->sh->full;
-        qmcf->sh->full = 1;
+    for ( ;; ) {
+        ngx_shmtx_lock(&shpool->mutex);
 
-        if (full) {
-            ngx_http_qqfail_zone_usage(qmcf, &usage);
+        if (qmcf->epoch && qmcf->epoch != qmcf->sh->epoch) {
+            /* a worker of an older generation: its rules are gone */
+            rc = NGX_DECLINED;
+            goto unlock;
+        }
+
+        room = ngx_http_qqfail_zone_slots(ssh, &last);
+
+        if (room >= naddrs) {
+            break;
+        }
+
+        if (chunk) {
+            /* made for this record's room or less: it never shrinks */
+            *last = chunk;
+            chunk = NULL;
+            qmcf->sh->full = 0;
+            qmcf->sh->needed = 0;
+            break;
         }
 
         ngx_shmtx_unlock(&shpool->mutex);
 
-        if (full) {
-            ngx_http_qqfail_zone_usage_log(qmcf, log, &usage, server);
-        }
+        chunk = ngx_http_qqfail_zone_room(qmcf, server, naddrs - room, log);
 
-        return NGX_ERROR;
+        if (chunk == NULL) {
+            rc = NGX_ERROR;
+            goto free;
+        }
     }
 
-    for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-        for (i = 0; i < chunk->nslots; i++) {
-            slot = &chunk->slot[i];
+    orgs = ngx_http_qqfail_zone_orgs_link(qmcf, orgs);
 
-            if (!slot->in_use) {
-                continue;
+    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+         slot;
+         slot = ngx_http_qqfail_slot_next(&it))
+    {
+        if (!slot->in_use) {
+            continue;
+        }
+
+        for (j = 0; j < naddrs; j++) {
+            if (ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
+                                 addrs[j].sockaddr, addrs[j].socklen, 1)
+                == NGX_OK)
+            {
+                break;
             }
+        }
 
-            found = 0;
-
-            for (j = 0; j < naddrs; j++) {
-                if (ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
-                                     addrs[j].sockaddr, addrs[j].socklen, 1)
-                    == NGX_OK)
-                {
-                    found = 1;
-                    break;
-                }
-            }
-
-            if (!found) {
-                slot->in_use = 0;
-                slot->id++;
-                removed++;
-            }
+        if (j == naddrs) {
+            slot->in_use = 0;
+            slot->id++;
+            removed++;
         }
     }
 
@@ -1368,7 +1851,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
             goto annotate;
         }
 
-        /* never NULL: ngx_http_qqfail_zone_room() made the room */
+        /* never NULL: the room was made above */
 
         slot = ngx_http_qqfail_zone_free_slot(ssh);
 
@@ -1389,7 +1872,6 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
             ngx_memcpy(slot->country, geo[j].country, 2);
             ngx_memcpy(slot->continent, geo[j].continent, 2);
             slot->asn = geo[j].asn;
-            ngx_http_qqfail_zone_org_add(qmcf, geo[j].asn, geo[j].org);
 
         } else {
             ngx_memzero(slot->country, 2);
@@ -1405,6 +1887,8 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
         ssh->quorum = (u_char) server->upstream->quorum;
     }
 
+    rc = 0;
+
     if (added || removed || ssh->active != name || ssh->source != source) {
         ssh->active = (u_char) name;
         ssh->source = (u_char) source;
@@ -1412,7 +1896,19 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
         rc = 1;
     }
 
+unlock:
+
     ngx_shmtx_unlock(&shpool->mutex);
+
+free:
+
+    /* what another process made meanwhile, or a set that is not made */
+
+    if (chunk) {
+        ngx_slab_free(shpool, chunk);
+    }
+
+    ngx_http_qqfail_zone_free(shpool, orgs);
 
     if (added || removed) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
@@ -1449,57 +1945,86 @@ ngx_http_qqfail_zone_changed(ngx_http_qqfail_server_sh_t *ssh)
 
 
 /*
- * Enough slots for naddrs addresses; when the zone has no room, records
- * no running generation uses are freed and the allocation tried again.
+ * The slots of a record, and where a chunk is linked to add more.
  * Called with the zone locked.
  */
 
-static ngx_int_t
-ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t naddrs)
+static ngx_uint_t
+ngx_http_qqfail_zone_slots(ngx_http_qqfail_server_sh_t *ssh,
+    ngx_http_qqfail_chunk_sh_t ***last)
 {
-    ngx_uint_t                    room, gc;
-    ngx_http_qqfail_chunk_sh_t   *chunk, **last;
+    ngx_uint_t                   room;
+    ngx_http_qqfail_chunk_sh_t  *chunk;
 
     room = 0;
-    last = &ssh->chunks;
+    *last = &ssh->chunks;
 
     for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
         room += chunk->nslots;
-        last = &chunk->next;
+        *last = &chunk->next;
     }
 
-    if (room >= naddrs) {
-        return NGX_OK;
+    return room;
+}
+
+
+/*
+ * A chunk of at least n slots for a server, allocated with the zone
+ * unlocked; when the zone has no room, records no running generation
+ * uses are freed and the allocation tried again.  NULL: the zone is
+ * full, logged once per episode.
+ */
+
+static ngx_http_qqfail_chunk_sh_t *
+ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_http_qqfail_server_t *server, ngx_uint_t n, ngx_log_t *log)
+{
+    void                          *garbage;
+    ngx_uint_t                     full;
+    ngx_slab_pool_t               *shpool;
+    ngx_http_qqfail_zone_usage_t   usage;
+    ngx_http_qqfail_chunk_sh_t    *chunk;
+
+    shpool = qmcf->shpool;
+
+    chunk = ngx_http_qqfail_zone_chunk(shpool, n);
+    if (chunk) {
+        return chunk;
     }
 
-    /* one chunk for what is missing */
+    ngx_shmtx_lock(&shpool->mutex);
+    garbage = ngx_http_qqfail_zone_gc(qmcf);
+    ngx_shmtx_unlock(&shpool->mutex);
 
-    for (gc = 0; /* void */; gc++) {
-        chunk = ngx_http_qqfail_zone_chunk(qmcf->shpool, naddrs - room);
+    ngx_http_qqfail_zone_free(shpool, garbage);
 
-        if (chunk != NULL) {
-            *last = chunk;
-            qmcf->sh->full = 0;
-            qmcf->sh->needed = 0;
-            return NGX_OK;
-        }
-
-        if (gc) {
-            break;
-        }
-
-        ngx_http_qqfail_zone_gc(qmcf);
+    chunk = ngx_http_qqfail_zone_chunk(shpool, n);
+    if (chunk) {
+        return chunk;
     }
+
+    ngx_shmtx_lock(&shpool->mutex);
 
     /* what the zone lacks, for the message and the status */
 
     qmcf->sh->needed = ngx_http_qqfail_zone_fit(
                                  offsetof(ngx_http_qqfail_chunk_sh_t, slot)
-                                 + (naddrs - room)
-                                   * sizeof(ngx_http_qqfail_slot_sh_t));
+                                 + n * sizeof(ngx_http_qqfail_slot_sh_t));
 
-    return NGX_ERROR;
+    full = !qmcf->sh->full;
+    qmcf->sh->full = 1;
+
+    if (full) {
+        ngx_http_qqfail_zone_usage(qmcf, &usage);
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (full) {
+        ngx_http_qqfail_zone_usage_log(qmcf, log, &usage, server);
+    }
+
+    return NULL;
 }
 
 
@@ -1517,9 +2042,10 @@ void
 ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_uint_t empty, ngx_log_t *log)
 {
-    ngx_uint_t                    i, j, k, n, m, active, source, why;
+    ngx_uint_t                    i, j, n, m, active, source, why;
+    ngx_http_qqfail_slots_t       it;
     ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_chunk_sh_t   *chunk;
+    ngx_http_qqfail_slot_sh_t    *slot;
     ngx_http_qqfail_srv_conf_t  **qscfp;
     ngx_http_qqfail_server_sh_t  *ssh;
     ngx_addr_t                    addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
@@ -1540,16 +2066,15 @@ ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
             active = ssh->active;
             source = ssh->source;
 
-            for (chunk = ssh->chunks; chunk; chunk = chunk->next) {
-                for (k = 0; k < chunk->nslots; k++) {
-                    if (chunk->slot[k].in_use
-                        && n < NGX_HTTP_QQFAIL_MAX_ADDRS)
-                    {
-                        sa[n] = chunk->slot[k].sockaddr;
-                        addrs[n].sockaddr = &sa[n].sockaddr;
-                        addrs[n].socklen = chunk->slot[k].socklen;
-                        n++;
-                    }
+            for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+                 slot && n < NGX_HTTP_QQFAIL_MAX_ADDRS;
+                 slot = ngx_http_qqfail_slot_next(&it))
+            {
+                if (slot->in_use) {
+                    sa[n] = slot->sockaddr;
+                    addrs[n].sockaddr = &sa[n].sockaddr;
+                    addrs[n].socklen = slot->socklen;
+                    n++;
                 }
             }
 

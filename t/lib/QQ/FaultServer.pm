@@ -13,6 +13,9 @@ package QQ::FaultServer;
 # 'NOERROR'|'SERVFAIL'|'NXDOMAIN'|'REFUSED'|..., drop => 1 (never answer),
 # delay_ms => N, ttl => N, malformed => 1 (garbage after a valid header),
 # truncate => 1 (UDP answers carry TC and no records; TCP answers are full).
+# cache_ttl => N answers as a provider's cache does: the rest of an N-second
+# TTL that starts when the name and type are first asked, and again once
+# it ended (ttl is then ignored).
 # A SPEC may hold one SPEC per query type that overrides its keys for that
 # type: { addrs => [...], AAAA => { delay_ms => 3000 } }.
 #
@@ -244,6 +247,17 @@ sub respond {
 
     my $rcode = uc($spec->{rcode} // 'NOERROR');
     my $ttl = $spec->{ttl} // 1;
+
+    # as a provider's cache answers: the rest of a TTL of cache_ttl
+    # seconds that started when the name (and type) was first asked, and
+    # starts again once it ended
+    if (my $c = $spec->{cache_ttl}) {
+        my $now = time;
+        my $end = $self->{cached}{"$name $type"};
+        $end = $self->{cached}{"$name $type"} = $now + $c
+            if !defined $end || $end <= $now;
+        $ttl = int($end - $now + 0.999);
+    }
 
     my $udp_max = 512;
     my ($opt) = grep { $_->type eq 'OPT' } $query->additional;

@@ -21,9 +21,9 @@ FUZZ_PKGS=(clang libclang-rt-dev)
 # the fuzz harnesses: fuzz/NAME.c, its seeds in fuzz/corpus/NAME/, then
 # the module sources it is built with (nginx's headers, no nginx object)
 FUZZ_HARNESSES=(
-    "dns_answer ngx_qqfail_module/ngx_http_qqfail_dns.c"
-    "state_file ngx_qqfail_module/ngx_http_qqfail_text.c"
-    "status_escape ngx_qqfail_module/ngx_http_qqfail_text.c"
+    "dns_answer ngx_qqfail_module/ngx_qqfail_dns.c"
+    "state_file ngx_qqfail_module/ngx_qqfail_text.c"
+    "status_escape ngx_qqfail_module/ngx_qqfail_text.c"
 )
 
 # Debian's layout for dynamic modules (as libnginx-mod-* packages do it)
@@ -257,7 +257,7 @@ core_includes() {
 # only) driven from tables by the tests, with the module's compiler flags
 build_units() {
     local bdir=$1 out=$2 cc_opt=$3 u name srcs
-    local -a units=("policy ngx_qqfail_module/ngx_http_qqfail_policy.c")
+    local -a units=("policy ngx_qqfail_module/ngx_qqfail_policy.c")
     local -a incs
 
     mapfile -t incs < <(core_includes "$bdir")

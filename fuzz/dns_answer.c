@@ -5,7 +5,7 @@
 
 
 /*
- * libFuzzer harness of the DNS answer parser (ngx_http_qqfail_dns.c):
+ * libFuzzer harness of the DNS answer parser (ngx_qqfail_dns.c):
  * the first octet of an input picks the question (one of the names below,
  * A or AAAA, and how many addresses fit), the rest is the message, as a
  * provider sends it.  Besides the sanitizers, the harness checks what the
@@ -16,13 +16,13 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_dns.h"
+#include "ngx_qqfail_dns.h"
 
 
-#define NGX_HTTP_QQFAIL_FUZZ_MAX_ADDRS  32
+#define NGX_QQFAIL_FUZZ_MAX_ADDRS       32
 
 
-static ngx_str_t  ngx_http_qqfail_fuzz_names[] = {
+static ngx_str_t  ngx_qqfail_fuzz_names[] = {
     ngx_string("victim.test"),
     ngx_string("server1.example.com"),
     ngx_string("a.b.c.d.e.f.g.h.example.net"),
@@ -36,22 +36,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char                        *msg;
-    size_t                         len;
-    ngx_int_t                      rc;
-    ngx_str_t                     *name;
-    ngx_uint_t                     sel, qtype, max;
-    ngx_http_qqfail_dns_answer_t   ans;
-    u_char                         addrs[NGX_HTTP_QQFAIL_FUZZ_MAX_ADDRS * 16];
+    u_char                  *msg;
+    size_t                   len;
+    ngx_int_t                rc;
+    ngx_str_t               *name;
+    ngx_uint_t               sel, qtype, max;
+    ngx_qqfail_dns_answer_t  ans;
+    u_char                   addrs[NGX_QQFAIL_FUZZ_MAX_ADDRS * 16];
 
     if (size < 1) {
         return 0;
     }
 
     sel = data[0];
-    name = &ngx_http_qqfail_fuzz_names[sel & 3];
-    qtype = (sel & 4) ? NGX_HTTP_QQFAIL_DNS_AAAA : NGX_HTTP_QQFAIL_DNS_A;
-    max = (sel & 8) ? 1 : NGX_HTTP_QQFAIL_FUZZ_MAX_ADDRS;
+    name = &ngx_qqfail_fuzz_names[sel & 3];
+    qtype = (sel & 4) ? NGX_QQFAIL_DNS_AAAA : NGX_QQFAIL_DNS_A;
+    max = (sel & 8) ? 1 : NGX_QQFAIL_FUZZ_MAX_ADDRS;
 
     /* a copy of exactly the message: a read past it is caught */
 
@@ -68,33 +68,33 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ans.addrs = addrs;
     ans.max = max;
 
-    rc = ngx_http_qqfail_dns_parse(msg, len, name->data, name->len, qtype,
-                                   &ans);
+    rc = ngx_qqfail_dns_parse(msg, len, name->data, name->len, qtype,
+                              &ans);
 
-    if (rc < NGX_HTTP_QQFAIL_DNS_OK || rc > NGX_HTTP_QQFAIL_DNS_MISMATCH) {
+    if (rc < NGX_QQFAIL_DNS_OK || rc > NGX_QQFAIL_DNS_MISMATCH) {
         abort();
     }
 
     /* addresses only with OK, at least one, never more than room for */
 
-    if ((rc == NGX_HTTP_QQFAIL_DNS_OK) != (ans.naddrs > 0)
+    if ((rc == NGX_QQFAIL_DNS_OK) != (ans.naddrs > 0)
         || ans.naddrs > max
-        || ans.ncnames > NGX_HTTP_QQFAIL_DNS_MAX_CNAMES + 1)
+        || ans.ncnames > NGX_QQFAIL_DNS_MAX_CNAMES + 1)
     {
         abort();
     }
 
     /* a TTL fits in an int (RFC 2181: the top bit set is zero) */
 
-    if (rc == NGX_HTTP_QQFAIL_DNS_OK && ans.ttl > 0x7fffffff) {
+    if (rc == NGX_QQFAIL_DNS_OK && ans.ttl > 0x7fffffff) {
         abort();
     }
 
     /* a refused message says why, for the log */
 
-    if ((rc == NGX_HTTP_QQFAIL_DNS_MALFORMED
-         || rc == NGX_HTTP_QQFAIL_DNS_MISMATCH
-         || rc == NGX_HTTP_QQFAIL_DNS_RCODE)
+    if ((rc == NGX_QQFAIL_DNS_MALFORMED
+         || rc == NGX_QQFAIL_DNS_MISMATCH
+         || rc == NGX_QQFAIL_DNS_RCODE)
         && ans.reason == NULL)
     {
         abort();
@@ -102,7 +102,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* only a response can be accepted */
 
-    if (rc == NGX_HTTP_QQFAIL_DNS_OK && (len < 12 || !(msg[2] & 0x80))) {
+    if (rc == NGX_QQFAIL_DNS_OK && (len < 12 || !(msg[2] & 0x80))) {
         abort();
     }
 

@@ -5,13 +5,13 @@
 
 
 /*
- * libFuzzer harness of the state-file parser (ngx_http_qqfail_text.c):
- * an input is a whole file, as ngx_http_qqfail_state_load() reads it,
+ * libFuzzer harness of the state-file parser (ngx_qqfail_text.c):
+ * an input is a whole file, as ngx_qqfail_state_load() reads it,
  * with the module's limits (8 names, 32 addresses a line).  Besides the
  * sanitizers, the harness checks each server line the parser hands over
  * and what it says about the file, and aborts when it does not hold.
  * Every line that is read is written again as the module writes it
- * (ngx_http_qqfail_state_escape(), an address as "ip:port" or
+ * (ngx_qqfail_state_escape(), an address as "ip:port" or
  * "[ip6]:port") and must read back as itself.
  */
 
@@ -19,11 +19,11 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_text.h"
+#include "ngx_qqfail_text.h"
 
 
-#define NGX_HTTP_QQFAIL_FUZZ_MAX_NAMES  8
-#define NGX_HTTP_QQFAIL_FUZZ_MAX_ADDRS  32
+#define NGX_QQFAIL_FUZZ_MAX_NAMES       8
+#define NGX_QQFAIL_FUZZ_MAX_ADDRS       32
 
 
 typedef struct {
@@ -33,32 +33,32 @@ typedef struct {
     ngx_uint_t                       last_line;
     ngx_uint_t                       nl;         /* newlines in the file */
     ngx_uint_t                       again;      /* a second reading */
-    ngx_http_qqfail_state_line_t    *first;      /* what it must read */
-} ngx_http_qqfail_fuzz_t;
+    ngx_qqfail_state_line_t         *first;      /* what it must read */
+} ngx_qqfail_fuzz_t;
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static ngx_int_t ngx_http_qqfail_fuzz_line(ngx_http_qqfail_state_parser_t *sp,
-    ngx_http_qqfail_state_line_t *sl);
-static ngx_int_t ngx_http_qqfail_fuzz_again(
-    ngx_http_qqfail_state_parser_t *sp, ngx_http_qqfail_state_line_t *sl);
-static void ngx_http_qqfail_fuzz_within(ngx_http_qqfail_fuzz_t *fz,
+static ngx_int_t ngx_qqfail_fuzz_line(ngx_qqfail_state_parser_t *sp,
+    ngx_qqfail_state_line_t *sl);
+static ngx_int_t ngx_qqfail_fuzz_again(
+    ngx_qqfail_state_parser_t *sp, ngx_qqfail_state_line_t *sl);
+static void ngx_qqfail_fuzz_within(ngx_qqfail_fuzz_t *fz,
     ngx_str_t *s);
-static size_t ngx_http_qqfail_fuzz_addr_text(u_char *p,
-    ngx_http_qqfail_state_addr_t *addr);
+static size_t ngx_qqfail_fuzz_addr_text(u_char *p,
+    ngx_qqfail_state_addr_t *addr);
 
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char                          *buf, *p;
-    size_t                           i;
-    uint64_t                         n;
-    ngx_int_t                        rc;
-    ngx_http_qqfail_fuzz_t           fz;
-    ngx_http_qqfail_state_parser_t   sp;
-    ngx_http_qqfail_state_addr_t     addrs[NGX_HTTP_QQFAIL_FUZZ_MAX_ADDRS];
+    u_char                    *buf, *p;
+    size_t                     i;
+    uint64_t                   n;
+    ngx_int_t                  rc;
+    ngx_qqfail_fuzz_t          fz;
+    ngx_qqfail_state_parser_t  sp;
+    ngx_qqfail_state_addr_t    addrs[NGX_QQFAIL_FUZZ_MAX_ADDRS];
 
     /* a copy of exactly the file: a read past it is caught */
 
@@ -69,7 +69,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ngx_memcpy(buf, data, size);
 
-    ngx_memzero(&fz, sizeof(ngx_http_qqfail_fuzz_t));
+    ngx_memzero(&fz, sizeof(ngx_qqfail_fuzz_t));
     fz.buf = buf;
     fz.len = size;
 
@@ -79,14 +79,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    ngx_memzero(&sp, sizeof(ngx_http_qqfail_state_parser_t));
-    sp.max_names = NGX_HTTP_QQFAIL_FUZZ_MAX_NAMES;
-    sp.max_addrs = NGX_HTTP_QQFAIL_FUZZ_MAX_ADDRS;
+    ngx_memzero(&sp, sizeof(ngx_qqfail_state_parser_t));
+    sp.max_names = NGX_QQFAIL_FUZZ_MAX_NAMES;
+    sp.max_addrs = NGX_QQFAIL_FUZZ_MAX_ADDRS;
     sp.addrs = addrs;
-    sp.handler = ngx_http_qqfail_fuzz_line;
+    sp.handler = ngx_qqfail_fuzz_line;
     sp.data = &fz;
 
-    rc = ngx_http_qqfail_state_parse(buf, size, &sp);
+    rc = ngx_qqfail_state_parse(buf, size, &sp);
 
     if (rc == NGX_OK) {
 
@@ -157,17 +157,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 
 static ngx_int_t
-ngx_http_qqfail_fuzz_line(ngx_http_qqfail_state_parser_t *sp,
-    ngx_http_qqfail_state_line_t *sl)
+ngx_qqfail_fuzz_line(ngx_qqfail_state_parser_t *sp,
+    ngx_qqfail_state_line_t *sl)
 {
-    u_char                          *file, *p;
-    size_t                           size;
-    ngx_uint_t                       i;
-    ngx_http_qqfail_fuzz_t          *fz, again;
-    struct sockaddr_in              *sin;
-    struct sockaddr_in6             *sin6;
-    ngx_http_qqfail_state_parser_t   sp2;
-    ngx_http_qqfail_state_addr_t     addrs[NGX_HTTP_QQFAIL_FUZZ_MAX_ADDRS];
+    u_char                    *file, *p;
+    size_t                     size;
+    ngx_uint_t                 i;
+    ngx_qqfail_fuzz_t         *fz, again;
+    struct sockaddr_in        *sin;
+    struct sockaddr_in6       *sin6;
+    ngx_qqfail_state_parser_t  sp2;
+    ngx_qqfail_state_addr_t    addrs[NGX_QQFAIL_FUZZ_MAX_ADDRS];
 
     fz = sp->data;
 
@@ -180,8 +180,8 @@ ngx_http_qqfail_fuzz_line(ngx_http_qqfail_state_parser_t *sp,
     fz->last_line = sp->line;
     fz->lines++;
 
-    ngx_http_qqfail_fuzz_within(fz, &sl->upstream);
-    ngx_http_qqfail_fuzz_within(fz, &sl->names);
+    ngx_qqfail_fuzz_within(fz, &sl->upstream);
+    ngx_qqfail_fuzz_within(fz, &sl->names);
 
     if (sl->names.len == 0 || sl->active >= sp->max_names
         || sl->last_success < 0
@@ -192,7 +192,7 @@ ngx_http_qqfail_fuzz_line(ngx_http_qqfail_state_parser_t *sp,
     }
 
     for (i = 0; i < sl->naddrs; i++) {
-        ngx_http_qqfail_fuzz_within(fz, &sl->addrs[i].text);
+        ngx_qqfail_fuzz_within(fz, &sl->addrs[i].text);
 
         switch (sl->addrs[i].sockaddr.sockaddr.sa_family) {
 
@@ -224,12 +224,12 @@ ngx_http_qqfail_fuzz_line(ngx_http_qqfail_state_parser_t *sp,
     }
 
     if (fz->again) {
-        return ngx_http_qqfail_fuzz_again(sp, sl);
+        return ngx_qqfail_fuzz_again(sp, sl);
     }
 
     /* the line as the module writes it reads back as itself */
 
-    size = sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) + 3 * sl->upstream.len
+    size = sizeof(NGX_QQFAIL_STATE_HEADER) + 3 * sl->upstream.len
            + sl->names.len + 2 * NGX_INT_T_LEN + 16
            + sl->naddrs * (NGX_INET6_ADDRSTRLEN + 10)
            + sizeof("end 1\n");
@@ -239,10 +239,10 @@ ngx_http_qqfail_fuzz_line(ngx_http_qqfail_state_parser_t *sp,
         abort();
     }
 
-    p = ngx_cpymem(file, NGX_HTTP_QQFAIL_STATE_HEADER,
-                   sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1);
+    p = ngx_cpymem(file, NGX_QQFAIL_STATE_HEADER,
+                   sizeof(NGX_QQFAIL_STATE_HEADER) - 1);
     p = ngx_cpymem(p, "s ", 2);
-    p = ngx_http_qqfail_state_escape(p, sl->upstream.data, sl->upstream.len);
+    p = ngx_qqfail_state_escape(p, sl->upstream.data, sl->upstream.len);
     *p++ = ' ';
     p = ngx_cpymem(p, sl->names.data, sl->names.len);
     p += snprintf((char *) p, 2 * NGX_INT_T_LEN + 4, " %lu %lld",
@@ -250,7 +250,7 @@ ngx_http_qqfail_fuzz_line(ngx_http_qqfail_state_parser_t *sp,
 
     for (i = 0; i < sl->naddrs; i++) {
         *p++ = ' ';
-        p += ngx_http_qqfail_fuzz_addr_text(p, &sl->addrs[i]);
+        p += ngx_qqfail_fuzz_addr_text(p, &sl->addrs[i]);
     }
 
     p = ngx_cpymem(p, "\nend 1\n", 7);
@@ -259,21 +259,21 @@ ngx_http_qqfail_fuzz_line(ngx_http_qqfail_state_parser_t *sp,
         abort();
     }
 
-    ngx_memzero(&again, sizeof(ngx_http_qqfail_fuzz_t));
+    ngx_memzero(&again, sizeof(ngx_qqfail_fuzz_t));
     again.buf = file;
     again.len = p - file;
     again.nl = 3;          /* the line is line 2 */
     again.again = 1;
     again.first = sl;
 
-    ngx_memzero(&sp2, sizeof(ngx_http_qqfail_state_parser_t));
+    ngx_memzero(&sp2, sizeof(ngx_qqfail_state_parser_t));
     sp2.max_names = sp->max_names;
     sp2.max_addrs = sp->max_addrs;
     sp2.addrs = addrs;
-    sp2.handler = ngx_http_qqfail_fuzz_line;
+    sp2.handler = ngx_qqfail_fuzz_line;
     sp2.data = &again;
 
-    if (ngx_http_qqfail_state_parse(file, p - file, &sp2) != NGX_OK
+    if (ngx_qqfail_state_parse(file, p - file, &sp2) != NGX_OK
         || again.lines != 1)
     {
         abort();
@@ -288,12 +288,12 @@ ngx_http_qqfail_fuzz_line(ngx_http_qqfail_state_parser_t *sp,
 /* the second reading: the same line */
 
 static ngx_int_t
-ngx_http_qqfail_fuzz_again(ngx_http_qqfail_state_parser_t *sp,
-    ngx_http_qqfail_state_line_t *sl)
+ngx_qqfail_fuzz_again(ngx_qqfail_state_parser_t *sp,
+    ngx_qqfail_state_line_t *sl)
 {
-    ngx_uint_t                     i;
-    ngx_http_qqfail_fuzz_t        *fz;
-    ngx_http_qqfail_state_line_t  *first;
+    ngx_uint_t                i;
+    ngx_qqfail_fuzz_t        *fz;
+    ngx_qqfail_state_line_t  *first;
 
     fz = sp->data;
     first = fz->first;
@@ -324,7 +324,7 @@ ngx_http_qqfail_fuzz_again(ngx_http_qqfail_state_parser_t *sp,
 
 
 static void
-ngx_http_qqfail_fuzz_within(ngx_http_qqfail_fuzz_t *fz, ngx_str_t *s)
+ngx_qqfail_fuzz_within(ngx_qqfail_fuzz_t *fz, ngx_str_t *s)
 {
     if (s->data < fz->buf || s->data > fz->buf + fz->len
         || s->len > (size_t) (fz->buf + fz->len - s->data))
@@ -337,7 +337,7 @@ ngx_http_qqfail_fuzz_within(ngx_http_qqfail_fuzz_t *fz, ngx_str_t *s)
 /* as ngx_sock_ntop() with its port */
 
 static size_t
-ngx_http_qqfail_fuzz_addr_text(u_char *p, ngx_http_qqfail_state_addr_t *addr)
+ngx_qqfail_fuzz_addr_text(u_char *p, ngx_qqfail_state_addr_t *addr)
 {
     char                  text[NGX_INET6_ADDRSTRLEN + 1];
     struct sockaddr_in   *sin;

@@ -6,9 +6,9 @@
 
 /*
  * libFuzzer harness of the status page's escaping and of the cut of long
- * strings (ngx_http_qqfail_text.c): an input is a string as a name, a
+ * strings (ngx_qqfail_text.c): an input is a string as a name, a
  * path or an event message can hold.  For each format, the escaped string
- * must fit NGX_HTTP_QQFAIL_ESCAPE_LEN(), be valid UTF-8 (checked strictly
+ * must fit NGX_QQFAIL_ESCAPE_LEN(), be valid UTF-8 (checked strictly
  * here), hold nothing that ends or breaks the string or markup it goes
  * into, and decode to the input with each byte that does not start a
  * valid UTF-8 character replaced by U+FFFD.  A cut is never longer than
@@ -19,34 +19,34 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_text.h"
+#include "ngx_qqfail_text.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static size_t ngx_http_qqfail_fuzz_utf8(u_char *p, size_t len);
-static u_char *ngx_http_qqfail_fuzz_sanitize(u_char *dst, u_char *s,
+static size_t ngx_qqfail_fuzz_utf8(u_char *p, size_t len);
+static u_char *ngx_qqfail_fuzz_sanitize(u_char *dst, u_char *s,
     size_t len);
-static u_char *ngx_http_qqfail_fuzz_unjson(u_char *dst, u_char *s,
+static u_char *ngx_qqfail_fuzz_unjson(u_char *dst, u_char *s,
     size_t len);
-static u_char *ngx_http_qqfail_fuzz_unhtml(u_char *dst, u_char *s,
+static u_char *ngx_qqfail_fuzz_unhtml(u_char *dst, u_char *s,
     size_t len);
-static u_char *ngx_http_qqfail_fuzz_unprom(u_char *dst, u_char *s,
+static u_char *ngx_qqfail_fuzz_unprom(u_char *dst, u_char *s,
     size_t len);
-static ngx_uint_t ngx_http_qqfail_fuzz_valid(u_char *p, size_t len);
-static void ngx_http_qqfail_fuzz_cut(u_char *s, size_t len, size_t max);
+static ngx_uint_t ngx_qqfail_fuzz_valid(u_char *p, size_t len);
+static void ngx_qqfail_fuzz_cut(u_char *s, size_t len, size_t max);
 
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char      *s, *out, *end, *want, *wend, *got, *gend;
-    size_t       bound;
-    ngx_uint_t   how;
+    u_char     *s, *out, *end, *want, *wend, *got, *gend;
+    size_t      bound;
+    ngx_uint_t  how;
 
     /* exact copies and buffers: a byte too many is caught */
 
-    bound = NGX_HTTP_QQFAIL_ESCAPE_LEN(size);
+    bound = NGX_QQFAIL_ESCAPE_LEN(size);
 
     s = malloc(size ? size : 1);
     out = malloc(bound ? bound : 1);
@@ -59,33 +59,33 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ngx_memcpy(s, data, size);
 
-    wend = ngx_http_qqfail_fuzz_sanitize(want, s, size);
+    wend = ngx_qqfail_fuzz_sanitize(want, s, size);
 
-    for (how = NGX_HTTP_QQFAIL_ESC_JSON; how <= NGX_HTTP_QQFAIL_ESC_PROM;
+    for (how = NGX_QQFAIL_ESC_JSON; how <= NGX_QQFAIL_ESC_PROM;
          how++)
     {
-        end = ngx_http_qqfail_text_escape(out, how, s, size);
+        end = ngx_qqfail_text_escape(out, how, s, size);
 
         if (end < out || (size_t) (end - out) > bound) {
             abort();
         }
 
-        if (!ngx_http_qqfail_fuzz_valid(out, end - out)) {
+        if (!ngx_qqfail_fuzz_valid(out, end - out)) {
             abort();
         }
 
         switch (how) {
 
-        case NGX_HTTP_QQFAIL_ESC_JSON:
-            gend = ngx_http_qqfail_fuzz_unjson(got, out, end - out);
+        case NGX_QQFAIL_ESC_JSON:
+            gend = ngx_qqfail_fuzz_unjson(got, out, end - out);
             break;
 
-        case NGX_HTTP_QQFAIL_ESC_HTML:
-            gend = ngx_http_qqfail_fuzz_unhtml(got, out, end - out);
+        case NGX_QQFAIL_ESC_HTML:
+            gend = ngx_qqfail_fuzz_unhtml(got, out, end - out);
             break;
 
         default:
-            gend = ngx_http_qqfail_fuzz_unprom(got, out, end - out);
+            gend = ngx_qqfail_fuzz_unprom(got, out, end - out);
         }
 
         if (gend - got != wend - want
@@ -105,14 +105,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size <= 64) {
         for (bound = 0; bound <= size + 1; bound++) {
-            ngx_http_qqfail_fuzz_cut(s, size, bound);
+            ngx_qqfail_fuzz_cut(s, size, bound);
         }
 
     } else {
-        ngx_http_qqfail_fuzz_cut(s, size, 0);
-        ngx_http_qqfail_fuzz_cut(s, size, data[0]);
-        ngx_http_qqfail_fuzz_cut(s, size, size / 2);
-        ngx_http_qqfail_fuzz_cut(s, size, size - 1);
+        ngx_qqfail_fuzz_cut(s, size, 0);
+        ngx_qqfail_fuzz_cut(s, size, data[0]);
+        ngx_qqfail_fuzz_cut(s, size, size / 2);
+        ngx_qqfail_fuzz_cut(s, size, size - 1);
     }
 
     free(s);
@@ -130,7 +130,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
  */
 
 static size_t
-ngx_http_qqfail_fuzz_utf8(u_char *p, size_t len)
+ngx_qqfail_fuzz_utf8(u_char *p, size_t len)
 {
     size_t    n, i;
     uint32_t  u, min;
@@ -179,12 +179,12 @@ ngx_http_qqfail_fuzz_utf8(u_char *p, size_t len)
 
 
 static ngx_uint_t
-ngx_http_qqfail_fuzz_valid(u_char *p, size_t len)
+ngx_qqfail_fuzz_valid(u_char *p, size_t len)
 {
     size_t  n;
 
     while (len) {
-        n = ngx_http_qqfail_fuzz_utf8(p, len);
+        n = ngx_qqfail_fuzz_utf8(p, len);
 
         if (n == 0) {
             return 0;
@@ -201,12 +201,12 @@ ngx_http_qqfail_fuzz_valid(u_char *p, size_t len)
 /* what the page must show: each byte not starting a character is U+FFFD */
 
 static u_char *
-ngx_http_qqfail_fuzz_sanitize(u_char *dst, u_char *s, size_t len)
+ngx_qqfail_fuzz_sanitize(u_char *dst, u_char *s, size_t len)
 {
     size_t  n;
 
     while (len) {
-        n = ngx_http_qqfail_fuzz_utf8(s, len);
+        n = ngx_qqfail_fuzz_utf8(s, len);
 
         if (n == 0) {
             *dst++ = 0xef; *dst++ = 0xbf; *dst++ = 0xbd;
@@ -227,7 +227,7 @@ ngx_http_qqfail_fuzz_sanitize(u_char *dst, u_char *s, size_t len)
 /* the inside of a JSON string (RFC 8259): no raw '"', '\' or control */
 
 static u_char *
-ngx_http_qqfail_fuzz_unjson(u_char *dst, u_char *s, size_t len)
+ngx_qqfail_fuzz_unjson(u_char *dst, u_char *s, size_t len)
 {
     u_char    c;
     size_t    i, k;
@@ -317,10 +317,10 @@ ngx_http_qqfail_fuzz_unjson(u_char *dst, u_char *s, size_t len)
 /* HTML text and attribute values: no raw '<', '>', '"'; '&' an entity */
 
 static u_char *
-ngx_http_qqfail_fuzz_unhtml(u_char *dst, u_char *s, size_t len)
+ngx_qqfail_fuzz_unhtml(u_char *dst, u_char *s, size_t len)
 {
-    size_t       i, k;
-    ngx_uint_t   e;
+    size_t      i, k;
+    ngx_uint_t  e;
     static char *entity[] = { "&lt;", "&gt;", "&amp;", "&quot;" };
     static char  plain[] = { '<', '>', '&', '"' };
 
@@ -357,7 +357,7 @@ ngx_http_qqfail_fuzz_unhtml(u_char *dst, u_char *s, size_t len)
 /* a Prometheus label value: '\\', '\"' and '\n' only, no raw newline */
 
 static u_char *
-ngx_http_qqfail_fuzz_unprom(u_char *dst, u_char *s, size_t len)
+ngx_qqfail_fuzz_unprom(u_char *dst, u_char *s, size_t len)
 {
     size_t  i;
 
@@ -395,11 +395,11 @@ ngx_http_qqfail_fuzz_unprom(u_char *dst, u_char *s, size_t len)
 
 
 static void
-ngx_http_qqfail_fuzz_cut(u_char *s, size_t len, size_t max)
+ngx_qqfail_fuzz_cut(u_char *s, size_t len, size_t max)
 {
     size_t  n;
 
-    n = ngx_http_qqfail_utf8_cut(s, len, max);
+    n = ngx_qqfail_utf8_cut(s, len, max);
 
     if (n > max || n > len || (len <= max && n != len)) {
         abort();
@@ -407,8 +407,8 @@ ngx_http_qqfail_fuzz_cut(u_char *s, size_t len, size_t max)
 
     /* valid UTF-8: a valid prefix, shorter by less than a character */
 
-    if (ngx_http_qqfail_fuzz_valid(s, len)
-        && (!ngx_http_qqfail_fuzz_valid(s, n)
+    if (ngx_qqfail_fuzz_valid(s, len)
+        && (!ngx_qqfail_fuzz_valid(s, n)
             || (n < len && (s[n] & 0xc0) == 0x80)
             || (n < len && max - n > 3)))
     {

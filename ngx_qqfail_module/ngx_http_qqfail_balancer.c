@@ -21,7 +21,7 @@
  *   and the generation of its record (server_sh->gen) they were copied
  *   from;
  * - the zone keeps, per upstream, a ring of the records changed last
- *   (ngx_http_qqfail_zone_changed()), numbered by upstream_sh->gen; a
+ *   (ngx_qqfail_zone_changed()), numbered by upstream_sh->gen; a
  *   worker reads the entries since the number it saw last and copies the
  *   addresses of those servers only, one server at a time under the zone
  *   lock; a worker that fell behind the ring, or has no copy yet, goes
@@ -51,7 +51,7 @@ struct ngx_http_qqfail_peer_s {
     ngx_str_t                        name;       /* "ip:port" */
     ngx_str_t                       *host;       /* the qqfail name */
     ngx_uint_t                       source;
-    ngx_http_qqfail_slot_sh_t       *slot;
+    ngx_qqfail_slot_sh_t            *slot;
     uint32_t                         id;
     ngx_int_t                        current_weight;
     ngx_int_t                        effective_weight;
@@ -66,13 +66,13 @@ struct ngx_http_qqfail_peer_s {
     unsigned                         down:1;
     unsigned                         backup:1;
     /* what sockaddr and name point to */
-    ngx_http_qqfail_sockaddr_t       addr;
-    u_char                           text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
+    ngx_qqfail_sockaddr_t            addr;
+    u_char                           text[NGX_QQFAIL_ADDR_STRLEN];
 };
 
 
 struct ngx_http_qqfail_group_s {
-    ngx_http_qqfail_server_t        *server;
+    ngx_qqfail_server_t             *server;
     ngx_http_qqfail_group_t         *same;       /* a server with its record */
     ngx_http_qqfail_peer_t          *peers;
     ngx_uint_t                       gen;        /* of server->sh, copied */
@@ -111,19 +111,19 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_qqfail_slot_sh_t       *slot;
+    ngx_qqfail_slot_sh_t            *slot;
     uint32_t                         id;
     socklen_t                        socklen;
-    ngx_http_qqfail_sockaddr_t       sockaddr;
+    ngx_qqfail_sockaddr_t            sockaddr;
 } ngx_http_qqfail_snap_t;
 
 
 static ngx_http_qqfail_peers_t *ngx_http_qqfail_peers_create(
-    ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log);
+    ngx_qqfail_srv_conf_t *qscf, ngx_log_t *log);
 static void ngx_http_qqfail_peers_free(void *data);
 static ngx_http_qqfail_group_t *ngx_http_qqfail_group_find(
-    ngx_http_qqfail_peers_t *peers, ngx_http_qqfail_server_sh_t *ssh);
-static void ngx_http_qqfail_peers_sync(ngx_http_qqfail_srv_conf_t *qscf,
+    ngx_http_qqfail_peers_t *peers, ngx_qqfail_server_sh_t *ssh);
+static void ngx_http_qqfail_peers_sync(ngx_qqfail_srv_conf_t *qscf,
     ngx_http_qqfail_peers_t *peers, ngx_log_t *log);
 static ngx_int_t ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
     ngx_http_qqfail_group_t *group, ngx_log_t *log);
@@ -155,7 +155,7 @@ ngx_int_t
 ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us)
 {
-    ngx_http_qqfail_srv_conf_t  *qscf;
+    ngx_qqfail_srv_conf_t  *qscf;
 
     qscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_qqfail_module);
 
@@ -197,16 +197,16 @@ ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
  */
 
 static ngx_http_qqfail_peers_t *
-ngx_http_qqfail_peers_create(ngx_http_qqfail_srv_conf_t *qscf, ngx_log_t *log)
+ngx_http_qqfail_peers_create(ngx_qqfail_srv_conf_t *qscf, ngx_log_t *log)
 {
-    uint32_t                      h;
-    ngx_uint_t                    i, n, size;
-    ngx_pool_t                   *pool;
-    ngx_pool_cleanup_t           *cln;
-    ngx_http_qqfail_group_t      *group, **slot;
-    ngx_http_qqfail_peers_t      *peers;
-    ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    uint32_t                  h;
+    ngx_uint_t                i, n, size;
+    ngx_pool_t               *pool;
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_qqfail_group_t  *group, **slot;
+    ngx_http_qqfail_peers_t  *peers;
+    ngx_qqfail_server_t      *server;
+    ngx_qqfail_server_sh_t   *ssh;
 
     n = qscf->servers->nelts;
     server = qscf->servers->elts;
@@ -299,7 +299,7 @@ ngx_http_qqfail_peers_free(void *data)
 
 static ngx_http_qqfail_group_t *
 ngx_http_qqfail_group_find(ngx_http_qqfail_peers_t *peers,
-    ngx_http_qqfail_server_sh_t *ssh)
+    ngx_qqfail_server_sh_t *ssh)
 {
     uint32_t                  h;
     ngx_http_qqfail_group_t  *group;
@@ -324,14 +324,14 @@ ngx_http_qqfail_group_find(ngx_http_qqfail_peers_t *peers,
  */
 
 static void
-ngx_http_qqfail_peers_sync(ngx_http_qqfail_srv_conf_t *qscf,
+ngx_http_qqfail_peers_sync(ngx_qqfail_srv_conf_t *qscf,
     ngx_http_qqfail_peers_t *peers, ngx_log_t *log)
 {
-    ngx_uint_t                      i, n, seq;
-    ngx_slab_pool_t                *shpool;
-    ngx_http_qqfail_group_t        *group;
-    ngx_http_qqfail_upstream_sh_t  *ush;
-    ngx_http_qqfail_server_sh_t    *changed[NGX_HTTP_QQFAIL_CHANGES];
+    ngx_uint_t                 i, n, seq;
+    ngx_slab_pool_t           *shpool;
+    ngx_http_qqfail_group_t   *group;
+    ngx_qqfail_upstream_sh_t  *ush;
+    ngx_qqfail_server_sh_t    *changed[NGX_QQFAIL_CHANGES];
 
     ush = qscf->sh;
     shpool = peers->shpool;
@@ -344,18 +344,18 @@ ngx_http_qqfail_peers_sync(ngx_http_qqfail_srv_conf_t *qscf,
         return;
     }
 
-    n = NGX_HTTP_QQFAIL_CHANGES + 1;
+    n = NGX_QQFAIL_CHANGES + 1;
 
     ngx_shmtx_lock(&shpool->mutex);
 
     seq = ush->gen;
 
-    if (peers->synced && seq - peers->seq <= NGX_HTTP_QQFAIL_CHANGES) {
+    if (peers->synced && seq - peers->seq <= NGX_QQFAIL_CHANGES) {
         n = seq - peers->seq;
 
         for (i = 0; i < n; i++) {
             changed[i] = ush->changed[(peers->seq + i)
-                                      % NGX_HTTP_QQFAIL_CHANGES];
+                                      % NGX_QQFAIL_CHANGES];
         }
     }
 
@@ -363,7 +363,7 @@ ngx_http_qqfail_peers_sync(ngx_http_qqfail_srv_conf_t *qscf,
 
     peers->seq = seq;
 
-    if (n <= NGX_HTTP_QQFAIL_CHANGES) {
+    if (n <= NGX_QQFAIL_CHANGES) {
 
         /* an entry may name a record of another generation: not found */
 
@@ -432,16 +432,16 @@ static ngx_int_t
 ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
     ngx_http_qqfail_group_t *group, ngx_log_t *log)
 {
-    ngx_str_t                    *host;
-    ngx_uint_t                    j, n, gen, active, source;
-    ngx_slab_pool_t              *shpool;
-    ngx_http_qqfail_peer_t       *peer, *next, **last;
-    ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_slots_t       it;
-    ngx_http_qqfail_slot_sh_t    *slot;
-    ngx_http_qqfail_server_sh_t  *ssh;
-    u_char                        kept[NGX_HTTP_QQFAIL_MAX_ADDRS];
-    ngx_http_qqfail_snap_t        snap[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_str_t               *host;
+    ngx_uint_t               j, n, gen, active, source;
+    ngx_slab_pool_t         *shpool;
+    ngx_http_qqfail_peer_t  *peer, *next, **last;
+    ngx_qqfail_server_t     *server;
+    ngx_qqfail_slots_t       it;
+    ngx_qqfail_slot_sh_t    *slot;
+    ngx_qqfail_server_sh_t  *ssh;
+    u_char                   kept[NGX_QQFAIL_MAX_ADDRS];
+    ngx_http_qqfail_snap_t   snap[NGX_QQFAIL_MAX_ADDRS];
 
     server = group->server;
     ssh = server->sh;
@@ -461,11 +461,11 @@ ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
     active = ssh->active;
     source = ssh->source;
 
-    /* a set holds at most NGX_HTTP_QQFAIL_MAX_ADDRS addresses */
+    /* a set holds at most NGX_QQFAIL_MAX_ADDRS addresses */
 
-    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
-         slot && n < NGX_HTTP_QQFAIL_MAX_ADDRS;
-         slot = ngx_http_qqfail_slot_next(&it))
+    for (slot = ngx_qqfail_slot_first(ssh, &it);
+         slot && n < NGX_QQFAIL_MAX_ADDRS;
+         slot = ngx_qqfail_slot_next(&it))
     {
         if (!slot->in_use) {
             continue;
@@ -484,7 +484,7 @@ ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
         active = 0;
     }
 
-    host = &((ngx_http_qqfail_name_t *) server->names.elts)[active].host;
+    host = &((ngx_qqfail_name_t *) server->names.elts)[active].host;
 
     peers->version++;
 
@@ -534,7 +534,7 @@ ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
         peer->name.data = peer->text;
         peer->name.len = ngx_sock_ntop(peer->sockaddr, peer->socklen,
                                        peer->text,
-                                       NGX_HTTP_QQFAIL_ADDR_STRLEN, 1);
+                                       NGX_QQFAIL_ADDR_STRLEN, 1);
         peer->host = host;
         peer->source = source;
         peer->slot = snap[j].slot;
@@ -564,8 +564,8 @@ ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
 static ngx_http_qqfail_peer_t *
 ngx_http_qqfail_peer_add(ngx_http_qqfail_peers_t *peers, ngx_log_t *log)
 {
-    ngx_uint_t                index, n;
-    ngx_http_qqfail_peer_t   *peer, **p;
+    ngx_uint_t               index, n;
+    ngx_http_qqfail_peer_t  *peer, **p;
 
     peer = peers->free;
 
@@ -667,7 +667,7 @@ ngx_http_qqfail_init_peer(ngx_http_request_t *r,
     ngx_uint_t                    n;
     ngx_pool_cleanup_t           *cln;
     ngx_http_qqfail_peers_t      *peers;
-    ngx_http_qqfail_srv_conf_t   *qscf;
+    ngx_qqfail_srv_conf_t        *qscf;
     ngx_http_qqfail_peer_data_t  *pd;
 
     qscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_qqfail_module);
@@ -812,11 +812,11 @@ static ngx_http_qqfail_peer_t *
 ngx_http_qqfail_get_best(ngx_http_qqfail_peer_data_t *pd, ngx_uint_t backup,
     time_t now)
 {
-    uintptr_t                   m;
-    ngx_int_t                   total;
-    ngx_uint_t                  i, n;
-    ngx_http_qqfail_peer_t     *peer, *best, **peerp;
-    ngx_http_qqfail_slot_sh_t  *slot;
+    uintptr_t                m;
+    ngx_int_t                total;
+    ngx_uint_t               i, n;
+    ngx_http_qqfail_peer_t  *peer, *best, **peerp;
+    ngx_qqfail_slot_sh_t    *slot;
 
     best = NULL;
     total = 0;
@@ -891,11 +891,11 @@ ngx_http_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
 {
     ngx_http_qqfail_peer_data_t  *pd = data;
 
-    time_t                      now;
-    ngx_uint_t                  fails;
-    ngx_slab_pool_t            *shpool;
-    ngx_http_qqfail_peer_t     *peer;
-    ngx_http_qqfail_slot_sh_t  *slot;
+    time_t                   now;
+    ngx_uint_t               fails;
+    ngx_slab_pool_t         *shpool;
+    ngx_http_qqfail_peer_t  *peer;
+    ngx_qqfail_slot_sh_t    *slot;
 
     peer = pd->current;
 
@@ -911,7 +911,7 @@ ngx_http_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
         now = ngx_time();
         fails = 0;
 
-        fails = ngx_http_qqfail_zone_peer_failed(shpool, slot, peer->id, now);
+        fails = ngx_qqfail_zone_peer_failed(shpool, slot, peer->id, now);
 
         if (peer->max_fails) {
             peer->effective_weight -= peer->weight / peer->max_fails;
@@ -930,7 +930,7 @@ ngx_http_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
 
         /* the trial request after fail_timeout succeeded */
 
-        ngx_http_qqfail_zone_peer_ok(shpool, slot, peer->id);
+        ngx_qqfail_zone_peer_ok(shpool, slot, peer->id);
     }
 
     if (pc->tries) {
@@ -971,7 +971,7 @@ ngx_http_qqfail_variable_peer(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    s = data ? &ngx_http_qqfail_sources[pd->current->source]
+    s = data ? &ngx_qqfail_sources[pd->current->source]
              : pd->current->host;
 
     v->data = s->data;

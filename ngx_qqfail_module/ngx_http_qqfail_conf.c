@@ -12,25 +12,25 @@
 
 
 static void ngx_http_qqfail_conf_where(ngx_conf_t *cf,
-    ngx_http_qqfail_where_t *where);
+    ngx_qqfail_where_t *where);
 static ngx_int_t ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
     in_port_t default_port, ngx_addr_t *addr);
 static ngx_int_t ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
-    ngx_http_qqfail_name_t *name);
+    ngx_qqfail_name_t *name);
 static ngx_int_t ngx_http_qqfail_valid_host(ngx_str_t *host);
-static ngx_http_qqfail_srv_conf_t *ngx_http_qqfail_upstream_conf(
+static ngx_qqfail_srv_conf_t *ngx_http_qqfail_upstream_conf(
     ngx_conf_t *cf, void *conf);
 static char *ngx_http_qqfail_conf_invalid(ngx_conf_t *cf,
     ngx_http_qqfail_slot_t *slot);
 static ngx_int_t ngx_http_qqfail_parse_rule(ngx_conf_t *cf,
-    ngx_http_qqfail_srv_conf_t *qscf, ngx_str_t *value);
+    ngx_qqfail_srv_conf_t *qscf, ngx_str_t *value);
 
 
 static ngx_str_t  ngx_http_qqfail_system_name = ngx_string("system");
 
 
 static void
-ngx_http_qqfail_conf_where(ngx_conf_t *cf, ngx_http_qqfail_where_t *where)
+ngx_http_qqfail_conf_where(ngx_conf_t *cf, ngx_qqfail_where_t *where)
 {
     if (where->file == NULL) {
         where->file = cf->conf_file->file.name.data;
@@ -48,10 +48,10 @@ static ngx_int_t
 ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
     in_port_t default_port, ngx_addr_t *addr)
 {
-    u_char     *host;
-    size_t      len;
-    ngx_int_t   rc;
-    u_char      buf[NGX_SOCKADDR_STRLEN];
+    u_char    *host;
+    size_t     len;
+    ngx_int_t  rc;
+    u_char     buf[NGX_SOCKADDR_STRLEN];
 
     host = text->data;
     len = text->len;
@@ -97,7 +97,7 @@ ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
 char *
 ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_qqfail_main_conf_t *qmcf = conf;
+    ngx_qqfail_main_conf_t *qmcf = conf;
 
     u_char                      *p;
     size_t                       len;
@@ -105,12 +105,12 @@ ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                   *value, s;
     ngx_uint_t                   i, naddrs;
     ngx_addr_t                  *addr;
-    ngx_http_qqfail_provider_t  *pr;
+    ngx_qqfail_provider_t       *pr;
 
     value = cf->args->elts;
 
     if (value[1].len == 0
-        || value[1].len > NGX_HTTP_QQFAIL_PROVIDER_NAME_LEN)
+        || value[1].len > NGX_QQFAIL_PROVIDER_NAME_LEN)
     {
         goto invalid_name;
     }
@@ -141,18 +141,18 @@ ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (qmcf->providers.nelts == NGX_HTTP_QQFAIL_MAX_PROVIDERS) {
+    if (qmcf->providers.nelts == NGX_QQFAIL_MAX_PROVIDERS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "too many \"qqfail_provider\" directives, "
                            "the maximum is %d",
-                           NGX_HTTP_QQFAIL_MAX_PROVIDERS);
+                           NGX_QQFAIL_MAX_PROVIDERS);
         return NGX_CONF_ERROR;
     }
 
     /* parameters come last: "max_inflight=N", "rate=N" */
 
     naddrs = cf->args->nelts - 2;
-    max_inflight = NGX_HTTP_QQFAIL_MAX_INFLIGHT;
+    max_inflight = NGX_QQFAIL_MAX_INFLIGHT;
     rate = 0;
 
     while (naddrs
@@ -202,11 +202,11 @@ ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (naddrs > NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS) {
+    if (naddrs > NGX_QQFAIL_MAX_PROVIDER_ADDRS) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "too many addresses in \"qqfail_provider\" "
                            "\"%V\", the maximum is %d",
-                           &value[1], NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS);
+                           &value[1], NGX_QQFAIL_MAX_PROVIDER_ADDRS);
         return NGX_CONF_ERROR;
     }
 
@@ -215,7 +215,7 @@ ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(pr, sizeof(ngx_http_qqfail_provider_t));
+    ngx_memzero(pr, sizeof(ngx_qqfail_provider_t));
 
     pr->name = value[1];
     pr->max_inflight = max_inflight;
@@ -273,31 +273,31 @@ invalid_name:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid \"qqfail_provider\" name \"%V\", expected "
                        "1 to %d letters, digits, \"_\", \"-\" or \".\"",
-                       &value[1], NGX_HTTP_QQFAIL_PROVIDER_NAME_LEN);
+                       &value[1], NGX_QQFAIL_PROVIDER_NAME_LEN);
     return NGX_CONF_ERROR;
 }
 
 
 ngx_int_t
 ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
-    ngx_http_qqfail_main_conf_t *qmcf)
+    ngx_qqfail_main_conf_t *qmcf)
 {
-    u_char                      *p, *last, *end;
-    ngx_int_t                    rc;
-    ngx_str_t                    text, list;
-    ngx_addr_t                  *addr;
-    ngx_http_qqfail_provider_t  *pr;
+    u_char                 *p, *last, *end;
+    ngx_int_t               rc;
+    ngx_str_t               text, list;
+    ngx_addr_t             *addr;
+    ngx_qqfail_provider_t  *pr;
 
     pr = ngx_array_push(&qmcf->providers);
     if (pr == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(pr, sizeof(ngx_http_qqfail_provider_t));
+    ngx_memzero(pr, sizeof(ngx_qqfail_provider_t));
 
     pr->name = ngx_http_qqfail_system_name;
     pr->system = 1;
-    pr->max_inflight = NGX_HTTP_QQFAIL_MAX_INFLIGHT;
+    pr->max_inflight = NGX_QQFAIL_MAX_INFLIGHT;
 
     if (ngx_array_init(&pr->addrs, cf->pool, 2, sizeof(ngx_addr_t))
         != NGX_OK)
@@ -310,7 +310,7 @@ ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
      * are asked for here only to show them on the status page
      */
 
-    rc = ngx_http_qqfail_ares_system(cf->pool, cf->log, &list);
+    rc = ngx_qqfail_ares_system(cf->pool, cf->log, &list);
 
     if (rc != NGX_OK) {
         return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
@@ -328,7 +328,7 @@ ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
         text.len = end - p;
 
         if (text.len == 0
-            || pr->addrs.nelts == NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS)
+            || pr->addrs.nelts == NGX_QQFAIL_MAX_PROVIDER_ADDRS)
         {
             continue;
         }
@@ -391,9 +391,9 @@ ngx_http_qqfail_zone_post(ngx_conf_t *cf, void *post, void *data)
 {
     ngx_http_qqfail_slot_t  *slot = post;
 
-    size_t                       *sp;
-    ngx_str_t                    *value;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    size_t                  *sp;
+    ngx_str_t               *value;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     sp = data;
 
@@ -419,8 +419,8 @@ ngx_http_qqfail_state_file_post(ngx_conf_t *cf, void *post, void *data)
 {
     ngx_str_t  *path = data;
 
-    ngx_str_t                    *value;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_str_t               *value;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
 
@@ -470,11 +470,11 @@ ngx_http_qqfail_state_file_post(ngx_conf_t *cf, void *post, void *data)
 char *
 ngx_http_qqfail_geoip2(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_qqfail_main_conf_t *qmcf = conf;
+    ngx_qqfail_main_conf_t *qmcf = conf;
 
     ngx_str_t                 *value;
     ngx_uint_t                 i;
-    ngx_http_qqfail_geo_db_t  *db;
+    ngx_qqfail_geo_db_t       *db;
 
     if (qmcf->geo_country || qmcf->geo_asn) {
         return "is duplicate";
@@ -484,7 +484,7 @@ ngx_http_qqfail_geoip2(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_http_qqfail_geo_open(cf, &value[i], &db) != NGX_OK) {
+        if (ngx_qqfail_geo_open(cf, &value[i], &db) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
 
@@ -565,13 +565,13 @@ ngx_http_qqfail_valid_host(ngx_str_t *host)
 
 static ngx_int_t
 ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
-    ngx_http_qqfail_name_t *name)
+    ngx_qqfail_name_t *name)
 {
-    u_char     *p, *last;
-    size_t      len;
-    ngx_int_t   rc, port;
+    u_char    *p, *last;
+    size_t     len;
+    ngx_int_t  rc, port;
 
-    ngx_memzero(name, sizeof(ngx_http_qqfail_name_t));
+    ngx_memzero(name, sizeof(ngx_qqfail_name_t));
 
     name->text = *text;
 
@@ -637,10 +637,10 @@ ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
 }
 
 
-static ngx_http_qqfail_srv_conf_t *
+static ngx_qqfail_srv_conf_t *
 ngx_http_qqfail_upstream_conf(ngx_conf_t *cf, void *conf)
 {
-    ngx_http_qqfail_srv_conf_t  *qscf = conf;
+    ngx_qqfail_srv_conf_t  *qscf = conf;
 
     ngx_http_upstream_srv_conf_t  *uscf;
 
@@ -660,7 +660,7 @@ ngx_http_qqfail_upstream_conf(ngx_conf_t *cf, void *conf)
 char *
 ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_qqfail_srv_conf_t  *qscf;
+    ngx_qqfail_srv_conf_t  *qscf;
 
     u_char                        *p;
     size_t                         len;
@@ -668,10 +668,10 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                     *value, s;
     ngx_int_t                      weight, max_fails;
     ngx_uint_t                     i, j;
-    ngx_http_qqfail_name_t        *name, *n;
-    ngx_http_qqfail_server_t      *server;
+    ngx_qqfail_name_t             *name, *n;
+    ngx_qqfail_server_t           *server;
     ngx_http_upstream_server_t    *us;
-    ngx_http_qqfail_srv_conf_t   **qscfp;
+    ngx_qqfail_srv_conf_t        **qscfp;
     ngx_http_upstream_srv_conf_t  *uscf;
 
     qscf = ngx_http_qqfail_upstream_conf(cf, conf);
@@ -700,7 +700,7 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         qscf->servers = ngx_array_create(cf->pool, 4,
-                                         sizeof(ngx_http_qqfail_server_t));
+                                         sizeof(ngx_qqfail_server_t));
         if (qscf->servers == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -753,10 +753,10 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(server, sizeof(ngx_http_qqfail_server_t));
+    ngx_memzero(server, sizeof(ngx_qqfail_server_t));
 
     if (ngx_array_init(&server->names, cf->pool, 2,
-                       sizeof(ngx_http_qqfail_name_t))
+                       sizeof(ngx_qqfail_name_t))
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
@@ -830,10 +830,10 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        if (server->names.nelts == NGX_HTTP_QQFAIL_MAX_NAMES) {
+        if (server->names.nelts == NGX_QQFAIL_MAX_NAMES) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "too many names in \"qqfail_server\", "
-                               "the maximum is %d", NGX_HTTP_QQFAIL_MAX_NAMES);
+                               "the maximum is %d", NGX_QQFAIL_MAX_NAMES);
             return NGX_CONF_ERROR;
         }
 
@@ -913,7 +913,7 @@ ngx_http_qqfail_upstream_post(ngx_conf_t *cf, void *post, void *data)
 {
     ngx_http_qqfail_slot_t  *slot = post;
 
-    ngx_http_qqfail_srv_conf_t  *qscf;
+    ngx_qqfail_srv_conf_t  *qscf;
 
     if (slot->invalid
         && (*(ngx_uint_t *) data < slot->low
@@ -938,7 +938,7 @@ ngx_http_qqfail_upstream_post(ngx_conf_t *cf, void *post, void *data)
 char *
 ngx_http_qqfail_max_stale(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_qqfail_srv_conf_t  *qscf;
+    ngx_qqfail_srv_conf_t  *qscf;
 
     time_t      t;
     ngx_str_t  *value;
@@ -952,7 +952,7 @@ ngx_http_qqfail_max_stale(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
-        t = NGX_HTTP_QQFAIL_STALE_FOREVER;
+        t = NGX_QQFAIL_STALE_FOREVER;
 
     } else {
         t = ngx_parse_time(&value[1], 1);
@@ -973,15 +973,15 @@ ngx_http_qqfail_max_stale(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static ngx_int_t
-ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_http_qqfail_srv_conf_t *qscf,
+ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
     ngx_str_t *value)
 {
-    u_char                  *p;
-    ngx_int_t                rc, n;
-    ngx_cidr_t               cidr, *c;
-    ngx_http_qqfail_rule_t   rule, *r;
+    u_char            *p;
+    ngx_int_t          rc, n;
+    ngx_cidr_t         cidr, *c;
+    ngx_qqfail_rule_t  rule, *r;
 
-    ngx_memzero(&rule, sizeof(ngx_http_qqfail_rule_t));
+    ngx_memzero(&rule, sizeof(ngx_qqfail_rule_t));
     ngx_http_qqfail_conf_where(cf, &rule.where);
 
     if (value->len > 4 && ngx_strncmp(value->data, "asn=", 4) == 0) {
@@ -997,7 +997,7 @@ ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_http_qqfail_srv_conf_t *qscf,
             return NGX_DECLINED;
         }
 
-        rule.type = NGX_HTTP_QQFAIL_RULE_ASN;
+        rule.type = NGX_QQFAIL_RULE_ASN;
         rule.asn = (uint32_t) n;
 
     } else if (ngx_strncmp(value->data, "country=", 8) == 0) {
@@ -1010,7 +1010,7 @@ ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_http_qqfail_srv_conf_t *qscf,
             return NGX_DECLINED;
         }
 
-        rule.type = NGX_HTTP_QQFAIL_RULE_COUNTRY;
+        rule.type = NGX_QQFAIL_RULE_COUNTRY;
         rule.country[0] = ngx_toupper(p[0]);
         rule.country[1] = ngx_toupper(p[1]);
 
@@ -1049,7 +1049,7 @@ ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_http_qqfail_srv_conf_t *qscf,
 
     if (qscf->allow == NULL) {
         qscf->allow = ngx_array_create(cf->pool, 4,
-                                       sizeof(ngx_http_qqfail_rule_t));
+                                       sizeof(ngx_qqfail_rule_t));
         if (qscf->allow == NULL) {
             return NGX_ERROR;
         }
@@ -1069,11 +1069,11 @@ ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_http_qqfail_srv_conf_t *qscf,
 char *
 ngx_http_qqfail_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_qqfail_srv_conf_t  *qscf;
+    ngx_qqfail_srv_conf_t  *qscf;
 
-    ngx_int_t    rc;
-    ngx_str_t   *value;
-    ngx_uint_t   i;
+    ngx_int_t   rc;
+    ngx_str_t  *value;
+    ngx_uint_t  i;
 
     qscf = ngx_http_qqfail_upstream_conf(cf, conf);
 
@@ -1108,7 +1108,7 @@ ngx_http_qqfail_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_t                    *value;
     ngx_http_core_loc_conf_t     *clcf;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_qqfail_main_conf_t       *qmcf;
 
     if (qlcf->format != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -1117,13 +1117,13 @@ ngx_http_qqfail_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     if (cf->args->nelts == 1 || ngx_strcmp(value[1].data, "json") == 0) {
-        qlcf->format = NGX_HTTP_QQFAIL_STATUS_JSON;
+        qlcf->format = NGX_QQFAIL_STATUS_JSON;
 
     } else if (ngx_strcmp(value[1].data, "prometheus") == 0) {
-        qlcf->format = NGX_HTTP_QQFAIL_STATUS_PROMETHEUS;
+        qlcf->format = NGX_QQFAIL_STATUS_PROMETHEUS;
 
     } else if (ngx_strcmp(value[1].data, "html") == 0) {
-        qlcf->format = NGX_HTTP_QQFAIL_STATUS_HTML;
+        qlcf->format = NGX_QQFAIL_STATUS_HTML;
 
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

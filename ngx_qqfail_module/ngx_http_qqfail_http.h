@@ -12,7 +12,7 @@
  * The http front end: the module and its directives, the balancer, the
  * variables and the status handler.  Everything else (providers,
  * lookups, failover, zone, state file, address filter) is the core,
- * ngx_http_qqfail_module.h, which knows no http type.
+ * ngx_qqfail.h, which knows no http type.
  */
 
 
@@ -20,8 +20,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_qqfail_module.h"
+#include "ngx_qqfail.h"
 
+
+typedef struct ngx_http_qqfail_peers_s  ngx_http_qqfail_peers_t;
 
 typedef char *(*ngx_http_qqfail_slot_pt)(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -70,7 +72,7 @@ char *ngx_http_qqfail_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 ngx_int_t ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
-    ngx_http_qqfail_main_conf_t *qmcf);
+    ngx_qqfail_main_conf_t *qmcf);
 
 ngx_int_t ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);

@@ -25,10 +25,10 @@ static void *ngx_http_qqfail_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_qqfail_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_qqfail_single_reload(ngx_conf_t *cf,
-    ngx_http_qqfail_main_conf_t *qmcf);
+    ngx_qqfail_main_conf_t *qmcf);
 static ngx_int_t ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_upstream_srv_conf_t *uscf);
-static ngx_http_qqfail_main_conf_t *ngx_http_qqfail_cycle_conf(
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_upstream_srv_conf_t *uscf);
+static ngx_qqfail_main_conf_t *ngx_http_qqfail_cycle_conf(
     ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_qqfail_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_qqfail_init_process(ngx_cycle_t *cycle);
@@ -41,7 +41,7 @@ static void ngx_http_qqfail_exit_process(ngx_cycle_t *cycle);
 
 static ngx_http_qqfail_slot_t  ngx_http_qqfail_zone_slot = {
     ngx_http_qqfail_zone_post, ngx_conf_set_size_slot,
-    NGX_HTTP_QQFAIL_MIN_ZONE_SIZE, 0,
+    NGX_QQFAIL_MIN_ZONE_SIZE, 0,
     "invalid \"%V\" size \"%V\""
 };
 
@@ -61,7 +61,7 @@ static ngx_http_qqfail_slot_t  ngx_http_qqfail_timeout_slot = {
 
 static ngx_http_qqfail_slot_t  ngx_http_qqfail_quorum_slot = {
     ngx_http_qqfail_upstream_post, ngx_conf_set_num_slot,
-    1, NGX_HTTP_QQFAIL_MAX_PROVIDERS,
+    1, NGX_QQFAIL_MAX_PROVIDERS,
     "invalid \"%V\" value \"%V\", a number from %ui to %ui is expected"
 };
 
@@ -85,14 +85,14 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_qqfail_conf_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_qqfail_main_conf_t, zone_size),
+      offsetof(ngx_qqfail_main_conf_t, zone_size),
       &ngx_http_qqfail_zone_slot },
 
     { ngx_string("qqfail_state_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      offsetof(ngx_http_qqfail_main_conf_t, state_file),
+      offsetof(ngx_qqfail_main_conf_t, state_file),
       &ngx_http_qqfail_state_file_p },
 
     { ngx_string("qqfail_geoip2"),
@@ -113,14 +113,14 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
       ngx_http_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
-      offsetof(ngx_http_qqfail_srv_conf_t, refresh),
+      offsetof(ngx_qqfail_srv_conf_t, refresh),
       &ngx_http_qqfail_refresh_slot },
 
     { ngx_string("qqfail_timeout"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
       ngx_http_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
-      offsetof(ngx_http_qqfail_srv_conf_t, timeout),
+      offsetof(ngx_qqfail_srv_conf_t, timeout),
       &ngx_http_qqfail_timeout_slot },
 
     { ngx_string("qqfail_max_stale"),
@@ -134,7 +134,7 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
       ngx_http_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
-      offsetof(ngx_http_qqfail_srv_conf_t, quorum),
+      offsetof(ngx_qqfail_srv_conf_t, quorum),
       &ngx_http_qqfail_quorum_slot },
 
     { ngx_string("qqfail_allow"),
@@ -148,7 +148,7 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
       ngx_http_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
-      offsetof(ngx_http_qqfail_srv_conf_t, ipv6),
+      offsetof(ngx_qqfail_srv_conf_t, ipv6),
       &ngx_http_qqfail_ipv6_slot },
 
     { ngx_string("qqfail_status"),
@@ -224,10 +224,10 @@ ngx_http_qqfail_preconfiguration(ngx_conf_t *cf)
 }
 
 
-static ngx_http_qqfail_main_conf_t *
+static ngx_qqfail_main_conf_t *
 ngx_http_qqfail_cycle_conf(ngx_cycle_t *cycle)
 {
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     /* NULL without an http{} block */
 
@@ -251,7 +251,7 @@ ngx_http_qqfail_cycle_conf(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
 {
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     qmcf = ngx_http_qqfail_cycle_conf(cycle);
 
@@ -265,15 +265,15 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
      * does for nginx's own paths
      */
 
-    ngx_http_qqfail_state_check(cycle, qmcf);
+    ngx_qqfail_state_check(cycle, qmcf);
 
     /* for the loop check: this generation's sockets, the host's addresses */
 
-    (void) ngx_http_qqfail_local_addrs(cycle, qmcf);
+    (void) ngx_qqfail_local_addrs(cycle, qmcf);
 
     if (ngx_test_config) {
         /* "nginx -t" reads the state file too, and says what is wrong */
-        return ngx_http_qqfail_state_load(qmcf, cycle->log);
+        return ngx_qqfail_state_load(qmcf, cycle->log);
     }
 
     /*
@@ -281,7 +281,7 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
      * addresses kept pass this configuration's rules, and stay so
      */
 
-    ngx_http_qqfail_zone_generation(qmcf);
+    ngx_qqfail_zone_generation(qmcf);
 
     if (qmcf->upstreams.nelts == 0) {
         return NGX_OK;
@@ -297,17 +297,17 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
     (void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 #endif
 
-    (void) ngx_http_qqfail_state_load(qmcf, cycle->log);
+    (void) ngx_qqfail_state_load(qmcf, cycle->log);
 
-    ngx_http_qqfail_zone_refilter(qmcf, 0, cycle->log);
+    ngx_qqfail_zone_refilter(qmcf, 0, cycle->log);
 
-    if (ngx_http_qqfail_ares_init(cycle->log) == NGX_OK) {
-        (void) ngx_http_qqfail_resolver_sync(cycle, qmcf);
+    if (ngx_qqfail_ares_init(cycle->log) == NGX_OK) {
+        (void) ngx_qqfail_resolver_sync(cycle, qmcf);
     }
 
     /* what the new rules refused and the pass did not replace goes */
 
-    ngx_http_qqfail_zone_refilter(qmcf, 1, cycle->log);
+    ngx_qqfail_zone_refilter(qmcf, 1, cycle->log);
 
 #if (NGX_HAVE_MALLOC_TRIM)
     /*
@@ -324,7 +324,7 @@ ngx_http_qqfail_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_qqfail_init_process(ngx_cycle_t *cycle)
 {
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
@@ -342,20 +342,20 @@ ngx_http_qqfail_init_process(ngx_cycle_t *cycle)
     /* records this generation uses are not freed while this process runs */
 
     qmcf->epoch = qmcf->sh->epoch;
-    ngx_http_qqfail_zone_register(qmcf, qmcf->epoch);
+    ngx_qqfail_zone_register(qmcf, qmcf->epoch);
 
-    if (ngx_http_qqfail_ares_init(cycle->log) != NGX_OK) {
+    if (ngx_qqfail_ares_init(cycle->log) != NGX_OK) {
         return NGX_OK;
     }
 
-    return ngx_http_qqfail_resolver_init_process(cycle, qmcf);
+    return ngx_qqfail_resolver_init_process(cycle, qmcf);
 }
 
 
 static void
 ngx_http_qqfail_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     qmcf = ngx_http_qqfail_cycle_conf(cycle);
 
@@ -363,18 +363,18 @@ ngx_http_qqfail_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
-    ngx_http_qqfail_resolver_exit_process(cycle);
+    ngx_qqfail_resolver_exit_process(cycle);
 
-    ngx_http_qqfail_zone_register(qmcf, 0);
+    ngx_qqfail_zone_register(qmcf, 0);
 }
 
 
 static void *
 ngx_http_qqfail_create_main_conf(ngx_conf_t *cf)
 {
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_qqfail_main_conf_t  *qmcf;
 
-    qmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_qqfail_main_conf_t));
+    qmcf = ngx_pcalloc(cf->pool, sizeof(ngx_qqfail_main_conf_t));
     if (qmcf == NULL) {
         return NULL;
     }
@@ -390,14 +390,14 @@ ngx_http_qqfail_create_main_conf(ngx_conf_t *cf)
      */
 
     if (ngx_array_init(&qmcf->providers, cf->pool, 4,
-                       sizeof(ngx_http_qqfail_provider_t))
+                       sizeof(ngx_qqfail_provider_t))
         != NGX_OK)
     {
         return NULL;
     }
 
     if (ngx_array_init(&qmcf->upstreams, cf->pool, 4,
-                       sizeof(ngx_http_qqfail_srv_conf_t *))
+                       sizeof(ngx_qqfail_srv_conf_t *))
         != NGX_OK)
     {
         return NULL;
@@ -413,10 +413,10 @@ ngx_http_qqfail_create_main_conf(ngx_conf_t *cf)
 static char *
 ngx_http_qqfail_init_main_conf(ngx_conf_t *cf, void *conf)
 {
-    ngx_http_qqfail_main_conf_t  *qmcf = conf;
+    ngx_qqfail_main_conf_t  *qmcf = conf;
 
-    ngx_uint_t                    i, n;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
+    ngx_uint_t               i, n;
+    ngx_qqfail_srv_conf_t  **qscfp;
 
     /*
      * the upstreams are parsed by now: without "qqfail_zone", the zone is
@@ -435,13 +435,13 @@ ngx_http_qqfail_init_main_conf(ngx_conf_t *cf, void *conf)
     qmcf->nservers = n;
 
     if (qmcf->zone_size == NGX_CONF_UNSET_SIZE) {
-        qmcf->zone_size = ngx_max(NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE,
+        qmcf->zone_size = ngx_max(NGX_QQFAIL_DEFAULT_ZONE_SIZE,
                                   ngx_align(256 * 1024
-                                            + n * NGX_HTTP_QQFAIL_SERVER_ROOM,
+                                            + n * NGX_QQFAIL_SERVER_ROOM,
                                             1024 * 1024));
     }
 
-    if (ngx_http_qqfail_zone_check(cf, qmcf) != NGX_OK) {
+    if (ngx_qqfail_zone_check(cf, qmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -456,9 +456,9 @@ ngx_http_qqfail_init_main_conf(ngx_conf_t *cf, void *conf)
 static void *
 ngx_http_qqfail_create_srv_conf(ngx_conf_t *cf)
 {
-    ngx_http_qqfail_srv_conf_t  *qscf;
+    ngx_qqfail_srv_conf_t  *qscf;
 
-    qscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_qqfail_srv_conf_t));
+    qscf = ngx_pcalloc(cf->pool, sizeof(ngx_qqfail_srv_conf_t));
     if (qscf == NULL) {
         return NULL;
     }
@@ -508,7 +508,7 @@ ngx_http_qqfail_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_qqfail_loc_conf_t  *conf = child;
 
     ngx_conf_merge_uint_value(conf->format, prev->format,
-                              NGX_HTTP_QQFAIL_STATUS_JSON);
+                              NGX_QQFAIL_STATUS_JSON);
 
     return NGX_CONF_OK;
 }
@@ -518,7 +518,7 @@ static ngx_int_t
 ngx_http_qqfail_postconfiguration(ngx_conf_t *cf)
 {
     ngx_uint_t                      i;
-    ngx_http_qqfail_main_conf_t    *qmcf;
+    ngx_qqfail_main_conf_t         *qmcf;
     ngx_http_upstream_srv_conf_t  **uscfp;
     ngx_http_upstream_main_conf_t  *umcf;
 
@@ -554,7 +554,7 @@ ngx_http_qqfail_postconfiguration(ngx_conf_t *cf)
         }
     }
 
-    return ngx_http_qqfail_zone_add(cf, qmcf, &ngx_http_qqfail_module);
+    return ngx_qqfail_zone_add(cf, qmcf, &ngx_http_qqfail_module);
 }
 
 
@@ -570,9 +570,9 @@ ngx_http_qqfail_postconfiguration(ngx_conf_t *cf)
 
 static ngx_int_t
 ngx_http_qqfail_single_reload(ngx_conf_t *cf,
-    ngx_http_qqfail_main_conf_t *qmcf)
+    ngx_qqfail_main_conf_t *qmcf)
 {
-    ngx_http_qqfail_main_conf_t  *old;
+    ngx_qqfail_main_conf_t  *old;
 
     if (ngx_process != NGX_PROCESS_SINGLE
         || ngx_is_init_cycle(cf->cycle->old_cycle))
@@ -600,11 +600,11 @@ ngx_http_qqfail_single_reload(ngx_conf_t *cf,
 
 static ngx_int_t
 ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_upstream_srv_conf_t *uscf)
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_upstream_srv_conf_t *uscf)
 {
-    ngx_uint_t                   i, nproviders;
-    ngx_http_qqfail_rule_t      *rule;
-    ngx_http_qqfail_srv_conf_t  *qscf;
+    ngx_uint_t              i, nproviders;
+    ngx_qqfail_rule_t      *rule;
+    ngx_qqfail_srv_conf_t  *qscf;
 
     qscf = uscf->srv_conf[ngx_http_qqfail_module.ctx_index];
 
@@ -650,7 +650,7 @@ ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
 
     for (i = 0; i < qscf->allow->nelts; i++) {
 
-        if (rule[i].type == NGX_HTTP_QQFAIL_RULE_ASN
+        if (rule[i].type == NGX_QQFAIL_RULE_ASN
             && qmcf->geo_asn == NULL)
         {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -661,7 +661,7 @@ ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
             return NGX_ERROR;
         }
 
-        if (rule[i].type == NGX_HTTP_QQFAIL_RULE_COUNTRY
+        if (rule[i].type == NGX_QQFAIL_RULE_COUNTRY
             && qmcf->geo_country == NULL)
         {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,

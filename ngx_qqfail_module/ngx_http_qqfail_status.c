@@ -23,7 +23,7 @@
 #define NGX_HTTP_QQFAIL_STATUS_BUDGET       32768
 #define NGX_HTTP_QQFAIL_STATUS_WORK         256
 #define NGX_HTTP_QQFAIL_STATUS_BATCH        64
-#define NGX_HTTP_QQFAIL_STATUS_SLOTS        (4 * NGX_HTTP_QQFAIL_MAX_ADDRS)
+#define NGX_HTTP_QQFAIL_STATUS_SLOTS        (4 * NGX_QQFAIL_MAX_ADDRS)
 
 #define NGX_HTTP_QQFAIL_PHASE_HEAD          0
 #define NGX_HTTP_QQFAIL_PHASE_SERVERS       1
@@ -56,11 +56,11 @@
 /* a copy of one server's shared record, taken under the lock */
 
 typedef struct {
-    ngx_http_qqfail_server_t        *server;
-    ngx_http_qqfail_server_sh_t      sh;
-    ngx_http_qqfail_name_sh_t        names[NGX_HTTP_QQFAIL_MAX_NAMES];
+    ngx_qqfail_server_t             *server;
+    ngx_qqfail_server_sh_t           sh;
+    ngx_qqfail_name_sh_t             names[NGX_QQFAIL_MAX_NAMES];
     ngx_uint_t                       naddrs;
-    ngx_http_qqfail_slot_sh_t       *slots;
+    ngx_qqfail_slot_sh_t            *slots;
 } ngx_http_qqfail_status_server_t;
 
 
@@ -76,12 +76,12 @@ typedef struct {
     ngx_uint_t                       fails;
     ngx_uint_t                       up;
     size_t                           text_len;
-    u_char                           text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
+    u_char                           text[NGX_QQFAIL_ADDR_STRLEN];
 } ngx_http_qqfail_prom_addr_t;
 
 
 typedef struct {
-    ngx_http_qqfail_server_t        *server;
+    ngx_qqfail_server_t             *server;
     time_t                           last_success;
     ngx_uint_t                       source;
     ngx_uint_t                       active;
@@ -95,7 +95,7 @@ typedef struct {
 /* ?view=summary: one upstream in counts */
 
 typedef struct {
-    ngx_uint_t                       sources[NGX_HTTP_QQFAIL_SOURCE_LITERAL
+    ngx_uint_t                       sources[NGX_QQFAIL_SOURCE_LITERAL
                                              + 1];
     ngx_uint_t                       on_alias;
     ngx_uint_t                       addresses;
@@ -114,17 +114,17 @@ typedef struct {
     ngx_uint_t                       zone_full;
     /* the state file's health, 0 and "" while unknown for this path */
     time_t                           state_written;
-    u_char                           state_error[NGX_HTTP_QQFAIL_ERRLEN * 2];
+    u_char                           state_error[NGX_QQFAIL_ERRLEN * 2];
     /* in configuration order */
-    ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
+    ngx_qqfail_provider_sh_t         providers[NGX_QQFAIL_MAX_PROVIDERS];
     /* the upstreams shown (all, or the one ?upstream= names), in order */
     ngx_uint_t                       nupstreams;
-    ngx_http_qqfail_srv_conf_t     **upstreams;
+    ngx_qqfail_srv_conf_t          **upstreams;
     ngx_uint_t                       nservers;
     /* events ever recorded; the last ones, oldest first */
     ngx_uint_t                       events_total;
     ngx_uint_t                       nevents;
-    ngx_http_qqfail_event_sh_t       events[NGX_HTTP_QQFAIL_NEVENTS];
+    ngx_qqfail_event_sh_t            events[NGX_QQFAIL_NEVENTS];
 } ngx_http_qqfail_snapshot_t;
 
 
@@ -163,7 +163,7 @@ typedef struct ngx_http_qqfail_status_ctx_s  ngx_http_qqfail_status_ctx_t;
 typedef struct {
     void  (*start)(ngx_http_qqfail_status_ctx_t *ctx);
     void  (*open)(ngx_http_qqfail_status_ctx_t *ctx,
-                  ngx_http_qqfail_srv_conf_t *qscf);
+                  ngx_qqfail_srv_conf_t *qscf);
     void  (*server)(ngx_http_qqfail_status_ctx_t *ctx,
                     ngx_http_qqfail_status_server_t *ss, ngx_uint_t index);
     void  (*close)(ngx_http_qqfail_status_ctx_t *ctx);
@@ -171,7 +171,7 @@ typedef struct {
 } ngx_http_qqfail_render_t;
 
 struct ngx_http_qqfail_status_ctx_s {
-    ngx_http_qqfail_main_conf_t     *qmcf;
+    ngx_qqfail_main_conf_t          *qmcf;
     ngx_http_qqfail_render_t        *render;
     ngx_http_qqfail_out_t            o;
     ngx_uint_t                       phase;
@@ -181,7 +181,7 @@ struct ngx_http_qqfail_status_ctx_s {
     ngx_uint_t                       work;       /* servers read, this step */
     ngx_uint_t                       nbatch;
     ngx_http_qqfail_status_server_t  batch[NGX_HTTP_QQFAIL_STATUS_BATCH];
-    ngx_http_qqfail_slot_sh_t       *slots;      /* STATUS_SLOTS */
+    ngx_qqfail_slot_sh_t            *slots;      /* STATUS_SLOTS */
     /* Prometheus: the family and the server it is at */
     ngx_http_qqfail_prom_t          *family;
     ngx_uint_t                       item;
@@ -200,7 +200,7 @@ static ngx_uint_t ngx_http_qqfail_status_format(ngx_http_request_t *r,
 static ngx_int_t ngx_http_qqfail_status_view(ngx_http_request_t *r,
     ngx_uint_t *summary);
 static ngx_int_t ngx_http_qqfail_status_select(ngx_http_request_t *r,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
 static void ngx_http_qqfail_status_globals(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_uint_t events);
 static void ngx_http_qqfail_status_cleanup(void *data);
@@ -218,26 +218,26 @@ static void ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
 static void ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how,
     u_char *s, size_t len);
 static ngx_str_t *ngx_http_qqfail_address_state(
-    ngx_http_qqfail_server_t *server, ngx_http_qqfail_slot_sh_t *slot,
+    ngx_qqfail_server_t *server, ngx_qqfail_slot_sh_t *slot,
     time_t now);
 static void ngx_http_qqfail_status_render(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
 static void ngx_http_qqfail_json_start(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_json_open(ngx_http_qqfail_status_ctx_t *ctx,
-    ngx_http_qqfail_srv_conf_t *qscf);
+    ngx_qqfail_srv_conf_t *qscf);
 static void ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_status_server_t *ss, ngx_uint_t index);
 static void ngx_http_qqfail_json_close(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_json_events(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_json_counts(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_prom_head(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
 static void ngx_http_qqfail_prom_start(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_prom_summary_start(
     ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_prom_providers(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
     ngx_http_qqfail_prom_t *m);
 static void ngx_http_qqfail_prom_keep(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_status_server_t *ss, ngx_uint_t index);
@@ -248,18 +248,18 @@ static void ngx_http_qqfail_prom_counts(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_prom_server_t *ps);
 static int64_t ngx_http_qqfail_prom_provider_value(ngx_uint_t what,
-    ngx_http_qqfail_provider_sh_t *psh, ngx_uint_t kind);
+    ngx_qqfail_provider_sh_t *psh, ngx_uint_t kind);
 static int64_t ngx_http_qqfail_prom_server_value(ngx_uint_t what,
     ngx_http_qqfail_prom_server_t *ps);
 static int64_t ngx_http_qqfail_prom_name_value(ngx_uint_t what,
     ngx_http_qqfail_prom_server_t *ps, ngx_uint_t n);
 static void ngx_http_qqfail_prom_state_file(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
 static void ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap);
 static void ngx_http_qqfail_html_start(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_html_open(ngx_http_qqfail_status_ctx_t *ctx,
-    ngx_http_qqfail_srv_conf_t *qscf);
+    ngx_qqfail_srv_conf_t *qscf);
 static void ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_status_server_t *ss, ngx_uint_t index);
 static void ngx_http_qqfail_html_close(ngx_http_qqfail_status_ctx_t *ctx);
@@ -388,7 +388,7 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
     ngx_table_elt_t               *h;
     ngx_pool_cleanup_t            *cln;
     ngx_http_qqfail_loc_conf_t    *qlcf;
-    ngx_http_qqfail_main_conf_t   *qmcf;
+    ngx_qqfail_main_conf_t        *qmcf;
     ngx_http_qqfail_status_ctx_t  *ctx;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -445,7 +445,7 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
 
     /* Prometheus text and the summary have no events: no need to copy */
 
-    events = (format != NGX_HTTP_QQFAIL_STATUS_PROMETHEUS && !summary);
+    events = (format != NGX_QQFAIL_STATUS_PROMETHEUS && !summary);
 
     ngx_http_qqfail_status_globals(ctx, events);
 
@@ -458,7 +458,7 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
 
     } else {
         ctx->slots = ngx_palloc(r->pool, NGX_HTTP_QQFAIL_STATUS_SLOTS
-                                         * sizeof(ngx_http_qqfail_slot_sh_t));
+                                         * sizeof(ngx_qqfail_slot_sh_t));
         if (ctx->slots == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -468,7 +468,7 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
 
     switch (format) {
 
-    case NGX_HTTP_QQFAIL_STATUS_PROMETHEUS:
+    case NGX_QQFAIL_STATUS_PROMETHEUS:
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
 
@@ -485,11 +485,11 @@ ngx_http_qqfail_status_handler(ngx_http_request_t *r)
 
         break;
 
-    case NGX_HTTP_QQFAIL_STATUS_HTML:
+    case NGX_QQFAIL_STATUS_HTML:
         ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
         break;
 
-    default: /* NGX_HTTP_QQFAIL_STATUS_JSON */
+    default: /* NGX_QQFAIL_STATUS_JSON */
         ngx_str_set(&r->headers_out.content_type, "application/json");
         break;
     }
@@ -807,17 +807,17 @@ ngx_http_qqfail_status_format(ngx_http_request_t *r, ngx_uint_t format)
     if (ngx_http_arg(r, (u_char *) "format", 6, &value) == NGX_OK) {
 
         if (value.len == 4 && ngx_strncmp(value.data, "json", 4) == 0) {
-            return NGX_HTTP_QQFAIL_STATUS_JSON;
+            return NGX_QQFAIL_STATUS_JSON;
         }
 
         if (value.len == 10
             && ngx_strncmp(value.data, "prometheus", 10) == 0)
         {
-            return NGX_HTTP_QQFAIL_STATUS_PROMETHEUS;
+            return NGX_QQFAIL_STATUS_PROMETHEUS;
         }
 
         if (value.len == 4 && ngx_strncmp(value.data, "html", 4) == 0) {
-            return NGX_HTTP_QQFAIL_STATUS_HTML;
+            return NGX_QQFAIL_STATUS_HTML;
         }
 
         return 0;
@@ -849,13 +849,13 @@ ngx_http_qqfail_status_format(ngx_http_request_t *r, ngx_uint_t format)
         if (ngx_strlcasestrn(h[i].value.data, last,
                              (u_char *) "text/html", 9 - 1))
         {
-            return NGX_HTTP_QQFAIL_STATUS_HTML;
+            return NGX_QQFAIL_STATUS_HTML;
         }
 
         if (ngx_strlcasestrn(h[i].value.data, last,
                              (u_char *) "application/json", 16 - 1))
         {
-            return NGX_HTTP_QQFAIL_STATUS_JSON;
+            return NGX_QQFAIL_STATUS_JSON;
         }
 
         if (ngx_strlcasestrn(h[i].value.data, last,
@@ -863,7 +863,7 @@ ngx_http_qqfail_status_format(ngx_http_request_t *r, ngx_uint_t format)
             || ngx_strlcasestrn(h[i].value.data, last,
                                 (u_char *) "text/plain", 10 - 1))
         {
-            return NGX_HTTP_QQFAIL_STATUS_PROMETHEUS;
+            return NGX_QQFAIL_STATUS_PROMETHEUS;
         }
     }
 
@@ -875,12 +875,12 @@ ngx_http_qqfail_status_format(ngx_http_request_t *r, ngx_uint_t format)
 
 static ngx_int_t
 ngx_http_qqfail_status_select(ngx_http_request_t *r,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
-    u_char                       *dst, *src;
-    ngx_str_t                     value, name;
-    ngx_uint_t                    i;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
+    u_char                  *dst, *src;
+    ngx_str_t                value, name;
+    ngx_uint_t               i;
+    ngx_qqfail_srv_conf_t  **qscfp;
 
     qscfp = qmcf->upstreams.elts;
 
@@ -928,12 +928,12 @@ static void
 ngx_http_qqfail_status_globals(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_uint_t events)
 {
-    ngx_uint_t                    i, n;
-    ngx_slab_pool_t              *shpool;
-    ngx_http_qqfail_sh_t         *sh;
-    ngx_http_qqfail_provider_t   *pr;
-    ngx_http_qqfail_snapshot_t   *snap;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_uint_t                   i, n;
+    ngx_slab_pool_t             *shpool;
+    ngx_qqfail_sh_t             *sh;
+    ngx_qqfail_provider_t       *pr;
+    ngx_http_qqfail_snapshot_t  *snap;
+    ngx_qqfail_main_conf_t      *qmcf;
 
     qmcf = ctx->qmcf;
     snap = &ctx->snap;
@@ -971,7 +971,7 @@ ngx_http_qqfail_status_globals(ngx_http_qqfail_status_ctx_t *ctx,
     snap->zone_used = ((shpool->end - shpool->start) / ngx_pagesize
                        - shpool->pfree) * ngx_pagesize;
     snap->zone_full = sh->full;
-    snap->zone_needed = sh->full ? ngx_http_qqfail_zone_suggest(qmcf) * 1024
+    snap->zone_needed = sh->full ? ngx_qqfail_zone_suggest(qmcf) * 1024
                                  : 0;
 
     /* after a reload to another path: nothing known about the new one */
@@ -990,12 +990,12 @@ ngx_http_qqfail_status_globals(ngx_http_qqfail_status_ctx_t *ctx,
     }
 
     if (events && sh->events) {
-        snap->nevents = ngx_min(sh->events->nevents, NGX_HTTP_QQFAIL_NEVENTS);
+        snap->nevents = ngx_min(sh->events->nevents, NGX_QQFAIL_NEVENTS);
 
         for (i = 0; i < snap->nevents; i++) {
             snap->events[i] = sh->events->event[(sh->events->nevents
                                                  - snap->nevents + i)
-                                                % NGX_HTTP_QQFAIL_NEVENTS];
+                                                % NGX_QQFAIL_NEVENTS];
         }
     }
 
@@ -1008,9 +1008,9 @@ ngx_http_qqfail_status_globals(ngx_http_qqfail_status_ctx_t *ctx,
 static void
 ngx_http_qqfail_status_render(ngx_http_qqfail_status_ctx_t *ctx)
 {
-    ngx_uint_t                   i;
-    ngx_http_qqfail_render_t    *rn;
-    ngx_http_qqfail_srv_conf_t  *qscf;
+    ngx_uint_t                 i;
+    ngx_http_qqfail_render_t  *rn;
+    ngx_qqfail_srv_conf_t     *qscf;
 
     rn = ctx->render;
 
@@ -1084,10 +1084,10 @@ ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
 {
     ngx_uint_t                        i, k, n, used;
     ngx_slab_pool_t                  *shpool;
-    ngx_http_qqfail_slots_t           it;
-    ngx_http_qqfail_server_t         *server;
-    ngx_http_qqfail_slot_sh_t        *slot;
-    ngx_http_qqfail_srv_conf_t       *qscf;
+    ngx_qqfail_slots_t                it;
+    ngx_qqfail_server_t              *server;
+    ngx_qqfail_slot_sh_t             *slot;
+    ngx_qqfail_srv_conf_t            *qscf;
     ngx_http_qqfail_status_server_t  *ss;
 
     qscf = ctx->snap.upstreams[ctx->upstream];
@@ -1100,7 +1100,7 @@ ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
         for (i = 0; i < n; i++) {
             ss = &ctx->batch[i];
             ss->server = &server[ctx->server + i];
-            ngx_memzero(&ss->sh, sizeof(ngx_http_qqfail_server_sh_t));
+            ngx_memzero(&ss->sh, sizeof(ngx_qqfail_server_sh_t));
             ss->naddrs = 0;
             ss->slots = ctx->slots;
         }
@@ -1117,11 +1117,11 @@ ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
 
     /*
      * room for the slots: a publication replaces a server's addresses with
-     * at most NGX_HTTP_QQFAIL_MAX_ADDRS, so no more slots are ever in use
+     * at most NGX_QQFAIL_MAX_ADDRS, so no more slots are ever in use
      */
 
     for (i = 0;
-         i < n && used + NGX_HTTP_QQFAIL_MAX_ADDRS
+         i < n && used + NGX_QQFAIL_MAX_ADDRS
                   <= NGX_HTTP_QQFAIL_STATUS_SLOTS;
          i++)
     {
@@ -1129,15 +1129,15 @@ ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
         ss->server = &server[ctx->server + i];
         ss->sh = *ss->server->sh;
         ngx_memcpy(ss->names, ss->sh.names,
-                   ss->sh.nnames * sizeof(ngx_http_qqfail_name_sh_t));
+                   ss->sh.nnames * sizeof(ngx_qqfail_name_sh_t));
         ss->sh.names = ss->names;
         ss->slots = &ctx->slots[used];
 
         k = 0;
 
-        for (slot = ngx_http_qqfail_slot_first(&ss->sh, &it);
-             slot && k < NGX_HTTP_QQFAIL_MAX_ADDRS;
-             slot = ngx_http_qqfail_slot_next(&it))
+        for (slot = ngx_qqfail_slot_first(&ss->sh, &it);
+             slot && k < NGX_QQFAIL_MAX_ADDRS;
+             slot = ngx_qqfail_slot_next(&it))
         {
             if (slot->in_use) {
                 ss->slots[k++] = *slot;
@@ -1162,9 +1162,9 @@ ngx_http_qqfail_status_count(ngx_http_qqfail_status_ctx_t *ctx)
 {
     ngx_uint_t                       n;
     ngx_slab_pool_t                 *shpool;
-    ngx_http_qqfail_server_t        *server;
-    ngx_http_qqfail_srv_conf_t      *qscf;
-    ngx_http_qqfail_server_sh_t     *ssh;
+    ngx_qqfail_server_t             *server;
+    ngx_qqfail_srv_conf_t           *qscf;
+    ngx_qqfail_server_sh_t          *ssh;
     ngx_http_qqfail_status_count_t  *count;
 
     shpool = ctx->qmcf->shpool;
@@ -1193,11 +1193,11 @@ ngx_http_qqfail_status_count(ngx_http_qqfail_status_ctx_t *ctx)
         {
             ssh = server[ctx->server].sh;
 
-            if (ssh->source <= NGX_HTTP_QQFAIL_SOURCE_LITERAL) {
+            if (ssh->source <= NGX_QQFAIL_SOURCE_LITERAL) {
                 count->sources[ssh->source]++;
             }
 
-            if (ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE
+            if (ssh->source != NGX_QQFAIL_SOURCE_NONE
                 && ssh->active != 0)
             {
                 count->on_alias++;
@@ -1282,8 +1282,8 @@ static void
 ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
     const char *fmt, ...)
 {
-    u_char   *p, *last;
-    va_list   args;
+    u_char  *p, *last;
+    va_list  args;
 
     p = ngx_http_qqfail_reserve(o, max);
     if (p == NULL) {
@@ -1299,7 +1299,7 @@ ngx_http_qqfail_printf(ngx_http_qqfail_out_t *o, size_t max,
 }
 
 
-/* valid UTF-8 escaped for the format: ngx_http_qqfail_text_escape() */
+/* valid UTF-8 escaped for the format: ngx_qqfail_text_escape() */
 
 static void
 ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how, u_char *s,
@@ -1307,12 +1307,12 @@ ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how, u_char *s,
 {
     u_char  *p, *last;
 
-    p = ngx_http_qqfail_reserve(o, NGX_HTTP_QQFAIL_ESCAPE_LEN(len) + 1);
+    p = ngx_http_qqfail_reserve(o, NGX_QQFAIL_ESCAPE_LEN(len) + 1);
     if (p == NULL) {
         return;
     }
 
-    last = ngx_http_qqfail_text_escape(p, how, s, len);
+    last = ngx_qqfail_text_escape(p, how, s, len);
 
     o->size += last - p;
     o->b->last = last;
@@ -1320,8 +1320,8 @@ ngx_http_qqfail_escape(ngx_http_qqfail_out_t *o, ngx_uint_t how, u_char *s,
 
 
 static ngx_str_t *
-ngx_http_qqfail_address_state(ngx_http_qqfail_server_t *server,
-    ngx_http_qqfail_slot_sh_t *slot, time_t now)
+ngx_http_qqfail_address_state(ngx_qqfail_server_t *server,
+    ngx_qqfail_slot_sh_t *slot, time_t now)
 {
     if (server->down) {
         return &ngx_http_qqfail_state_down;
@@ -1338,9 +1338,9 @@ ngx_http_qqfail_address_state(ngx_http_qqfail_server_t *server,
 }
 
 
-#define ngx_http_qqfail_json_str(o, s, len)                                   \
+#define ngx_qqfail_json_str(o, s, len)                                        \
     ngx_http_qqfail_printf(o, 1, "\"");                                       \
-    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_JSON, s, len);              \
+    ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_JSON, s, len);                   \
     ngx_http_qqfail_printf(o, 1, "\"")
 
 
@@ -1348,12 +1348,12 @@ ngx_http_qqfail_address_state(ngx_http_qqfail_server_t *server,
 
 static void
 ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
-    ngx_uint_t                      i, j;
-    ngx_addr_t                     *addr;
-    ngx_http_qqfail_provider_t     *pr;
-    ngx_http_qqfail_provider_sh_t  *psh;
+    ngx_uint_t                 i, j;
+    ngx_addr_t                *addr;
+    ngx_qqfail_provider_t     *pr;
+    ngx_qqfail_provider_sh_t  *psh;
 
     ngx_http_qqfail_printf(o, 512,
                            "{\"version\":\"%s\",\"nginx_version\":\"%s\","
@@ -1362,7 +1362,7 @@ ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
                            "\"zone\":{\"size\":%uz,\"used\":%uz,"
                            "\"full\":%s,\"suggested_size\":%uz},"
                            "\"state_file\":",
-                           NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION, snap->now,
+                           NGX_QQFAIL_VERSION, NGINX_VERSION, snap->now,
                            snap->leader_pid, snap->epoch, snap->zone_size,
                            snap->zone_used,
                            snap->zone_full ? "true" : "false",
@@ -1370,12 +1370,12 @@ ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
 
     if (qmcf->state_file_set) {
         ngx_http_qqfail_printf(o, 16, "{\"path\":");
-        ngx_http_qqfail_json_str(o, qmcf->state_file.data,
-                                 qmcf->state_file.len);
+        ngx_qqfail_json_str(o, qmcf->state_file.data,
+                            qmcf->state_file.len);
         ngx_http_qqfail_printf(o, 64, ",\"last_write\":%T,\"last_error\":",
                                snap->state_written);
-        ngx_http_qqfail_json_str(o, snap->state_error,
-                                 ngx_strlen(snap->state_error));
+        ngx_qqfail_json_str(o, snap->state_error,
+                            ngx_strlen(snap->state_error));
         ngx_http_qqfail_printf(o, 1, "}");
 
     } else {
@@ -1390,7 +1390,7 @@ ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
         psh = &snap->providers[i];
 
         ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
-        ngx_http_qqfail_json_str(o, pr[i].name.data, pr[i].name.len);
+        ngx_qqfail_json_str(o, pr[i].name.data, pr[i].name.len);
         ngx_http_qqfail_printf(o, 16, ",\"servers\":[");
 
         addr = pr[i].addrs.elts;
@@ -1411,19 +1411,19 @@ ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
                                "\"last_success\":%T,\"last_failure\":%T,"
                                "\"last_error\":",
                                psh->down ? "down" : "up", psh->queries,
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_TIMEOUT],
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_SERVFAIL],
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_NXDOMAIN],
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_REFUSED],
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_OTHER],
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_BADANSWER],
+                               psh->failures[NGX_QQFAIL_ERR_TIMEOUT],
+                               psh->failures[NGX_QQFAIL_ERR_SERVFAIL],
+                               psh->failures[NGX_QQFAIL_ERR_NXDOMAIN],
+                               psh->failures[NGX_QQFAIL_ERR_REFUSED],
+                               psh->failures[NGX_QQFAIL_ERR_OTHER],
+                               psh->failures[NGX_QQFAIL_ERR_BADANSWER],
                                psh->disagreements, psh->rejected,
                                psh->drops, psh->rtt,
                                psh->last_success, psh->last_failure);
 
-        ngx_http_qqfail_json_str(o, psh->last_error,
-                                 ngx_strnlen(psh->last_error,
-                                             NGX_HTTP_QQFAIL_ERRLEN));
+        ngx_qqfail_json_str(o, psh->last_error,
+                            ngx_strnlen(psh->last_error,
+                                        NGX_QQFAIL_ERRLEN));
         ngx_http_qqfail_printf(o, 1, "}");
     }
 }
@@ -1433,14 +1433,14 @@ static void
 ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_status_server_t *ss, ngx_uint_t index)
 {
-    time_t                      now;
-    ngx_str_t                   org;
-    ngx_uint_t                  k, e, s, n;
-    ngx_http_qqfail_out_t      *o;
-    ngx_http_qqfail_name_t     *names;
-    ngx_http_qqfail_server_t   *server;
-    ngx_http_qqfail_slot_sh_t  *slot;
-    u_char                      text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
+    time_t                  now;
+    ngx_str_t               org;
+    ngx_uint_t              k, e, s, n;
+    ngx_http_qqfail_out_t  *o;
+    ngx_qqfail_name_t      *names;
+    ngx_qqfail_server_t    *server;
+    ngx_qqfail_slot_sh_t   *slot;
+    u_char                  text[NGX_QQFAIL_ADDR_STRLEN];
 
     o = &ctx->o;
     now = ctx->snap.now;
@@ -1454,16 +1454,16 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
 
     for (k = 0; k < n; k++) {
         ngx_http_qqfail_printf(o, 1, k ? "," : "");
-        ngx_http_qqfail_json_str(o, names[k].text.data, names[k].text.len);
+        ngx_qqfail_json_str(o, names[k].text.data, names[k].text.len);
     }
 
     ngx_http_qqfail_printf(o, 32, "],\"active_name\":");
 
-    if (s == NGX_HTTP_QQFAIL_SOURCE_NONE) {
+    if (s == NGX_QQFAIL_SOURCE_NONE) {
         ngx_http_qqfail_printf(o, 4, "null");
 
     } else {
-        ngx_http_qqfail_json_str(o, names[e].text.data, names[e].text.len);
+        ngx_qqfail_json_str(o, names[e].text.data, names[e].text.len);
     }
 
     ngx_http_qqfail_printf(o, 512,
@@ -1473,26 +1473,26 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
                            "\"next_lookup\":%T,"
                            "\"stale_since\":%T,\"failovers\":%ui,"
                            "\"name_status\":[",
-                           &ngx_http_qqfail_sources[s],
+                           &ngx_qqfail_sources[s],
                            server->weight,
                            server->backup ? "true" : "false",
                            server->down ? "true" : "false",
                            ss->sh.last_success,
                            ss->sh.next_lookup,
-                           s == NGX_HTTP_QQFAIL_SOURCE_STALE
+                           s == NGX_QQFAIL_SOURCE_STALE
                            ? ss->sh.stale_since : (time_t) 0,
                            ss->sh.failovers);
 
     for (k = 0; k < n; k++) {
         ngx_http_qqfail_printf(o, 16, "%s{\"name\":", k ? "," : "");
-        ngx_http_qqfail_json_str(o, names[k].host.data, names[k].host.len);
+        ngx_qqfail_json_str(o, names[k].host.data, names[k].host.len);
         ngx_http_qqfail_printf(o, 128, ",\"state\":\"%V\",\"error\":",
                                &ngx_http_qqfail_name_states
                                    [ss->sh.names[k].state]);
 
-        if (ss->sh.names[k].state == NGX_HTTP_QQFAIL_NAME_FAILED) {
+        if (ss->sh.names[k].state == NGX_QQFAIL_NAME_FAILED) {
             ngx_http_qqfail_printf(o, 32, "\"%V\"",
-                                   &ngx_http_qqfail_errors
+                                   &ngx_qqfail_errors
                                        [ss->sh.names[k].error]);
 
         } else {
@@ -1515,7 +1515,7 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
                                "\"state\":\"%V\",\"fails\":%ui,"
                                "\"geo\":",
                                k ? "," : "",
-                               ngx_http_qqfail_slot_text(slot, text), text,
+                               ngx_qqfail_slot_text(slot, text), text,
                                ngx_http_qqfail_address_state(server, slot,
                                                              now),
                                (ngx_uint_t) slot->fails);
@@ -1555,8 +1555,8 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
         }
 
         ngx_http_qqfail_printf(o, 16, ",\"org\":");
-        ngx_http_qqfail_zone_org(ctx->qmcf, slot->asn, &org);
-        ngx_http_qqfail_json_str(o, org.data, org.len);
+        ngx_qqfail_zone_org(ctx->qmcf, slot->asn, &org);
+        ngx_qqfail_json_str(o, org.data, org.len);
         ngx_http_qqfail_printf(o, 2, "}}");
     }
 
@@ -1574,12 +1574,12 @@ ngx_http_qqfail_json_start(ngx_http_qqfail_status_ctx_t *ctx)
 
 static void
 ngx_http_qqfail_json_open(ngx_http_qqfail_status_ctx_t *ctx,
-    ngx_http_qqfail_srv_conf_t *qscf)
+    ngx_qqfail_srv_conf_t *qscf)
 {
     ngx_http_qqfail_printf(&ctx->o, 16, "%s{\"name\":",
                            ctx->upstream ? "," : "");
-    ngx_http_qqfail_json_str(&ctx->o, qscf->name.data,
-                             qscf->name.len);
+    ngx_qqfail_json_str(&ctx->o, qscf->name.data,
+                        qscf->name.len);
     ngx_http_qqfail_printf(&ctx->o, 16, ",\"servers\":[");
 }
 
@@ -1596,7 +1596,7 @@ ngx_http_qqfail_json_events(ngx_http_qqfail_status_ctx_t *ctx)
 {
     ngx_uint_t                   i;
     ngx_http_qqfail_out_t       *o;
-    ngx_http_qqfail_event_sh_t  *ev;
+    ngx_qqfail_event_sh_t       *ev;
     ngx_http_qqfail_snapshot_t  *snap;
 
     o = &ctx->o;
@@ -1613,16 +1613,16 @@ ngx_http_qqfail_json_events(ngx_http_qqfail_status_ctx_t *ctx)
                                i ? "," : "", ev->time);
 
         if (ev->upstream_len) {
-            ngx_http_qqfail_json_str(o, ev->upstream, ev->upstream_len);
+            ngx_qqfail_json_str(o, ev->upstream, ev->upstream_len);
             ngx_http_qqfail_printf(o, 16, ",\"server\":");
-            ngx_http_qqfail_json_str(o, ev->server, ev->server_len);
+            ngx_qqfail_json_str(o, ev->server, ev->server_len);
 
         } else {
             ngx_http_qqfail_printf(o, 32, "null,\"server\":null");
         }
 
         ngx_http_qqfail_printf(o, 16, ",\"message\":");
-        ngx_http_qqfail_json_str(o, ev->message, ev->message_len);
+        ngx_qqfail_json_str(o, ev->message, ev->message_len);
         ngx_http_qqfail_printf(o, 1, "}");
     }
 
@@ -1642,7 +1642,7 @@ ngx_http_qqfail_json_counts(ngx_http_qqfail_status_ctx_t *ctx)
 {
     ngx_uint_t                       i, k;
     ngx_http_qqfail_out_t           *o;
-    ngx_http_qqfail_srv_conf_t      *qscf;
+    ngx_qqfail_srv_conf_t           *qscf;
     ngx_http_qqfail_snapshot_t      *snap;
     ngx_http_qqfail_status_count_t  *count;
 
@@ -1654,14 +1654,14 @@ ngx_http_qqfail_json_counts(ngx_http_qqfail_status_ctx_t *ctx)
         count = &ctx->counts[i];
 
         ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
-        ngx_http_qqfail_json_str(o, qscf->name.data,
-                                 qscf->name.len);
+        ngx_qqfail_json_str(o, qscf->name.data,
+                            qscf->name.len);
         ngx_http_qqfail_printf(o, 32, ",\"servers\":%ui,\"sources\":{",
                                qscf->servers->nelts);
 
-        for (k = 0; k <= NGX_HTTP_QQFAIL_SOURCE_LITERAL; k++) {
+        for (k = 0; k <= NGX_QQFAIL_SOURCE_LITERAL; k++) {
             ngx_http_qqfail_printf(o, 64, "%s\"%V\":%ui", k ? "," : "",
-                                   &ngx_http_qqfail_sources[k],
+                                   &ngx_qqfail_sources[k],
                                    count->sources[k]);
         }
 
@@ -1682,16 +1682,16 @@ static void
 ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_prom_server_t *ps)
 {
-    ngx_http_qqfail_name_t  *names;
+    ngx_qqfail_name_t  *names;
 
     names = ps->server->names.elts;
 
     ngx_http_qqfail_printf(o, 16, "upstream=\"");
-    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+    ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM,
                            ps->server->upstream->name.data,
                            ps->server->upstream->name.len);
     ngx_http_qqfail_printf(o, 16, "\",server=\"");
-    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, names[0].text.data,
+    ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM, names[0].text.data,
                            names[0].text.len);
     ngx_http_qqfail_printf(o, 1, "\"");
 }
@@ -1701,7 +1701,7 @@ ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
 
 static void
 ngx_http_qqfail_prom_head(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
     ngx_http_qqfail_printf(o, 1024,
         "# HELP qqfail_info Versions of the module and of nginx.\n"
@@ -1723,7 +1723,7 @@ ngx_http_qqfail_prom_head(ngx_http_qqfail_out_t *o,
         "# HELP qqfail_zone_full 1 while addresses do not fit in the zone.\n"
         "# TYPE qqfail_zone_full gauge\n"
         "qqfail_zone_full %ui\n",
-        NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION, snap->leader_pid,
+        NGX_QQFAIL_VERSION, NGINX_VERSION, snap->leader_pid,
         snap->epoch, snap->zone_size, snap->zone_used, snap->zone_full);
 
     ngx_http_qqfail_prom_state_file(o, qmcf, snap);
@@ -1734,13 +1734,13 @@ ngx_http_qqfail_prom_head(ngx_http_qqfail_out_t *o,
 
 static void
 ngx_http_qqfail_prom_providers(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap,
     ngx_http_qqfail_prom_t *m)
 {
-    int64_t                         v;
-    ngx_uint_t                      i, k;
-    ngx_http_qqfail_provider_t     *pr;
-    ngx_http_qqfail_provider_sh_t  *psh;
+    int64_t                    v;
+    ngx_uint_t                 i, k;
+    ngx_qqfail_provider_t     *pr;
+    ngx_qqfail_provider_sh_t  *psh;
 
     pr = qmcf->providers.elts;
 
@@ -1748,15 +1748,15 @@ ngx_http_qqfail_prom_providers(ngx_http_qqfail_out_t *o,
         psh = &snap->providers[i];
 
         for (k = 0; k < (m->what == NGX_HTTP_QQFAIL_PROM_FAILURES
-                         ? NGX_HTTP_QQFAIL_NERRS : 1); k++)
+                         ? NGX_QQFAIL_NERRS : 1); k++)
         {
             ngx_http_qqfail_printf(o, 64, "%s{provider=\"", m->name);
-            ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+            ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM,
                                    pr[i].name.data, pr[i].name.len);
 
             if (m->what == NGX_HTTP_QQFAIL_PROM_FAILURES) {
                 ngx_http_qqfail_printf(o, 32, "\",kind=\"%V",
-                                       &ngx_http_qqfail_errors[k]);
+                                       &ngx_qqfail_errors[k]);
             }
 
             if (m->what == NGX_HTTP_QQFAIL_PROM_RTT) {
@@ -1820,8 +1820,8 @@ ngx_http_qqfail_prom_keep(ngx_http_qqfail_status_ctx_t *ctx,
                                                          &ss->slots[k],
                                                          ctx->snap.now)
                            == &ngx_http_qqfail_state_up);
-        ps->addrs[k].text_len = ngx_http_qqfail_slot_text(&ss->slots[k],
-                                                          ps->addrs[k].text);
+        ps->addrs[k].text_len = ngx_qqfail_slot_text(&ss->slots[k],
+                                                     ps->addrs[k].text);
     }
 }
 
@@ -1833,7 +1833,7 @@ ngx_http_qqfail_prom_server(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_prom_t *m, ngx_http_qqfail_prom_server_t *ps)
 {
     ngx_uint_t                    k;
-    ngx_http_qqfail_name_t       *names;
+    ngx_qqfail_name_t            *names;
     ngx_http_qqfail_prom_addr_t  *addr;
 
     switch (m->of) {
@@ -1847,11 +1847,11 @@ ngx_http_qqfail_prom_server(ngx_http_qqfail_out_t *o,
 
     case NGX_HTTP_QQFAIL_PROM_SOURCE:
 
-        for (k = 0; k <= NGX_HTTP_QQFAIL_SOURCE_LITERAL; k++) {
+        for (k = 0; k <= NGX_QQFAIL_SOURCE_LITERAL; k++) {
             ngx_http_qqfail_printf(o, 64, "%s{", m->name);
             ngx_http_qqfail_prom_labels(o, ps);
             ngx_http_qqfail_printf(o, 64, ",source=\"%V\"} %d\n",
-                                   &ngx_http_qqfail_sources[k],
+                                   &ngx_qqfail_sources[k],
                                    ps->source == k ? 1 : 0);
         }
 
@@ -1864,7 +1864,7 @@ ngx_http_qqfail_prom_server(ngx_http_qqfail_out_t *o,
             ngx_http_qqfail_printf(o, 64, "%s{", m->name);
             ngx_http_qqfail_prom_labels(o, ps);
             ngx_http_qqfail_printf(o, 16, ",name=\"");
-            ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+            ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM,
                                    names[k].text.data, names[k].text.len);
             ngx_http_qqfail_printf(o, 32, "\"} %L\n",
                                    ngx_http_qqfail_prom_name_value(m->what,
@@ -1982,7 +1982,7 @@ ngx_http_qqfail_prom_counts(ngx_http_qqfail_status_ctx_t *ctx)
 {
     ngx_uint_t                       i, j, k;
     ngx_http_qqfail_out_t           *o;
-    ngx_http_qqfail_srv_conf_t      *qscf;
+    ngx_qqfail_srv_conf_t           *qscf;
     ngx_http_qqfail_snapshot_t      *snap;
     ngx_http_qqfail_status_count_t  *count;
 
@@ -2008,19 +2008,19 @@ ngx_http_qqfail_prom_counts(ngx_http_qqfail_status_ctx_t *ctx)
             count = &ctx->counts[i];
 
             for (j = 0;
-                 j <= (k == 1 ? NGX_HTTP_QQFAIL_SOURCE_LITERAL : 0);
+                 j <= (k == 1 ? NGX_QQFAIL_SOURCE_LITERAL : 0);
                  j++)
             {
                 ngx_http_qqfail_printf(o, 64, "%s{upstream=\"",
                                        families[2 * k]);
-                ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM,
+                ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM,
                                        qscf->name.data,
                                        qscf->name.len);
 
                 if (k == 1) {
                     ngx_http_qqfail_printf(o, 64,
                                            "\",source=\"%V\"} %ui\n",
-                                           &ngx_http_qqfail_sources[j],
+                                           &ngx_qqfail_sources[j],
                                            count->sources[j]);
                     continue;
                 }
@@ -2038,7 +2038,7 @@ ngx_http_qqfail_prom_counts(ngx_http_qqfail_status_ctx_t *ctx)
                            "recorded (the full page lists the last %d).\n"
                            "# TYPE qqfail_events_total counter\n"
                            "qqfail_events_total %ui\n",
-                           NGX_HTTP_QQFAIL_NEVENTS, snap->events_total);
+                           NGX_QQFAIL_NEVENTS, snap->events_total);
 
     ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
 }
@@ -2052,7 +2052,7 @@ ngx_http_qqfail_prom_counts(ngx_http_qqfail_status_ctx_t *ctx)
 
 static void
 ngx_http_qqfail_prom_state_file(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
     if (!qmcf->state_file_set) {
         return;
@@ -2063,7 +2063,7 @@ ngx_http_qqfail_prom_state_file(ngx_http_qqfail_out_t *o,
         "failed.\n"
         "# TYPE qqfail_state_file_ok gauge\n"
         "qqfail_state_file_ok{path=\"");
-    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, qmcf->state_file.data,
+    ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM, qmcf->state_file.data,
                            qmcf->state_file.len);
     ngx_http_qqfail_printf(o, 256,
         "\"} %d\n"
@@ -2072,7 +2072,7 @@ ngx_http_qqfail_prom_state_file(ngx_http_qqfail_out_t *o,
         "# TYPE qqfail_state_file_last_write_timestamp_seconds gauge\n"
         "qqfail_state_file_last_write_timestamp_seconds{path=\"",
         snap->state_error[0] ? 0 : 1);
-    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, qmcf->state_file.data,
+    ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM, qmcf->state_file.data,
                            qmcf->state_file.len);
     ngx_http_qqfail_printf(o, 32, "\"} %T\n", snap->state_written);
 
@@ -2085,10 +2085,10 @@ ngx_http_qqfail_prom_state_file(ngx_http_qqfail_out_t *o,
         "state file failed.\n"
         "# TYPE qqfail_state_file_error_info gauge\n"
         "qqfail_state_file_error_info{path=\"");
-    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, qmcf->state_file.data,
+    ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM, qmcf->state_file.data,
                            qmcf->state_file.len);
     ngx_http_qqfail_printf(o, 16, "\",error=\"");
-    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_PROM, snap->state_error,
+    ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM, snap->state_error,
                            ngx_strlen(snap->state_error));
     ngx_http_qqfail_printf(o, 8, "\"} 1\n");
 }
@@ -2096,7 +2096,7 @@ ngx_http_qqfail_prom_state_file(ngx_http_qqfail_out_t *o,
 
 static int64_t
 ngx_http_qqfail_prom_provider_value(ngx_uint_t what,
-    ngx_http_qqfail_provider_sh_t *psh, ngx_uint_t kind)
+    ngx_qqfail_provider_sh_t *psh, ngx_uint_t kind)
 {
     switch (what) {
 
@@ -2134,7 +2134,7 @@ ngx_http_qqfail_prom_server_value(ngx_uint_t what,
         return ps->naddrs;
 
     case NGX_HTTP_QQFAIL_PROM_ON_ALIAS:
-        return ps->source != NGX_HTTP_QQFAIL_SOURCE_NONE && ps->active != 0;
+        return ps->source != NGX_QQFAIL_SOURCE_NONE && ps->active != 0;
 
     case NGX_HTTP_QQFAIL_PROM_FAILOVERS:
         return ps->failovers;
@@ -2152,10 +2152,10 @@ ngx_http_qqfail_prom_name_value(ngx_uint_t what,
     switch (what) {
 
     case NGX_HTTP_QQFAIL_PROM_ACTIVE:
-        return ps->source != NGX_HTTP_QQFAIL_SOURCE_NONE && ps->active == n;
+        return ps->source != NGX_QQFAIL_SOURCE_NONE && ps->active == n;
 
     case NGX_HTTP_QQFAIL_PROM_UP:
-        return ps->names[n].state == NGX_HTTP_QQFAIL_NAME_OK;
+        return ps->names[n].state == NGX_QQFAIL_NAME_OK;
 
     default: /* NGX_HTTP_QQFAIL_PROM_REJECTED */
         return ps->names[n].rejected;
@@ -2183,20 +2183,20 @@ ngx_http_qqfail_html_time(ngx_http_qqfail_out_t *o, time_t t)
 }
 
 
-#define ngx_http_qqfail_html_str(o, s, len)                                   \
-    ngx_http_qqfail_escape(o, NGX_HTTP_QQFAIL_ESC_HTML, s, len)
+#define ngx_qqfail_html_str(o, s, len)                                        \
+    ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_HTML, s, len)
 
 
 /* from the top to the providers' table, the same in both views */
 
 static void
 ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
+    ngx_qqfail_main_conf_t *qmcf, ngx_http_qqfail_snapshot_t *snap)
 {
-    ngx_uint_t                      i, j;
-    ngx_addr_t                     *addr;
-    ngx_http_qqfail_provider_t     *pr;
-    ngx_http_qqfail_provider_sh_t  *psh;
+    ngx_uint_t                 i, j;
+    ngx_addr_t                *addr;
+    ngx_qqfail_provider_t     *pr;
+    ngx_qqfail_provider_sh_t  *psh;
 
     ngx_http_qqfail_printf(o, 2048,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -2214,7 +2214,7 @@ ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
         "small{color:#666}"
         "</style></head><body>\n"
         "<h1>qqfail status</h1>\n<p>Module %s on nginx %s. Generated ",
-        NGX_HTTP_QQFAIL_VERSION, NGINX_VERSION);
+        NGX_QQFAIL_VERSION, NGINX_VERSION);
 
     ngx_http_qqfail_html_time(o, snap->now);
 
@@ -2235,15 +2235,15 @@ ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
         ngx_http_qqfail_printf(o, 256,
             "<h2>State file</h2>\n<table><tr><th>Path</th>"
             "<th>Last write</th><th>Last error</th></tr>\n<tr><td>");
-        ngx_http_qqfail_html_str(o, qmcf->state_file.data,
-                                 qmcf->state_file.len);
+        ngx_qqfail_html_str(o, qmcf->state_file.data,
+                            qmcf->state_file.len);
         ngx_http_qqfail_printf(o, 64, "</td><td class=\"%s\">",
                                snap->state_error[0] ? "failed" : "ok");
         ngx_http_qqfail_html_time(o, snap->state_written);
         ngx_http_qqfail_printf(o, 64, "</td><td%s>",
                                snap->state_error[0] ? " class=\"failed\"" : "");
-        ngx_http_qqfail_html_str(o, snap->state_error,
-                                 ngx_strlen(snap->state_error));
+        ngx_qqfail_html_str(o, snap->state_error,
+                            ngx_strlen(snap->state_error));
         ngx_http_qqfail_printf(o, 32, "</td></tr>\n</table>\n");
     }
 
@@ -2264,7 +2264,7 @@ ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
         psh = &snap->providers[i];
 
         ngx_http_qqfail_printf(o, 16, "<tr><td>");
-        ngx_http_qqfail_html_str(o, pr[i].name.data, pr[i].name.len);
+        ngx_qqfail_html_str(o, pr[i].name.data, pr[i].name.len);
         ngx_http_qqfail_printf(o, 16, "</td><td>");
 
         addr = pr[i].addrs.elts;
@@ -2285,19 +2285,19 @@ ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
                                "<td>%ui</td><td>%ui</td><td>%M ms</td><td>",
                                psh->down ? "down" : "up",
                                psh->down ? "down" : "up", psh->queries,
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_TIMEOUT],
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_SERVFAIL],
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_NXDOMAIN],
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_REFUSED],
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_OTHER],
-                               psh->failures[NGX_HTTP_QQFAIL_ERR_BADANSWER],
+                               psh->failures[NGX_QQFAIL_ERR_TIMEOUT],
+                               psh->failures[NGX_QQFAIL_ERR_SERVFAIL],
+                               psh->failures[NGX_QQFAIL_ERR_NXDOMAIN],
+                               psh->failures[NGX_QQFAIL_ERR_REFUSED],
+                               psh->failures[NGX_QQFAIL_ERR_OTHER],
+                               psh->failures[NGX_QQFAIL_ERR_BADANSWER],
                                psh->disagreements, psh->drops, psh->rtt);
 
         ngx_http_qqfail_html_time(o, psh->last_success);
         ngx_http_qqfail_printf(o, 16, "</td><td>");
-        ngx_http_qqfail_html_str(o, psh->last_error,
-                                 ngx_strnlen(psh->last_error,
-                                             NGX_HTTP_QQFAIL_ERRLEN));
+        ngx_qqfail_html_str(o, psh->last_error,
+                            ngx_strnlen(psh->last_error,
+                                        NGX_QQFAIL_ERRLEN));
         ngx_http_qqfail_printf(o, 16, "</td></tr>\n");
     }
 
@@ -2309,14 +2309,14 @@ static void
 ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_status_server_t *ss, ngx_uint_t index)
 {
-    time_t                      now;
-    ngx_str_t                   org, *state;
-    ngx_uint_t                  k, e, s, n;
-    ngx_http_qqfail_out_t      *o;
-    ngx_http_qqfail_name_t     *names;
-    ngx_http_qqfail_server_t   *server;
-    ngx_http_qqfail_slot_sh_t  *slot;
-    u_char                      text[NGX_HTTP_QQFAIL_ADDR_STRLEN];
+    time_t                  now;
+    ngx_str_t               org, *state;
+    ngx_uint_t              k, e, s, n;
+    ngx_http_qqfail_out_t  *o;
+    ngx_qqfail_name_t      *names;
+    ngx_qqfail_server_t    *server;
+    ngx_qqfail_slot_sh_t   *slot;
+    u_char                  text[NGX_QQFAIL_ADDR_STRLEN];
 
     o = &ctx->o;
     now = ctx->snap.now;
@@ -2333,7 +2333,7 @@ ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
 
         ngx_http_qqfail_printf(o, 64, "%s<span class=\"%V\">",
                                k ? "<br>" : "", state);
-        ngx_http_qqfail_html_str(o, names[k].text.data, names[k].text.len);
+        ngx_qqfail_html_str(o, names[k].text.data, names[k].text.len);
         ngx_http_qqfail_printf(o, 64, "</span> <small>%V</small>", state);
     }
 
@@ -2343,20 +2343,20 @@ ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
                                server->down ? "down" : "");
     }
 
-    if (s == NGX_HTTP_QQFAIL_SOURCE_NONE) {
+    if (s == NGX_QQFAIL_SOURCE_NONE) {
         ngx_http_qqfail_printf(o, 64, "</td><td class=\"none\">none</td>");
 
     } else {
         ngx_http_qqfail_printf(o, 32, "</td><td class=\"%s\">",
                                e ? "alias" : "ok");
-        ngx_http_qqfail_html_str(o, names[e].text.data, names[e].text.len);
+        ngx_qqfail_html_str(o, names[e].text.data, names[e].text.len);
         ngx_http_qqfail_printf(o, 16, "</td>");
     }
 
     ngx_http_qqfail_printf(o, 128, "<td class=\"%V\">%V</td>"
                            "<td>%ui</td><td>",
-                           &ngx_http_qqfail_sources[s],
-                           &ngx_http_qqfail_sources[s],
+                           &ngx_qqfail_sources[s],
+                           &ngx_qqfail_sources[s],
                            ss->sh.failovers);
 
     ngx_http_qqfail_html_time(o, ss->sh.last_success);
@@ -2369,7 +2369,7 @@ ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
         ngx_http_qqfail_printf(o, 256, "%s<span class=\"%V\">%*s</span>"
                                " <small>%V, %ui fails",
                                k ? "<br>" : "", state,
-                               ngx_http_qqfail_slot_text(slot, text), text,
+                               ngx_qqfail_slot_text(slot, text), text,
                                state, (ngx_uint_t) slot->fails);
 
         if (slot->country[0]) {
@@ -2379,8 +2379,8 @@ ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
 
         if (slot->asn) {
             ngx_http_qqfail_printf(o, 32, ", AS%uD ", slot->asn);
-            ngx_http_qqfail_zone_org(ctx->qmcf, slot->asn, &org);
-            ngx_http_qqfail_html_str(o, org.data, org.len);
+            ngx_qqfail_zone_org(ctx->qmcf, slot->asn, &org);
+            ngx_qqfail_html_str(o, org.data, org.len);
         }
 
         ngx_http_qqfail_printf(o, 16, "</small>");
@@ -2401,7 +2401,7 @@ ngx_http_qqfail_html_events(ngx_http_qqfail_status_ctx_t *ctx)
 {
     ngx_uint_t                   i;
     ngx_http_qqfail_out_t       *o;
-    ngx_http_qqfail_event_sh_t  *ev;
+    ngx_qqfail_event_sh_t       *ev;
     ngx_http_qqfail_snapshot_t  *snap;
 
     o = &ctx->o;
@@ -2417,11 +2417,11 @@ ngx_http_qqfail_html_events(ngx_http_qqfail_status_ctx_t *ctx)
         ngx_http_qqfail_printf(o, 16, "<tr><td>");
         ngx_http_qqfail_html_time(o, ev->time);
         ngx_http_qqfail_printf(o, 16, "</td><td>");
-        ngx_http_qqfail_html_str(o, ev->upstream, ev->upstream_len);
+        ngx_qqfail_html_str(o, ev->upstream, ev->upstream_len);
         ngx_http_qqfail_printf(o, 16, "</td><td>");
-        ngx_http_qqfail_html_str(o, ev->server, ev->server_len);
+        ngx_qqfail_html_str(o, ev->server, ev->server_len);
         ngx_http_qqfail_printf(o, 16, "</td><td>");
-        ngx_http_qqfail_html_str(o, ev->message, ev->message_len);
+        ngx_qqfail_html_str(o, ev->message, ev->message_len);
         ngx_http_qqfail_printf(o, 16, "</td></tr>\n");
     }
 
@@ -2445,11 +2445,11 @@ ngx_http_qqfail_html_start(ngx_http_qqfail_status_ctx_t *ctx)
 
 static void
 ngx_http_qqfail_html_open(ngx_http_qqfail_status_ctx_t *ctx,
-    ngx_http_qqfail_srv_conf_t *qscf)
+    ngx_qqfail_srv_conf_t *qscf)
 {
     ngx_http_qqfail_printf(&ctx->o, 32, "<h2>Upstream ");
-    ngx_http_qqfail_html_str(&ctx->o, qscf->name.data,
-                             qscf->name.len);
+    ngx_qqfail_html_str(&ctx->o, qscf->name.data,
+                        qscf->name.len);
     ngx_http_qqfail_printf(&ctx->o, 512,
         "</h2>\n<table><tr><th>Server (names in order)</th>"
         "<th>Active name</th><th>Source</th><th>Failovers</th>"
@@ -2471,7 +2471,7 @@ ngx_http_qqfail_html_counts(ngx_http_qqfail_status_ctx_t *ctx)
 {
     ngx_uint_t                       i;
     ngx_http_qqfail_out_t           *o;
-    ngx_http_qqfail_srv_conf_t      *qscf;
+    ngx_qqfail_srv_conf_t           *qscf;
     ngx_http_qqfail_snapshot_t      *snap;
     ngx_http_qqfail_status_count_t  *count;
 
@@ -2488,24 +2488,24 @@ ngx_http_qqfail_html_counts(ngx_http_qqfail_status_ctx_t *ctx)
         count = &ctx->counts[i];
 
         ngx_http_qqfail_printf(o, 16, "<tr><td>");
-        ngx_http_qqfail_html_str(o, qscf->name.data,
-                                 qscf->name.len);
+        ngx_qqfail_html_str(o, qscf->name.data,
+                            qscf->name.len);
         ngx_http_qqfail_printf(o, 512,
             "</td><td>%ui</td><td>%ui</td><td>%ui</td>"
             "<td%s>%ui</td><td%s>%ui</td><td%s>%ui</td>"
             "<td%s>%ui</td><td>%ui</td></tr>\n",
             qscf->servers->nelts,
-            count->sources[NGX_HTTP_QQFAIL_SOURCE_LIVE],
-            count->sources[NGX_HTTP_QQFAIL_SOURCE_LITERAL],
-            count->sources[NGX_HTTP_QQFAIL_SOURCE_STALE]
+            count->sources[NGX_QQFAIL_SOURCE_LIVE],
+            count->sources[NGX_QQFAIL_SOURCE_LITERAL],
+            count->sources[NGX_QQFAIL_SOURCE_STALE]
             ? " class=\"stale\"" : "",
-            count->sources[NGX_HTTP_QQFAIL_SOURCE_STALE],
-            count->sources[NGX_HTTP_QQFAIL_SOURCE_STATE]
+            count->sources[NGX_QQFAIL_SOURCE_STALE],
+            count->sources[NGX_QQFAIL_SOURCE_STATE]
             ? " class=\"state_file\"" : "",
-            count->sources[NGX_HTTP_QQFAIL_SOURCE_STATE],
-            count->sources[NGX_HTTP_QQFAIL_SOURCE_NONE]
+            count->sources[NGX_QQFAIL_SOURCE_STATE],
+            count->sources[NGX_QQFAIL_SOURCE_NONE]
             ? " class=\"none\"" : "",
-            count->sources[NGX_HTTP_QQFAIL_SOURCE_NONE],
+            count->sources[NGX_QQFAIL_SOURCE_NONE],
             count->on_alias ? " class=\"alias\"" : "", count->on_alias,
             count->addresses);
     }
@@ -2513,7 +2513,7 @@ ngx_http_qqfail_html_counts(ngx_http_qqfail_status_ctx_t *ctx)
     ngx_http_qqfail_printf(o, 256,
                            "</table>\n<p>%ui events recorded; the full page "
                            "lists the last %d.</p>\n</body></html>\n",
-                           snap->events_total, NGX_HTTP_QQFAIL_NEVENTS);
+                           snap->events_total, NGX_QQFAIL_NEVENTS);
 
     ctx->phase = NGX_HTTP_QQFAIL_PHASE_DONE;
 }

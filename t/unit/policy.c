@@ -5,7 +5,7 @@
 
 
 /*
- * Drives ngx_http_qqfail_policy_choose() for t/045-policy.t: each line of
+ * Drives ngx_qqfail_policy_choose() for t/045-policy.t: each line of
  * the standard input is one case,
  *
  *     STATES ACTIVE SOURCE RECOVER
@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ngx_http_qqfail_policy.h"
+#include "ngx_qqfail_policy.h"
 
 
 static const char  *states[] = { "unknown", "ok", "failed", "noquorum" };
@@ -81,8 +81,8 @@ main(void)
             continue;
         }
 
-        chosen = ngx_http_qqfail_policy_choose(n, state, active, source,
-                                               &recover);
+        chosen = ngx_qqfail_policy_choose(n, state, active, source,
+                                          &recover);
 
         if (chosen < 0) {
             printf("keep %lu\n", recover);

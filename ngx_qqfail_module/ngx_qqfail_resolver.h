@@ -4,42 +4,42 @@
  */
 
 
-#ifndef _NGX_HTTP_QQFAIL_RESOLVER_H_INCLUDED_
-#define _NGX_HTTP_QQFAIL_RESOLVER_H_INCLUDED_
+#ifndef _NGX_QQFAIL_RESOLVER_H_INCLUDED_
+#define _NGX_QQFAIL_RESOLVER_H_INCLUDED_
 
 
 /*
  * The lookups, private to the resolver's files, layer by layer:
  *
- *   ngx_http_qqfail_ares.c      c-ares channels and their sockets, one
+ *   ngx_qqfail_ares.c      c-ares channels and their sockets, one
  *                               driver for the event loop and the
  *                               start-up pass
- *   ngx_http_qqfail_lookup.c    one name asked of every provider, and the
+ *   ngx_qqfail_lookup.c    one name asked of every provider, and the
  *                               decision (quorum, agreement, the most
  *                               telling error)
- *   ngx_http_qqfail_round.c     one server's rounds: pacing, aliases, the
+ *   ngx_qqfail_round.c     one server's rounds: pacing, aliases, the
  *                               end of a round (the policy choice is
- *                               ngx_http_qqfail_policy.c)
- *   ngx_http_qqfail_resolver.c  who looks up: the start-up pass in the
+ *                               ngx_qqfail_policy.c)
+ *   ngx_qqfail_resolver.c  who looks up: the start-up pass in the
  *                               master, the leader's lease in the workers
  *
- * All their state is in one object, ngx_http_qqfail_resolver_t, passed
+ * All their state is in one object, ngx_qqfail_resolver_t, passed
  * as the first parameter, as nginx passes its ngx_resolver_t.  Where
  * nginx or c-ares calls in, the context leads to it: an event's data (the
  * resolver, a job, a lookup), a c-ares callback's argument (a channel, a
  * query and its lookup).  Only the worker's exit hook, which nginx calls
  * with the cycle alone, finds it through a static pointer
- * (ngx_http_qqfail_resolver.c).
+ * (ngx_qqfail_resolver.c).
  */
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_module.h"
+#include "ngx_qqfail.h"
 
 
-#define NGX_HTTP_QQFAIL_LEASE_TICK     250
+#define NGX_QQFAIL_LEASE_TICK          250
 
 /*
  * the start-up pass ends after this long once every upstream has a server
@@ -47,48 +47,48 @@
  * qqfail_timeout at the latest: the lookup leader takes over the names
  * still undecided
  */
-#define NGX_HTTP_QQFAIL_START_PASS     500
-#define NGX_HTTP_QQFAIL_MAX_CONNS      (2 * NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS)
+#define NGX_QQFAIL_START_PASS          500
+#define NGX_QQFAIL_MAX_CONNS           (2 * NGX_QQFAIL_MAX_PROVIDER_ADDRS)
 
 /* the socket buffer for the answers of the lookups in flight */
-#define NGX_HTTP_QQFAIL_RCVBUF         (1024 * 1024)
+#define NGX_QQFAIL_RCVBUF              (1024 * 1024)
 
 
 /*
- * The outcome of one query, as ngx_http_qqfail_ares.c reports it (the
+ * The outcome of one query, as ngx_qqfail_ares.c reports it (the
  * c-ares status, or the parser's verdict on the message received): the
  * rest of the resolver never sees c-ares's own codes
  */
 
-#define NGX_HTTP_QQFAIL_Q_OK           0
-#define NGX_HTTP_QQFAIL_Q_NODATA       1     /* NOERROR, no address */
-#define NGX_HTTP_QQFAIL_Q_NXDOMAIN     2
-#define NGX_HTTP_QQFAIL_Q_SERVFAIL     3
-#define NGX_HTTP_QQFAIL_Q_REFUSED      4
-#define NGX_HTTP_QQFAIL_Q_TIMEOUT      5
-#define NGX_HTTP_QQFAIL_Q_UNREACHABLE  6     /* connection refused, or no
+#define NGX_QQFAIL_Q_OK                0
+#define NGX_QQFAIL_Q_NODATA            1     /* NOERROR, no address */
+#define NGX_QQFAIL_Q_NXDOMAIN          2
+#define NGX_QQFAIL_Q_SERVFAIL          3
+#define NGX_QQFAIL_Q_REFUSED           4
+#define NGX_QQFAIL_Q_TIMEOUT           5
+#define NGX_QQFAIL_Q_UNREACHABLE       6     /* connection refused, or no
                                                 channel for the provider */
-#define NGX_HTTP_QQFAIL_Q_BADANSWER    7     /* not an answer to the
+#define NGX_QQFAIL_Q_BADANSWER         7     /* not an answer to the
                                                 question, or malformed */
-#define NGX_HTTP_QQFAIL_Q_CANCELLED    8     /* the channel went away */
-#define NGX_HTTP_QQFAIL_Q_ERROR        9     /* anything else */
+#define NGX_QQFAIL_Q_CANCELLED         8     /* the channel went away */
+#define NGX_QQFAIL_Q_ERROR             9     /* anything else */
 
 
 /* c-ares channels, one per provider and qqfail_timeout: ares.c alone */
 
-typedef struct ngx_http_qqfail_channel_s  ngx_http_qqfail_channel_t;
+typedef struct ngx_qqfail_channel_s       ngx_qqfail_channel_t;
 
 
-typedef struct ngx_http_qqfail_resolver_s  ngx_http_qqfail_resolver_t;
-typedef struct ngx_http_qqfail_lookup_s    ngx_http_qqfail_lookup_t;
+typedef struct ngx_qqfail_resolver_s       ngx_qqfail_resolver_t;
+typedef struct ngx_qqfail_lookup_s         ngx_qqfail_lookup_t;
 
 
 typedef struct {
-    ngx_http_qqfail_lookup_t        *lookup;
+    ngx_qqfail_lookup_t             *lookup;
     ngx_uint_t                       provider;
     ngx_uint_t                       type;       /* 0: A, 1: AAAA */
     ngx_uint_t                       sent;       /* counted in flight */
-} ngx_http_qqfail_query_t;
+} ngx_qqfail_query_t;
 
 
 /* one provider's answers for one name */
@@ -102,17 +102,17 @@ typedef struct {
     unsigned                         done:1;
     unsigned                         ok:1;
     unsigned                         abandoned:1;
-    ngx_http_qqfail_sockaddr_t       addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
-    socklen_t                        socklen[NGX_HTTP_QQFAIL_MAX_ADDRS];
-} ngx_http_qqfail_answer_t;
+    ngx_qqfail_sockaddr_t            addrs[NGX_QQFAIL_MAX_ADDRS];
+    socklen_t                        socklen[NGX_QQFAIL_MAX_ADDRS];
+} ngx_qqfail_answer_t;
 
 
 /* one name looked up through every provider */
 
-struct ngx_http_qqfail_lookup_s {
-    ngx_http_qqfail_resolver_t      *rs;
-    ngx_http_qqfail_job_t           *job;        /* NULL once decided */
-    ngx_http_qqfail_server_t        *server;
+struct ngx_qqfail_lookup_s {
+    ngx_qqfail_resolver_t           *rs;
+    ngx_qqfail_job_t                *job;        /* NULL once decided */
+    ngx_qqfail_server_t             *server;
     ngx_uint_t                       name;
     ngx_uint_t                       queries;    /* outstanding */
     ngx_uint_t                       nproviders;
@@ -121,8 +121,8 @@ struct ngx_http_qqfail_lookup_s {
     ngx_uint_t                       rejected;   /* by qqfail_allow */
     ngx_event_t                      deadline;
     unsigned                         decided:1;
-    ngx_http_qqfail_query_t          query[2 * NGX_HTTP_QQFAIL_MAX_PROVIDERS];
-    ngx_http_qqfail_answer_t         answer[1];  /* nproviders of them */
+    ngx_qqfail_query_t               query[2 * NGX_QQFAIL_MAX_PROVIDERS];
+    ngx_qqfail_answer_t              answer[1];  /* nproviders of them */
 };
 
 
@@ -134,7 +134,7 @@ typedef struct {
     ngx_uint_t                       naddrs;
     ngx_uint_t                       rejected;
     int                              ttl;
-    ngx_http_qqfail_lookup_t        *lookup;
+    ngx_qqfail_lookup_t             *lookup;
 
     /*
      * allocated when the name is decided, freed when the round ends: a
@@ -142,14 +142,14 @@ typedef struct {
      */
     ngx_addr_t                      *addrs;
     unsigned                         owned:1;
-} ngx_http_qqfail_result_t;
+} ngx_qqfail_result_t;
 
 
 /* the periodic lookups of one qqfail_server, in the leader */
 
-struct ngx_http_qqfail_job_s {
-    ngx_http_qqfail_resolver_t      *rs;
-    ngx_http_qqfail_server_t        *server;
+struct ngx_qqfail_job_s {
+    ngx_qqfail_resolver_t           *rs;
+    ngx_qqfail_server_t             *server;
     ngx_event_t                      timer;
     ngx_msec_t                       backoff;
     ngx_msec_t                       ttl;        /* the last answer's */
@@ -163,21 +163,21 @@ struct ngx_http_qqfail_job_s {
     unsigned                         starting:1;
     unsigned                         queued:1;
     unsigned                         scheduled:1;  /* once since start */
-    ngx_http_qqfail_result_t         result[1];  /* one a name */
+    ngx_qqfail_result_t              result[1];  /* one a name */
 };
 
 
-struct ngx_http_qqfail_resolver_s {
-    ngx_http_qqfail_main_conf_t     *qmcf;
+struct ngx_qqfail_resolver_s {
+    ngx_qqfail_main_conf_t          *qmcf;
     ngx_log_t                       *log;
 
     /* c-ares: one channel per provider and distinct qqfail_timeout */
-    ngx_http_qqfail_channel_t       *channels;
+    ngx_qqfail_channel_t            *channels;
     ngx_uint_t                       nchannels;
     ngx_uint_t                       nproviders;
 
     /* pacing: queries in flight per provider, the "rate=" bucket */
-    ngx_uint_t                       inflight[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
+    ngx_uint_t                       inflight[NGX_QQFAIL_MAX_PROVIDERS];
     ngx_uint_t                       rate;       /* queries a second */
     ngx_msec_t                       tokens_at;
     ngx_uint_t                       tokens;     /* x 1000 */
@@ -195,32 +195,32 @@ struct ngx_http_qqfail_resolver_s {
 };
 
 
-ngx_http_qqfail_channel_t *ngx_http_qqfail_channel(
-    ngx_http_qqfail_resolver_t *rs, ngx_uint_t i);
-void ngx_http_qqfail_channel_query(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_channel_t *ch, u_char *host, ngx_uint_t type,
-    ngx_http_qqfail_query_t *q);
-void ngx_http_qqfail_channel_timer(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_channel_t *ch);
-ngx_int_t ngx_http_qqfail_channels_create(ngx_http_qqfail_resolver_t *rs);
-void ngx_http_qqfail_channels_destroy(ngx_http_qqfail_resolver_t *rs);
-void ngx_http_qqfail_channels_drops(ngx_http_qqfail_resolver_t *rs);
-ngx_int_t ngx_http_qqfail_channels_poll(ngx_http_qqfail_resolver_t *rs,
+ngx_qqfail_channel_t *ngx_qqfail_channel(
+    ngx_qqfail_resolver_t *rs, ngx_uint_t i);
+void ngx_qqfail_channel_query(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_channel_t *ch, u_char *host, ngx_uint_t type,
+    ngx_qqfail_query_t *q);
+void ngx_qqfail_channel_timer(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_channel_t *ch);
+ngx_int_t ngx_qqfail_channels_create(ngx_qqfail_resolver_t *rs);
+void ngx_qqfail_channels_destroy(ngx_qqfail_resolver_t *rs);
+void ngx_qqfail_channels_drops(ngx_qqfail_resolver_t *rs);
+ngx_int_t ngx_qqfail_channels_poll(ngx_qqfail_resolver_t *rs,
     ngx_msec_t deadline, ngx_msec_t wake);
-void ngx_http_qqfail_job_lookup(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_uint_t n);
-void ngx_http_qqfail_lookup_deadline(ngx_event_t *ev);
-void ngx_http_qqfail_query_done(ngx_http_qqfail_query_t *q,
+void ngx_qqfail_job_lookup(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_uint_t n);
+void ngx_qqfail_lookup_deadline(ngx_event_t *ev);
+void ngx_qqfail_query_done(ngx_qqfail_query_t *q,
     ngx_uint_t outcome, u_char *abuf, size_t alen);
-void ngx_http_qqfail_job_check(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job);
-ngx_uint_t ngx_http_qqfail_job_turn(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job);
-ngx_int_t ngx_http_qqfail_jobs_create(ngx_http_qqfail_resolver_t *rs);
-void ngx_http_qqfail_jobs_destroy(ngx_http_qqfail_resolver_t *rs);
-void ngx_http_qqfail_jobs_resume(ngx_http_qqfail_resolver_t *rs);
-void ngx_http_qqfail_jobs_resume_handler(ngx_event_t *ev);
-ngx_uint_t ngx_http_qqfail_lead_check(ngx_http_qqfail_resolver_t *rs);
+void ngx_qqfail_job_check(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job);
+ngx_uint_t ngx_qqfail_job_turn(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job);
+ngx_int_t ngx_qqfail_jobs_create(ngx_qqfail_resolver_t *rs);
+void ngx_qqfail_jobs_destroy(ngx_qqfail_resolver_t *rs);
+void ngx_qqfail_jobs_resume(ngx_qqfail_resolver_t *rs);
+void ngx_qqfail_jobs_resume_handler(ngx_event_t *ev);
+ngx_uint_t ngx_qqfail_lead_check(ngx_qqfail_resolver_t *rs);
 
 
-#endif /* _NGX_HTTP_QQFAIL_RESOLVER_H_INCLUDED_ */
+#endif /* _NGX_QQFAIL_RESOLVER_H_INCLUDED_ */

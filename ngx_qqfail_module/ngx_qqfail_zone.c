@@ -7,17 +7,17 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_module.h"
+#include "ngx_qqfail.h"
 
 
-#define NGX_HTTP_QQFAIL_LEASE  700      /* ms; renewed every 250 ms */
+#define NGX_QQFAIL_LEASE       700      /* ms; renewed every 250 ms */
 
 
 typedef struct {
     ngx_uint_t                       mask;
-    ngx_http_qqfail_server_sh_t    **slot;   /* by upstream and key */
-    ngx_http_qqfail_server_sh_t    **named;  /* by upstream, active name */
-} ngx_http_qqfail_zone_index_t;
+    ngx_qqfail_server_sh_t         **slot;   /* by upstream and key */
+    ngx_qqfail_server_sh_t         **named;  /* by upstream, active name */
+} ngx_qqfail_zone_index_t;
 
 
 /*
@@ -27,14 +27,14 @@ typedef struct {
  */
 
 typedef struct {
-    ngx_uint_t                       records[NGX_HTTP_QQFAIL_MAX_NAMES];
-    ngx_uint_t                       npages[NGX_HTTP_QQFAIL_MAX_NAMES];
-    void                            *pages[NGX_HTTP_QQFAIL_MAX_NAMES];
+    ngx_uint_t                       records[NGX_QQFAIL_MAX_NAMES];
+    ngx_uint_t                       npages[NGX_QQFAIL_MAX_NAMES];
+    void                            *pages[NGX_QQFAIL_MAX_NAMES];
     u_char                          *missing;    /* an upstream's record */
-    ngx_http_qqfail_upstream_sh_t  **upstreams;
+    ngx_qqfail_upstream_sh_t       **upstreams;
     ngx_uint_t                      *slots;      /* a set to inherit */
-    ngx_http_qqfail_chunk_sh_t     **chunks;
-} ngx_http_qqfail_zone_prep_t;
+    ngx_qqfail_chunk_sh_t          **chunks;
+} ngx_qqfail_zone_prep_t;
 
 
 typedef struct {
@@ -43,101 +43,101 @@ typedef struct {
     ngx_uint_t                       naddrs;
     size_t                           needed;
     size_t                           suggest;    /* kilobytes */
-} ngx_http_qqfail_zone_usage_t;
+} ngx_qqfail_zone_usage_t;
 
 
-static ngx_int_t ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone,
+static ngx_int_t ngx_qqfail_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
-static ngx_int_t ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
+static ngx_int_t ngx_qqfail_zone_attach(ngx_qqfail_main_conf_t *qmcf,
     ngx_log_t *log);
-static ngx_int_t ngx_http_qqfail_zone_attach_providers(
-    ngx_http_qqfail_main_conf_t *qmcf);
-static void ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_usage_t *u);
-static void ngx_http_qqfail_zone_usage_log(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_log_t *log, ngx_http_qqfail_zone_usage_t *u,
-    ngx_http_qqfail_server_t *server);
-static void ngx_http_qqfail_zone_scan(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_zone_prep_t *prep);
-static ngx_uint_t ngx_http_qqfail_zone_ready(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_prep_t *prep);
-static ngx_int_t ngx_http_qqfail_zone_prepare(
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_zone_prep_t *prep);
-static void ngx_http_qqfail_zone_release(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_prep_t *prep);
-static ngx_http_qqfail_upstream_sh_t *ngx_http_qqfail_zone_upstream(
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_srv_conf_t *qscf);
-static ngx_int_t ngx_http_qqfail_zone_index(
-    ngx_http_qqfail_zone_index_t *index, ngx_uint_t n, ngx_log_t *log);
-static ngx_int_t ngx_http_qqfail_zone_index_fill(
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_zone_index_t *index,
+static ngx_int_t ngx_qqfail_zone_attach_providers(
+    ngx_qqfail_main_conf_t *qmcf);
+static void ngx_qqfail_zone_usage(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_usage_t *u);
+static void ngx_qqfail_zone_usage_log(ngx_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log, ngx_qqfail_zone_usage_t *u,
+    ngx_qqfail_server_t *server);
+static void ngx_qqfail_zone_scan(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_index_t *index, ngx_qqfail_zone_prep_t *prep);
+static ngx_uint_t ngx_qqfail_zone_ready(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_prep_t *prep);
+static ngx_int_t ngx_qqfail_zone_prepare(
+    ngx_qqfail_main_conf_t *qmcf, ngx_qqfail_zone_prep_t *prep);
+static void ngx_qqfail_zone_release(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_prep_t *prep);
+static ngx_qqfail_upstream_sh_t *ngx_qqfail_zone_upstream(
+    ngx_qqfail_main_conf_t *qmcf, ngx_qqfail_srv_conf_t *qscf);
+static ngx_int_t ngx_qqfail_zone_index(
+    ngx_qqfail_zone_index_t *index, ngx_uint_t n, ngx_log_t *log);
+static ngx_int_t ngx_qqfail_zone_index_fill(
+    ngx_qqfail_main_conf_t *qmcf, ngx_qqfail_zone_index_t *index,
     ngx_uint_t n);
-static ngx_uint_t ngx_http_qqfail_zone_hash(ngx_http_qqfail_upstream_sh_t *ush,
+static ngx_uint_t ngx_qqfail_zone_hash(ngx_qqfail_upstream_sh_t *ush,
     uint64_t hash);
-static uint64_t ngx_http_qqfail_zone_key_hash(
-    ngx_http_qqfail_server_t *server);
-static uint64_t ngx_http_qqfail_zone_record_hash(
-    ngx_http_qqfail_server_sh_t *ssh);
-static void ngx_http_qqfail_zone_index_add(
-    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_server_sh_t *ssh);
-static ngx_http_qqfail_server_sh_t *ngx_http_qqfail_zone_find(
-    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_upstream_sh_t *ush,
-    ngx_http_qqfail_server_t *server);
-static ngx_http_qqfail_server_sh_t *ngx_http_qqfail_zone_best(
-    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_upstream_sh_t *ush,
-    ngx_http_qqfail_server_sh_t *ssh, ngx_http_qqfail_server_t *server,
+static uint64_t ngx_qqfail_zone_key_hash(
+    ngx_qqfail_server_t *server);
+static uint64_t ngx_qqfail_zone_record_hash(
+    ngx_qqfail_server_sh_t *ssh);
+static void ngx_qqfail_zone_index_add(
+    ngx_qqfail_zone_index_t *index, ngx_qqfail_server_sh_t *ssh);
+static ngx_qqfail_server_sh_t *ngx_qqfail_zone_find(
+    ngx_qqfail_zone_index_t *index, ngx_qqfail_upstream_sh_t *ush,
+    ngx_qqfail_server_t *server);
+static ngx_qqfail_server_sh_t *ngx_qqfail_zone_best(
+    ngx_qqfail_zone_index_t *index, ngx_qqfail_upstream_sh_t *ush,
+    ngx_qqfail_server_sh_t *ssh, ngx_qqfail_server_t *server,
     ngx_uint_t *best_name);
-static void ngx_http_qqfail_zone_inherit(ngx_http_qqfail_server_t *server,
-    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_chunk_sh_t **more);
-static void *ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf);
-static void ngx_http_qqfail_zone_free(ngx_slab_pool_t *shpool,
+static void ngx_qqfail_zone_inherit(ngx_qqfail_server_t *server,
+    ngx_qqfail_zone_index_t *index, ngx_qqfail_chunk_sh_t **more);
+static void *ngx_qqfail_zone_gc(ngx_qqfail_main_conf_t *qmcf);
+static void ngx_qqfail_zone_free(ngx_slab_pool_t *shpool,
     void *garbage);
-static ngx_uint_t ngx_http_qqfail_zone_slots(ngx_http_qqfail_server_sh_t *ssh,
-    ngx_http_qqfail_chunk_sh_t ***last);
-static ngx_http_qqfail_chunk_sh_t *ngx_http_qqfail_zone_room(
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_server_t *server,
+static ngx_uint_t ngx_qqfail_zone_slots(ngx_qqfail_server_sh_t *ssh,
+    ngx_qqfail_chunk_sh_t ***last);
+static ngx_qqfail_chunk_sh_t *ngx_qqfail_zone_room(
+    ngx_qqfail_main_conf_t *qmcf, ngx_qqfail_server_t *server,
     ngx_uint_t n, ngx_log_t *log);
-static size_t ngx_http_qqfail_zone_fit(size_t size);
-static void ngx_http_qqfail_zone_count(size_t n, size_t *bytes,
+static size_t ngx_qqfail_zone_fit(size_t size);
+static void ngx_qqfail_zone_count(size_t n, size_t *bytes,
     ngx_uint_t *pages);
-static size_t ngx_http_qqfail_zone_head(ngx_uint_t nnames);
-static ngx_uint_t ngx_http_qqfail_zone_per_page(ngx_uint_t nnames);
-static ngx_uint_t ngx_http_qqfail_zone_record_slots(ngx_uint_t nnames);
-static void ngx_http_qqfail_zone_cells(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_prep_t *prep);
-static ngx_http_qqfail_server_sh_t *ngx_http_qqfail_zone_record(
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_server_t *server);
-static ngx_http_qqfail_chunk_sh_t *ngx_http_qqfail_zone_chunk(
+static size_t ngx_qqfail_zone_head(ngx_uint_t nnames);
+static ngx_uint_t ngx_qqfail_zone_per_page(ngx_uint_t nnames);
+static ngx_uint_t ngx_qqfail_zone_record_slots(ngx_uint_t nnames);
+static void ngx_qqfail_zone_cells(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_prep_t *prep);
+static ngx_qqfail_server_sh_t *ngx_qqfail_zone_record(
+    ngx_qqfail_main_conf_t *qmcf, ngx_qqfail_server_t *server);
+static ngx_qqfail_chunk_sh_t *ngx_qqfail_zone_chunk(
     ngx_slab_pool_t *shpool, ngx_uint_t n);
-static ngx_http_qqfail_org_sh_t *ngx_http_qqfail_zone_orgs(
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_geo_t *geo,
+static ngx_qqfail_org_sh_t *ngx_qqfail_zone_orgs(
+    ngx_qqfail_main_conf_t *qmcf, ngx_qqfail_geo_t *geo,
     ngx_uint_t naddrs);
-static ngx_http_qqfail_org_sh_t *ngx_http_qqfail_zone_orgs_link(
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_org_sh_t *orgs);
-static ngx_uint_t ngx_http_qqfail_zone_org_known(ngx_http_qqfail_org_sh_t *o,
+static ngx_qqfail_org_sh_t *ngx_qqfail_zone_orgs_link(
+    ngx_qqfail_main_conf_t *qmcf, ngx_qqfail_org_sh_t *orgs);
+static ngx_uint_t ngx_qqfail_zone_org_known(ngx_qqfail_org_sh_t *o,
     uint32_t asn, u_char *org, size_t len);
-static ngx_http_qqfail_slot_sh_t *ngx_http_qqfail_zone_find_slot(
-    ngx_http_qqfail_server_sh_t *ssh, ngx_addr_t *addr);
-static ngx_http_qqfail_slot_sh_t *ngx_http_qqfail_zone_free_slot(
-    ngx_http_qqfail_server_sh_t *ssh);
+static ngx_qqfail_slot_sh_t *ngx_qqfail_zone_find_slot(
+    ngx_qqfail_server_sh_t *ssh, ngx_addr_t *addr);
+static ngx_qqfail_slot_sh_t *ngx_qqfail_zone_free_slot(
+    ngx_qqfail_server_sh_t *ssh);
 
 
-static ngx_str_t  ngx_http_qqfail_zone_name = ngx_string("qqfail");
+static ngx_str_t  ngx_qqfail_zone_name = ngx_string("qqfail");
 
 
 ngx_int_t
-ngx_http_qqfail_zone_add(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf,
+ngx_qqfail_zone_add(ngx_conf_t *cf, ngx_qqfail_main_conf_t *qmcf,
     void *tag)
 {
     ngx_shm_zone_t  *shm_zone;
 
-    shm_zone = ngx_shared_memory_add(cf, &ngx_http_qqfail_zone_name,
+    shm_zone = ngx_shared_memory_add(cf, &ngx_qqfail_zone_name,
                                      qmcf->zone_size, tag);
     if (shm_zone == NULL) {
         return NGX_ERROR;
     }
 
-    shm_zone->init = ngx_http_qqfail_zone_init;
+    shm_zone->init = ngx_qqfail_zone_init;
     shm_zone->data = qmcf;
 
     qmcf->shm_zone = shm_zone;
@@ -147,12 +147,12 @@ ngx_http_qqfail_zone_add(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf,
 
 
 static ngx_int_t
-ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
+ngx_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 {
-    size_t                        len;
-    ngx_slab_pool_t              *shpool;
-    ngx_http_qqfail_sh_t         *sh;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    size_t                   len;
+    ngx_slab_pool_t         *shpool;
+    ngx_qqfail_sh_t         *sh;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     qmcf = shm_zone->data;
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
@@ -167,7 +167,7 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 
         qmcf->sh = shpool->data;
 
-        if (qmcf->sh->layout != NGX_HTTP_QQFAIL_LAYOUT) {
+        if (qmcf->sh->layout != NGX_QQFAIL_LAYOUT) {
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                           "qqfail: the shared zone was made by another "
                           "version of the module; restart nginx, or "
@@ -175,10 +175,10 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
             return NGX_ERROR;
         }
 
-        return ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log);
+        return ngx_qqfail_zone_attach(qmcf, shm_zone->shm.log);
     }
 
-    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_qqfail_sh_t));
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_qqfail_sh_t));
     if (sh == NULL) {
         return NGX_ERROR;
     }
@@ -186,9 +186,9 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     shpool->data = sh;
     qmcf->sh = sh;
 
-    sh->layout = NGX_HTTP_QQFAIL_LAYOUT;
+    sh->layout = NGX_QQFAIL_LAYOUT;
 
-    sh->events = ngx_slab_calloc(shpool, sizeof(ngx_http_qqfail_events_sh_t));
+    sh->events = ngx_slab_calloc(shpool, sizeof(ngx_qqfail_events_sh_t));
     if (sh->events == NULL) {
         return NGX_ERROR;
     }
@@ -203,7 +203,7 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_sprintf(shpool->log_ctx, " in qqfail zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
-    return ngx_http_qqfail_zone_attach(qmcf, shm_zone->shm.log);
+    return ngx_qqfail_zone_attach(qmcf, shm_zone->shm.log);
 }
 
 
@@ -215,27 +215,27 @@ ngx_http_qqfail_zone_init(ngx_shm_zone_t *shm_zone, void *data)
  * Records no running generation uses are freed first.
  *
  * Nothing is allocated with the zone locked: what is missing is counted
- * under the lock (ngx_http_qqfail_zone_scan()), allocated without it
- * (ngx_http_qqfail_zone_prepare()), and linked once the lock is taken
+ * under the lock (ngx_qqfail_zone_scan()), allocated without it
+ * (ngx_qqfail_zone_prepare()), and linked once the lock is taken
  * again and the count shows that nothing else is missing; a zone that
  * cannot hold it is left as it was.
  */
 
 static ngx_int_t
-ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
+ngx_qqfail_zone_attach(ngx_qqfail_main_conf_t *qmcf,
     ngx_log_t *log)
 {
-    void                           *garbage;
-    ngx_uint_t                      i, j, n, epoch, nupstreams;
-    ngx_slab_pool_t                *shpool;
-    ngx_http_qqfail_sh_t           *sh;
-    ngx_http_qqfail_server_t       *server;
-    ngx_http_qqfail_zone_prep_t     prep;
-    ngx_http_qqfail_zone_index_t    index;
-    ngx_http_qqfail_zone_usage_t    usage;
-    ngx_http_qqfail_srv_conf_t    **qscfp, *qscf;
-    ngx_http_qqfail_server_sh_t    *ssh;
-    ngx_http_qqfail_upstream_sh_t  *ush;
+    void                      *garbage;
+    ngx_uint_t                 i, j, n, epoch, nupstreams;
+    ngx_slab_pool_t           *shpool;
+    ngx_qqfail_sh_t           *sh;
+    ngx_qqfail_server_t       *server;
+    ngx_qqfail_zone_prep_t     prep;
+    ngx_qqfail_zone_index_t    index;
+    ngx_qqfail_zone_usage_t    usage;
+    ngx_qqfail_srv_conf_t    **qscfp, *qscf;
+    ngx_qqfail_server_sh_t    *ssh;
+    ngx_qqfail_upstream_sh_t  *ush;
 
     shpool = qmcf->shpool;
     sh = qmcf->sh;
@@ -243,8 +243,8 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
     /* the generation this configuration starts, if it starts */
     epoch = sh->epoch + 1;
 
-    ngx_memzero(&index, sizeof(ngx_http_qqfail_zone_index_t));
-    ngx_memzero(&prep, sizeof(ngx_http_qqfail_zone_prep_t));
+    ngx_memzero(&index, sizeof(ngx_qqfail_zone_index_t));
+    ngx_memzero(&prep, sizeof(ngx_qqfail_zone_prep_t));
 
     n = 0;
     nupstreams = qmcf->upstreams.nelts;
@@ -255,16 +255,16 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
     }
 
     prep.upstreams = ngx_calloc(nupstreams
-                                * sizeof(ngx_http_qqfail_upstream_sh_t *)
+                                * sizeof(ngx_qqfail_upstream_sh_t *)
                                 + nupstreams + n * sizeof(ngx_uint_t)
-                                + n * sizeof(ngx_http_qqfail_chunk_sh_t *)
+                                + n * sizeof(ngx_qqfail_chunk_sh_t *)
                                 + 1,
                                 log);
     if (prep.upstreams == NULL) {
         return NGX_ERROR;
     }
 
-    prep.chunks = (ngx_http_qqfail_chunk_sh_t **) &prep.upstreams[nupstreams];
+    prep.chunks = (ngx_qqfail_chunk_sh_t **) &prep.upstreams[nupstreams];
     prep.slots = (ngx_uint_t *) &prep.chunks[n];
     prep.missing = (u_char *) &prep.slots[n];
 
@@ -272,7 +272,7 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
 
         /* finding records is linear in their number, not quadratic */
 
-        if (ngx_http_qqfail_zone_index(&index, sh->nservers + n, log)
+        if (ngx_qqfail_zone_index(&index, sh->nservers + n, log)
             != NGX_OK)
         {
             goto failed;
@@ -280,30 +280,30 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
 
         ngx_shmtx_lock(&shpool->mutex);
 
-        garbage = ngx_http_qqfail_zone_gc(qmcf);
+        garbage = ngx_qqfail_zone_gc(qmcf);
 
-        if (ngx_http_qqfail_zone_attach_providers(qmcf) != NGX_OK) {
+        if (ngx_qqfail_zone_attach_providers(qmcf) != NGX_OK) {
             goto nomem;
         }
 
-        if (ngx_http_qqfail_zone_index_fill(qmcf, &index, n) != NGX_OK) {
+        if (ngx_qqfail_zone_index_fill(qmcf, &index, n) != NGX_OK) {
             /* records were added meanwhile: a bigger index */
             ngx_shmtx_unlock(&shpool->mutex);
-            ngx_http_qqfail_zone_free(shpool, garbage);
+            ngx_qqfail_zone_free(shpool, garbage);
             continue;
         }
 
-        ngx_http_qqfail_zone_scan(qmcf, &index, &prep);
+        ngx_qqfail_zone_scan(qmcf, &index, &prep);
 
-        if (ngx_http_qqfail_zone_ready(qmcf, &prep)) {
+        if (ngx_qqfail_zone_ready(qmcf, &prep)) {
             break;
         }
 
         ngx_shmtx_unlock(&shpool->mutex);
 
-        ngx_http_qqfail_zone_free(shpool, garbage);
+        ngx_qqfail_zone_free(shpool, garbage);
 
-        if (ngx_http_qqfail_zone_prepare(qmcf, &prep) != NGX_OK) {
+        if (ngx_qqfail_zone_prepare(qmcf, &prep) != NGX_OK) {
             ngx_shmtx_lock(&shpool->mutex);
             garbage = NULL;
             goto nomem;
@@ -312,14 +312,14 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
 
     /* the zone is locked, and everything missing is allocated */
 
-    ngx_http_qqfail_zone_cells(qmcf, &prep);
+    ngx_qqfail_zone_cells(qmcf, &prep);
 
     n = 0;
 
     for (i = 0; i < nupstreams; i++) {
         qscf = qscfp[i];
 
-        ush = ngx_http_qqfail_zone_upstream(qmcf, qscf);
+        ush = ngx_qqfail_zone_upstream(qmcf, qscf);
 
         if (ush == NULL) {
             ush = prep.upstreams[i];
@@ -336,17 +336,17 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
 
         for (j = 0; j < qscf->servers->nelts; j++, n++) {
 
-            ssh = ngx_http_qqfail_zone_find(&index, ush, &server[j]);
+            ssh = ngx_qqfail_zone_find(&index, ush, &server[j]);
 
             if (ssh == NULL) {
-                ssh = ngx_http_qqfail_zone_record(qmcf, &server[j]);
+                ssh = ngx_qqfail_zone_record(qmcf, &server[j]);
 
                 ssh->upstream = ush;
                 ssh->next = sh->servers;
                 sh->servers = ssh;
                 sh->nservers++;
 
-                ngx_http_qqfail_zone_index_add(&index, ssh);
+                ngx_qqfail_zone_index_add(&index, ssh);
             }
 
             ssh->epoch = (uint32_t) epoch;
@@ -354,34 +354,34 @@ ngx_http_qqfail_zone_attach(ngx_http_qqfail_main_conf_t *qmcf,
             server[j].sh = ssh;
             server[j].upstream = qscf;
 
-            if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE) {
-                ngx_http_qqfail_zone_inherit(&server[j], &index,
-                                             &prep.chunks[n]);
+            if (ssh->source == NGX_QQFAIL_SOURCE_NONE) {
+                ngx_qqfail_zone_inherit(&server[j], &index,
+                                        &prep.chunks[n]);
             }
         }
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    ngx_http_qqfail_zone_free(shpool, garbage);
-    ngx_http_qqfail_zone_release(qmcf, &prep);
+    ngx_qqfail_zone_free(shpool, garbage);
+    ngx_qqfail_zone_release(qmcf, &prep);
     ngx_free(index.slot);
 
     return NGX_OK;
 
 nomem:
 
-    ngx_http_qqfail_zone_usage(qmcf, &usage);
+    ngx_qqfail_zone_usage(qmcf, &usage);
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    ngx_http_qqfail_zone_free(shpool, garbage);
+    ngx_qqfail_zone_free(shpool, garbage);
 
-    ngx_http_qqfail_zone_usage_log(qmcf, log, &usage, NULL);
+    ngx_qqfail_zone_usage_log(qmcf, log, &usage, NULL);
 
 failed:
 
-    ngx_http_qqfail_zone_release(qmcf, &prep);
+    ngx_qqfail_zone_release(qmcf, &prep);
 
     if (index.slot) {
         ngx_free(index.slot);
@@ -395,20 +395,20 @@ failed:
  * What the records of a configuration lack in the zone, with the zone
  * locked: the upstreams and the servers without a record, the records
  * that the free ones do not cover, and the slots an edited server needs
- * to inherit a set (ngx_http_qqfail_zone_inherit()).
+ * to inherit a set (ngx_qqfail_zone_inherit()).
  */
 
 static void
-ngx_http_qqfail_zone_scan(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_zone_prep_t *prep)
+ngx_qqfail_zone_scan(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_index_t *index, ngx_qqfail_zone_prep_t *prep)
 {
-    void                           *cell;
-    ngx_uint_t                      i, j, k, n, room, name;
-    ngx_http_qqfail_server_t       *server;
-    ngx_http_qqfail_chunk_sh_t    **last;
-    ngx_http_qqfail_srv_conf_t    **qscfp;
-    ngx_http_qqfail_server_sh_t    *ssh, *best;
-    ngx_http_qqfail_upstream_sh_t  *ush;
+    void                      *cell;
+    ngx_uint_t                 i, j, k, n, room, name;
+    ngx_qqfail_server_t       *server;
+    ngx_qqfail_chunk_sh_t    **last;
+    ngx_qqfail_srv_conf_t    **qscfp;
+    ngx_qqfail_server_sh_t    *ssh, *best;
+    ngx_qqfail_upstream_sh_t  *ush;
 
     ngx_memzero(prep->records, sizeof(prep->records));
 
@@ -416,7 +416,7 @@ ngx_http_qqfail_zone_scan(ngx_http_qqfail_main_conf_t *qmcf,
     qscfp = qmcf->upstreams.elts;
 
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        ush = ngx_http_qqfail_zone_upstream(qmcf, qscfp[i]);
+        ush = ngx_qqfail_zone_upstream(qmcf, qscfp[i]);
         prep->missing[i] = (ush == NULL);
 
         server = qscfp[i]->servers->elts;
@@ -425,7 +425,7 @@ ngx_http_qqfail_zone_scan(ngx_http_qqfail_main_conf_t *qmcf,
             k = server[j].names.nelts - 1;
             prep->slots[n] = 0;
 
-            ssh = ush ? ngx_http_qqfail_zone_find(index, ush, &server[j])
+            ssh = ush ? ngx_qqfail_zone_find(index, ush, &server[j])
                       : NULL;
 
             if (ssh == NULL) {
@@ -436,17 +436,17 @@ ngx_http_qqfail_zone_scan(ngx_http_qqfail_main_conf_t *qmcf,
                     continue;
                 }
 
-                room = ngx_http_qqfail_zone_record_slots(k + 1);
+                room = ngx_qqfail_zone_record_slots(k + 1);
 
-            } else if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE) {
-                room = ngx_http_qqfail_zone_slots(ssh, &last);
+            } else if (ssh->source == NGX_QQFAIL_SOURCE_NONE) {
+                room = ngx_qqfail_zone_slots(ssh, &last);
 
             } else {
                 continue;
             }
 
-            best = ngx_http_qqfail_zone_best(index, ush, ssh, &server[j],
-                                             &name);
+            best = ngx_qqfail_zone_best(index, ush, ssh, &server[j],
+                                        &name);
 
             if (best && best->naddrs > room) {
                 prep->slots[n] = best->naddrs - room;
@@ -456,7 +456,7 @@ ngx_http_qqfail_zone_scan(ngx_http_qqfail_main_conf_t *qmcf,
 
     /* the free records count */
 
-    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+    for (k = 0; k < NGX_QQFAIL_MAX_NAMES; k++) {
         for (cell = qmcf->sh->cells[k];
              cell && prep->records[k];
              cell = *(void **) cell)
@@ -467,17 +467,17 @@ ngx_http_qqfail_zone_scan(ngx_http_qqfail_main_conf_t *qmcf,
 }
 
 
-/* whether what ngx_http_qqfail_zone_scan() found missing is allocated */
+/* whether what ngx_qqfail_zone_scan() found missing is allocated */
 
 static ngx_uint_t
-ngx_http_qqfail_zone_ready(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_prep_t *prep)
+ngx_qqfail_zone_ready(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_prep_t *prep)
 {
     ngx_uint_t  i, k, n;
 
-    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+    for (k = 0; k < NGX_QQFAIL_MAX_NAMES; k++) {
         if (prep->records[k]
-            > prep->npages[k] * ngx_http_qqfail_zone_per_page(k + 1))
+            > prep->npages[k] * ngx_qqfail_zone_per_page(k + 1))
         {
             return 0;
         }
@@ -490,7 +490,7 @@ ngx_http_qqfail_zone_ready(ngx_http_qqfail_main_conf_t *qmcf,
             return 0;
         }
 
-        n += ((ngx_http_qqfail_srv_conf_t **) qmcf->upstreams.elts)[i]
+        n += ((ngx_qqfail_srv_conf_t **) qmcf->upstreams.elts)[i]
                  ->servers->nelts;
     }
 
@@ -505,28 +505,28 @@ ngx_http_qqfail_zone_ready(ngx_http_qqfail_main_conf_t *qmcf,
 
 
 /*
- * Allocate what ngx_http_qqfail_zone_scan() found missing and is not
+ * Allocate what ngx_qqfail_zone_scan() found missing and is not
  * yet; called with the zone unlocked
  */
 
 static ngx_int_t
-ngx_http_qqfail_zone_prepare(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_prep_t *prep)
+ngx_qqfail_zone_prepare(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_prep_t *prep)
 {
-    void                           *page;
-    ngx_str_t                      *host;
-    ngx_uint_t                      i, k, n;
-    ngx_slab_pool_t                *shpool;
-    ngx_http_qqfail_srv_conf_t    **qscfp;
-    ngx_http_qqfail_upstream_sh_t  *ush;
+    void                      *page;
+    ngx_str_t                 *host;
+    ngx_uint_t                 i, k, n;
+    ngx_slab_pool_t           *shpool;
+    ngx_qqfail_srv_conf_t    **qscfp;
+    ngx_qqfail_upstream_sh_t  *ush;
 
     shpool = qmcf->shpool;
 
-    /* records are cut from whole pages (ngx_http_qqfail_zone_cells()) */
+    /* records are cut from whole pages (ngx_qqfail_zone_cells()) */
 
-    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
+    for (k = 0; k < NGX_QQFAIL_MAX_NAMES; k++) {
         while (prep->records[k]
-               > prep->npages[k] * ngx_http_qqfail_zone_per_page(k + 1))
+               > prep->npages[k] * ngx_qqfail_zone_per_page(k + 1))
         {
             page = ngx_slab_alloc(shpool, ngx_pagesize);
             if (page == NULL) {
@@ -551,7 +551,7 @@ ngx_http_qqfail_zone_prepare(ngx_http_qqfail_main_conf_t *qmcf,
 
         host = &qscfp[i]->name;
 
-        ush = ngx_slab_calloc(shpool, sizeof(ngx_http_qqfail_upstream_sh_t));
+        ush = ngx_slab_calloc(shpool, sizeof(ngx_qqfail_upstream_sh_t));
         if (ush == NULL) {
             return NGX_ERROR;
         }
@@ -571,8 +571,8 @@ ngx_http_qqfail_zone_prepare(ngx_http_qqfail_main_conf_t *qmcf,
 
     for (i = 0; i < n; i++) {
         if (prep->slots[i] && prep->chunks[i] == NULL) {
-            prep->chunks[i] = ngx_http_qqfail_zone_chunk(shpool,
-                                                         prep->slots[i]);
+            prep->chunks[i] = ngx_qqfail_zone_chunk(shpool,
+                                                    prep->slots[i]);
             if (prep->chunks[i] == NULL) {
                 return NGX_ERROR;
             }
@@ -586,17 +586,17 @@ ngx_http_qqfail_zone_prepare(ngx_http_qqfail_main_conf_t *qmcf,
 /* what was allocated and not used; called with the zone unlocked */
 
 static void
-ngx_http_qqfail_zone_release(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_prep_t *prep)
+ngx_qqfail_zone_release(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_prep_t *prep)
 {
-    ngx_uint_t                  i, k, n;
-    ngx_slab_pool_t            *shpool;
-    ngx_http_qqfail_srv_conf_t **qscfp;
+    ngx_uint_t        i, k, n;
+    ngx_slab_pool_t  *shpool;
+    ngx_qqfail_srv_conf_t **qscfp;
 
     shpool = qmcf->shpool;
 
-    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
-        ngx_http_qqfail_zone_free(shpool, prep->pages[k]);
+    for (k = 0; k < NGX_QQFAIL_MAX_NAMES; k++) {
+        ngx_qqfail_zone_free(shpool, prep->pages[k]);
     }
 
     n = 0;
@@ -623,11 +623,11 @@ ngx_http_qqfail_zone_release(ngx_http_qqfail_main_conf_t *qmcf,
 
 /* the record of an upstream; called with the zone locked */
 
-static ngx_http_qqfail_upstream_sh_t *
-ngx_http_qqfail_zone_upstream(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_srv_conf_t *qscf)
+static ngx_qqfail_upstream_sh_t *
+ngx_qqfail_zone_upstream(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_srv_conf_t *qscf)
 {
-    ngx_http_qqfail_upstream_sh_t  *ush;
+    ngx_qqfail_upstream_sh_t  *ush;
 
     for (ush = qmcf->sh->upstreams; ush; ush = ush->next) {
         if (ush->key_len == qscf->name.len
@@ -649,7 +649,7 @@ ngx_http_qqfail_zone_upstream(ngx_http_qqfail_main_conf_t *qmcf,
  */
 
 static ngx_int_t
-ngx_http_qqfail_zone_index(ngx_http_qqfail_zone_index_t *index, ngx_uint_t n,
+ngx_qqfail_zone_index(ngx_qqfail_zone_index_t *index, ngx_uint_t n,
     ngx_log_t *log)
 {
     ngx_uint_t  size;
@@ -665,7 +665,7 @@ ngx_http_qqfail_zone_index(ngx_http_qqfail_zone_index_t *index, ngx_uint_t n,
     }
 
     index->mask = size - 1;
-    index->slot = ngx_alloc(2 * size * sizeof(ngx_http_qqfail_server_sh_t *),
+    index->slot = ngx_alloc(2 * size * sizeof(ngx_qqfail_server_sh_t *),
                             log);
     if (index->slot == NULL) {
         return NGX_ERROR;
@@ -683,20 +683,20 @@ ngx_http_qqfail_zone_index(ngx_http_qqfail_zone_index_t *index, ngx_uint_t n,
  */
 
 static ngx_int_t
-ngx_http_qqfail_zone_index_fill(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_index_t *index, ngx_uint_t n)
+ngx_qqfail_zone_index_fill(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_index_t *index, ngx_uint_t n)
 {
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_qqfail_server_sh_t  *ssh;
 
     if (2 * (qmcf->sh->nservers + n) > index->mask + 1) {
         return NGX_AGAIN;
     }
 
     ngx_memzero(index->slot,
-                2 * (index->mask + 1) * sizeof(ngx_http_qqfail_server_sh_t *));
+                2 * (index->mask + 1) * sizeof(ngx_qqfail_server_sh_t *));
 
     for (ssh = qmcf->sh->servers; ssh; ssh = ssh->next) {
-        ngx_http_qqfail_zone_index_add(index, ssh);
+        ngx_qqfail_zone_index_add(index, ssh);
     }
 
     return NGX_OK;
@@ -704,7 +704,7 @@ ngx_http_qqfail_zone_index_fill(ngx_http_qqfail_main_conf_t *qmcf,
 
 
 static ngx_uint_t
-ngx_http_qqfail_zone_hash(ngx_http_qqfail_upstream_sh_t *ush, uint64_t hash)
+ngx_qqfail_zone_hash(ngx_qqfail_upstream_sh_t *ush, uint64_t hash)
 {
     return (ngx_uint_t) (hash ^ (hash >> 32)) ^ ((uintptr_t) ush >> 4);
 }
@@ -716,7 +716,7 @@ ngx_http_qqfail_zone_hash(ngx_http_qqfail_upstream_sh_t *ush, uint64_t hash)
  */
 
 uint64_t
-ngx_http_qqfail_zone_name_hash(u_char *data, size_t len)
+ngx_qqfail_zone_name_hash(u_char *data, size_t len)
 {
     uint64_t  h;
 
@@ -732,19 +732,19 @@ ngx_http_qqfail_zone_name_hash(u_char *data, size_t len)
 
 
 static uint64_t
-ngx_http_qqfail_zone_key_hash(ngx_http_qqfail_server_t *server)
+ngx_qqfail_zone_key_hash(ngx_qqfail_server_t *server)
 {
-    uint64_t                 h;
-    ngx_uint_t               n;
-    ngx_http_qqfail_name_t  *name;
+    uint64_t            h;
+    ngx_uint_t          n;
+    ngx_qqfail_name_t  *name;
 
     h = 0;
     name = server->names.elts;
 
     for (n = 0; n < server->names.nelts; n++) {
         h = h * 0x100000001b3ULL
-            ^ ngx_http_qqfail_zone_name_hash(name[n].key.data,
-                                             name[n].key.len);
+            ^ ngx_qqfail_zone_name_hash(name[n].key.data,
+                                        name[n].key.len);
     }
 
     return h;
@@ -752,7 +752,7 @@ ngx_http_qqfail_zone_key_hash(ngx_http_qqfail_server_t *server)
 
 
 static uint64_t
-ngx_http_qqfail_zone_record_hash(ngx_http_qqfail_server_sh_t *ssh)
+ngx_qqfail_zone_record_hash(ngx_qqfail_server_sh_t *ssh)
 {
     uint64_t    h;
     ngx_uint_t  n;
@@ -768,13 +768,13 @@ ngx_http_qqfail_zone_record_hash(ngx_http_qqfail_server_sh_t *ssh)
 
 
 static void
-ngx_http_qqfail_zone_index_add(ngx_http_qqfail_zone_index_t *index,
-    ngx_http_qqfail_server_sh_t *ssh)
+ngx_qqfail_zone_index_add(ngx_qqfail_zone_index_t *index,
+    ngx_qqfail_server_sh_t *ssh)
 {
     ngx_uint_t  h;
 
-    h = ngx_http_qqfail_zone_hash(ssh->upstream,
-                                  ngx_http_qqfail_zone_record_hash(ssh));
+    h = ngx_qqfail_zone_hash(ssh->upstream,
+                             ngx_qqfail_zone_record_hash(ssh));
 
     while (index->slot[h & index->mask]) {
         h++;
@@ -784,14 +784,14 @@ ngx_http_qqfail_zone_index_add(ngx_http_qqfail_zone_index_t *index,
 
     /* the name that supplied the addresses: what an edited line shares */
 
-    if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE || ssh->naddrs == 0
+    if (ssh->source == NGX_QQFAIL_SOURCE_NONE || ssh->naddrs == 0
         || ssh->active >= ssh->nnames)
     {
         return;
     }
 
-    h = ngx_http_qqfail_zone_hash(ssh->upstream,
-                                  ssh->names[ssh->active].hash);
+    h = ngx_qqfail_zone_hash(ssh->upstream,
+                             ssh->names[ssh->active].hash);
 
     while (index->named[h & index->mask]) {
         h++;
@@ -801,18 +801,18 @@ ngx_http_qqfail_zone_index_add(ngx_http_qqfail_zone_index_t *index,
 }
 
 
-static ngx_http_qqfail_server_sh_t *
-ngx_http_qqfail_zone_find(ngx_http_qqfail_zone_index_t *index,
-    ngx_http_qqfail_upstream_sh_t *ush, ngx_http_qqfail_server_t *server)
+static ngx_qqfail_server_sh_t *
+ngx_qqfail_zone_find(ngx_qqfail_zone_index_t *index,
+    ngx_qqfail_upstream_sh_t *ush, ngx_qqfail_server_t *server)
 {
-    ngx_uint_t                    h, n;
-    ngx_http_qqfail_name_t       *name;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_uint_t               h, n;
+    ngx_qqfail_name_t       *name;
+    ngx_qqfail_server_sh_t  *ssh;
 
     name = server->names.elts;
 
-    h = ngx_http_qqfail_zone_hash(ush,
-                                  ngx_http_qqfail_zone_key_hash(server));
+    h = ngx_qqfail_zone_hash(ush,
+                             ngx_qqfail_zone_key_hash(server));
 
     for ( ;; ) {
         ssh = index->slot[h++ & index->mask];
@@ -827,8 +827,8 @@ ngx_http_qqfail_zone_find(ngx_http_qqfail_zone_index_t *index,
 
         for (n = 0; n < server->names.nelts; n++) {
             if (ssh->names[n].hash
-                != ngx_http_qqfail_zone_name_hash(name[n].key.data,
-                                                  name[n].key.len))
+                != ngx_qqfail_zone_name_hash(name[n].key.data,
+                                             name[n].key.len))
             {
                 break;
             }
@@ -847,14 +847,14 @@ ngx_http_qqfail_zone_find(ngx_http_qqfail_zone_index_t *index,
  */
 
 static void
-ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_usage_t *u)
+ngx_qqfail_zone_usage(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_usage_t *u)
 {
-    ngx_http_qqfail_sh_t         *sh;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_qqfail_sh_t         *sh;
+    ngx_qqfail_server_sh_t  *ssh;
 
     sh = qmcf->sh;
-    ngx_memzero(u, sizeof(ngx_http_qqfail_zone_usage_t));
+    ngx_memzero(u, sizeof(ngx_qqfail_zone_usage_t));
 
     for (ssh = sh->servers; ssh; ssh = ssh->next) {
         if (ssh->epoch >= sh->epoch) {
@@ -868,14 +868,14 @@ ngx_http_qqfail_zone_usage(ngx_http_qqfail_main_conf_t *qmcf,
     }
 
     u->needed = sh->needed;
-    u->suggest = ngx_http_qqfail_zone_suggest(qmcf);
+    u->suggest = ngx_qqfail_zone_suggest(qmcf);
 }
 
 
 static void
-ngx_http_qqfail_zone_usage_log(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_log_t *log, ngx_http_qqfail_zone_usage_t *u,
-    ngx_http_qqfail_server_t *server)
+ngx_qqfail_zone_usage_log(ngx_qqfail_main_conf_t *qmcf,
+    ngx_log_t *log, ngx_qqfail_zone_usage_t *u,
+    ngx_qqfail_server_t *server)
 {
     if (server == NULL) {
         ngx_log_error(NGX_LOG_EMERG, log, 0,
@@ -897,7 +897,7 @@ ngx_http_qqfail_zone_usage_log(ngx_http_qqfail_main_conf_t *qmcf,
                   "were, upstream \"%V\"; %uz more bytes are needed, "
                   "raise \"qqfail_zone\" to at least %uzk",
                   qmcf->zone_size / 1024, u->current, u->older, u->naddrs,
-                  &((ngx_http_qqfail_name_t *) server->names.elts)[0].text,
+                  &((ngx_qqfail_name_t *) server->names.elts)[0].text,
                   &server->upstream->name, u->needed, u->suggest);
 }
 
@@ -908,7 +908,7 @@ ngx_http_qqfail_zone_usage_log(ngx_http_qqfail_main_conf_t *qmcf,
  */
 
 size_t
-ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_zone_suggest(ngx_qqfail_main_conf_t *qmcf)
 {
     size_t            used;
     ngx_slab_pool_t  *shpool;
@@ -934,13 +934,13 @@ ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf)
  */
 
 ngx_int_t
-ngx_http_qqfail_zone_check(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_zone_check(ngx_conf_t *cf, ngx_qqfail_main_conf_t *qmcf)
 {
-    size_t                        need, usable, bytes[32];
-    ngx_uint_t                    i, j, k, n, pages;
-    ngx_uint_t                    records[NGX_HTTP_QQFAIL_MAX_NAMES];
-    ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
+    size_t                   need, usable, bytes[32];
+    ngx_uint_t               i, j, k, n, pages;
+    ngx_uint_t               records[NGX_QQFAIL_MAX_NAMES];
+    ngx_qqfail_server_t     *server;
+    ngx_qqfail_srv_conf_t  **qscfp;
 
     if (qmcf->zone_where.file == NULL) {
         /* sized from the configuration */
@@ -955,17 +955,17 @@ ngx_http_qqfail_zone_check(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
 
     /* bytes by slab size class (its shift), whole pages apart */
 
-    ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_sh_t), bytes, &pages);
-    ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_events_sh_t), bytes,
-                               &pages);
-    ngx_http_qqfail_zone_count(sizeof(" in qqfail zone \"qqfail\""), bytes,
-                               &pages);
+    ngx_qqfail_zone_count(sizeof(ngx_qqfail_sh_t), bytes, &pages);
+    ngx_qqfail_zone_count(sizeof(ngx_qqfail_events_sh_t), bytes,
+                          &pages);
+    ngx_qqfail_zone_count(sizeof(" in qqfail zone \"qqfail\""), bytes,
+                          &pages);
 
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        ngx_http_qqfail_zone_count(sizeof(ngx_http_qqfail_upstream_sh_t),
-                                   bytes, &pages);
-        ngx_http_qqfail_zone_count(qscfp[i]->name.len + 1, bytes,
-                                   &pages);
+        ngx_qqfail_zone_count(sizeof(ngx_qqfail_upstream_sh_t),
+                              bytes, &pages);
+        ngx_qqfail_zone_count(qscfp[i]->name.len + 1, bytes,
+                              &pages);
 
         server = qscfp[i]->servers->elts;
 
@@ -974,10 +974,10 @@ ngx_http_qqfail_zone_check(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
         }
     }
 
-    /* records: whole pages of them (ngx_http_qqfail_zone_record) */
+    /* records: whole pages of them (ngx_qqfail_zone_record) */
 
-    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
-        n = ngx_pagesize / ngx_http_qqfail_zone_record_size(k + 1);
+    for (k = 0; k < NGX_QQFAIL_MAX_NAMES; k++) {
+        n = ngx_pagesize / ngx_qqfail_zone_record_size(k + 1);
         pages += (records[k] + n - 1) / n;
     }
 
@@ -1011,12 +1011,12 @@ ngx_http_qqfail_zone_check(ngx_conf_t *cf, ngx_http_qqfail_main_conf_t *qmcf)
 
 
 static void
-ngx_http_qqfail_zone_count(size_t n, size_t *bytes, ngx_uint_t *pages)
+ngx_qqfail_zone_count(size_t n, size_t *bytes, ngx_uint_t *pages)
 {
     size_t      size;
     ngx_uint_t  shift;
 
-    size = ngx_http_qqfail_zone_fit(n);
+    size = ngx_qqfail_zone_fit(n);
 
     if (size >= ngx_pagesize) {
         *pages += size / ngx_pagesize;
@@ -1038,24 +1038,24 @@ ngx_http_qqfail_zone_count(size_t n, size_t *bytes, ngx_uint_t *pages)
  * "ssh" is the server's record, NULL if it has none yet.
  */
 
-static ngx_http_qqfail_server_sh_t *
-ngx_http_qqfail_zone_best(ngx_http_qqfail_zone_index_t *index,
-    ngx_http_qqfail_upstream_sh_t *ush, ngx_http_qqfail_server_sh_t *ssh,
-    ngx_http_qqfail_server_t *server, ngx_uint_t *best_name)
+static ngx_qqfail_server_sh_t *
+ngx_qqfail_zone_best(ngx_qqfail_zone_index_t *index,
+    ngx_qqfail_upstream_sh_t *ush, ngx_qqfail_server_sh_t *ssh,
+    ngx_qqfail_server_t *server, ngx_uint_t *best_name)
 {
-    uint64_t                      hash;
-    ngx_uint_t                    n, h;
-    ngx_http_qqfail_name_t       *name;
-    ngx_http_qqfail_server_sh_t  *old;
+    uint64_t                 hash;
+    ngx_uint_t               n, h;
+    ngx_qqfail_name_t       *name;
+    ngx_qqfail_server_sh_t  *old;
 
     name = server->names.elts;
 
     /* the best name first: the first record its addresses came from wins */
 
     for (n = 0; n < server->names.nelts; n++) {
-        hash = ngx_http_qqfail_zone_name_hash(name[n].key.data,
-                                              name[n].key.len);
-        h = ngx_http_qqfail_zone_hash(ush, hash);
+        hash = ngx_qqfail_zone_name_hash(name[n].key.data,
+                                         name[n].key.len);
+        h = ngx_qqfail_zone_hash(ush, hash);
 
         for ( ;; ) {
             old = index->named[h++ & index->mask];
@@ -1065,7 +1065,7 @@ ngx_http_qqfail_zone_best(ngx_http_qqfail_zone_index_t *index,
             }
 
             if (old == ssh || old->upstream != ush
-                || old->source == NGX_HTTP_QQFAIL_SOURCE_NONE
+                || old->source == NGX_QQFAIL_SOURCE_NONE
                 || old->naddrs == 0
                 || old->active >= old->nnames
                 || old->names[old->active].hash != hash)
@@ -1083,43 +1083,43 @@ ngx_http_qqfail_zone_best(ngx_http_qqfail_zone_index_t *index,
 
 
 static void
-ngx_http_qqfail_zone_inherit(ngx_http_qqfail_server_t *server,
-    ngx_http_qqfail_zone_index_t *index, ngx_http_qqfail_chunk_sh_t **more)
+ngx_qqfail_zone_inherit(ngx_qqfail_server_t *server,
+    ngx_qqfail_zone_index_t *index, ngx_qqfail_chunk_sh_t **more)
 {
-    ngx_uint_t                    n, k, best_name;
-    ngx_http_qqfail_slots_t       it;
-    ngx_http_qqfail_chunk_sh_t  **last;
-    ngx_http_qqfail_slot_sh_t    *slot, *to;
-    ngx_http_qqfail_server_sh_t  *ssh, *best;
+    ngx_uint_t               n, k, best_name;
+    ngx_qqfail_slots_t       it;
+    ngx_qqfail_chunk_sh_t  **last;
+    ngx_qqfail_slot_sh_t    *slot, *to;
+    ngx_qqfail_server_sh_t  *ssh, *best;
 
     ssh = server->sh;
 
-    best = ngx_http_qqfail_zone_best(index, ssh->upstream, ssh, server,
-                                     &best_name);
+    best = ngx_qqfail_zone_best(index, ssh->upstream, ssh, server,
+                                &best_name);
     if (best == NULL) {
         return;
     }
 
     /*
      * room for the set, without freeing records: the index points to them;
-     * the chunk made for it by ngx_http_qqfail_zone_prepare(), or as many
+     * the chunk made for it by ngx_qqfail_zone_prepare(), or as many
      * as fit, the lookups complete the set
      */
 
-    if (ngx_http_qqfail_zone_slots(ssh, &last) < best->naddrs && *more) {
+    if (ngx_qqfail_zone_slots(ssh, &last) < best->naddrs && *more) {
         *last = *more;
         *more = NULL;
     }
 
-    for (slot = ngx_http_qqfail_slot_first(best, &it);
+    for (slot = ngx_qqfail_slot_first(best, &it);
          slot;
-         slot = ngx_http_qqfail_slot_next(&it))
+         slot = ngx_qqfail_slot_next(&it))
     {
         if (!slot->in_use) {
             continue;
         }
 
-        to = ngx_http_qqfail_zone_free_slot(ssh);
+        to = ngx_qqfail_zone_free_slot(ssh);
         if (to == NULL) {
             break;
         }
@@ -1156,7 +1156,7 @@ ngx_http_qqfail_zone_inherit(ngx_http_qqfail_server_t *server,
     ssh->stale_since = best->stale_since;
     ssh->next_lookup = best->next_lookup;
 
-    ngx_http_qqfail_zone_changed(ssh);
+    ngx_qqfail_zone_changed(ssh);
 }
 
 
@@ -1166,23 +1166,23 @@ ngx_http_qqfail_zone_inherit(ngx_http_qqfail_server_t *server,
  * still running.  Called with the zone locked: a server record goes back
  * to the free records at once, what was allocated apart (more chunks,
  * an upstream and its key) is unlinked and returned, linked by its first
- * word, for ngx_http_qqfail_zone_free() once the zone is unlocked.
+ * word, for ngx_qqfail_zone_free() once the zone is unlocked.
  */
 
 static void *
-ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_zone_gc(ngx_qqfail_main_conf_t *qmcf)
 {
-    void                            *garbage;
-    ngx_uint_t                       i, k, oldest;
-    ngx_http_qqfail_sh_t            *sh;
-    ngx_http_qqfail_chunk_sh_t      *chunk, *next;
-    ngx_http_qqfail_server_sh_t     *ssh, **sshp;
-    ngx_http_qqfail_upstream_sh_t   *ush, **ushp;
+    void                      *garbage;
+    ngx_uint_t                 i, k, oldest;
+    ngx_qqfail_sh_t           *sh;
+    ngx_qqfail_chunk_sh_t     *chunk, *next;
+    ngx_qqfail_server_sh_t    *ssh, **sshp;
+    ngx_qqfail_upstream_sh_t  *ush, **ushp;
 
     sh = qmcf->sh;
     garbage = NULL;
 
-    if (sh->nprocs > NGX_HTTP_QQFAIL_MAX_PROCS) {
+    if (sh->nprocs > NGX_QQFAIL_MAX_PROCS) {
         /* a worker could not register: who uses what is unknown */
         return NULL;
     }
@@ -1253,7 +1253,7 @@ ngx_http_qqfail_zone_gc(ngx_http_qqfail_main_conf_t *qmcf)
 /* what the garbage collection unlinked; called with the zone unlocked */
 
 static void
-ngx_http_qqfail_zone_free(ngx_slab_pool_t *shpool, void *garbage)
+ngx_qqfail_zone_free(ngx_slab_pool_t *shpool, void *garbage)
 {
     void  *next;
 
@@ -1271,36 +1271,36 @@ ngx_http_qqfail_zone_free(ngx_slab_pool_t *shpool, void *garbage)
  */
 
 void
-ngx_http_qqfail_zone_register(ngx_http_qqfail_main_conf_t *qmcf,
+ngx_qqfail_zone_register(ngx_qqfail_main_conf_t *qmcf,
     ngx_uint_t epoch)
 {
-    ngx_uint_t             i;
-    ngx_http_qqfail_sh_t  *sh;
+    ngx_uint_t        i;
+    ngx_qqfail_sh_t  *sh;
 
     sh = qmcf->sh;
 
     ngx_shmtx_lock(&qmcf->shpool->mutex);
 
-    for (i = 0; i < sh->nprocs && i < NGX_HTTP_QQFAIL_MAX_PROCS; i++) {
+    for (i = 0; i < sh->nprocs && i < NGX_QQFAIL_MAX_PROCS; i++) {
         if (sh->procs[i].pid == ngx_pid) {
             break;
         }
     }
 
     if (epoch == 0) {
-        if (i < sh->nprocs && i < NGX_HTTP_QQFAIL_MAX_PROCS) {
+        if (i < sh->nprocs && i < NGX_QQFAIL_MAX_PROCS) {
             sh->procs[i] = sh->procs[--sh->nprocs];
         }
 
-    } else if (i < sh->nprocs && i < NGX_HTTP_QQFAIL_MAX_PROCS) {
+    } else if (i < sh->nprocs && i < NGX_QQFAIL_MAX_PROCS) {
         sh->procs[i].epoch = epoch;
 
-    } else if (sh->nprocs < NGX_HTTP_QQFAIL_MAX_PROCS) {
+    } else if (sh->nprocs < NGX_QQFAIL_MAX_PROCS) {
         sh->procs[sh->nprocs].pid = ngx_pid;
         sh->procs[sh->nprocs].epoch = epoch;
         sh->nprocs++;
 
-    } else if (sh->nprocs == NGX_HTTP_QQFAIL_MAX_PROCS) {
+    } else if (sh->nprocs == NGX_QQFAIL_MAX_PROCS) {
         /* more workers than places: records are never freed again */
         sh->nprocs++;
         ngx_shmtx_unlock(&qmcf->shpool->mutex);
@@ -1308,7 +1308,7 @@ ngx_http_qqfail_zone_register(ngx_http_qqfail_main_conf_t *qmcf,
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "qqfail: more than %d worker processes, records of "
                       "servers no longer configured will not be freed",
-                      NGX_HTTP_QQFAIL_MAX_PROCS);
+                      NGX_QQFAIL_MAX_PROCS);
         return;
     }
 
@@ -1317,12 +1317,12 @@ ngx_http_qqfail_zone_register(ngx_http_qqfail_main_conf_t *qmcf,
 
 
 static ngx_int_t
-ngx_http_qqfail_zone_attach_providers(ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_zone_attach_providers(ngx_qqfail_main_conf_t *qmcf)
 {
-    ngx_uint_t                      i, j, k, used;
-    ngx_http_qqfail_sh_t           *sh;
-    ngx_http_qqfail_provider_t     *pr;
-    ngx_http_qqfail_provider_sh_t  *psh;
+    ngx_uint_t                 i, j, k, used;
+    ngx_qqfail_sh_t           *sh;
+    ngx_qqfail_provider_t     *pr;
+    ngx_qqfail_provider_sh_t  *psh;
 
     sh = qmcf->sh;
     pr = qmcf->providers.elts;
@@ -1335,7 +1335,7 @@ ngx_http_qqfail_zone_attach_providers(ngx_http_qqfail_main_conf_t *qmcf)
     for (i = 0; i < qmcf->providers.nelts; i++) {
         psh = NULL;
 
-        for (j = 0; j < NGX_HTTP_QQFAIL_MAX_PROVIDERS; j++) {
+        for (j = 0; j < NGX_QQFAIL_MAX_PROVIDERS; j++) {
             if (sh->providers[j].name_len == pr[i].name.len
                 && ngx_memcmp(sh->providers[j].name, pr[i].name.data,
                               pr[i].name.len) == 0)
@@ -1347,13 +1347,13 @@ ngx_http_qqfail_zone_attach_providers(ngx_http_qqfail_main_conf_t *qmcf)
 
         /* a free record, else one of a provider no longer configured */
 
-        for (j = 0; psh == NULL && j < NGX_HTTP_QQFAIL_MAX_PROVIDERS; j++) {
+        for (j = 0; psh == NULL && j < NGX_QQFAIL_MAX_PROVIDERS; j++) {
             if (sh->providers[j].name_len == 0) {
                 psh = &sh->providers[j];
             }
         }
 
-        for (j = 0; psh == NULL && j < NGX_HTTP_QQFAIL_MAX_PROVIDERS; j++) {
+        for (j = 0; psh == NULL && j < NGX_QQFAIL_MAX_PROVIDERS; j++) {
             used = 0;
 
             for (k = 0; k < qmcf->providers.nelts; k++) {
@@ -1378,7 +1378,7 @@ ngx_http_qqfail_zone_attach_providers(ngx_http_qqfail_main_conf_t *qmcf)
         if (psh->name_len != pr[i].name.len
             || ngx_memcmp(psh->name, pr[i].name.data, pr[i].name.len) != 0)
         {
-            ngx_memzero(psh, sizeof(ngx_http_qqfail_provider_sh_t));
+            ngx_memzero(psh, sizeof(ngx_qqfail_provider_sh_t));
             ngx_memcpy(psh->name, pr[i].name.data, pr[i].name.len);
             psh->name_len = pr[i].name.len;
         }
@@ -1390,16 +1390,16 @@ ngx_http_qqfail_zone_attach_providers(ngx_http_qqfail_main_conf_t *qmcf)
 }
 
 
-static ngx_http_qqfail_slot_sh_t *
-ngx_http_qqfail_zone_find_slot(ngx_http_qqfail_server_sh_t *ssh,
+static ngx_qqfail_slot_sh_t *
+ngx_qqfail_zone_find_slot(ngx_qqfail_server_sh_t *ssh,
     ngx_addr_t *addr)
 {
-    ngx_http_qqfail_slots_t     it;
-    ngx_http_qqfail_slot_sh_t  *slot;
+    ngx_qqfail_slots_t     it;
+    ngx_qqfail_slot_sh_t  *slot;
 
-    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+    for (slot = ngx_qqfail_slot_first(ssh, &it);
          slot;
-         slot = ngx_http_qqfail_slot_next(&it))
+         slot = ngx_qqfail_slot_next(&it))
     {
         if (slot->in_use
             && ngx_cmp_sockaddr(&slot->sockaddr.sockaddr, slot->socklen,
@@ -1414,15 +1414,15 @@ ngx_http_qqfail_zone_find_slot(ngx_http_qqfail_server_sh_t *ssh,
 }
 
 
-static ngx_http_qqfail_slot_sh_t *
-ngx_http_qqfail_zone_free_slot(ngx_http_qqfail_server_sh_t *ssh)
+static ngx_qqfail_slot_sh_t *
+ngx_qqfail_zone_free_slot(ngx_qqfail_server_sh_t *ssh)
 {
-    ngx_http_qqfail_slots_t     it;
-    ngx_http_qqfail_slot_sh_t  *slot;
+    ngx_qqfail_slots_t     it;
+    ngx_qqfail_slot_sh_t  *slot;
 
-    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+    for (slot = ngx_qqfail_slot_first(ssh, &it);
          slot;
-         slot = ngx_http_qqfail_slot_next(&it))
+         slot = ngx_qqfail_slot_next(&it))
     {
         if (!slot->in_use) {
             return slot;
@@ -1440,7 +1440,7 @@ ngx_http_qqfail_zone_free_slot(ngx_http_qqfail_server_sh_t *ssh)
  */
 
 static size_t
-ngx_http_qqfail_zone_fit(size_t size)
+ngx_qqfail_zone_fit(size_t size)
 {
     size_t  fit;
 
@@ -1457,10 +1457,10 @@ ngx_http_qqfail_zone_fit(size_t size)
 /* a record and its names, up to its first chunk */
 
 static size_t
-ngx_http_qqfail_zone_head(ngx_uint_t nnames)
+ngx_qqfail_zone_head(ngx_uint_t nnames)
 {
-    return ngx_align(sizeof(ngx_http_qqfail_server_sh_t)
-                     + nnames * sizeof(ngx_http_qqfail_name_sh_t),
+    return ngx_align(sizeof(ngx_qqfail_server_sh_t)
+                     + nnames * sizeof(ngx_qqfail_name_sh_t),
                      sizeof(void *));
 }
 
@@ -1474,11 +1474,11 @@ ngx_http_qqfail_zone_head(ngx_uint_t nnames)
  */
 
 size_t
-ngx_http_qqfail_zone_record_size(ngx_uint_t nnames)
+ngx_qqfail_zone_record_size(ngx_uint_t nnames)
 {
-    return ngx_align(ngx_http_qqfail_zone_head(nnames)
-                     + offsetof(ngx_http_qqfail_chunk_sh_t, slot)
-                     + sizeof(ngx_http_qqfail_slot_sh_t),
+    return ngx_align(ngx_qqfail_zone_head(nnames)
+                     + offsetof(ngx_qqfail_chunk_sh_t, slot)
+                     + sizeof(ngx_qqfail_slot_sh_t),
                      sizeof(void *));
 }
 
@@ -1486,37 +1486,37 @@ ngx_http_qqfail_zone_record_size(ngx_uint_t nnames)
 /* the records a page holds, and the slots of a new record */
 
 static ngx_uint_t
-ngx_http_qqfail_zone_per_page(ngx_uint_t nnames)
+ngx_qqfail_zone_per_page(ngx_uint_t nnames)
 {
-    return ngx_pagesize / ngx_http_qqfail_zone_record_size(nnames);
+    return ngx_pagesize / ngx_qqfail_zone_record_size(nnames);
 }
 
 
 static ngx_uint_t
-ngx_http_qqfail_zone_record_slots(ngx_uint_t nnames)
+ngx_qqfail_zone_record_slots(ngx_uint_t nnames)
 {
-    return (ngx_http_qqfail_zone_record_size(nnames)
-            - ngx_http_qqfail_zone_head(nnames)
-            - offsetof(ngx_http_qqfail_chunk_sh_t, slot))
-           / sizeof(ngx_http_qqfail_slot_sh_t);
+    return (ngx_qqfail_zone_record_size(nnames)
+            - ngx_qqfail_zone_head(nnames)
+            - offsetof(ngx_qqfail_chunk_sh_t, slot))
+           / sizeof(ngx_qqfail_slot_sh_t);
 }
 
 
 /*
- * The pages ngx_http_qqfail_zone_prepare() allocated, cut into free
+ * The pages ngx_qqfail_zone_prepare() allocated, cut into free
  * records.  Called with the zone locked.
  */
 
 static void
-ngx_http_qqfail_zone_cells(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_zone_prep_t *prep)
+ngx_qqfail_zone_cells(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_zone_prep_t *prep)
 {
-    u_char      *page;
-    size_t       size;
-    ngx_uint_t   k, n;
+    u_char     *page;
+    size_t      size;
+    ngx_uint_t  k, n;
 
-    for (k = 0; k < NGX_HTTP_QQFAIL_MAX_NAMES; k++) {
-        size = ngx_http_qqfail_zone_record_size(k + 1);
+    for (k = 0; k < NGX_QQFAIL_MAX_NAMES; k++) {
+        size = ngx_qqfail_zone_record_size(k + 1);
 
         while (prep->pages[k]) {
             page = prep->pages[k];
@@ -1534,41 +1534,41 @@ ngx_http_qqfail_zone_cells(ngx_http_qqfail_main_conf_t *qmcf,
 
 /*
  * A record: a free one of the same size, the pages of free ones made by
- * ngx_http_qqfail_zone_cells(), as ngx_http_qqfail_zone_scan() counted.
- * Freed records go back to that list (ngx_http_qqfail_zone_gc), their
+ * ngx_qqfail_zone_cells(), as ngx_qqfail_zone_scan() counted.
+ * Freed records go back to that list (ngx_qqfail_zone_gc), their
  * pages stay records.  Called with the zone locked.
  */
 
-static ngx_http_qqfail_server_sh_t *
-ngx_http_qqfail_zone_record(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server)
+static ngx_qqfail_server_sh_t *
+ngx_qqfail_zone_record(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server)
 {
-    size_t                        size, head;
-    ngx_uint_t                    n, k;
-    ngx_http_qqfail_name_t       *name;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    size_t                   size, head;
+    ngx_uint_t               n, k;
+    ngx_qqfail_name_t       *name;
+    ngx_qqfail_server_sh_t  *ssh;
 
     k = server->names.nelts - 1;
-    head = ngx_http_qqfail_zone_head(server->names.nelts);
-    size = ngx_http_qqfail_zone_record_size(server->names.nelts);
+    head = ngx_qqfail_zone_head(server->names.nelts);
+    size = ngx_qqfail_zone_record_size(server->names.nelts);
 
     ssh = qmcf->sh->cells[k];
     qmcf->sh->cells[k] = *(void **) ssh;
 
     ngx_memzero(ssh, size);
 
-    ssh->names = (ngx_http_qqfail_name_sh_t *) (ssh + 1);
+    ssh->names = (ngx_qqfail_name_sh_t *) (ssh + 1);
     ssh->nnames = (u_char) server->names.nelts;
 
     name = server->names.elts;
 
     for (n = 0; n < server->names.nelts; n++) {
-        ssh->names[n].hash = ngx_http_qqfail_zone_name_hash(name[n].key.data,
-                                                            name[n].key.len);
+        ssh->names[n].hash = ngx_qqfail_zone_name_hash(name[n].key.data,
+                                                       name[n].key.len);
     }
 
-    ssh->chunks = (ngx_http_qqfail_chunk_sh_t *) ((u_char *) ssh + head);
-    ssh->chunks->nslots = ngx_http_qqfail_zone_record_slots(ssh->nnames);
+    ssh->chunks = (ngx_qqfail_chunk_sh_t *) ((u_char *) ssh + head);
+    ssh->chunks->nslots = ngx_qqfail_zone_record_slots(ssh->nnames);
 
     return ssh;
 }
@@ -1579,22 +1579,22 @@ ngx_http_qqfail_zone_record(ngx_http_qqfail_main_conf_t *qmcf,
  * the zone unlocked.
  */
 
-static ngx_http_qqfail_chunk_sh_t *
-ngx_http_qqfail_zone_chunk(ngx_slab_pool_t *shpool, ngx_uint_t n)
+static ngx_qqfail_chunk_sh_t *
+ngx_qqfail_zone_chunk(ngx_slab_pool_t *shpool, ngx_uint_t n)
 {
-    size_t                       size;
-    ngx_http_qqfail_chunk_sh_t  *chunk;
+    size_t                  size;
+    ngx_qqfail_chunk_sh_t  *chunk;
 
-    size = ngx_http_qqfail_zone_fit(offsetof(ngx_http_qqfail_chunk_sh_t, slot)
-                                    + n * sizeof(ngx_http_qqfail_slot_sh_t));
+    size = ngx_qqfail_zone_fit(offsetof(ngx_qqfail_chunk_sh_t, slot)
+                               + n * sizeof(ngx_qqfail_slot_sh_t));
 
     chunk = ngx_slab_calloc(shpool, size);
     if (chunk == NULL) {
         return NULL;
     }
 
-    chunk->nslots = (size - offsetof(ngx_http_qqfail_chunk_sh_t, slot))
-                    / sizeof(ngx_http_qqfail_slot_sh_t);
+    chunk->nslots = (size - offsetof(ngx_qqfail_chunk_sh_t, slot))
+                    / sizeof(ngx_qqfail_slot_sh_t);
 
     return chunk;
 }
@@ -1602,42 +1602,42 @@ ngx_http_qqfail_zone_chunk(ngx_slab_pool_t *shpool, ngx_uint_t n)
 
 /*
  * The AS organisation names, one per AS number for the whole zone: linked
- * under the lock, never freed (at most NGX_HTTP_QQFAIL_MAX_ORGS), so that
- * ngx_http_qqfail_zone_org() reads them without it.  A new name for a
+ * under the lock, never freed (at most NGX_QQFAIL_MAX_ORGS), so that
+ * ngx_qqfail_zone_org() reads them without it.       A new name for a
  * number goes first and hides the older one.
  *
  * The names of a set that the zone lacks are allocated before the lock is
- * taken (ngx_http_qqfail_zone_orgs()), linked under it
- * (ngx_http_qqfail_zone_orgs_link()); what another process linked
+ * taken (ngx_qqfail_zone_orgs()), linked under it
+ * (ngx_qqfail_zone_orgs_link()); what another process linked
  * meanwhile is freed after.
  */
 
-static ngx_http_qqfail_org_sh_t *
-ngx_http_qqfail_zone_orgs(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs)
+static ngx_qqfail_org_sh_t *
+ngx_qqfail_zone_orgs(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_geo_t *geo, ngx_uint_t naddrs)
 {
-    size_t                     len;
-    ngx_uint_t                 j;
-    ngx_http_qqfail_org_sh_t  *o, *orgs;
+    size_t                len;
+    ngx_uint_t            j;
+    ngx_qqfail_org_sh_t  *o, *orgs;
 
     orgs = NULL;
 
     for (j = 0; geo && j < naddrs; j++) {
-        len = ngx_strnlen(geo[j].org, NGX_HTTP_QQFAIL_ORG_LEN - 1);
+        len = ngx_strnlen(geo[j].org, NGX_QQFAIL_ORG_LEN - 1);
 
         if (geo[j].asn == 0 || len == 0
-            || qmcf->sh->norgs >= NGX_HTTP_QQFAIL_MAX_ORGS
-            || ngx_http_qqfail_zone_org_known(
-                   qmcf->sh->orgs[geo[j].asn % NGX_HTTP_QQFAIL_ORG_HASH],
+            || qmcf->sh->norgs >= NGX_QQFAIL_MAX_ORGS
+            || ngx_qqfail_zone_org_known(
+                   qmcf->sh->orgs[geo[j].asn % NGX_QQFAIL_ORG_HASH],
                    geo[j].asn, geo[j].org, len)
-            || ngx_http_qqfail_zone_org_known(orgs, geo[j].asn, geo[j].org,
-                                              len))
+            || ngx_qqfail_zone_org_known(orgs, geo[j].asn, geo[j].org,
+                                         len))
         {
             continue;
         }
 
         o = ngx_slab_alloc(qmcf->shpool,
-                           offsetof(ngx_http_qqfail_org_sh_t, data) + len);
+                           offsetof(ngx_qqfail_org_sh_t, data) + len);
         if (o == NULL) {
             /* the zone is full: the name is not shown */
             break;
@@ -1657,12 +1657,12 @@ ngx_http_qqfail_zone_orgs(ngx_http_qqfail_main_conf_t *qmcf,
 
 /* called with the zone locked; returns the names not linked */
 
-static ngx_http_qqfail_org_sh_t *
-ngx_http_qqfail_zone_orgs_link(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_org_sh_t *orgs)
+static ngx_qqfail_org_sh_t *
+ngx_qqfail_zone_orgs_link(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_org_sh_t *orgs)
 {
-    ngx_http_qqfail_sh_t      *sh;
-    ngx_http_qqfail_org_sh_t  *o, *next, *unused, **bucket;
+    ngx_qqfail_sh_t      *sh;
+    ngx_qqfail_org_sh_t  *o, *next, *unused, **bucket;
 
     sh = qmcf->sh;
     unused = NULL;
@@ -1670,11 +1670,11 @@ ngx_http_qqfail_zone_orgs_link(ngx_http_qqfail_main_conf_t *qmcf,
     for (o = orgs; o; o = next) {
         next = o->next;
 
-        bucket = &sh->orgs[o->asn % NGX_HTTP_QQFAIL_ORG_HASH];
+        bucket = &sh->orgs[o->asn % NGX_QQFAIL_ORG_HASH];
 
-        if (sh->norgs >= NGX_HTTP_QQFAIL_MAX_ORGS
-            || ngx_http_qqfail_zone_org_known(*bucket, o->asn, o->data,
-                                              o->len))
+        if (sh->norgs >= NGX_QQFAIL_MAX_ORGS
+            || ngx_qqfail_zone_org_known(*bucket, o->asn, o->data,
+                                         o->len))
         {
             o->next = unused;
             unused = o;
@@ -1696,7 +1696,7 @@ ngx_http_qqfail_zone_orgs_link(ngx_http_qqfail_main_conf_t *qmcf,
 /* whether the first name of an AS number in a list is "org" */
 
 static ngx_uint_t
-ngx_http_qqfail_zone_org_known(ngx_http_qqfail_org_sh_t *o, uint32_t asn,
+ngx_qqfail_zone_org_known(ngx_qqfail_org_sh_t *o, uint32_t asn,
     u_char *org, size_t len)
 {
     for ( /* void */ ; o; o = o->next) {
@@ -1710,13 +1710,13 @@ ngx_http_qqfail_zone_org_known(ngx_http_qqfail_org_sh_t *o, uint32_t asn,
 
 
 void
-ngx_http_qqfail_zone_org(ngx_http_qqfail_main_conf_t *qmcf, uint32_t asn,
+ngx_qqfail_zone_org(ngx_qqfail_main_conf_t *qmcf, uint32_t asn,
     ngx_str_t *org)
 {
-    ngx_http_qqfail_org_sh_t  *o;
+    ngx_qqfail_org_sh_t  *o;
 
     if (asn && qmcf->sh) {
-        for (o = qmcf->sh->orgs[asn % NGX_HTTP_QQFAIL_ORG_HASH];
+        for (o = qmcf->sh->orgs[asn % NGX_QQFAIL_ORG_HASH];
              o;
              o = o->next)
         {
@@ -1733,13 +1733,13 @@ ngx_http_qqfail_zone_org(ngx_http_qqfail_main_conf_t *qmcf, uint32_t asn,
 }
 
 
-/* "ip:port" of an address, into NGX_HTTP_QQFAIL_ADDR_STRLEN bytes */
+/* "ip:port" of an address, into NGX_QQFAIL_ADDR_STRLEN bytes */
 
 size_t
-ngx_http_qqfail_slot_text(ngx_http_qqfail_slot_sh_t *slot, u_char *text)
+ngx_qqfail_slot_text(ngx_qqfail_slot_sh_t *slot, u_char *text)
 {
     return ngx_sock_ntop(&slot->sockaddr.sockaddr, slot->socklen, text,
-                         NGX_HTTP_QQFAIL_ADDR_STRLEN, 1);
+                         NGX_QQFAIL_ADDR_STRLEN, 1);
 }
 
 
@@ -1754,19 +1754,19 @@ ngx_http_qqfail_slot_text(ngx_http_qqfail_slot_sh_t *slot, u_char *text)
  */
 
 ngx_int_t
-ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
-    ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t source,
+ngx_qqfail_zone_publish(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
+    ngx_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t source,
     ngx_log_t *log)
 {
-    ngx_int_t                     rc;
-    ngx_uint_t                    j, room, added, removed;
-    ngx_slab_pool_t              *shpool;
-    ngx_http_qqfail_slots_t       it;
-    ngx_http_qqfail_org_sh_t     *orgs;
-    ngx_http_qqfail_chunk_sh_t   *chunk, **last;
-    ngx_http_qqfail_slot_sh_t    *slot;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_int_t                rc;
+    ngx_uint_t               j, room, added, removed;
+    ngx_slab_pool_t         *shpool;
+    ngx_qqfail_slots_t       it;
+    ngx_qqfail_org_sh_t     *orgs;
+    ngx_qqfail_chunk_sh_t   *chunk, **last;
+    ngx_qqfail_slot_sh_t    *slot;
+    ngx_qqfail_server_sh_t  *ssh;
 
     shpool = qmcf->shpool;
     ssh = server->sh;
@@ -1777,11 +1777,11 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
 
     /*
      * nothing is allocated with the zone locked: the AS names it lacks
-     * before, the slots a record lacks (ngx_http_qqfail_zone_room())
+     * before, the slots a record lacks (ngx_qqfail_zone_room())
      * between two turns of the lock, and what was not used is freed after
      */
 
-    orgs = ngx_http_qqfail_zone_orgs(qmcf, geo, naddrs);
+    orgs = ngx_qqfail_zone_orgs(qmcf, geo, naddrs);
 
     for ( ;; ) {
         ngx_shmtx_lock(&shpool->mutex);
@@ -1792,7 +1792,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
             goto unlock;
         }
 
-        room = ngx_http_qqfail_zone_slots(ssh, &last);
+        room = ngx_qqfail_zone_slots(ssh, &last);
 
         if (room >= naddrs) {
             break;
@@ -1809,7 +1809,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
 
         ngx_shmtx_unlock(&shpool->mutex);
 
-        chunk = ngx_http_qqfail_zone_room(qmcf, server, naddrs - room, log);
+        chunk = ngx_qqfail_zone_room(qmcf, server, naddrs - room, log);
 
         if (chunk == NULL) {
             rc = NGX_ERROR;
@@ -1817,11 +1817,11 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
         }
     }
 
-    orgs = ngx_http_qqfail_zone_orgs_link(qmcf, orgs);
+    orgs = ngx_qqfail_zone_orgs_link(qmcf, orgs);
 
-    for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+    for (slot = ngx_qqfail_slot_first(ssh, &it);
          slot;
-         slot = ngx_http_qqfail_slot_next(&it))
+         slot = ngx_qqfail_slot_next(&it))
     {
         if (!slot->in_use) {
             continue;
@@ -1845,7 +1845,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
 
     for (j = 0; j < naddrs; j++) {
 
-        slot = ngx_http_qqfail_zone_find_slot(ssh, &addrs[j]);
+        slot = ngx_qqfail_zone_find_slot(ssh, &addrs[j]);
 
         if (slot) {
             goto annotate;
@@ -1853,9 +1853,9 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
 
         /* never NULL: the room was made above */
 
-        slot = ngx_http_qqfail_zone_free_slot(ssh);
+        slot = ngx_qqfail_zone_free_slot(ssh);
 
-        ngx_memzero(&slot->sockaddr, sizeof(ngx_http_qqfail_sockaddr_t));
+        ngx_memzero(&slot->sockaddr, sizeof(ngx_qqfail_sockaddr_t));
         ngx_memcpy(&slot->sockaddr, addrs[j].sockaddr, addrs[j].socklen);
         slot->socklen = (u_char) addrs[j].socklen;
         slot->id++;
@@ -1883,7 +1883,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     ssh->naddrs += added;
     ssh->naddrs -= removed;
 
-    if (source != NGX_HTTP_QQFAIL_SOURCE_STALE) {
+    if (source != NGX_QQFAIL_SOURCE_STALE) {
         ssh->quorum = (u_char) server->upstream->quorum;
     }
 
@@ -1892,7 +1892,7 @@ ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
     if (added || removed || ssh->active != name || ssh->source != source) {
         ssh->active = (u_char) name;
         ssh->source = (u_char) source;
-        ngx_http_qqfail_zone_changed(ssh);
+        ngx_qqfail_zone_changed(ssh);
         rc = 1;
     }
 
@@ -1908,13 +1908,13 @@ free:
         ngx_slab_free(shpool, chunk);
     }
 
-    ngx_http_qqfail_zone_free(shpool, orgs);
+    ngx_qqfail_zone_free(shpool, orgs);
 
     if (added || removed) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "qqfail: address set of \"%V\" changed: %ui added, "
                       "%ui removed, upstream \"%V\"",
-                      &((ngx_http_qqfail_name_t *)
+                      &((ngx_qqfail_name_t *)
                         server->names.elts)[name].text,
                       added, removed, &server->upstream->name);
     }
@@ -1931,15 +1931,15 @@ free:
  */
 
 void
-ngx_http_qqfail_zone_changed(ngx_http_qqfail_server_sh_t *ssh)
+ngx_qqfail_zone_changed(ngx_qqfail_server_sh_t *ssh)
 {
-    ngx_http_qqfail_upstream_sh_t  *ush;
+    ngx_qqfail_upstream_sh_t  *ush;
 
     ush = ssh->upstream;
 
     ssh->gen++;
 
-    ush->changed[ush->gen % NGX_HTTP_QQFAIL_CHANGES] = ssh;
+    ush->changed[ush->gen % NGX_QQFAIL_CHANGES] = ssh;
     ush->gen++;
 }
 
@@ -1950,11 +1950,11 @@ ngx_http_qqfail_zone_changed(ngx_http_qqfail_server_sh_t *ssh)
  */
 
 static ngx_uint_t
-ngx_http_qqfail_zone_slots(ngx_http_qqfail_server_sh_t *ssh,
-    ngx_http_qqfail_chunk_sh_t ***last)
+ngx_qqfail_zone_slots(ngx_qqfail_server_sh_t *ssh,
+    ngx_qqfail_chunk_sh_t ***last)
 {
-    ngx_uint_t                   room;
-    ngx_http_qqfail_chunk_sh_t  *chunk;
+    ngx_uint_t              room;
+    ngx_qqfail_chunk_sh_t  *chunk;
 
     room = 0;
     *last = &ssh->chunks;
@@ -1975,30 +1975,30 @@ ngx_http_qqfail_zone_slots(ngx_http_qqfail_server_sh_t *ssh,
  * full, logged once per episode.
  */
 
-static ngx_http_qqfail_chunk_sh_t *
-ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server, ngx_uint_t n, ngx_log_t *log)
+static ngx_qqfail_chunk_sh_t *
+ngx_qqfail_zone_room(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server, ngx_uint_t n, ngx_log_t *log)
 {
-    void                          *garbage;
-    ngx_uint_t                     full;
-    ngx_slab_pool_t               *shpool;
-    ngx_http_qqfail_zone_usage_t   usage;
-    ngx_http_qqfail_chunk_sh_t    *chunk;
+    void                    *garbage;
+    ngx_uint_t               full;
+    ngx_slab_pool_t         *shpool;
+    ngx_qqfail_zone_usage_t  usage;
+    ngx_qqfail_chunk_sh_t   *chunk;
 
     shpool = qmcf->shpool;
 
-    chunk = ngx_http_qqfail_zone_chunk(shpool, n);
+    chunk = ngx_qqfail_zone_chunk(shpool, n);
     if (chunk) {
         return chunk;
     }
 
     ngx_shmtx_lock(&shpool->mutex);
-    garbage = ngx_http_qqfail_zone_gc(qmcf);
+    garbage = ngx_qqfail_zone_gc(qmcf);
     ngx_shmtx_unlock(&shpool->mutex);
 
-    ngx_http_qqfail_zone_free(shpool, garbage);
+    ngx_qqfail_zone_free(shpool, garbage);
 
-    chunk = ngx_http_qqfail_zone_chunk(shpool, n);
+    chunk = ngx_qqfail_zone_chunk(shpool, n);
     if (chunk) {
         return chunk;
     }
@@ -2007,21 +2007,21 @@ ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
 
     /* what the zone lacks, for the message and the status */
 
-    qmcf->sh->needed = ngx_http_qqfail_zone_fit(
-                                 offsetof(ngx_http_qqfail_chunk_sh_t, slot)
-                                 + n * sizeof(ngx_http_qqfail_slot_sh_t));
+    qmcf->sh->needed = ngx_qqfail_zone_fit(
+                                 offsetof(ngx_qqfail_chunk_sh_t, slot)
+                                 + n * sizeof(ngx_qqfail_slot_sh_t));
 
     full = !qmcf->sh->full;
     qmcf->sh->full = 1;
 
     if (full) {
-        ngx_http_qqfail_zone_usage(qmcf, &usage);
+        ngx_qqfail_zone_usage(qmcf, &usage);
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
 
     if (full) {
-        ngx_http_qqfail_zone_usage_log(qmcf, log, &usage, server);
+        ngx_qqfail_zone_usage_log(qmcf, log, &usage, server);
     }
 
     return NULL;
@@ -2039,18 +2039,18 @@ ngx_http_qqfail_zone_room(ngx_http_qqfail_main_conf_t *qmcf,
  */
 
 void
-ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
+ngx_qqfail_zone_refilter(ngx_qqfail_main_conf_t *qmcf,
     ngx_uint_t empty, ngx_log_t *log)
 {
-    ngx_uint_t                    i, j, n, m, active, source, why;
-    ngx_http_qqfail_slots_t       it;
-    ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_slot_sh_t    *slot;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
-    ngx_http_qqfail_server_sh_t  *ssh;
-    ngx_addr_t                    addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
-    ngx_http_qqfail_geo_t         geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
-    ngx_http_qqfail_sockaddr_t    sa[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_uint_t               i, j, n, m, active, source, why;
+    ngx_qqfail_slots_t       it;
+    ngx_qqfail_server_t     *server;
+    ngx_qqfail_slot_sh_t    *slot;
+    ngx_qqfail_srv_conf_t  **qscfp;
+    ngx_qqfail_server_sh_t  *ssh;
+    ngx_addr_t               addrs[NGX_QQFAIL_MAX_ADDRS];
+    ngx_qqfail_geo_t         geo[NGX_QQFAIL_MAX_ADDRS];
+    ngx_qqfail_sockaddr_t    sa[NGX_QQFAIL_MAX_ADDRS];
 
     qscfp = qmcf->upstreams.elts;
 
@@ -2066,9 +2066,9 @@ ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
             active = ssh->active;
             source = ssh->source;
 
-            for (slot = ngx_http_qqfail_slot_first(ssh, &it);
-                 slot && n < NGX_HTTP_QQFAIL_MAX_ADDRS;
-                 slot = ngx_http_qqfail_slot_next(&it))
+            for (slot = ngx_qqfail_slot_first(ssh, &it);
+                 slot && n < NGX_QQFAIL_MAX_ADDRS;
+                 slot = ngx_qqfail_slot_next(&it))
             {
                 if (slot->in_use) {
                     sa[n] = slot->sockaddr;
@@ -2080,20 +2080,20 @@ ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
 
             ngx_shmtx_unlock(&qmcf->shpool->mutex);
 
-            if (n == 0 || source == NGX_HTTP_QQFAIL_SOURCE_NONE) {
+            if (n == 0 || source == NGX_QQFAIL_SOURCE_NONE) {
                 continue;
             }
 
-            m = ngx_http_qqfail_filter(qscfp[i], addrs, geo, n, &why);
+            m = ngx_qqfail_filter(qscfp[i], addrs, geo, n, &why);
 
             if (m < n) {
                 ngx_log_error(NGX_LOG_WARN, log, 0,
                               "qqfail: %ui of %ui address(es) of \"%V\" "
                               "refused by the new configuration (%V), "
                               "upstream \"%V\"%s", n - m, n,
-                              &((ngx_http_qqfail_name_t *)
+                              &((ngx_qqfail_name_t *)
                                 server[j].names.elts)[active].text,
-                              &ngx_http_qqfail_refusals[why],
+                              &ngx_qqfail_refusals[why],
                               &qscfp[i]->name,
                               (m == 0 && !empty)
                               ? ", looked up again before it is emptied" : "");
@@ -2109,10 +2109,10 @@ ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
 
             /* with a GeoIP2 database the annotations are renewed too */
 
-            (void) ngx_http_qqfail_zone_publish(qmcf, &server[j], active,
+            (void) ngx_qqfail_zone_publish(qmcf, &server[j], active,
                                           addrs, geo, m,
                                           m ? source
-                                            : NGX_HTTP_QQFAIL_SOURCE_NONE,
+                                            : NGX_QQFAIL_SOURCE_NONE,
                                           log);
         }
     }
@@ -2120,12 +2120,12 @@ ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
 
 
 ngx_uint_t
-ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
+ngx_qqfail_zone_same(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
     ngx_uint_t naddrs)
 {
-    ngx_uint_t                    j, same;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_uint_t               j, same;
+    ngx_qqfail_server_sh_t  *ssh;
 
     ssh = server->sh;
 
@@ -2134,11 +2134,11 @@ ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
     /* a set agreed by fewer providers than the quorum asks now is not */
 
     same = (ssh->active == name && ssh->naddrs == naddrs
-            && ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE
+            && ssh->source != NGX_QQFAIL_SOURCE_NONE
             && ssh->quorum >= server->upstream->quorum);
 
     for (j = 0; same && j < naddrs; j++) {
-        if (ngx_http_qqfail_zone_find_slot(ssh, &addrs[j]) == NULL) {
+        if (ngx_qqfail_zone_find_slot(ssh, &addrs[j]) == NULL) {
             same = 0;
         }
     }
@@ -2156,16 +2156,16 @@ ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
  */
 
 void
-ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t level,
-    ngx_log_t *log, ngx_err_t err, ngx_http_qqfail_server_t *server,
+ngx_qqfail_event(ngx_qqfail_main_conf_t *qmcf, ngx_uint_t level,
+    ngx_log_t *log, ngx_err_t err, ngx_qqfail_server_t *server,
     const char *fmt, ...)
 {
-    u_char                      *p;
-    size_t                       len;
-    va_list                      args;
-    ngx_str_t                   *upstream, *name;
-    ngx_http_qqfail_event_sh_t  *ev;
-    u_char                       msg[1024];
+    u_char                 *p;
+    size_t                  len;
+    va_list                 args;
+    ngx_str_t              *upstream, *name;
+    ngx_qqfail_event_sh_t  *ev;
+    u_char                  msg[1024];
 
     va_start(args, fmt);
     p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
@@ -2178,7 +2178,7 @@ ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t level,
 
     if (server) {
         upstream = &server->upstream->name;
-        name = &((ngx_http_qqfail_name_t *) server->names.elts)[0].text;
+        name = &((ngx_qqfail_name_t *) server->names.elts)[0].text;
 
         ngx_log_error(level, log, err,
                       "qqfail: %*s, upstream \"%V\", server \"%V\"",
@@ -2195,25 +2195,25 @@ ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t level,
     ngx_shmtx_lock(&qmcf->shpool->mutex);
 
     ev = &qmcf->sh->events->event[qmcf->sh->events->nevents++
-                                  % NGX_HTTP_QQFAIL_NEVENTS];
+                                  % NGX_QQFAIL_NEVENTS];
 
     ev->time = ngx_time();
 
     /* cut at a character boundary: the status page shows valid UTF-8 */
 
-    ev->message_len = (u_char) ngx_http_qqfail_utf8_cut(msg, len,
-                                           NGX_HTTP_QQFAIL_EVENT_MESSAGE - 1);
+    ev->message_len = (u_char) ngx_qqfail_utf8_cut(msg, len,
+                                           NGX_QQFAIL_EVENT_MESSAGE - 1);
     ngx_memcpy(ev->message, msg, ev->message_len);
 
     if (server) {
-        ev->upstream_len = (u_char) ngx_http_qqfail_utf8_cut(upstream->data,
+        ev->upstream_len = (u_char) ngx_qqfail_utf8_cut(upstream->data,
                                           upstream->len,
-                                          NGX_HTTP_QQFAIL_EVENT_UPSTREAM - 1);
+                                          NGX_QQFAIL_EVENT_UPSTREAM - 1);
         ngx_memcpy(ev->upstream, upstream->data, ev->upstream_len);
 
-        ev->server_len = (u_char) ngx_http_qqfail_utf8_cut(name->data,
+        ev->server_len = (u_char) ngx_qqfail_utf8_cut(name->data,
                                           name->len,
-                                          NGX_HTTP_QQFAIL_EVENT_SERVER - 1);
+                                          NGX_QQFAIL_EVENT_SERVER - 1);
         ngx_memcpy(ev->server, name->data, ev->server_len);
 
     } else {
@@ -2242,25 +2242,25 @@ ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t level,
  */
 
 ngx_int_t
-ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t epoch,
+ngx_qqfail_lease(ngx_qqfail_main_conf_t *qmcf, ngx_uint_t epoch,
     ngx_uint_t leading)
 {
-    ngx_int_t              rc;
-    ngx_msec_t             now, lease;
-    ngx_uint_t             ours, expired;
-    ngx_core_conf_t       *ccf;
-    ngx_http_qqfail_sh_t  *sh;
+    ngx_int_t         rc;
+    ngx_msec_t        now, lease;
+    ngx_uint_t        ours, expired;
+    ngx_core_conf_t  *ccf;
+    ngx_qqfail_sh_t  *sh;
 
     sh = qmcf->sh;
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
                                            ngx_core_module);
 
-    lease = ngx_max(NGX_HTTP_QQFAIL_LEASE, 3 * ccf->timer_resolution);
+    lease = ngx_max(NGX_QQFAIL_LEASE, 3 * ccf->timer_resolution);
 
     ngx_shmtx_lock(&qmcf->shpool->mutex);
 
-    now = ngx_http_qqfail_msec();
+    now = ngx_qqfail_msec();
 
     ours = (sh->leader_pid == ngx_pid && sh->leader_epoch == epoch);
     expired = ((ngx_msec_int_t) (now - sh->lease_until) >= 0);
@@ -2303,22 +2303,22 @@ ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf, ngx_uint_t epoch,
  */
 
 void
-ngx_http_qqfail_zone_counter(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_provider_sh_t *psh, ngx_uint_t what, ngx_uint_t n)
+ngx_qqfail_zone_counter(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_provider_sh_t *psh, ngx_uint_t what, ngx_uint_t n)
 {
     ngx_shmtx_lock(&qmcf->shpool->mutex);
 
     switch (what) {
 
-    case NGX_HTTP_QQFAIL_COUNT_QUERIES:
+    case NGX_QQFAIL_COUNT_QUERIES:
         psh->queries += n;
         break;
 
-    case NGX_HTTP_QQFAIL_COUNT_DROPS:
+    case NGX_QQFAIL_COUNT_DROPS:
         psh->drops += n;
         break;
 
-    default: /* NGX_HTTP_QQFAIL_COUNT_DISAGREEMENTS */
+    default: /* NGX_QQFAIL_COUNT_DISAGREEMENTS */
         psh->disagreements += n;
         break;
     }
@@ -2333,8 +2333,8 @@ ngx_http_qqfail_zone_counter(ngx_http_qqfail_main_conf_t *qmcf,
  */
 
 ngx_uint_t
-ngx_http_qqfail_zone_rejected(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_provider_sh_t *psh, ngx_http_qqfail_name_sh_t *nsh,
+ngx_qqfail_zone_rejected(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_provider_sh_t *psh, ngx_qqfail_name_sh_t *nsh,
     ngx_uint_t n)
 {
     ngx_uint_t  first;
@@ -2361,8 +2361,8 @@ ngx_http_qqfail_zone_rejected(ngx_http_qqfail_main_conf_t *qmcf,
  */
 
 ngx_int_t
-ngx_http_qqfail_zone_provider_result(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_provider_sh_t *psh, ngx_http_qqfail_result_report_t *r)
+ngx_qqfail_zone_provider_result(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_provider_sh_t *psh, ngx_qqfail_result_report_t *r)
 {
     ngx_int_t  change;
     time_t     now;
@@ -2415,13 +2415,13 @@ ngx_http_qqfail_zone_provider_result(ngx_http_qqfail_main_conf_t *qmcf,
  */
 
 void
-ngx_http_qqfail_zone_names(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t n,
-    ngx_http_qqfail_name_report_t *report, ngx_uint_t success)
+ngx_qqfail_zone_names(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_sh_t *ssh, ngx_uint_t n,
+    ngx_qqfail_name_report_t *report, ngx_uint_t success)
 {
-    time_t                      now;
-    ngx_uint_t                  i;
-    ngx_http_qqfail_name_sh_t  *nsh;
+    time_t                 now;
+    ngx_uint_t             i;
+    ngx_qqfail_name_sh_t  *nsh;
 
     now = ngx_time();
 
@@ -2430,12 +2430,12 @@ ngx_http_qqfail_zone_names(ngx_http_qqfail_main_conf_t *qmcf,
     for (i = 0; i < n && i < ssh->nnames; i++) {
         nsh = &ssh->names[i];
 
-        if (report[i].state == NGX_HTTP_QQFAIL_NAME_FAILED) {
-            nsh->state = NGX_HTTP_QQFAIL_NAME_FAILED;
+        if (report[i].state == NGX_QQFAIL_NAME_FAILED) {
+            nsh->state = NGX_QQFAIL_NAME_FAILED;
             nsh->error = (u_char) report[i].error;
 
-        } else if (report[i].state == NGX_HTTP_QQFAIL_NAME_OK) {
-            nsh->state = NGX_HTTP_QQFAIL_NAME_OK;
+        } else if (report[i].state == NGX_QQFAIL_NAME_OK) {
+            nsh->state = NGX_QQFAIL_NAME_OK;
             nsh->last_success = now;
             nsh->naddrs = (u_char) report[i].naddrs;
 
@@ -2456,8 +2456,8 @@ ngx_http_qqfail_zone_names(ngx_http_qqfail_main_conf_t *qmcf,
 /* the server moved to another name */
 
 void
-ngx_http_qqfail_zone_failover(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_sh_t *ssh)
+ngx_qqfail_zone_failover(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_sh_t *ssh)
 {
     ngx_shmtx_lock(&qmcf->shpool->mutex);
     ssh->failovers++;
@@ -2467,19 +2467,19 @@ ngx_http_qqfail_zone_failover(ngx_http_qqfail_main_conf_t *qmcf,
 
 /*
  * Every name of the server failed: its live (or literal) addresses become
- * stale; returns NGX_HTTP_QQFAIL_STALE_NEW when they just did, and
- * NGX_HTTP_QQFAIL_STALE_EXPIRED (with or without it) when they are older
+ * stale; returns NGX_QQFAIL_STALE_NEW when they just did, and
+ * NGX_QQFAIL_STALE_EXPIRED (with or without it) when they are older
  * than qqfail_max_stale and must go
  */
 
 ngx_uint_t
-ngx_http_qqfail_zone_stale(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server)
+ngx_qqfail_zone_stale(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server)
 {
-    time_t                        now;
-    ngx_uint_t                    rc;
-    ngx_http_qqfail_srv_conf_t   *qscf;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    time_t                   now;
+    ngx_uint_t               rc;
+    ngx_qqfail_srv_conf_t   *qscf;
+    ngx_qqfail_server_sh_t  *ssh;
 
     qscf = server->upstream;
     ssh = server->sh;
@@ -2489,20 +2489,20 @@ ngx_http_qqfail_zone_stale(ngx_http_qqfail_main_conf_t *qmcf,
     ngx_shmtx_lock(&qmcf->shpool->mutex);
 
     if (ssh->naddrs) {
-        if (ssh->source == NGX_HTTP_QQFAIL_SOURCE_LIVE
-            || ssh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
+        if (ssh->source == NGX_QQFAIL_SOURCE_LIVE
+            || ssh->source == NGX_QQFAIL_SOURCE_LITERAL)
         {
-            ssh->source = NGX_HTTP_QQFAIL_SOURCE_STALE;
+            ssh->source = NGX_QQFAIL_SOURCE_STALE;
             ssh->stale_since = ssh->last_success ? ssh->last_success : now;
-            ngx_http_qqfail_zone_changed(ssh);
-            rc |= NGX_HTTP_QQFAIL_STALE_NEW;
+            ngx_qqfail_zone_changed(ssh);
+            rc |= NGX_QQFAIL_STALE_NEW;
         }
 
-        if (qscf->max_stale != NGX_HTTP_QQFAIL_STALE_FOREVER
+        if (qscf->max_stale != NGX_QQFAIL_STALE_FOREVER
             && ssh->stale_since
             && now - ssh->stale_since > qscf->max_stale)
         {
-            rc |= NGX_HTTP_QQFAIL_STALE_EXPIRED;
+            rc |= NGX_QQFAIL_STALE_EXPIRED;
         }
     }
 
@@ -2515,8 +2515,8 @@ ngx_http_qqfail_zone_stale(ngx_http_qqfail_main_conf_t *qmcf,
 /* addresses loaded from the state file: their last success, as saved */
 
 void
-ngx_http_qqfail_zone_loaded(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_sh_t *ssh, time_t last_success)
+ngx_qqfail_zone_loaded(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_sh_t *ssh, time_t last_success)
 {
     ngx_shmtx_lock(&qmcf->shpool->mutex);
     ssh->last_success = last_success;
@@ -2528,7 +2528,7 @@ ngx_http_qqfail_zone_loaded(ngx_http_qqfail_main_conf_t *qmcf,
 /* a new generation: from now on older ones publish nothing */
 
 void
-ngx_http_qqfail_zone_generation(ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_zone_generation(ngx_qqfail_main_conf_t *qmcf)
 {
     ngx_shmtx_lock(&qmcf->shpool->mutex);
     qmcf->sh->epoch++;
@@ -2539,7 +2539,7 @@ ngx_http_qqfail_zone_generation(ngx_http_qqfail_main_conf_t *qmcf)
 /* the state file was written ("error" NULL), or could not be */
 
 void
-ngx_http_qqfail_zone_state_saved(ngx_http_qqfail_main_conf_t *qmcf,
+ngx_qqfail_zone_state_saved(ngx_qqfail_main_conf_t *qmcf,
     u_char *error, size_t len)
 {
     ngx_shmtx_lock(&qmcf->shpool->mutex);
@@ -2567,8 +2567,8 @@ ngx_http_qqfail_zone_state_saved(ngx_http_qqfail_main_conf_t *qmcf,
  */
 
 ngx_uint_t
-ngx_http_qqfail_zone_peer_failed(ngx_slab_pool_t *shpool,
-    ngx_http_qqfail_slot_sh_t *slot, uint32_t id, time_t now)
+ngx_qqfail_zone_peer_failed(ngx_slab_pool_t *shpool,
+    ngx_qqfail_slot_sh_t *slot, uint32_t id, time_t now)
 {
     ngx_uint_t  fails;
 
@@ -2591,8 +2591,8 @@ ngx_http_qqfail_zone_peer_failed(ngx_slab_pool_t *shpool,
 /* the trial request after fail_timeout succeeded */
 
 void
-ngx_http_qqfail_zone_peer_ok(ngx_slab_pool_t *shpool,
-    ngx_http_qqfail_slot_sh_t *slot, uint32_t id)
+ngx_qqfail_zone_peer_ok(ngx_slab_pool_t *shpool,
+    ngx_qqfail_slot_sh_t *slot, uint32_t id)
 {
     ngx_shmtx_lock(&shpool->mutex);
 
@@ -2610,8 +2610,8 @@ ngx_http_qqfail_zone_peer_ok(ngx_slab_pool_t *shpool,
  */
 
 ngx_uint_t
-ngx_http_qqfail_zone_noquorum(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_name_sh_t *nsh, ngx_uint_t on)
+ngx_qqfail_zone_noquorum(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_name_sh_t *nsh, ngx_uint_t on)
 {
     ngx_uint_t  changed;
 

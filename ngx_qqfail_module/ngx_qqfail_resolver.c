@@ -7,28 +7,28 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_module.h"
-#include "ngx_http_qqfail_resolver.h"
+#include "ngx_qqfail.h"
+#include "ngx_qqfail_resolver.h"
 
 
-static void ngx_http_qqfail_sync_run(ngx_http_qqfail_resolver_t *rs);
-static ngx_uint_t ngx_http_qqfail_sync_queue(ngx_http_qqfail_resolver_t *rs);
-static void ngx_http_qqfail_sync_end(ngx_http_qqfail_resolver_t *rs);
-static ngx_uint_t ngx_http_qqfail_sync_served(
-    ngx_http_qqfail_main_conf_t *qmcf);
-static void ngx_http_qqfail_lease_handler(ngx_event_t *ev);
-static void ngx_http_qqfail_lead_start(ngx_http_qqfail_resolver_t *rs);
-static void ngx_http_qqfail_lead_stop(ngx_http_qqfail_resolver_t *rs);
-static void ngx_http_qqfail_lead_lost(ngx_http_qqfail_resolver_t *rs);
-static void ngx_http_qqfail_lead_end(ngx_http_qqfail_resolver_t *rs);
-static void ngx_http_qqfail_lead_end_handler(ngx_event_t *ev);
+static void ngx_qqfail_sync_run(ngx_qqfail_resolver_t *rs);
+static ngx_uint_t ngx_qqfail_sync_queue(ngx_qqfail_resolver_t *rs);
+static void ngx_qqfail_sync_end(ngx_qqfail_resolver_t *rs);
+static ngx_uint_t ngx_qqfail_sync_served(
+    ngx_qqfail_main_conf_t *qmcf);
+static void ngx_qqfail_lease_handler(ngx_event_t *ev);
+static void ngx_qqfail_lead_start(ngx_qqfail_resolver_t *rs);
+static void ngx_qqfail_lead_stop(ngx_qqfail_resolver_t *rs);
+static void ngx_qqfail_lead_lost(ngx_qqfail_resolver_t *rs);
+static void ngx_qqfail_lead_end(ngx_qqfail_resolver_t *rs);
+static void ngx_qqfail_lead_end_handler(ngx_event_t *ev);
 
 
 /* the worker's resolver, for its exit hook alone */
-static ngx_http_qqfail_resolver_t  *ngx_http_qqfail_rs;
+static ngx_qqfail_resolver_t       *ngx_qqfail_rs;
 
 
-ngx_str_t  ngx_http_qqfail_sources[] = {
+ngx_str_t  ngx_qqfail_sources[] = {
     ngx_string("none"),
     ngx_string("live"),
     ngx_string("stale"),
@@ -37,7 +37,7 @@ ngx_str_t  ngx_http_qqfail_sources[] = {
 };
 
 
-ngx_str_t  ngx_http_qqfail_errors[] = {
+ngx_str_t  ngx_qqfail_errors[] = {
     ngx_string("timeout"),
     ngx_string("servfail"),
     ngx_string("nxdomain"),
@@ -50,14 +50,14 @@ ngx_str_t  ngx_http_qqfail_errors[] = {
 /* the bounded synchronous pass at configuration time, in the master */
 
 ngx_int_t
-ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
-    ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_resolver_sync(ngx_cycle_t *cycle,
+    ngx_qqfail_main_conf_t *qmcf)
 {
-    ngx_http_qqfail_resolver_t  *rs;
+    ngx_qqfail_resolver_t  *rs;
 
     /* the pass's object lives as long as the pass */
 
-    rs = ngx_calloc(sizeof(ngx_http_qqfail_resolver_t), cycle->log);
+    rs = ngx_calloc(sizeof(ngx_qqfail_resolver_t), cycle->log);
     if (rs == NULL) {
         return NGX_OK;
     }
@@ -67,17 +67,17 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
     rs->sync = 1;
     ngx_queue_init(&rs->waiting);
 
-    if (ngx_http_qqfail_channels_create(rs) == NGX_OK
-        && ngx_http_qqfail_jobs_create(rs) == NGX_OK)
+    if (ngx_qqfail_channels_create(rs) == NGX_OK
+        && ngx_qqfail_jobs_create(rs) == NGX_OK)
     {
-        ngx_http_qqfail_sync_run(rs);
+        ngx_qqfail_sync_run(rs);
     }
 
-    ngx_http_qqfail_sync_end(rs);
+    ngx_qqfail_sync_end(rs);
 
-    ngx_http_qqfail_channels_destroy(rs);
+    ngx_qqfail_channels_destroy(rs);
 
-    ngx_http_qqfail_jobs_destroy(rs);
+    ngx_qqfail_jobs_destroy(rs);
 
     ngx_free(rs);
 
@@ -87,18 +87,18 @@ ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
 
 /*
  * The pass runs until its servers are done, qqfail_timeout at the latest,
- * or, once NGX_HTTP_QQFAIL_START_PASS has passed, until every upstream
+ * or, once NGX_QQFAIL_START_PASS has passed, until every upstream
  * has a server with addresses
  */
 
 static void
-ngx_http_qqfail_sync_run(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_sync_run(ngx_qqfail_resolver_t *rs)
 {
-    ngx_uint_t                    n, todo;
-    ngx_msec_t                    deadline, enough, timeout;
-    ngx_http_qqfail_job_t       **jobp;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_uint_t               n, todo;
+    ngx_msec_t               deadline, enough, timeout;
+    ngx_qqfail_job_t       **jobp;
+    ngx_qqfail_srv_conf_t  **qscfp;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     qmcf = rs->qmcf;
 
@@ -111,15 +111,15 @@ ngx_http_qqfail_sync_run(ngx_http_qqfail_resolver_t *rs)
 
     ngx_time_update();
     deadline = ngx_current_msec + timeout;
-    enough = ngx_current_msec + ngx_min(timeout, NGX_HTTP_QQFAIL_START_PASS);
+    enough = ngx_current_msec + ngx_min(timeout, NGX_QQFAIL_START_PASS);
 
-    todo = ngx_http_qqfail_sync_queue(rs);
+    todo = ngx_qqfail_sync_queue(rs);
     jobp = rs->jobs->elts;
 
     while (todo) {
-        ngx_http_qqfail_jobs_resume(rs);
+        ngx_qqfail_jobs_resume(rs);
 
-        if (ngx_http_qqfail_channels_poll(rs, deadline, enough) != NGX_OK) {
+        if (ngx_qqfail_channels_poll(rs, deadline, enough) != NGX_OK) {
             break;
         }
 
@@ -134,7 +134,7 @@ ngx_http_qqfail_sync_run(ngx_http_qqfail_resolver_t *rs)
         ngx_time_update();
 
         if (todo && (ngx_msec_int_t) (ngx_current_msec - enough) >= 0
-            && ngx_http_qqfail_sync_served(qmcf))
+            && ngx_qqfail_sync_served(qmcf))
         {
             break;
         }
@@ -148,11 +148,11 @@ ngx_http_qqfail_sync_run(ngx_http_qqfail_resolver_t *rs)
  */
 
 static ngx_uint_t
-ngx_http_qqfail_sync_queue(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_sync_queue(ngx_qqfail_resolver_t *rs)
 {
-    ngx_uint_t                    n, todo;
-    ngx_http_qqfail_job_t       **jobp;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_uint_t               n, todo;
+    ngx_qqfail_job_t       **jobp;
+    ngx_qqfail_server_sh_t  *ssh;
 
     todo = 0;
     jobp = rs->jobs->elts;
@@ -165,8 +165,8 @@ ngx_http_qqfail_sync_queue(ngx_http_qqfail_resolver_t *rs)
          * the new rules refuse, is checked too
          */
 
-        if ((ssh->source == NGX_HTTP_QQFAIL_SOURCE_LIVE
-             || ssh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
+        if ((ssh->source == NGX_QQFAIL_SOURCE_LIVE
+             || ssh->source == NGX_QQFAIL_SOURCE_LITERAL)
             && ssh->quorum >= jobp[n]->server->upstream->quorum
             && !jobp[n]->server->refused)
         {
@@ -191,11 +191,11 @@ ngx_http_qqfail_sync_queue(ngx_http_qqfail_resolver_t *rs)
  */
 
 static void
-ngx_http_qqfail_sync_end(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_sync_end(ngx_qqfail_resolver_t *rs)
 {
-    ngx_uint_t                 k, n;
-    ngx_http_qqfail_job_t    **jobp;
-    ngx_http_qqfail_lookup_t  *lk;
+    ngx_uint_t            k, n;
+    ngx_qqfail_job_t    **jobp;
+    ngx_qqfail_lookup_t  *lk;
 
     if (rs->jobs == NULL) {
         return;
@@ -212,7 +212,7 @@ ngx_http_qqfail_sync_end(ngx_http_qqfail_resolver_t *rs)
                 && ngx_current_msec - lk->answer[0].sent
                    >= jobp[n]->server->upstream->timeout)
             {
-                ngx_http_qqfail_lookup_deadline(&lk->deadline);
+                ngx_qqfail_lookup_deadline(&lk->deadline);
             }
         }
     }
@@ -222,11 +222,11 @@ ngx_http_qqfail_sync_end(ngx_http_qqfail_resolver_t *rs)
 /* may nginx start serving: has every upstream a server with addresses? */
 
 static ngx_uint_t
-ngx_http_qqfail_sync_served(ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_sync_served(ngx_qqfail_main_conf_t *qmcf)
 {
-    ngx_uint_t                    i, j;
-    ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
+    ngx_uint_t               i, j;
+    ngx_qqfail_server_t     *server;
+    ngx_qqfail_srv_conf_t  **qscfp;
 
     qscfp = qmcf->upstreams.elts;
 
@@ -251,14 +251,14 @@ ngx_http_qqfail_sync_served(ngx_http_qqfail_main_conf_t *qmcf)
 /* the lookup leader: one worker of the current generation */
 
 ngx_int_t
-ngx_http_qqfail_resolver_init_process(ngx_cycle_t *cycle,
-    ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_resolver_init_process(ngx_cycle_t *cycle,
+    ngx_qqfail_main_conf_t *qmcf)
 {
-    ngx_http_qqfail_resolver_t  *rs;
+    ngx_qqfail_resolver_t  *rs;
 
     /* the worker's object lives as long as the worker */
 
-    rs = ngx_pcalloc(cycle->pool, sizeof(ngx_http_qqfail_resolver_t));
+    rs = ngx_pcalloc(cycle->pool, sizeof(ngx_qqfail_resolver_t));
     if (rs == NULL) {
         return NGX_ERROR;
     }
@@ -268,25 +268,25 @@ ngx_http_qqfail_resolver_init_process(ngx_cycle_t *cycle,
     rs->epoch = qmcf->sh->epoch;
     ngx_queue_init(&rs->waiting);
 
-    rs->lease_ev.handler = ngx_http_qqfail_lease_handler;
+    rs->lease_ev.handler = ngx_qqfail_lease_handler;
     rs->lease_ev.data = rs;
     rs->lease_ev.log = cycle->log;
     rs->lease_ev.cancelable = 1;
 
     ngx_add_timer(&rs->lease_ev, 1);
 
-    /* for ngx_http_qqfail_resolver_exit_process(), nginx gives no context */
+    /* for ngx_qqfail_resolver_exit_process(), nginx gives no context */
 
-    ngx_http_qqfail_rs = rs;
+    ngx_qqfail_rs = rs;
 
     return NGX_OK;
 }
 
 
 void
-ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle)
+ngx_qqfail_resolver_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_qqfail_resolver_t  *rs = ngx_http_qqfail_rs;
+    ngx_qqfail_resolver_t  *rs = ngx_qqfail_rs;
 
     if (rs == NULL) {
         return;
@@ -296,40 +296,40 @@ ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&rs->lease_ev);
     }
 
-    ngx_http_qqfail_lead_stop(rs);
+    ngx_qqfail_lead_stop(rs);
 
     if (rs->qmcf && rs->qmcf->sh) {
-        (void) ngx_http_qqfail_lease(rs->qmcf, (ngx_uint_t) -1,
-                                     0);
+        (void) ngx_qqfail_lease(rs->qmcf, (ngx_uint_t) -1,
+                                0);
     }
 }
 
 
 static void
-ngx_http_qqfail_lease_handler(ngx_event_t *ev)
+ngx_qqfail_lease_handler(ngx_event_t *ev)
 {
-    ngx_http_qqfail_resolver_t  *rs = ev->data;
+    ngx_qqfail_resolver_t  *rs = ev->data;
 
     ngx_int_t  rc;
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
-        ngx_http_qqfail_lead_stop(rs);
+        ngx_qqfail_lead_stop(rs);
         return;
     }
 
-    rc = ngx_http_qqfail_lease(rs->qmcf, rs->epoch,
-                               rs->leading);
+    rc = ngx_qqfail_lease(rs->qmcf, rs->epoch,
+                          rs->leading);
 
     if (rc == NGX_OK) {
         if (!rs->leading) {
-            ngx_http_qqfail_lead_start(rs);
+            ngx_qqfail_lead_start(rs);
 
         } else {
-            ngx_http_qqfail_channels_drops(rs);
+            ngx_qqfail_channels_drops(rs);
         }
 
     } else if (rs->leading) {
-        ngx_http_qqfail_lead_stop(rs);
+        ngx_qqfail_lead_stop(rs);
     }
 
     if (rc == NGX_ABORT) {
@@ -337,37 +337,37 @@ ngx_http_qqfail_lease_handler(ngx_event_t *ev)
         return;
     }
 
-    ngx_add_timer(ev, NGX_HTTP_QQFAIL_LEASE_TICK);
+    ngx_add_timer(ev, NGX_QQFAIL_LEASE_TICK);
 }
 
 
 static void
-ngx_http_qqfail_lead_start(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_lead_start(ngx_qqfail_resolver_t *rs)
 {
-    ngx_msec_t                    now, delay;
-    ngx_uint_t                    n;
-    ngx_http_qqfail_job_t       **jobp;
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_msec_t               now, delay;
+    ngx_uint_t               n;
+    ngx_qqfail_job_t       **jobp;
+    ngx_qqfail_server_sh_t  *ssh;
 
     /* a lost leadership whose channels are still there ends first */
 
-    ngx_http_qqfail_lead_stop(rs);
+    ngx_qqfail_lead_stop(rs);
 
     ngx_log_error(NGX_LOG_NOTICE, rs->log, 0,
                   "qqfail: worker %P leads DNS lookups (generation %ui)",
                   ngx_pid, rs->epoch);
 
-    if (ngx_http_qqfail_channels_create(rs) != NGX_OK
-        || ngx_http_qqfail_jobs_create(rs) != NGX_OK)
+    if (ngx_qqfail_channels_create(rs) != NGX_OK
+        || ngx_qqfail_jobs_create(rs) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ALERT, rs->log, 0,
                       "qqfail: cannot start DNS lookups");
-        ngx_http_qqfail_channels_destroy(rs);
-        ngx_http_qqfail_jobs_destroy(rs);
+        ngx_qqfail_channels_destroy(rs);
+        ngx_qqfail_jobs_destroy(rs);
 
         /* let another worker try */
-        (void) ngx_http_qqfail_lease(rs->qmcf, (ngx_uint_t) -1,
-                                     0);
+        (void) ngx_qqfail_lease(rs->qmcf, (ngx_uint_t) -1,
+                                0);
         return;
     }
 
@@ -375,7 +375,7 @@ ngx_http_qqfail_lead_start(ngx_http_qqfail_resolver_t *rs)
 
     /* a first write tells at once whether the state file is writable */
 
-    ngx_http_qqfail_state_changed(rs->qmcf, rs->log);
+    ngx_qqfail_state_changed(rs->qmcf, rs->log);
 
     /*
      * continue where the previous leader stopped, on the monotonic clock:
@@ -383,14 +383,14 @@ ngx_http_qqfail_lead_start(ngx_http_qqfail_resolver_t *rs)
      * after a reload applies at once
      */
 
-    now = ngx_http_qqfail_msec();
+    now = ngx_qqfail_msec();
     jobp = rs->jobs->elts;
 
     for (n = 0; n < rs->jobs->nelts; n++) {
         ssh = jobp[n]->server->sh;
         delay = 1;
 
-        if (ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE) {
+        if (ssh->source != NGX_QQFAIL_SOURCE_NONE) {
             if ((ngx_msec_int_t) (ssh->next_msec - now) > 0) {
                 delay = ngx_min(ssh->next_msec - now,
                                 jobp[n]->server->upstream->refresh);
@@ -413,7 +413,7 @@ ngx_http_qqfail_lead_start(ngx_http_qqfail_resolver_t *rs)
 
 
 static void
-ngx_http_qqfail_lead_stop(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_lead_stop(ngx_qqfail_resolver_t *rs)
 {
     if (rs->leading) {
         rs->leading = 0;
@@ -426,7 +426,7 @@ ngx_http_qqfail_lead_stop(ngx_http_qqfail_resolver_t *rs)
         ngx_delete_posted_event(&rs->stop_ev);
     }
 
-    ngx_http_qqfail_lead_end(rs);
+    ngx_qqfail_lead_end(rs);
 }
 
 
@@ -439,7 +439,7 @@ ngx_http_qqfail_lead_stop(ngx_http_qqfail_resolver_t *rs)
  */
 
 ngx_uint_t
-ngx_http_qqfail_lead_check(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_lead_check(ngx_qqfail_resolver_t *rs)
 {
     if (rs->sync) {
         return 1;
@@ -449,20 +449,20 @@ ngx_http_qqfail_lead_check(ngx_http_qqfail_resolver_t *rs)
         return 0;
     }
 
-    if (ngx_http_qqfail_lease(rs->qmcf, rs->epoch, 1)
+    if (ngx_qqfail_lease(rs->qmcf, rs->epoch, 1)
         == NGX_OK)
     {
         return 1;
     }
 
-    ngx_http_qqfail_lead_lost(rs);
+    ngx_qqfail_lead_lost(rs);
 
     return 0;
 }
 
 
 static void
-ngx_http_qqfail_lead_lost(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_lead_lost(ngx_qqfail_resolver_t *rs)
 {
     rs->leading = 0;
 
@@ -472,7 +472,7 @@ ngx_http_qqfail_lead_lost(ngx_http_qqfail_resolver_t *rs)
 
     /* its pending state-file write would overwrite the new leader's */
 
-    ngx_http_qqfail_state_cancel();
+    ngx_qqfail_state_cancel();
 
     /*
      * c-ares may be on the stack (this runs in its callbacks): the
@@ -480,7 +480,7 @@ ngx_http_qqfail_lead_lost(ngx_http_qqfail_resolver_t *rs)
      * or published, as the leadership flag is off
      */
 
-    rs->stop_ev.handler = ngx_http_qqfail_lead_end_handler;
+    rs->stop_ev.handler = ngx_qqfail_lead_end_handler;
     rs->stop_ev.data = rs;
     rs->stop_ev.log = rs->log;
 
@@ -489,19 +489,19 @@ ngx_http_qqfail_lead_lost(ngx_http_qqfail_resolver_t *rs)
 
 
 static void
-ngx_http_qqfail_lead_end_handler(ngx_event_t *ev)
+ngx_qqfail_lead_end_handler(ngx_event_t *ev)
 {
-    ngx_http_qqfail_lead_end(ev->data);
+    ngx_qqfail_lead_end(ev->data);
 }
 
 
 static void
-ngx_http_qqfail_lead_end(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_lead_end(ngx_qqfail_resolver_t *rs)
 {
-    ngx_http_qqfail_state_flush();
+    ngx_qqfail_state_flush();
 
     /* callbacks of pending queries run now, and publish nothing */
 
-    ngx_http_qqfail_channels_destroy(rs);
-    ngx_http_qqfail_jobs_destroy(rs);
+    ngx_qqfail_channels_destroy(rs);
+    ngx_qqfail_jobs_destroy(rs);
 }

@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_policy.h"
+#include "ngx_qqfail_policy.h"
 
 
 /*
@@ -20,14 +20,14 @@
  * The first name in order that resolves wins; the name in use also wins
  * when its answers lack only the quorum (its addresses stay).  Going back
  * to a better name, while the name in use still works, takes
- * NGX_HTTP_QQFAIL_RECOVER good rounds in a row ("recover" counts them
+ * NGX_QQFAIL_RECOVER good rounds in a row ("recover" counts them
  * across rounds), so that a name that flaps does not move the traffic
  * at each round; a server without live addresses (none yet, or only from
  * the state file) takes the best name at once.
  */
 
 ngx_int_t
-ngx_http_qqfail_policy_choose(ngx_uint_t n, ngx_uint_t *state,
+ngx_qqfail_policy_choose(ngx_uint_t n, ngx_uint_t *state,
     ngx_uint_t active, ngx_uint_t source, ngx_uint_t *recover)
 {
     ngx_int_t   best, chosen;
@@ -36,9 +36,9 @@ ngx_http_qqfail_policy_choose(ngx_uint_t n, ngx_uint_t *state,
     best = -1;
 
     for (i = 0; i < n; i++) {
-        if (state[i] == NGX_HTTP_QQFAIL_NAME_OK
-            || (state[i] == NGX_HTTP_QQFAIL_NAME_NOQUORUM && i == active
-                && source != NGX_HTTP_QQFAIL_SOURCE_NONE))
+        if (state[i] == NGX_QQFAIL_NAME_OK
+            || (state[i] == NGX_QQFAIL_NAME_NOQUORUM && i == active
+                && source != NGX_QQFAIL_SOURCE_NONE))
         {
             best = i;
             break;
@@ -46,16 +46,16 @@ ngx_http_qqfail_policy_choose(ngx_uint_t n, ngx_uint_t *state,
     }
 
     active_ok = (active < n
-                 && (state[active] == NGX_HTTP_QQFAIL_NAME_OK
-                     || state[active] == NGX_HTTP_QQFAIL_NAME_NOQUORUM));
+                 && (state[active] == NGX_QQFAIL_NAME_OK
+                     || state[active] == NGX_QQFAIL_NAME_NOQUORUM));
 
     chosen = best;
 
     if (best >= 0 && (ngx_uint_t) best < active && active_ok
-        && source != NGX_HTTP_QQFAIL_SOURCE_NONE
-        && source != NGX_HTTP_QQFAIL_SOURCE_STATE)
+        && source != NGX_QQFAIL_SOURCE_NONE
+        && source != NGX_QQFAIL_SOURCE_STATE)
     {
-        if (++*recover < NGX_HTTP_QQFAIL_RECOVER) {
+        if (++*recover < NGX_QQFAIL_RECOVER) {
             chosen = active;
         }
 

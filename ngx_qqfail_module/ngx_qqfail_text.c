@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_text.h"
+#include "ngx_qqfail_text.h"
 
 
 /*
@@ -26,16 +26,16 @@
  */
 
 
-static ngx_int_t ngx_http_qqfail_state_word(u_char **pos, u_char *last,
+static ngx_int_t ngx_qqfail_state_word(u_char **pos, u_char *last,
     ngx_str_t *word);
-static ngx_int_t ngx_http_qqfail_state_unescape(ngx_str_t *s);
-static ngx_int_t ngx_http_qqfail_state_addr(ngx_str_t *word,
-    ngx_http_qqfail_state_addr_t *addr);
-static ngx_int_t ngx_http_qqfail_text_number(u_char *p, size_t len,
+static ngx_int_t ngx_qqfail_state_unescape(ngx_str_t *s);
+static ngx_int_t ngx_qqfail_state_addr(ngx_str_t *word,
+    ngx_qqfail_state_addr_t *addr);
+static ngx_int_t ngx_qqfail_text_number(u_char *p, size_t len,
     uint64_t max, uint64_t *value);
-static ngx_int_t ngx_http_qqfail_text_hex(u_char c);
-static size_t ngx_http_qqfail_utf8_len(u_char *p, size_t len);
-static u_char *ngx_http_qqfail_text_escape_run(u_char *p, ngx_uint_t how,
+static ngx_int_t ngx_qqfail_text_hex(u_char c);
+static size_t ngx_qqfail_utf8_len(u_char *p, size_t len);
+static u_char *ngx_qqfail_text_escape_run(u_char *p, ngx_uint_t how,
     u_char *s, size_t len);
 
 
@@ -45,19 +45,19 @@ static u_char *ngx_http_qqfail_text_escape_run(u_char *p, ngx_uint_t how,
  */
 
 ngx_int_t
-ngx_http_qqfail_state_parse(u_char *buf, size_t len,
-    ngx_http_qqfail_state_parser_t *sp)
+ngx_qqfail_state_parse(u_char *buf, size_t len,
+    ngx_qqfail_state_parser_t *sp)
 {
-    u_char                        *p, *eol, *last;
-    uint64_t                       n;
-    ngx_int_t                      rc;
-    ngx_str_t                      word;
-    ngx_uint_t                     count, ended;
-    ngx_http_qqfail_state_line_t   sl;
+    u_char                  *p, *eol, *last;
+    uint64_t                 n;
+    ngx_int_t                rc;
+    ngx_str_t                word;
+    ngx_uint_t               count, ended;
+    ngx_qqfail_state_line_t  sl;
 
     last = buf + len;
 
-    if (len < sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1
+    if (len < sizeof(NGX_QQFAIL_STATE_HEADER) - 1
         || ngx_strncmp(buf, "qqfail-state ", 13) != 0)
     {
         sp->line = 1;
@@ -65,8 +65,8 @@ ngx_http_qqfail_state_parse(u_char *buf, size_t len,
         return NGX_ERROR;
     }
 
-    if (ngx_strncmp(buf, NGX_HTTP_QQFAIL_STATE_HEADER,
-                    sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1)
+    if (ngx_strncmp(buf, NGX_QQFAIL_STATE_HEADER,
+                    sizeof(NGX_QQFAIL_STATE_HEADER) - 1)
         != 0)
     {
         sp->line = 1;
@@ -74,7 +74,7 @@ ngx_http_qqfail_state_parse(u_char *buf, size_t len,
         return NGX_ERROR;
     }
 
-    p = buf + sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1;
+    p = buf + sizeof(NGX_QQFAIL_STATE_HEADER) - 1;
     sp->line = 1;
     count = 0;
     ended = 0;
@@ -99,19 +99,19 @@ ngx_http_qqfail_state_parse(u_char *buf, size_t len,
             continue;
         }
 
-        if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK) {
+        if (ngx_qqfail_state_word(&p, eol, &word) != NGX_OK) {
             sp->err = "invalid characters";
             return NGX_ERROR;
         }
 
         if (word.len == 3 && ngx_strncmp(word.data, "end", 3) == 0) {
-            if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK) {
+            if (ngx_qqfail_state_word(&p, eol, &word) != NGX_OK) {
                 sp->err = "invalid end line";
                 return NGX_ERROR;
             }
 
-            if (ngx_http_qqfail_text_number(word.data, word.len,
-                                            NGX_MAX_INT_T_VALUE, &n)
+            if (ngx_qqfail_text_number(word.data, word.len,
+                                       NGX_MAX_INT_T_VALUE, &n)
                 != NGX_OK
                 || n != count || p != eol)
             {
@@ -131,21 +131,21 @@ ngx_http_qqfail_state_parse(u_char *buf, size_t len,
 
         count++;
 
-        if (ngx_http_qqfail_state_word(&p, eol, &sl.upstream) != NGX_OK
-            || ngx_http_qqfail_state_word(&p, eol, &sl.names) != NGX_OK)
+        if (ngx_qqfail_state_word(&p, eol, &sl.upstream) != NGX_OK
+            || ngx_qqfail_state_word(&p, eol, &sl.names) != NGX_OK)
         {
             sp->err = "invalid server line";
             return NGX_ERROR;
         }
 
-        if (ngx_http_qqfail_state_unescape(&sl.upstream) != NGX_OK) {
+        if (ngx_qqfail_state_unescape(&sl.upstream) != NGX_OK) {
             sp->err = "invalid upstream name";
             return NGX_ERROR;
         }
 
-        if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK
-            || ngx_http_qqfail_text_number(word.data, word.len,
-                                           NGX_MAX_INT_T_VALUE, &n)
+        if (ngx_qqfail_state_word(&p, eol, &word) != NGX_OK
+            || ngx_qqfail_text_number(word.data, word.len,
+                                      NGX_MAX_INT_T_VALUE, &n)
                != NGX_OK
             || n >= sp->max_names)
         {
@@ -155,9 +155,9 @@ ngx_http_qqfail_state_parse(u_char *buf, size_t len,
 
         sl.active = (ngx_uint_t) n;
 
-        if (ngx_http_qqfail_state_word(&p, eol, &word) != NGX_OK
-            || ngx_http_qqfail_text_number(word.data, word.len,
-                                           NGX_MAX_TIME_T_VALUE, &n)
+        if (ngx_qqfail_state_word(&p, eol, &word) != NGX_OK
+            || ngx_qqfail_text_number(word.data, word.len,
+                                      NGX_MAX_TIME_T_VALUE, &n)
                != NGX_OK)
         {
             sp->err = "invalid time";
@@ -169,14 +169,14 @@ ngx_http_qqfail_state_parse(u_char *buf, size_t len,
         sl.addrs = sp->addrs;
 
         for ( ;; ) {
-            rc = ngx_http_qqfail_state_word(&p, eol, &word);
+            rc = ngx_qqfail_state_word(&p, eol, &word);
 
             if (rc == NGX_DECLINED) {
                 break;
             }
 
             if (rc != NGX_OK || sl.naddrs == sp->max_addrs
-                || ngx_http_qqfail_state_addr(&word, &sl.addrs[sl.naddrs])
+                || ngx_qqfail_state_addr(&word, &sl.addrs[sl.naddrs])
                    != NGX_OK)
             {
                 sp->err = "invalid address";
@@ -215,7 +215,7 @@ ngx_http_qqfail_state_parse(u_char *buf, size_t len,
 
 
 static ngx_int_t
-ngx_http_qqfail_state_word(u_char **pos, u_char *last, ngx_str_t *word)
+ngx_qqfail_state_word(u_char **pos, u_char *last, ngx_str_t *word)
 {
     u_char  *p;
 
@@ -249,7 +249,7 @@ ngx_http_qqfail_state_word(u_char **pos, u_char *last, ngx_str_t *word)
  */
 
 u_char *
-ngx_http_qqfail_state_escape(u_char *p, u_char *s, size_t len)
+ngx_qqfail_state_escape(u_char *p, u_char *s, size_t len)
 {
     size_t         i;
     u_char         c;
@@ -275,11 +275,11 @@ ngx_http_qqfail_state_escape(u_char *p, u_char *s, size_t len)
 /* in place: the name only gets shorter */
 
 static ngx_int_t
-ngx_http_qqfail_state_unescape(ngx_str_t *s)
+ngx_qqfail_state_unescape(ngx_str_t *s)
 {
-    u_char     *p;
-    size_t      i;
-    ngx_int_t   hi, lo;
+    u_char    *p;
+    size_t     i;
+    ngx_int_t  hi, lo;
 
     p = s->data;
 
@@ -293,8 +293,8 @@ ngx_http_qqfail_state_unescape(ngx_str_t *s)
             return NGX_ERROR;
         }
 
-        hi = ngx_http_qqfail_text_hex(s->data[i + 1]);
-        lo = ngx_http_qqfail_text_hex(s->data[i + 2]);
+        hi = ngx_qqfail_text_hex(s->data[i + 1]);
+        lo = ngx_qqfail_text_hex(s->data[i + 2]);
 
         if (hi == NGX_ERROR || lo == NGX_ERROR) {
             return NGX_ERROR;
@@ -318,13 +318,13 @@ ngx_http_qqfail_state_unescape(ngx_str_t *s)
  */
 
 static ngx_int_t
-ngx_http_qqfail_state_addr(ngx_str_t *word,
-    ngx_http_qqfail_state_addr_t *addr)
+ngx_qqfail_state_addr(ngx_str_t *word,
+    ngx_qqfail_state_addr_t *addr)
 {
-    u_char               *p, *host, *last;
-    size_t                len;
-    uint64_t              port;
-    struct sockaddr_in   *sin;
+    u_char              *p, *host, *last;
+    size_t               len;
+    uint64_t             port;
+    struct sockaddr_in  *sin;
 #if (NGX_HAVE_INET6)
     struct sockaddr_in6  *sin6;
 #endif
@@ -355,7 +355,7 @@ ngx_http_qqfail_state_addr(ngx_str_t *word,
         p++;
     }
 
-    if (ngx_http_qqfail_text_number(p, last - p, 65535, &port) != NGX_OK
+    if (ngx_qqfail_text_number(p, last - p, 65535, &port) != NGX_OK
         || port < 1 || len == 0 || len > NGX_INET6_ADDRSTRLEN)
     {
         return NGX_ERROR;
@@ -403,7 +403,7 @@ ngx_http_qqfail_state_addr(ngx_str_t *word,
 /* as ngx_atoi() and ngx_atotm(): decimal digits only, "max" at most */
 
 static ngx_int_t
-ngx_http_qqfail_text_number(u_char *p, size_t len, uint64_t max,
+ngx_qqfail_text_number(u_char *p, size_t len, uint64_t max,
     uint64_t *value)
 {
     uint64_t  n, d;
@@ -433,7 +433,7 @@ ngx_http_qqfail_text_number(u_char *p, size_t len, uint64_t max,
 
 
 static ngx_int_t
-ngx_http_qqfail_text_hex(u_char c)
+ngx_qqfail_text_hex(u_char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -453,11 +453,11 @@ ngx_http_qqfail_text_hex(u_char c)
  * Names come from the configuration and the databases as bytes: every run
  * of valid UTF-8 is escaped for the format, every other byte becomes
  * U+FFFD, so that each format stays valid UTF-8.  "dst" has room for
- * NGX_HTTP_QQFAIL_ESCAPE_LEN(len) bytes; returns the end of the output.
+ * NGX_QQFAIL_ESCAPE_LEN(len) bytes; returns the end of the output.
  */
 
 u_char *
-ngx_http_qqfail_text_escape(u_char *dst, ngx_uint_t how, u_char *s,
+ngx_qqfail_text_escape(u_char *dst, ngx_uint_t how, u_char *s,
     size_t len)
 {
     u_char  *p, *run, *last;
@@ -469,14 +469,14 @@ ngx_http_qqfail_text_escape(u_char *dst, ngx_uint_t how, u_char *s,
     while (s < last) {
 
         for (run = s; run < last; run += n) {
-            n = ngx_http_qqfail_utf8_len(run, last - run);
+            n = ngx_qqfail_utf8_len(run, last - run);
 
             if (n == 0) {
                 break;
             }
         }
 
-        p = ngx_http_qqfail_text_escape_run(p, how, s, run - s);
+        p = ngx_qqfail_text_escape_run(p, how, s, run - s);
 
         if (run < last) {
             *p++ = 0xef; *p++ = 0xbf; *p++ = 0xbd;
@@ -499,7 +499,7 @@ ngx_http_qqfail_text_escape(u_char *dst, ngx_uint_t how, u_char *s,
  */
 
 static size_t
-ngx_http_qqfail_utf8_len(u_char *p, size_t len)
+ngx_qqfail_utf8_len(u_char *p, size_t len)
 {
     size_t    n, i;
     uint32_t  u, min;
@@ -550,7 +550,7 @@ ngx_http_qqfail_utf8_len(u_char *p, size_t len)
 
 
 static u_char *
-ngx_http_qqfail_text_escape_run(u_char *p, ngx_uint_t how, u_char *s,
+ngx_qqfail_text_escape_run(u_char *p, ngx_uint_t how, u_char *s,
     size_t len)
 {
     u_char  c;
@@ -561,7 +561,7 @@ ngx_http_qqfail_text_escape_run(u_char *p, ngx_uint_t how, u_char *s,
 
         switch (how) {
 
-        case NGX_HTTP_QQFAIL_ESC_JSON:
+        case NGX_QQFAIL_ESC_JSON:
 
             /* as ngx_escape_json() */
 
@@ -605,7 +605,7 @@ ngx_http_qqfail_text_escape_run(u_char *p, ngx_uint_t how, u_char *s,
 
             break;
 
-        case NGX_HTTP_QQFAIL_ESC_HTML:
+        case NGX_QQFAIL_ESC_HTML:
 
             /* as ngx_escape_html() */
 
@@ -632,7 +632,7 @@ ngx_http_qqfail_text_escape_run(u_char *p, ngx_uint_t how, u_char *s,
 
             break;
 
-        default: /* NGX_HTTP_QQFAIL_ESC_PROM: a label value */
+        default: /* NGX_QQFAIL_ESC_PROM: a label value */
 
             if (c == '\\' || c == '"') {
                 *p++ = '\\';
@@ -658,7 +658,7 @@ ngx_http_qqfail_text_escape_run(u_char *p, ngx_uint_t how, u_char *s,
  */
 
 size_t
-ngx_http_qqfail_utf8_cut(u_char *p, size_t len, size_t max)
+ngx_qqfail_utf8_cut(u_char *p, size_t len, size_t max)
 {
     size_t  n;
 

@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_dns.h"
+#include "ngx_qqfail_dns.h"
 
 
 /*
@@ -18,9 +18,9 @@
  *     question, the one asked: same name (case-insensitively), same type,
  *     class IN;
  *   - NXDOMAIN, SERVFAIL and REFUSED are returned as such, any other error
- *     rcode as NGX_HTTP_QQFAIL_DNS_RCODE;
+ *     rcode as NGX_QQFAIL_DNS_RCODE;
  *   - in the answer section only the CNAME chain that starts at the name
- *     asked is followed, at most NGX_HTTP_QQFAIL_DNS_MAX_CNAMES links, and
+ *     asked is followed, at most NGX_QQFAIL_DNS_MAX_CNAMES links, and
  *     only the addresses of the name at its end are taken; every other
  *     record is ignored;
  *   - names are at most 255 octets, labels 63, and a compression pointer
@@ -30,130 +30,130 @@
  */
 
 
-#define NGX_HTTP_QQFAIL_DNS_HLEN         12
-#define NGX_HTTP_QQFAIL_DNS_NAMELEN      255     /* wire form, with the root */
-#define NGX_HTTP_QQFAIL_DNS_HOPS         127     /* pointers in one name */
+#define NGX_QQFAIL_DNS_HLEN              12
+#define NGX_QQFAIL_DNS_NAMELEN           255     /* wire form, with the root */
+#define NGX_QQFAIL_DNS_HOPS              127     /* pointers in one name */
 
-#define NGX_HTTP_QQFAIL_DNS_CNAME        5
-#define NGX_HTTP_QQFAIL_DNS_IN           1
+#define NGX_QQFAIL_DNS_CNAME             5
+#define NGX_QQFAIL_DNS_IN                1
 
-#define ngx_http_qqfail_dns_get16(p)                                          \
+#define ngx_qqfail_dns_get16(p)                                               \
     (((ngx_uint_t) (p)[0] << 8) | (p)[1])
 
-#define ngx_http_qqfail_dns_get32(p)                                          \
+#define ngx_qqfail_dns_get32(p)                                               \
     (((uint32_t) (p)[0] << 24) | ((uint32_t) (p)[1] << 16)                    \
      | ((uint32_t) (p)[2] << 8) | (p)[3])
 
 
 typedef struct {
-    u_char             name[NGX_HTTP_QQFAIL_DNS_NAMELEN];
+    u_char             name[NGX_QQFAIL_DNS_NAMELEN];
     size_t             len;
-} ngx_http_qqfail_dns_name_t;
+} ngx_qqfail_dns_name_t;
 
 
 typedef struct {
-    ngx_http_qqfail_dns_name_t  owner;
+    ngx_qqfail_dns_name_t       owner;
     ngx_uint_t                  type;
     ngx_uint_t                  class;
     uint32_t                    ttl;
     size_t                      rdata;       /* offset in the message */
     size_t                      rdlen;
-} ngx_http_qqfail_dns_rr_t;
+} ngx_qqfail_dns_rr_t;
 
 
-static ngx_int_t ngx_http_qqfail_dns_encode(u_char *text, size_t len,
-    ngx_http_qqfail_dns_name_t *name);
-static ngx_int_t ngx_http_qqfail_dns_name(u_char *msg, size_t len,
-    size_t *pos, ngx_http_qqfail_dns_name_t *name, const char **reason);
-static ngx_int_t ngx_http_qqfail_dns_rr(u_char *msg, size_t len, size_t *pos,
-    ngx_http_qqfail_dns_rr_t *rr, const char **reason);
-static ngx_uint_t ngx_http_qqfail_dns_same(ngx_http_qqfail_dns_name_t *a,
-    ngx_http_qqfail_dns_name_t *b);
+static ngx_int_t ngx_qqfail_dns_encode(u_char *text, size_t len,
+    ngx_qqfail_dns_name_t *name);
+static ngx_int_t ngx_qqfail_dns_name(u_char *msg, size_t len,
+    size_t *pos, ngx_qqfail_dns_name_t *name, const char **reason);
+static ngx_int_t ngx_qqfail_dns_rr(u_char *msg, size_t len, size_t *pos,
+    ngx_qqfail_dns_rr_t *rr, const char **reason);
+static ngx_uint_t ngx_qqfail_dns_same(ngx_qqfail_dns_name_t *a,
+    ngx_qqfail_dns_name_t *b);
 
 
 ngx_int_t
-ngx_http_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
-    ngx_uint_t qtype, ngx_http_qqfail_dns_answer_t *ans)
+ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
+    ngx_uint_t qtype, ngx_qqfail_dns_answer_t *ans)
 {
-    size_t                      pos, answers, asize;
-    uint32_t                    ttl;
-    ngx_uint_t                  flags, qdcount, ancount, i, found;
-    ngx_http_qqfail_dns_rr_t    rr;
-    ngx_http_qqfail_dns_name_t  want, cur, next;
+    size_t                 pos, answers, asize;
+    uint32_t               ttl;
+    ngx_uint_t             flags, qdcount, ancount, i, found;
+    ngx_qqfail_dns_rr_t    rr;
+    ngx_qqfail_dns_name_t  want, cur, next;
 
     ans->naddrs = 0;
     ans->ncnames = 0;
     ans->ttl = 0;
     ans->reason = NULL;
 
-    if (qtype == NGX_HTTP_QQFAIL_DNS_A) {
+    if (qtype == NGX_QQFAIL_DNS_A) {
         asize = 4;
 
-    } else if (qtype == NGX_HTTP_QQFAIL_DNS_AAAA) {
+    } else if (qtype == NGX_QQFAIL_DNS_AAAA) {
         asize = 16;
 
     } else {
         ans->reason = "type asked is not A or AAAA";
-        return NGX_HTTP_QQFAIL_DNS_MISMATCH;
+        return NGX_QQFAIL_DNS_MISMATCH;
     }
 
-    if (ngx_http_qqfail_dns_encode(name, nlen, &want) != NGX_OK) {
+    if (ngx_qqfail_dns_encode(name, nlen, &want) != NGX_OK) {
         ans->reason = "name asked is not a valid name";
-        return NGX_HTTP_QQFAIL_DNS_MISMATCH;
+        return NGX_QQFAIL_DNS_MISMATCH;
     }
 
-    if (len < NGX_HTTP_QQFAIL_DNS_HLEN) {
+    if (len < NGX_QQFAIL_DNS_HLEN) {
         ans->reason = "message shorter than a header";
-        return NGX_HTTP_QQFAIL_DNS_MALFORMED;
+        return NGX_QQFAIL_DNS_MALFORMED;
     }
 
-    flags = ngx_http_qqfail_dns_get16(&msg[2]);
-    qdcount = ngx_http_qqfail_dns_get16(&msg[4]);
-    ancount = ngx_http_qqfail_dns_get16(&msg[6]);
+    flags = ngx_qqfail_dns_get16(&msg[2]);
+    qdcount = ngx_qqfail_dns_get16(&msg[4]);
+    ancount = ngx_qqfail_dns_get16(&msg[6]);
 
     if (!(flags & 0x8000)) {
         ans->reason = "not a response (QR bit clear)";
-        return NGX_HTTP_QQFAIL_DNS_MISMATCH;
+        return NGX_QQFAIL_DNS_MISMATCH;
     }
 
     if (flags & 0x7800) {
         ans->reason = "opcode is not QUERY";
-        return NGX_HTTP_QQFAIL_DNS_MISMATCH;
+        return NGX_QQFAIL_DNS_MISMATCH;
     }
 
     if (qdcount != 1) {
         ans->reason = "not exactly one question";
-        return NGX_HTTP_QQFAIL_DNS_MISMATCH;
+        return NGX_QQFAIL_DNS_MISMATCH;
     }
 
     /* the question, echoed */
 
-    pos = NGX_HTTP_QQFAIL_DNS_HLEN;
+    pos = NGX_QQFAIL_DNS_HLEN;
 
-    if (ngx_http_qqfail_dns_name(msg, len, &pos, &cur, &ans->reason)
+    if (ngx_qqfail_dns_name(msg, len, &pos, &cur, &ans->reason)
         != NGX_OK)
     {
-        return NGX_HTTP_QQFAIL_DNS_MALFORMED;
+        return NGX_QQFAIL_DNS_MALFORMED;
     }
 
     if (len - pos < 4) {
         ans->reason = "question out of the message";
-        return NGX_HTTP_QQFAIL_DNS_MALFORMED;
+        return NGX_QQFAIL_DNS_MALFORMED;
     }
 
-    if (!ngx_http_qqfail_dns_same(&cur, &want)) {
+    if (!ngx_qqfail_dns_same(&cur, &want)) {
         ans->reason = "question name differs from the name asked";
-        return NGX_HTTP_QQFAIL_DNS_MISMATCH;
+        return NGX_QQFAIL_DNS_MISMATCH;
     }
 
-    if (ngx_http_qqfail_dns_get16(&msg[pos]) != qtype) {
+    if (ngx_qqfail_dns_get16(&msg[pos]) != qtype) {
         ans->reason = "question type differs from the type asked";
-        return NGX_HTTP_QQFAIL_DNS_MISMATCH;
+        return NGX_QQFAIL_DNS_MISMATCH;
     }
 
-    if (ngx_http_qqfail_dns_get16(&msg[pos + 2]) != NGX_HTTP_QQFAIL_DNS_IN) {
+    if (ngx_qqfail_dns_get16(&msg[pos + 2]) != NGX_QQFAIL_DNS_IN) {
         ans->reason = "question class is not IN";
-        return NGX_HTTP_QQFAIL_DNS_MISMATCH;
+        return NGX_QQFAIL_DNS_MISMATCH;
     }
 
     pos += 4;
@@ -164,17 +164,17 @@ ngx_http_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
         break;
 
     case 2:
-        return NGX_HTTP_QQFAIL_DNS_SERVFAIL;
+        return NGX_QQFAIL_DNS_SERVFAIL;
 
     case 3:
-        return NGX_HTTP_QQFAIL_DNS_NXDOMAIN;
+        return NGX_QQFAIL_DNS_NXDOMAIN;
 
     case 5:
-        return NGX_HTTP_QQFAIL_DNS_REFUSED;
+        return NGX_QQFAIL_DNS_REFUSED;
 
     default:
         ans->reason = "error rcode";
-        return NGX_HTTP_QQFAIL_DNS_RCODE;
+        return NGX_QQFAIL_DNS_RCODE;
     }
 
     /* every answer record must be well formed, the ignored ones too */
@@ -182,32 +182,32 @@ ngx_http_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
     answers = pos;
 
     for (i = 0; i < ancount; i++) {
-        if (ngx_http_qqfail_dns_rr(msg, len, &pos, &rr, &ans->reason)
+        if (ngx_qqfail_dns_rr(msg, len, &pos, &rr, &ans->reason)
             != NGX_OK)
         {
-            return NGX_HTTP_QQFAIL_DNS_MALFORMED;
+            return NGX_QQFAIL_DNS_MALFORMED;
         }
 
-        if (rr.class != NGX_HTTP_QQFAIL_DNS_IN) {
+        if (rr.class != NGX_QQFAIL_DNS_IN) {
             continue;
         }
 
-        if (rr.type == NGX_HTTP_QQFAIL_DNS_CNAME) {
-            if (ngx_http_qqfail_dns_name(msg, rr.rdata + rr.rdlen, &rr.rdata,
-                                         &next, &ans->reason)
+        if (rr.type == NGX_QQFAIL_DNS_CNAME) {
+            if (ngx_qqfail_dns_name(msg, rr.rdata + rr.rdlen, &rr.rdata,
+                                    &next, &ans->reason)
                 != NGX_OK)
             {
-                return NGX_HTTP_QQFAIL_DNS_MALFORMED;
+                return NGX_QQFAIL_DNS_MALFORMED;
             }
 
             if (rr.rdata != pos) {
                 ans->reason = "CNAME data longer than its name";
-                return NGX_HTTP_QQFAIL_DNS_MALFORMED;
+                return NGX_QQFAIL_DNS_MALFORMED;
             }
 
         } else if (rr.type == qtype && rr.rdlen != asize) {
             ans->reason = "address of a wrong length";
-            return NGX_HTTP_QQFAIL_DNS_MALFORMED;
+            return NGX_QQFAIL_DNS_MALFORMED;
         }
     }
 
@@ -220,34 +220,34 @@ ngx_http_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
         pos = answers;
 
         for (i = 0; i < ancount; i++) {
-            (void) ngx_http_qqfail_dns_rr(msg, len, &pos, &rr, &ans->reason);
+            (void) ngx_qqfail_dns_rr(msg, len, &pos, &rr, &ans->reason);
 
-            if (rr.type != NGX_HTTP_QQFAIL_DNS_CNAME
-                || rr.class != NGX_HTTP_QQFAIL_DNS_IN
-                || !ngx_http_qqfail_dns_same(&rr.owner, &cur))
+            if (rr.type != NGX_QQFAIL_DNS_CNAME
+                || rr.class != NGX_QQFAIL_DNS_IN
+                || !ngx_qqfail_dns_same(&rr.owner, &cur))
             {
                 continue;
             }
 
             if (found) {
                 ans->reason = "two CNAME records for one name";
-                return NGX_HTTP_QQFAIL_DNS_MALFORMED;
+                return NGX_QQFAIL_DNS_MALFORMED;
             }
 
             found = 1;
             ttl = ngx_min(ttl, rr.ttl);
 
-            (void) ngx_http_qqfail_dns_name(msg, rr.rdata + rr.rdlen,
-                                            &rr.rdata, &next, &ans->reason);
+            (void) ngx_qqfail_dns_name(msg, rr.rdata + rr.rdlen,
+                                       &rr.rdata, &next, &ans->reason);
         }
 
         if (!found) {
             break;
         }
 
-        if (++ans->ncnames > NGX_HTTP_QQFAIL_DNS_MAX_CNAMES) {
+        if (++ans->ncnames > NGX_QQFAIL_DNS_MAX_CNAMES) {
             ans->reason = "CNAME chain too long";
-            return NGX_HTTP_QQFAIL_DNS_MISMATCH;
+            return NGX_QQFAIL_DNS_MISMATCH;
         }
 
         cur = next;
@@ -258,11 +258,11 @@ ngx_http_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
     pos = answers;
 
     for (i = 0; i < ancount; i++) {
-        (void) ngx_http_qqfail_dns_rr(msg, len, &pos, &rr, &ans->reason);
+        (void) ngx_qqfail_dns_rr(msg, len, &pos, &rr, &ans->reason);
 
         if (rr.type != qtype
-            || rr.class != NGX_HTTP_QQFAIL_DNS_IN
-            || !ngx_http_qqfail_dns_same(&rr.owner, &cur))
+            || rr.class != NGX_QQFAIL_DNS_IN
+            || !ngx_qqfail_dns_same(&rr.owner, &cur))
         {
             continue;
         }
@@ -280,20 +280,20 @@ ngx_http_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
     ans->reason = NULL;
 
     if (ans->naddrs == 0) {
-        return NGX_HTTP_QQFAIL_DNS_NODATA;
+        return NGX_QQFAIL_DNS_NODATA;
     }
 
     ans->ttl = ttl;
 
-    return NGX_HTTP_QQFAIL_DNS_OK;
+    return NGX_QQFAIL_DNS_OK;
 }
 
 
 /* "www.example.com" to its wire form, lowercase; a final dot is allowed */
 
 static ngx_int_t
-ngx_http_qqfail_dns_encode(u_char *text, size_t len,
-    ngx_http_qqfail_dns_name_t *name)
+ngx_qqfail_dns_encode(u_char *text, size_t len,
+    ngx_qqfail_dns_name_t *name)
 {
     u_char  *p, *last, *label;
     size_t   n, l;
@@ -302,7 +302,7 @@ ngx_http_qqfail_dns_encode(u_char *text, size_t len,
         len--;
     }
 
-    if (len == 0 || len + 2 > NGX_HTTP_QQFAIL_DNS_NAMELEN) {
+    if (len == 0 || len + 2 > NGX_QQFAIL_DNS_NAMELEN) {
         return NGX_ERROR;
     }
 
@@ -346,8 +346,8 @@ ngx_http_qqfail_dns_encode(u_char *text, size_t len,
  */
 
 static ngx_int_t
-ngx_http_qqfail_dns_name(u_char *msg, size_t len, size_t *pos,
-    ngx_http_qqfail_dns_name_t *name, const char **reason)
+ngx_qqfail_dns_name(u_char *msg, size_t len, size_t *pos,
+    ngx_qqfail_dns_name_t *name, const char **reason)
 {
     size_t      p, start, end, n, target;
     ngx_uint_t  c, i, hops;
@@ -378,12 +378,12 @@ ngx_http_qqfail_dns_name(u_char *msg, size_t len, size_t *pos,
 
             target = ((c & 0x3f) << 8) | msg[p + 1];
 
-            if (target >= start || target < NGX_HTTP_QQFAIL_DNS_HLEN) {
+            if (target >= start || target < NGX_QQFAIL_DNS_HLEN) {
                 *reason = "compression pointer not backwards";
                 return NGX_ERROR;
             }
 
-            if (++hops > NGX_HTTP_QQFAIL_DNS_HOPS) {
+            if (++hops > NGX_QQFAIL_DNS_HOPS) {
                 *reason = "too many compression pointers";
                 return NGX_ERROR;
             }
@@ -404,7 +404,7 @@ ngx_http_qqfail_dns_name(u_char *msg, size_t len, size_t *pos,
 
         /* the label, and at least the root after it */
 
-        if (n + 1 + c + 1 > NGX_HTTP_QQFAIL_DNS_NAMELEN) {
+        if (n + 1 + c + 1 > NGX_QQFAIL_DNS_NAMELEN) {
             *reason = "name longer than 255 octets";
             return NGX_ERROR;
         }
@@ -433,12 +433,12 @@ ngx_http_qqfail_dns_name(u_char *msg, size_t len, size_t *pos,
 
 
 static ngx_int_t
-ngx_http_qqfail_dns_rr(u_char *msg, size_t len, size_t *pos,
-    ngx_http_qqfail_dns_rr_t *rr, const char **reason)
+ngx_qqfail_dns_rr(u_char *msg, size_t len, size_t *pos,
+    ngx_qqfail_dns_rr_t *rr, const char **reason)
 {
     size_t  p;
 
-    if (ngx_http_qqfail_dns_name(msg, len, pos, &rr->owner, reason)
+    if (ngx_qqfail_dns_name(msg, len, pos, &rr->owner, reason)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -451,10 +451,10 @@ ngx_http_qqfail_dns_rr(u_char *msg, size_t len, size_t *pos,
         return NGX_ERROR;
     }
 
-    rr->type = ngx_http_qqfail_dns_get16(&msg[p]);
-    rr->class = ngx_http_qqfail_dns_get16(&msg[p + 2]);
-    rr->ttl = ngx_http_qqfail_dns_get32(&msg[p + 4]);
-    rr->rdlen = ngx_http_qqfail_dns_get16(&msg[p + 8]);
+    rr->type = ngx_qqfail_dns_get16(&msg[p]);
+    rr->class = ngx_qqfail_dns_get16(&msg[p + 2]);
+    rr->ttl = ngx_qqfail_dns_get32(&msg[p + 4]);
+    rr->rdlen = ngx_qqfail_dns_get16(&msg[p + 8]);
     rr->rdata = p + 10;
 
     /* RFC 2181, section 8: a TTL with the top bit set is zero */
@@ -475,8 +475,8 @@ ngx_http_qqfail_dns_rr(u_char *msg, size_t len, size_t *pos,
 
 
 static ngx_uint_t
-ngx_http_qqfail_dns_same(ngx_http_qqfail_dns_name_t *a,
-    ngx_http_qqfail_dns_name_t *b)
+ngx_qqfail_dns_same(ngx_qqfail_dns_name_t *a,
+    ngx_qqfail_dns_name_t *b)
 {
     return a->len == b->len && ngx_memcmp(a->name, b->name, a->len) == 0;
 }

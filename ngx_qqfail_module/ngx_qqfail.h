@@ -4,89 +4,89 @@
  */
 
 
-#ifndef _NGX_HTTP_QQFAIL_MODULE_H_INCLUDED_
-#define _NGX_HTTP_QQFAIL_MODULE_H_INCLUDED_
+#ifndef _NGX_QQFAIL_H_INCLUDED_
+#define _NGX_QQFAIL_H_INCLUDED_
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
 
-#include "ngx_http_qqfail_text.h"
-#include "ngx_http_qqfail_policy.h"
+#include "ngx_qqfail_text.h"
+#include "ngx_qqfail_policy.h"
 
 
-#define NGX_HTTP_QQFAIL_VERSION          "0.1.0"
+#define NGX_QQFAIL_VERSION               "0.1.0"
 
-#define NGX_HTTP_QQFAIL_MAX_PROVIDERS    16
-#define NGX_HTTP_QQFAIL_MAX_PROVIDER_ADDRS  16
-#define NGX_HTTP_QQFAIL_MAX_NAMES        8
-#define NGX_HTTP_QQFAIL_PROVIDER_NAME_LEN  64
-#define NGX_HTTP_QQFAIL_MAX_INFLIGHT     128     /* queries, per provider */
-#define NGX_HTTP_QQFAIL_MIN_ZONE_SIZE    (128 * 1024)
-#define NGX_HTTP_QQFAIL_DEFAULT_ZONE_SIZE  (1024 * 1024)
-#define NGX_HTTP_QQFAIL_SERVER_ROOM      1024    /* default zone size */
+#define NGX_QQFAIL_MAX_PROVIDERS         16
+#define NGX_QQFAIL_MAX_PROVIDER_ADDRS       16
+#define NGX_QQFAIL_MAX_NAMES             8
+#define NGX_QQFAIL_PROVIDER_NAME_LEN       64
+#define NGX_QQFAIL_MAX_INFLIGHT          128     /* queries, per provider */
+#define NGX_QQFAIL_MIN_ZONE_SIZE         (128 * 1024)
+#define NGX_QQFAIL_DEFAULT_ZONE_SIZE       (1024 * 1024)
+#define NGX_QQFAIL_SERVER_ROOM           1024    /* default zone size */
 
-#define NGX_HTTP_QQFAIL_RULE_ASN         2
-#define NGX_HTTP_QQFAIL_RULE_COUNTRY     3
+#define NGX_QQFAIL_RULE_ASN              2
+#define NGX_QQFAIL_RULE_COUNTRY          3
 
-#define NGX_HTTP_QQFAIL_STATUS_JSON      1
-#define NGX_HTTP_QQFAIL_STATUS_PROMETHEUS  2
-#define NGX_HTTP_QQFAIL_STATUS_HTML      3
+#define NGX_QQFAIL_STATUS_JSON           1
+#define NGX_QQFAIL_STATUS_PROMETHEUS       2
+#define NGX_QQFAIL_STATUS_HTML           3
 
-#define NGX_HTTP_QQFAIL_STALE_FOREVER    NGX_MAX_TIME_T_VALUE
+#define NGX_QQFAIL_STALE_FOREVER         NGX_MAX_TIME_T_VALUE
 
 /* changes whenever a structure in the shared zone changes */
-#define NGX_HTTP_QQFAIL_LAYOUT                                                \
-    (0x71710000 + sizeof(ngx_http_qqfail_sh_t)                                \
-     + 3 * sizeof(ngx_http_qqfail_server_sh_t)                                \
-     + 5 * sizeof(ngx_http_qqfail_slot_sh_t)                                  \
-     + 11 * sizeof(ngx_http_qqfail_name_sh_t)                                 \
-     + 7 * sizeof(ngx_http_qqfail_events_sh_t)                                \
-     + 13 * sizeof(ngx_http_qqfail_upstream_sh_t))
+#define NGX_QQFAIL_LAYOUT                                                     \
+    (0x71710000 + sizeof(ngx_qqfail_sh_t)                                     \
+     + 3 * sizeof(ngx_qqfail_server_sh_t)                                     \
+     + 5 * sizeof(ngx_qqfail_slot_sh_t)                                       \
+     + 11 * sizeof(ngx_qqfail_name_sh_t)                                      \
+     + 7 * sizeof(ngx_qqfail_events_sh_t)                                     \
+     + 13 * sizeof(ngx_qqfail_upstream_sh_t))
 
-#define NGX_HTTP_QQFAIL_MAX_ADDRS        32      /* per name and answer */
-#define NGX_HTTP_QQFAIL_MAX_PROCS        256     /* workers, all generations */
-#define NGX_HTTP_QQFAIL_ADDR_STRLEN      (NGX_INET6_ADDRSTRLEN + 9)
-#define NGX_HTTP_QQFAIL_ORG_HASH         256     /* buckets */
-#define NGX_HTTP_QQFAIL_MAX_ORGS         4096    /* AS names kept */
-#define NGX_HTTP_QQFAIL_ERRLEN           64
-#define NGX_HTTP_QQFAIL_ORG_LEN          48
-#define NGX_HTTP_QQFAIL_NEVENTS          64
-#define NGX_HTTP_QQFAIL_EVENT_UPSTREAM   64
-#define NGX_HTTP_QQFAIL_EVENT_SERVER     96
-#define NGX_HTTP_QQFAIL_EVENT_MESSAGE    192
-#define NGX_HTTP_QQFAIL_CHANGES          128     /* per upstream, ring */
+#define NGX_QQFAIL_MAX_ADDRS             32      /* per name and answer */
+#define NGX_QQFAIL_MAX_PROCS             256     /* workers, all generations */
+#define NGX_QQFAIL_ADDR_STRLEN           (NGX_INET6_ADDRSTRLEN + 9)
+#define NGX_QQFAIL_ORG_HASH              256     /* buckets */
+#define NGX_QQFAIL_MAX_ORGS              4096    /* AS names kept */
+#define NGX_QQFAIL_ERRLEN                64
+#define NGX_QQFAIL_ORG_LEN               48
+#define NGX_QQFAIL_NEVENTS               64
+#define NGX_QQFAIL_EVENT_UPSTREAM        64
+#define NGX_QQFAIL_EVENT_SERVER          96
+#define NGX_QQFAIL_EVENT_MESSAGE         192
+#define NGX_QQFAIL_CHANGES               128     /* per upstream, ring */
 
 /* lookup failure kinds, as counted per provider */
-#define NGX_HTTP_QQFAIL_ERR_TIMEOUT      0
-#define NGX_HTTP_QQFAIL_ERR_SERVFAIL     1
-#define NGX_HTTP_QQFAIL_ERR_NXDOMAIN     2
-#define NGX_HTTP_QQFAIL_ERR_REFUSED      3
-#define NGX_HTTP_QQFAIL_ERR_OTHER        4
-#define NGX_HTTP_QQFAIL_ERR_BADANSWER    5   /* refused by the parser */
-#define NGX_HTTP_QQFAIL_NERRS            6
+#define NGX_QQFAIL_ERR_TIMEOUT           0
+#define NGX_QQFAIL_ERR_SERVFAIL          1
+#define NGX_QQFAIL_ERR_NXDOMAIN          2
+#define NGX_QQFAIL_ERR_REFUSED           3
+#define NGX_QQFAIL_ERR_OTHER             4
+#define NGX_QQFAIL_ERR_BADANSWER         5   /* refused by the parser */
+#define NGX_QQFAIL_NERRS                 6
 
 /* why the address filter refused an address */
-#define NGX_HTTP_QQFAIL_REFUSED_NONE     0
-#define NGX_HTTP_QQFAIL_REFUSED_FAMILY   1
-#define NGX_HTTP_QQFAIL_REFUSED_SPECIAL  2
-#define NGX_HTTP_QQFAIL_REFUSED_METADATA 3
-#define NGX_HTTP_QQFAIL_REFUSED_LOOP     4
-#define NGX_HTTP_QQFAIL_REFUSED_ALLOW    5
+#define NGX_QQFAIL_REFUSED_NONE          0
+#define NGX_QQFAIL_REFUSED_FAMILY        1
+#define NGX_QQFAIL_REFUSED_SPECIAL       2
+#define NGX_QQFAIL_REFUSED_METADATA 3
+#define NGX_QQFAIL_REFUSED_LOOP          4
+#define NGX_QQFAIL_REFUSED_ALLOW         5
 
 
-typedef struct ngx_http_qqfail_srv_conf_s  ngx_http_qqfail_srv_conf_t;
+typedef struct ngx_qqfail_srv_conf_s       ngx_qqfail_srv_conf_t;
 
 
-/* what the lookups report to the zone (ngx_http_qqfail_zone_*()) */
+/* what the lookups report to the zone (ngx_qqfail_zone_*()) */
 
-#define NGX_HTTP_QQFAIL_COUNT_QUERIES        0
-#define NGX_HTTP_QQFAIL_COUNT_DROPS          1
-#define NGX_HTTP_QQFAIL_COUNT_DISAGREEMENTS  2
+#define NGX_QQFAIL_COUNT_QUERIES             0
+#define NGX_QQFAIL_COUNT_DROPS               1
+#define NGX_QQFAIL_COUNT_DISAGREEMENTS       2
 
-#define NGX_HTTP_QQFAIL_STALE_NEW            1
-#define NGX_HTTP_QQFAIL_STALE_EXPIRED        2
+#define NGX_QQFAIL_STALE_NEW                 1
+#define NGX_QQFAIL_STALE_EXPIRED             2
 
 typedef struct {
     ngx_uint_t                       ok;
@@ -96,34 +96,33 @@ typedef struct {
     ngx_msec_t                       rtt;
     u_char                          *text;       /* the last error */
     size_t                           len;
-} ngx_http_qqfail_result_report_t;
+} ngx_qqfail_result_report_t;
 
 typedef struct {
-    ngx_uint_t                       state;      /* NGX_HTTP_QQFAIL_NAME_* */
+    ngx_uint_t                       state;      /* NGX_QQFAIL_NAME_* */
     ngx_uint_t                       error;
     ngx_uint_t                       naddrs;
     ngx_uint_t                       rejected;
-} ngx_http_qqfail_name_report_t;
-typedef struct ngx_http_qqfail_peers_s     ngx_http_qqfail_peers_t;
-typedef struct ngx_http_qqfail_provider_sh_s  ngx_http_qqfail_provider_sh_t;
+} ngx_qqfail_name_report_t;
+typedef struct ngx_qqfail_provider_sh_s       ngx_qqfail_provider_sh_t;
 
 
 /* a place in the configuration, for messages found after parsing */
 typedef struct {
     u_char                          *file;
     ngx_uint_t                       line;
-} ngx_http_qqfail_where_t;
+} ngx_qqfail_where_t;
 
 
 typedef struct {
     ngx_str_t                        name;
     ngx_array_t                      addrs;      /* ngx_addr_t */
     ngx_str_t                        servers;    /* "ip:port,[ip6]:port" */
-    ngx_http_qqfail_provider_sh_t   *sh;
+    ngx_qqfail_provider_sh_t        *sh;
     ngx_uint_t                       max_inflight;  /* queries */
     ngx_uint_t                       rate;       /* queries a second, 0: any */
     unsigned                         system:1;   /* from /etc/resolv.conf */
-} ngx_http_qqfail_provider_t;
+} ngx_qqfail_provider_t;
 
 
 typedef struct {
@@ -133,28 +132,28 @@ typedef struct {
     ngx_str_t                        key;        /* "host:port", "ip:port" */
     ngx_addr_t                       addr;       /* IP literals only */
     unsigned                         literal:1;
-} ngx_http_qqfail_name_t;
+} ngx_qqfail_name_t;
 
 
 /*
  * Shared memory: no process-local pointers below this line.
  *
  * Who writes: every field below is written under the zone's mutex
- * (qmcf->shpool->mutex), and only by ngx_http_qqfail_zone.c: the address
- * sets by ngx_http_qqfail_zone_publish() (the leader, the start-up pass,
+ * (qmcf->shpool->mutex), and only by ngx_qqfail_zone.c: the address
+ * sets by ngx_qqfail_zone_publish() (the leader, the start-up pass,
  * the state file's load), the counters and states by the report
- * functions ngx_http_qqfail_zone_counter(), _rejected(),
+ * functions ngx_qqfail_zone_counter(), _rejected(),
  * _provider_result(), _names(), _failover(), _stale(), _loaded(),
  * _generation(), _state_saved(), the passive checks of a slot by
  * _peer_failed() and _peer_ok() (the balancer), the lease and the
- * process registry by ngx_http_qqfail_lease() and the registry functions.
+ * process registry by ngx_qqfail_lease() and the registry functions.
  * Readers take the same lock and copy what they need: the balancer (a
  * server at a time), the status page (a batch of servers at a time), the
  * state file's save (64 servers at a time); a server's slots are walked
- * with ngx_http_qqfail_slot_first() and _next().
+ * with ngx_qqfail_slot_first() and _next().
  *
  * Nothing is allocated while the lock is held.  The lock is the slab
- * pool's own mutex, so ngx_http_qqfail_zone.c allocates what a write
+ * pool's own mutex, so ngx_qqfail_zone.c allocates what a write
  * needs before it takes the lock (ngx_slab_alloc() locks it briefly),
  * links it under the lock, and frees what it unlinked or did not use
  * (ngx_slab_free()) once it is unlocked: the chunk of slots and the AS
@@ -182,17 +181,17 @@ typedef union {
 #if (NGX_HAVE_INET6)
     struct sockaddr_in6              sockaddr_in6;
 #endif
-} ngx_http_qqfail_sockaddr_t;
+} ngx_qqfail_sockaddr_t;
 
 
 /*
  * An address of a server.  Its text ("ip:port") is made when it is shown
- * (ngx_http_qqfail_slot_text()), and the GeoIP2 organisation is kept once
- * per AS number for the whole zone (ngx_http_qqfail_zone_org()).
+ * (ngx_qqfail_slot_text()), and the GeoIP2 organisation is kept once
+ * per AS number for the whole zone (ngx_qqfail_zone_org()).
  */
 
 typedef struct {
-    ngx_http_qqfail_sockaddr_t       sockaddr;
+    ngx_qqfail_sockaddr_t            sockaddr;
     u_char                           socklen;
     u_char                           in_use;
     u_char                           country[2];
@@ -202,7 +201,7 @@ typedef struct {
     uint32_t                         fails;
     time_t                           accessed;
     time_t                           checked;
-} ngx_http_qqfail_slot_sh_t;
+} ngx_qqfail_slot_sh_t;
 
 
 /*
@@ -211,12 +210,12 @@ typedef struct {
  * moves while its record lives (the workers' copies point to it).
  */
 
-typedef struct ngx_http_qqfail_chunk_sh_s  ngx_http_qqfail_chunk_sh_t;
+typedef struct ngx_qqfail_chunk_sh_s       ngx_qqfail_chunk_sh_t;
 
-struct ngx_http_qqfail_chunk_sh_s {
-    ngx_http_qqfail_chunk_sh_t      *next;
+struct ngx_qqfail_chunk_sh_s {
+    ngx_qqfail_chunk_sh_t           *next;
     ngx_uint_t                       nslots;
-    ngx_http_qqfail_slot_sh_t        slot[1];
+    ngx_qqfail_slot_sh_t             slot[1];
 };
 
 
@@ -227,27 +226,27 @@ typedef struct {
     time_t                           last_success;
     uint32_t                         rejected;   /* by qqfail_allow */
     u_char                           state;
-    u_char                           error;      /* NGX_HTTP_QQFAIL_ERR_* */
+    u_char                           error;      /* NGX_QQFAIL_ERR_* */
     u_char                           naddrs;
     unsigned                         rejecting:1;  /* logged, episode */
     unsigned                         noquorum:1;   /* logged, episode */
-} ngx_http_qqfail_name_sh_t;
+} ngx_qqfail_name_sh_t;
 
 
 /* an AS organisation name, shared by the addresses of that AS */
 
-typedef struct ngx_http_qqfail_org_sh_s  ngx_http_qqfail_org_sh_t;
+typedef struct ngx_qqfail_org_sh_s       ngx_qqfail_org_sh_t;
 
-struct ngx_http_qqfail_org_sh_s {
-    ngx_http_qqfail_org_sh_t        *next;
+struct ngx_qqfail_org_sh_s {
+    ngx_qqfail_org_sh_t             *next;
     uint32_t                         asn;
     u_char                           len;
     u_char                           data[1];
 };
 
 
-typedef struct ngx_http_qqfail_server_sh_s  ngx_http_qqfail_server_sh_t;
-typedef struct ngx_http_qqfail_upstream_sh_s  ngx_http_qqfail_upstream_sh_t;
+typedef struct ngx_qqfail_server_sh_s       ngx_qqfail_server_sh_t;
+typedef struct ngx_qqfail_upstream_sh_s       ngx_qqfail_upstream_sh_t;
 
 /*
  * A server's record is found by its upstream and its names, as written
@@ -255,15 +254,15 @@ typedef struct ngx_http_qqfail_upstream_sh_s  ngx_http_qqfail_upstream_sh_t;
  * hash of each name, not the text.  Records are shared by every
  * generation whose configuration has that server; "epoch" is the newest
  * generation that uses it, and a record no running generation uses is
- * freed (ngx_http_qqfail_zone_gc).  One allocation holds the record, its
+ * freed (ngx_qqfail_zone_gc).       One allocation holds the record, its
  * names and its first slots (as many as the allocation has room for).
  */
 
-struct ngx_http_qqfail_server_sh_s {
-    ngx_http_qqfail_server_sh_t     *next;
-    ngx_http_qqfail_upstream_sh_t   *upstream;
-    ngx_http_qqfail_name_sh_t       *names;      /* nnames, in the record */
-    ngx_http_qqfail_chunk_sh_t      *chunks;     /* the first in the record */
+struct ngx_qqfail_server_sh_s {
+    ngx_qqfail_server_sh_t          *next;
+    ngx_qqfail_upstream_sh_t        *upstream;
+    ngx_qqfail_name_sh_t            *names;      /* nnames, in the record */
+    ngx_qqfail_chunk_sh_t           *chunks;     /* the first in the record */
     time_t                           last_success;
     time_t                           next_lookup;    /* shown; no lock */
     ngx_msec_t                       next_msec;      /* scheduled; no lock */
@@ -284,9 +283,9 @@ struct ngx_http_qqfail_server_sh_s {
  * The walk over a server's slots, in use or not, chunk after chunk; every
  * walk over slots goes through it:
  *
- *     for (slot = ngx_http_qqfail_slot_first(ssh, &it);
+ *     for (slot = ngx_qqfail_slot_first(ssh, &it);
  *          slot;
- *          slot = ngx_http_qqfail_slot_next(&it))
+ *          slot = ngx_qqfail_slot_next(&it))
  *     {
  *         if (!slot->in_use) {
  *             continue;
@@ -299,13 +298,13 @@ struct ngx_http_qqfail_server_sh_s {
  */
 
 typedef struct {
-    ngx_http_qqfail_chunk_sh_t      *chunk;
+    ngx_qqfail_chunk_sh_t           *chunk;
     ngx_uint_t                       i;
-} ngx_http_qqfail_slots_t;
+} ngx_qqfail_slots_t;
 
 
-static ngx_inline ngx_http_qqfail_slot_sh_t *
-ngx_http_qqfail_slot_next(ngx_http_qqfail_slots_t *it)
+static ngx_inline ngx_qqfail_slot_sh_t *
+ngx_qqfail_slot_next(ngx_qqfail_slots_t *it)
 {
     while (it->chunk) {
         if (it->i < it->chunk->nslots) {
@@ -320,31 +319,31 @@ ngx_http_qqfail_slot_next(ngx_http_qqfail_slots_t *it)
 }
 
 
-static ngx_inline ngx_http_qqfail_slot_sh_t *
-ngx_http_qqfail_slot_first(ngx_http_qqfail_server_sh_t *ssh,
-    ngx_http_qqfail_slots_t *it)
+static ngx_inline ngx_qqfail_slot_sh_t *
+ngx_qqfail_slot_first(ngx_qqfail_server_sh_t *ssh,
+    ngx_qqfail_slots_t *it)
 {
     it->chunk = ssh->chunks;
     it->i = 0;
 
-    return ngx_http_qqfail_slot_next(it);
+    return ngx_qqfail_slot_next(it);
 }
 
 
 /*
  * "gen" counts the changes of its servers' address sets; the records of
- * the last NGX_HTTP_QQFAIL_CHANGES of them are in "changed", the change
- * numbered g at g % NGX_HTTP_QQFAIL_CHANGES, so that workers copy only
- * the servers that changed (ngx_http_qqfail_zone_changed())
+ * the last NGX_QQFAIL_CHANGES of them are in "changed", the change
+ * numbered g at g % NGX_QQFAIL_CHANGES, so that workers copy only
+ * the servers that changed (ngx_qqfail_zone_changed())
  */
 
-struct ngx_http_qqfail_upstream_sh_s {
-    ngx_http_qqfail_upstream_sh_t   *next;
+struct ngx_qqfail_upstream_sh_s {
+    ngx_qqfail_upstream_sh_t        *next;
     u_char                          *key;
     size_t                           key_len;
     ngx_uint_t                       gen;
     ngx_uint_t                       epoch;
-    ngx_http_qqfail_server_sh_t     *changed[NGX_HTTP_QQFAIL_CHANGES];
+    ngx_qqfail_server_sh_t          *changed[NGX_QQFAIL_CHANGES];
 };
 
 
@@ -353,23 +352,23 @@ struct ngx_http_qqfail_upstream_sh_s {
 typedef struct {
     ngx_pid_t                        pid;
     ngx_uint_t                       epoch;
-} ngx_http_qqfail_proc_sh_t;
+} ngx_qqfail_proc_sh_t;
 
 
-struct ngx_http_qqfail_provider_sh_s {
-    u_char                           name[NGX_HTTP_QQFAIL_PROVIDER_NAME_LEN];
+struct ngx_qqfail_provider_sh_s {
+    u_char                           name[NGX_QQFAIL_PROVIDER_NAME_LEN];
     size_t                           name_len;
     ngx_uint_t                       down;
     ngx_uint_t                       transport_fails;  /* in a row */
     ngx_uint_t                       queries;
-    ngx_uint_t                       failures[NGX_HTTP_QQFAIL_NERRS];
+    ngx_uint_t                       failures[NGX_QQFAIL_NERRS];
     ngx_uint_t                       disagreements;
     ngx_uint_t                       rejected;
     ngx_uint_t                       drops;      /* by the kernel */
     ngx_msec_t                       rtt;
     time_t                           last_success;
     time_t                           last_failure;
-    u_char                           last_error[NGX_HTTP_QQFAIL_ERRLEN];
+    u_char                           last_error[NGX_QQFAIL_ERRLEN];
 };
 
 
@@ -378,16 +377,16 @@ typedef struct {
     u_char                           upstream_len;
     u_char                           server_len;
     u_char                           message_len;
-    u_char                           upstream[NGX_HTTP_QQFAIL_EVENT_UPSTREAM];
-    u_char                           server[NGX_HTTP_QQFAIL_EVENT_SERVER];
-    u_char                           message[NGX_HTTP_QQFAIL_EVENT_MESSAGE];
-} ngx_http_qqfail_event_sh_t;
+    u_char                           upstream[NGX_QQFAIL_EVENT_UPSTREAM];
+    u_char                           server[NGX_QQFAIL_EVENT_SERVER];
+    u_char                           message[NGX_QQFAIL_EVENT_MESSAGE];
+} ngx_qqfail_event_sh_t;
 
 
 typedef struct {
     ngx_uint_t                       nevents;    /* ever recorded */
-    ngx_http_qqfail_event_sh_t       event[NGX_HTTP_QQFAIL_NEVENTS];
-} ngx_http_qqfail_events_sh_t;
+    ngx_qqfail_event_sh_t            event[NGX_QQFAIL_NEVENTS];
+} ngx_qqfail_events_sh_t;
 
 
 typedef struct {
@@ -396,30 +395,30 @@ typedef struct {
     ngx_uint_t                       leader_epoch;
     ngx_pid_t                        leader_pid;
     ngx_msec_t                       lease_until;
-    ngx_http_qqfail_provider_sh_t    providers[NGX_HTTP_QQFAIL_MAX_PROVIDERS];
-    ngx_http_qqfail_upstream_sh_t   *upstreams;
-    ngx_http_qqfail_server_sh_t     *servers;
-    ngx_http_qqfail_org_sh_t        *orgs[NGX_HTTP_QQFAIL_ORG_HASH];
+    ngx_qqfail_provider_sh_t         providers[NGX_QQFAIL_MAX_PROVIDERS];
+    ngx_qqfail_upstream_sh_t        *upstreams;
+    ngx_qqfail_server_sh_t          *servers;
+    ngx_qqfail_org_sh_t             *orgs[NGX_QQFAIL_ORG_HASH];
     ngx_uint_t                       norgs;
     /* free records, by their number of names less one */
-    void                            *cells[NGX_HTTP_QQFAIL_MAX_NAMES];
-    ngx_http_qqfail_events_sh_t     *events;
+    void                            *cells[NGX_QQFAIL_MAX_NAMES];
+    ngx_qqfail_events_sh_t          *events;
     ngx_uint_t                       nservers;   /* records */
     ngx_uint_t                       full;       /* logged, episode */
     size_t                           needed;     /* bytes, when full */
     ngx_uint_t                       nprocs;
-    ngx_http_qqfail_proc_sh_t        procs[NGX_HTTP_QQFAIL_MAX_PROCS];
+    ngx_qqfail_proc_sh_t             procs[NGX_QQFAIL_MAX_PROCS];
 
     /*
      * the state file's health: written by the lookup leader in
-     * ngx_http_qqfail_state_save() under the zone mutex, shown by the
+     * ngx_qqfail_state_save() under the zone mutex, shown by the
      * status page of any worker; state_path_hash is the crc32 of the path
      * they are about, state_error is "" while the last write succeeded
      */
     uint32_t                         state_path_hash;
     time_t                           state_written;  /* last success */
-    u_char                           state_error[NGX_HTTP_QQFAIL_ERRLEN * 2];
-} ngx_http_qqfail_sh_t;
+    u_char                           state_error[NGX_QQFAIL_ERRLEN * 2];
+} ngx_qqfail_sh_t;
 
 
 /* process memory */
@@ -428,33 +427,33 @@ typedef struct {
     u_char                           country[2];
     u_char                           continent[2];
     uint32_t                         asn;
-    u_char                           org[NGX_HTTP_QQFAIL_ORG_LEN];
-} ngx_http_qqfail_geo_t;
+    u_char                           org[NGX_QQFAIL_ORG_LEN];
+} ngx_qqfail_geo_t;
 
 
-typedef struct ngx_http_qqfail_job_s  ngx_http_qqfail_job_t;
+typedef struct ngx_qqfail_job_s       ngx_qqfail_job_t;
 
 
 typedef struct {
-    ngx_array_t                      names;      /* ngx_http_qqfail_name_t */
+    ngx_array_t                      names;      /* ngx_qqfail_name_t */
     ngx_str_t                        key;        /* "name:port,name:port" */
     ngx_uint_t                       weight;
     ngx_uint_t                       max_fails;
     time_t                           fail_timeout;
-    ngx_http_qqfail_server_sh_t     *sh;
-    ngx_http_qqfail_srv_conf_t      *upstream;
+    ngx_qqfail_server_sh_t          *sh;
+    ngx_qqfail_srv_conf_t           *upstream;
     unsigned                         backup:1;
     unsigned                         down:1;
     unsigned                         refused:1;  /* by new rules, at start */
-} ngx_http_qqfail_server_t;
+} ngx_qqfail_server_t;
 
 
 typedef struct {
     ngx_uint_t                       type;
     uint32_t                         asn;
     u_char                           country[2];
-    ngx_http_qqfail_where_t          where;
-} ngx_http_qqfail_rule_t;
+    ngx_qqfail_where_t               where;
+} ngx_qqfail_rule_t;
 
 
 typedef struct {
@@ -462,7 +461,7 @@ typedef struct {
     ngx_str_t                        path;
     unsigned                         asn:1;
     unsigned                         country:1;
-} ngx_http_qqfail_geo_db_t;
+} ngx_qqfail_geo_db_t;
 
 
 typedef struct {
@@ -473,9 +472,9 @@ typedef struct {
 
     ngx_shm_zone_t                  *shm_zone;
     ngx_slab_pool_t                 *shpool;
-    ngx_http_qqfail_sh_t            *sh;
+    ngx_qqfail_sh_t                 *sh;
     size_t                           zone_size;
-    ngx_http_qqfail_where_t          zone_where; /* "qqfail_zone", if set */
+    ngx_qqfail_where_t               zone_where; /* "qqfail_zone", if set */
     ngx_uint_t                       epoch;      /* a worker's generation */
 
     ngx_array_t                     *listening;  /* the cycle's sockets */
@@ -484,25 +483,25 @@ typedef struct {
     ngx_str_t                        state_file;
     ngx_flag_t                       state_file_set;
     uint32_t                         state_file_hash;   /* crc32 of the path */
-    ngx_http_qqfail_where_t          state_file_where;
+    ngx_qqfail_where_t               state_file_where;
 
-    ngx_http_qqfail_geo_db_t        *geo_country;
-    ngx_http_qqfail_geo_db_t        *geo_asn;
+    ngx_qqfail_geo_db_t             *geo_country;
+    ngx_qqfail_geo_db_t             *geo_asn;
 
     ngx_uint_t                       status_used;
-} ngx_http_qqfail_main_conf_t;
+} ngx_qqfail_main_conf_t;
 
 
 
 
 
-struct ngx_http_qqfail_srv_conf_s {
+struct ngx_qqfail_srv_conf_s {
     ngx_array_t                     *servers;    /* server_t, NULL: none */
     ngx_str_t                        name;       /* the upstream's */
 
     /* the front end's upstream{}: ngx_http_upstream_srv_conf_t */
     void                            *upstream;
-    ngx_http_qqfail_main_conf_t     *main;
+    ngx_qqfail_main_conf_t          *main;
 
     ngx_msec_t                       refresh;
     ngx_msec_t                       timeout;
@@ -512,108 +511,108 @@ struct ngx_http_qqfail_srv_conf_s {
     ngx_array_t                     *allow_cidr; /* ngx_cidr_t */
     ngx_flag_t                       ipv6;
 
-    ngx_http_qqfail_where_t          first;      /* first qqfail_server */
-    ngx_http_qqfail_where_t          directive;  /* first other directive */
-    ngx_http_qqfail_where_t          quorum_where;
+    ngx_qqfail_where_t               first;      /* first qqfail_server */
+    ngx_qqfail_where_t               directive;  /* first other directive */
+    ngx_qqfail_where_t               quorum_where;
 
-    ngx_http_qqfail_upstream_sh_t   *sh;
+    ngx_qqfail_upstream_sh_t        *sh;
     ngx_uint_t                       channels;   /* the leader's set */
-    ngx_http_qqfail_peers_t         *peers;      /* this worker's copy */
+    void                            *peers;      /* the front end's copy */
     unsigned                         initialized:1;
 };
 
 
 
 
-ngx_int_t ngx_http_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
-    ngx_http_qqfail_geo_db_t **db);
+ngx_int_t ngx_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_qqfail_geo_db_t **db);
 
-ngx_int_t ngx_http_qqfail_zone_add(ngx_conf_t *cf,
-    ngx_http_qqfail_main_conf_t *qmcf, void *tag);
+ngx_int_t ngx_qqfail_zone_add(ngx_conf_t *cf,
+    ngx_qqfail_main_conf_t *qmcf, void *tag);
 
-ngx_int_t ngx_http_qqfail_zone_publish(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
-    ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t source,
+ngx_int_t ngx_qqfail_zone_publish(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
+    ngx_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t source,
     ngx_log_t *log);
-void ngx_http_qqfail_geo_annotate(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_addr_t *addrs, ngx_uint_t naddrs, ngx_http_qqfail_geo_t *geo);
-void ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
-    struct sockaddr *sa, ngx_http_qqfail_geo_t *geo);
-ngx_uint_t ngx_http_qqfail_allowed(ngx_http_qqfail_srv_conf_t *qscf,
-    struct sockaddr *sa, ngx_http_qqfail_geo_t *geo);
-void ngx_http_qqfail_zone_refilter(ngx_http_qqfail_main_conf_t *qmcf,
+void ngx_qqfail_geo_annotate(ngx_qqfail_main_conf_t *qmcf,
+    ngx_addr_t *addrs, ngx_uint_t naddrs, ngx_qqfail_geo_t *geo);
+void ngx_qqfail_geo_lookup(ngx_qqfail_main_conf_t *qmcf,
+    struct sockaddr *sa, ngx_qqfail_geo_t *geo);
+ngx_uint_t ngx_qqfail_allowed(ngx_qqfail_srv_conf_t *qscf,
+    struct sockaddr *sa, ngx_qqfail_geo_t *geo);
+void ngx_qqfail_zone_refilter(ngx_qqfail_main_conf_t *qmcf,
     ngx_uint_t empty, ngx_log_t *log);
-void ngx_http_qqfail_zone_register(ngx_http_qqfail_main_conf_t *qmcf,
+void ngx_qqfail_zone_register(ngx_qqfail_main_conf_t *qmcf,
     ngx_uint_t epoch);
-ngx_uint_t ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf,
-    ngx_addr_t *addrs, ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs,
+ngx_uint_t ngx_qqfail_filter(ngx_qqfail_srv_conf_t *qscf,
+    ngx_addr_t *addrs, ngx_qqfail_geo_t *geo, ngx_uint_t naddrs,
     ngx_uint_t *why);
-ngx_int_t ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
-    ngx_http_qqfail_main_conf_t *qmcf);
-size_t ngx_http_qqfail_zone_suggest(ngx_http_qqfail_main_conf_t *qmcf);
-void ngx_http_qqfail_zone_changed(ngx_http_qqfail_server_sh_t *ssh);
-void ngx_http_qqfail_zone_counter(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_provider_sh_t *psh, ngx_uint_t what, ngx_uint_t n);
-ngx_uint_t ngx_http_qqfail_zone_rejected(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_provider_sh_t *psh, ngx_http_qqfail_name_sh_t *nsh,
+ngx_int_t ngx_qqfail_local_addrs(ngx_cycle_t *cycle,
+    ngx_qqfail_main_conf_t *qmcf);
+size_t ngx_qqfail_zone_suggest(ngx_qqfail_main_conf_t *qmcf);
+void ngx_qqfail_zone_changed(ngx_qqfail_server_sh_t *ssh);
+void ngx_qqfail_zone_counter(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_provider_sh_t *psh, ngx_uint_t what, ngx_uint_t n);
+ngx_uint_t ngx_qqfail_zone_rejected(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_provider_sh_t *psh, ngx_qqfail_name_sh_t *nsh,
     ngx_uint_t n);
-ngx_int_t ngx_http_qqfail_zone_provider_result(
-    ngx_http_qqfail_main_conf_t *qmcf, ngx_http_qqfail_provider_sh_t *psh,
-    ngx_http_qqfail_result_report_t *r);
-void ngx_http_qqfail_zone_names(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_sh_t *ssh, ngx_uint_t n,
-    ngx_http_qqfail_name_report_t *report, ngx_uint_t success);
-void ngx_http_qqfail_zone_failover(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_sh_t *ssh);
-ngx_uint_t ngx_http_qqfail_zone_stale(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server);
-void ngx_http_qqfail_zone_loaded(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_sh_t *ssh, time_t last_success);
-void ngx_http_qqfail_zone_generation(ngx_http_qqfail_main_conf_t *qmcf);
-ngx_uint_t ngx_http_qqfail_zone_noquorum(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_name_sh_t *nsh, ngx_uint_t on);
-ngx_uint_t ngx_http_qqfail_zone_peer_failed(ngx_slab_pool_t *shpool,
-    ngx_http_qqfail_slot_sh_t *slot, uint32_t id, time_t now);
-void ngx_http_qqfail_zone_peer_ok(ngx_slab_pool_t *shpool,
-    ngx_http_qqfail_slot_sh_t *slot, uint32_t id);
-void ngx_http_qqfail_zone_state_saved(ngx_http_qqfail_main_conf_t *qmcf,
+ngx_int_t ngx_qqfail_zone_provider_result(
+    ngx_qqfail_main_conf_t *qmcf, ngx_qqfail_provider_sh_t *psh,
+    ngx_qqfail_result_report_t *r);
+void ngx_qqfail_zone_names(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_sh_t *ssh, ngx_uint_t n,
+    ngx_qqfail_name_report_t *report, ngx_uint_t success);
+void ngx_qqfail_zone_failover(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_sh_t *ssh);
+ngx_uint_t ngx_qqfail_zone_stale(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server);
+void ngx_qqfail_zone_loaded(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_sh_t *ssh, time_t last_success);
+void ngx_qqfail_zone_generation(ngx_qqfail_main_conf_t *qmcf);
+ngx_uint_t ngx_qqfail_zone_noquorum(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_name_sh_t *nsh, ngx_uint_t on);
+ngx_uint_t ngx_qqfail_zone_peer_failed(ngx_slab_pool_t *shpool,
+    ngx_qqfail_slot_sh_t *slot, uint32_t id, time_t now);
+void ngx_qqfail_zone_peer_ok(ngx_slab_pool_t *shpool,
+    ngx_qqfail_slot_sh_t *slot, uint32_t id);
+void ngx_qqfail_zone_state_saved(ngx_qqfail_main_conf_t *qmcf,
     u_char *error, size_t len);
-ngx_int_t ngx_http_qqfail_zone_check(ngx_conf_t *cf,
-    ngx_http_qqfail_main_conf_t *qmcf);
-size_t ngx_http_qqfail_zone_record_size(ngx_uint_t nnames);
-uint64_t ngx_http_qqfail_zone_name_hash(u_char *data, size_t len);
-void ngx_http_qqfail_zone_org(ngx_http_qqfail_main_conf_t *qmcf,
+ngx_int_t ngx_qqfail_zone_check(ngx_conf_t *cf,
+    ngx_qqfail_main_conf_t *qmcf);
+size_t ngx_qqfail_zone_record_size(ngx_uint_t nnames);
+uint64_t ngx_qqfail_zone_name_hash(u_char *data, size_t len);
+void ngx_qqfail_zone_org(ngx_qqfail_main_conf_t *qmcf,
     uint32_t asn, ngx_str_t *org);
-size_t ngx_http_qqfail_slot_text(ngx_http_qqfail_slot_sh_t *slot,
+size_t ngx_qqfail_slot_text(ngx_qqfail_slot_sh_t *slot,
     u_char *text);
-ngx_uint_t ngx_http_qqfail_zone_same(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_http_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
+ngx_uint_t ngx_qqfail_zone_same(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
     ngx_uint_t naddrs);
-void ngx_http_qqfail_event(ngx_http_qqfail_main_conf_t *qmcf,
+void ngx_qqfail_event(ngx_qqfail_main_conf_t *qmcf,
     ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
-    ngx_http_qqfail_server_t *server, const char *fmt, ...);
-ngx_int_t ngx_http_qqfail_lease(ngx_http_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server, const char *fmt, ...);
+ngx_int_t ngx_qqfail_lease(ngx_qqfail_main_conf_t *qmcf,
     ngx_uint_t epoch, ngx_uint_t leading);
 
-ngx_int_t ngx_http_qqfail_ares_init(ngx_log_t *log);
-ngx_int_t ngx_http_qqfail_ares_system(ngx_pool_t *pool, ngx_log_t *log,
+ngx_int_t ngx_qqfail_ares_init(ngx_log_t *log);
+ngx_int_t ngx_qqfail_ares_system(ngx_pool_t *pool, ngx_log_t *log,
     ngx_str_t *servers);
-ngx_int_t ngx_http_qqfail_resolver_sync(ngx_cycle_t *cycle,
-    ngx_http_qqfail_main_conf_t *qmcf);
-ngx_int_t ngx_http_qqfail_resolver_init_process(ngx_cycle_t *cycle,
-    ngx_http_qqfail_main_conf_t *qmcf);
-void ngx_http_qqfail_resolver_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_qqfail_resolver_sync(ngx_cycle_t *cycle,
+    ngx_qqfail_main_conf_t *qmcf);
+ngx_int_t ngx_qqfail_resolver_init_process(ngx_cycle_t *cycle,
+    ngx_qqfail_main_conf_t *qmcf);
+void ngx_qqfail_resolver_exit_process(ngx_cycle_t *cycle);
 
-void ngx_http_qqfail_state_check(ngx_cycle_t *cycle,
-    ngx_http_qqfail_main_conf_t *qmcf);
-ngx_int_t ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf,
+void ngx_qqfail_state_check(ngx_cycle_t *cycle,
+    ngx_qqfail_main_conf_t *qmcf);
+ngx_int_t ngx_qqfail_state_load(ngx_qqfail_main_conf_t *qmcf,
     ngx_log_t *log);
-ngx_int_t ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf,
+ngx_int_t ngx_qqfail_state_save(ngx_qqfail_main_conf_t *qmcf,
     ngx_log_t *log);
-void ngx_http_qqfail_state_changed(ngx_http_qqfail_main_conf_t *qmcf,
+void ngx_qqfail_state_changed(ngx_qqfail_main_conf_t *qmcf,
     ngx_log_t *log);
-void ngx_http_qqfail_state_flush(void);
-void ngx_http_qqfail_state_cancel(void);
+void ngx_qqfail_state_flush(void);
+void ngx_qqfail_state_cancel(void);
 
 /*
  * A fresh monotonic reading in milliseconds, for what processes compare
@@ -623,7 +622,7 @@ void ngx_http_qqfail_state_cancel(void);
  */
 
 static ngx_inline ngx_msec_t
-ngx_http_qqfail_msec(void)
+ngx_qqfail_msec(void)
 {
 #if (NGX_HAVE_CLOCK_MONOTONIC)
     struct timespec  ts;
@@ -641,9 +640,9 @@ ngx_http_qqfail_msec(void)
 }
 
 
-extern ngx_str_t  ngx_http_qqfail_sources[];
-extern ngx_str_t  ngx_http_qqfail_errors[];
-extern ngx_str_t  ngx_http_qqfail_refusals[];
+extern ngx_str_t  ngx_qqfail_sources[];
+extern ngx_str_t  ngx_qqfail_errors[];
+extern ngx_str_t  ngx_qqfail_refusals[];
 
 
-#endif /* _NGX_HTTP_QQFAIL_MODULE_H_INCLUDED_ */
+#endif /* _NGX_QQFAIL_H_INCLUDED_ */

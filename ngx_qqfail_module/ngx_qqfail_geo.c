@@ -10,21 +10,21 @@
 #include <ifaddrs.h>
 #include <maxminddb.h>
 
-#include "ngx_http_qqfail_module.h"
+#include "ngx_qqfail.h"
 
 
-static void ngx_http_qqfail_geo_cleanup(void *data);
-static ngx_uint_t ngx_http_qqfail_refused(ngx_http_qqfail_srv_conf_t *qscf,
-    struct sockaddr *sa, ngx_http_qqfail_geo_t *geo);
-static ngx_uint_t ngx_http_qqfail_addr_kind(struct sockaddr *sa);
-static ngx_uint_t ngx_http_qqfail_addr_loops(
-    ngx_http_qqfail_main_conf_t *qmcf, struct sockaddr *sa);
-static ngx_uint_t ngx_http_qqfail_addr_wildcard(struct sockaddr *sa);
-static ngx_uint_t ngx_http_qqfail_addr_loopback(struct sockaddr *sa);
-static ngx_uint_t ngx_http_qqfail_geo_code(const char *code);
+static void ngx_qqfail_geo_cleanup(void *data);
+static ngx_uint_t ngx_qqfail_refused(ngx_qqfail_srv_conf_t *qscf,
+    struct sockaddr *sa, ngx_qqfail_geo_t *geo);
+static ngx_uint_t ngx_qqfail_addr_kind(struct sockaddr *sa);
+static ngx_uint_t ngx_qqfail_addr_loops(
+    ngx_qqfail_main_conf_t *qmcf, struct sockaddr *sa);
+static ngx_uint_t ngx_qqfail_addr_wildcard(struct sockaddr *sa);
+static ngx_uint_t ngx_qqfail_addr_loopback(struct sockaddr *sa);
+static ngx_uint_t ngx_qqfail_geo_code(const char *code);
 
 
-ngx_str_t  ngx_http_qqfail_refusals[] = {
+ngx_str_t  ngx_qqfail_refusals[] = {
     ngx_null_string,
     ngx_string("an IPv6 address while \"qqfail_ipv6\" is off"),
     ngx_string("an address no backend can have (unspecified, broadcast, "
@@ -37,15 +37,15 @@ ngx_str_t  ngx_http_qqfail_refusals[] = {
 
 
 ngx_int_t
-ngx_http_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
-    ngx_http_qqfail_geo_db_t **dbp)
+ngx_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_qqfail_geo_db_t **dbp)
 {
-    int                        status;
-    ngx_str_t                  type;
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_qqfail_geo_db_t  *db;
+    int                   status;
+    ngx_str_t             type;
+    ngx_pool_cleanup_t   *cln;
+    ngx_qqfail_geo_db_t  *db;
 
-    db = ngx_pcalloc(cf->pool, sizeof(ngx_http_qqfail_geo_db_t));
+    db = ngx_pcalloc(cf->pool, sizeof(ngx_qqfail_geo_db_t));
     if (db == NULL) {
         return NGX_ERROR;
     }
@@ -77,7 +77,7 @@ ngx_http_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
         return NGX_ERROR;
     }
 
-    cln->handler = ngx_http_qqfail_geo_cleanup;
+    cln->handler = ngx_qqfail_geo_cleanup;
     cln->data = db;
 
     type.data = (u_char *) ((MMDB_s *) db->mmdb)->metadata.database_type;
@@ -115,22 +115,22 @@ ngx_http_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
 
 
 static void
-ngx_http_qqfail_geo_cleanup(void *data)
+ngx_qqfail_geo_cleanup(void *data)
 {
-    ngx_http_qqfail_geo_db_t  *db = data;
+    ngx_qqfail_geo_db_t  *db = data;
 
     MMDB_close(db->mmdb);
 }
 
 
 void
-ngx_http_qqfail_geo_annotate(ngx_http_qqfail_main_conf_t *qmcf,
-    ngx_addr_t *addrs, ngx_uint_t naddrs, ngx_http_qqfail_geo_t *geo)
+ngx_qqfail_geo_annotate(ngx_qqfail_main_conf_t *qmcf,
+    ngx_addr_t *addrs, ngx_uint_t naddrs, ngx_qqfail_geo_t *geo)
 {
     ngx_uint_t  i;
 
     for (i = 0; i < naddrs; i++) {
-        ngx_http_qqfail_geo_lookup(qmcf, addrs[i].sockaddr, &geo[i]);
+        ngx_qqfail_geo_lookup(qmcf, addrs[i].sockaddr, &geo[i]);
     }
 }
 
@@ -147,32 +147,32 @@ ngx_http_qqfail_geo_annotate(ngx_http_qqfail_main_conf_t *qmcf,
  */
 
 ngx_uint_t
-ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf, ngx_addr_t *addrs,
-    ngx_http_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t *why)
+ngx_qqfail_filter(ngx_qqfail_srv_conf_t *qscf, ngx_addr_t *addrs,
+    ngx_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t *why)
 {
-    ngx_uint_t                    i, n, reason;
-    ngx_http_qqfail_geo_t         g;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_uint_t               i, n, reason;
+    ngx_qqfail_geo_t         g;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     qmcf = qscf->main;
 
     if (why) {
-        *why = NGX_HTTP_QQFAIL_REFUSED_NONE;
+        *why = NGX_QQFAIL_REFUSED_NONE;
     }
 
     for (i = 0, n = 0; i < naddrs; i++) {
 
         if (qmcf->geo_country || qmcf->geo_asn) {
-            ngx_http_qqfail_geo_lookup(qmcf, addrs[i].sockaddr, &g);
+            ngx_qqfail_geo_lookup(qmcf, addrs[i].sockaddr, &g);
 
         } else {
-            ngx_memzero(&g, sizeof(ngx_http_qqfail_geo_t));
+            ngx_memzero(&g, sizeof(ngx_qqfail_geo_t));
         }
 
-        reason = ngx_http_qqfail_refused(qscf, addrs[i].sockaddr, &g);
+        reason = ngx_qqfail_refused(qscf, addrs[i].sockaddr, &g);
 
-        if (reason != NGX_HTTP_QQFAIL_REFUSED_NONE) {
-            if (why && *why == NGX_HTTP_QQFAIL_REFUSED_NONE) {
+        if (reason != NGX_QQFAIL_REFUSED_NONE) {
+            if (why && *why == NGX_QQFAIL_REFUSED_NONE) {
                 *why = reason;
             }
 
@@ -189,17 +189,17 @@ ngx_http_qqfail_filter(ngx_http_qqfail_srv_conf_t *qscf, ngx_addr_t *addrs,
 
 
 static ngx_uint_t
-ngx_http_qqfail_refused(ngx_http_qqfail_srv_conf_t *qscf, struct sockaddr *sa,
-    ngx_http_qqfail_geo_t *geo)
+ngx_qqfail_refused(ngx_qqfail_srv_conf_t *qscf, struct sockaddr *sa,
+    ngx_qqfail_geo_t *geo)
 {
-    ngx_uint_t             kind;
-    struct sockaddr_in     sin;
+    ngx_uint_t          kind;
+    struct sockaddr_in  sin;
 #if (NGX_HAVE_INET6)
     struct sockaddr_in6   *sin6;
 #endif
 
     if (sa->sa_family != AF_INET && !qscf->ipv6) {
-        return NGX_HTTP_QQFAIL_REFUSED_FAMILY;
+        return NGX_QQFAIL_REFUSED_FAMILY;
     }
 
 #if (NGX_HAVE_INET6)
@@ -220,28 +220,28 @@ ngx_http_qqfail_refused(ngx_http_qqfail_srv_conf_t *qscf, struct sockaddr *sa,
 
 #endif
 
-    kind = ngx_http_qqfail_addr_kind(sa);
+    kind = ngx_qqfail_addr_kind(sa);
 
-    if (kind == NGX_HTTP_QQFAIL_REFUSED_SPECIAL) {
+    if (kind == NGX_QQFAIL_REFUSED_SPECIAL) {
         return kind;
     }
 
-    if (ngx_http_qqfail_addr_loops(qscf->main, sa)) {
-        return NGX_HTTP_QQFAIL_REFUSED_LOOP;
+    if (ngx_qqfail_addr_loops(qscf->main, sa)) {
+        return NGX_QQFAIL_REFUSED_LOOP;
     }
 
-    if (kind == NGX_HTTP_QQFAIL_REFUSED_METADATA) {
+    if (kind == NGX_QQFAIL_REFUSED_METADATA) {
         /* only a CIDR rule that names the address lets it through */
         return (qscf->allow_cidr
                 && ngx_cidr_match(sa, qscf->allow_cidr) == NGX_OK)
-               ? NGX_HTTP_QQFAIL_REFUSED_NONE : kind;
+               ? NGX_QQFAIL_REFUSED_NONE : kind;
     }
 
-    if (!ngx_http_qqfail_allowed(qscf, sa, geo)) {
-        return NGX_HTTP_QQFAIL_REFUSED_ALLOW;
+    if (!ngx_qqfail_allowed(qscf, sa, geo)) {
+        return NGX_QQFAIL_REFUSED_ALLOW;
     }
 
-    return NGX_HTTP_QQFAIL_REFUSED_NONE;
+    return NGX_QQFAIL_REFUSED_NONE;
 }
 
 
@@ -252,9 +252,9 @@ ngx_http_qqfail_refused(ngx_http_qqfail_srv_conf_t *qscf, struct sockaddr *sa,
  */
 
 static ngx_uint_t
-ngx_http_qqfail_addr_kind(struct sockaddr *sa)
+ngx_qqfail_addr_kind(struct sockaddr *sa)
 {
-    in_addr_t             a;
+    in_addr_t  a;
 #if (NGX_HAVE_INET6)
     u_char               *p;
     struct in6_addr      *a6;
@@ -269,7 +269,7 @@ ngx_http_qqfail_addr_kind(struct sockaddr *sa)
             || a == 0xa9feaa02                 /* 169.254.170.2, ECS */
             || a == 0x646464c8)                /* 100.100.100.200 */
         {
-            return NGX_HTTP_QQFAIL_REFUSED_METADATA;
+            return NGX_QQFAIL_REFUSED_METADATA;
         }
 
         if ((a & 0xff000000) == 0                  /* 0.0.0.0/8 */
@@ -277,10 +277,10 @@ ngx_http_qqfail_addr_kind(struct sockaddr *sa)
             || (a & 0xf0000000) == 0xe0000000      /* 224.0.0.0/4 */
             || (a & 0xffff0000) == 0xa9fe0000)     /* 169.254.0.0/16 */
         {
-            return NGX_HTTP_QQFAIL_REFUSED_SPECIAL;
+            return NGX_QQFAIL_REFUSED_SPECIAL;
         }
 
-        return NGX_HTTP_QQFAIL_REFUSED_NONE;
+        return NGX_QQFAIL_REFUSED_NONE;
     }
 
 #if (NGX_HAVE_INET6)
@@ -290,20 +290,20 @@ ngx_http_qqfail_addr_kind(struct sockaddr *sa)
         p = a6->s6_addr;
 
         if (ngx_memcmp(p, ec2, 16) == 0) {
-            return NGX_HTTP_QQFAIL_REFUSED_METADATA;
+            return NGX_QQFAIL_REFUSED_METADATA;
         }
 
         if (IN6_IS_ADDR_UNSPECIFIED(a6)
             || IN6_IS_ADDR_MULTICAST(a6)
             || IN6_IS_ADDR_LINKLOCAL(a6))
         {
-            return NGX_HTTP_QQFAIL_REFUSED_SPECIAL;
+            return NGX_QQFAIL_REFUSED_SPECIAL;
         }
     }
 
 #endif
 
-    return NGX_HTTP_QQFAIL_REFUSED_NONE;
+    return NGX_QQFAIL_REFUSED_NONE;
 }
 
 
@@ -314,7 +314,7 @@ ngx_http_qqfail_addr_kind(struct sockaddr *sa)
  */
 
 static ngx_uint_t
-ngx_http_qqfail_addr_loops(ngx_http_qqfail_main_conf_t *qmcf,
+ngx_qqfail_addr_loops(ngx_qqfail_main_conf_t *qmcf,
     struct sockaddr *sa)
 {
     ngx_uint_t        i, j;
@@ -344,7 +344,7 @@ ngx_http_qqfail_addr_loops(ngx_http_qqfail_main_conf_t *qmcf,
             continue;
         }
 
-        if (!ngx_http_qqfail_addr_wildcard(ls[i].sockaddr)) {
+        if (!ngx_qqfail_addr_wildcard(ls[i].sockaddr)) {
             if (ngx_cmp_sockaddr(ls[i].sockaddr, ls[i].socklen, sa,
                                  sa->sa_family == AF_INET
                                  ? sizeof(struct sockaddr_in)
@@ -359,7 +359,7 @@ ngx_http_qqfail_addr_loops(ngx_http_qqfail_main_conf_t *qmcf,
 
         /* every address of this host */
 
-        if (ngx_http_qqfail_addr_loopback(sa)) {
+        if (ngx_qqfail_addr_loopback(sa)) {
             return 1;
         }
 
@@ -381,7 +381,7 @@ ngx_http_qqfail_addr_loops(ngx_http_qqfail_main_conf_t *qmcf,
 
 
 static ngx_uint_t
-ngx_http_qqfail_addr_wildcard(struct sockaddr *sa)
+ngx_qqfail_addr_wildcard(struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
         return ((struct sockaddr_in *) sa)->sin_addr.s_addr == INADDR_ANY;
@@ -399,7 +399,7 @@ ngx_http_qqfail_addr_wildcard(struct sockaddr *sa)
 
 
 static ngx_uint_t
-ngx_http_qqfail_addr_loopback(struct sockaddr *sa)
+ngx_qqfail_addr_loopback(struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
         return (ntohl(((struct sockaddr_in *) sa)->sin_addr.s_addr)
@@ -423,12 +423,12 @@ ngx_http_qqfail_addr_loopback(struct sockaddr *sa)
  */
 
 ngx_int_t
-ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
-    ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_local_addrs(ngx_cycle_t *cycle,
+    ngx_qqfail_main_conf_t *qmcf)
 {
-    size_t            len;
-    ngx_addr_t       *addr;
-    struct ifaddrs   *ifa, *i;
+    size_t           len;
+    ngx_addr_t      *addr;
+    struct ifaddrs  *ifa, *i;
 
     qmcf->listening = &cycle->listening;
 
@@ -486,7 +486,7 @@ ngx_http_qqfail_local_addrs(ngx_cycle_t *cycle,
 
 
 static ngx_uint_t
-ngx_http_qqfail_geo_code(const char *code)
+ngx_qqfail_geo_code(const char *code)
 {
     u_char  c0, c1;
 
@@ -500,12 +500,12 @@ ngx_http_qqfail_geo_code(const char *code)
 /* country, continent, ASN and organisation of an address, if known */
 
 void
-ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
-    struct sockaddr *sa, ngx_http_qqfail_geo_t *geo)
+ngx_qqfail_geo_lookup(ngx_qqfail_main_conf_t *qmcf,
+    struct sockaddr *sa, ngx_qqfail_geo_t *geo)
 {
-    int                    err;
-    MMDB_entry_data_s      data;
-    MMDB_lookup_result_s   r;
+    int                   err;
+    MMDB_entry_data_s     data;
+    MMDB_lookup_result_s  r;
 
     static const char  *country[] = { "country", "iso_code", NULL };
     static const char  *registered[] = { "registered_country", "iso_code",
@@ -514,7 +514,7 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
     static const char  *asn[] = { "autonomous_system_number", NULL };
     static const char  *org[] = { "autonomous_system_organization", NULL };
 
-    ngx_memzero(geo, sizeof(ngx_http_qqfail_geo_t));
+    ngx_memzero(geo, sizeof(ngx_qqfail_geo_t));
 
     if (qmcf->geo_country) {
         r = MMDB_lookup_sockaddr(qmcf->geo_country->mmdb, sa, &err);
@@ -532,7 +532,7 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
 
                 if (data.type == MMDB_DATA_TYPE_UTF8_STRING
                     && data.data_size == 2
-                    && ngx_http_qqfail_geo_code(data.utf8_string))
+                    && ngx_qqfail_geo_code(data.utf8_string))
                 {
                     geo->country[0] = ngx_toupper(data.utf8_string[0]);
                     geo->country[1] = ngx_toupper(data.utf8_string[1]);
@@ -542,7 +542,7 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
             if (MMDB_aget_value(&r.entry, &data, continent) == MMDB_SUCCESS
                 && data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING
                 && data.data_size == 2
-                && ngx_http_qqfail_geo_code(data.utf8_string))
+                && ngx_qqfail_geo_code(data.utf8_string))
             {
                 geo->continent[0] = ngx_toupper(data.utf8_string[0]);
                 geo->continent[1] = ngx_toupper(data.utf8_string[1]);
@@ -567,10 +567,10 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
                 && data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING)
             {
                 ngx_memcpy(geo->org, data.utf8_string,
-                           ngx_http_qqfail_utf8_cut(
+                           ngx_qqfail_utf8_cut(
                                    (u_char *) data.utf8_string,
                                    data.data_size,
-                                   NGX_HTTP_QQFAIL_ORG_LEN - 1));
+                                   NGX_QQFAIL_ORG_LEN - 1));
             }
         }
     }
@@ -580,16 +580,16 @@ ngx_http_qqfail_geo_lookup(ngx_http_qqfail_main_conf_t *qmcf,
 /*
  * An address is allowed when it matches any qqfail_allow rule; without
  * "geo", only CIDR rules are tried.  ngx_cidr_match() matches an
- * IPv4-mapped IPv6 address as its IPv4 address; ngx_http_qqfail_refused()
+ * IPv4-mapped IPv6 address as its IPv4 address; ngx_qqfail_refused()
  * has made it one already.
  */
 
 ngx_uint_t
-ngx_http_qqfail_allowed(ngx_http_qqfail_srv_conf_t *qscf,
-    struct sockaddr *sa, ngx_http_qqfail_geo_t *geo)
+ngx_qqfail_allowed(ngx_qqfail_srv_conf_t *qscf,
+    struct sockaddr *sa, ngx_qqfail_geo_t *geo)
 {
-    ngx_uint_t               i;
-    ngx_http_qqfail_rule_t  *rule;
+    ngx_uint_t          i;
+    ngx_qqfail_rule_t  *rule;
 
     if (qscf->allow == NULL && qscf->allow_cidr == NULL) {
         return 1;
@@ -607,7 +607,7 @@ ngx_http_qqfail_allowed(ngx_http_qqfail_srv_conf_t *qscf,
 
     for (i = 0; i < qscf->allow->nelts; i++) {
 
-        if (rule[i].type == NGX_HTTP_QQFAIL_RULE_ASN) {
+        if (rule[i].type == NGX_QQFAIL_RULE_ASN) {
             if (geo->asn && geo->asn == rule[i].asn) {
                 return 1;
             }

@@ -4,8 +4,8 @@
  */
 
 
-#ifndef _NGX_HTTP_QQFAIL_TEXT_H_INCLUDED_
-#define _NGX_HTTP_QQFAIL_TEXT_H_INCLUDED_
+#ifndef _NGX_QQFAIL_TEXT_H_INCLUDED_
+#define _NGX_QQFAIL_TEXT_H_INCLUDED_
 
 
 #include <ngx_config.h>
@@ -19,25 +19,25 @@
  * fuzz/status_escape.c).
  */
 
-#define NGX_HTTP_QQFAIL_STATE_HEADER   "qqfail-state 1\n"
+#define NGX_QQFAIL_STATE_HEADER        "qqfail-state 1\n"
 
-/* how ngx_http_qqfail_text_escape() escapes */
-#define NGX_HTTP_QQFAIL_ESC_JSON       0     /* inside a JSON string */
-#define NGX_HTTP_QQFAIL_ESC_HTML       1     /* HTML text or attribute */
-#define NGX_HTTP_QQFAIL_ESC_PROM       2     /* a Prometheus label value */
+/* how ngx_qqfail_text_escape() escapes */
+#define NGX_QQFAIL_ESC_JSON            0     /* inside a JSON string */
+#define NGX_QQFAIL_ESC_HTML            1     /* HTML text or attribute */
+#define NGX_QQFAIL_ESC_PROM            2     /* a Prometheus label value */
 
 /*
- * The most ngx_http_qqfail_text_escape() writes for "len" bytes: 6 per byte
+ * The most ngx_qqfail_text_escape() writes for "len" bytes: 6 per byte
  * ("\u001F" in JSON, "&quot;" in HTML; an invalid byte takes 3, U+FFFD).
  */
-#define NGX_HTTP_QQFAIL_ESCAPE_LEN(len)  (6 * (len))
+#define NGX_QQFAIL_ESCAPE_LEN(len)       (6 * (len))
 
 
 typedef struct {
     ngx_sockaddr_t                   sockaddr;   /* with the file's port */
     socklen_t                        socklen;
     ngx_str_t                        text;       /* the word, in the file */
-} ngx_http_qqfail_state_addr_t;
+} ngx_qqfail_state_addr_t;
 
 
 /* one "s" line; its strings point into the file's buffer */
@@ -48,22 +48,22 @@ typedef struct {
     ngx_uint_t                       active;     /* below max_names */
     time_t                           last_success;   /* not checked */
     ngx_uint_t                       naddrs;     /* 1 to max_addrs */
-    ngx_http_qqfail_state_addr_t    *addrs;
-} ngx_http_qqfail_state_line_t;
+    ngx_qqfail_state_addr_t         *addrs;
+} ngx_qqfail_state_line_t;
 
 
-typedef struct ngx_http_qqfail_state_parser_s  ngx_http_qqfail_state_parser_t;
+typedef struct ngx_qqfail_state_parser_s       ngx_qqfail_state_parser_t;
 
 /* NGX_OK: next line; else the file is refused, for the reason in sp->err */
-typedef ngx_int_t (*ngx_http_qqfail_state_line_pt)(
-    ngx_http_qqfail_state_parser_t *sp, ngx_http_qqfail_state_line_t *sl);
+typedef ngx_int_t (*ngx_qqfail_state_line_pt)(
+    ngx_qqfail_state_parser_t *sp, ngx_qqfail_state_line_t *sl);
 
-struct ngx_http_qqfail_state_parser_s {
+struct ngx_qqfail_state_parser_s {
     /* the caller's */
     ngx_uint_t                       max_names;
     ngx_uint_t                       max_addrs;
-    ngx_http_qqfail_state_addr_t    *addrs;      /* room for max_addrs */
-    ngx_http_qqfail_state_line_pt    handler;    /* each "s" line */
+    ngx_qqfail_state_addr_t         *addrs;      /* room for max_addrs */
+    ngx_qqfail_state_line_pt         handler;    /* each "s" line */
     void                            *data;
 
     /* the parser's: where it stopped and why */
@@ -72,13 +72,13 @@ struct ngx_http_qqfail_state_parser_s {
 };
 
 
-ngx_int_t ngx_http_qqfail_state_parse(u_char *buf, size_t len,
-    ngx_http_qqfail_state_parser_t *sp);
-u_char *ngx_http_qqfail_state_escape(u_char *p, u_char *s, size_t len);
+ngx_int_t ngx_qqfail_state_parse(u_char *buf, size_t len,
+    ngx_qqfail_state_parser_t *sp);
+u_char *ngx_qqfail_state_escape(u_char *p, u_char *s, size_t len);
 
-u_char *ngx_http_qqfail_text_escape(u_char *dst, ngx_uint_t how, u_char *s,
+u_char *ngx_qqfail_text_escape(u_char *dst, ngx_uint_t how, u_char *s,
     size_t len);
-size_t ngx_http_qqfail_utf8_cut(u_char *p, size_t len, size_t max);
+size_t ngx_qqfail_utf8_cut(u_char *p, size_t len, size_t max);
 
 
-#endif /* _NGX_HTTP_QQFAIL_TEXT_H_INCLUDED_ */
+#endif /* _NGX_QQFAIL_TEXT_H_INCLUDED_ */

@@ -16,8 +16,8 @@
 #include <ares.h>
 #include <arpa/nameser.h>
 
-#include "ngx_http_qqfail_module.h"
-#include "ngx_http_qqfail_resolver.h"
+#include "ngx_qqfail.h"
+#include "ngx_qqfail_resolver.h"
 
 
 /*
@@ -32,17 +32,17 @@ typedef struct {
     uint32_t                         drops;
     unsigned                         readable:1;
     unsigned                         writable:1;
-} ngx_http_qqfail_sock_t;
+} ngx_qqfail_sock_t;
 
 
-struct ngx_http_qqfail_channel_s {
-    ngx_http_qqfail_resolver_t      *rs;
+struct ngx_qqfail_channel_s {
+    ngx_qqfail_resolver_t           *rs;
     ares_channel                     channel;
-    ngx_http_qqfail_provider_t      *provider;
+    ngx_qqfail_provider_t           *provider;
     ngx_msec_t                       timeout;    /* qqfail_timeout */
     ngx_event_t                      timer;
     ngx_uint_t                       nsocks;
-    ngx_http_qqfail_sock_t           socks[NGX_HTTP_QQFAIL_MAX_CONNS];
+    ngx_qqfail_sock_t                socks[NGX_QQFAIL_MAX_CONNS];
 };
 
 
@@ -55,58 +55,58 @@ struct ngx_http_qqfail_channel_s {
  */
 
 typedef struct {
-    ngx_http_qqfail_query_t         *query;      /* NULL once ended */
+    ngx_qqfail_query_t              *query;      /* NULL once ended */
     ngx_event_t                      timer;
-} ngx_http_qqfail_sent_t;
+} ngx_qqfail_sent_t;
 
 #endif
 
 
-static ngx_int_t ngx_http_qqfail_ares_servers(ares_channel channel,
+static ngx_int_t ngx_qqfail_ares_servers(ares_channel channel,
     ngx_pool_t *pool, ngx_str_t *servers);
-static ngx_uint_t ngx_http_qqfail_channel_sets(
-    ngx_http_qqfail_main_conf_t *qmcf);
+static ngx_uint_t ngx_qqfail_channel_sets(
+    ngx_qqfail_main_conf_t *qmcf);
 #if (ARES_VERSION < 0x012000)
-static void ngx_http_qqfail_ares_version(ngx_log_t *log);
+static void ngx_qqfail_ares_version(ngx_log_t *log);
 #endif
-static ngx_int_t ngx_http_qqfail_channel_init(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_channel_t *ch);
-static int ngx_http_qqfail_channel_options(ngx_http_qqfail_channel_t *ch,
+static ngx_int_t ngx_qqfail_channel_init(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_channel_t *ch);
+static int ngx_qqfail_channel_options(ngx_qqfail_channel_t *ch,
     struct ares_options *opts);
-static ngx_int_t ngx_http_qqfail_channel_servers(
-    ngx_http_qqfail_resolver_t *rs, ngx_http_qqfail_channel_t *ch);
-static int ngx_http_qqfail_sock_create(ares_socket_t fd, int type,
+static ngx_int_t ngx_qqfail_channel_servers(
+    ngx_qqfail_resolver_t *rs, ngx_qqfail_channel_t *ch);
+static int ngx_qqfail_sock_create(ares_socket_t fd, int type,
     void *data);
-static void ngx_http_qqfail_sock_state(void *data, ares_socket_t fd,
+static void ngx_qqfail_sock_state(void *data, ares_socket_t fd,
     int readable, int writable);
-static void ngx_http_qqfail_sock_buffer(ngx_http_qqfail_resolver_t *rs,
+static void ngx_qqfail_sock_buffer(ngx_qqfail_resolver_t *rs,
     ares_socket_t fd);
-static void ngx_http_qqfail_channel_drops(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_channel_t *ch, ngx_uint_t i);
-static ngx_http_qqfail_sock_t *ngx_http_qqfail_channel_sock(
-    ngx_http_qqfail_channel_t *ch, ares_socket_t fd);
-static ngx_uint_t ngx_http_qqfail_channel_outcome(int status);
+static void ngx_qqfail_channel_drops(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_channel_t *ch, ngx_uint_t i);
+static ngx_qqfail_sock_t *ngx_qqfail_channel_sock(
+    ngx_qqfail_channel_t *ch, ares_socket_t fd);
+static ngx_uint_t ngx_qqfail_channel_outcome(int status);
 #if (ARES_VERSION >= 0x011c00)
-static void ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
+static void ngx_qqfail_channel_answer(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec);
 #else
-static void ngx_http_qqfail_channel_callback(void *arg, int status,
+static void ngx_qqfail_channel_callback(void *arg, int status,
     int timeouts, unsigned char *abuf, int alen);
 #endif
 #if (ARES_VERSION >= 0x012000)
-static void ngx_http_qqfail_channel_sent(void *arg, ares_status_t status,
+static void ngx_qqfail_channel_sent(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec);
-static void ngx_http_qqfail_channel_expire(ngx_event_t *ev);
+static void ngx_qqfail_channel_expire(ngx_event_t *ev);
 #endif
-static void ngx_http_qqfail_channel_read(ngx_event_t *ev);
-static void ngx_http_qqfail_channel_write(ngx_event_t *ev);
-static void ngx_http_qqfail_channel_timeout(ngx_event_t *ev);
+static void ngx_qqfail_channel_read(ngx_event_t *ev);
+static void ngx_qqfail_channel_write(ngx_event_t *ev);
+static void ngx_qqfail_channel_timeout(ngx_event_t *ev);
 
 
 /* c-ares itself, in the master and in each worker */
 
 ngx_int_t
-ngx_http_qqfail_ares_init(ngx_log_t *log)
+ngx_qqfail_ares_init(ngx_log_t *log)
 {
     if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
         ngx_log_error(NGX_LOG_ALERT, log, 0,
@@ -127,14 +127,14 @@ ngx_http_qqfail_ares_init(ngx_log_t *log)
  */
 
 ngx_int_t
-ngx_http_qqfail_ares_system(ngx_pool_t *pool, ngx_log_t *log,
+ngx_qqfail_ares_system(ngx_pool_t *pool, ngx_log_t *log,
     ngx_str_t *servers)
 {
     ngx_int_t            rc;
     ares_channel         channel;
     struct ares_options  opts;
 
-    if (ngx_http_qqfail_ares_init(log) != NGX_OK) {
+    if (ngx_qqfail_ares_init(log) != NGX_OK) {
         return NGX_DECLINED;
     }
 
@@ -143,7 +143,7 @@ ngx_http_qqfail_ares_system(ngx_pool_t *pool, ngx_log_t *log,
     rc = NGX_DECLINED;
 
     if (ares_init_options(&channel, &opts, 0) == ARES_SUCCESS) {
-        rc = ngx_http_qqfail_ares_servers(channel, pool, servers);
+        rc = ngx_qqfail_ares_servers(channel, pool, servers);
         ares_destroy(channel);
     }
 
@@ -158,7 +158,7 @@ ngx_http_qqfail_ares_system(ngx_pool_t *pool, ngx_log_t *log,
 /* c-ares 1.24 and later list the servers themselves */
 
 static ngx_int_t
-ngx_http_qqfail_ares_servers(ares_channel channel, ngx_pool_t *pool,
+ngx_qqfail_ares_servers(ares_channel channel, ngx_pool_t *pool,
     ngx_str_t *servers)
 {
     char  *csv;
@@ -185,7 +185,7 @@ ngx_http_qqfail_ares_servers(ares_channel channel, ngx_pool_t *pool,
 /* before (ares_get_servers_ports() is deprecated from 1.24 on) */
 
 static ngx_int_t
-ngx_http_qqfail_ares_servers(ares_channel channel, ngx_pool_t *pool,
+ngx_qqfail_ares_servers(ares_channel channel, ngx_pool_t *pool,
     ngx_str_t *servers)
 {
     u_char                      *p;
@@ -266,28 +266,28 @@ ngx_http_qqfail_ares_servers(ares_channel channel, ngx_pool_t *pool,
  */
 
 ngx_int_t
-ngx_http_qqfail_channels_create(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_channels_create(ngx_qqfail_resolver_t *rs)
 {
-    ngx_uint_t                    i, j, nsets;
-    ngx_http_qqfail_channel_t    *ch;
-    ngx_http_qqfail_provider_t   *pr;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_uint_t               i, j, nsets;
+    ngx_qqfail_channel_t    *ch;
+    ngx_qqfail_provider_t   *pr;
+    ngx_qqfail_srv_conf_t  **qscfp;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     qmcf = rs->qmcf;
 
-    nsets = ngx_http_qqfail_channel_sets(qmcf);
+    nsets = ngx_qqfail_channel_sets(qmcf);
 
 #if (ARES_VERSION < 0x012000)
     if (rs->sync) {
-        ngx_http_qqfail_ares_version(rs->log);
+        ngx_qqfail_ares_version(rs->log);
     }
 #endif
 
     rs->nproviders = qmcf->providers.nelts;
     rs->nchannels = nsets * rs->nproviders;
     rs->channels = ngx_calloc(rs->nchannels
-                                          * sizeof(ngx_http_qqfail_channel_t),
+                                          * sizeof(ngx_qqfail_channel_t),
                                           rs->log);
     if (rs->channels == NULL) {
         return NGX_ERROR;
@@ -309,7 +309,7 @@ ngx_http_qqfail_channels_create(ngx_http_qqfail_resolver_t *rs)
             }
         }
 
-        if (ngx_http_qqfail_channel_init(rs, ch) == NGX_ERROR) {
+        if (ngx_qqfail_channel_init(rs, ch) == NGX_ERROR) {
             return NGX_ERROR;
         }
     }
@@ -321,10 +321,10 @@ ngx_http_qqfail_channels_create(ngx_http_qqfail_resolver_t *rs)
 /* the upstreams' sets of channels, one per distinct qqfail_timeout */
 
 static ngx_uint_t
-ngx_http_qqfail_channel_sets(ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_channel_sets(ngx_qqfail_main_conf_t *qmcf)
 {
-    ngx_uint_t                    i, j, nsets;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
+    ngx_uint_t               i, j, nsets;
+    ngx_qqfail_srv_conf_t  **qscfp;
 
     nsets = 0;
     qscfp = qmcf->upstreams.elts;
@@ -351,7 +351,7 @@ ngx_http_qqfail_channel_sets(ngx_http_qqfail_main_conf_t *qmcf)
  */
 
 static void
-ngx_http_qqfail_ares_version(ngx_log_t *log)
+ngx_qqfail_ares_version(ngx_log_t *log)
 {
     int  version;
 
@@ -375,13 +375,13 @@ ngx_http_qqfail_ares_version(ngx_log_t *log)
  */
 
 static ngx_int_t
-ngx_http_qqfail_channel_init(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_channel_t *ch)
+ngx_qqfail_channel_init(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_channel_t *ch)
 {
     int                  rc, optmask;
     struct ares_options  opts;
 
-    optmask = ngx_http_qqfail_channel_options(ch, &opts);
+    optmask = ngx_qqfail_channel_options(ch, &opts);
 
     rc = ares_init_options(&ch->channel, &opts, optmask);
 
@@ -394,7 +394,7 @@ ngx_http_qqfail_channel_init(ngx_http_qqfail_resolver_t *rs,
     }
 
     if (!ch->provider->system) {
-        rc = ngx_http_qqfail_channel_servers(rs, ch);
+        rc = ngx_qqfail_channel_servers(rs, ch);
 
         if (rc != NGX_OK) {
             ares_destroy(ch->channel);
@@ -403,10 +403,10 @@ ngx_http_qqfail_channel_init(ngx_http_qqfail_resolver_t *rs,
         }
     }
 
-    ares_set_socket_callback(ch->channel, ngx_http_qqfail_sock_create, ch);
+    ares_set_socket_callback(ch->channel, ngx_qqfail_sock_create, ch);
 
     if (!rs->sync) {
-        ch->timer.handler = ngx_http_qqfail_channel_timeout;
+        ch->timer.handler = ngx_qqfail_channel_timeout;
         ch->timer.data = ch;
         ch->timer.log = rs->log;
         ch->timer.cancelable = 1;
@@ -452,7 +452,7 @@ ngx_http_qqfail_channel_init(ngx_http_qqfail_resolver_t *rs,
  */
 
 static int
-ngx_http_qqfail_channel_options(ngx_http_qqfail_channel_t *ch,
+ngx_qqfail_channel_options(ngx_qqfail_channel_t *ch,
     struct ares_options *opts)
 {
     int         optmask;
@@ -482,7 +482,7 @@ ngx_http_qqfail_channel_options(ngx_http_qqfail_channel_t *ch,
      * socket state callback (ares_getsock() is deprecated since 1.34)
      */
 
-    opts->sock_state_cb = ngx_http_qqfail_sock_state;
+    opts->sock_state_cb = ngx_qqfail_sock_state;
     opts->sock_state_cb_data = ch;
 
     optmask = ARES_OPT_FLAGS|ARES_OPT_TIMEOUTMS|ARES_OPT_TRIES
@@ -511,8 +511,8 @@ ngx_http_qqfail_channel_options(ngx_http_qqfail_channel_t *ch,
 /* a configured provider's servers (the system provider has c-ares's own) */
 
 static ngx_int_t
-ngx_http_qqfail_channel_servers(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_channel_t *ch)
+ngx_qqfail_channel_servers(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_channel_t *ch)
 {
     int    rc;
     char  *servers;
@@ -543,10 +543,10 @@ ngx_http_qqfail_channel_servers(ngx_http_qqfail_resolver_t *rs,
 
 
 void
-ngx_http_qqfail_channels_destroy(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_channels_destroy(ngx_qqfail_resolver_t *rs)
 {
-    ngx_uint_t                  i;
-    ngx_http_qqfail_channel_t  *ch;
+    ngx_uint_t             i;
+    ngx_qqfail_channel_t  *ch;
 
     if (rs->channels == NULL) {
         return;
@@ -575,15 +575,15 @@ ngx_http_qqfail_channels_destroy(ngx_http_qqfail_resolver_t *rs)
 
 /* channel "i", or NULL if c-ares could not set it up */
 
-ngx_http_qqfail_channel_t *
-ngx_http_qqfail_channel(ngx_http_qqfail_resolver_t *rs, ngx_uint_t i)
+ngx_qqfail_channel_t *
+ngx_qqfail_channel(ngx_qqfail_resolver_t *rs, ngx_uint_t i)
 {
     return rs->channels[i].channel ? &rs->channels[i] : NULL;
 }
 
 
-static ngx_http_qqfail_sock_t *
-ngx_http_qqfail_channel_sock(ngx_http_qqfail_channel_t *ch, ares_socket_t fd)
+static ngx_qqfail_sock_t *
+ngx_qqfail_channel_sock(ngx_qqfail_channel_t *ch, ares_socket_t fd)
 {
     ngx_uint_t  i;
 
@@ -604,17 +604,17 @@ ngx_http_qqfail_channel_sock(ngx_http_qqfail_channel_t *ch, ares_socket_t fd)
  */
 
 static int
-ngx_http_qqfail_sock_create(ares_socket_t fd, int type, void *data)
+ngx_qqfail_sock_create(ares_socket_t fd, int type, void *data)
 {
-    ngx_http_qqfail_channel_t *ch = data;
+    ngx_qqfail_channel_t *ch = data;
 
     ngx_connection_t            *c;
-    ngx_http_qqfail_sock_t      *s;
-    ngx_http_qqfail_resolver_t  *rs;
+    ngx_qqfail_sock_t           *s;
+    ngx_qqfail_resolver_t       *rs;
 
     rs = ch->rs;
 
-    if (ch->nsocks == NGX_HTTP_QQFAIL_MAX_CONNS) {
+    if (ch->nsocks == NGX_QQFAIL_MAX_CONNS) {
         return -1;
     }
 
@@ -627,15 +627,15 @@ ngx_http_qqfail_sock_create(ares_socket_t fd, int type, void *data)
         }
 
         if (type == SOCK_DGRAM) {
-            ngx_http_qqfail_sock_buffer(rs, fd);
+            ngx_qqfail_sock_buffer(rs, fd);
         }
 
         c->data = ch;
         c->log = rs->log;
         c->read->log = rs->log;
         c->write->log = rs->log;
-        c->read->handler = ngx_http_qqfail_channel_read;
-        c->write->handler = ngx_http_qqfail_channel_write;
+        c->read->handler = ngx_qqfail_channel_read;
+        c->write->handler = ngx_qqfail_channel_write;
 
         /* like nginx's own resolver: not a client connection */
         c->read->resolver = 1;
@@ -655,19 +655,19 @@ ngx_http_qqfail_sock_create(ares_socket_t fd, int type, void *data)
 
 /*
  * Room for the answers of every lookup in flight at once (paced to
- * NGX_HTTP_QQFAIL_INFLIGHT): the kernel drops what does not fit, and a
+ * NGX_QQFAIL_INFLIGHT): the kernel drops what does not fit, and a
  * dropped answer is a false timeout.  The kernel caps the size at
  * net.core.rmem_max; that is said once.
  */
 
 static void
-ngx_http_qqfail_sock_buffer(ngx_http_qqfail_resolver_t *rs, ares_socket_t fd)
+ngx_qqfail_sock_buffer(ngx_qqfail_resolver_t *rs, ares_socket_t fd)
 {
-    int           want, got;
-    socklen_t     len;
-    static int    said;
+    int         want, got;
+    socklen_t   len;
+    static int  said;
 
-    want = NGX_HTTP_QQFAIL_RCVBUF;
+    want = NGX_QQFAIL_RCVBUF;
 
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, (const void *) &want,
                    sizeof(int))
@@ -697,8 +697,8 @@ ngx_http_qqfail_sock_buffer(ngx_http_qqfail_resolver_t *rs, ares_socket_t fd)
 /* answers the kernel dropped on a channel's sockets, counted per provider */
 
 static void
-ngx_http_qqfail_channel_drops(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_channel_t *ch, ngx_uint_t i)
+ngx_qqfail_channel_drops(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_channel_t *ch, ngx_uint_t i)
 {
 #if (NGX_LINUX && defined SO_MEMINFO)
     uint32_t    mem[SK_MEMINFO_VARS], delta;
@@ -716,12 +716,12 @@ ngx_http_qqfail_channel_drops(ngx_http_qqfail_resolver_t *rs,
     delta = mem[SK_MEMINFO_DROPS] - ch->socks[i].drops;
     ch->socks[i].drops = mem[SK_MEMINFO_DROPS];
 
-    if (delta == 0 || !ngx_http_qqfail_lead_check(rs)) {
+    if (delta == 0 || !ngx_qqfail_lead_check(rs)) {
         return;
     }
 
-    ngx_http_qqfail_zone_counter(rs->qmcf, ch->provider->sh,
-                                 NGX_HTTP_QQFAIL_COUNT_DROPS, delta);
+    ngx_qqfail_zone_counter(rs->qmcf, ch->provider->sh,
+                            NGX_QQFAIL_COUNT_DROPS, delta);
 
     ngx_log_error(NGX_LOG_WARN, rs->log, 0,
                   "qqfail: %uD answer(s) of provider \"%V\" dropped by the "
@@ -738,16 +738,16 @@ ngx_http_qqfail_channel_drops(ngx_http_qqfail_resolver_t *rs,
  */
 
 static void
-ngx_http_qqfail_sock_state(void *data, ares_socket_t fd, int readable,
+ngx_qqfail_sock_state(void *data, ares_socket_t fd, int readable,
     int writable)
 {
-    ngx_http_qqfail_channel_t *ch = data;
+    ngx_qqfail_channel_t *ch = data;
 
     ngx_uint_t               i;
     ngx_connection_t        *c;
-    ngx_http_qqfail_sock_t  *s;
+    ngx_qqfail_sock_t       *s;
 
-    s = ngx_http_qqfail_channel_sock(ch, fd);
+    s = ngx_qqfail_channel_sock(ch, fd);
 
     if (s == NULL) {
         return;
@@ -824,22 +824,22 @@ ngx_http_qqfail_sock_state(void *data, ares_socket_t fd, int readable,
             ngx_delete_posted_event(c->write);
         }
 
-        ngx_http_qqfail_channel_drops(ch->rs, ch, i);
+        ngx_qqfail_channel_drops(ch->rs, ch, i);
 
         ngx_free_connection(c);
         c->fd = (ngx_socket_t) -1;
     }
 
     ch->socks[i] = ch->socks[--ch->nsocks];
-    ngx_memzero(&ch->socks[ch->nsocks], sizeof(ngx_http_qqfail_sock_t));
+    ngx_memzero(&ch->socks[ch->nsocks], sizeof(ngx_qqfail_sock_t));
 }
 
 
 static void
-ngx_http_qqfail_channel_read(ngx_event_t *ev)
+ngx_qqfail_channel_read(ngx_event_t *ev)
 {
-    ngx_connection_t           *c;
-    ngx_http_qqfail_channel_t  *ch;
+    ngx_connection_t      *c;
+    ngx_qqfail_channel_t  *ch;
 
     c = ev->data;
     ch = c->data;
@@ -848,41 +848,41 @@ ngx_http_qqfail_channel_read(ngx_event_t *ev)
 
     ares_process_fd(ch->channel, c->fd, ARES_SOCKET_BAD);
 
-    ngx_http_qqfail_channel_timer(ch->rs, ch);
+    ngx_qqfail_channel_timer(ch->rs, ch);
 }
 
 
 static void
-ngx_http_qqfail_channel_write(ngx_event_t *ev)
+ngx_qqfail_channel_write(ngx_event_t *ev)
 {
-    ngx_connection_t           *c;
-    ngx_http_qqfail_channel_t  *ch;
+    ngx_connection_t      *c;
+    ngx_qqfail_channel_t  *ch;
 
     c = ev->data;
     ch = c->data;
 
     ares_process_fd(ch->channel, ARES_SOCKET_BAD, c->fd);
 
-    ngx_http_qqfail_channel_timer(ch->rs, ch);
+    ngx_qqfail_channel_timer(ch->rs, ch);
 }
 
 
 static void
-ngx_http_qqfail_channel_timeout(ngx_event_t *ev)
+ngx_qqfail_channel_timeout(ngx_event_t *ev)
 {
-    ngx_http_qqfail_channel_t  *ch = ev->data;
+    ngx_qqfail_channel_t  *ch = ev->data;
 
     ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 
-    ngx_http_qqfail_channel_timer(ch->rs, ch);
+    ngx_qqfail_channel_timer(ch->rs, ch);
 }
 
 
 void
-ngx_http_qqfail_channel_timer(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_channel_t *ch)
+ngx_qqfail_channel_timer(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_channel_t *ch)
 {
-    struct timeval   tv, *tvp;
+    struct timeval  tv, *tvp;
 
     if (rs->sync || ch->channel == NULL) {
         return;
@@ -907,28 +907,28 @@ ngx_http_qqfail_channel_timer(ngx_http_qqfail_resolver_t *rs,
 
 /*
  * One query of a lookup; whatever c-ares says of it reaches
- * ngx_http_qqfail_query_done() as a Q_* outcome
+ * ngx_qqfail_query_done() as a Q_* outcome
  */
 
 void
-ngx_http_qqfail_channel_query(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_channel_t *ch, u_char *host, ngx_uint_t type,
-    ngx_http_qqfail_query_t *q)
+ngx_qqfail_channel_query(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_channel_t *ch, u_char *host, ngx_uint_t type,
+    ngx_qqfail_query_t *q)
 {
 #if (ARES_VERSION >= 0x012000)
-    ngx_http_qqfail_sent_t  *sent;
+    ngx_qqfail_sent_t       *sent;
 
     if (!rs->sync) {
-        sent = ngx_alloc(sizeof(ngx_http_qqfail_sent_t), rs->log);
+        sent = ngx_alloc(sizeof(ngx_qqfail_sent_t), rs->log);
         if (sent == NULL) {
-            ngx_http_qqfail_query_done(q, NGX_HTTP_QQFAIL_Q_ERROR, NULL, 0);
+            ngx_qqfail_query_done(q, NGX_QQFAIL_Q_ERROR, NULL, 0);
             return;
         }
 
         ngx_memzero(&sent->timer, sizeof(ngx_event_t));
 
         sent->query = q;
-        sent->timer.handler = ngx_http_qqfail_channel_expire;
+        sent->timer.handler = ngx_qqfail_channel_expire;
         sent->timer.data = sent;
         sent->timer.log = rs->log;
         sent->timer.cancelable = 1;
@@ -940,7 +940,7 @@ ngx_http_qqfail_channel_query(ngx_http_qqfail_resolver_t *rs,
         (void) ares_query_dnsrec(ch->channel, (const char *) host,
                                  ARES_CLASS_IN,
                                  type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
-                                 ngx_http_qqfail_channel_sent, sent, NULL);
+                                 ngx_qqfail_channel_sent, sent, NULL);
         return;
     }
 
@@ -950,12 +950,12 @@ ngx_http_qqfail_channel_query(ngx_http_qqfail_resolver_t *rs,
 
     (void) ares_query_dnsrec(ch->channel, (const char *) host, ARES_CLASS_IN,
                              type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
-                             ngx_http_qqfail_channel_answer, q, NULL);
+                             ngx_qqfail_channel_answer, q, NULL);
 
 #else
 
     ares_query(ch->channel, (char *) host, ns_c_in, type ? ns_t_aaaa : ns_t_a,
-               ngx_http_qqfail_channel_callback, q);
+               ngx_qqfail_channel_callback, q);
 
 #endif
 }
@@ -964,41 +964,41 @@ ngx_http_qqfail_channel_query(ngx_http_qqfail_resolver_t *rs,
 /* what the rest of the resolver knows of a c-ares status */
 
 static ngx_uint_t
-ngx_http_qqfail_channel_outcome(int status)
+ngx_qqfail_channel_outcome(int status)
 {
     switch (status) {
 
     case ARES_SUCCESS:
-        return NGX_HTTP_QQFAIL_Q_OK;
+        return NGX_QQFAIL_Q_OK;
 
     case ARES_ENODATA:
-        return NGX_HTTP_QQFAIL_Q_NODATA;
+        return NGX_QQFAIL_Q_NODATA;
 
     case ARES_ENOTFOUND:
-        return NGX_HTTP_QQFAIL_Q_NXDOMAIN;
+        return NGX_QQFAIL_Q_NXDOMAIN;
 
     case ARES_ESERVFAIL:
-        return NGX_HTTP_QQFAIL_Q_SERVFAIL;
+        return NGX_QQFAIL_Q_SERVFAIL;
 
     case ARES_EREFUSED:
-        return NGX_HTTP_QQFAIL_Q_REFUSED;
+        return NGX_QQFAIL_Q_REFUSED;
 
     case ARES_ETIMEOUT:
-        return NGX_HTTP_QQFAIL_Q_TIMEOUT;
+        return NGX_QQFAIL_Q_TIMEOUT;
 
     case ARES_ECONNREFUSED:
     case ARES_ENOTINITIALIZED:
-        return NGX_HTTP_QQFAIL_Q_UNREACHABLE;
+        return NGX_QQFAIL_Q_UNREACHABLE;
 
     case ARES_EBADRESP:
-        return NGX_HTTP_QQFAIL_Q_BADANSWER;
+        return NGX_QQFAIL_Q_BADANSWER;
 
     case ARES_EDESTRUCTION:
     case ARES_ECANCELLED:
-        return NGX_HTTP_QQFAIL_Q_CANCELLED;
+        return NGX_QQFAIL_Q_CANCELLED;
 
     default:
-        return NGX_HTTP_QQFAIL_Q_ERROR;
+        return NGX_QQFAIL_Q_ERROR;
     }
 }
 
@@ -1013,7 +1013,7 @@ ngx_http_qqfail_channel_outcome(int status)
  */
 
 static void
-ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
+ngx_qqfail_channel_answer(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec)
 {
     size_t          alen;
@@ -1033,9 +1033,9 @@ ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
         }
     }
 
-    ngx_http_qqfail_query_done(arg,
-                               ngx_http_qqfail_channel_outcome((int) status),
-                               abuf, alen);
+    ngx_qqfail_query_done(arg,
+                          ngx_qqfail_channel_outcome((int) status),
+                          abuf, alen);
 
     if (abuf) {
         ares_free_string(abuf);
@@ -1045,11 +1045,11 @@ ngx_http_qqfail_channel_answer(void *arg, ares_status_t status,
 #else
 
 static void
-ngx_http_qqfail_channel_callback(void *arg, int status, int timeouts,
+ngx_qqfail_channel_callback(void *arg, int status, int timeouts,
     unsigned char *abuf, int alen)
 {
-    ngx_http_qqfail_query_done(arg, ngx_http_qqfail_channel_outcome(status),
-                               abuf, abuf ? (size_t) alen : 0);
+    ngx_qqfail_query_done(arg, ngx_qqfail_channel_outcome(status),
+                          abuf, abuf ? (size_t) alen : 0);
 }
 
 #endif
@@ -1060,12 +1060,12 @@ ngx_http_qqfail_channel_callback(void *arg, int status, int timeouts,
 /* a query with its own timer (the leader's): the timer may have ended it */
 
 static void
-ngx_http_qqfail_channel_sent(void *arg, ares_status_t status,
+ngx_qqfail_channel_sent(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec)
 {
-    ngx_http_qqfail_sent_t  *sent = arg;
+    ngx_qqfail_sent_t  *sent = arg;
 
-    ngx_http_qqfail_query_t  *q;
+    ngx_qqfail_query_t  *q;
 
     q = sent->query;
 
@@ -1080,21 +1080,21 @@ ngx_http_qqfail_channel_sent(void *arg, ares_status_t status,
         return;
     }
 
-    ngx_http_qqfail_channel_answer(q, status, timeouts, dnsrec);
+    ngx_qqfail_channel_answer(q, status, timeouts, dnsrec);
 }
 
 
 static void
-ngx_http_qqfail_channel_expire(ngx_event_t *ev)
+ngx_qqfail_channel_expire(ngx_event_t *ev)
 {
-    ngx_http_qqfail_sent_t  *sent = ev->data;
+    ngx_qqfail_sent_t  *sent = ev->data;
 
-    ngx_http_qqfail_query_t  *q;
+    ngx_qqfail_query_t  *q;
 
     q = sent->query;
     sent->query = NULL;
 
-    ngx_http_qqfail_query_done(q, NGX_HTTP_QQFAIL_Q_TIMEOUT, NULL, 0);
+    ngx_qqfail_query_done(q, NGX_QQFAIL_Q_TIMEOUT, NULL, 0);
 }
 
 #endif
@@ -1107,16 +1107,16 @@ ngx_http_qqfail_channel_expire(ngx_event_t *ev)
  */
 
 ngx_int_t
-ngx_http_qqfail_channels_poll(ngx_http_qqfail_resolver_t *rs,
+ngx_qqfail_channels_poll(ngx_qqfail_resolver_t *rs,
     ngx_msec_t deadline, ngx_msec_t wake)
 {
-    int                         ms, t;
-    ngx_int_t                   rc;
-    ngx_uint_t                  c, k, n, nfds, active;
-    struct pollfd              *pfd;
-    struct timeval              tv, *tvp;
-    ngx_http_qqfail_sock_t     *s;
-    ngx_http_qqfail_channel_t  *ch, **owner;
+    int                    ms, t;
+    ngx_int_t              rc;
+    ngx_uint_t             c, k, n, nfds, active;
+    struct pollfd         *pfd;
+    struct timeval         tv, *tvp;
+    ngx_qqfail_sock_t     *s;
+    ngx_qqfail_channel_t  *ch, **owner;
 
     ngx_time_update();
 
@@ -1174,7 +1174,7 @@ ngx_http_qqfail_channels_poll(ngx_http_qqfail_resolver_t *rs,
         return NGX_ERROR;
     }
 
-    owner = (ngx_http_qqfail_channel_t **) &pfd[n ? n : 1];
+    owner = (ngx_qqfail_channel_t **) &pfd[n ? n : 1];
     nfds = 0;
 
     for (c = 0; c < rs->nchannels; c++) {
@@ -1210,13 +1210,13 @@ ngx_http_qqfail_channels_poll(ngx_http_qqfail_resolver_t *rs,
         ch = owner[k];
 
         if ((pfd[k].revents & (POLLIN|POLLERR|POLLHUP))
-            && ngx_http_qqfail_channel_sock(ch, pfd[k].fd))
+            && ngx_qqfail_channel_sock(ch, pfd[k].fd))
         {
             ares_process_fd(ch->channel, pfd[k].fd, ARES_SOCKET_BAD);
         }
 
         if ((pfd[k].revents & POLLOUT)
-            && ngx_http_qqfail_channel_sock(ch, pfd[k].fd))
+            && ngx_qqfail_channel_sock(ch, pfd[k].fd))
         {
             ares_process_fd(ch->channel, ARES_SOCKET_BAD, pfd[k].fd);
         }
@@ -1241,16 +1241,16 @@ done:
 
 
 void
-ngx_http_qqfail_channels_drops(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_channels_drops(ngx_qqfail_resolver_t *rs)
 {
-    ngx_uint_t                  i, k;
-    ngx_http_qqfail_channel_t  *ch;
+    ngx_uint_t             i, k;
+    ngx_qqfail_channel_t  *ch;
 
     for (i = 0; i < rs->nchannels; i++) {
         ch = &rs->channels[i];
 
         for (k = 0; k < ch->nsocks; k++) {
-            ngx_http_qqfail_channel_drops(rs, ch, k);
+            ngx_qqfail_channel_drops(rs, ch, k);
         }
     }
 }

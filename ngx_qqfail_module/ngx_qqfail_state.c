@@ -7,19 +7,19 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_module.h"
+#include "ngx_qqfail.h"
 
 
-/* the state file's format: ngx_http_qqfail_text.c */
+/* the state file's format: ngx_qqfail_text.c */
 
 
-#define NGX_HTTP_QQFAIL_STATE_MAX      (1024 * 1024)
+#define NGX_QQFAIL_STATE_MAX           (1024 * 1024)
 
 /* the longest line of a server: upstream, names, addresses */
-#define NGX_HTTP_QQFAIL_STATE_LINE                                            \
-    (3 * 256 + NGX_HTTP_QQFAIL_MAX_NAMES * 300 + 64                           \
-     + NGX_HTTP_QQFAIL_MAX_ADDRS * (NGX_HTTP_QQFAIL_ADDR_STRLEN + 1))
-#define NGX_HTTP_QQFAIL_STATE_OWNER    64
+#define NGX_QQFAIL_STATE_LINE                                                 \
+    (3 * 256 + NGX_QQFAIL_MAX_NAMES * 300 + 64                                \
+     + NGX_QQFAIL_MAX_ADDRS * (NGX_QQFAIL_ADDR_STRLEN + 1))
+#define NGX_QQFAIL_STATE_OWNER         64
 
 
 /* nginx defines them only where it has openat() */
@@ -34,13 +34,13 @@
 
 
 typedef struct {
-    ngx_http_qqfail_server_t        *server;
+    ngx_qqfail_server_t             *server;
     ngx_uint_t                       active;
     ngx_uint_t                       rank;       /* 0: the same names */
     time_t                           last_success;
     ngx_uint_t                       naddrs;
-    ngx_addr_t                       addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
-} ngx_http_qqfail_state_entry_t;
+    ngx_addr_t                       addrs[NGX_QQFAIL_MAX_ADDRS];
+} ngx_qqfail_state_entry_t;
 
 
 /*
@@ -51,24 +51,24 @@ typedef struct {
  */
 
 typedef struct {
-    ngx_http_qqfail_server_t        *server;
-    ngx_http_qqfail_srv_conf_t      *upstream;
+    ngx_qqfail_server_t             *server;
+    ngx_qqfail_srv_conf_t           *upstream;
     ngx_str_t                       *text;
     uint64_t                         hash;
     ngx_uint_t                       rank;
     ngx_uint_t                       next;       /* + 1, 0: none */
-} ngx_http_qqfail_state_index_t;
+} ngx_qqfail_state_index_t;
 
 
 /* a file being read */
 
 typedef struct {
-    ngx_http_qqfail_main_conf_t     *qmcf;
+    ngx_qqfail_main_conf_t          *qmcf;
     ngx_array_t                     *entries;
-    ngx_http_qqfail_state_index_t   *index;
+    ngx_qqfail_state_index_t        *index;
     ngx_uint_t                      *buckets;    /* + 1, 0: none */
     ngx_uint_t                       mask;
-} ngx_http_qqfail_state_read_t;
+} ngx_qqfail_state_read_t;
 
 
 /* the user that writes the state file */
@@ -79,32 +79,32 @@ typedef struct {
     char                            *name;
     gid_t                           *groups;     /* supplementary */
     int                              ngroups;
-} ngx_http_qqfail_state_user_t;
+} ngx_qqfail_state_user_t;
 
 
-static ngx_int_t ngx_http_qqfail_state_user(ngx_core_conf_t *ccf,
-    ngx_http_qqfail_state_user_t *user, ngx_log_t *log);
-static ngx_int_t ngx_http_qqfail_state_may(u_char *path,
-    ngx_http_qqfail_state_user_t *user, ngx_uint_t want,
+static ngx_int_t ngx_qqfail_state_user(ngx_core_conf_t *ccf,
+    ngx_qqfail_state_user_t *user, ngx_log_t *log);
+static ngx_int_t ngx_qqfail_state_may(u_char *path,
+    ngx_qqfail_state_user_t *user, ngx_uint_t want,
     ngx_file_info_t *fi);
-static void ngx_http_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode,
+static void ngx_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode,
     u_char *owner);
-static ngx_int_t ngx_http_qqfail_state_line(
-    ngx_http_qqfail_state_parser_t *sp, ngx_http_qqfail_state_line_t *sl);
-static ngx_int_t ngx_http_qqfail_state_index(
-    ngx_http_qqfail_state_read_t *rd, ngx_pool_t *pool);
-static uint64_t ngx_http_qqfail_state_hash(ngx_str_t *upstream,
+static ngx_int_t ngx_qqfail_state_line(
+    ngx_qqfail_state_parser_t *sp, ngx_qqfail_state_line_t *sl);
+static ngx_int_t ngx_qqfail_state_index(
+    ngx_qqfail_state_read_t *rd, ngx_pool_t *pool);
+static uint64_t ngx_qqfail_state_hash(ngx_str_t *upstream,
     ngx_str_t *text);
-static ngx_int_t ngx_http_qqfail_state_server(
-    ngx_http_qqfail_state_read_t *rd, ngx_str_t *upstream, ngx_str_t *names,
-    ngx_http_qqfail_state_entry_t *e);
-static ngx_int_t ngx_http_qqfail_state_rank(const void *one,
+static ngx_int_t ngx_qqfail_state_server(
+    ngx_qqfail_state_read_t *rd, ngx_str_t *upstream, ngx_str_t *names,
+    ngx_qqfail_state_entry_t *e);
+static ngx_int_t ngx_qqfail_state_rank(const void *one,
     const void *two);
-static void ngx_http_qqfail_state_timer(ngx_event_t *ev);
+static void ngx_qqfail_state_timer(ngx_event_t *ev);
 
 
-static ngx_event_t  ngx_http_qqfail_state_ev;
-static ngx_uint_t   ngx_http_qqfail_state_failed;
+static ngx_event_t  ngx_qqfail_state_ev;
+static ngx_uint_t   ngx_qqfail_state_failed;
 
 
 /*
@@ -117,18 +117,18 @@ static ngx_uint_t   ngx_http_qqfail_state_failed;
  */
 
 void
-ngx_http_qqfail_state_check(ngx_cycle_t *cycle,
-    ngx_http_qqfail_main_conf_t *qmcf)
+ngx_qqfail_state_check(ngx_cycle_t *cycle,
+    ngx_qqfail_main_conf_t *qmcf)
 {
-    u_char                        *p, *dir, *file;
-    ngx_int_t                      rc;
-    ngx_err_t                      err;
-    ngx_file_info_t                fi, ffi;
-    ngx_core_conf_t               *ccf;
-    ngx_http_qqfail_state_user_t   user;
-    u_char                         mode[8];
-    u_char                         owner[NGX_HTTP_QQFAIL_STATE_OWNER];
-    u_char                         errstr[NGX_HTTP_QQFAIL_ERRLEN * 2];
+    u_char                  *p, *dir, *file;
+    ngx_int_t                rc;
+    ngx_err_t                err;
+    ngx_file_info_t          fi, ffi;
+    ngx_core_conf_t         *ccf;
+    ngx_qqfail_state_user_t  user;
+    u_char                   mode[8];
+    u_char                   owner[NGX_QQFAIL_STATE_OWNER];
+    u_char                   errstr[NGX_QQFAIL_ERRLEN * 2];
 
     if (!qmcf->state_file_set) {
         return;
@@ -136,7 +136,7 @@ ngx_http_qqfail_state_check(ngx_cycle_t *cycle,
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
-    if (ngx_http_qqfail_state_user(ccf, &user, cycle->log) != NGX_OK) {
+    if (ngx_qqfail_state_user(ccf, &user, cycle->log) != NGX_OK) {
         return;
     }
 
@@ -227,10 +227,10 @@ ngx_http_qqfail_state_check(ngx_cycle_t *cycle,
         }
 
         *p = '\0';
-        rc = ngx_http_qqfail_state_may(dir, &user, 1, &ffi);
+        rc = ngx_qqfail_state_may(dir, &user, 1, &ffi);
 
         if (rc == NGX_DECLINED) {
-            ngx_http_qqfail_state_mode(&ffi, mode, owner);
+            ngx_qqfail_state_mode(&ffi, mode, owner);
 
             ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                           "qqfail: the worker user \"%s\" cannot reach "
@@ -251,9 +251,9 @@ ngx_http_qqfail_state_check(ngx_cycle_t *cycle,
 
     /* the directory itself: temporary file and rename */
 
-    ngx_http_qqfail_state_mode(&fi, mode, owner);
+    ngx_qqfail_state_mode(&fi, mode, owner);
 
-    if (ngx_http_qqfail_state_may(dir, &user, 3, &fi) != NGX_OK) {
+    if (ngx_qqfail_state_may(dir, &user, 3, &fi) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                       "qqfail: the worker user \"%s\" cannot write state "
                       "files in \"%s\" (owner %s, mode %s): make the "
@@ -272,7 +272,7 @@ ngx_http_qqfail_state_check(ngx_cycle_t *cycle,
         && ngx_file_info(file, &ffi) != NGX_FILE_ERROR
         && ffi.st_uid != user.uid)
     {
-        ngx_http_qqfail_state_mode(&ffi, mode, owner);
+        ngx_qqfail_state_mode(&ffi, mode, owner);
 
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                       "qqfail: the worker user \"%s\" cannot replace the "
@@ -299,13 +299,13 @@ done:
  */
 
 static ngx_int_t
-ngx_http_qqfail_state_user(ngx_core_conf_t *ccf,
-    ngx_http_qqfail_state_user_t *user, ngx_log_t *log)
+ngx_qqfail_state_user(ngx_core_conf_t *ccf,
+    ngx_qqfail_state_user_t *user, ngx_log_t *log)
 {
     int             n;
     struct passwd  *pwd;
 
-    ngx_memzero(user, sizeof(ngx_http_qqfail_state_user_t));
+    ngx_memzero(user, sizeof(ngx_qqfail_state_user_t));
 
     if (ccf->master
         && geteuid() == 0
@@ -361,7 +361,7 @@ ngx_http_qqfail_state_user(ngx_core_conf_t *ccf,
 /* stat() and the permission bits that apply to the user; want: 1 x, 3 wx */
 
 static ngx_int_t
-ngx_http_qqfail_state_may(u_char *path, ngx_http_qqfail_state_user_t *user,
+ngx_qqfail_state_may(u_char *path, ngx_qqfail_state_user_t *user,
     ngx_uint_t want, ngx_file_info_t *fi)
 {
     int         i;
@@ -395,7 +395,7 @@ ngx_http_qqfail_state_may(u_char *path, ngx_http_qqfail_state_user_t *user,
 /* "0755" and the owner's name, for messages */
 
 static void
-ngx_http_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode, u_char *owner)
+ngx_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode, u_char *owner)
 {
     ngx_uint_t      i, m;
     struct passwd  *pwd;
@@ -413,7 +413,7 @@ ngx_http_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode, u_char *owner)
 
     if (pwd) {
         ngx_cpystrn(owner, (u_char *) pwd->pw_name,
-                    NGX_HTTP_QQFAIL_STATE_OWNER);
+                    NGX_QQFAIL_STATE_OWNER);
 
     } else {
         *ngx_sprintf(owner, "%uD", (uint32_t) fi->st_uid) = '\0';
@@ -429,24 +429,24 @@ ngx_http_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode, u_char *owner)
  */
 
 ngx_int_t
-ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
+ngx_qqfail_state_load(ngx_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 {
-    u_char                          *buf;
-    off_t                            max;
-    time_t                           now;
-    ssize_t                          n;
-    ngx_fd_t                         fd;
-    ngx_err_t                        err;
-    ngx_uint_t                       i, k, m, used;
-    ngx_pool_t                      *pool;
-    ngx_array_t                      entries;
-    ngx_file_info_t                  fi;
-    ngx_http_qqfail_server_sh_t     *ssh;
-    ngx_http_qqfail_state_read_t     rd;
-    ngx_http_qqfail_state_entry_t   *e;
-    ngx_http_qqfail_state_parser_t   sp;
-    ngx_http_qqfail_geo_t            geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
-    ngx_http_qqfail_state_addr_t     addrs[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    u_char                    *buf;
+    off_t                      max;
+    time_t                     now;
+    ssize_t                    n;
+    ngx_fd_t                   fd;
+    ngx_err_t                  err;
+    ngx_uint_t                 i, k, m, used;
+    ngx_pool_t                *pool;
+    ngx_array_t                entries;
+    ngx_file_info_t            fi;
+    ngx_qqfail_server_sh_t    *ssh;
+    ngx_qqfail_state_read_t    rd;
+    ngx_qqfail_state_entry_t  *e;
+    ngx_qqfail_state_parser_t  sp;
+    ngx_qqfail_geo_t           geo[NGX_QQFAIL_MAX_ADDRS];
+    ngx_qqfail_state_addr_t    addrs[NGX_QQFAIL_MAX_ADDRS];
 
     if (!qmcf->state_file_set) {
         return NGX_OK;
@@ -460,10 +460,10 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         err = ngx_errno;
 
         if (err != NGX_ENOENT) {
-            ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, err, NULL,
-                                  "state file \"%V\" ignored: "
-                                  ngx_open_file_n " failed",
-                                  &qmcf->state_file);
+            ngx_qqfail_event(qmcf, NGX_LOG_WARN, log, err, NULL,
+                             "state file \"%V\" ignored: "
+                             ngx_open_file_n " failed",
+                             &qmcf->state_file);
         }
 
         return NGX_OK;
@@ -472,17 +472,17 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     pool = NULL;
 
     if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, ngx_errno, NULL,
-                              "state file \"%V\" ignored: "
-                              ngx_fd_info_n " failed",
-                              &qmcf->state_file);
+        ngx_qqfail_event(qmcf, NGX_LOG_WARN, log, ngx_errno, NULL,
+                         "state file \"%V\" ignored: "
+                         ngx_fd_info_n " failed",
+                         &qmcf->state_file);
         goto done;
     }
 
     if (!ngx_is_file(&fi)) {
-        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
-                              "state file \"%V\" ignored: not a regular file",
-                              &qmcf->state_file);
+        ngx_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
+                         "state file \"%V\" ignored: not a regular file",
+                         &qmcf->state_file);
         goto done;
     }
 
@@ -491,14 +491,14 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
      * for it can reach it, a planted 10 MB file for a small one does
      */
 
-    max = ngx_max(NGX_HTTP_QQFAIL_STATE_MAX,
-                  (off_t) qmcf->nservers * NGX_HTTP_QQFAIL_STATE_LINE);
+    max = ngx_max(NGX_QQFAIL_STATE_MAX,
+                  (off_t) qmcf->nservers * NGX_QQFAIL_STATE_LINE);
 
     if (ngx_file_size(&fi) > max) {
-        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
-                              "state file \"%V\" ignored: %O bytes, more "
-                              "than the limit of %O for this configuration",
-                              &qmcf->state_file, ngx_file_size(&fi), max);
+        ngx_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
+                         "state file \"%V\" ignored: %O bytes, more "
+                         "than the limit of %O for this configuration",
+                         &qmcf->state_file, ngx_file_size(&fi), max);
         goto done;
     }
 
@@ -515,17 +515,17 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     n = ngx_read_fd(fd, buf, (size_t) ngx_file_size(&fi));
 
     if (n == -1) {
-        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, ngx_errno, NULL,
-                              "state file \"%V\" ignored: "
-                              ngx_read_fd_n " failed",
-                              &qmcf->state_file);
+        ngx_qqfail_event(qmcf, NGX_LOG_WARN, log, ngx_errno, NULL,
+                         "state file \"%V\" ignored: "
+                         ngx_read_fd_n " failed",
+                         &qmcf->state_file);
         goto done;
     }
 
     buf[n] = '\0';
 
     if (ngx_array_init(&entries, pool, 8,
-                       sizeof(ngx_http_qqfail_state_entry_t))
+                       sizeof(ngx_qqfail_state_entry_t))
         != NGX_OK)
     {
         goto done;
@@ -534,22 +534,22 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     rd.qmcf = qmcf;
     rd.entries = &entries;
 
-    if (ngx_http_qqfail_state_index(&rd, pool) != NGX_OK) {
+    if (ngx_qqfail_state_index(&rd, pool) != NGX_OK) {
         goto done;
     }
 
-    ngx_memzero(&sp, sizeof(ngx_http_qqfail_state_parser_t));
+    ngx_memzero(&sp, sizeof(ngx_qqfail_state_parser_t));
 
-    sp.max_names = NGX_HTTP_QQFAIL_MAX_NAMES;
-    sp.max_addrs = NGX_HTTP_QQFAIL_MAX_ADDRS;
+    sp.max_names = NGX_QQFAIL_MAX_NAMES;
+    sp.max_addrs = NGX_QQFAIL_MAX_ADDRS;
     sp.addrs = addrs;
-    sp.handler = ngx_http_qqfail_state_line;
+    sp.handler = ngx_qqfail_state_line;
     sp.data = &rd;
 
-    if (ngx_http_qqfail_state_parse(buf, (size_t) n, &sp) != NGX_OK) {
-        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
-                              "state file \"%V\" ignored: %s in line %ui",
-                              &qmcf->state_file, sp.err, sp.line);
+    if (ngx_qqfail_state_parse(buf, (size_t) n, &sp) != NGX_OK) {
+        ngx_qqfail_event(qmcf, NGX_LOG_WARN, log, 0, NULL,
+                         "state file \"%V\" ignored: %s in line %ui",
+                         &qmcf->state_file, sp.err, sp.line);
         goto done;
     }
 
@@ -559,18 +559,18 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
     /* a line of the same server first, then one sharing its best name */
 
-    ngx_sort(e, entries.nelts, sizeof(ngx_http_qqfail_state_entry_t),
-             ngx_http_qqfail_state_rank);
+    ngx_sort(e, entries.nelts, sizeof(ngx_qqfail_state_entry_t),
+             ngx_qqfail_state_rank);
 
     for (i = 0; i < entries.nelts; i++) {
         ssh = e[i].server->sh;
 
-        if (ssh->source != NGX_HTTP_QQFAIL_SOURCE_NONE) {
+        if (ssh->source != NGX_QQFAIL_SOURCE_NONE) {
             /* a reused zone, or a better line, knows better */
             continue;
         }
 
-        if (e[i].server->upstream->max_stale != NGX_HTTP_QQFAIL_STALE_FOREVER
+        if (e[i].server->upstream->max_stale != NGX_QQFAIL_STALE_FOREVER
             && now - e[i].last_success > e[i].server->upstream->max_stale)
         {
             continue;
@@ -580,28 +580,28 @@ ngx_http_qqfail_state_load(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
         for (k = 0; k < e[i].naddrs; k++) {
             ngx_inet_set_port(e[i].addrs[k].sockaddr,
-                              ((ngx_http_qqfail_name_t *)
+                              ((ngx_qqfail_name_t *)
                                e[i].server->names.elts)[e[i].active].port);
         }
 
         /* a planted file must not get around qqfail_allow */
 
-        m = ngx_http_qqfail_filter(e[i].server->upstream, e[i].addrs, geo,
-                                   e[i].naddrs, NULL);
+        m = ngx_qqfail_filter(e[i].server->upstream, e[i].addrs, geo,
+                              e[i].naddrs, NULL);
 
         if (m == 0) {
             continue;
         }
 
-        if (ngx_http_qqfail_zone_publish(qmcf, e[i].server, e[i].active,
-                                         e[i].addrs, geo, m,
-                                         NGX_HTTP_QQFAIL_SOURCE_STATE, log)
+        if (ngx_qqfail_zone_publish(qmcf, e[i].server, e[i].active,
+                                    e[i].addrs, geo, m,
+                                    NGX_QQFAIL_SOURCE_STATE, log)
             == NGX_ERROR)
         {
             continue;
         }
 
-        ngx_http_qqfail_zone_loaded(qmcf, ssh, e[i].last_success);
+        ngx_qqfail_zone_loaded(qmcf, ssh, e[i].last_success);
 
         used++;
     }
@@ -628,13 +628,13 @@ done:
 /* a server line: kept for the configured server it belongs to, if any */
 
 static ngx_int_t
-ngx_http_qqfail_state_line(ngx_http_qqfail_state_parser_t *sp,
-    ngx_http_qqfail_state_line_t *sl)
+ngx_qqfail_state_line(ngx_qqfail_state_parser_t *sp,
+    ngx_qqfail_state_line_t *sl)
 {
-    ngx_uint_t                      i;
-    ngx_array_t                    *entries;
-    ngx_http_qqfail_state_read_t   *rd;
-    ngx_http_qqfail_state_entry_t  *e;
+    ngx_uint_t                 i;
+    ngx_array_t               *entries;
+    ngx_qqfail_state_read_t   *rd;
+    ngx_qqfail_state_entry_t  *e;
 
     rd = sp->data;
     entries = rd->entries;
@@ -644,7 +644,7 @@ ngx_http_qqfail_state_line(ngx_http_qqfail_state_parser_t *sp,
         return NGX_ERROR;
     }
 
-    ngx_memzero(e, sizeof(ngx_http_qqfail_state_entry_t));
+    ngx_memzero(e, sizeof(ngx_qqfail_state_entry_t));
 
     e->active = sl->active;
     e->last_success = ngx_min(sl->last_success, ngx_time());
@@ -663,7 +663,7 @@ ngx_http_qqfail_state_line(ngx_http_qqfail_state_parser_t *sp,
         e->addrs[i].name = sl->addrs[i].text;
     }
 
-    if (ngx_http_qqfail_state_server(rd, &sl->upstream, &sl->names, e)
+    if (ngx_qqfail_state_server(rd, &sl->upstream, &sl->names, e)
         != NGX_OK)
     {
         /* no configured server has its names any more: dropped */
@@ -682,22 +682,22 @@ ngx_http_qqfail_state_line(ngx_http_qqfail_state_parser_t *sp,
  */
 
 static uint64_t
-ngx_http_qqfail_state_hash(ngx_str_t *upstream, ngx_str_t *text)
+ngx_qqfail_state_hash(ngx_str_t *upstream, ngx_str_t *text)
 {
-    return ngx_http_qqfail_zone_name_hash(upstream->data, upstream->len)
-           ^ (ngx_http_qqfail_zone_name_hash(text->data, text->len) * 31);
+    return ngx_qqfail_zone_name_hash(upstream->data, upstream->len)
+           ^ (ngx_qqfail_zone_name_hash(text->data, text->len) * 31);
 }
 
 
 static ngx_int_t
-ngx_http_qqfail_state_index(ngx_http_qqfail_state_read_t *rd,
+ngx_qqfail_state_index(ngx_qqfail_state_read_t *rd,
     ngx_pool_t *pool)
 {
-    ngx_uint_t                      i, j, k, n, size, b;
-    ngx_http_qqfail_name_t         *name;
-    ngx_http_qqfail_server_t       *server;
-    ngx_http_qqfail_srv_conf_t    **qscfp;
-    ngx_http_qqfail_state_index_t  *x;
+    ngx_uint_t                 i, j, k, n, size, b;
+    ngx_qqfail_name_t         *name;
+    ngx_qqfail_server_t       *server;
+    ngx_qqfail_srv_conf_t    **qscfp;
+    ngx_qqfail_state_index_t  *x;
 
     qscfp = rd->qmcf->upstreams.elts;
     n = 0;
@@ -715,7 +715,7 @@ ngx_http_qqfail_state_index(ngx_http_qqfail_state_read_t *rd,
     rd->mask = size - 1;
     rd->buckets = ngx_pcalloc(pool, size * sizeof(ngx_uint_t));
     rd->index = ngx_palloc(pool, (n ? n : 1)
-                                 * sizeof(ngx_http_qqfail_state_index_t));
+                                 * sizeof(ngx_qqfail_state_index_t));
 
     if (rd->buckets == NULL || rd->index == NULL) {
         return NGX_ERROR;
@@ -742,7 +742,7 @@ ngx_http_qqfail_state_index(ngx_http_qqfail_state_read_t *rd,
                 x->upstream = qscfp[i];
                 x->text = k ? &name[k - 1].key : &server[j].key;
                 x->rank = k;
-                x->hash = ngx_http_qqfail_state_hash(
+                x->hash = ngx_qqfail_state_hash(
                                               &qscfp[i]->name,
                                               x->text);
 
@@ -765,14 +765,14 @@ ngx_http_qqfail_state_index(ngx_http_qqfail_state_read_t *rd,
  */
 
 static ngx_int_t
-ngx_http_qqfail_state_server(ngx_http_qqfail_state_read_t *rd,
-    ngx_str_t *upstream, ngx_str_t *names, ngx_http_qqfail_state_entry_t *e)
+ngx_qqfail_state_server(ngx_qqfail_state_read_t *rd,
+    ngx_str_t *upstream, ngx_str_t *names, ngx_qqfail_state_entry_t *e)
 {
-    u_char                         *p, *last;
-    uint64_t                        hash;
-    ngx_str_t                       active, *want;
-    ngx_uint_t                      n, i, pass;
-    ngx_http_qqfail_state_index_t  *x;
+    u_char                    *p, *last;
+    uint64_t                   hash;
+    ngx_str_t                  active, *want;
+    ngx_uint_t                 n, i, pass;
+    ngx_qqfail_state_index_t  *x;
 
     /* the name of the line's addresses */
 
@@ -800,7 +800,7 @@ ngx_http_qqfail_state_server(ngx_http_qqfail_state_read_t *rd,
 
     for (pass = 0; pass < 2 && e->server == NULL; pass++) {
         want = pass ? &active : names;
-        hash = ngx_http_qqfail_state_hash(upstream, want);
+        hash = ngx_qqfail_state_hash(upstream, want);
 
         for (i = rd->buckets[hash & rd->mask]; i; i = x->next) {
             x = &rd->index[i - 1];
@@ -833,10 +833,10 @@ ngx_http_qqfail_state_server(ngx_http_qqfail_state_read_t *rd,
 
 
 static ngx_int_t
-ngx_http_qqfail_state_rank(const void *one, const void *two)
+ngx_qqfail_state_rank(const void *one, const void *two)
 {
-    const ngx_http_qqfail_state_entry_t  *a = one;
-    const ngx_http_qqfail_state_entry_t  *b = two;
+    const ngx_qqfail_state_entry_t  *a = one;
+    const ngx_qqfail_state_entry_t  *b = two;
 
     return (ngx_int_t) (a->rank > b->rank) - (ngx_int_t) (a->rank < b->rank);
 }
@@ -845,10 +845,10 @@ ngx_http_qqfail_state_rank(const void *one, const void *two)
 /* the lookup leader: addresses changed, save them within a second */
 
 void
-ngx_http_qqfail_state_changed(ngx_http_qqfail_main_conf_t *qmcf,
+ngx_qqfail_state_changed(ngx_qqfail_main_conf_t *qmcf,
     ngx_log_t *log)
 {
-    if (!qmcf->state_file_set || ngx_http_qqfail_state_ev.timer_set) {
+    if (!qmcf->state_file_set || ngx_qqfail_state_ev.timer_set) {
         return;
     }
 
@@ -857,44 +857,44 @@ ngx_http_qqfail_state_changed(ngx_http_qqfail_main_conf_t *qmcf,
         return;
     }
 
-    ngx_http_qqfail_state_ev.handler = ngx_http_qqfail_state_timer;
-    ngx_http_qqfail_state_ev.data = qmcf;
-    ngx_http_qqfail_state_ev.log = log;
+    ngx_qqfail_state_ev.handler = ngx_qqfail_state_timer;
+    ngx_qqfail_state_ev.data = qmcf;
+    ngx_qqfail_state_ev.log = log;
 
     /* not cancelable: an exiting leader saves before it goes */
-    ngx_http_qqfail_state_ev.cancelable = 0;
+    ngx_qqfail_state_ev.cancelable = 0;
 
-    ngx_add_timer(&ngx_http_qqfail_state_ev, 1000);
+    ngx_add_timer(&ngx_qqfail_state_ev, 1000);
 }
 
 
 /* a leader that lost its lease: the new leader writes from now on */
 
 void
-ngx_http_qqfail_state_cancel(void)
+ngx_qqfail_state_cancel(void)
 {
-    if (ngx_http_qqfail_state_ev.timer_set) {
-        ngx_del_timer(&ngx_http_qqfail_state_ev);
+    if (ngx_qqfail_state_ev.timer_set) {
+        ngx_del_timer(&ngx_qqfail_state_ev);
     }
 }
 
 
 void
-ngx_http_qqfail_state_flush(void)
+ngx_qqfail_state_flush(void)
 {
-    if (ngx_http_qqfail_state_ev.timer_set) {
-        ngx_del_timer(&ngx_http_qqfail_state_ev);
-        ngx_http_qqfail_state_timer(&ngx_http_qqfail_state_ev);
+    if (ngx_qqfail_state_ev.timer_set) {
+        ngx_del_timer(&ngx_qqfail_state_ev);
+        ngx_qqfail_state_timer(&ngx_qqfail_state_ev);
     }
 }
 
 
 static void
-ngx_http_qqfail_state_timer(ngx_event_t *ev)
+ngx_qqfail_state_timer(ngx_event_t *ev)
 {
-    ngx_http_qqfail_main_conf_t *qmcf = ev->data;
+    ngx_qqfail_main_conf_t *qmcf = ev->data;
 
-    (void) ngx_http_qqfail_state_save(qmcf, ev->log);
+    (void) ngx_qqfail_state_save(qmcf, ev->log);
 }
 
 
@@ -902,28 +902,28 @@ ngx_http_qqfail_state_timer(ngx_event_t *ev)
  * Write temp file, fsync, rename, fsync the directory: a crash at any
  * moment leaves either the old file or the new one.
  *
- * The lines are written through a buffer of NGX_HTTP_QQFAIL_STATE_BUF
+ * The lines are written through a buffer of NGX_QQFAIL_STATE_BUF
  * bytes, whatever the number of servers, and the zone lock is held for
- * NGX_HTTP_QQFAIL_STATE_BATCH servers at a time, never for the whole
+ * NGX_QQFAIL_STATE_BATCH servers at a time, never for the whole
  * zone: each line is one server as it was at that moment.
  */
 
-#define NGX_HTTP_QQFAIL_STATE_BUF    65536
-#define NGX_HTTP_QQFAIL_STATE_BATCH  64
+#define NGX_QQFAIL_STATE_BUF         65536
+#define NGX_QQFAIL_STATE_BATCH       64
 
 
 /* the longest line a server of this upstream can take */
 
 static size_t
-ngx_http_qqfail_state_line_max(ngx_http_qqfail_srv_conf_t *qscf)
+ngx_qqfail_state_line_max(ngx_qqfail_srv_conf_t *qscf)
 {
-    return 3 * qscf->name.len + NGX_HTTP_QQFAIL_MAX_NAMES * 300 + 64
-           + NGX_HTTP_QQFAIL_MAX_ADDRS * (NGX_HTTP_QQFAIL_ADDR_STRLEN + 1);
+    return 3 * qscf->name.len + NGX_QQFAIL_MAX_NAMES * 300 + 64
+           + NGX_QQFAIL_MAX_ADDRS * (NGX_QQFAIL_ADDR_STRLEN + 1);
 }
 
 
 static ngx_int_t
-ngx_http_qqfail_state_write(ngx_fd_t fd, u_char *buf, size_t size)
+ngx_qqfail_state_write(ngx_fd_t fd, u_char *buf, size_t size)
 {
     ssize_t  n;
 
@@ -945,22 +945,22 @@ ngx_http_qqfail_state_write(ngx_fd_t fd, u_char *buf, size_t size)
 
 
 ngx_int_t
-ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
+ngx_qqfail_state_save(ngx_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 {
-    u_char                        *p, *buf, *dir, *last, *end;
-    size_t                         size, line;
-    ngx_fd_t                       fd, dfd;
-    ngx_err_t                      err;
-    ngx_uint_t                     i, j, k, count, batch;
-    ngx_pool_t                    *pool;
-    const char                    *op;
-    ngx_http_qqfail_slots_t        it;
-    ngx_http_qqfail_server_t      *server;
-    ngx_http_qqfail_slot_sh_t     *slot;
-    ngx_http_qqfail_srv_conf_t   **qscfp;
-    ngx_http_qqfail_server_sh_t   *ssh;
-    u_char                         tmp[NGX_MAX_PATH];
-    u_char                         msg[NGX_HTTP_QQFAIL_ERRLEN * 2];
+    u_char                  *p, *buf, *dir, *last, *end;
+    size_t                   size, line;
+    ngx_fd_t                 fd, dfd;
+    ngx_err_t                err;
+    ngx_uint_t               i, j, k, count, batch;
+    ngx_pool_t              *pool;
+    const char              *op;
+    ngx_qqfail_slots_t       it;
+    ngx_qqfail_server_t     *server;
+    ngx_qqfail_slot_sh_t    *slot;
+    ngx_qqfail_srv_conf_t  **qscfp;
+    ngx_qqfail_server_sh_t  *ssh;
+    u_char                   tmp[NGX_MAX_PATH];
+    u_char                   msg[NGX_QQFAIL_ERRLEN * 2];
 
     pool = ngx_create_pool(4096, log);
     if (pool == NULL) {
@@ -969,11 +969,11 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
     /* room for two of the longest lines at least */
 
-    size = NGX_HTTP_QQFAIL_STATE_BUF;
+    size = NGX_QQFAIL_STATE_BUF;
     qscfp = qmcf->upstreams.elts;
 
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
-        size = ngx_max(size, 2 * ngx_http_qqfail_state_line_max(qscfp[i]));
+        size = ngx_max(size, 2 * ngx_qqfail_state_line_max(qscfp[i]));
     }
 
     buf = ngx_pnalloc(pool, size);
@@ -1006,8 +1006,8 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
     op = ngx_write_fd_n;
 
-    p = ngx_cpymem(buf, NGX_HTTP_QQFAIL_STATE_HEADER,
-                   sizeof(NGX_HTTP_QQFAIL_STATE_HEADER) - 1);
+    p = ngx_cpymem(buf, NGX_QQFAIL_STATE_HEADER,
+                   sizeof(NGX_QQFAIL_STATE_HEADER) - 1);
     count = 0;
 
     qscfp = qmcf->upstreams.elts;
@@ -1015,12 +1015,12 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
         server = qscfp[i]->servers->elts;
 
-        line = ngx_http_qqfail_state_line_max(qscfp[i]);
+        line = ngx_qqfail_state_line_max(qscfp[i]);
 
         for (j = 0; j < qscfp[i]->servers->nelts; /* void */ ) {
 
             if ((size_t) (end - p) < line) {
-                if (ngx_http_qqfail_state_write(fd, buf, p - buf) != NGX_OK) {
+                if (ngx_qqfail_state_write(fd, buf, p - buf) != NGX_OK) {
                     goto failed;
                 }
 
@@ -1030,7 +1030,7 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
             ngx_shmtx_lock(&qmcf->shpool->mutex);
 
             for (batch = 0;
-                 batch < NGX_HTTP_QQFAIL_STATE_BATCH
+                 batch < NGX_QQFAIL_STATE_BATCH
                  && j < qscfp[i]->servers->nelts
                  && (size_t) (end - p) >= line;
                  batch++, j++)
@@ -1038,29 +1038,29 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
                 ssh = server[j].sh;
 
                 if (ssh->naddrs == 0
-                    || ssh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
-                    || ssh->source == NGX_HTTP_QQFAIL_SOURCE_LITERAL)
+                    || ssh->source == NGX_QQFAIL_SOURCE_NONE
+                    || ssh->source == NGX_QQFAIL_SOURCE_LITERAL)
                 {
                     continue;
                 }
 
                 p = ngx_cpymem(p, "s ", 2);
-                p = ngx_http_qqfail_state_escape(p,
-                                                 qscfp[i]->name.data,
-                                                 qscfp[i]->name.len);
+                p = ngx_qqfail_state_escape(p,
+                                            qscfp[i]->name.data,
+                                            qscfp[i]->name.len);
                 p = ngx_sprintf(p, " %V", &server[j].key);
                 p = ngx_sprintf(p, " %ui %T", (ngx_uint_t) ssh->active,
                                 ssh->last_success);
 
                 k = 0;
 
-                for (slot = ngx_http_qqfail_slot_first(ssh, &it);
-                     slot && k < NGX_HTTP_QQFAIL_MAX_ADDRS;
-                     slot = ngx_http_qqfail_slot_next(&it))
+                for (slot = ngx_qqfail_slot_first(ssh, &it);
+                     slot && k < NGX_QQFAIL_MAX_ADDRS;
+                     slot = ngx_qqfail_slot_next(&it))
                 {
                     if (slot->in_use) {
                         *p++ = ' ';
-                        p += ngx_http_qqfail_slot_text(slot, p);
+                        p += ngx_qqfail_slot_text(slot, p);
                         k++;
                     }
                 }
@@ -1075,7 +1075,7 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
     p = ngx_sprintf(p, "end %ui\n", count);
 
-    if (ngx_http_qqfail_state_write(fd, buf, p - buf) != NGX_OK) {
+    if (ngx_qqfail_state_write(fd, buf, p - buf) != NGX_OK) {
         goto failed;
     }
 
@@ -1123,13 +1123,13 @@ ngx_http_qqfail_state_save(ngx_http_qqfail_main_conf_t *qmcf, ngx_log_t *log)
         }
     }
 
-    ngx_http_qqfail_zone_state_saved(qmcf, NULL, 0);
+    ngx_qqfail_zone_state_saved(qmcf, NULL, 0);
 
-    if (ngx_http_qqfail_state_failed) {
+    if (ngx_qqfail_state_failed) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "qqfail: state file \"%V\" written again",
                       &qmcf->state_file);
-        ngx_http_qqfail_state_failed = 0;
+        ngx_qqfail_state_failed = 0;
     }
 
     ngx_destroy_pool(pool);
@@ -1154,15 +1154,15 @@ failed:
     *p++ = ')';
     *p = '\0';
 
-    ngx_http_qqfail_zone_state_saved(qmcf, msg, p - msg);
+    ngx_qqfail_zone_state_saved(qmcf, msg, p - msg);
 
-    if (!ngx_http_qqfail_state_failed) {
-        ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, log, err, NULL,
-                              "cannot write state file \"%V\": %s \"%s\" "
-                              "failed; addresses will not survive a restart "
-                              "during a DNS outage", &qmcf->state_file, op,
-                              tmp);
-        ngx_http_qqfail_state_failed = 1;
+    if (!ngx_qqfail_state_failed) {
+        ngx_qqfail_event(qmcf, NGX_LOG_WARN, log, err, NULL,
+                         "cannot write state file \"%V\": %s \"%s\" "
+                         "failed; addresses will not survive a restart "
+                         "during a DNS outage", &qmcf->state_file, op,
+                         tmp);
+        ngx_qqfail_state_failed = 1;
     }
 
     ngx_destroy_pool(pool);

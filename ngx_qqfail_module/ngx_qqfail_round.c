@@ -7,40 +7,40 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
-#include "ngx_http_qqfail_module.h"
-#include "ngx_http_qqfail_resolver.h"
+#include "ngx_qqfail.h"
+#include "ngx_qqfail_resolver.h"
 
 
-static void ngx_http_qqfail_job_handler(ngx_event_t *ev);
-static void ngx_http_qqfail_pacing_init(ngx_http_qqfail_resolver_t *rs);
-static void ngx_http_qqfail_job_run(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_aliases(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_unqueue(ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job);
-static ngx_uint_t ngx_http_qqfail_job_last(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job);
-static ngx_uint_t ngx_http_qqfail_job_types(ngx_http_qqfail_job_t *job);
-static ngx_uint_t ngx_http_qqfail_job_queries(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job);
-static ngx_uint_t ngx_http_qqfail_job_inconclusive(ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_again(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_start(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_uint_t from, ngx_uint_t to);
-static void ngx_http_qqfail_job_finish(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job);
-static void ngx_http_qqfail_job_record(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_int_t chosen);
-static void ngx_http_qqfail_job_use(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_int_t chosen);
-static void ngx_http_qqfail_job_keep(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job);
-static ngx_int_t ngx_http_qqfail_job_publish(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_uint_t n);
-static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_http_qqfail_result_t *used);
+static void ngx_qqfail_job_handler(ngx_event_t *ev);
+static void ngx_qqfail_pacing_init(ngx_qqfail_resolver_t *rs);
+static void ngx_qqfail_job_run(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job);
+static void ngx_qqfail_job_aliases(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job);
+static void ngx_qqfail_job_unqueue(ngx_qqfail_job_t *job);
+static void ngx_qqfail_results_free(ngx_qqfail_job_t *job);
+static ngx_uint_t ngx_qqfail_job_last(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job);
+static ngx_uint_t ngx_qqfail_job_types(ngx_qqfail_job_t *job);
+static ngx_uint_t ngx_qqfail_job_queries(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job);
+static ngx_uint_t ngx_qqfail_job_inconclusive(ngx_qqfail_job_t *job);
+static void ngx_qqfail_job_again(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job);
+static void ngx_qqfail_job_start(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_uint_t from, ngx_uint_t to);
+static void ngx_qqfail_job_finish(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job);
+static void ngx_qqfail_job_record(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_int_t chosen);
+static void ngx_qqfail_job_use(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_int_t chosen);
+static void ngx_qqfail_job_keep(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job);
+static ngx_int_t ngx_qqfail_job_publish(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_uint_t n);
+static void ngx_qqfail_job_schedule(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_qqfail_result_t *used);
 
 
 /* jobs: the lookups of one server */
@@ -48,14 +48,14 @@ static void ngx_http_qqfail_job_schedule(ngx_http_qqfail_resolver_t *rs,
 /*
  * Pacing: every lookup asks every provider, so the slowest "rate=" sets
  * how many queries a provider gets a second; "max_inflight=" is checked
- * per provider, query by query (ngx_http_qqfail_job_turn)
+ * per provider, query by query (ngx_qqfail_job_turn)
  */
 
 static void
-ngx_http_qqfail_pacing_init(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_pacing_init(ngx_qqfail_resolver_t *rs)
 {
-    ngx_uint_t                   i;
-    ngx_http_qqfail_provider_t  *pr;
+    ngx_uint_t              i;
+    ngx_qqfail_provider_t  *pr;
 
     ngx_queue_init(&rs->waiting);
     ngx_memzero(rs->inflight, sizeof(rs->inflight));
@@ -70,22 +70,22 @@ ngx_http_qqfail_pacing_init(ngx_http_qqfail_resolver_t *rs)
     }
 
     rs->tokens = rs->rate * 100;
-    rs->tokens_at = ngx_http_qqfail_msec();
+    rs->tokens_at = ngx_qqfail_msec();
 }
 
 
 ngx_int_t
-ngx_http_qqfail_jobs_create(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_jobs_create(ngx_qqfail_resolver_t *rs)
 {
-    ngx_uint_t                    i, j, n, more;
-    ngx_http_qqfail_job_t        *job, **jobp;
-    ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_srv_conf_t  **qscfp;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_uint_t               i, j, n, more;
+    ngx_qqfail_job_t        *job, **jobp;
+    ngx_qqfail_server_t     *server;
+    ngx_qqfail_srv_conf_t  **qscfp;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     qmcf = rs->qmcf;
 
-    ngx_http_qqfail_pacing_init(rs);
+    ngx_qqfail_pacing_init(rs);
 
     /* on the heap: leadership may start and stop many times per cycle */
 
@@ -104,7 +104,7 @@ ngx_http_qqfail_jobs_create(ngx_http_qqfail_resolver_t *rs)
         n += qscfp[i]->servers->nelts;
     }
 
-    rs->jobs->elts = ngx_alloc((n ? n : 1) * sizeof(ngx_http_qqfail_job_t *),
+    rs->jobs->elts = ngx_alloc((n ? n : 1) * sizeof(ngx_qqfail_job_t *),
                                rs->log);
     if (rs->jobs->elts == NULL) {
         return NGX_ERROR;
@@ -130,9 +130,9 @@ ngx_http_qqfail_jobs_create(ngx_http_qqfail_resolver_t *rs)
             more = 1;
             server = qscfp[i]->servers->elts;
 
-            job = ngx_calloc(offsetof(ngx_http_qqfail_job_t, result)
+            job = ngx_calloc(offsetof(ngx_qqfail_job_t, result)
                              + server[j].names.nelts
-                               * sizeof(ngx_http_qqfail_result_t),
+                               * sizeof(ngx_qqfail_result_t),
                              rs->log);
             if (job == NULL) {
                 return NGX_ERROR;
@@ -143,7 +143,7 @@ ngx_http_qqfail_jobs_create(ngx_http_qqfail_resolver_t *rs)
 
             job->rs = rs;
             job->server = &server[j];
-            job->timer.handler = ngx_http_qqfail_job_handler;
+            job->timer.handler = ngx_qqfail_job_handler;
             job->timer.data = job;
             job->timer.log = rs->log;
             job->timer.cancelable = 1;
@@ -159,10 +159,10 @@ ngx_http_qqfail_jobs_create(ngx_http_qqfail_resolver_t *rs)
 
 
 void
-ngx_http_qqfail_jobs_destroy(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_jobs_destroy(ngx_qqfail_resolver_t *rs)
 {
     ngx_uint_t              i;
-    ngx_http_qqfail_job_t  **jobp;
+    ngx_qqfail_job_t       **jobp;
 
     if (rs->jobs == NULL) {
         return;
@@ -175,7 +175,7 @@ ngx_http_qqfail_jobs_destroy(ngx_http_qqfail_resolver_t *rs)
             ngx_del_timer(&jobp[i]->timer);
         }
 
-        ngx_http_qqfail_results_free(jobp[i]);
+        ngx_qqfail_results_free(jobp[i]);
         ngx_free(jobp[i]);
     }
 
@@ -200,12 +200,12 @@ ngx_http_qqfail_jobs_destroy(ngx_http_qqfail_resolver_t *rs)
 
 
 static void
-ngx_http_qqfail_job_handler(ngx_event_t *ev)
+ngx_qqfail_job_handler(ngx_event_t *ev)
 {
-    ngx_http_qqfail_job_t       *job = ev->data;
-    ngx_http_qqfail_resolver_t  *rs = job->rs;
+    ngx_qqfail_job_t       *job = ev->data;
+    ngx_qqfail_resolver_t  *rs = job->rs;
 
-    if (job->queued || !ngx_http_qqfail_lead_check(rs)) {
+    if (job->queued || !ngx_qqfail_lead_check(rs)) {
         return;
     }
 
@@ -218,7 +218,7 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
          */
 
         if (job->phase == 1 && job->queried < job->server->names.nelts) {
-            ngx_http_qqfail_job_aliases(rs, job);
+            ngx_qqfail_job_aliases(rs, job);
         }
 
         return;
@@ -230,14 +230,14 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
      */
 
     if (!ngx_queue_empty(&rs->waiting)
-        || !ngx_http_qqfail_job_turn(rs, job))
+        || !ngx_qqfail_job_turn(rs, job))
     {
         ngx_queue_insert_tail(&rs->waiting, &job->queue);
         job->queued = 1;
         return;
     }
 
-    ngx_http_qqfail_job_run(rs, job);
+    ngx_qqfail_job_run(rs, job);
 }
 
 
@@ -251,18 +251,18 @@ ngx_http_qqfail_job_handler(ngx_event_t *ev)
  *
  * A provider marked down is left out while another one is up: it would
  * hold every turn for its whole timeout; it gets a query only where it
- * has room (ngx_http_qqfail_job_lookup), so it is still asked, paced.
+ * has room (ngx_qqfail_job_lookup), so it is still asked, paced.
  */
 
 ngx_uint_t
-ngx_http_qqfail_job_turn(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_turn(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job)
 {
-    ngx_uint_t                   p, up, need;
-    ngx_msec_t                   now, wait;
-    ngx_http_qqfail_provider_t  *pr;
+    ngx_uint_t              p, up, need;
+    ngx_msec_t              now, wait;
+    ngx_qqfail_provider_t  *pr;
 
-    need = ngx_http_qqfail_job_queries(rs, job);
+    need = ngx_qqfail_job_queries(rs, job);
     pr = rs->qmcf->providers.elts;
 
     up = 0;
@@ -289,7 +289,7 @@ ngx_http_qqfail_job_turn(ngx_http_qqfail_resolver_t *rs,
         return 1;
     }
 
-    now = ngx_http_qqfail_msec();
+    now = ngx_qqfail_msec();
 
     /* a tenth of a second's worth at most: no burst above the rate */
 
@@ -309,7 +309,7 @@ ngx_http_qqfail_job_turn(ngx_http_qqfail_resolver_t *rs,
         wait = (need * 1000 - rs->tokens + rs->rate
                 - 1) / rs->rate;
 
-        rs->resume_ev.handler = ngx_http_qqfail_jobs_resume_handler;
+        rs->resume_ev.handler = ngx_qqfail_jobs_resume_handler;
         rs->resume_ev.data = rs;
         rs->resume_ev.log = rs->log;
         rs->resume_ev.cancelable = 1;
@@ -325,13 +325,13 @@ ngx_http_qqfail_job_turn(ngx_http_qqfail_resolver_t *rs,
  * The start-up pass asks every name at once, it has no time to wait; the
  * leader asks the others when these fail, or, for a server with no
  * address, when they are still undecided after a quarter of
- * qqfail_timeout (ngx_http_qqfail_job_handler): a healthy primary name
+ * qqfail_timeout (ngx_qqfail_job_handler): a healthy primary name
  * costs no query for its aliases.
  */
 
 static ngx_uint_t
-ngx_http_qqfail_job_last(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_last(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job)
 {
     ngx_uint_t  last;
 
@@ -349,17 +349,17 @@ ngx_http_qqfail_job_last(ngx_http_qqfail_resolver_t *rs,
  * before any AAAA; its AAAA come with its next round, the first refresh,
  * spread within its window.  A round of A alone that cannot tell a name
  * without IPv4 from a failed one (no A record, or only refused ones) is
- * asked again with both at once (ngx_http_qqfail_job_inconclusive).
+ * asked again with both at once (ngx_qqfail_job_inconclusive).
  */
 
 static ngx_uint_t
-ngx_http_qqfail_job_types(ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_types(ngx_qqfail_job_t *job)
 {
     if (!job->server->upstream->ipv6) {
         return 1;
     }
 
-    if (job->server->sh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
+    if (job->server->sh->source == NGX_QQFAIL_SOURCE_NONE
         && !job->both)
     {
         return 1;
@@ -372,11 +372,11 @@ ngx_http_qqfail_job_types(ngx_http_qqfail_job_t *job)
 /* the queries the next step of a round sends each provider */
 
 static ngx_uint_t
-ngx_http_qqfail_job_queries(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_queries(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job)
 {
-    ngx_uint_t               n, from, last, need, types;
-    ngx_http_qqfail_name_t  *name;
+    ngx_uint_t          n, from, last, need, types;
+    ngx_qqfail_name_t  *name;
 
     if (job->running) {
         from = job->queried;
@@ -385,8 +385,8 @@ ngx_http_qqfail_job_queries(ngx_http_qqfail_resolver_t *rs,
 
     } else {
         from = 0;
-        last = ngx_http_qqfail_job_last(rs, job);
-        types = ngx_http_qqfail_job_types(job);
+        last = ngx_qqfail_job_last(rs, job);
+        types = ngx_qqfail_job_types(job);
     }
 
     name = job->server->names.elts;
@@ -405,7 +405,7 @@ ngx_http_qqfail_job_queries(ngx_http_qqfail_resolver_t *rs,
 /* a job leaves the queue of those waiting for their turn */
 
 static void
-ngx_http_qqfail_job_unqueue(ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_unqueue(ngx_qqfail_job_t *job)
 {
     if (job->queued) {
         ngx_queue_remove(&job->queue);
@@ -417,8 +417,8 @@ ngx_http_qqfail_job_unqueue(ngx_http_qqfail_job_t *job)
 /* the remaining aliases of a round: now, or first in line for a turn */
 
 static void
-ngx_http_qqfail_job_aliases(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_aliases(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job)
 {
     /* already waiting (the hedge queued it): its turn starts the aliases */
 
@@ -426,19 +426,19 @@ ngx_http_qqfail_job_aliases(ngx_http_qqfail_resolver_t *rs,
         return;
     }
 
-    if (!ngx_http_qqfail_job_turn(rs, job)) {
+    if (!ngx_qqfail_job_turn(rs, job)) {
         ngx_queue_insert_head(&rs->waiting, &job->queue);
         job->queued = 1;
         return;
     }
 
-    ngx_http_qqfail_job_run(rs, job);
+    ngx_qqfail_job_run(rs, job);
 }
 
 
 static void
-ngx_http_qqfail_job_run(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_run(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job)
 {
     if (job->running) {
         /* the remaining aliases, at once */
@@ -448,49 +448,49 @@ ngx_http_qqfail_job_run(ngx_http_qqfail_resolver_t *rs,
         }
 
         job->phase = 2;
-        ngx_http_qqfail_job_start(rs, job, job->queried,
-                                  job->server->names.nelts - 1);
+        ngx_qqfail_job_start(rs, job, job->queried,
+                             job->server->names.nelts - 1);
         return;
     }
 
     job->phase = 1;
-    job->types = ngx_http_qqfail_job_types(job);
+    job->types = ngx_qqfail_job_types(job);
 
     /* a server with no address does not wait long for its first names */
 
     if (!rs->sync
-        && job->server->sh->source == NGX_HTTP_QQFAIL_SOURCE_NONE
-        && ngx_http_qqfail_job_last(rs, job) + 1 < job->server->names.nelts)
+        && job->server->sh->source == NGX_QQFAIL_SOURCE_NONE
+        && ngx_qqfail_job_last(rs, job) + 1 < job->server->names.nelts)
     {
         ngx_add_timer(&job->timer, job->server->upstream->timeout / 4);
     }
 
-    ngx_http_qqfail_job_start(rs, job, 0, ngx_http_qqfail_job_last(rs, job));
+    ngx_qqfail_job_start(rs, job, 0, ngx_qqfail_job_last(rs, job));
 }
 
 
 /* lookups ended: servers waiting for their turn get it */
 
 void
-ngx_http_qqfail_jobs_resume_handler(ngx_event_t *ev)
+ngx_qqfail_jobs_resume_handler(ngx_event_t *ev)
 {
-    ngx_http_qqfail_jobs_resume(ev->data);
+    ngx_qqfail_jobs_resume(ev->data);
 }
 
 
 void
-ngx_http_qqfail_jobs_resume(ngx_http_qqfail_resolver_t *rs)
+ngx_qqfail_jobs_resume(ngx_qqfail_resolver_t *rs)
 {
-    ngx_queue_t            *q;
-    ngx_http_qqfail_job_t  *job;
+    ngx_queue_t       *q;
+    ngx_qqfail_job_t  *job;
 
     while (!ngx_queue_empty(&rs->waiting)) {
 
         q = ngx_queue_head(&rs->waiting);
-        job = ngx_queue_data(q, ngx_http_qqfail_job_t, queue);
+        job = ngx_queue_data(q, ngx_qqfail_job_t, queue);
 
-        if (!ngx_http_qqfail_lead_check(rs)
-            || !ngx_http_qqfail_job_turn(rs, job))
+        if (!ngx_qqfail_lead_check(rs)
+            || !ngx_qqfail_job_turn(rs, job))
         {
             return;
         }
@@ -498,7 +498,7 @@ ngx_http_qqfail_jobs_resume(ngx_http_qqfail_resolver_t *rs)
         ngx_queue_remove(q);
         job->queued = 0;
 
-        ngx_http_qqfail_job_run(rs, job);
+        ngx_qqfail_job_run(rs, job);
     }
 }
 
@@ -506,10 +506,10 @@ ngx_http_qqfail_jobs_resume(ngx_http_qqfail_resolver_t *rs)
 /* the round is over, or starts again: its addresses go */
 
 static void
-ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job)
+ngx_qqfail_results_free(ngx_qqfail_job_t *job)
 {
-    ngx_uint_t                 n;
-    ngx_http_qqfail_result_t  *res;
+    ngx_uint_t            n;
+    ngx_qqfail_result_t  *res;
 
     for (n = 0; n < job->server->names.nelts; n++) {
         res = &job->result[n];
@@ -518,7 +518,7 @@ ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job)
             ngx_free(res->addrs);
         }
 
-        res->state = NGX_HTTP_QQFAIL_NAME_UNKNOWN;
+        res->state = NGX_QQFAIL_NAME_UNKNOWN;
         res->naddrs = 0;
         res->addrs = NULL;
         res->owned = 0;
@@ -528,13 +528,13 @@ ngx_http_qqfail_results_free(ngx_http_qqfail_job_t *job)
 
 
 static void
-ngx_http_qqfail_job_start(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_uint_t from, ngx_uint_t to)
+ngx_qqfail_job_start(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_uint_t from, ngx_uint_t to)
 {
     ngx_uint_t  n;
 
     if (job->phase == 1) {
-        ngx_http_qqfail_results_free(job);
+        ngx_qqfail_results_free(job);
     }
 
     job->running = 1;
@@ -542,18 +542,18 @@ ngx_http_qqfail_job_start(ngx_http_qqfail_resolver_t *rs,
     job->queried = to + 1;
 
     for (n = from; n <= to; n++) {
-        ngx_http_qqfail_job_lookup(rs, job, n);
+        ngx_qqfail_job_lookup(rs, job, n);
     }
 
     job->starting = 0;
 
-    ngx_http_qqfail_job_check(rs, job);
+    ngx_qqfail_job_check(rs, job);
 }
 
 
 void
-ngx_http_qqfail_job_check(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_check(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job)
 {
     ngx_uint_t  n, nnames;
 
@@ -563,7 +563,7 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_resolver_t *rs,
 
     if (!rs->leading && !rs->sync) {
         /* leadership ended: the round is abandoned */
-        ngx_http_qqfail_job_unqueue(job);
+        ngx_qqfail_job_unqueue(job);
         job->running = 0;
         return;
     }
@@ -571,12 +571,12 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_resolver_t *rs,
     nnames = job->server->names.nelts;
 
     for (n = 0; n < job->queried; n++) {
-        if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK
-            || (job->result[n].state == NGX_HTTP_QQFAIL_NAME_NOQUORUM
+        if (job->result[n].state == NGX_QQFAIL_NAME_OK
+            || (job->result[n].state == NGX_QQFAIL_NAME_NOQUORUM
                 && n == job->server->sh->active
-                && job->server->sh->source != NGX_HTTP_QQFAIL_SOURCE_NONE))
+                && job->server->sh->source != NGX_QQFAIL_SOURCE_NONE))
         {
-            ngx_http_qqfail_job_finish(rs, job);
+            ngx_qqfail_job_finish(rs, job);
             return;
         }
     }
@@ -587,35 +587,35 @@ ngx_http_qqfail_job_check(ngx_http_qqfail_resolver_t *rs,
      */
 
     if (job->phase == 1 && job->queried < nnames && !rs->sync) {
-        ngx_http_qqfail_job_aliases(rs, job);
+        ngx_qqfail_job_aliases(rs, job);
         return;
     }
 
-    ngx_http_qqfail_job_finish(rs, job);
+    ngx_qqfail_job_finish(rs, job);
 }
 
 
 /*
  * The round is over: the policy chooses the name that supplies the
- * addresses (ngx_http_qqfail_policy_choose), then the steps below record
+ * addresses (ngx_qqfail_policy_choose), then the steps below record
  * what every name found, use the chosen name, or, when every name failed,
  * keep the last good addresses until qqfail_max_stale.
  */
 
 static void
-ngx_http_qqfail_job_finish(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_finish(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job)
 {
-    ngx_int_t                     chosen;
-    ngx_uint_t                    n, recover;
-    ngx_uint_t                    state[NGX_HTTP_QQFAIL_MAX_NAMES];
-    ngx_http_qqfail_server_sh_t  *ssh;
+    ngx_int_t                chosen;
+    ngx_uint_t               n, recover;
+    ngx_uint_t               state[NGX_QQFAIL_MAX_NAMES];
+    ngx_qqfail_server_sh_t  *ssh;
 
     job->running = 0;
 
     /* aliases the hedge queued are not needed any more */
 
-    ngx_http_qqfail_job_unqueue(job);
+    ngx_qqfail_job_unqueue(job);
 
     if (job->timer.timer_set) {
         ngx_del_timer(&job->timer);
@@ -623,14 +623,14 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_resolver_t *rs,
 
     /* the last check before anything is published */
 
-    if (!ngx_http_qqfail_lead_check(rs)) {
+    if (!ngx_qqfail_lead_check(rs)) {
         return;
     }
 
-    if (ngx_http_qqfail_job_inconclusive(job)) {
+    if (ngx_qqfail_job_inconclusive(job)) {
         job->both = 1;
-        ngx_http_qqfail_results_free(job);
-        ngx_http_qqfail_job_again(rs, job);
+        ngx_qqfail_results_free(job);
+        ngx_qqfail_job_again(rs, job);
         return;
     }
 
@@ -644,27 +644,27 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_resolver_t *rs,
 
     recover = ssh->recover;
 
-    chosen = ngx_http_qqfail_policy_choose(job->queried, state, ssh->active,
-                                           ssh->source, &recover);
+    chosen = ngx_qqfail_policy_choose(job->queried, state, ssh->active,
+                                      ssh->source, &recover);
 
     ssh->recover = recover;
 
-    ngx_http_qqfail_job_record(rs, job, chosen);
+    ngx_qqfail_job_record(rs, job, chosen);
 
     if (chosen >= 0) {
-        ngx_http_qqfail_job_use(rs, job, chosen);
+        ngx_qqfail_job_use(rs, job, chosen);
 
     } else {
-        ngx_http_qqfail_job_keep(rs, job);
-        ngx_http_qqfail_job_schedule(rs, job, NULL);
+        ngx_qqfail_job_keep(rs, job);
+        ngx_qqfail_job_schedule(rs, job, NULL);
     }
 
-    ngx_http_qqfail_results_free(job);
+    ngx_qqfail_results_free(job);
 }
 
 
 /*
- * A round of A alone (ngx_http_qqfail_job_types) decides nothing when a
+ * A round of A alone (ngx_qqfail_job_types) decides nothing when a
  * name it asked found no A record, or only addresses qqfail_allow
  * refuses: the name may have AAAA records that serve.  Timeouts, errors,
  * NXDOMAIN and disagreements are the same for either type: those rounds
@@ -672,10 +672,10 @@ ngx_http_qqfail_job_finish(ngx_http_qqfail_resolver_t *rs,
  */
 
 static ngx_uint_t
-ngx_http_qqfail_job_inconclusive(ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_inconclusive(ngx_qqfail_job_t *job)
 {
-    ngx_uint_t                 n;
-    ngx_http_qqfail_result_t  *res;
+    ngx_uint_t            n;
+    ngx_qqfail_result_t  *res;
 
     if (job->types != 1 || !job->server->upstream->ipv6) {
         return 0;
@@ -684,12 +684,12 @@ ngx_http_qqfail_job_inconclusive(ngx_http_qqfail_job_t *job)
     for (n = 0; n < job->queried; n++) {
         res = &job->result[n];
 
-        if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
+        if (res->state == NGX_QQFAIL_NAME_OK) {
             return 0;
         }
 
-        if (res->state == NGX_HTTP_QQFAIL_NAME_FAILED
-            && (res->error == NGX_HTTP_QQFAIL_ERR_OTHER || res->rejected))
+        if (res->state == NGX_QQFAIL_NAME_FAILED
+            && (res->error == NGX_QQFAIL_ERR_OTHER || res->rejected))
         {
             return 1;
         }
@@ -702,28 +702,28 @@ ngx_http_qqfail_job_inconclusive(ngx_http_qqfail_job_t *job)
 /* the round again, at once, ahead of the servers waiting for theirs */
 
 static void
-ngx_http_qqfail_job_again(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_again(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job)
 {
-    if (!ngx_http_qqfail_job_turn(rs, job)) {
+    if (!ngx_qqfail_job_turn(rs, job)) {
         ngx_queue_insert_head(&rs->waiting, &job->queue);
         job->queued = 1;
         return;
     }
 
-    ngx_http_qqfail_job_run(rs, job);
+    ngx_qqfail_job_run(rs, job);
 }
 
 
 /* what each name found, for the status page */
 
 static void
-ngx_http_qqfail_job_record(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_int_t chosen)
+ngx_qqfail_job_record(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_int_t chosen)
 {
-    ngx_uint_t                     n;
-    ngx_http_qqfail_result_t      *res;
-    ngx_http_qqfail_name_report_t  report[NGX_HTTP_QQFAIL_MAX_NAMES];
+    ngx_uint_t                n;
+    ngx_qqfail_result_t      *res;
+    ngx_qqfail_name_report_t  report[NGX_QQFAIL_MAX_NAMES];
 
     for (n = 0; n < job->queried; n++) {
         res = &job->result[n];
@@ -734,11 +734,11 @@ ngx_http_qqfail_job_record(ngx_http_qqfail_resolver_t *rs,
         report[n].rejected = res->rejected;
     }
 
-    ngx_http_qqfail_zone_names(rs->qmcf, job->server->sh, job->queried,
-                               report,
-                               chosen >= 0
-                               && job->result[chosen].state
-                                  == NGX_HTTP_QQFAIL_NAME_OK);
+    ngx_qqfail_zone_names(rs->qmcf, job->server->sh, job->queried,
+                          report,
+                          chosen >= 0
+                          && job->result[chosen].state
+                                  == NGX_QQFAIL_NAME_OK);
 }
 
 
@@ -750,16 +750,16 @@ ngx_http_qqfail_job_record(ngx_http_qqfail_resolver_t *rs,
  */
 
 static void
-ngx_http_qqfail_job_use(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_int_t chosen)
+ngx_qqfail_job_use(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_int_t chosen)
 {
-    ngx_int_t                     rc;
-    ngx_uint_t                    n, cur, source;
-    ngx_http_qqfail_name_t       *names;
-    ngx_http_qqfail_result_t     *res;
-    ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_server_sh_t  *ssh;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_int_t                rc;
+    ngx_uint_t               n, cur, source;
+    ngx_qqfail_name_t       *names;
+    ngx_qqfail_result_t     *res;
+    ngx_qqfail_server_t     *server;
+    ngx_qqfail_server_sh_t  *ssh;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     qmcf = rs->qmcf;
     server = job->server;
@@ -770,15 +770,15 @@ ngx_http_qqfail_job_use(ngx_http_qqfail_resolver_t *rs,
     source = ssh->source;
     res = &job->result[chosen];
 
-    if (res->state == NGX_HTTP_QQFAIL_NAME_OK) {
-        rc = ngx_http_qqfail_job_publish(rs, job, chosen);
+    if (res->state == NGX_QQFAIL_NAME_OK) {
+        rc = ngx_qqfail_job_publish(rs, job, chosen);
 
         for (n = chosen + 1;
              rc == NGX_ERROR && ssh->naddrs == 0 && n < job->queried;
              n++)
         {
-            if (job->result[n].state == NGX_HTTP_QQFAIL_NAME_OK) {
-                rc = ngx_http_qqfail_job_publish(rs, job, n);
+            if (job->result[n].state == NGX_QQFAIL_NAME_OK) {
+                rc = ngx_qqfail_job_publish(rs, job, n);
 
                 if (rc != NGX_ERROR) {
                     chosen = n;
@@ -788,31 +788,31 @@ ngx_http_qqfail_job_use(ngx_http_qqfail_resolver_t *rs,
         }
 
         if (rc == 1 && !rs->sync) {
-            ngx_http_qqfail_state_changed(qmcf, rs->log);
+            ngx_qqfail_state_changed(qmcf, rs->log);
         }
     }
 
-    if ((ngx_uint_t) chosen != cur && source != NGX_HTTP_QQFAIL_SOURCE_NONE) {
-        ngx_http_qqfail_zone_failover(qmcf, ssh);
+    if ((ngx_uint_t) chosen != cur && source != NGX_QQFAIL_SOURCE_NONE) {
+        ngx_qqfail_zone_failover(qmcf, ssh);
 
         if ((ngx_uint_t) chosen > cur) {
-            ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, rs->log, 0,
-                                  server, "every provider failed for \"%V\" "
-                                  "(%V), failing over to \"%V\"",
-                                  &names[cur].host,
-                                  &ngx_http_qqfail_errors[
+            ngx_qqfail_event(qmcf, NGX_LOG_WARN, rs->log, 0,
+                             server, "every provider failed for \"%V\" "
+                             "(%V), failing over to \"%V\"",
+                             &names[cur].host,
+                             &ngx_qqfail_errors[
                                       job->result[cur].error],
-                                  &names[chosen].text);
+                             &names[chosen].text);
 
         } else {
-            ngx_http_qqfail_event(qmcf, NGX_LOG_WARN, rs->log, 0,
-                                  server, "\"%V\" resolves again, back from "
-                                  "\"%V\"", &names[chosen].text,
-                                  &names[cur].text);
+            ngx_qqfail_event(qmcf, NGX_LOG_WARN, rs->log, 0,
+                             server, "\"%V\" resolves again, back from "
+                             "\"%V\"", &names[chosen].text,
+                             &names[cur].text);
         }
     }
 
-    ngx_http_qqfail_job_schedule(rs, job, res);
+    ngx_qqfail_job_schedule(rs, job, res);
 }
 
 
@@ -822,79 +822,79 @@ ngx_http_qqfail_job_use(ngx_http_qqfail_resolver_t *rs,
  */
 
 static void
-ngx_http_qqfail_job_keep(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job)
+ngx_qqfail_job_keep(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job)
 {
-    ngx_uint_t                    stale, expired;
-    ngx_http_qqfail_server_t     *server;
-    ngx_http_qqfail_server_sh_t  *ssh;
-    ngx_http_qqfail_main_conf_t  *qmcf;
+    ngx_uint_t               stale, expired;
+    ngx_qqfail_server_t     *server;
+    ngx_qqfail_server_sh_t  *ssh;
+    ngx_qqfail_main_conf_t  *qmcf;
 
     qmcf = rs->qmcf;
     server = job->server;
     ssh = server->sh;
 
-    stale = ngx_http_qqfail_zone_stale(qmcf, server);
-    expired = stale & NGX_HTTP_QQFAIL_STALE_EXPIRED;
-    stale &= NGX_HTTP_QQFAIL_STALE_NEW;
+    stale = ngx_qqfail_zone_stale(qmcf, server);
+    expired = stale & NGX_QQFAIL_STALE_EXPIRED;
+    stale &= NGX_QQFAIL_STALE_NEW;
 
     if (stale) {
-        ngx_http_qqfail_event(qmcf, NGX_LOG_ERR, rs->log, 0,
-                              server, "every provider failed for every name "
-                              "(%V), using the last good addresses",
-                              &ngx_http_qqfail_errors[job->result[0].error]);
+        ngx_qqfail_event(qmcf, NGX_LOG_ERR, rs->log, 0,
+                         server, "every provider failed for every name "
+                         "(%V), using the last good addresses",
+                         &ngx_qqfail_errors[job->result[0].error]);
     }
 
     if (expired) {
-        (void) ngx_http_qqfail_zone_publish(qmcf, server, ssh->active, NULL,
-                                            NULL, 0,
-                                            NGX_HTTP_QQFAIL_SOURCE_NONE,
-                                            rs->log);
+        (void) ngx_qqfail_zone_publish(qmcf, server, ssh->active, NULL,
+                                       NULL, 0,
+                                       NGX_QQFAIL_SOURCE_NONE,
+                                       rs->log);
 
         if (!rs->sync) {
-            ngx_http_qqfail_state_changed(qmcf, rs->log);
+            ngx_qqfail_state_changed(qmcf, rs->log);
         }
 
-        ngx_http_qqfail_event(qmcf, NGX_LOG_ERR, rs->log, 0,
-                              server, "the last good addresses are older "
-                              "than qqfail_max_stale, server unavailable");
+        ngx_qqfail_event(qmcf, NGX_LOG_ERR, rs->log, 0,
+                         server, "the last good addresses are older "
+                         "than qqfail_max_stale, server unavailable");
     }
 }
 
 
 static ngx_int_t
-ngx_http_qqfail_job_publish(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_uint_t n)
+ngx_qqfail_job_publish(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_uint_t n)
 {
-    ngx_http_qqfail_result_t     *res;
-    ngx_http_qqfail_main_conf_t  *qmcf;
-    ngx_http_qqfail_geo_t         geo[NGX_HTTP_QQFAIL_MAX_ADDRS];
+    ngx_qqfail_result_t     *res;
+    ngx_qqfail_main_conf_t  *qmcf;
+    ngx_qqfail_geo_t         geo[NGX_QQFAIL_MAX_ADDRS];
 
     qmcf = rs->qmcf;
     res = &job->result[n];
 
     if (qmcf->geo_country || qmcf->geo_asn) {
-        ngx_http_qqfail_geo_annotate(qmcf, res->addrs, res->naddrs, geo);
+        ngx_qqfail_geo_annotate(qmcf, res->addrs, res->naddrs, geo);
     }
 
-    return ngx_http_qqfail_zone_publish(qmcf, job->server, n, res->addrs,
-                                        (qmcf->geo_country || qmcf->geo_asn)
-                                        ? geo : NULL,
-                                        res->naddrs,
-                                        ((ngx_http_qqfail_name_t *)
-                                         job->server->names.elts)[n].literal
-                                        ? NGX_HTTP_QQFAIL_SOURCE_LITERAL
-                                        : NGX_HTTP_QQFAIL_SOURCE_LIVE,
-                                        rs->log);
+    return ngx_qqfail_zone_publish(qmcf, job->server, n, res->addrs,
+                                   (qmcf->geo_country || qmcf->geo_asn)
+                                   ? geo : NULL,
+                                   res->naddrs,
+                                   ((ngx_qqfail_name_t *)
+                                    job->server->names.elts)[n].literal
+                                   ? NGX_QQFAIL_SOURCE_LITERAL
+                                   : NGX_QQFAIL_SOURCE_LIVE,
+                                   rs->log);
 }
 
 
 static void
-ngx_http_qqfail_job_schedule(ngx_http_qqfail_resolver_t *rs,
-    ngx_http_qqfail_job_t *job, ngx_http_qqfail_result_t *used)
+ngx_qqfail_job_schedule(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job, ngx_qqfail_result_t *used)
 {
-    ngx_msec_t                   next, ttl;
-    ngx_http_qqfail_srv_conf_t  *qscf;
+    ngx_msec_t              next, ttl;
+    ngx_qqfail_srv_conf_t  *qscf;
 
     qscf = job->server->upstream;
 
@@ -922,7 +922,7 @@ ngx_http_qqfail_job_schedule(ngx_http_qqfail_resolver_t *rs,
 
     /* while the primary name fails, retry it sooner, backing off */
 
-    if (job->result[0].state != NGX_HTTP_QQFAIL_NAME_OK) {
+    if (job->result[0].state != NGX_QQFAIL_NAME_OK) {
         job->backoff = job->backoff ? ngx_min(job->backoff * 2, qscf->refresh)
                                     : 1000;
         next = ngx_min(next, job->backoff);
@@ -952,7 +952,7 @@ ngx_http_qqfail_job_schedule(ngx_http_qqfail_resolver_t *rs,
 
     /* the monotonic time schedules, the wall clock time is shown */
 
-    job->server->sh->next_msec = ngx_http_qqfail_msec() + next;
+    job->server->sh->next_msec = ngx_qqfail_msec() + next;
     job->server->sh->next_lookup = ngx_time() + next / 1000;
 
     if (rs->sync || ngx_exiting || ngx_terminate || ngx_quit) {

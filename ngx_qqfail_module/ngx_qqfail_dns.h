@@ -1,0 +1,52 @@
+
+/*
+ * Copyright (C) ngx_qqfail_module authors
+ */
+
+
+#ifndef _NGX_QQFAIL_DNS_H_INCLUDED_
+#define _NGX_QQFAIL_DNS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+/*
+ * A strict parser of one DNS answer to one A or AAAA question: nginx core
+ * macros only, no c-ares, so that it can be fuzzed alone (fuzz/) and used
+ * by any front end.
+ */
+
+#define NGX_QQFAIL_DNS_A                 1
+#define NGX_QQFAIL_DNS_AAAA              28
+
+#define NGX_QQFAIL_DNS_MAX_CNAMES        8       /* links in a CNAME chain */
+
+/* results of ngx_qqfail_dns_parse() */
+#define NGX_QQFAIL_DNS_OK                0       /* addresses found */
+#define NGX_QQFAIL_DNS_NODATA            1       /* NOERROR, no address */
+#define NGX_QQFAIL_DNS_NXDOMAIN          2
+#define NGX_QQFAIL_DNS_SERVFAIL          3
+#define NGX_QQFAIL_DNS_REFUSED           4
+#define NGX_QQFAIL_DNS_RCODE             5       /* another error rcode */
+#define NGX_QQFAIL_DNS_MALFORMED         6       /* not a valid message */
+#define NGX_QQFAIL_DNS_MISMATCH          7       /* not the answer asked for */
+
+
+typedef struct {
+    u_char        *addrs;     /* room for "max" addresses: 4 or 16 octets */
+    ngx_uint_t     max;
+    ngx_uint_t     naddrs;    /* addresses found */
+    ngx_uint_t     ncnames;   /* CNAME links followed */
+    uint32_t       ttl;       /* the least TTL of the chain and addresses */
+    const char    *reason;    /* the check that failed, for the log */
+} ngx_qqfail_dns_answer_t;
+
+
+ngx_int_t ngx_qqfail_dns_parse(u_char *msg, size_t len,
+    u_char *name, size_t nlen, ngx_uint_t qtype,
+    ngx_qqfail_dns_answer_t *ans);
+
+
+#endif /* _NGX_QQFAIL_DNS_H_INCLUDED_ */

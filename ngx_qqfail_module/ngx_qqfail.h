@@ -148,8 +148,9 @@ typedef struct {
  * _peer_failed() and _peer_ok() (the balancer), the lease and the
  * process registry by ngx_qqfail_lease() and the registry functions.
  * Readers take the same lock and copy what they need: the balancer (a
- * server at a time), the status page (a batch of servers at a time), the
- * state file's save (64 servers at a time); a server's slots are walked
+ * server at a time), the status page (a batch of servers at a time); the
+ * state file's save gets its copy of 64 servers at a time from
+ * ngx_qqfail_zone_copy(); a server's slots are walked
  * with ngx_qqfail_slot_first() and _next().
  *
  * Nothing is allocated while the lock is held.  The lock is the slab
@@ -202,6 +203,18 @@ typedef struct {
     time_t                           accessed;
     time_t                           checked;
 } ngx_qqfail_slot_sh_t;
+
+
+/* a server's record as a reader copies it (ngx_qqfail_zone_copy()) */
+
+typedef struct {
+    ngx_uint_t                       active;
+    ngx_uint_t                       source;
+    ngx_uint_t                       naddrs;
+    time_t                           last_success;
+    ngx_uint_t                       nslots;     /* in use */
+    ngx_qqfail_slot_sh_t             slots[NGX_QQFAIL_MAX_ADDRS];
+} ngx_qqfail_server_copy_t;
 
 
 /*
@@ -583,6 +596,8 @@ size_t ngx_qqfail_zone_record_size(ngx_uint_t nnames);
 uint64_t ngx_qqfail_zone_name_hash(u_char *data, size_t len);
 void ngx_qqfail_zone_org(ngx_qqfail_main_conf_t *qmcf,
     uint32_t asn, ngx_str_t *org);
+void ngx_qqfail_zone_copy(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server, ngx_uint_t n, ngx_qqfail_server_copy_t *copy);
 size_t ngx_qqfail_slot_text(ngx_qqfail_slot_sh_t *slot,
     u_char *text);
 ngx_uint_t ngx_qqfail_zone_same(ngx_qqfail_main_conf_t *qmcf,

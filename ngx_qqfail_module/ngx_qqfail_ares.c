@@ -101,6 +101,10 @@ static void ngx_qqfail_channel_expire(ngx_event_t *ev);
 static void ngx_qqfail_channel_read(ngx_event_t *ev);
 static void ngx_qqfail_channel_write(ngx_event_t *ev);
 static void ngx_qqfail_channel_timeout(ngx_event_t *ev);
+static ngx_int_t ngx_qqfail_channels_timeout(ngx_qqfail_resolver_t *rs,
+    ngx_msec_t deadline, ngx_msec_t wake, int *ms, ngx_uint_t *n);
+static void ngx_qqfail_channels_process(ngx_qqfail_resolver_t *rs,
+    struct pollfd *pfd, ngx_qqfail_channel_t **owner, ngx_uint_t nfds);
 
 
 /* c-ares itself, in the master and in each worker */
@@ -1101,22 +1105,19 @@ ngx_qqfail_channel_expire(ngx_event_t *ev)
 
 
 /*
- * One step of the start-up pass: wait for the sockets of every channel as
- * sock_state_cb described them, or for the first c-ares timeout, then let
- * c-ares read, write and expire.  NGX_DONE: no query is outstanding.
+ * How long the pass may wait in poll(): until the deadline, the caller's
+ * "wake", or the next c-ares timeout; NGX_DONE when no channel has a
+ * query outstanding.  "n" counts the sockets.
  */
 
-ngx_int_t
-ngx_qqfail_channels_poll(ngx_qqfail_resolver_t *rs,
-    ngx_msec_t deadline, ngx_msec_t wake)
+static ngx_int_t
+ngx_qqfail_channels_timeout(ngx_qqfail_resolver_t *rs, ngx_msec_t deadline,
+    ngx_msec_t wake, int *ms, ngx_uint_t *n)
 {
-    int                    ms, t;
-    ngx_int_t              rc;
-    ngx_uint_t             c, k, n, nfds, active;
-    struct pollfd         *pfd;
+    int                    t;
+    ngx_uint_t             c, active;
     struct timeval         tv, *tvp;
-    ngx_qqfail_sock_t     *s;
-    ngx_qqfail_channel_t  *ch, **owner;
+    ngx_qqfail_channel_t  *ch;
 
     ngx_time_update();
 
@@ -1124,18 +1125,18 @@ ngx_qqfail_channels_poll(ngx_qqfail_resolver_t *rs,
         return NGX_DONE;
     }
 
-    ms = (int) (deadline - ngx_current_msec);
+    *ms = (int) (deadline - ngx_current_msec);
 
     /* the caller checks something at "wake" too */
 
     if ((ngx_msec_int_t) (wake - ngx_current_msec) > 0
-        && (int) (wake - ngx_current_msec) < ms)
+        && (int) (wake - ngx_current_msec) < *ms)
     {
-        ms = (int) (wake - ngx_current_msec);
+        *ms = (int) (wake - ngx_current_msec);
     }
 
     active = 0;
-    n = 0;
+    *n = 0;
 
     for (c = 0; c < rs->nchannels; c++) {
         ch = &rs->channels[c];
@@ -1144,7 +1145,7 @@ ngx_qqfail_channels_poll(ngx_qqfail_resolver_t *rs,
             continue;
         }
 
-        n += ch->nsocks;
+        *n += ch->nsocks;
 
         /* no timeout: nothing outstanding on this channel */
 
@@ -1157,13 +1158,36 @@ ngx_qqfail_channels_poll(ngx_qqfail_resolver_t *rs,
         active = 1;
         t = (int) (tvp->tv_sec * 1000 + tvp->tv_usec / 1000 + 1);
 
-        if (t < ms) {
-            ms = t;
+        if (t < *ms) {
+            *ms = t;
         }
     }
 
-    if (!active) {
-        return NGX_DONE;
+    return active ? NGX_OK : NGX_DONE;
+}
+
+
+/*
+ * One step of the start-up pass: wait for the sockets of every channel as
+ * sock_state_cb described them, or for the first c-ares timeout, then let
+ * c-ares read, write and expire.  NGX_DONE: no query is outstanding.
+ */
+
+ngx_int_t
+ngx_qqfail_channels_poll(ngx_qqfail_resolver_t *rs,
+    ngx_msec_t deadline, ngx_msec_t wake)
+{
+    int                    ms;
+    ngx_int_t              rc;
+    ngx_uint_t             c, k, n, nfds;
+    struct pollfd         *pfd;
+    ngx_qqfail_sock_t     *s;
+    ngx_qqfail_channel_t  *ch, **owner;
+
+    rc = ngx_qqfail_channels_timeout(rs, deadline, wake, &ms, &n);
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     /* each descriptor with its channel */
@@ -1195,14 +1219,27 @@ ngx_qqfail_channels_poll(ngx_qqfail_resolver_t *rs,
         }
     }
 
-    rc = NGX_OK;
-
     if (poll(pfd, nfds, ms) == -1 && ngx_errno != NGX_EINTR) {
         ngx_log_error(NGX_LOG_ALERT, rs->log, ngx_errno,
                       "qqfail: poll() failed");
-        rc = NGX_ERROR;
-        goto done;
+        ngx_free(pfd);
+        return NGX_ERROR;
     }
+
+    ngx_qqfail_channels_process(rs, pfd, owner, nfds);
+
+    ngx_free(pfd);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_qqfail_channels_process(ngx_qqfail_resolver_t *rs, struct pollfd *pfd,
+    ngx_qqfail_channel_t **owner, ngx_uint_t nfds)
+{
+    ngx_uint_t             c, k;
+    ngx_qqfail_channel_t  *ch;
 
     /* a socket an earlier answer closed is skipped */
 
@@ -1231,12 +1268,6 @@ ngx_qqfail_channels_poll(ngx_qqfail_resolver_t *rs,
             ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
         }
     }
-
-done:
-
-    ngx_free(pfd);
-
-    return rc;
 }
 
 

@@ -17,6 +17,8 @@ static void ngx_qqfail_query_ended(ngx_qqfail_resolver_t *rs,
 static ngx_uint_t ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_qqfail_query_t *q, u_char *abuf,
     size_t alen);
+static void ngx_qqfail_answer_add(ngx_qqfail_answer_t *a, in_port_t port,
+    ngx_uint_t type, u_char *ip, ngx_uint_t n);
 static void ngx_qqfail_answer_done(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_uint_t p);
 static ngx_uint_t ngx_qqfail_answer_error(ngx_qqfail_answer_t *a,
@@ -353,18 +355,12 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_qqfail_query_t *q, u_char *abuf,
     size_t alen)
 {
-    u_char                  *ip;
     ngx_int_t                rc;
-    ngx_uint_t               i, j;
-    struct sockaddr_in      *sin;
     ngx_qqfail_name_t       *name;
     ngx_qqfail_answer_t     *a;
     ngx_qqfail_provider_t   *pr;
     ngx_qqfail_dns_answer_t  ans;
     u_char                   addrs[NGX_QQFAIL_MAX_ADDRS * 16];
-#if (NGX_HAVE_INET6)
-    struct sockaddr_in6           *sin6;
-#endif
 
     a = &lk->answer[q->provider];
     name = &((ngx_qqfail_name_t *) lk->server->names.elts)[lk->name];
@@ -411,33 +407,7 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     }
 #endif
 
-    ip = addrs;
-
-    for (i = 0; i < ans.naddrs; i++) {
-        j = a->naddrs;
-        ngx_memzero(&a->addrs[j], sizeof(ngx_qqfail_sockaddr_t));
-
-        if (q->type == 0) {
-            sin = &a->addrs[j].sockaddr_in;
-            sin->sin_family = AF_INET;
-            sin->sin_port = htons(name->port);
-            ngx_memcpy(&sin->sin_addr, ip, 4);
-            a->socklen[j] = sizeof(struct sockaddr_in);
-            ip += 4;
-
-#if (NGX_HAVE_INET6)
-        } else {
-            sin6 = &a->addrs[j].sockaddr_in6;
-            sin6->sin6_family = AF_INET6;
-            sin6->sin6_port = htons(name->port);
-            ngx_memcpy(&sin6->sin6_addr, ip, 16);
-            a->socklen[j] = sizeof(struct sockaddr_in6);
-            ip += 16;
-#endif
-        }
-
-        a->naddrs++;
-    }
+    ngx_qqfail_answer_add(a, name->port, q->type, addrs, ans.naddrs);
 
     /* TTLs above 2^31 - 1 are zero (RFC 2181), so this fits in an int */
 
@@ -446,6 +416,46 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     }
 
     return NGX_QQFAIL_Q_OK;
+}
+
+
+/* the addresses of one answer (A: 4 bytes each, AAAA: 16) join the rest */
+
+static void
+ngx_qqfail_answer_add(ngx_qqfail_answer_t *a, in_port_t port,
+    ngx_uint_t type, u_char *ip, ngx_uint_t n)
+{
+    ngx_uint_t            i, j;
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6  *sin6;
+#endif
+
+    for (i = 0; i < n; i++) {
+        j = a->naddrs;
+        ngx_memzero(&a->addrs[j], sizeof(ngx_qqfail_sockaddr_t));
+
+        if (type == 0) {
+            sin = &a->addrs[j].sockaddr_in;
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons(port);
+            ngx_memcpy(&sin->sin_addr, ip, 4);
+            a->socklen[j] = sizeof(struct sockaddr_in);
+            ip += 4;
+
+#if (NGX_HAVE_INET6)
+        } else {
+            sin6 = &a->addrs[j].sockaddr_in6;
+            sin6->sin6_family = AF_INET6;
+            sin6->sin6_port = htons(port);
+            ngx_memcpy(&sin6->sin6_addr, ip, 16);
+            a->socklen[j] = sizeof(struct sockaddr_in6);
+            ip += 16;
+#endif
+        }
+
+        a->naddrs++;
+    }
 }
 
 

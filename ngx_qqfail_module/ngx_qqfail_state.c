@@ -89,6 +89,9 @@ static ngx_int_t ngx_qqfail_state_may(u_char *path,
     ngx_file_info_t *fi);
 static void ngx_qqfail_state_mode(ngx_file_info_t *fi, u_char *mode,
     u_char *owner);
+static u_char *ngx_qqfail_state_format(u_char *p,
+    ngx_qqfail_srv_conf_t *qscf, ngx_qqfail_server_t *server,
+    ngx_qqfail_server_copy_t *copy);
 static ngx_int_t ngx_qqfail_state_line(
     ngx_qqfail_state_parser_t *sp, ngx_qqfail_state_line_t *sl);
 static ngx_int_t ngx_qqfail_state_index(
@@ -903,9 +906,10 @@ ngx_qqfail_state_timer(ngx_event_t *ev)
  * moment leaves either the old file or the new one.
  *
  * The lines are written through a buffer of NGX_QQFAIL_STATE_BUF
- * bytes, whatever the number of servers, and the zone lock is held for
- * NGX_QQFAIL_STATE_BATCH servers at a time, never for the whole
- * zone: each line is one server as it was at that moment.
+ * bytes, whatever the number of servers; the zone copies
+ * NGX_QQFAIL_STATE_BATCH servers at a time under its lock
+ * (ngx_qqfail_zone_copy), never the whole zone: each line is one server
+ * as it was at that moment, written after the lock is released.
  */
 
 #define NGX_QQFAIL_STATE_BUF         65536
@@ -919,6 +923,30 @@ ngx_qqfail_state_line_max(ngx_qqfail_srv_conf_t *qscf)
 {
     return 3 * qscf->name.len + NGX_QQFAIL_MAX_NAMES * 300 + 64
            + NGX_QQFAIL_MAX_ADDRS * (NGX_QQFAIL_ADDR_STRLEN + 1);
+}
+
+
+/* one server's line, from its copy */
+
+static u_char *
+ngx_qqfail_state_format(u_char *p, ngx_qqfail_srv_conf_t *qscf,
+    ngx_qqfail_server_t *server, ngx_qqfail_server_copy_t *copy)
+{
+    ngx_uint_t  k;
+
+    p = ngx_cpymem(p, "s ", 2);
+    p = ngx_qqfail_state_escape(p, qscf->name.data, qscf->name.len);
+    p = ngx_sprintf(p, " %V", &server->key);
+    p = ngx_sprintf(p, " %ui %T", copy->active, copy->last_success);
+
+    for (k = 0; k < copy->nslots; k++) {
+        *p++ = ' ';
+        p += ngx_qqfail_slot_text(&copy->slots[k], p);
+    }
+
+    *p++ = '\n';
+
+    return p;
 }
 
 
@@ -947,20 +975,18 @@ ngx_qqfail_state_write(ngx_fd_t fd, u_char *buf, size_t size)
 ngx_int_t
 ngx_qqfail_state_save(ngx_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 {
-    u_char                  *p, *buf, *dir, *last, *end;
-    size_t                   size, line;
-    ngx_fd_t                 fd, dfd;
-    ngx_err_t                err;
-    ngx_uint_t               i, j, k, count, batch;
-    ngx_pool_t              *pool;
-    const char              *op;
-    ngx_qqfail_slots_t       it;
-    ngx_qqfail_server_t     *server;
-    ngx_qqfail_slot_sh_t    *slot;
-    ngx_qqfail_srv_conf_t  **qscfp;
-    ngx_qqfail_server_sh_t  *ssh;
-    u_char                   tmp[NGX_MAX_PATH];
-    u_char                   msg[NGX_QQFAIL_ERRLEN * 2];
+    u_char                    *p, *buf, *dir, *last, *end;
+    size_t                     size, line;
+    ngx_fd_t                   fd, dfd;
+    ngx_err_t                  err;
+    ngx_uint_t                 i, j, k, count, batch;
+    ngx_pool_t                *pool;
+    const char                *op;
+    ngx_qqfail_server_t       *server;
+    ngx_qqfail_srv_conf_t    **qscfp;
+    ngx_qqfail_server_copy_t  *copy;
+    u_char                     tmp[NGX_MAX_PATH];
+    u_char                     msg[NGX_QQFAIL_ERRLEN * 2];
 
     pool = ngx_create_pool(4096, log);
     if (pool == NULL) {
@@ -977,7 +1003,10 @@ ngx_qqfail_state_save(ngx_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     }
 
     buf = ngx_pnalloc(pool, size);
-    if (buf == NULL) {
+    copy = ngx_palloc(pool, NGX_QQFAIL_STATE_BATCH
+                            * sizeof(ngx_qqfail_server_copy_t));
+
+    if (buf == NULL || copy == NULL) {
         ngx_destroy_pool(pool);
         return NGX_ERROR;
     }
@@ -1017,59 +1046,35 @@ ngx_qqfail_state_save(ngx_qqfail_main_conf_t *qmcf, ngx_log_t *log)
 
         line = ngx_qqfail_state_line_max(qscfp[i]);
 
-        for (j = 0; j < qscfp[i]->servers->nelts; /* void */ ) {
+        for (j = 0; j < qscfp[i]->servers->nelts; j += batch) {
+            batch = ngx_min(NGX_QQFAIL_STATE_BATCH,
+                            qscfp[i]->servers->nelts - j);
 
-            if ((size_t) (end - p) < line) {
-                if (ngx_qqfail_state_write(fd, buf, p - buf) != NGX_OK) {
-                    goto failed;
-                }
+            /* the records, copied under the zone's lock; written after */
 
-                p = buf;
-            }
+            ngx_qqfail_zone_copy(qmcf, &server[j], batch, copy);
 
-            ngx_shmtx_lock(&qmcf->shpool->mutex);
+            for (k = 0; k < batch; k++) {
 
-            for (batch = 0;
-                 batch < NGX_QQFAIL_STATE_BATCH
-                 && j < qscfp[i]->servers->nelts
-                 && (size_t) (end - p) >= line;
-                 batch++, j++)
-            {
-                ssh = server[j].sh;
-
-                if (ssh->naddrs == 0
-                    || ssh->source == NGX_QQFAIL_SOURCE_NONE
-                    || ssh->source == NGX_QQFAIL_SOURCE_LITERAL)
+                if (copy[k].naddrs == 0
+                    || copy[k].source == NGX_QQFAIL_SOURCE_NONE
+                    || copy[k].source == NGX_QQFAIL_SOURCE_LITERAL)
                 {
                     continue;
                 }
 
-                p = ngx_cpymem(p, "s ", 2);
-                p = ngx_qqfail_state_escape(p,
-                                            qscfp[i]->name.data,
-                                            qscfp[i]->name.len);
-                p = ngx_sprintf(p, " %V", &server[j].key);
-                p = ngx_sprintf(p, " %ui %T", (ngx_uint_t) ssh->active,
-                                ssh->last_success);
-
-                k = 0;
-
-                for (slot = ngx_qqfail_slot_first(ssh, &it);
-                     slot && k < NGX_QQFAIL_MAX_ADDRS;
-                     slot = ngx_qqfail_slot_next(&it))
-                {
-                    if (slot->in_use) {
-                        *p++ = ' ';
-                        p += ngx_qqfail_slot_text(slot, p);
-                        k++;
+                if ((size_t) (end - p) < line) {
+                    if (ngx_qqfail_state_write(fd, buf, p - buf) != NGX_OK) {
+                        goto failed;
                     }
+
+                    p = buf;
                 }
 
-                *p++ = '\n';
+                p = ngx_qqfail_state_format(p, qscfp[i], &server[j + k],
+                                            &copy[k]);
                 count++;
             }
-
-            ngx_shmtx_unlock(&qmcf->shpool->mutex);
         }
     }
 

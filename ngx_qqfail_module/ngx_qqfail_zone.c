@@ -1735,6 +1735,46 @@ ngx_qqfail_zone_org(ngx_qqfail_main_conf_t *qmcf, uint32_t asn,
 
 /* "ip:port" of an address, into NGX_QQFAIL_ADDR_STRLEN bytes */
 
+/*
+ * A reader's copy of n servers' records, taken under the lock in one go
+ * (the state file's save): what it writes, nothing it could follow into
+ * the zone
+ */
+
+void
+ngx_qqfail_zone_copy(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_t *server, ngx_uint_t n, ngx_qqfail_server_copy_t *copy)
+{
+    ngx_uint_t               i;
+    ngx_qqfail_slots_t       it;
+    ngx_qqfail_slot_sh_t    *slot;
+    ngx_qqfail_server_sh_t  *ssh;
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    for (i = 0; i < n; i++) {
+        ssh = server[i].sh;
+
+        copy[i].active = ssh->active;
+        copy[i].source = ssh->source;
+        copy[i].naddrs = ssh->naddrs;
+        copy[i].last_success = ssh->last_success;
+        copy[i].nslots = 0;
+
+        for (slot = ngx_qqfail_slot_first(ssh, &it);
+             slot && copy[i].nslots < NGX_QQFAIL_MAX_ADDRS;
+             slot = ngx_qqfail_slot_next(&it))
+        {
+            if (slot->in_use) {
+                copy[i].slots[copy[i].nslots++] = *slot;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+}
+
+
 size_t
 ngx_qqfail_slot_text(ngx_qqfail_slot_sh_t *slot, u_char *text)
 {

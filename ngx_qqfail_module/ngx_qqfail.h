@@ -655,9 +655,6 @@ ngx_qqfail_msec(void)
 }
 
 
-extern ngx_str_t  ngx_qqfail_sources[];
-extern ngx_str_t  ngx_qqfail_errors[];
-extern ngx_str_t  ngx_qqfail_refusals[];
 
 
 #endif /* _NGX_QQFAIL_H_INCLUDED_ */

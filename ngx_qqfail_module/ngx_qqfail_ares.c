@@ -911,7 +911,7 @@ ngx_qqfail_channel_timer(ngx_qqfail_resolver_t *rs,
 
 /*
  * One query of a lookup; whatever c-ares says of it reaches
- * ngx_qqfail_query_done() as a Q_* outcome
+ * ngx_qqfail_query_done() as a Q_* outcome (through rs->query_done)
  */
 
 void
@@ -925,7 +925,7 @@ ngx_qqfail_channel_query(ngx_qqfail_resolver_t *rs,
     if (!rs->sync) {
         sent = ngx_alloc(sizeof(ngx_qqfail_sent_t), rs->log);
         if (sent == NULL) {
-            ngx_qqfail_query_done(q, NGX_QQFAIL_Q_ERROR, NULL, 0);
+            ngx_qqfail_query_end(q, NGX_QQFAIL_Q_ERROR, NULL, 0);
             return;
         }
 
@@ -1037,9 +1037,8 @@ ngx_qqfail_channel_answer(void *arg, ares_status_t status,
         }
     }
 
-    ngx_qqfail_query_done(arg,
-                          ngx_qqfail_channel_outcome((int) status),
-                          abuf, alen);
+    ngx_qqfail_query_end(arg, ngx_qqfail_channel_outcome((int) status),
+                         abuf, alen);
 
     if (abuf) {
         ares_free_string(abuf);
@@ -1052,8 +1051,8 @@ static void
 ngx_qqfail_channel_callback(void *arg, int status, int timeouts,
     unsigned char *abuf, int alen)
 {
-    ngx_qqfail_query_done(arg, ngx_qqfail_channel_outcome(status),
-                          abuf, abuf ? (size_t) alen : 0);
+    ngx_qqfail_query_end(arg, ngx_qqfail_channel_outcome(status),
+                         abuf, abuf ? (size_t) alen : 0);
 }
 
 #endif
@@ -1098,7 +1097,7 @@ ngx_qqfail_channel_expire(ngx_event_t *ev)
     q = sent->query;
     sent->query = NULL;
 
-    ngx_qqfail_query_done(q, NGX_QQFAIL_Q_TIMEOUT, NULL, 0);
+    ngx_qqfail_query_end(q, NGX_QQFAIL_Q_TIMEOUT, NULL, 0);
 }
 
 #endif

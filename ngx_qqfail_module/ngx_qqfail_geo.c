@@ -24,18 +24,6 @@ static ngx_uint_t ngx_qqfail_addr_loopback(struct sockaddr *sa);
 static ngx_uint_t ngx_qqfail_geo_code(const char *code);
 
 
-ngx_str_t  ngx_qqfail_refusals[] = {
-    ngx_null_string,
-    ngx_string("an IPv6 address while \"qqfail_ipv6\" is off"),
-    ngx_string("an address no backend can have (unspecified, broadcast, "
-               "multicast or link-local)"),
-    ngx_string("a cloud metadata service address, which only a "
-               "\"qqfail_allow\" rule naming it lets through"),
-    ngx_string("one of this nginx's own listen sockets (a request loop)"),
-    ngx_string("outside every \"qqfail_allow\" rule")
-};
-
-
 ngx_int_t
 ngx_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
     ngx_qqfail_geo_db_t **dbp)

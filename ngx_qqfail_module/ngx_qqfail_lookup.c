@@ -70,9 +70,7 @@ ngx_qqfail_query_ended(ngx_qqfail_resolver_t *rs,
         && !ngx_queue_empty(&rs->waiting)
         && !rs->resume_ev.posted)
     {
-        rs->resume_ev.handler = ngx_qqfail_jobs_resume_handler;
-        rs->resume_ev.data = rs;
-        rs->resume_ev.log = rs->log;
+        /* the round layer set its handler (ngx_qqfail_jobs_create) */
         ngx_post_event(&rs->resume_ev, &ngx_posted_events);
     }
 }
@@ -816,7 +814,7 @@ ngx_qqfail_lookup_decide(ngx_qqfail_resolver_t *rs,
 
     job->pending--;
 
-    ngx_qqfail_job_check(rs, job);
+    rs->lookup_done(rs, job);
 }
 
 

@@ -28,25 +28,6 @@ static void ngx_qqfail_lead_end_handler(ngx_event_t *ev);
 static ngx_qqfail_resolver_t       *ngx_qqfail_rs;
 
 
-ngx_str_t  ngx_qqfail_sources[] = {
-    ngx_string("none"),
-    ngx_string("live"),
-    ngx_string("stale"),
-    ngx_string("state_file"),
-    ngx_string("literal")
-};
-
-
-ngx_str_t  ngx_qqfail_errors[] = {
-    ngx_string("timeout"),
-    ngx_string("servfail"),
-    ngx_string("nxdomain"),
-    ngx_string("refused"),
-    ngx_string("other"),
-    ngx_string("bad_answer")
-};
-
-
 /* the bounded synchronous pass at configuration time, in the master */
 
 ngx_int_t
@@ -65,6 +46,7 @@ ngx_qqfail_resolver_sync(ngx_cycle_t *cycle,
     rs->qmcf = qmcf;
     rs->log = cycle->log;
     rs->sync = 1;
+    rs->query_done = ngx_qqfail_query_done;
     ngx_queue_init(&rs->waiting);
 
     if (ngx_qqfail_channels_create(rs) == NGX_OK
@@ -266,6 +248,8 @@ ngx_qqfail_resolver_init_process(ngx_cycle_t *cycle,
     rs->qmcf = qmcf;
     rs->log = cycle->log;
     rs->epoch = qmcf->sh->epoch;
+    rs->query_done = ngx_qqfail_query_done;
+    rs->lead_lost = ngx_qqfail_lead_lost;
     ngx_queue_init(&rs->waiting);
 
     rs->lease_ev.handler = ngx_qqfail_lease_handler;
@@ -430,36 +414,7 @@ ngx_qqfail_lead_stop(ngx_qqfail_resolver_t *rs)
 }
 
 
-/*
- * Before the leader writes to the zone or publishes anything: does it
- * still hold its lease?  A leader that resumes after a stop (SIGSTOP, a
- * slow fsync) reads the answers that came meanwhile and runs its expired
- * timers before its next lease tick: once the lease ran out, none of that
- * counts.  The start-up pass always acts.
- */
-
-ngx_uint_t
-ngx_qqfail_lead_check(ngx_qqfail_resolver_t *rs)
-{
-    if (rs->sync) {
-        return 1;
-    }
-
-    if (!rs->leading) {
-        return 0;
-    }
-
-    if (ngx_qqfail_lease(rs->qmcf, rs->epoch, 1)
-        == NGX_OK)
-    {
-        return 1;
-    }
-
-    ngx_qqfail_lead_lost(rs);
-
-    return 0;
-}
-
+/* the lease ran out (ngx_qqfail_lead_check(), through rs->lead_lost) */
 
 static void
 ngx_qqfail_lead_lost(ngx_qqfail_resolver_t *rs)

@@ -167,6 +167,13 @@ struct ngx_qqfail_job_s {
 };
 
 
+typedef void (*ngx_qqfail_query_done_pt)(ngx_qqfail_query_t *q,
+    ngx_uint_t outcome, u_char *abuf, size_t alen);
+typedef void (*ngx_qqfail_lookup_done_pt)(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_job_t *job);
+typedef void (*ngx_qqfail_lead_lost_pt)(ngx_qqfail_resolver_t *rs);
+
+
 struct ngx_qqfail_resolver_s {
     ngx_qqfail_main_conf_t          *qmcf;
     ngx_log_t                       *log;
@@ -192,6 +199,15 @@ struct ngx_qqfail_resolver_s {
     ngx_uint_t                       epoch;
     ngx_event_t                      lease_ev;
     ngx_event_t                      stop_ev;
+
+    /*
+     * the layers above, as the layers below call them back: each layer
+     * calls down by name and up only through these (set by the layer
+     * called), so that the files depend on each other in one direction
+     */
+    ngx_qqfail_query_done_pt         query_done;   /* lookup.c */
+    ngx_qqfail_lookup_done_pt        lookup_done;  /* round.c */
+    ngx_qqfail_lead_lost_pt          lead_lost;    /* resolver.c */
 };
 
 
@@ -220,7 +236,46 @@ ngx_int_t ngx_qqfail_jobs_create(ngx_qqfail_resolver_t *rs);
 void ngx_qqfail_jobs_destroy(ngx_qqfail_resolver_t *rs);
 void ngx_qqfail_jobs_resume(ngx_qqfail_resolver_t *rs);
 void ngx_qqfail_jobs_resume_handler(ngx_event_t *ev);
-ngx_uint_t ngx_qqfail_lead_check(ngx_qqfail_resolver_t *rs);
+
+
+/*
+ * Before the leader writes to the zone or publishes anything: does it
+ * still hold its lease?  A leader that resumes after a stop (SIGSTOP, a
+ * slow fsync) reads the answers that came meanwhile and runs its expired
+ * timers before its next lease tick: once the lease ran out, none of that
+ * counts, and the leadership ends (rs->lead_lost).  The start-up pass
+ * always acts.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_qqfail_lead_check(ngx_qqfail_resolver_t *rs)
+{
+    if (rs->sync) {
+        return 1;
+    }
+
+    if (!rs->leading) {
+        return 0;
+    }
+
+    if (ngx_qqfail_lease(rs->qmcf, rs->epoch, 1) == NGX_OK) {
+        return 1;
+    }
+
+    rs->lead_lost(rs);
+
+    return 0;
+}
+
+
+/* a query ended: its lookup hears the outcome */
+
+static ngx_inline void
+ngx_qqfail_query_end(ngx_qqfail_query_t *q, ngx_uint_t outcome,
+    u_char *abuf, size_t alen)
+{
+    q->lookup->rs->query_done(q, outcome, abuf, alen);
+}
 
 
 #endif /* _NGX_QQFAIL_RESOLVER_H_INCLUDED_ */

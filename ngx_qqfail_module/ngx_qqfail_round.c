@@ -60,6 +60,14 @@ ngx_qqfail_pacing_init(ngx_qqfail_resolver_t *rs)
     ngx_queue_init(&rs->waiting);
     ngx_memzero(rs->inflight, sizeof(rs->inflight));
 
+    /* what the lookups call when one is decided, or a query ended */
+
+    rs->lookup_done = ngx_qqfail_job_check;
+
+    rs->resume_ev.handler = ngx_qqfail_jobs_resume_handler;
+    rs->resume_ev.data = rs;
+    rs->resume_ev.log = rs->log;
+
     rs->rate = 0;
     pr = rs->qmcf->providers.elts;
 

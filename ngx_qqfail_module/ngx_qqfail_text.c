@@ -11,6 +11,44 @@
 
 
 /*
+ * The words the status page, the log and the state file use, by the
+ * constants of ngx_qqfail.h and ngx_qqfail_policy.h: where a server's
+ * addresses come from (NGX_QQFAIL_SOURCE_*), why a lookup failed
+ * (NGX_QQFAIL_ERR_*), why an address was refused (NGX_QQFAIL_REFUSED_*)
+ */
+
+ngx_str_t  ngx_qqfail_sources[] = {
+    ngx_string("none"),
+    ngx_string("live"),
+    ngx_string("stale"),
+    ngx_string("state_file"),
+    ngx_string("literal")
+};
+
+
+ngx_str_t  ngx_qqfail_errors[] = {
+    ngx_string("timeout"),
+    ngx_string("servfail"),
+    ngx_string("nxdomain"),
+    ngx_string("refused"),
+    ngx_string("other"),
+    ngx_string("bad_answer")
+};
+
+
+ngx_str_t  ngx_qqfail_refusals[] = {
+    ngx_null_string,
+    ngx_string("an IPv6 address while \"qqfail_ipv6\" is off"),
+    ngx_string("an address no backend can have (unspecified, broadcast, "
+               "multicast or link-local)"),
+    ngx_string("a cloud metadata service address, which only a "
+               "\"qqfail_allow\" rule naming it lets through"),
+    ngx_string("one of this nginx's own listen sockets (a request loop)"),
+    ngx_string("outside every \"qqfail_allow\" rule")
+};
+
+
+/*
  * The state file, version 1: text, one line per server.
  *
  *     qqfail-state 1

@@ -41,6 +41,7 @@ static void ngx_qqfail_lookup_accept(ngx_qqfail_resolver_t *rs,
 static void ngx_qqfail_lookup_noquorum(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk);
 static ngx_uint_t ngx_qqfail_lookup_error(ngx_qqfail_lookup_t *lk);
+static ngx_uint_t ngx_qqfail_lookup_nodata(ngx_qqfail_lookup_t *lk);
 static void ngx_qqfail_lookup_release(ngx_qqfail_lookup_t *lk);
 static void ngx_qqfail_provider_account(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_uint_t p, ngx_uint_t ok,
@@ -806,6 +807,7 @@ ngx_qqfail_lookup_decide(ngx_qqfail_resolver_t *rs,
     } else {
         res->state = NGX_QQFAIL_NAME_FAILED;
         res->error = ngx_qqfail_lookup_error(lk);
+        res->nodata = ngx_qqfail_lookup_nodata(lk);
     }
 
     res->lookup = NULL;
@@ -1013,6 +1015,29 @@ ngx_qqfail_lookup_error(ngx_qqfail_lookup_t *lk)
     }
 
     return error;
+}
+
+
+/* did a provider say that the name has no record of the types asked? */
+
+static ngx_uint_t
+ngx_qqfail_lookup_nodata(ngx_qqfail_lookup_t *lk)
+{
+    ngx_uint_t            p;
+    ngx_qqfail_answer_t  *a;
+
+    for (p = 0; p < lk->nproviders; p++) {
+        a = &lk->answer[p];
+
+        if (a->done && !a->abandoned
+            && a->status[0] == NGX_QQFAIL_Q_NODATA
+            && (lk->types == 1 || a->status[1] == NGX_QQFAIL_Q_NODATA))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -183,6 +183,10 @@ ngx_qqfail_sync_end(ngx_qqfail_resolver_t *rs)
         return;
     }
 
+    /* rounds that end now start nothing again: the leader takes them */
+
+    rs->ending = 1;
+
     jobp = rs->jobs->elts;
     ngx_time_update();
 

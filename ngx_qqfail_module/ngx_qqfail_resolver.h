@@ -142,6 +142,7 @@ typedef struct {
      */
     ngx_addr_t                      *addrs;
     unsigned                         owned:1;
+    unsigned                         nodata:1;   /* no record of a type */
 } ngx_qqfail_result_t;
 
 
@@ -153,6 +154,7 @@ struct ngx_qqfail_job_s {
     ngx_event_t                      timer;
     ngx_msec_t                       backoff;
     ngx_msec_t                       ttl;        /* the last answer's */
+    ngx_uint_t                       ttl_name;   /* ... of this name */
     ngx_uint_t                       pending;    /* lookups undecided */
     ngx_uint_t                       phase;
     ngx_uint_t                       queried;    /* names in this round */
@@ -196,6 +198,7 @@ struct ngx_qqfail_resolver_s {
     /* who acts: the start-up pass, or the leader of generation "epoch" */
     ngx_uint_t                       sync;
     ngx_uint_t                       leading;
+    ngx_uint_t                       ending;     /* the pass's last step */
     ngx_uint_t                       epoch;
     ngx_event_t                      lease_ev;
     ngx_event_t                      stop_ev;

@@ -528,8 +528,10 @@ ngx_qqfail_results_free(ngx_qqfail_job_t *job)
 
         res->state = NGX_QQFAIL_NAME_UNKNOWN;
         res->naddrs = 0;
+        res->ttl = -1;
         res->addrs = NULL;
         res->owned = 0;
+        res->nodata = 0;
         res->lookup = NULL;
     }
 }
@@ -594,7 +596,9 @@ ngx_qqfail_job_check(ngx_qqfail_resolver_t *rs,
      * paced as a round is, ahead of the servers waiting for their round
      */
 
-    if (job->phase == 1 && job->queried < nnames && !rs->sync) {
+    if (job->phase == 1 && job->queried < nnames && !rs->sync
+        && !ngx_qqfail_job_inconclusive(job))
+    {
         ngx_qqfail_job_aliases(rs, job);
         return;
     }
@@ -636,6 +640,13 @@ ngx_qqfail_job_finish(ngx_qqfail_resolver_t *rs,
     }
 
     if (ngx_qqfail_job_inconclusive(job)) {
+
+        if (rs->ending) {
+            /* the start-up pass ends: the leader asks again */
+            ngx_qqfail_results_free(job);
+            return;
+        }
+
         job->both = 1;
         ngx_qqfail_results_free(job);
         ngx_qqfail_job_again(rs, job);
@@ -697,7 +708,7 @@ ngx_qqfail_job_inconclusive(ngx_qqfail_job_t *job)
         }
 
         if (res->state == NGX_QQFAIL_NAME_FAILED
-            && (res->error == NGX_QQFAIL_ERR_OTHER || res->rejected))
+            && (res->nodata || res->rejected))
         {
             return 1;
         }
@@ -901,7 +912,8 @@ static void
 ngx_qqfail_job_schedule(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job, ngx_qqfail_result_t *used)
 {
-    ngx_msec_t              next, ttl;
+    ngx_msec_t              next, ttl, last;
+    ngx_uint_t              name;
     ngx_qqfail_srv_conf_t  *qscf;
 
     qscf = job->server->upstream;
@@ -920,12 +932,18 @@ ngx_qqfail_job_schedule(ngx_qqfail_resolver_t *rs,
 
     if (used && used->ttl >= 0) {
         ttl = (ngx_msec_t) used->ttl * 1000;
+        name = used - job->result;
 
-        if (ngx_max(ttl, job->ttl) < next) {
+        /* the last answer counts if it was for the same name */
+
+        last = (job->ttl_name == name) ? job->ttl : 0;
+
+        if (ngx_max(ttl, last) < next) {
             next = ttl;
         }
 
         job->ttl = ttl;
+        job->ttl_name = name;
     }
 
     /* while the primary name fails, retry it sooner, backing off */

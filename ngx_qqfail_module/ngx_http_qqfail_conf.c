@@ -282,7 +282,7 @@ ngx_int_t
 ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
     ngx_qqfail_main_conf_t *qmcf)
 {
-    u_char                 *p, *last, *end;
+    u_char                 *p, *last, *end, *zone;
     ngx_int_t               rc;
     ngx_str_t               text, list;
     ngx_addr_t             *addr;
@@ -324,8 +324,16 @@ ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
             end = last;
         }
 
+        /*
+         * a link-local server comes with its interface
+         * ("[fe80::1]:53%eth0"): it counts, as c-ares asks it, and is shown
+         * without
+         */
+
+        zone = ngx_strlchr(p, end, '%');
+
         text.data = p;
-        text.len = end - p;
+        text.len = (zone ? zone : end) - p;
 
         if (text.len == 0
             || pr->addrs.nelts == NGX_QQFAIL_MAX_PROVIDER_ADDRS)

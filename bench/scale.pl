@@ -8,7 +8,7 @@
 #                  [--refresh 30] [--ttl 30] [--window 30] [--slice 3]
 #                  [--live-timeout 120] [--zone auto] [--ipv6 on|off]
 #                  [--json FILE] [--no-down] [--no-latency] [--t-runs 3]
-#                  [--settle SECONDS]
+#                  [--settle SECONDS after all live]
 #
 # For every N and worker count: N "qqfail_server svcI.example.com:P
 # svcI.example.net:P" lines over 10 upstreams, every name on one of three
@@ -446,12 +446,13 @@ EOF
                $up->{first} // 'never', $up->{live} // 'never';
 
         # steady state: one window without load, once the first refresh
-        # of every server (spread over its window after the start) is
-        # behind (--settle, default one qqfail_refresh after the start):
-        # a server whose first refresh came early refreshes again inside
-        # a window that starts at once, which is the start, not the
-        # steady rate
-        my $settle = ($o{settle} // $o{refresh}) - (time - $t0);
+        # of every server (spread over its window after its first round)
+        # is behind (--settle, default one qqfail_refresh and 2 s after
+        # every server was live): a server whose first refresh came late
+        # refreshes again inside a window that starts earlier, which is
+        # the start, not the steady rate
+        my $settle = ($o{settle} // ($o{refresh} + 2))
+                     - (time - $t0 - ($up->{live} // 0));
         if ($settle > 0) {
             sleep $settle;
             $pr = $providers->($status->('?view=summary') // {});

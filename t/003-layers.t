@@ -13,8 +13,11 @@ use warnings;
 use Test::More;
 use FindBin;
 
+# the objects of the build under test: the sanitizer build's for --asan
 my $root = "$FindBin::Bin/..";
-my ($objs) = grep { -d } glob("$root/build/*/objs/addon/ngx_qqfail_module");
+my $variant = ($ENV{QQ_MODULE} // '') =~ m{/objs/asan/} ? '-asan' : '';
+my $objs = "$root/build/nginx$variant/objs/addon/ngx_qqfail_module";
+$objs = undef unless -d $objs;
 plan skip_all => 'no build tree (./build.sh build)' unless $objs;
 plan skip_all => 'nm is missing' unless grep { -x "$_/nm" } split /:/, $ENV{PATH};
 

@@ -19,6 +19,8 @@ static ngx_uint_t ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     size_t alen);
 static void ngx_qqfail_answer_add(ngx_qqfail_answer_t *a, in_port_t port,
     ngx_uint_t type, u_char *ip, ngx_uint_t n);
+static socklen_t ngx_qqfail_addr_len(ngx_qqfail_sockaddr_t *sa);
+static ngx_int_t ngx_qqfail_addr_cmp(const void *one, const void *two);
 static void ngx_qqfail_answer_done(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_uint_t p);
 static ngx_uint_t ngx_qqfail_answer_error(ngx_qqfail_answer_t *a,
@@ -512,31 +514,47 @@ ngx_qqfail_answer_error(ngx_qqfail_answer_t *a,
 }
 
 
+static socklen_t
+ngx_qqfail_addr_len(ngx_qqfail_sockaddr_t *sa)
+{
+#if (NGX_HAVE_INET6)
+    if (sa->sockaddr.sa_family == AF_INET6) {
+        return sizeof(struct sockaddr_in6);
+    }
+#endif
+
+    return sizeof(struct sockaddr_in);
+}
+
+
+static ngx_int_t
+ngx_qqfail_addr_cmp(const void *one, const void *two)
+{
+    socklen_t  len1, len2;
+
+    len1 = ngx_qqfail_addr_len((ngx_qqfail_sockaddr_t *) one);
+    len2 = ngx_qqfail_addr_len((ngx_qqfail_sockaddr_t *) two);
+
+    if (len1 != len2) {
+        return (len1 < len2) ? -1 : 1;
+    }
+
+    return ngx_memcmp(one, two, len1);
+}
+
+
 static void
 ngx_qqfail_answer_sort(ngx_qqfail_answer_t *a)
 {
-    ngx_uint_t             i, j;
-    socklen_t              len;
-    ngx_qqfail_sockaddr_t  sa;
+    ngx_uint_t  i, j;
 
-    /* insertion sort: answers are small */
+    /* by length (IPv4 first), then by their bytes; the lengths follow */
 
-    for (i = 1; i < a->naddrs; i++) {
-        sa = a->addrs[i];
-        len = a->socklen[i];
+    ngx_sort(a->addrs, a->naddrs, sizeof(ngx_qqfail_sockaddr_t),
+             ngx_qqfail_addr_cmp);
 
-        for (j = i;
-             j > 0 && (a->socklen[j - 1] > len
-                       || (a->socklen[j - 1] == len
-                           && ngx_memcmp(&a->addrs[j - 1], &sa, len) > 0));
-             j--)
-        {
-            a->addrs[j] = a->addrs[j - 1];
-            a->socklen[j] = a->socklen[j - 1];
-        }
-
-        a->addrs[j] = sa;
-        a->socklen[j] = len;
+    for (i = 0; i < a->naddrs; i++) {
+        a->socklen[i] = ngx_qqfail_addr_len(&a->addrs[i]);
     }
 
     /* drop duplicates */

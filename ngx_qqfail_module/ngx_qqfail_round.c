@@ -15,7 +15,7 @@ static void ngx_qqfail_job_handler(ngx_event_t *ev);
 static void ngx_qqfail_pacing_init(ngx_qqfail_resolver_t *rs);
 static void ngx_qqfail_job_run(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job);
-static void ngx_qqfail_job_aliases(ngx_qqfail_resolver_t *rs,
+static void ngx_qqfail_job_next(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job);
 static void ngx_qqfail_job_unqueue(ngx_qqfail_job_t *job);
 static void ngx_qqfail_results_free(ngx_qqfail_job_t *job);
@@ -25,8 +25,6 @@ static ngx_uint_t ngx_qqfail_job_types(ngx_qqfail_job_t *job);
 static ngx_uint_t ngx_qqfail_job_queries(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job);
 static ngx_uint_t ngx_qqfail_job_inconclusive(ngx_qqfail_job_t *job);
-static void ngx_qqfail_job_again(ngx_qqfail_resolver_t *rs,
-    ngx_qqfail_job_t *job);
 static void ngx_qqfail_job_start(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job, ngx_uint_t from, ngx_uint_t to);
 static void ngx_qqfail_job_finish(ngx_qqfail_resolver_t *rs,
@@ -226,7 +224,7 @@ ngx_qqfail_job_handler(ngx_event_t *ev)
          */
 
         if (job->phase == 1 && job->queried < job->server->names.nelts) {
-            ngx_qqfail_job_aliases(rs, job);
+            ngx_qqfail_job_next(rs, job);
         }
 
         return;
@@ -422,13 +420,16 @@ ngx_qqfail_job_unqueue(ngx_qqfail_job_t *job)
 }
 
 
-/* the remaining aliases of a round: now, or first in line for a turn */
+/*
+ * The next step of a server: the remaining aliases of its round, or (once
+ * the round ended) the round again: now, or first in line for a turn
+ */
 
 static void
-ngx_qqfail_job_aliases(ngx_qqfail_resolver_t *rs,
+ngx_qqfail_job_next(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job)
 {
-    /* already waiting (the hedge queued it): its turn starts the aliases */
+    /* already waiting (the hedge queued it): its turn starts the step */
 
     if (job->queued) {
         return;
@@ -599,7 +600,7 @@ ngx_qqfail_job_check(ngx_qqfail_resolver_t *rs,
     if (job->phase == 1 && job->queried < nnames && !rs->sync
         && !ngx_qqfail_job_inconclusive(job))
     {
-        ngx_qqfail_job_aliases(rs, job);
+        ngx_qqfail_job_next(rs, job);
         return;
     }
 
@@ -649,7 +650,7 @@ ngx_qqfail_job_finish(ngx_qqfail_resolver_t *rs,
 
         job->both = 1;
         ngx_qqfail_results_free(job);
-        ngx_qqfail_job_again(rs, job);
+        ngx_qqfail_job_next(rs, job);
         return;
     }
 
@@ -715,22 +716,6 @@ ngx_qqfail_job_inconclusive(ngx_qqfail_job_t *job)
     }
 
     return 0;
-}
-
-
-/* the round again, at once, ahead of the servers waiting for theirs */
-
-static void
-ngx_qqfail_job_again(ngx_qqfail_resolver_t *rs,
-    ngx_qqfail_job_t *job)
-{
-    if (!ngx_qqfail_job_turn(rs, job)) {
-        ngx_queue_insert_head(&rs->waiting, &job->queue);
-        job->queued = 1;
-        return;
-    }
-
-    ngx_qqfail_job_run(rs, job);
 }
 
 

@@ -292,7 +292,7 @@ ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
 static ngx_int_t
 ngx_http_qqfail_chash_points(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
 {
-    size_t                     size, port_len;
+    size_t                     size, port_len, host_len;
     uint32_t                   hash, base_hash;
     ngx_uint_t                 i, j, n, npoints;
     ngx_qqfail_name_t         *name;
@@ -327,8 +327,24 @@ ngx_http_qqfail_chash_points(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
 
         port_len = ngx_sprintf(port, "%d", (int) name->port) - port;
 
+        /*
+         * an IP literal's host is its canonical text, port included:
+         * stock's HOST is the text before the last ':'
+         */
+
+        host_len = name->host.len;
+
+        if (name->literal) {
+            for (j = host_len; j > 0; j--) {
+                if (name->host.data[j - 1] == ':') {
+                    host_len = j - 1;
+                    break;
+                }
+            }
+        }
+
         ngx_crc32_init(base_hash);
-        ngx_crc32_update(&base_hash, name->host.data, name->host.len);
+        ngx_crc32_update(&base_hash, name->host.data, host_len);
         ngx_crc32_update(&base_hash, (u_char *) "", 1);
         ngx_crc32_update(&base_hash, port, port_len);
 

@@ -12,7 +12,7 @@ package QQ::Load;
 #
 # paths => [ '/a?k=%N', '/b' ] sends the requests of each child to these
 # paths in turn instead of the url's path; %N in a path or a header value
-# is the child's request number.  The result then also has by_path =>
+# is the child's request number, %B that number modulo 256.  The result then also has by_path =>
 # { '/a?k=%N' => { sent, failed, by_body } } (keyed by the path as given).
 
 use strict;
@@ -84,9 +84,10 @@ sub _run {
     until (-e $stopfile) {
         my $tpl = $paths[ $n % @paths ];
         $n++;
-        (my $path = $tpl) =~ s/%N/$n/g;
+        my %v = (N => $n, B => $n % 256);
+        (my $path = $tpl) =~ s/%([NB])/$v{$1}/g;
         my %h = %{ $self->{headers} };
-        s/%N/$n/g for values %h;
+        s/%([NB])/$v{$1}/g for values %h;
         my $res = $http->request('GET', "$target$path",
                                  { headers => \%h, peer => $peer });
         my $p = $r{by_path}{$tpl} //= { sent => 0, failed => 0, by_body => {} };

@@ -5,11 +5,15 @@
 # same nginx: upstream qq_M (qqfail_server) and st_M (server), locations
 # /qq_M and /st_M.  Each backend answers with its id.
 #
-#   a. the share of each backend over 3,000 requests per method
+#   a. the share of each backend over 3,000 requests per method; hash,
+#      ip_hash: each key on stock's backend; consistent hash: each key on
+#      the backend of stock's ring for the qqfail_server names
+#   a2. one server "down": never used, its keys moved as stock moves them
 #   b. consistent hash: one server's address changes; the keys that move
 #   c. ip_hash: a client keeps its backend, with two workers
 #   d. least_conn, e. random two, with one slow backend under concurrency
-#   f. max_conns shared by the workers (stock needs "zone" for that)
+#   f. max_conns shared by the workers (stock needs "zone" for that), with
+#      round robin and (f2) each method
 #   g. "backup" refused with hash, ip_hash and random, allowed with
 #      least_conn
 
@@ -106,6 +110,21 @@ sub config {
     push @up, "st_mcnozone" => "        server $ip{b5}:$P max_conns=2;\n"
                              . "        server $ip{b1}:$P;\n";
 
+    # a2: server2 down
+    for my $m (@METHODS, [ chashlit => 'hash $arg_k consistent;' ]) {
+        push @up, pool(name => "$m->[0]_down", method => $m->[1],
+                       servers => [ [ b1 => 'weight=2' ], [ b2 => 'down' ],
+                                    [ 'b3' ] ],
+                       literal => $m->[0] eq 'chashlit', after => 1);
+    }
+
+    # f2: max_conns=2 on b5 with each method
+    for my $m (@METHODS[1 .. $#METHODS]) {
+        push @up, pool(name => "$m->[0]_mc", method => $m->[1],
+                       servers => [ [ b5 => 'max_conns=2' ], [ 'b1' ] ],
+                       st_head => "        zone st_$m->[0]_mc 64k;\n");
+    }
+
     push @up, @{ $o{extra} // [] };
 
     my @names;
@@ -183,8 +202,10 @@ sub ring {
     return [ \@h, [ map { $point{$_} } @h ] ];
 }
 
+# the backend of a key: the first point at or after its hash whose server
+# is not down
 sub ring_pick {
-    my ($ring, $key) = @_;
+    my ($ring, $key, $down) = @_;
     my ($h, $ids) = @$ring;
     my $x = crc32($key);
     my ($i, $j) = (0, scalar @$h);
@@ -192,6 +213,7 @@ sub ring_pick {
         my $k = int(($i + $j) / 2);
         if ($x > $h->[$k]) { $i = $k + 1 } else { $j = $k }
     }
+    $i++ while $down && $ids->[ $i % @$h ] eq $down;
     return $ids->[ $i % @$h ];
 }
 
@@ -261,6 +283,39 @@ for my $m ((map { $_->[0] } @METHODS), 'chashlit') {
         } else {
             is($same, $N, $what);
         }
+    }
+}
+
+# ---------------------------------------------------------------------------
+# a2. server2 down: never used; the hash methods move its keys as stock
+# does (hash and ip_hash hash again, consistent hash takes the next point)
+
+my $ND = 1000;
+for my $m ((map { $_->[0] } @METHODS), 'chashlit') {
+    my %r;
+    for my $side (qw(qq st)) {
+        $r{$side} = [ map { key_req("${side}_${m}_down", $_) } 1 .. $ND ];
+    }
+    my %c;
+    for my $side (qw(qq st)) {
+        $c{$side}{$_}++ for @{ $r{$side} };
+    }
+    my $line = sprintf '%-10s b2 down, qq: %s | st: %s', $m,
+                       shares_text($c{qq}), shares_text($c{st});
+    diag $line;
+    push @figures, $line;
+    is(scalar(grep { !/^b[13]$/ } @{ $r{qq} }), 0,
+       "$m, b2 down: every request answered by b1 or b3");
+
+    if ($m eq 'chash') {
+        my $diff = grep {
+            $r{qq}[ $_ - 1 ] ne ring_pick($model{qq_chash}, "key$_", 'b2')
+        } 1 .. $ND;
+        is($diff, 0, "$m, b2 down: every key on the next server of stock's "
+                     . 'ring for the names');
+    } elsif ($m =~ /hash/) {
+        my $same = grep { $r{qq}[$_] eq $r{st}[$_] } 0 .. $ND - 1;
+        is($same, $ND, "$m, b2 down: every key on the backend stock picks");
     }
 }
 
@@ -416,6 +471,31 @@ for my $up (qw(qq_mc1 st_mc1)) {
 ok(abs($mc{qq_mc1}{by_body}{b5} - $mc{st_mc1}{by_body}{b5})
    <= 0.25 * $mc{st_mc1}{by_body}{b5},
    'b5 alone: qq served as many as stock (within 25%)');
+
+# f2. max_conns=2 on b5 with each method (b1 beside it), twelve clients
+
+for my $m (map { $_->[0] } @METHODS[1 .. $#METHODS]) {
+    for my $side (qw(qq st)) {
+        my $up = "${side}_${m}_mc";
+        my $b5 = $s->backend(5);
+        my $from = $b5->requests;
+        my $load = $s->load(concurrency => 12, interval_ms => 0,
+                            keepalive => 0, paths => [ "/$up?k=key%N" ],
+                            headers => { 'X-Real-IP' => '10.0.%B.1' });
+        my $start = time;
+        $t->wait_for(sub { time - $start >= 2 }, 3, 'load');
+        my $r = $load->stop;
+        my $max = $b5->max_concurrency($from);
+        my $line = sprintf '%-12s %d sent, %d failed, b5 answered %d, at '
+                         . 'most %d at once', $up, $r->{sent}, $r->{failed},
+                           $r->{by_body}{b5} // 0, $max;
+        diag $line;
+        push @figures, $line;
+        ok($max <= 2 && $r->{by_body}{b5},
+           "$up: b5 answered, never more than 2 connections ($max)");
+        is($r->{failed}, 0, "$up: nothing failed");
+    }
+}
 
 # ---------------------------------------------------------------------------
 # g. backup: refused with hash, ip_hash and random, allowed with least_conn

@@ -9,6 +9,7 @@
 #      ip_hash: each key on stock's backend; consistent hash: each key on
 #      the backend of stock's ring for the qqfail_server names
 #   a2. one server "down": never used, its keys moved as stock moves them
+#   a3. one backend stopped: max_fails, its keys moved as stock moves them
 #   b. consistent hash: one server's address changes; the keys that move
 #   c. ip_hash: a client keeps its backend, with two workers
 #   d. least_conn, e. random two, with one slow backend under concurrency
@@ -116,6 +117,14 @@ sub config {
                        servers => [ [ b1 => 'weight=2' ], [ b2 => 'down' ],
                                     [ 'b3' ] ],
                        literal => $m->[0] eq 'chashlit', after => 1);
+    }
+
+    # a3: b3 stopped
+    for my $m (@METHODS, [ chashlit => 'hash $arg_k consistent;' ]) {
+        push @up, pool(name => "$m->[0]_fail", method => $m->[1],
+                       servers => [ [ b1 => 'weight=2' ], [ 'b2' ],
+                                    [ b3 => 'max_fails=1 fail_timeout=30s' ] ],
+                       literal => $m->[0] eq 'chashlit');
     }
 
     # f2: max_conns=2 on b5 with each method
@@ -370,6 +379,14 @@ is(scalar @{ $moved{qq_ring} }, $on_b2, 'qq: every key of b2 moved');
 ok(@{ $moved{qq_ring} } <= @{ $moved{st_ring} } + 0.02 * $NK,
    'qq moved no more keys than stock (+2 pp)');
 
+# server2.example.com back on b2 for what follows
+$dns->set_record('server2.example.com', [ $ip{b2} ]);
+ok($t->wait_for(sub {
+        !grep { $s->addresses('server2.example.com', $_) ne "$ip{b2}:$P" }
+            qw(qq_ring qq_rr_fail qq_hash_fail)
+    }, 15, 'server2 back'),
+   'qq: server2.example.com back on b2');
+
 # ---------------------------------------------------------------------------
 # c. ip_hash: a client keeps its backend, each request on a new connection
 # (either worker)
@@ -496,6 +513,26 @@ for my $m (map { $_->[0] } @METHODS[1 .. $#METHODS]) {
         is($r->{failed}, 0, "$up: nothing failed");
     }
 }
+
+# ---------------------------------------------------------------------------
+# a3. b3 stopped: max_fails and fail_timeout with every method; the keys of
+# b3 go where stock sends them, and proxy_next_upstream hides the failures
+
+$s->backend(3)->stop;
+for my $m ((map { $_->[0] } @METHODS), 'chashlit') {
+    my %r;
+    for my $side (qw(qq st)) {
+        $r{$side} = [ map { key_req("${side}_${m}_fail", $_) } 1 .. 300 ];
+    }
+    is(scalar(grep { !/^b[12]$/ } @{ $r{qq} }), 0,
+       "$m, b3 stopped: every request answered by b1 or b2");
+    if ($m =~ /hash/ && $m ne 'chash') {
+        my $same = grep { $r{qq}[$_] eq $r{st}[$_] } 0 .. 299;
+        is($same, 300, "$m, b3 stopped: every key on the backend stock "
+                       . 'picks');
+    }
+}
+$s->backend(3)->start;
 
 # ---------------------------------------------------------------------------
 # g. backup: refused with hash, ip_hash and random, allowed with least_conn

@@ -1178,6 +1178,25 @@ ngx_http_qqfail_usable(ngx_http_qqfail_peer_data_t *pd,
 }
 
 
+/* one step of smooth weighted round robin, as nginx's */
+
+static ngx_inline void
+ngx_http_qqfail_smooth(ngx_http_qqfail_peer_t *peer, ngx_int_t *total,
+    ngx_http_qqfail_peer_t **best)
+{
+    peer->current_weight += peer->effective_weight;
+    *total += peer->effective_weight;
+
+    if (peer->effective_weight < peer->weight) {
+        peer->effective_weight++;
+    }
+
+    if (*best == NULL || peer->current_weight > (*best)->current_weight) {
+        *best = peer;
+    }
+}
+
+
 /*
  * Smooth weighted round robin, as nginx's own, over the primary peers or
  * the backup ones that were there when the request started.
@@ -1203,16 +1222,7 @@ ngx_http_qqfail_get_best(ngx_http_qqfail_peer_data_t *pd, ngx_uint_t backup,
             continue;
         }
 
-        peer->current_weight += peer->effective_weight;
-        total += peer->effective_weight;
-
-        if (peer->effective_weight < peer->weight) {
-            peer->effective_weight++;
-        }
-
-        if (best == NULL || peer->current_weight > best->current_weight) {
-            best = peer;
-        }
+        ngx_http_qqfail_smooth(peer, &total, &best);
     }
 
     if (best == NULL) {
@@ -1490,7 +1500,7 @@ static ngx_http_qqfail_peer_t *
 ngx_http_qqfail_get_least_conn(ngx_http_qqfail_peer_data_t *pd, time_t now)
 {
     ngx_int_t                total;
-    ngx_uint_t               i, p, many, backup, conns, best_conns;
+    ngx_uint_t               i, p, many, backup, conns, best_conns, weight;
     ngx_http_qqfail_peer_t  *peer, *best, **peerp;
 
     peerp = pd->peers->peer;
@@ -1534,30 +1544,23 @@ ngx_http_qqfail_get_least_conn(ngx_http_qqfail_peer_data_t *pd, time_t now)
             return best;
         }
 
+        /* round robin among those as loaded as the first found */
+
         total = 0;
+        weight = best->weight;
 
         for (i = p; i < pd->peers->nelts; i++) {
             peer = peerp[i];
 
             if (peer->backup != backup
                 || !ngx_http_qqfail_usable(pd, peer, now)
-                || ngx_http_qqfail_conns(peer) * best->weight
+                || ngx_http_qqfail_conns(peer) * weight
                    != best_conns * peer->weight)
             {
                 continue;
             }
 
-            peer->current_weight += peer->effective_weight;
-            total += peer->effective_weight;
-
-            if (peer->effective_weight < peer->weight) {
-                peer->effective_weight++;
-            }
-
-            if (peer->current_weight > best->current_weight) {
-                best = peer;
-                best_conns = ngx_http_qqfail_conns(peer);
-            }
+            ngx_http_qqfail_smooth(peer, &total, &best);
         }
 
         best->current_weight -= total;
@@ -1605,16 +1608,7 @@ ngx_http_qqfail_get_chash(ngx_http_qqfail_peer_data_t *pd, time_t now)
                 continue;
             }
 
-            peer->current_weight += peer->effective_weight;
-            total += peer->effective_weight;
-
-            if (peer->effective_weight < peer->weight) {
-                peer->effective_weight++;
-            }
-
-            if (best == NULL || peer->current_weight > best->current_weight) {
-                best = peer;
-            }
+            ngx_http_qqfail_smooth(peer, &total, &best);
         }
 
         if (best) {

@@ -408,6 +408,10 @@ ngx_qqfail_slot_conns_take(ngx_qqfail_slot_sh_t *slot, uint32_t id,
 
             nw = w + 1;
 
+        } else if (*(volatile uint32_t *) &slot->id != id) {
+            /* the address is gone: the word is its slot's new one's */
+            return 1;
+
         } else {
             nw = (ngx_qqfail_conns_id(id) << NGX_QQFAIL_CONNS_SHIFT) | 1;
         }

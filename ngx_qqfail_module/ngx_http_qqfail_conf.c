@@ -13,8 +13,6 @@
 
 static void ngx_http_qqfail_conf_where(ngx_conf_t *cf,
     ngx_qqfail_where_t *where);
-static ngx_int_t ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
-    in_port_t default_port, ngx_addr_t *addr);
 static ngx_int_t ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
     ngx_qqfail_name_t *name);
 static ngx_int_t ngx_http_qqfail_valid_host(ngx_str_t *host);
@@ -26,9 +24,6 @@ static ngx_int_t ngx_http_qqfail_parse_rule(ngx_conf_t *cf,
     ngx_qqfail_srv_conf_t *qscf, ngx_str_t *value);
 
 
-static ngx_str_t  ngx_http_qqfail_system_name = ngx_string("system");
-
-
 static void
 ngx_http_qqfail_conf_where(ngx_conf_t *cf, ngx_qqfail_where_t *where)
 {
@@ -36,61 +31,6 @@ ngx_http_qqfail_conf_where(ngx_conf_t *cf, ngx_qqfail_where_t *where)
         where->file = cf->conf_file->file.name.data;
         where->line = cf->conf_file->line;
     }
-}
-
-
-/*
- * An IP literal with an optional port: "1.2.3.4", "1.2.3.4:53", "::1",
- * "[::1]", "[::1]:53".  NGX_DECLINED: not an IP literal, or a bad port.
- */
-
-static ngx_int_t
-ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
-    in_port_t default_port, ngx_addr_t *addr)
-{
-    u_char    *host;
-    size_t     len;
-    ngx_int_t  rc;
-    u_char     buf[NGX_SOCKADDR_STRLEN];
-
-    host = text->data;
-    len = text->len;
-
-    /* ngx_parse_addr_port() takes brackets only before a port */
-
-    if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
-        host++;
-        len -= 2;
-    }
-
-    if (len == 0) {
-        return NGX_DECLINED;
-    }
-
-    rc = ngx_parse_addr_port(cf->pool, addr, host, len);
-
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    /* a port it took is 1 to 65535 */
-
-    if (ngx_inet_get_port(addr->sockaddr) == 0) {
-        ngx_inet_set_port(addr->sockaddr, default_port);
-    }
-
-    len = ngx_sock_ntop(addr->sockaddr, addr->socklen, buf,
-                        NGX_SOCKADDR_STRLEN, 1);
-
-    addr->name.data = ngx_pnalloc(cf->pool, len);
-    if (addr->name.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(addr->name.data, buf, len);
-    addr->name.len = len;
-
-    return NGX_OK;
 }
 
 
@@ -235,7 +175,7 @@ ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        rc = ngx_http_qqfail_parse_ip(cf, &value[i], 53, addr);
+        rc = ngx_qqfail_parse_ip(cf, &value[i], 53, addr);
 
         if (rc != NGX_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -275,83 +215,6 @@ invalid_name:
                        "1 to %d letters, digits, \"_\", \"-\" or \".\"",
                        &value[1], NGX_QQFAIL_PROVIDER_NAME_LEN);
     return NGX_CONF_ERROR;
-}
-
-
-ngx_int_t
-ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
-    ngx_qqfail_main_conf_t *qmcf)
-{
-    u_char                 *p, *last, *end, *zone;
-    ngx_int_t               rc;
-    ngx_str_t               text, list;
-    ngx_addr_t             *addr;
-    ngx_qqfail_provider_t  *pr;
-
-    pr = ngx_array_push(&qmcf->providers);
-    if (pr == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(pr, sizeof(ngx_qqfail_provider_t));
-
-    pr->name = ngx_http_qqfail_system_name;
-    pr->system = 1;
-    pr->max_inflight = NGX_QQFAIL_MAX_INFLIGHT;
-
-    if (ngx_array_init(&pr->addrs, cf->pool, 2, sizeof(ngx_addr_t))
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    /*
-     * c-ares reads /etc/resolv.conf itself; the servers it finds there
-     * are asked for here only to show them on the status page
-     */
-
-    rc = ngx_qqfail_ares_system(cf->pool, cf->log, &list);
-
-    if (rc != NGX_OK) {
-        return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
-    }
-
-    last = list.data + list.len;
-
-    for (p = list.data; p < last; p = end + 1) {
-        end = ngx_strlchr(p, last, ',');
-        if (end == NULL) {
-            end = last;
-        }
-
-        /*
-         * a link-local server comes with its interface
-         * ("[fe80::1]:53%eth0"): it counts, as c-ares asks it, and is shown
-         * without
-         */
-
-        zone = ngx_strlchr(p, end, '%');
-
-        text.data = p;
-        text.len = (zone ? zone : end) - p;
-
-        if (text.len == 0
-            || pr->addrs.nelts == NGX_QQFAIL_MAX_PROVIDER_ADDRS)
-        {
-            continue;
-        }
-
-        addr = ngx_array_push(&pr->addrs);
-        if (addr == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_qqfail_parse_ip(cf, &text, 53, addr) != NGX_OK) {
-            pr->addrs.nelts--;
-        }
-    }
-
-    return NGX_OK;
 }
 
 
@@ -583,7 +446,7 @@ ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
 
     name->text = *text;
 
-    rc = ngx_http_qqfail_parse_ip(cf, text, 80, &name->addr);
+    rc = ngx_qqfail_parse_ip(cf, text, 80, &name->addr);
 
     if (rc == NGX_OK) {
         name->literal = 1;

@@ -75,8 +75,6 @@ char *ngx_http_qqfail_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_qqfail_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
-ngx_int_t ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
-    ngx_qqfail_main_conf_t *qmcf);
 
 ngx_int_t ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);

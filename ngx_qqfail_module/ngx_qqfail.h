@@ -647,6 +647,14 @@ struct ngx_qqfail_srv_conf_s {
 
 
 
+extern ngx_module_t  ngx_qqfail_module;
+
+ngx_qqfail_main_conf_t *ngx_qqfail_cycle_conf(ngx_cycle_t *cycle);
+ngx_int_t ngx_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
+    in_port_t default_port, ngx_addr_t *addr);
+ngx_int_t ngx_qqfail_conf_system_provider(ngx_conf_t *cf,
+    ngx_qqfail_main_conf_t *qmcf);
+
 ngx_int_t ngx_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
     ngx_qqfail_geo_db_t **db);
 

@@ -26,36 +26,36 @@ static ngx_int_t ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
     "invalid \"%V\" value \"%V\", a time from %uims to %uims is expected"
 
 
-static ngx_http_qqfail_slot_t  ngx_http_qqfail_zone_slot = {
-    ngx_http_qqfail_zone_post, ngx_conf_set_size_slot,
+static ngx_qqfail_slot_t  ngx_http_qqfail_zone_slot = {
+    ngx_qqfail_conf_zone_post, ngx_conf_set_size_slot,
     NGX_QQFAIL_MIN_ZONE_SIZE, 0,
     "invalid \"%V\" size \"%V\""
 };
 
 static ngx_conf_post_t  ngx_http_qqfail_state_file_p = {
-    ngx_http_qqfail_state_file_post
+    ngx_qqfail_conf_state_file_post
 };
 
-static ngx_http_qqfail_slot_t  ngx_http_qqfail_refresh_slot = {
-    ngx_http_qqfail_upstream_post, ngx_conf_set_msec_slot,
+static ngx_qqfail_slot_t  ngx_http_qqfail_refresh_slot = {
+    ngx_qqfail_conf_upstream_post, ngx_conf_set_msec_slot,
     1000, 7 * 24 * 3600 * 1000, NGX_HTTP_QQFAIL_TIME_INVALID
 };
 
-static ngx_http_qqfail_slot_t  ngx_http_qqfail_timeout_slot = {
-    ngx_http_qqfail_upstream_post, ngx_conf_set_msec_slot,
+static ngx_qqfail_slot_t  ngx_http_qqfail_timeout_slot = {
+    ngx_qqfail_conf_upstream_post, ngx_conf_set_msec_slot,
     10, 60000, NGX_HTTP_QQFAIL_TIME_INVALID
 };
 
-static ngx_http_qqfail_slot_t  ngx_http_qqfail_quorum_slot = {
-    ngx_http_qqfail_upstream_post, ngx_conf_set_num_slot,
+static ngx_qqfail_slot_t  ngx_http_qqfail_quorum_slot = {
+    ngx_qqfail_conf_upstream_post, ngx_conf_set_num_slot,
     1, NGX_QQFAIL_MAX_PROVIDERS,
     "invalid \"%V\" value \"%V\", a number from %ui to %ui is expected"
 };
 
 /* nginx's message for a bad flag names the value */
 
-static ngx_http_qqfail_slot_t  ngx_http_qqfail_ipv6_slot = {
-    ngx_http_qqfail_upstream_post, ngx_conf_set_flag_slot, 0, 0, NULL
+static ngx_qqfail_slot_t  ngx_http_qqfail_ipv6_slot = {
+    ngx_qqfail_conf_upstream_post, ngx_conf_set_flag_slot, 0, 0, NULL
 };
 
 
@@ -63,14 +63,14 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
 
     { ngx_string("qqfail_provider"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
-      ngx_http_qqfail_provider,
+      ngx_qqfail_conf_provider,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("qqfail_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_conf_slot,
+      ngx_qqfail_conf_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_qqfail_main_conf_t, zone_size),
       &ngx_http_qqfail_zone_slot },
@@ -84,7 +84,7 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
 
     { ngx_string("qqfail_geoip2"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
-      ngx_http_qqfail_geoip2,
+      ngx_qqfail_conf_geoip2,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -98,42 +98,42 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
 
     { ngx_string("qqfail_refresh"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_conf_slot,
+      ngx_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_qqfail_srv_conf_t, refresh),
       &ngx_http_qqfail_refresh_slot },
 
     { ngx_string("qqfail_timeout"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_conf_slot,
+      ngx_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_qqfail_srv_conf_t, timeout),
       &ngx_http_qqfail_timeout_slot },
 
     { ngx_string("qqfail_max_stale"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_max_stale,
+      ngx_qqfail_conf_max_stale,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("qqfail_quorum"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_conf_slot,
+      ngx_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_qqfail_srv_conf_t, quorum),
       &ngx_http_qqfail_quorum_slot },
 
     { ngx_string("qqfail_allow"),
       NGX_HTTP_UPS_CONF|NGX_CONF_1MORE,
-      ngx_http_qqfail_allow,
+      ngx_qqfail_conf_allow,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
 
     { ngx_string("qqfail_ipv6"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
-      ngx_http_qqfail_conf_slot,
+      ngx_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_qqfail_srv_conf_t, ipv6),
       &ngx_http_qqfail_ipv6_slot },
@@ -224,7 +224,7 @@ ngx_http_qqfail_preconfiguration(ngx_conf_t *cf)
 static void *
 ngx_http_qqfail_create_main_conf(ngx_conf_t *cf)
 {
-    return ngx_get_conf(cf->cycle->conf_ctx, ngx_qqfail_module);
+    return ngx_qqfail_conf_get(cf->cycle);
 }
 
 
@@ -250,6 +250,7 @@ ngx_http_qqfail_create_srv_conf(ngx_conf_t *cf)
      *     qscf->initialized = 0;
      */
 
+    qscf->attach = ngx_http_qqfail_attach;
     qscf->refresh = NGX_CONF_UNSET_MSEC;
     qscf->timeout = NGX_CONF_UNSET_MSEC;
     qscf->max_stale = NGX_CONF_UNSET;

@@ -11,7 +11,7 @@ NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 MODULE=ngx_http_qqfail_module
 
 BUILD_PKGS=(gcc make libc6-dev nginx nginx-dev libc-ares-dev libmaxminddb-dev)
-TEST_PKGS=(perl libnet-dns-perl unbound nsd libmaxmind-db-writer-perl
+TEST_PKGS=(perl libnet-dns-perl unbound nsd openssl libmaxmind-db-writer-perl
            mmdb-bin iproute2 procps prometheus chromium)
 # the subset of TEST_PKGS that demo/demo.pl needs
 DEMO_PKGS=(perl libnet-dns-perl unbound nsd)

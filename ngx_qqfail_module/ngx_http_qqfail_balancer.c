@@ -66,6 +66,9 @@ struct ngx_http_qqfail_peer_s {
     unsigned                         live:1;     /* in a group */
     unsigned                         down:1;
     unsigned                         backup:1;
+#if (NGX_HTTP_SSL)
+    ngx_ssl_session_t               *ssl_session;
+#endif
     /* what sockaddr and name point to */
     ngx_qqfail_sockaddr_t            addr;
     u_char                           text[NGX_QQFAIL_ADDR_STRLEN];
@@ -532,6 +535,16 @@ ngx_http_qqfail_peers_free(void *data)
 {
     ngx_http_qqfail_peers_t  *peers = data;
 
+#if (NGX_HTTP_SSL)
+    ngx_uint_t                i;
+
+    for (i = 0; i < peers->nelts; i++) {
+        if (peers->peer[i]->ssl_session) {
+            ngx_ssl_free_session(peers->peer[i]->ssl_session);
+        }
+    }
+#endif
+
     if (peers->peer) {
         ngx_free(peers->peer);
     }
@@ -820,6 +833,14 @@ ngx_http_qqfail_peer_add(ngx_http_qqfail_peers_t *peers, ngx_log_t *log)
     if (peer) {
         peers->free = peer->next;
         index = peer->index;
+
+#if (NGX_HTTP_SSL)
+        /* made with another address */
+
+        if (peer->ssl_session) {
+            ngx_ssl_free_session(peer->ssl_session);
+        }
+#endif
 
     } else {
         if (peers->nelts == peers->nalloc) {
@@ -1194,6 +1215,25 @@ ngx_http_qqfail_usable(ngx_http_qqfail_peer_data_t *pd,
 }
 
 
+/* one step of smooth weighted round robin, as nginx's */
+
+static ngx_inline void
+ngx_http_qqfail_smooth(ngx_http_qqfail_peer_t *peer, ngx_int_t *total,
+    ngx_http_qqfail_peer_t **best)
+{
+    peer->current_weight += peer->effective_weight;
+    *total += peer->effective_weight;
+
+    if (peer->effective_weight < peer->weight) {
+        peer->effective_weight++;
+    }
+
+    if (*best == NULL || peer->current_weight > (*best)->current_weight) {
+        *best = peer;
+    }
+}
+
+
 /*
  * Smooth weighted round robin, as nginx's own, over the primary peers or
  * the backup ones that were there when the request started.
@@ -1219,16 +1259,7 @@ ngx_http_qqfail_get_best(ngx_http_qqfail_peer_data_t *pd, ngx_uint_t backup,
             continue;
         }
 
-        peer->current_weight += peer->effective_weight;
-        total += peer->effective_weight;
-
-        if (peer->effective_weight < peer->weight) {
-            peer->effective_weight++;
-        }
-
-        if (best == NULL || peer->current_weight > best->current_weight) {
-            best = peer;
-        }
+        ngx_http_qqfail_smooth(peer, &total, &best);
     }
 
     if (best == NULL) {
@@ -1506,7 +1537,7 @@ static ngx_http_qqfail_peer_t *
 ngx_http_qqfail_get_least_conn(ngx_http_qqfail_peer_data_t *pd, time_t now)
 {
     ngx_int_t                total;
-    ngx_uint_t               i, p, many, backup, conns, best_conns;
+    ngx_uint_t               i, p, many, backup, conns, best_conns, weight;
     ngx_http_qqfail_peer_t  *peer, *best, **peerp;
 
     peerp = pd->peers->peer;
@@ -1550,30 +1581,23 @@ ngx_http_qqfail_get_least_conn(ngx_http_qqfail_peer_data_t *pd, time_t now)
             return best;
         }
 
+        /* round robin among those as loaded as the first found */
+
         total = 0;
+        weight = best->weight;
 
         for (i = p; i < pd->peers->nelts; i++) {
             peer = peerp[i];
 
             if (peer->backup != backup
                 || !ngx_http_qqfail_usable(pd, peer, now)
-                || ngx_http_qqfail_conns(peer) * best->weight
+                || ngx_http_qqfail_conns(peer) * weight
                    != best_conns * peer->weight)
             {
                 continue;
             }
 
-            peer->current_weight += peer->effective_weight;
-            total += peer->effective_weight;
-
-            if (peer->effective_weight < peer->weight) {
-                peer->effective_weight++;
-            }
-
-            if (peer->current_weight > best->current_weight) {
-                best = peer;
-                best_conns = ngx_http_qqfail_conns(peer);
-            }
+            ngx_http_qqfail_smooth(peer, &total, &best);
         }
 
         best->current_weight -= total;
@@ -1621,16 +1645,7 @@ ngx_http_qqfail_get_chash(ngx_http_qqfail_peer_data_t *pd, time_t now)
                 continue;
             }
 
-            peer->current_weight += peer->effective_weight;
-            total += peer->effective_weight;
-
-            if (peer->effective_weight < peer->weight) {
-                peer->effective_weight++;
-            }
-
-            if (best == NULL || peer->current_weight > best->current_weight) {
-                best = peer;
-            }
+            ngx_http_qqfail_smooth(peer, &total, &best);
         }
 
         if (best) {
@@ -1707,17 +1722,93 @@ ngx_http_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
 
 #if (NGX_HTTP_SSL || NGX_COMPAT)
 
+/*
+ * A TLS session per address, as nginx's round robin keeps one per peer
+ * without a zone.  After a failover the address is reached by another
+ * name: a session is offered only with the server name it was made with
+ * (RFC 8446, 4.6.1), since the certificate it carries was chosen, and
+ * verified, for that name.
+ */
+
 static ngx_int_t
 ngx_http_qqfail_set_session(ngx_peer_connection_t *pc, void *data)
 {
+#if (NGX_HTTP_SSL)
+    ngx_http_qqfail_peer_data_t  *pd = data;
+
+    ngx_int_t                     rc;
+    ngx_ssl_session_t            *ssl_session;
+#if (OPENSSL_VERSION_NUMBER >= 0x10101000L)
+    const char                   *name, *made;
+#endif
+
+    ssl_session = pd->current->ssl_session;
+
+    if (ssl_session == NULL) {
+        return NGX_OK;
+    }
+
+#if (OPENSSL_VERSION_NUMBER >= 0x10101000L)
+
+    /* a server that did not acknowledge the name did not choose by it */
+
+    made = SSL_SESSION_get0_hostname(ssl_session);
+
+    if (made) {
+        name = SSL_get_servername(pc->connection->ssl->connection,
+                                  TLSEXT_NAMETYPE_host_name);
+
+        if (name == NULL || ngx_strcmp(name, made) != 0) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                           "qqfail session of \"%s\" not offered to \"%s\"",
+                           made, name ? name : "");
+            return NGX_OK;
+        }
+    }
+
+#endif
+
+    rc = ngx_ssl_set_session(pc->connection, ssl_session);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                   "qqfail set session: %p", ssl_session);
+
+    return rc;
+#else
     return NGX_OK;
+#endif
 }
 
 
 static void
 ngx_http_qqfail_save_session(ngx_peer_connection_t *pc, void *data)
 {
-    return;
+#if (NGX_HTTP_SSL)
+    ngx_http_qqfail_peer_data_t  *pd = data;
+
+    ngx_ssl_session_t            *old, *ssl_session;
+    ngx_http_qqfail_peer_t       *peer;
+
+    ssl_session = ngx_ssl_get_session(pc->connection);
+
+    if (ssl_session == NULL) {
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                   "qqfail save session: %p", ssl_session);
+
+    /* the peer is held by the request: its struct is not reused */
+
+    peer = pd->current;
+
+    old = peer->ssl_session;
+    peer->ssl_session = ssl_session;
+
+    if (old) {
+        ngx_ssl_free_session(old);
+    }
+#endif
 }
 
 #endif

@@ -17,6 +17,19 @@
  * (NGX_QQFAIL_ERR_*), why an address was refused (NGX_QQFAIL_REFUSED_*)
  */
 
+/* by NGX_QQFAIL_METHOD_*, as the directives are written */
+
+ngx_str_t  ngx_qqfail_methods[] = {
+    ngx_string("round_robin"),
+    ngx_string("hash"),
+    ngx_string("hash consistent"),
+    ngx_string("ip_hash"),
+    ngx_string("least_conn"),
+    ngx_string("random"),
+    ngx_string("random two")
+};
+
+
 ngx_str_t  ngx_qqfail_sources[] = {
     ngx_string("none"),
     ngx_string("live"),

@@ -81,6 +81,7 @@ u_char *ngx_qqfail_text_escape(u_char *dst, ngx_uint_t how, u_char *s,
 size_t ngx_qqfail_utf8_cut(u_char *p, size_t len, size_t max);
 
 
+extern ngx_str_t  ngx_qqfail_methods[];
 extern ngx_str_t  ngx_qqfail_sources[];
 extern ngx_str_t  ngx_qqfail_errors[];
 extern ngx_str_t  ngx_qqfail_refusals[];

@@ -39,16 +39,8 @@ sub config {
           . ($o{max_stale} ? "        qqfail_max_stale $o{max_stale};\n" : ''));
 }
 
-sub active {
-    my ($n) = @_;
-    my $st = $s->server_status("server$n.example.com") or return '';
-    return ($st->{active_name} // '') . ' ' . $st->{source};
-}
-
-sub all_active {
-    my ($re) = @_;
-    return !grep { active($_) !~ $re } 1 .. 3;
-}
+sub active { return $s->active(@_) }
+sub all_active { return $s->all_active(@_) }
 
 my @figures;
 

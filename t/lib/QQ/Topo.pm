@@ -167,6 +167,19 @@ sub server_status {
     return undef;
 }
 
+# "active_name source" of server $n (its first name serverN.example.com)
+sub active {
+    my ($self, $n) = @_;
+    my $st = $self->server_status("server$n.example.com") or return '';
+    return ($st->{active_name} // '') . ' ' . $st->{source};
+}
+
+# whether active() of every backend's server matches $re
+sub all_active {
+    my ($self, $re) = @_;
+    return !grep { $self->active($_) !~ $re } 1 .. @{ $self->{backends} };
+}
+
 sub provider_status {
     my ($self, $name) = @_;
     my $st = $self->status or return undef;

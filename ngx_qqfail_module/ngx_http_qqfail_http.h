@@ -23,8 +23,6 @@
 #include "ngx_qqfail.h"
 
 
-typedef struct ngx_http_qqfail_peers_s  ngx_http_qqfail_peers_t;
-
 typedef char *(*ngx_http_qqfail_slot_pt)(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

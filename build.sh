@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 #
 # Build, test and demo ngx_qqfail_module against the installed nginx.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # ./build.sh install puts the module into the system nginx's modules path
 # and enables it the Debian way; the stock /etc/nginx/nginx.conf then loads

@@ -78,7 +78,8 @@ Commands:
                    /usr/share/nginx/modules-available/mod-http-qqfail.conf
                    and a link in /etc/nginx/modules-enabled; runs nginx -t;
                    refuses to overwrite files a package owns (dpkg -S)
-  uninstall        remove what install added, then run nginx -t
+  uninstall        remove what install added, then run nginx -t (never a
+                   file that a package owns)
   -h, --help       this text
 
 Environment:
@@ -505,11 +506,43 @@ remove_dir_if_ours() {
     rmdir "$dir" && log "removed empty directory $dir"
 }
 
+# the package that owns PATH, or the file PATH resolves to (Debian's
+# /usr/share/nginx/modules is a link to /usr/lib/nginx/modules, and dpkg
+# knows a file only by the path it unpacked)
+path_owner() {
+    local path=$1 p
+    command -v dpkg-query >/dev/null 2>&1 || return 0
+    for p in "$path" "$(readlink -m "$path")"; do
+        dpkg-query -S "$p" 2>/dev/null \
+            | sed -n '/^diversion by /d; s/: .*//p' | head -n 1 \
+            | grep . && return 0
+    done
+    return 0
+}
+
+# refuse when a package owns a file that install writes or uninstall
+# removes: the package's own files are dpkg's, upgraded and removed by apt
+refuse_package_files() {
+    local what=$1 f pkg
+    [ -x "$NGINX_BIN" ] || return 0
+
+    for f in "$(modules_path)/$MODULE.so" \
+             "$DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF"
+    do
+        pkg=$(path_owner "$f")
+        [ -z "$pkg" ] && continue
+        die "$what: $f belongs to the package $pkg; a packaged module is" \
+            "upgraded with apt (apt-get install ./dist/${DEB_PACKAGE}_*.deb)" \
+            "and removed with apt-get remove $pkg"
+    done
+}
+
 cmd_install() {
     local mdir line conf conf_path
     [ $# -eq 0 ] || die "install takes no options"
     need_root install
 
+    refuse_package_files install
     cmd_build
 
     mdir=$(modules_path)
@@ -559,6 +592,7 @@ cmd_uninstall() {
     [ $# -eq 0 ] || die "uninstall takes no options"
     need_root uninstall
 
+    refuse_package_files uninstall
     mdir=$(modules_path)
 
     # the link first, the module last: nginx.conf never names a missing file

@@ -26,6 +26,11 @@ use File::Temp qw(tempdir);
 use Time::HiRes qw(time);
 
 use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use QQ::Proc;
+
+*slurp = \&QQ::Proc::slurp;
 
 plan skip_all => 'the package test runs with ./build.sh test --deb'
     unless $ENV{QQ_DEB};
@@ -38,18 +43,12 @@ BAIL_OUT('t/096-deb.t needs root (apt-get, chroot)') if $> != 0;
 BAIL_OUT("t/096-deb.t needs $fresh (set QQ_FRESH_MACHINE)") unless -f $fresh;
 BAIL_OUT('t/096-deb.t needs /dev/shm') unless -d '/dev/shm';
 
-# one package test at a time on this machine: fixed addresses 127.96.0.x
+# one package test at a time on this machine: fixed addresses 127.96.0.x,
+# outside the harness's 127.A.B.0/24 blocks (A and B 2..250)
 my $lockdir = File::Spec->catdir(File::Spec->tmpdir, 'qqtest-locks');
 mkdir $lockdir;
 open my $lock, '>', "$lockdir/deb.lock" or die "lock: $!";
 flock $lock, LOCK_EX or die "flock: $!";
-
-sub slurp {
-    my ($path) = @_;
-    open my $fh, '<', $path or return '';
-    local $/;
-    return scalar(<$fh>) // '';
-}
 
 # build
 

@@ -15,7 +15,8 @@
 #
 # Everything listens on 127.96.0.x (this root shares the host's network):
 # a DNS server and a backend of our own (perl-base only) on
-# 127.96.0.53:5396 and 127.96.0.2:8096, the proxy on 127.96.0.1:8096.  nginx is
+# 127.96.0.53:5396 and 127.96.0.2:8096, the proxy on 127.96.0.1:8096
+# (outside the test harness's blocks 127.A.B.0/24, A and B 2..250).  nginx is
 # given no other resolver.
 
 set -u

@@ -89,7 +89,11 @@ status_source() {
 # processes of this root are not told from the host's by name
 master=
 nginx_gone() {
-    [ -n "$master" ] && ! kill -0 "$master" 2>/dev/null
+    local state
+    [ -n "$master" ] || return 1
+    # exited, or a zombie of a subreaper above fresh-machine.sh
+    state=$(sed 's/.*) //' "/proc/$master/stat" 2>/dev/null | cut -d' ' -f1)
+    [ -z "$state" ] || [ "$state" = Z ]
 }
 
 stop_nginx() {

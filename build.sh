@@ -392,7 +392,7 @@ cmd_fuzz() {
 # files stay out of the checkout), the .deb files in ./dist/
 cmd_deb() {
     local bdir="$TOP/build/deb" dist="$TOP/dist"
-    local version upver arch deb src had_makefile=
+    local version upver arch deb src opts had_makefile=
     local nginx_makefile=/usr/share/nginx/src/Makefile
 
     [ $# -eq 0 ] || die "deb takes no options"
@@ -415,7 +415,8 @@ cmd_deb() {
     [ -e "$nginx_makefile" ] && had_makefile=1
 
     log "building $deb in $bdir (log: $bdir/build.log)"
-    if ! (cd "$src" && DEB_BUILD_OPTIONS="parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
+    opts="parallel=$(nproc 2>/dev/null || echo 2) ${DEB_BUILD_OPTIONS:-}"
+    if ! (cd "$src" && DEB_BUILD_OPTIONS="$opts" \
             dpkg-buildpackage -us -uc -b) > "$bdir/build.log" 2>&1; then
         [ -n "$had_makefile" ] || rm -f "$nginx_makefile"
         tail -n 40 "$bdir/build.log" >&2

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 #
 # Build, test and demo ngx_qqfail_module against the installed nginx.
 #
@@ -15,6 +16,11 @@ TEST_PKGS=(perl libnet-dns-perl unbound nsd openssl libmaxmind-db-writer-perl
            mmdb-bin iproute2 procps prometheus chromium)
 # the subset of TEST_PKGS that demo/demo.pl needs
 DEMO_PKGS=(perl libnet-dns-perl unbound nsd)
+# ./build.sh deb: dpkg-buildpackage with debian/ (dh-sequence-nginx comes
+# with nginx-dev), then lintian
+DEB_PKGS=(build-essential debhelper dpkg-dev nginx-dev libc-ares-dev
+          libmaxminddb-dev lintian)
+DEB_PACKAGE=libnginx-mod-http-qqfail
 # libFuzzer: clang, and its runtime (-fsanitize=fuzzer)
 FUZZ_PKGS=(clang libclang-rt-dev)
 
@@ -39,12 +45,15 @@ Usage: ./build.sh [COMMAND] [OPTIONS]
 Commands:
   build            install missing build packages (as root, apt-get), then
                    build objs/ngx_http_qqfail_module.so (the default command)
-  test [--asan] [--soak]
+  test [--asan] [--soak] [--deb]
                    build, then run every test (prove -r t/); with --asan the
                    module is built with AddressSanitizer + UBSan and the
                    suite runs with the sanitizer runtime preloaded into nginx;
                    --soak adds the ten-minute soak test (t/900-soak.t:
-                   reloads every second, providers down and up, moves)
+                   reloads every second, providers down and up, moves);
+                   --deb adds the package test (t/096-deb.t: ./build.sh
+                   deb, then apt-get install of the .deb in a fresh Debian
+                   root made by ../shared/tools/fresh-machine.sh)
   demo [--keep] [--fast]
                    install missing packages, build, then replay the 2012
                    outage (registrar down, every DNS provider down, nginx
@@ -59,11 +68,18 @@ Commands:
                    module builds with, then run each for SECONDS (default
                    60) from its seeds in fuzz/corpus/; fails on a crash,
                    which is kept in build/fuzz/artifacts/
+  deb              install missing packaging tools, then build the Debian
+                   package libnginx-mod-http-qqfail_VERSION_ARCH.deb into
+                   ./dist/ with dpkg-buildpackage (debian/; VERSION from
+                   debian/changelog) from a copy of the tree in build/deb,
+                   and check it with lintian (fails on an error)
   install          build, then copy the module into nginx's modules path
                    (nginx -V --modules-path) and enable it: on Debian
                    /usr/share/nginx/modules-available/mod-http-qqfail.conf
-                   and a link in /etc/nginx/modules-enabled; runs nginx -t
-  uninstall        remove what install added, then run nginx -t
+                   and a link in /etc/nginx/modules-enabled; runs nginx -t;
+                   refuses to overwrite files a package owns (dpkg -S)
+  uninstall        remove what install added, then run nginx -t (never a
+                   file that a package owns)
   -h, --help       this text
 
 Environment:
@@ -289,6 +305,7 @@ cmd_test() {
         case $1 in
             --asan) asan=1 ;;
             --soak) export QQ_SOAK=1 ;;
+            --deb) export QQ_DEB=1 ;;
             *) die "unknown option \"$1\" for test" ;;
         esac
         shift
@@ -371,6 +388,56 @@ cmd_fuzz() {
     [ "$failed" = 0 ] || die "fuzz: a harness found a crash"
 }
 
+# the package: dpkg-buildpackage in a copy of the tree (debian/'s build
+# files stay out of the checkout), the .deb files in ./dist/
+cmd_deb() {
+    local bdir="$TOP/build/deb" dist="$TOP/dist"
+    local version upver arch deb src opts had_makefile=
+    local nginx_makefile=/usr/share/nginx/src/Makefile
+
+    [ $# -eq 0 ] || die "deb takes no options"
+
+    install_pkgs "${DEB_PKGS[@]}"
+
+    version=$(dpkg-parsechangelog -l debian/changelog -S Version)
+    upver=${version%-*}
+    arch=$(dpkg-architecture -q DEB_HOST_ARCH)
+    deb="${DEB_PACKAGE}_${version}_${arch}.deb"
+    src="$bdir/$DEB_PACKAGE-$upver"
+
+    rm -rf "$bdir"
+    mkdir -p "$src" "$dist"
+    tar -C "$TOP" --exclude=./.git --exclude=./build --exclude=./objs \
+        --exclude=./dist -cf - . | tar -C "$src" -xf -
+
+    # nginx_mod runs nginx's configure in /usr/share/nginx/src, which
+    # leaves a Makefile there: removed again unless it was there before
+    [ -e "$nginx_makefile" ] && had_makefile=1
+
+    log "building $deb in $bdir (log: $bdir/build.log)"
+    opts="parallel=$(nproc 2>/dev/null || echo 2) ${DEB_BUILD_OPTIONS:-}"
+    if ! (cd "$src" && DEB_BUILD_OPTIONS="$opts" \
+            dpkg-buildpackage -us -uc -b) > "$bdir/build.log" 2>&1; then
+        [ -n "$had_makefile" ] || rm -f "$nginx_makefile"
+        tail -n 40 "$bdir/build.log" >&2
+        die "dpkg-buildpackage failed (full log: $bdir/build.log)"
+    fi
+    [ -n "$had_makefile" ] || rm -f "$nginx_makefile"
+
+    rm -f "$dist/${DEB_PACKAGE}"_*.deb "$dist/${DEB_PACKAGE}"-dbgsym_*.deb
+    cp "$bdir/$deb" "$dist/"
+    cp "$bdir"/${DEB_PACKAGE}-dbgsym_"${version}_${arch}".deb "$dist/" \
+        2>/dev/null || true
+    log "built $dist/$deb"
+    dpkg-deb -f "$dist/$deb" Depends | sed 's/^/    Depends: /' >&2
+
+    log "lintian $dist/$deb"
+    lintian --fail-on error --display-info "$dist/$deb" >&2 \
+        || die "lintian found an error in $dist/$deb"
+    log "lintian: no error"
+    log "install it with: apt-get install $dist/$deb"
+}
+
 need_root() {
     [ "$(id -u)" = 0 ] || die "$1: run as root"
 }
@@ -440,11 +507,43 @@ remove_dir_if_ours() {
     rmdir "$dir" && log "removed empty directory $dir"
 }
 
+# the package that owns PATH, or the file PATH resolves to (Debian's
+# /usr/share/nginx/modules is a link to /usr/lib/nginx/modules, and dpkg
+# knows a file only by the path it unpacked)
+path_owner() {
+    local path=$1 p
+    command -v dpkg-query >/dev/null 2>&1 || return 0
+    for p in "$path" "$(readlink -m "$path")"; do
+        dpkg-query -S "$p" 2>/dev/null \
+            | sed -n '/^diversion by /d; s/: .*//p' | head -n 1 \
+            | grep . && return 0
+    done
+    return 0
+}
+
+# refuse when a package owns a file that install writes or uninstall
+# removes: the package's own files are dpkg's, upgraded and removed by apt
+refuse_package_files() {
+    local what=$1 f pkg
+    [ -x "$NGINX_BIN" ] || return 0
+
+    for f in "$(modules_path)/$MODULE.so" \
+             "$DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF"
+    do
+        pkg=$(path_owner "$f")
+        [ -z "$pkg" ] && continue
+        die "$what: $f belongs to the package $pkg; a packaged module is" \
+            "upgraded with apt (apt-get install ./dist/${DEB_PACKAGE}_*.deb)" \
+            "and removed with apt-get remove $pkg"
+    done
+}
+
 cmd_install() {
     local mdir line conf conf_path
     [ $# -eq 0 ] || die "install takes no options"
     need_root install
 
+    refuse_package_files install
     cmd_build
 
     mdir=$(modules_path)
@@ -494,6 +593,7 @@ cmd_uninstall() {
     [ $# -eq 0 ] || die "uninstall takes no options"
     need_root uninstall
 
+    refuse_package_files uninstall
     mdir=$(modules_path)
 
     # the link first, the module last: nginx.conf never names a missing file
@@ -539,6 +639,7 @@ main() {
         test) cmd_test "$@" ;;
         demo) cmd_demo "$@" ;;
         fuzz) cmd_fuzz "$@" ;;
+        deb) cmd_deb "$@" ;;
         install) cmd_install "$@" ;;
         uninstall) cmd_uninstall "$@" ;;
         *) usage >&2; exit 2 ;;

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_qqfail_module authors
+ * Distributed under the 2-clause BSD license, see LICENSE.
  */
 
 

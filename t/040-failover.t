@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The 2012 outage, survived: registrar A down, then every provider down,
 # reloads and a restart during the total outage, and recovery.  Every

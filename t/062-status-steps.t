@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The status page of a large configuration (6,000 servers) is rendered in
 # bounded steps: proxied requests on the same worker are answered while it

@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::Nginx;
 
 # Test harness for ngx_http_qqfail_module: one nginx instance per object,

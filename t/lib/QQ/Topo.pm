@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::Topo;
 
 # The operator's topology on loopback: backends b1..bN, the names

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # nginx's balancing methods over qqfail_server lines, each compared with a
 # stock upstream of "server IP:PORT" lines for the same backends, in the

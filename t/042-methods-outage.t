@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Every balancing method over qqfail_server lines through the 2012 outage:
 # registrar A down (every server on its example.net alias), then every DNS

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # TLS to the backends: "proxy_ssl_session_reuse on" (nginx's default)
 # resumes sessions with a qqfail upstream as with a stock one, a session

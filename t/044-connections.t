@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Connections per address, counted by every worker together: max_conns
 # holds across two workers, and the status page shows each upstream's

@@ -117,27 +117,9 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/*
- * nginx's balancing methods in a qqfail upstream.  Their directives
- * ("hash", "ip_hash", "least_conn", "random") belong to nginx's own
- * modules, which come before ours: from preconfiguration until
- * postconfiguration, while the http{} block is parsed, their handlers
- * are wrapped, so that the wrapper learns each upstream's method and
- * its arguments.  nginx's handler still checks them, sets uscf->flags
- * (which refuses "backup" with hash, ip_hash and random) and warns as it
- * always does.  The handlers are restored after the http{} block, or
- * when the cycle is freed if the configuration failed before.
- */
+/* nginx's balancing methods in an http upstream (ngx_qqfail_methods_wrap) */
 
-typedef struct {
-    char                        *module;
-    ngx_str_t                    name;
-    ngx_command_t               *cmd;
-    ngx_http_qqfail_slot_pt      set;
-} ngx_http_qqfail_method_t;
-
-
-static ngx_http_qqfail_method_t  ngx_http_qqfail_methods[] = {
+static ngx_qqfail_method_t  ngx_http_qqfail_methods[] = {
     { "ngx_http_upstream_hash_module", ngx_string("hash"), NULL, NULL },
     { "ngx_http_upstream_ip_hash_module", ngx_string("ip_hash"),
       NULL, NULL },
@@ -151,65 +133,15 @@ static ngx_http_qqfail_method_t  ngx_http_qqfail_methods[] = {
 ngx_int_t
 ngx_http_qqfail_methods_wrap(ngx_conf_t *cf)
 {
-    ngx_uint_t                 i;
-    ngx_module_t              *module;
-    ngx_command_t             *cmd;
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_qqfail_method_t  *m;
-
-    cln = ngx_pool_cleanup_add(cf->cycle->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_qqfail_methods_unwrap;
-
-    for (m = ngx_http_qqfail_methods; m->module; m++) {
-
-        if (m->cmd) {
-            continue;
-        }
-
-        for (i = 0; cf->cycle->modules[i]; i++) {
-            module = cf->cycle->modules[i];
-
-            if (module->type != NGX_HTTP_MODULE || module->commands == NULL
-                || ngx_strcmp(module->name, m->module) != 0)
-            {
-                continue;
-            }
-
-            for (cmd = module->commands; cmd->name.len; cmd++) {
-                if (cmd->name.len == m->name.len
-                    && ngx_strcmp(cmd->name.data, m->name.data) == 0
-                    && cmd->set != ngx_http_qqfail_method)
-                {
-                    m->cmd = cmd;
-                    m->set = cmd->set;
-                    cmd->set = ngx_http_qqfail_method;
-                    break;
-                }
-            }
-
-            break;
-        }
-    }
-
-    return NGX_OK;
+    return ngx_qqfail_methods_wrap(cf, ngx_http_qqfail_methods,
+                                   ngx_http_qqfail_method);
 }
 
 
 void
-ngx_http_qqfail_methods_unwrap(void *data)
+ngx_http_qqfail_methods_unwrap(void)
 {
-    ngx_http_qqfail_method_t  *m;
-
-    for (m = ngx_http_qqfail_methods; m->module; m++) {
-        if (m->cmd) {
-            m->cmd->set = m->set;
-            m->cmd = NULL;
-        }
-    }
+    ngx_qqfail_methods_unwrap(ngx_http_qqfail_methods);
 }
 
 
@@ -221,14 +153,13 @@ ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t                         ours;
     ngx_qqfail_srv_conf_t             *qscf;
     ngx_http_complex_value_t          *key;
-    ngx_http_qqfail_method_t          *m;
+    ngx_qqfail_method_t               *m;
     ngx_http_upstream_srv_conf_t      *uscf;
     ngx_http_compile_complex_value_t   ccv;
 
-    for (m = ngx_http_qqfail_methods; m->cmd != cmd; m++) {
-        if (m->module == NULL) {
-            return "is wrapped by the qqfail module but not known to it";
-        }
+    m = ngx_qqfail_method_find(ngx_http_qqfail_methods, cmd);
+    if (m == NULL) {
+        return "is wrapped by the qqfail module but not known to it";
     }
 
     qscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_qqfail_module);
@@ -263,10 +194,11 @@ ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     qscf->method_name = cmd->name;
     ngx_qqfail_conf_where(cf, &qscf->method_where);
 
-    switch (m - ngx_http_qqfail_methods) {
+    qscf->method = ngx_qqfail_method_of(cf);
 
-    case 0: /* hash KEY [consistent] */
-
+    if (qscf->method == NGX_QQFAIL_METHOD_HASH
+        || qscf->method == NGX_QQFAIL_METHOD_CHASH)
+    {
         key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
         if (key == NULL) {
             return NGX_CONF_ERROR;
@@ -283,22 +215,6 @@ ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         qscf->key = key;
-        qscf->method = (cf->args->nelts == 3) ? NGX_QQFAIL_METHOD_CHASH
-                                               : NGX_QQFAIL_METHOD_HASH;
-        break;
-
-    case 1:
-        qscf->method = NGX_QQFAIL_METHOD_IP_HASH;
-        break;
-
-    case 2:
-        qscf->method = NGX_QQFAIL_METHOD_LEAST_CONN;
-        break;
-
-    default: /* random [two [least_conn]] */
-        qscf->method = (cf->args->nelts > 1) ? NGX_QQFAIL_METHOD_RANDOM_TWO
-                                              : NGX_QQFAIL_METHOD_RANDOM;
-        break;
     }
 
     return NGX_CONF_OK;

@@ -40,7 +40,7 @@ void ngx_http_qqfail_attach(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf);
 char *ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_qqfail_methods_wrap(ngx_conf_t *cf);
-void ngx_http_qqfail_methods_unwrap(void *data);
+void ngx_http_qqfail_methods_unwrap(void);
 char *ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_qqfail_status(ngx_conf_t *cf, ngx_command_t *cmd,

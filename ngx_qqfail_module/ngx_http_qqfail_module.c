@@ -23,43 +23,6 @@ static ngx_int_t ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *uscf);
 
 
-#define NGX_HTTP_QQFAIL_TIME_INVALID                                          \
-    "invalid \"%V\" value \"%V\", a time from %uims to %uims is expected"
-
-
-static ngx_qqfail_slot_t  ngx_http_qqfail_zone_slot = {
-    ngx_qqfail_conf_zone_post, ngx_conf_set_size_slot,
-    NGX_QQFAIL_MIN_ZONE_SIZE, 0,
-    "invalid \"%V\" size \"%V\""
-};
-
-static ngx_conf_post_t  ngx_http_qqfail_state_file_p = {
-    ngx_qqfail_conf_state_file_post
-};
-
-static ngx_qqfail_slot_t  ngx_http_qqfail_refresh_slot = {
-    ngx_qqfail_conf_upstream_post, ngx_conf_set_msec_slot,
-    1000, 7 * 24 * 3600 * 1000, NGX_HTTP_QQFAIL_TIME_INVALID
-};
-
-static ngx_qqfail_slot_t  ngx_http_qqfail_timeout_slot = {
-    ngx_qqfail_conf_upstream_post, ngx_conf_set_msec_slot,
-    10, 60000, NGX_HTTP_QQFAIL_TIME_INVALID
-};
-
-static ngx_qqfail_slot_t  ngx_http_qqfail_quorum_slot = {
-    ngx_qqfail_conf_upstream_post, ngx_conf_set_num_slot,
-    1, NGX_QQFAIL_MAX_PROVIDERS,
-    "invalid \"%V\" value \"%V\", a number from %ui to %ui is expected"
-};
-
-/* nginx's message for a bad flag names the value */
-
-static ngx_qqfail_slot_t  ngx_http_qqfail_ipv6_slot = {
-    ngx_qqfail_conf_upstream_post, ngx_conf_set_flag_slot, 0, 0, NULL
-};
-
-
 static ngx_command_t  ngx_http_qqfail_commands[] = {
 
     { ngx_string("qqfail_provider"),
@@ -74,14 +37,14 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
       ngx_qqfail_conf_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_qqfail_main_conf_t, zone_size),
-      &ngx_http_qqfail_zone_slot },
+      &ngx_qqfail_zone_slot },
 
     { ngx_string("qqfail_state_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_qqfail_main_conf_t, state_file),
-      &ngx_http_qqfail_state_file_p },
+      &ngx_qqfail_state_file_post },
 
     { ngx_string("qqfail_geoip2"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
@@ -102,14 +65,14 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
       ngx_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_qqfail_srv_conf_t, refresh),
-      &ngx_http_qqfail_refresh_slot },
+      &ngx_qqfail_refresh_slot },
 
     { ngx_string("qqfail_timeout"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
       ngx_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_qqfail_srv_conf_t, timeout),
-      &ngx_http_qqfail_timeout_slot },
+      &ngx_qqfail_timeout_slot },
 
     { ngx_string("qqfail_max_stale"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
@@ -123,7 +86,7 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
       ngx_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_qqfail_srv_conf_t, quorum),
-      &ngx_http_qqfail_quorum_slot },
+      &ngx_qqfail_quorum_slot },
 
     { ngx_string("qqfail_allow"),
       NGX_HTTP_UPS_CONF|NGX_CONF_1MORE,
@@ -137,7 +100,7 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
       ngx_qqfail_conf_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_qqfail_srv_conf_t, ipv6),
-      &ngx_http_qqfail_ipv6_slot },
+      &ngx_qqfail_ipv6_slot },
 
     { ngx_string("qqfail_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
@@ -300,7 +263,7 @@ ngx_http_qqfail_postconfiguration(ngx_conf_t *cf)
 
     /* the http{} block is parsed: nginx's method directives are its own */
 
-    ngx_http_qqfail_methods_unwrap(NULL);
+    ngx_http_qqfail_methods_unwrap();
 
     umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
 

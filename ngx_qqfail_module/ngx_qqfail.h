@@ -678,6 +678,26 @@ typedef struct {
 } ngx_qqfail_slot_t;
 
 
+typedef char *(*ngx_qqfail_method_pt)(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* a balancing method directive of nginx's, wrapped while a block is read */
+
+typedef struct {
+    char                            *module;
+    ngx_str_t                        name;
+    ngx_command_t                   *cmd;
+    ngx_qqfail_method_pt             set;
+} ngx_qqfail_method_t;
+
+
+extern ngx_qqfail_slot_t  ngx_qqfail_zone_slot;
+extern ngx_conf_post_t    ngx_qqfail_state_file_post;
+extern ngx_qqfail_slot_t  ngx_qqfail_refresh_slot;
+extern ngx_qqfail_slot_t  ngx_qqfail_timeout_slot;
+extern ngx_qqfail_slot_t  ngx_qqfail_quorum_slot;
+extern ngx_qqfail_slot_t  ngx_qqfail_ipv6_slot;
+
 void ngx_qqfail_conf_where(ngx_conf_t *cf, ngx_qqfail_where_t *where);
 ngx_qqfail_srv_conf_t *ngx_qqfail_upstream_conf(ngx_conf_t *cf,
     void *conf);
@@ -696,6 +716,12 @@ char *ngx_qqfail_conf_max_stale(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_qqfail_conf_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
     ngx_uint_t backup);
+ngx_int_t ngx_qqfail_methods_wrap(ngx_conf_t *cf,
+    ngx_qqfail_method_t *methods, ngx_qqfail_method_pt wrapper);
+void ngx_qqfail_methods_unwrap(void *data);
+ngx_qqfail_method_t *ngx_qqfail_method_find(ngx_qqfail_method_t *methods,
+    ngx_command_t *cmd);
+ngx_uint_t ngx_qqfail_method_of(ngx_conf_t *cf);
 
 ngx_qqfail_main_conf_t *ngx_qqfail_cycle_conf(ngx_cycle_t *cycle);
 ngx_int_t ngx_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,

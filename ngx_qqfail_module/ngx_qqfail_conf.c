@@ -33,6 +33,45 @@ static ngx_int_t ngx_qqfail_parse_rule(ngx_conf_t *cf,
 static ngx_str_t  ngx_qqfail_system_name = ngx_string("system");
 
 
+/* the values of the directives that nginx's slot setters parse */
+
+#define NGX_QQFAIL_TIME_INVALID                                               \
+    "invalid \"%V\" value \"%V\", a time from %uims to %uims is expected"
+
+
+ngx_qqfail_slot_t  ngx_qqfail_zone_slot = {
+    ngx_qqfail_conf_zone_post, ngx_conf_set_size_slot,
+    NGX_QQFAIL_MIN_ZONE_SIZE, 0,
+    "invalid \"%V\" size \"%V\""
+};
+
+ngx_conf_post_t  ngx_qqfail_state_file_post = {
+    ngx_qqfail_conf_state_file_post
+};
+
+ngx_qqfail_slot_t  ngx_qqfail_refresh_slot = {
+    ngx_qqfail_conf_upstream_post, ngx_conf_set_msec_slot,
+    1000, 7 * 24 * 3600 * 1000, NGX_QQFAIL_TIME_INVALID
+};
+
+ngx_qqfail_slot_t  ngx_qqfail_timeout_slot = {
+    ngx_qqfail_conf_upstream_post, ngx_conf_set_msec_slot,
+    10, 60000, NGX_QQFAIL_TIME_INVALID
+};
+
+ngx_qqfail_slot_t  ngx_qqfail_quorum_slot = {
+    ngx_qqfail_conf_upstream_post, ngx_conf_set_num_slot,
+    1, NGX_QQFAIL_MAX_PROVIDERS,
+    "invalid \"%V\" value \"%V\", a number from %ui to %ui is expected"
+};
+
+/* nginx's message for a bad flag names the value */
+
+ngx_qqfail_slot_t  ngx_qqfail_ipv6_slot = {
+    ngx_qqfail_conf_upstream_post, ngx_conf_set_flag_slot, 0, 0, NULL
+};
+
+
 ngx_qqfail_srv_conf_t *
 ngx_qqfail_upstream_conf(ngx_conf_t *cf, void *conf)
 {
@@ -1075,4 +1114,132 @@ ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
     server->fail_timeout = fail_timeout;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * nginx's balancing methods in a qqfail upstream.  Their directives
+ * ("hash", "ip_hash", "least_conn", "random") belong to nginx's own
+ * modules, which come before ours in the module list, so the first match
+ * of ngx_conf_handler() is always theirs.  While a front end's block is
+ * parsed (from its preconfiguration to its postconfiguration) their set
+ * handlers are the front end's wrapper, which calls nginx's handler (the
+ * arguments, uscf->flags, which refuse "backup" with hash, ip_hash and
+ * random, and the usual warnings) and records the method in the
+ * upstream's configuration.  nginx's handlers are put back after the
+ * block, or when the cycle is freed if the configuration failed before,
+ * so never after this module is unloaded.  The modules are found by
+ * name: an nginx built without one of them still loads this one.
+ */
+
+ngx_int_t
+ngx_qqfail_methods_wrap(ngx_conf_t *cf, ngx_qqfail_method_t *methods,
+    ngx_qqfail_method_pt wrapper)
+{
+    ngx_uint_t            i;
+    ngx_module_t         *module;
+    ngx_command_t        *cmd;
+    ngx_pool_cleanup_t   *cln;
+    ngx_qqfail_method_t  *m;
+
+    cln = ngx_pool_cleanup_add(cf->cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_qqfail_methods_unwrap;
+    cln->data = methods;
+
+    for (m = methods; m->module; m++) {
+
+        if (m->cmd) {
+            continue;
+        }
+
+        for (i = 0; cf->cycle->modules[i]; i++) {
+            module = cf->cycle->modules[i];
+
+            if (module->commands == NULL
+                || ngx_strcmp(module->name, m->module) != 0)
+            {
+                continue;
+            }
+
+            for (cmd = module->commands; cmd->name.len; cmd++) {
+                if (cmd->name.len == m->name.len
+                    && ngx_strcmp(cmd->name.data, m->name.data) == 0
+                    && cmd->set != wrapper)
+                {
+                    m->cmd = cmd;
+                    m->set = cmd->set;
+                    cmd->set = wrapper;
+                    break;
+                }
+            }
+
+            break;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_qqfail_methods_unwrap(void *data)
+{
+    ngx_qqfail_method_t  *methods = data;
+
+    ngx_qqfail_method_t  *m;
+
+    for (m = methods; m->module; m++) {
+        if (m->cmd) {
+            m->cmd->set = m->set;
+            m->cmd = NULL;
+        }
+    }
+}
+
+
+ngx_qqfail_method_t *
+ngx_qqfail_method_find(ngx_qqfail_method_t *methods, ngx_command_t *cmd)
+{
+    ngx_qqfail_method_t  *m;
+
+    for (m = methods; m->module; m++) {
+        if (m->cmd == cmd) {
+            return m;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* the method a directive nginx accepted sets: NGX_QQFAIL_METHOD_* */
+
+ngx_uint_t
+ngx_qqfail_method_of(ngx_conf_t *cf)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[0].data, "hash") == 0) {
+        return (cf->args->nelts == 3) ? NGX_QQFAIL_METHOD_CHASH
+                                      : NGX_QQFAIL_METHOD_HASH;
+    }
+
+    if (ngx_strcmp(value[0].data, "ip_hash") == 0) {
+        return NGX_QQFAIL_METHOD_IP_HASH;
+    }
+
+    if (ngx_strcmp(value[0].data, "least_conn") == 0) {
+        return NGX_QQFAIL_METHOD_LEAST_CONN;
+    }
+
+    /* random [two [least_conn]] */
+
+    return (cf->args->nelts > 1) ? NGX_QQFAIL_METHOD_RANDOM_TWO
+                                 : NGX_QQFAIL_METHOD_RANDOM;
 }

@@ -10,10 +10,12 @@ cd "$TOP"
 
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 MODULE=ngx_http_qqfail_module
+# the stream front end, a file of its own (built when nginx has stream)
+STREAM_MODULE=ngx_stream_qqfail_module
 
 BUILD_PKGS=(gcc make libc6-dev nginx nginx-dev libc-ares-dev libmaxminddb-dev)
 TEST_PKGS=(perl libnet-dns-perl unbound nsd openssl libmaxmind-db-writer-perl
-           mmdb-bin iproute2 procps prometheus chromium)
+           mmdb-bin iproute2 procps prometheus chromium libnginx-mod-stream)
 # the subset of TEST_PKGS that demo/demo.pl needs
 DEMO_PKGS=(perl libnet-dns-perl unbound nsd)
 # ./build.sh deb: dpkg-buildpackage with debian/ (dh-sequence-nginx comes
@@ -192,7 +194,7 @@ build_module() {
     local src=${NGINX_SRC:-/usr/share/nginx/src}
     local bdir="$TOP/build/nginx${variant:+-$variant}"
     local out="$TOP/objs${variant:+/$variant}"
-    local srcver binver stamp args cc_opt ld_opt
+    local srcver binver stamp args cc_opt ld_opt targets
 
     [ -x "$NGINX_BIN" ] || die "nginx binary \"$NGINX_BIN\" not found"
     [ -f "$src/src/core/nginx.h" ] \
@@ -215,6 +217,13 @@ build_module() {
         cc_opt="$cc_opt -fsanitize=address,undefined"
         cc_opt="$cc_opt -fno-sanitize-recover=undefined"
         ld_opt="-fPIC -fsanitize=address,undefined"
+    fi
+
+    # Debian's nginx-dev flags leave stream out; its nginx has it (a
+    # module of its own): the stream front end needs nginx's stream headers
+    if [ -d "$src/src/stream" ] \
+       && ! printf '%s\n' "${args[@]}" | grep -q '^--with-stream'; then
+        args+=("--with-stream=dynamic")
     fi
 
     args+=("--with-cc-opt=$cc_opt" "--with-ld-opt=$ld_opt"
@@ -241,12 +250,23 @@ build_module() {
         echo "$stamp" > "$bdir/.qqfail-stamp"
     fi
 
-    make -s -C "$bdir" -f objs/Makefile modules \
+    # our files only: nginx-dev's tree has no source for nginx's own
+    # dynamic modules (stream)
+    targets=("objs/$MODULE.so")
+    if grep -q "^objs/$STREAM_MODULE.so:" "$bdir/objs/Makefile"; then
+        targets+=("objs/$STREAM_MODULE.so")
+    fi
+
+    make -s -C "$bdir" -f objs/Makefile "${targets[@]}" \
         -j"$(nproc 2>/dev/null || echo 2)" >&2
 
     mkdir -p "$out"
     cp "$bdir/objs/$MODULE.so" "$out/$MODULE.so.tmp"
     mv "$out/$MODULE.so.tmp" "$out/$MODULE.so"
+    if [ -f "$bdir/objs/$STREAM_MODULE.so" ]; then
+        cp "$bdir/objs/$STREAM_MODULE.so" "$out/$STREAM_MODULE.so.tmp"
+        mv "$out/$STREAM_MODULE.so.tmp" "$out/$STREAM_MODULE.so"
+    fi
     log "built $out/$MODULE.so (nginx $srcver${variant:+, $variant})"
 
     build_units "$bdir" "$out" "$cc_opt"

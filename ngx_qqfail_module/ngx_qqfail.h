@@ -647,8 +647,9 @@ struct ngx_qqfail_srv_conf_s {
 
     ngx_qqfail_upstream_sh_t        *sh;
     ngx_uint_t                       channels;   /* the leader's set */
-    void                            *peers;      /* the front end's copy */
+    void                            *peers;      /* the balancer's copy */
     unsigned                         initialized:1;
+    unsigned                         stream:1;   /* in stream {} */
 };
 
 

@@ -1588,7 +1588,10 @@ ngx_http_qqfail_json_open(ngx_http_qqfail_status_ctx_t *ctx,
                            ctx->upstream ? "," : "");
     ngx_qqfail_json_str(&ctx->o, qscf->name.data,
                         qscf->name.len);
-    ngx_http_qqfail_printf(&ctx->o, 64, ",\"method\":\"%V\",\"servers\":[",
+    ngx_http_qqfail_printf(&ctx->o, 96,
+                           ",\"context\":\"%s\",\"method\":\"%V\","
+                           "\"servers\":[",
+                           qscf->stream ? "stream" : "http",
                            &ngx_qqfail_methods[qscf->method]);
 }
 
@@ -1665,7 +1668,9 @@ ngx_http_qqfail_json_counts(ngx_http_qqfail_status_ctx_t *ctx)
         ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
         ngx_qqfail_json_str(o, qscf->name.data,
                             qscf->name.len);
-        ngx_http_qqfail_printf(o, 32, ",\"servers\":%ui,\"sources\":{",
+        ngx_http_qqfail_printf(o, 64, ",\"context\":\"%s\",\"servers\":%ui,"
+                               "\"sources\":{",
+                               qscf->stream ? "stream" : "http",
                                qscf->servers->nelts);
 
         for (k = 0; k <= NGX_QQFAIL_SOURCE_LITERAL; k++) {
@@ -1703,6 +1708,12 @@ ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM, names[0].text.data,
                            names[0].text.len);
     ngx_http_qqfail_printf(o, 1, "\"");
+
+    /* a stream upstream's series apart from an http one of the same name */
+
+    if (ps->server->upstream->stream) {
+        ngx_http_qqfail_printf(o, 24, ",context=\"stream\"");
+    }
 }
 
 
@@ -2029,6 +2040,10 @@ ngx_http_qqfail_prom_counts(ngx_http_qqfail_status_ctx_t *ctx)
                 ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM,
                                        qscf->name.data,
                                        qscf->name.len);
+
+                if (qscf->stream) {
+                    ngx_http_qqfail_printf(o, 24, "\",context=\"stream");
+                }
 
                 if (k == 1) {
                     ngx_http_qqfail_printf(o, 64,
@@ -2464,7 +2479,8 @@ ngx_http_qqfail_html_open(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_printf(&ctx->o, 32, "<h2>Upstream ");
     ngx_qqfail_html_str(&ctx->o, qscf->name.data,
                         qscf->name.len);
-    ngx_http_qqfail_printf(&ctx->o, 64, " <small>%V</small>",
+    ngx_http_qqfail_printf(&ctx->o, 64, " <small>%s%V</small>",
+                           qscf->stream ? "stream, " : "",
                            &ngx_qqfail_methods[qscf->method]);
     ngx_http_qqfail_printf(&ctx->o, 512,
         "</h2>\n<table><tr><th>Server (names in order)</th>"

@@ -39,6 +39,9 @@ DEB_MODULES_AVAILABLE=/usr/share/nginx/modules-available
 DEB_MODULES_ENABLED=/etc/nginx/modules-enabled
 DEB_MODULE_CONF=mod-http-qqfail.conf
 DEB_MODULE_LINK=50-mod-http-qqfail.conf
+# after nginx's stream module (50-mod-stream.conf) and ours (http)
+DEB_STREAM_CONF=mod-stream-qqfail.conf
+DEB_STREAM_LINK=60-mod-stream-qqfail.conf
 
 usage() {
     cat <<'EOF'
@@ -499,13 +502,52 @@ modules_path() {
 # the load_module line: relative to the prefix when PREFIX/modules is the
 # modules path (Debian: /usr/share/nginx/modules -> /usr/lib/nginx/modules)
 load_module_line() {
-    local mdir=$1 prefix
+    local mdir=$1 name=${2:-$MODULE} prefix
     prefix=$(nginx_configure_arg prefix)
     prefix=${prefix:-/usr/local/nginx}
     if [ "$(readlink -m "$prefix/modules")" = "$(readlink -m "$mdir")" ]; then
-        echo "load_module modules/$MODULE.so;"
+        echo "load_module modules/$name.so;"
     else
-        echo "load_module $mdir/$MODULE.so;"
+        echo "load_module $mdir/$name.so;"
+    fi
+}
+
+# copy, then rename: a running nginx keeps its mapping of the old file
+install_module_file() {
+    local name=$1 mdir=$2
+    cp "objs/$name.so" "$mdir/.$name.so.tmp.$$"
+    chmod 644 "$mdir/.$name.so.tmp.$$"
+    mv -f "$mdir/.$name.so.tmp.$$" "$mdir/$name.so"
+    log "installed $mdir/$name.so"
+}
+
+# the stream front end: installed with the http one; enabled (Debian's
+# modules-enabled) when nginx's stream module is, after it
+install_stream() {
+    local mdir=$1 line conf
+    [ -f "objs/$STREAM_MODULE.so" ] || return 0
+    install_module_file "$STREAM_MODULE" "$mdir"
+    line=$(load_module_line "$mdir" "$STREAM_MODULE")
+
+    if [ ! -d "$DEB_MODULES_ENABLED" ]; then
+        log "for stream{} upstreams, add after the line above, and after"
+        log "nginx's own stream module: $line"
+        return 0
+    fi
+
+    conf="$DEB_MODULES_AVAILABLE/$DEB_STREAM_CONF"
+    printf '%s\n' "$line" > "$conf.tmp.$$"
+    chmod 644 "$conf.tmp.$$"
+    mv -f "$conf.tmp.$$" "$conf"
+    log "added $conf ($line)"
+
+    if ls "$DEB_MODULES_ENABLED"/*-mod-stream.conf >/dev/null 2>&1; then
+        ln -sfn "$conf" "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK"
+        log "enabled it: $DEB_MODULES_ENABLED/$DEB_STREAM_LINK -> $conf"
+    else
+        log "not enabled: nginx's stream module is not (apt-get install" \
+            "libnginx-mod-stream); then: ln -s $conf" \
+            "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK"
     fi
 }
 
@@ -548,7 +590,9 @@ refuse_package_files() {
     [ -x "$NGINX_BIN" ] || return 0
 
     for f in "$(modules_path)/$MODULE.so" \
-             "$DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF"
+             "$DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF" \
+             "$(modules_path)/$STREAM_MODULE.so" \
+             "$DEB_MODULES_AVAILABLE/$DEB_STREAM_CONF"
     do
         pkg=$(path_owner "$f")
         [ -z "$pkg" ] && continue
@@ -569,12 +613,8 @@ cmd_install() {
     mdir=$(modules_path)
     line=$(load_module_line "$mdir")
 
-    # copy, then rename: a running nginx keeps its mapping of the old file
     install -d -m 755 "$mdir"
-    cp "objs/$MODULE.so" "$mdir/.$MODULE.so.tmp.$$"
-    chmod 644 "$mdir/.$MODULE.so.tmp.$$"
-    mv -f "$mdir/.$MODULE.so.tmp.$$" "$mdir/$MODULE.so"
-    log "installed $mdir/$MODULE.so"
+    install_module_file "$MODULE" "$mdir"
 
     if [ -d "$DEB_MODULES_ENABLED" ]; then
         conf="$DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF"
@@ -600,6 +640,8 @@ cmd_install() {
         log "    $line"
     fi
 
+    install_stream "$mdir"
+
     if nginx_test; then
         log "nginx -t passed with the module loaded; reload nginx to use it" \
             "(nginx -s reload)"
@@ -609,14 +651,26 @@ cmd_install() {
 }
 
 cmd_uninstall() {
-    local mdir removed=
+    local mdir f removed=
     [ $# -eq 0 ] || die "uninstall takes no options"
     need_root uninstall
 
     refuse_package_files uninstall
     mdir=$(modules_path)
 
-    # the link first, the module last: nginx.conf never names a missing file
+    # the links first, the modules last: nginx.conf never names a missing
+    # file; the stream front end before the http one, whose core it uses
+    for f in "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK" \
+             "$DEB_MODULES_AVAILABLE/$DEB_STREAM_CONF" \
+             "$mdir/$STREAM_MODULE.so"
+    do
+        if [ -L "$f" ] || [ -e "$f" ]; then
+            rm -f "$f"
+            log "removed $f"
+            removed=1
+        fi
+    done
+
     if [ -L "$DEB_MODULES_ENABLED/$DEB_MODULE_LINK" ] \
        || [ -e "$DEB_MODULES_ENABLED/$DEB_MODULE_LINK" ]; then
         rm -f "$DEB_MODULES_ENABLED/$DEB_MODULE_LINK"

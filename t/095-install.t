@@ -105,6 +105,24 @@ SKIP: {
     is(readlink $link, $avail, "it points to $avail");
 }
 
+# the stream front end: installed with it, enabled after nginx's stream
+# module when that is enabled
+
+my $stream_so = "$mdir/ngx_stream_qqfail_module.so";
+my $stream_link = '/etc/nginx/modules-enabled/60-mod-stream-qqfail.conf';
+
+SKIP: {
+    skip 'no stream front end built (nginx without stream)', 3
+        unless -f "$root/objs/ngx_stream_qqfail_module.so";
+
+    ok(-f $stream_so, "the stream front end is in $mdir");
+    skip 'nginx\'s stream module is not enabled', 2
+        unless $debian && glob('/etc/nginx/modules-enabled/*-mod-stream.conf');
+    ok(-l $stream_link, "$stream_link is a symlink");
+    like(slurp($stream_link), qr{^load_module modules/ngx_stream_qqfail_module\.so;$},
+         'it loads the stream front end');
+}
+
 my $dir;    # a configuration that uses a qqfail directive
 
 SKIP: {
@@ -179,6 +197,7 @@ like($out, qr/test is successful/, 'uninstall shows the verdict of nginx -t');
 ok(!-e $so, 'the module is gone from the modules path');
 ok(!-e $avail, "$avail is gone");
 ok(!-l $link && !-e $link, "$link is gone");
+ok(!-e $stream_so && !-l $stream_link, 'the stream front end is gone');
 
 ($status, $out) = run($nginx, '-T');
 is($status, 0, 'nginx -T without the module');

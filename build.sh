@@ -23,6 +23,8 @@ DEMO_PKGS=(perl libnet-dns-perl unbound nsd)
 DEB_PKGS=(build-essential debhelper dpkg-dev nginx-dev libc-ares-dev
           libmaxminddb-dev lintian)
 DEB_PACKAGE=libnginx-mod-http-qqfail
+# test --deb: the fresh Debian root of t/deb/fresh-root.sh
+DEB_TEST_PKGS=(debootstrap debian-archive-keyring util-linux)
 # libFuzzer: clang, and its runtime (-fsanitize=fuzzer)
 FUZZ_PKGS=(clang libclang-rt-dev)
 
@@ -58,7 +60,8 @@ Commands:
                    reloads every second, providers down and up, moves);
                    --deb adds the package test (t/096-deb.t: ./build.sh
                    deb, then apt-get install of the .deb in a fresh Debian
-                   root made by ../shared/tools/fresh-machine.sh)
+                   root: debootstrap minbase by t/deb/fresh-root.sh, or
+                   by ../shared/tools/fresh-machine.sh if it is there)
   demo [--keep] [--fast]
                    install missing packages, build, then replay the 2012
                    outage (registrar down, every DNS provider down, nginx
@@ -322,6 +325,7 @@ cmd_build() {
 
 cmd_test() {
     local asan= jobs=${QQ_JOBS:-1}
+    local -a pkgs=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
     local tests
 
     while [ $# -gt 0 ]; do
@@ -334,7 +338,8 @@ cmd_test() {
         shift
     done
 
-    install_pkgs "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+    [ -n "${QQ_DEB:-}" ] && pkgs+=("${DEB_TEST_PKGS[@]}")
+    install_pkgs "${pkgs[@]}"
 
     if [ -n "$asan" ]; then
         build_module asan

@@ -3,8 +3,8 @@
 
 # The Debian package as an operator uses it: ./build.sh deb builds
 # libnginx-mod-http-qqfail_VERSION_ARCH.deb into dist/ and lintian finds no
-# error in it; then, in a fresh Debian root (../shared/tools/fresh-machine.sh:
-# debootstrap minbase, nothing else), t/deb/fresh-install.sh installs it with
+# error in it; then, in a fresh Debian root (debootstrap minbase, nothing
+# else), t/deb/fresh-install.sh installs it with
 # apt-get install ./libnginx-mod-http-qqfail_*.deb, runs nginx -t with the
 # stock nginx.conf, proxies through a qqfail upstream (user www-data),
 # restarts nginx with its DNS provider down and still proxies from the state
@@ -12,8 +12,12 @@
 # one test here.
 #
 # Runs only with ./build.sh test --deb (QQ_DEB=1): it builds a package and a
-# Debian root, a few minutes.  The .deb and the script reach the root through
-# /dev/shm, which fresh-machine.sh binds into it with /dev.
+# Debian root, a few minutes.  The root is made by QQ_FRESH_MACHINE if set,
+# else by ../shared/tools/fresh-machine.sh next to the checkout if it is
+# there (and QQ_FRESH_OWN is not set), else by our own t/deb/fresh-root.sh
+# (a clean clone in CI).  Both take the command to run inside as their
+# argument.  The .deb and the script reach the root through /dev/shm, which
+# both bind into it with /dev.
 
 use strict;
 use warnings;
@@ -41,12 +45,15 @@ plan skip_all => 'the package test runs with ./build.sh test --deb'
     unless $ENV{QQ_DEB};
 
 my $root = File::Spec->rel2abs("$FindBin::Bin/..");
+my $shared = File::Spec->rel2abs("$root/../shared/tools/fresh-machine.sh");
 my $fresh = $ENV{QQ_FRESH_MACHINE}
-            || File::Spec->rel2abs("$root/../shared/tools/fresh-machine.sh");
+            || (-f $shared && !$ENV{QQ_FRESH_OWN} ? $shared
+                : "$root/t/deb/fresh-root.sh");
 
 BAIL_OUT('t/096-deb.t needs root (apt-get, chroot)') if $> != 0;
 BAIL_OUT("t/096-deb.t needs $fresh (set QQ_FRESH_MACHINE)") unless -f $fresh;
 BAIL_OUT('t/096-deb.t needs /dev/shm') unless -d '/dev/shm';
+note "the fresh root: $fresh";
 
 # one package test at a time on this machine: fixed addresses 127.96.0.x,
 # outside the harness's 127.A.B.0/24 blocks (A and B 2..250)
@@ -101,7 +108,7 @@ for my $line (@lines) {
 my $expect = () = slurp("$root/t/deb/fresh-install.sh") =~ /^ok /mg;
 is($checks, $expect, "fresh root: every check ran ($expect)");
 is($lines[-1] // '', 'done', 'fresh root: the script finished');
-is($status, 0, 'fresh-machine.sh passed') or diag $out;
+is($status, 0, 'the fresh root\'s script passed') or diag $out;
 
 if (!Test::More->builder->is_passing) {
     my @log = split /\n/, slurp("$dir/log");

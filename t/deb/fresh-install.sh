@@ -1,7 +1,8 @@
 #!/bin/bash
 # Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 #
-# Run by t/096-deb.t inside a fresh Debian root (fresh-machine.sh), as root:
+# Run by t/096-deb.t inside a fresh Debian root (t/deb/fresh-root.sh or
+# the shared fresh-machine.sh), as root:
 #
 #   bash fresh-install.sh DIR
 #
@@ -91,7 +92,8 @@ master=
 nginx_gone() {
     local state
     [ -n "$master" ] || return 1
-    # exited, or a zombie of a subreaper above fresh-machine.sh
+    # exited, or a zombie not yet reaped (by a subreaper above the root
+    # or the PID namespace's first process)
     state=$(sed 's/.*) //' "/proc/$master/stat" 2>/dev/null | cut -d' ' -f1)
     [ -z "$state" ] || [ "$state" = Z ]
 }

@@ -66,7 +66,7 @@ struct ngx_qqfail_peer_s {
     ngx_uint_t                       index;      /* in peers->peer */
     ngx_uint_t                       since;      /* peers->version */
     ngx_uint_t                       refs;       /* requests using it */
-    ngx_qqfail_peer_t          *next;       /* in its group, free */
+    ngx_qqfail_peer_t               *next;       /* in its group, free */
     unsigned                         live:1;     /* in a group */
     unsigned                         down:1;
     unsigned                         backup:1;
@@ -81,14 +81,14 @@ struct ngx_qqfail_peer_s {
 
 struct ngx_qqfail_group_s {
     ngx_qqfail_server_t             *server;
-    ngx_qqfail_group_t         *same;       /* a server with its record */
-    ngx_qqfail_peer_t          *peers;
+    ngx_qqfail_group_t              *same;       /* a server with its record */
+    ngx_qqfail_peer_t               *peers;
     ngx_uint_t                       gen;        /* of server->sh, copied */
 };
 
 
 typedef struct {
-    ngx_qqfail_peer_t          *peer;
+    ngx_qqfail_peer_t               *peer;
     ngx_uint_t                       range;      /* weights before it */
 } ngx_qqfail_range_t;
 
@@ -101,7 +101,7 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t                       number;
-    ngx_qqfail_point_t          point[1];
+    ngx_qqfail_point_t               point[1];
 } ngx_qqfail_points_t;
 
 
@@ -112,16 +112,16 @@ struct ngx_qqfail_peers_s {
     ngx_uint_t                       version;    /* changes applied */
     ngx_uint_t                       nelts;      /* indices used */
     ngx_uint_t                       nalloc;
-    ngx_qqfail_peer_t         **peer;       /* by index */
-    ngx_qqfail_peer_t          *free;
+    ngx_qqfail_peer_t              **peer;       /* by index */
+    ngx_qqfail_peer_t               *free;
     ngx_uint_t                       live;       /* peers in groups */
-    ngx_qqfail_peer_t          *single;     /* the only one */
+    ngx_qqfail_peer_t               *single;     /* the only one */
     ngx_uint_t                       ngroups;
-    ngx_qqfail_group_t         *groups;
+    ngx_qqfail_group_t              *groups;
     ngx_uint_t                       mask;
-    ngx_qqfail_group_t        **index;      /* by record */
+    ngx_qqfail_group_t             **index;      /* by record */
     /* hash, ip_hash, random: the primary peers, made for a version */
-    ngx_qqfail_range_t         *ranges;
+    ngx_qqfail_range_t              *ranges;
     ngx_uint_t                       nranges;
     ngx_uint_t                       nalloc_ranges;
     ngx_uint_t                       ranges_version;
@@ -131,9 +131,9 @@ struct ngx_qqfail_peers_s {
 
 
 struct ngx_qqfail_peer_data_s {
-    ngx_qqfail_peers_t         *peers;
-    ngx_qqfail_peer_t          *current;
-    ngx_qqfail_peer_t          *single;
+    ngx_qqfail_peers_t              *peers;
+    ngx_qqfail_peer_t               *current;
+    ngx_qqfail_peer_t               *single;
     ngx_str_t                       *upstream;
     ngx_uint_t                       version;
     ngx_uint_t                       ntried;     /* words */
@@ -142,7 +142,7 @@ struct ngx_qqfail_peer_data_s {
     /* the balancing method's state, as nginx's */
     ngx_uint_t                       method;
     ngx_str_t                        key;
-    ngx_qqfail_points_t        *points;
+    ngx_qqfail_points_t             *points;
     ngx_uint_t                       hash;
     ngx_uint_t                       rehash;
     ngx_uint_t                       tries;
@@ -218,17 +218,17 @@ static ngx_uint_t ngx_qqfail_find_point(
 static ngx_int_t
 ngx_qqfail_chash_points(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
 {
-    size_t                     size, port_len, host_len;
-    uint32_t                   hash, base_hash;
-    ngx_uint_t                 i, j, n, npoints;
-    ngx_qqfail_name_t         *name;
-    ngx_qqfail_server_t       *server;
-    ngx_qqfail_points_t  *points;
-    u_char                     port[NGX_INT_T_LEN];
+    u_char                    c, *host, *port;
+    size_t                    size, port_len, host_len;
+    uint32_t                  hash, base_hash;
+    ngx_uint_t                i, j, n, npoints;
+    ngx_qqfail_name_t        *name;
+    ngx_qqfail_server_t      *server;
+    ngx_qqfail_points_t      *points;
 
     union {
-        uint32_t               value;
-        u_char                 byte[4];
+        uint32_t              value;
+        u_char                byte[4];
     } prev_hash;
 
     server = qscf->servers->elts;
@@ -251,26 +251,33 @@ ngx_qqfail_chash_points(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
     for (i = 0; i < qscf->servers->nelts; i++) {
         name = server[i].names.elts;
 
-        port_len = ngx_sprintf(port, "%d", (int) name->port) - port;
-
         /*
-         * an IP literal's host is its canonical text, port included:
-         * stock's HOST is the text before the last ':'
+         * HOST and PORT as nginx splits a "server" line's text: the first
+         * name as written, its port the digits after its last ':', if any
          */
 
-        host_len = name->host.len;
+        host = name->text.data;
+        host_len = name->text.len;
+        port = NULL;
+        port_len = 0;
 
-        if (name->literal) {
-            for (j = host_len; j > 0; j--) {
-                if (name->host.data[j - 1] == ':') {
-                    host_len = j - 1;
-                    break;
-                }
+        for (j = 0; j < name->text.len; j++) {
+            c = name->text.data[name->text.len - j - 1];
+
+            if (c == ':') {
+                host_len = name->text.len - j - 1;
+                port = name->text.data + host_len + 1;
+                port_len = j;
+                break;
+            }
+
+            if (c < '0' || c > '9') {
+                break;
             }
         }
 
         ngx_crc32_init(base_hash);
-        ngx_crc32_update(&base_hash, name->host.data, host_len);
+        ngx_crc32_update(&base_hash, host, host_len);
         ngx_crc32_update(&base_hash, (u_char *) "", 1);
         ngx_crc32_update(&base_hash, port, port_len);
 
@@ -565,9 +572,9 @@ ngx_qqfail_peers_create(ngx_qqfail_srv_conf_t *qscf, ngx_log_t *log)
     ngx_pool_t               *pool;
     ngx_pool_cleanup_t       *cln;
     ngx_qqfail_group_t  *group, **slot;
-    ngx_qqfail_peers_t  *peers;
-    ngx_qqfail_server_t      *server;
-    ngx_qqfail_server_sh_t   *ssh;
+    ngx_qqfail_peers_t      *peers;
+    ngx_qqfail_server_t     *server;
+    ngx_qqfail_server_sh_t  *ssh;
 
     n = qscf->servers->nelts;
     server = qscf->servers->elts;
@@ -677,7 +684,7 @@ static ngx_qqfail_group_t *
 ngx_qqfail_group_find(ngx_qqfail_peers_t *peers,
     ngx_qqfail_server_sh_t *ssh)
 {
-    uint32_t                  h;
+    uint32_t             h;
     ngx_qqfail_group_t  *group;
 
     h = ngx_crc32_short((u_char *) &ssh, sizeof(ssh));
@@ -705,7 +712,7 @@ ngx_qqfail_peers_sync(ngx_qqfail_srv_conf_t *qscf,
 {
     ngx_uint_t                 i, n, seq;
     ngx_slab_pool_t           *shpool;
-    ngx_qqfail_group_t   *group;
+    ngx_qqfail_group_t        *group;
     ngx_qqfail_upstream_sh_t  *ush;
     ngx_qqfail_server_sh_t    *changed[NGX_QQFAIL_CHANGES];
 
@@ -817,7 +824,7 @@ ngx_qqfail_group_sync(ngx_qqfail_peers_t *peers,
     ngx_qqfail_slot_sh_t    *slot;
     ngx_qqfail_server_sh_t  *ssh;
     u_char                   kept[NGX_QQFAIL_MAX_ADDRS];
-    ngx_qqfail_snap_t   snap[NGX_QQFAIL_MAX_ADDRS];
+    ngx_qqfail_snap_t        snap[NGX_QQFAIL_MAX_ADDRS];
 
     server = group->server;
     ssh = server->sh;
@@ -1053,8 +1060,8 @@ ngx_qqfail_get_peer(ngx_peer_connection_t *pc, void *data)
     time_t                   now;
     uintptr_t                m;
     ngx_uint_t               n, i;
-    ngx_qqfail_peer_t  *peer;
-    ngx_qqfail_slot_sh_t    *slot;
+    ngx_qqfail_peer_t     *peer;
+    ngx_qqfail_slot_sh_t  *slot;
 
     pc->cached = 0;
     pc->connection = NULL;
@@ -1642,11 +1649,11 @@ ngx_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
 {
     ngx_qqfail_peer_data_t  *pd = data;
 
-    time_t                   now;
-    ngx_uint_t               fails;
-    ngx_slab_pool_t         *shpool;
-    ngx_qqfail_peer_t  *peer;
-    ngx_qqfail_slot_sh_t    *slot;
+    time_t                 now;
+    ngx_uint_t             fails;
+    ngx_slab_pool_t       *shpool;
+    ngx_qqfail_peer_t     *peer;
+    ngx_qqfail_slot_sh_t  *slot;
 
     peer = pd->current;
 

@@ -221,13 +221,13 @@ ok(defined $res->{headers}{'content-length'}
 is_deeply([ map { $_->{name} } @{ $sum->{upstreams} } ], [ 'big', 'app' ],
           'summary: every upstream in order');
 my ($big) = grep { $_->{name} eq 'big' } @{ $sum->{upstreams} };
-is_deeply($big, { name => 'big', servers => $N,
+is_deeply($big, { name => 'big', context => 'http', servers => $N,
                   sources => { none => 0, live => 0, stale => 0,
                                state_file => 0, literal => $N },
                   on_alias => 0, addresses => $N },
           'summary: the big upstream in counts');
 my ($app) = grep { $_->{name} eq 'app' } @{ $sum->{upstreams} };
-is_deeply($app, { name => 'app', servers => 1,
+is_deeply($app, { name => 'app', context => 'http', servers => 1,
                   sources => { none => 0, live => 0, stale => 0,
                                state_file => 0, literal => 1 },
                   on_alias => 1, addresses => 1 },

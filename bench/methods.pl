@@ -229,6 +229,7 @@ sub run {
         errors      => $r->{errors},
         cpu_us      => $r->{total} ? $d[0] * tick_us() / $r->{total} : 0,
         worker_cpu  => $d[0] * $tick_s,
+        worker_pct  => $dt ? 100 * $d[0] * $tick_s / $dt : 0,
         others_pct  => $dt ? 100 * ($d[2] - $ours) * $tick_s / $dt : 0,
         steal_pct   => $dt ? 100 * $d[3] * $tick_s / $dt : 0,
         backends    => \@split,
@@ -260,8 +261,9 @@ for my $m (@methods) {    # warm up every location
 
 my %R = map { $_ => { qq => [], st => [] } } @methods;
 
-out("\n%-6s %-11s %10s %8s %10s %8s %7s %7s\n", 'round', 'method',
-    'qqfail r/s', 'cpu us', 'static r/s', 'cpu us', 'oth qq', 'oth st');
+out("\n%-6s %-11s %10s %8s %10s %8s %7s %7s %7s %7s\n", 'round', 'method',
+    'qqfail r/s', 'cpu us', 'static r/s', 'cpu us', 'wk qq', 'wk st',
+    'oth qq', 'oth st');
 for my $i (1 .. $o{rounds}) {
     for my $m (@methods) {
         my @sides = $i % 2 ? ('qq', 'st') : ('st', 'qq');
@@ -272,8 +274,10 @@ for my $i (1 .. $o{rounds}) {
                 if $r{$side}{errors};
             push @{ $R{$m}{$side} }, $r{$side};
         }
-        out("%-6d %-11s %10.0f %8.2f %10.0f %8.2f %6.0f%% %6.0f%%\n", $i, $m,
+        out("%-6d %-11s %10.0f %8.2f %10.0f %8.2f"
+            . " %6.0f%% %6.0f%% %6.0f%% %6.0f%%\n", $i, $m,
             $r{qq}{rps}, $r{qq}{cpu_us}, $r{st}{rps}, $r{st}{cpu_us},
+            $r{qq}{worker_pct}, $r{st}{worker_pct},
             $r{qq}{others_pct}, $r{st}{others_pct});
     }
 }
@@ -322,7 +326,9 @@ my @others = map { $_->{others_pct} } @runs;
 my @steal = map { $_->{steal_pct} } @runs;
 my $load1 = do { open my $fh, '<', '/proc/loadavg'; <$fh> } // '';
 chomp $load1;
-out("\nsplit: %% of the requests each backend (b1/b2/b3, weights "
+out("\nwk: the nginx worker's CPU time in %% of the run's (near 100%%: "
+    . "the worker is what limits req/s)\n");
+out("split: %% of the requests each backend (b1/b2/b3, weights "
     . "%s) answered over all rounds\n", join('/', @WEIGHT));
 out("others: CPU used by processes other than the nginx worker, the "
     . "backends and wrk, in %% of one CPU; median %.0f%%, max %.0f%% "

@@ -57,6 +57,7 @@ struct ngx_http_qqfail_peer_s {
     ngx_int_t                        effective_weight;
     ngx_int_t                        weight;
     ngx_uint_t                       max_fails;
+    ngx_uint_t                       max_conns;
     time_t                           fail_timeout;
     ngx_uint_t                       index;      /* in peers->peer */
     ngx_uint_t                       since;      /* peers->version */
@@ -79,6 +80,24 @@ struct ngx_http_qqfail_group_s {
 };
 
 
+typedef struct {
+    ngx_http_qqfail_peer_t          *peer;
+    ngx_uint_t                       range;      /* weights before it */
+} ngx_http_qqfail_range_t;
+
+
+typedef struct {
+    uint32_t                         hash;
+    ngx_uint_t                       server;     /* its group */
+} ngx_http_qqfail_point_t;
+
+
+typedef struct {
+    ngx_uint_t                       number;
+    ngx_http_qqfail_point_t          point[1];
+} ngx_http_qqfail_points_t;
+
+
 struct ngx_http_qqfail_peers_s {
     ngx_pool_t                      *pool;
     ngx_slab_pool_t                 *shpool;
@@ -94,6 +113,12 @@ struct ngx_http_qqfail_peers_s {
     ngx_http_qqfail_group_t         *groups;
     ngx_uint_t                       mask;
     ngx_http_qqfail_group_t        **index;      /* by record */
+    /* hash, ip_hash, random: the primary peers, made for a version */
+    ngx_http_qqfail_range_t         *ranges;
+    ngx_uint_t                       nranges;
+    ngx_uint_t                       nalloc_ranges;
+    ngx_uint_t                       ranges_version;
+    ngx_uint_t                       total_weight;
     unsigned                         synced:1;
 };
 
@@ -107,7 +132,21 @@ typedef struct {
     ngx_uint_t                       ntried;     /* words */
     uintptr_t                       *tried;
     uintptr_t                        data;
+    /* the balancing method's state, as nginx's */
+    ngx_uint_t                       method;
+    ngx_str_t                        key;
+    ngx_http_qqfail_points_t        *points;
+    ngx_uint_t                       hash;
+    ngx_uint_t                       rehash;
+    ngx_uint_t                       tries;
+    u_char                          *addr;
+    ngx_uint_t                       addrlen;
+    unsigned                         counted:1;  /* in the slot's conns */
 } ngx_http_qqfail_peer_data_t;
+
+
+#define ngx_http_qqfail_conns(peer)                                           \
+    ngx_qqfail_slot_conns((peer)->slot, (peer)->id)
 
 
 typedef struct {
@@ -134,12 +173,40 @@ static void ngx_http_qqfail_peer_remove(ngx_http_qqfail_peers_t *peers,
 static void ngx_http_qqfail_peer_unref(ngx_http_qqfail_peers_t *peers,
     ngx_http_qqfail_peer_t *peer);
 static void ngx_http_qqfail_peers_cleanup(void *data);
+static void ngx_http_qqfail_ip_hash_addr(ngx_http_request_t *r,
+    ngx_http_qqfail_peer_data_t *pd);
 static ngx_int_t ngx_http_qqfail_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_qqfail_get_peer(ngx_peer_connection_t *pc,
     void *data);
+static ngx_inline ngx_uint_t ngx_http_qqfail_usable(
+    ngx_http_qqfail_peer_data_t *pd, ngx_http_qqfail_peer_t *peer,
+    time_t now);
 static ngx_http_qqfail_peer_t *ngx_http_qqfail_get_best(
     ngx_http_qqfail_peer_data_t *pd, ngx_uint_t backup, time_t now);
+static ngx_http_qqfail_peer_t *ngx_http_qqfail_get_method(
+    ngx_http_qqfail_peer_data_t *pd, time_t now);
+static ngx_int_t ngx_http_qqfail_ranges(ngx_http_qqfail_peers_t *peers);
+static ngx_int_t ngx_http_qqfail_range_cmp(const void *one,
+    const void *two);
+static ngx_http_qqfail_peer_t *ngx_http_qqfail_range_find(
+    ngx_http_qqfail_peers_t *peers, ngx_uint_t w);
+static ngx_http_qqfail_peer_t *ngx_http_qqfail_get_ranged(
+    ngx_http_qqfail_peer_data_t *pd, time_t now);
+static ngx_uint_t ngx_http_qqfail_next_point(
+    ngx_http_qqfail_peer_data_t *pd);
+static ngx_http_qqfail_peer_t *ngx_http_qqfail_get_random_two(
+    ngx_http_qqfail_peer_data_t *pd, time_t now);
+static ngx_http_qqfail_peer_t *ngx_http_qqfail_get_least_conn(
+    ngx_http_qqfail_peer_data_t *pd, time_t now);
+static ngx_http_qqfail_peer_t *ngx_http_qqfail_get_chash(
+    ngx_http_qqfail_peer_data_t *pd, time_t now);
+static ngx_int_t ngx_http_qqfail_chash_points(ngx_conf_t *cf,
+    ngx_qqfail_srv_conf_t *qscf);
+static int ngx_libc_cdecl ngx_http_qqfail_point_cmp(const void *one,
+    const void *two);
+static ngx_uint_t ngx_http_qqfail_find_point(
+    ngx_http_qqfail_points_t *points, uint32_t hash);
 static void ngx_http_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_uint_t state);
 #if (NGX_HTTP_SSL || NGX_COMPAT)
@@ -155,6 +222,8 @@ ngx_int_t
 ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us)
 {
+    ngx_uint_t              i;
+    ngx_qqfail_server_t    *server;
     ngx_qqfail_srv_conf_t  *qscf;
 
     qscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_qqfail_module);
@@ -181,11 +250,168 @@ ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
     ngx_conf_init_uint_value(qscf->quorum, 1);
     ngx_conf_init_value(qscf->ipv6, 1);
 
+    /* "backup" before hash, ip_hash or random, which refuse it after */
+
+    if (!(us->flags & NGX_HTTP_UPSTREAM_BACKUP)) {
+        server = qscf->servers->elts;
+
+        for (i = 0; i < qscf->servers->nelts; i++) {
+            if (server[i].backup) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "qqfail: balancing method \"%V\" does not "
+                              "support parameter \"backup\" of "
+                              "\"qqfail_server\" in upstream \"%V\" "
+                              "in %s:%ui", &qscf->method_name, &us->host,
+                              qscf->method_where.file,
+                              qscf->method_where.line);
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (qscf->method == NGX_QQFAIL_METHOD_CHASH) {
+        if (ngx_http_qqfail_chash_points(cf, qscf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
     us->peer.init = ngx_http_qqfail_init_peer;
 
     qscf->initialized = 1;
 
     return NGX_OK;
+}
+
+
+/*
+ * The ring of "hash KEY consistent", compatible with nginx's (and with
+ * Cache::Memcached::Fast): a server's points are crc32(HOST \0 PORT
+ * PREV_HASH), for its first name and port.
+ */
+
+static ngx_int_t
+ngx_http_qqfail_chash_points(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
+{
+    size_t                     size, port_len;
+    uint32_t                   hash, base_hash;
+    ngx_uint_t                 i, j, n, npoints;
+    ngx_qqfail_name_t         *name;
+    ngx_qqfail_server_t       *server;
+    ngx_http_qqfail_points_t  *points;
+    u_char                     port[NGX_INT_T_LEN];
+
+    union {
+        uint32_t               value;
+        u_char                 byte[4];
+    } prev_hash;
+
+    server = qscf->servers->elts;
+    n = 0;
+
+    for (i = 0; i < qscf->servers->nelts; i++) {
+        n += server[i].weight * 160;
+    }
+
+    size = sizeof(ngx_http_qqfail_points_t)
+           + sizeof(ngx_http_qqfail_point_t) * (n - 1);
+
+    points = ngx_palloc(cf->pool, size);
+    if (points == NULL) {
+        return NGX_ERROR;
+    }
+
+    points->number = 0;
+
+    for (i = 0; i < qscf->servers->nelts; i++) {
+        name = server[i].names.elts;
+
+        port_len = ngx_sprintf(port, "%d", (int) name->port) - port;
+
+        ngx_crc32_init(base_hash);
+        ngx_crc32_update(&base_hash, name->host.data, name->host.len);
+        ngx_crc32_update(&base_hash, (u_char *) "", 1);
+        ngx_crc32_update(&base_hash, port, port_len);
+
+        prev_hash.value = 0;
+        npoints = server[i].weight * 160;
+
+        for (j = 0; j < npoints; j++) {
+            hash = base_hash;
+
+            ngx_crc32_update(&hash, prev_hash.byte, 4);
+            ngx_crc32_final(hash);
+
+            points->point[points->number].hash = hash;
+            points->point[points->number].server = i;
+            points->number++;
+
+#if (NGX_HAVE_LITTLE_ENDIAN)
+            prev_hash.value = hash;
+#else
+            prev_hash.byte[0] = (u_char) (hash & 0xff);
+            prev_hash.byte[1] = (u_char) ((hash >> 8) & 0xff);
+            prev_hash.byte[2] = (u_char) ((hash >> 16) & 0xff);
+            prev_hash.byte[3] = (u_char) ((hash >> 24) & 0xff);
+#endif
+        }
+    }
+
+    ngx_qsort(points->point, points->number, sizeof(ngx_http_qqfail_point_t),
+              ngx_http_qqfail_point_cmp);
+
+    for (i = 0, j = 1; j < points->number; j++) {
+        if (points->point[i].hash != points->point[j].hash) {
+            points->point[++i] = points->point[j];
+        }
+    }
+
+    points->number = i + 1;
+
+    qscf->points = points;
+
+    return NGX_OK;
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_qqfail_point_cmp(const void *one, const void *two)
+{
+    const ngx_http_qqfail_point_t  *a = one;
+    const ngx_http_qqfail_point_t  *b = two;
+
+    if (a->hash < b->hash) {
+        return -1;
+    }
+
+    return a->hash > b->hash;
+}
+
+
+/* the first point at or after hash */
+
+static ngx_uint_t
+ngx_http_qqfail_find_point(ngx_http_qqfail_points_t *points, uint32_t hash)
+{
+    ngx_uint_t  i, j, k;
+
+    i = 0;
+    j = points->number;
+
+    while (i < j) {
+        k = (i + j) / 2;
+
+        if (hash > points->point[k].hash) {
+            i = k + 1;
+
+        } else if (hash < points->point[k].hash) {
+            j = k;
+
+        } else {
+            return k;
+        }
+    }
+
+    return i;
 }
 
 
@@ -223,6 +449,7 @@ ngx_http_qqfail_peers_create(ngx_qqfail_srv_conf_t *qscf, ngx_log_t *log)
 
     peers->pool = pool;
     peers->shpool = qscf->main->shpool;
+    peers->ranges_version = NGX_HTTP_QQFAIL_NO_GEN;
     peers->ngroups = n;
 
     peers->groups = ngx_pcalloc(pool, (n ? n : 1)
@@ -291,6 +518,10 @@ ngx_http_qqfail_peers_free(void *data)
 
     if (peers->peer) {
         ngx_free(peers->peer);
+    }
+
+    if (peers->ranges) {
+        ngx_free(peers->ranges);
     }
 
     ngx_destroy_pool(peers->pool);
@@ -542,6 +773,7 @@ ngx_http_qqfail_group_sync(ngx_http_qqfail_peers_t *peers,
         peer->weight = server->weight;
         peer->effective_weight = server->weight;
         peer->max_fails = server->max_fails;
+        peer->max_conns = server->max_conns;
         peer->fail_timeout = server->fail_timeout;
         peer->down = server->down;
         peer->backup = server->backup;
@@ -660,6 +892,42 @@ ngx_http_qqfail_peers_cleanup(void *data)
 }
 
 
+/* the client's address for ip_hash, as nginx's */
+
+static void
+ngx_http_qqfail_ip_hash_addr(ngx_http_request_t *r,
+    ngx_http_qqfail_peer_data_t *pd)
+{
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6  *sin6;
+#endif
+
+    static u_char  pseudo[3];
+
+    switch (r->connection->sockaddr->sa_family) {
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) r->connection->sockaddr;
+        pd->addr = (u_char *) &sin->sin_addr.s_addr;
+        pd->addrlen = 3;
+        break;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) r->connection->sockaddr;
+        pd->addr = (u_char *) &sin6->sin6_addr.s6_addr;
+        pd->addrlen = 16;
+        break;
+#endif
+
+    default:
+        pd->addr = pseudo;
+        pd->addrlen = 3;
+    }
+}
+
+
 static ngx_int_t
 ngx_http_qqfail_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us)
@@ -695,6 +963,34 @@ ngx_http_qqfail_init_peer(ngx_http_request_t *r,
     pd->single = peers->single;
     pd->upstream = &us->host;
     pd->version = peers->version;
+    pd->method = qscf->method;
+    pd->points = qscf->points;
+    pd->hash = 0;
+    pd->rehash = 0;
+    pd->tries = 0;
+    pd->counted = 0;
+
+    switch (qscf->method) {
+
+    case NGX_QQFAIL_METHOD_HASH:
+    case NGX_QQFAIL_METHOD_CHASH:
+
+        if (ngx_http_complex_value(r, qscf->key, &pd->key) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (qscf->method == NGX_QQFAIL_METHOD_CHASH && pd->points) {
+            pd->hash = ngx_http_qqfail_find_point(pd->points,
+                                    ngx_crc32_long(pd->key.data, pd->key.len));
+        }
+
+        break;
+
+    case NGX_QQFAIL_METHOD_IP_HASH:
+        ngx_http_qqfail_ip_hash_addr(r, pd);
+        pd->hash = 89;
+        break;
+    }
 
     if (peers->nelts <= 8 * sizeof(uintptr_t)) {
         pd->tried = &pd->data;
@@ -744,37 +1040,68 @@ ngx_http_qqfail_get_peer(ngx_peer_connection_t *pc, void *data)
 
     time_t                   now;
     uintptr_t                m;
-    ngx_uint_t               n;
+    ngx_uint_t               n, i;
     ngx_http_qqfail_peer_t  *peer;
+    ngx_qqfail_slot_sh_t    *slot;
 
     pc->cached = 0;
     pc->connection = NULL;
 
     now = ngx_time();
 
-    if (pd->single) {
-        peer = pd->single;
-        n = peer->index;
-        m = (uintptr_t) 1 << n % (8 * sizeof(uintptr_t));
+    /*
+     * a peer another worker filled up to max_conns since it was chosen
+     * is chosen again, among the others
+     */
 
-        /* gone, or its struct reused for another address */
+    for (i = 0; /* void */ ; i++) {
 
-        if (!peer->live || peer->since > pd->version || peer->down
-            || (pd->tried[n / (8 * sizeof(uintptr_t))] & m))
+        if (pd->single) {
+            peer = pd->single;
+            n = peer->index;
+            m = (uintptr_t) 1 << n % (8 * sizeof(uintptr_t));
+
+            /* gone, or its struct reused for another address */
+
+            if (!peer->live || peer->since > pd->version || peer->down
+                || (pd->tried[n / (8 * sizeof(uintptr_t))] & m))
+            {
+                goto failed;
+            }
+
+        } else {
+            peer = ngx_http_qqfail_get_method(pd, now);
+
+            if (peer == NULL) {
+                peer = ngx_http_qqfail_get_best(pd, 0, now);
+            }
+
+            if (peer == NULL) {
+                peer = ngx_http_qqfail_get_best(pd, 1, now);
+            }
+
+            if (peer == NULL) {
+                goto failed;
+            }
+        }
+
+        if (ngx_qqfail_slot_conns_take(peer->slot, peer->id,
+                                       peer->max_conns))
         {
+            break;
+        }
+
+        if (pd->single || i == pd->peers->live) {
             goto failed;
         }
+    }
 
-    } else {
-        peer = ngx_http_qqfail_get_best(pd, 0, now);
+    pd->counted = 1;
 
-        if (peer == NULL) {
-            peer = ngx_http_qqfail_get_best(pd, 1, now);
-        }
+    slot = peer->slot;
 
-        if (peer == NULL) {
-            goto failed;
-        }
+    if (slot->id == peer->id && now - slot->checked > peer->fail_timeout) {
+        slot->checked = now;
     }
 
     n = peer->index;
@@ -804,6 +1131,54 @@ failed:
 
 
 /*
+ * Whether a request may try a peer: there when it started, not tried
+ * yet, not down, not failed (max_fails, fail_timeout), not full
+ * (max_conns).  The shared values are read without the lock: a stale
+ * one only delays one decision.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_qqfail_usable(ngx_http_qqfail_peer_data_t *pd,
+    ngx_http_qqfail_peer_t *peer, time_t now)
+{
+    uintptr_t              m;
+    ngx_uint_t             n;
+    ngx_qqfail_slot_sh_t  *slot;
+
+    /* an index added since the request started is past its bitmap */
+
+    if (!peer->live || peer->since > pd->version || peer->down) {
+        return 0;
+    }
+
+    n = peer->index;
+    m = (uintptr_t) 1 << n % (8 * sizeof(uintptr_t));
+
+    if (pd->tried[n / (8 * sizeof(uintptr_t))] & m) {
+        return 0;
+    }
+
+    slot = peer->slot;
+
+    if (peer->max_fails
+        && slot->id == peer->id
+        && slot->fails >= peer->max_fails
+        && now - slot->checked <= peer->fail_timeout)
+    {
+        return 0;
+    }
+
+    if (peer->max_conns
+        && ngx_qqfail_slot_conns(slot, peer->id) >= peer->max_conns)
+    {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
  * Smooth weighted round robin, as nginx's own, over the primary peers or
  * the backup ones that were there when the request started.
  */
@@ -812,11 +1187,9 @@ static ngx_http_qqfail_peer_t *
 ngx_http_qqfail_get_best(ngx_http_qqfail_peer_data_t *pd, ngx_uint_t backup,
     time_t now)
 {
-    uintptr_t                m;
     ngx_int_t                total;
-    ngx_uint_t               i, n;
+    ngx_uint_t               i;
     ngx_http_qqfail_peer_t  *peer, *best, **peerp;
-    ngx_qqfail_slot_sh_t    *slot;
 
     best = NULL;
     total = 0;
@@ -826,34 +1199,7 @@ ngx_http_qqfail_get_best(ngx_http_qqfail_peer_data_t *pd, ngx_uint_t backup,
     for (i = 0; i < pd->peers->nelts; i++) {
         peer = peerp[i];
 
-        /* an index added since the request started is past its bitmap */
-
-        if (!peer->live || peer->backup != backup
-            || peer->since > pd->version)
-        {
-            continue;
-        }
-
-        n = i / (8 * sizeof(uintptr_t));
-        m = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
-
-        if (pd->tried[n] & m) {
-            continue;
-        }
-
-        if (peer->down) {
-            continue;
-        }
-
-        slot = peer->slot;
-
-        /* read without the lock: a stale value only delays one decision */
-
-        if (peer->max_fails
-            && slot->id == peer->id
-            && slot->fails >= peer->max_fails
-            && now - slot->checked <= peer->fail_timeout)
-        {
+        if (peer->backup != backup || !ngx_http_qqfail_usable(pd, peer, now)) {
             continue;
         }
 
@@ -875,13 +1221,412 @@ ngx_http_qqfail_get_best(ngx_http_qqfail_peer_data_t *pd, ngx_uint_t backup,
 
     best->current_weight -= total;
 
-    slot = best->slot;
+    return best;
+}
 
-    if (slot->id == best->id && now - slot->checked > best->fail_timeout) {
-        slot->checked = now;
+
+/*
+ * The upstream's balancing method, as nginx's own: NULL sends the
+ * request to round robin, as nginx does after 20 tries, and for an
+ * empty hash key.
+ */
+
+static ngx_http_qqfail_peer_t *
+ngx_http_qqfail_get_method(ngx_http_qqfail_peer_data_t *pd, time_t now)
+{
+    ngx_http_qqfail_peers_t  *peers;
+
+    peers = pd->peers;
+
+    switch (pd->method) {
+
+    case NGX_QQFAIL_METHOD_LEAST_CONN:
+        return ngx_http_qqfail_get_least_conn(pd, now);
+
+    case NGX_QQFAIL_METHOD_CHASH:
+        return ngx_http_qqfail_get_chash(pd, now);
+
+    case NGX_QQFAIL_METHOD_RR:
+        return NULL;
     }
 
-    return best;
+    if (pd->tries > 20) {
+        return NULL;
+    }
+
+    if (peers->ranges_version != peers->version) {
+        if (ngx_http_qqfail_ranges(peers) != NGX_OK) {
+            return NULL;
+        }
+    }
+
+    if (peers->total_weight == 0) {
+        return NULL;
+    }
+
+    if (pd->method == NGX_QQFAIL_METHOD_RANDOM_TWO) {
+        return ngx_http_qqfail_get_random_two(pd, now);
+    }
+
+    return ngx_http_qqfail_get_ranged(pd, now);
+}
+
+
+/*
+ * hash, ip_hash and random pick from the primary peers in the order of
+ * the configuration (a server's addresses sorted, so that every worker
+ * has the same order), each taking a range as wide as its weight
+ */
+
+static ngx_int_t
+ngx_http_qqfail_ranges(ngx_http_qqfail_peers_t *peers)
+{
+    ngx_uint_t                i, n, first;
+    ngx_http_qqfail_peer_t   *peer;
+    ngx_http_qqfail_range_t  *ranges;
+
+    if (peers->nalloc_ranges < peers->live) {
+        ranges = ngx_alloc(peers->live * sizeof(ngx_http_qqfail_range_t),
+                           ngx_cycle->log);
+        if (ranges == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (peers->ranges) {
+            ngx_free(peers->ranges);
+        }
+
+        peers->ranges = ranges;
+        peers->nalloc_ranges = peers->live;
+    }
+
+    n = 0;
+    peers->total_weight = 0;
+
+    for (i = 0; i < peers->ngroups; i++) {
+        first = n;
+
+        for (peer = peers->groups[i].peers; peer; peer = peer->next) {
+            if (peer->backup || n == peers->nalloc_ranges) {
+                continue;
+            }
+
+            peers->ranges[n++].peer = peer;
+        }
+
+        ngx_sort(&peers->ranges[first], n - first,
+                 sizeof(ngx_http_qqfail_range_t), ngx_http_qqfail_range_cmp);
+    }
+
+    for (i = 0; i < n; i++) {
+        peers->ranges[i].range = peers->total_weight;
+        peers->total_weight += peers->ranges[i].peer->weight;
+    }
+
+    peers->nranges = n;
+    peers->ranges_version = peers->version;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_qqfail_range_cmp(const void *one, const void *two)
+{
+    const ngx_http_qqfail_range_t  *a = one;
+    const ngx_http_qqfail_range_t  *b = two;
+
+    if (a->peer->socklen != b->peer->socklen) {
+        return (ngx_int_t) a->peer->socklen - (ngx_int_t) b->peer->socklen;
+    }
+
+    return ngx_memcmp(a->peer->sockaddr, b->peer->sockaddr,
+                      a->peer->socklen);
+}
+
+
+/* the peer whose range holds w, w < total_weight */
+
+static ngx_http_qqfail_peer_t *
+ngx_http_qqfail_range_find(ngx_http_qqfail_peers_t *peers, ngx_uint_t w)
+{
+    ngx_uint_t  i, j, k;
+
+    i = 0;
+    j = peers->nranges;
+
+    while (j - i > 1) {
+        k = (i + j) / 2;
+
+        if (w < peers->ranges[k].range) {
+            j = k;
+
+        } else {
+            i = k;
+        }
+    }
+
+    return peers->ranges[i].peer;
+}
+
+
+/*
+ * "hash KEY", "ip_hash", "random": a point in the ranges, again while it
+ * falls on a peer the request may not try, as nginx's
+ */
+
+static ngx_http_qqfail_peer_t *
+ngx_http_qqfail_get_ranged(ngx_http_qqfail_peer_data_t *pd, time_t now)
+{
+    ngx_http_qqfail_peer_t  *peer;
+
+    if (pd->method == NGX_QQFAIL_METHOD_HASH && pd->key.len == 0) {
+        return NULL;
+    }
+
+    for ( ;; ) {
+        peer = ngx_http_qqfail_range_find(pd->peers,
+                                          ngx_http_qqfail_next_point(pd)
+                                          % pd->peers->total_weight);
+
+        if (ngx_http_qqfail_usable(pd, peer, now)) {
+            return peer;
+        }
+
+        if (++pd->tries > 20) {
+            return NULL;
+        }
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_qqfail_next_point(ngx_http_qqfail_peer_data_t *pd)
+{
+    size_t      size;
+    uint32_t    hash;
+    ngx_uint_t  i;
+    u_char      buf[NGX_INT_T_LEN];
+
+    switch (pd->method) {
+
+    case NGX_QQFAIL_METHOD_HASH:
+
+        /* Cache::Memcached's ((crc32([REHASH] KEY) >> 16) & 0x7fff) + PREV */
+
+        ngx_crc32_init(hash);
+
+        if (pd->rehash > 0) {
+            size = ngx_sprintf(buf, "%ui", pd->rehash) - buf;
+            ngx_crc32_update(&hash, buf, size);
+        }
+
+        ngx_crc32_update(&hash, pd->key.data, pd->key.len);
+        ngx_crc32_final(hash);
+
+        pd->hash += (hash >> 16) & 0x7fff;
+        pd->rehash++;
+
+        return pd->hash;
+
+    case NGX_QQFAIL_METHOD_IP_HASH:
+
+        /* the first three bytes of an IPv4 address, all of IPv6 */
+
+        for (i = 0; i < pd->addrlen; i++) {
+            pd->hash = (pd->hash * 113 + pd->addr[i]) % 6271;
+        }
+
+        return pd->hash;
+
+    default: /* NGX_QQFAIL_METHOD_RANDOM */
+        return ngx_random();
+    }
+}
+
+
+/* "random two [least_conn]": the one of two with fewer connections */
+
+static ngx_http_qqfail_peer_t *
+ngx_http_qqfail_get_random_two(ngx_http_qqfail_peer_data_t *pd, time_t now)
+{
+    ngx_http_qqfail_peer_t  *peer, *prev;
+
+    prev = NULL;
+
+    for ( ;; ) {
+        peer = ngx_http_qqfail_range_find(pd->peers,
+                                    ngx_random() % pd->peers->total_weight);
+
+        if (peer != prev && ngx_http_qqfail_usable(pd, peer, now)) {
+
+            if (prev) {
+                if (ngx_http_qqfail_conns(peer) * prev->weight
+                    > ngx_http_qqfail_conns(prev) * peer->weight)
+                {
+                    peer = prev;
+                }
+
+                return peer;
+            }
+
+            prev = peer;
+        }
+
+        if (++pd->tries > 20) {
+            return NULL;
+        }
+    }
+}
+
+
+/*
+ * "least_conn": the fewest connections for its weight, counted by every
+ * worker; among equals, round robin; the backup peers when no primary
+ * one is usable
+ */
+
+static ngx_http_qqfail_peer_t *
+ngx_http_qqfail_get_least_conn(ngx_http_qqfail_peer_data_t *pd, time_t now)
+{
+    ngx_int_t                total;
+    ngx_uint_t               i, p, many, backup, conns, best_conns;
+    ngx_http_qqfail_peer_t  *peer, *best, **peerp;
+
+    peerp = pd->peers->peer;
+
+    for (backup = 0; backup < 2; backup++) {
+
+        best = NULL;
+        best_conns = 0;
+        many = 0;
+        p = 0;
+
+        for (i = 0; i < pd->peers->nelts; i++) {
+            peer = peerp[i];
+
+            if (peer->backup != backup
+                || !ngx_http_qqfail_usable(pd, peer, now))
+            {
+                continue;
+            }
+
+            conns = ngx_http_qqfail_conns(peer);
+
+            if (best == NULL
+                || conns * best->weight < best_conns * peer->weight)
+            {
+                best = peer;
+                best_conns = conns;
+                many = 0;
+                p = i;
+
+            } else if (conns * best->weight == best_conns * peer->weight) {
+                many = 1;
+            }
+        }
+
+        if (best == NULL) {
+            continue;
+        }
+
+        if (!many) {
+            return best;
+        }
+
+        total = 0;
+
+        for (i = p; i < pd->peers->nelts; i++) {
+            peer = peerp[i];
+
+            if (peer->backup != backup
+                || !ngx_http_qqfail_usable(pd, peer, now)
+                || ngx_http_qqfail_conns(peer) * best->weight
+                   != best_conns * peer->weight)
+            {
+                continue;
+            }
+
+            peer->current_weight += peer->effective_weight;
+            total += peer->effective_weight;
+
+            if (peer->effective_weight < peer->weight) {
+                peer->effective_weight++;
+            }
+
+            if (peer->current_weight > best->current_weight) {
+                best = peer;
+                best_conns = ngx_http_qqfail_conns(peer);
+            }
+        }
+
+        best->current_weight -= total;
+
+        return best;
+    }
+
+    return NULL;
+}
+
+
+/*
+ * "hash KEY consistent": the ring has a point per 160 of a server's
+ * weight, as nginx's, for each qqfail_server line by its first name and
+ * port (nginx's: by the "server" line's text), made once per
+ * configuration (ngx_http_qqfail_chash_points()); a server's addresses
+ * share its points, and are picked among by round robin, as nginx does
+ * for the addresses of one "server" line
+ */
+
+static ngx_http_qqfail_peer_t *
+ngx_http_qqfail_get_chash(ngx_http_qqfail_peer_data_t *pd, time_t now)
+{
+    ngx_int_t                  total;
+    ngx_http_qqfail_peer_t    *peer, *best;
+    ngx_http_qqfail_group_t   *group;
+    ngx_http_qqfail_points_t  *points;
+
+    points = pd->points;
+
+    if (pd->key.len == 0 || points == NULL || points->number == 0) {
+        return NULL;
+    }
+
+    while (pd->tries <= 20) {
+
+        group = &pd->peers->groups[points->point[pd->hash % points->number]
+                                   .server];
+        best = NULL;
+        total = 0;
+
+        for (peer = group->peers; peer; peer = peer->next) {
+
+            if (!ngx_http_qqfail_usable(pd, peer, now)) {
+                continue;
+            }
+
+            peer->current_weight += peer->effective_weight;
+            total += peer->effective_weight;
+
+            if (peer->effective_weight < peer->weight) {
+                peer->effective_weight++;
+            }
+
+            if (best == NULL || peer->current_weight > best->current_weight) {
+                best = peer;
+            }
+        }
+
+        if (best) {
+            best->current_weight -= total;
+            return best;
+        }
+
+        pd->hash++;
+        pd->tries++;
+    }
+
+    return NULL;
 }
 
 
@@ -898,6 +1643,11 @@ ngx_http_qqfail_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_qqfail_slot_sh_t    *slot;
 
     peer = pd->current;
+
+    if (peer && pd->counted) {
+        pd->counted = 0;
+        ngx_qqfail_slot_conns_release(peer->slot, peer->id);
+    }
 
     if (peer == NULL || pd->single) {
         pc->tries = 0;

@@ -674,7 +674,7 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     size_t                         len;
     time_t                         fail_timeout;
     ngx_str_t                     *value, s;
-    ngx_int_t                      weight, max_fails;
+    ngx_int_t                      weight, max_fails, max_conns;
     ngx_uint_t                     i, j;
     ngx_qqfail_name_t             *name, *n;
     ngx_qqfail_server_t           *server;
@@ -689,8 +689,11 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (qscf->servers == NULL) {
 
+        /* a balancing method before the first qqfail_server is ours */
+
         if (uscf->peer.init_upstream != NULL
-            && uscf->peer.init_upstream != ngx_http_qqfail_init_upstream)
+            && uscf->peer.init_upstream != ngx_http_qqfail_init_upstream
+            && (void *) uscf->peer.init_upstream != qscf->method_init)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"qqfail_server\" must precede \"keepalive\" "
@@ -772,6 +775,7 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     weight = 1;
     max_fails = 1;
+    max_conns = 0;
     fail_timeout = 10;
 
     for (i = 1; i < cf->args->nelts; i++) {
@@ -821,7 +825,31 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "max_conns=", 10) == 0) {
+
+            max_conns = ngx_atoi(&value[i].data[10], value[i].len - 10);
+
+            if (max_conns == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"max_conns\" value \"%s\" in "
+                                   "\"qqfail_server\"", &value[i].data[10]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         if (ngx_strcmp(value[i].data, "backup") == 0) {
+
+            /* as nginx's "server": hash, ip_hash and random refuse it */
+
+            if (!(uscf->flags & NGX_HTTP_UPSTREAM_BACKUP)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "balancing method does not support "
+                                   "parameter \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
             server->backup = 1;
             continue;
         }
@@ -908,7 +936,196 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     server->weight = weight;
     server->max_fails = max_fails;
+    server->max_conns = max_conns;
     server->fail_timeout = fail_timeout;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * nginx's balancing methods in a qqfail upstream.  Their directives
+ * ("hash", "ip_hash", "least_conn", "random") belong to nginx's own
+ * modules, which come before ours: from preconfiguration until
+ * postconfiguration, while the http{} block is parsed, their handlers
+ * are wrapped, so that the wrapper learns each upstream's method and
+ * its arguments.  nginx's handler still checks them, sets uscf->flags
+ * (which refuses "backup" with hash, ip_hash and random) and warns as it
+ * always does.  The handlers are restored after the http{} block, or
+ * when the cycle is freed if the configuration failed before.
+ */
+
+typedef struct {
+    char                        *module;
+    ngx_str_t                    name;
+    ngx_command_t               *cmd;
+    ngx_http_qqfail_slot_pt      set;
+} ngx_http_qqfail_method_t;
+
+
+static ngx_http_qqfail_method_t  ngx_http_qqfail_methods[] = {
+    { "ngx_http_upstream_hash_module", ngx_string("hash"), NULL, NULL },
+    { "ngx_http_upstream_ip_hash_module", ngx_string("ip_hash"),
+      NULL, NULL },
+    { "ngx_http_upstream_least_conn_module", ngx_string("least_conn"),
+      NULL, NULL },
+    { "ngx_http_upstream_random_module", ngx_string("random"), NULL, NULL },
+    { NULL, ngx_null_string, NULL, NULL }
+};
+
+
+ngx_int_t
+ngx_http_qqfail_methods_wrap(ngx_conf_t *cf)
+{
+    ngx_uint_t                 i;
+    ngx_module_t              *module;
+    ngx_command_t             *cmd;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_qqfail_method_t  *m;
+
+    cln = ngx_pool_cleanup_add(cf->cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_qqfail_methods_unwrap;
+
+    for (m = ngx_http_qqfail_methods; m->module; m++) {
+
+        if (m->cmd) {
+            continue;
+        }
+
+        for (i = 0; cf->cycle->modules[i]; i++) {
+            module = cf->cycle->modules[i];
+
+            if (module->type != NGX_HTTP_MODULE || module->commands == NULL
+                || ngx_strcmp(module->name, m->module) != 0)
+            {
+                continue;
+            }
+
+            for (cmd = module->commands; cmd->name.len; cmd++) {
+                if (cmd->name.len == m->name.len
+                    && ngx_strcmp(cmd->name.data, m->name.data) == 0
+                    && cmd->set != ngx_http_qqfail_method)
+                {
+                    m->cmd = cmd;
+                    m->set = cmd->set;
+                    cmd->set = ngx_http_qqfail_method;
+                    break;
+                }
+            }
+
+            break;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_qqfail_methods_unwrap(void *data)
+{
+    ngx_http_qqfail_method_t  *m;
+
+    for (m = ngx_http_qqfail_methods; m->module; m++) {
+        if (m->cmd) {
+            m->cmd->set = m->set;
+            m->cmd = NULL;
+        }
+    }
+}
+
+
+char *
+ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                              *rv;
+    ngx_str_t                         *value;
+    ngx_uint_t                         ours;
+    ngx_qqfail_srv_conf_t             *qscf;
+    ngx_http_complex_value_t          *key;
+    ngx_http_qqfail_method_t          *m;
+    ngx_http_upstream_srv_conf_t      *uscf;
+    ngx_http_compile_complex_value_t   ccv;
+
+    for (m = ngx_http_qqfail_methods; m->cmd != cmd; m++) {
+        if (m->module == NULL) {
+            return "is wrapped by the qqfail module but not known to it";
+        }
+    }
+
+    qscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_qqfail_module);
+    qscf = ngx_http_qqfail_upstream_conf(cf, qscf);
+    uscf = qscf->upstream;
+
+    /*
+     * after qqfail_server, nginx warns "load balancing method redefined"
+     * only if a method was set before
+     */
+
+    ours = (uscf->peer.init_upstream == ngx_http_qqfail_init_upstream);
+
+    if (ours) {
+        uscf->peer.init_upstream = qscf->method_init;
+    }
+
+    rv = m->set(cf, cmd, conf);
+
+    qscf->method_init = (void *) uscf->peer.init_upstream;
+
+    if (ours) {
+        uscf->peer.init_upstream = ngx_http_qqfail_init_upstream;
+    }
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+
+    qscf->method_name = cmd->name;
+    ngx_http_qqfail_conf_where(cf, &qscf->method_where);
+
+    switch (m - ngx_http_qqfail_methods) {
+
+    case 0: /* hash KEY [consistent] */
+
+        key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (key == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &value[1];
+        ccv.complex_value = key;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        qscf->key = key;
+        qscf->method = (cf->args->nelts == 3) ? NGX_QQFAIL_METHOD_CHASH
+                                               : NGX_QQFAIL_METHOD_HASH;
+        break;
+
+    case 1:
+        qscf->method = NGX_QQFAIL_METHOD_IP_HASH;
+        break;
+
+    case 2:
+        qscf->method = NGX_QQFAIL_METHOD_LEAST_CONN;
+        break;
+
+    default: /* random [two [least_conn]] */
+        qscf->method = (cf->args->nelts > 1) ? NGX_QQFAIL_METHOD_RANDOM_TWO
+                                              : NGX_QQFAIL_METHOD_RANDOM;
+        break;
+    }
 
     return NGX_CONF_OK;
 }

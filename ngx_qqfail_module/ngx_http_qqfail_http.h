@@ -63,6 +63,10 @@ char *ngx_http_qqfail_geoip2(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_qqfail_methods_wrap(ngx_conf_t *cf);
+void ngx_http_qqfail_methods_unwrap(void *data);
+char *ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 char *ngx_http_qqfail_max_stale(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_qqfail_upstream_post(ngx_conf_t *cf, void *post,

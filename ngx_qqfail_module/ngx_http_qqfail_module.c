@@ -210,6 +210,10 @@ ngx_http_qqfail_preconfiguration(ngx_conf_t *cf)
 {
     ngx_http_variable_t  *var, *v;
 
+    if (ngx_http_qqfail_methods_wrap(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     for (v = ngx_http_qqfail_vars; v->name.len; v++) {
         var = ngx_http_add_variable(cf, &v->name, v->flags);
         if (var == NULL) {
@@ -522,6 +526,10 @@ ngx_http_qqfail_postconfiguration(ngx_conf_t *cf)
     ngx_http_upstream_srv_conf_t  **uscfp;
     ngx_http_upstream_main_conf_t  *umcf;
 
+    /* the http{} block is parsed: nginx's method directives are its own */
+
+    ngx_http_qqfail_methods_unwrap(NULL);
+
     qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
     umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
 
@@ -623,10 +631,10 @@ ngx_http_qqfail_check_upstream(ngx_conf_t *cf,
 
     if (!qscf->initialized) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "qqfail: \"qqfail_server\" cannot be combined with "
-                      "another load balancing method (\"hash\", "
-                      "\"ip_hash\", \"least_conn\", \"random\") in "
-                      "upstream \"%V\" in %s:%ui",
+                      "qqfail: a balancing method (\"hash\", "
+                      "\"ip_hash\", \"least_conn\", \"random\") must "
+                      "come before \"keepalive\" in upstream \"%V\" "
+                      "with \"qqfail_server\" in %s:%ui",
                       &uscf->host, qscf->first.file, qscf->first.line);
         return NGX_ERROR;
     }

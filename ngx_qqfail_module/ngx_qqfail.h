@@ -46,6 +46,15 @@
      + 13 * sizeof(ngx_qqfail_upstream_sh_t))
 
 #define NGX_QQFAIL_MAX_ADDRS             32      /* per name and answer */
+
+/* nginx's balancing methods, in a qqfail upstream */
+#define NGX_QQFAIL_METHOD_RR             0
+#define NGX_QQFAIL_METHOD_HASH           1
+#define NGX_QQFAIL_METHOD_CHASH          2
+#define NGX_QQFAIL_METHOD_IP_HASH        3
+#define NGX_QQFAIL_METHOD_LEAST_CONN     4
+#define NGX_QQFAIL_METHOD_RANDOM         5
+#define NGX_QQFAIL_METHOD_RANDOM_TWO     6
 #define NGX_QQFAIL_MAX_PROCS             256     /* workers, all generations */
 #define NGX_QQFAIL_ADDR_STRLEN           (NGX_INET6_ADDRSTRLEN + 9)
 #define NGX_QQFAIL_ORG_HASH              256     /* buckets */
@@ -202,6 +211,7 @@ typedef struct {
     uint32_t                         fails;
     time_t                           accessed;
     time_t                           checked;
+    ngx_atomic_t                     conns;      /* id and count, packed */
 } ngx_qqfail_slot_sh_t;
 
 
@@ -344,6 +354,93 @@ ngx_qqfail_slot_first(ngx_qqfail_server_sh_t *ssh,
 
 
 /*
+ * Connections to an address, counted by every worker on its slot (for
+ * least_conn, random two and max_conns): the slot's id and the count in
+ * one word, changed by compare-and-swap, so that a count made for an
+ * address is never read or released as another's once the slot is
+ * reused; a word of another id counts 0.
+ */
+
+#if (NGX_PTR_SIZE == 8)
+#define NGX_QQFAIL_CONNS_SHIFT           32
+#else
+#define NGX_QQFAIL_CONNS_SHIFT           16
+#endif
+
+#define NGX_QQFAIL_CONNS_MASK                                                 \
+    (((ngx_atomic_uint_t) 1 << NGX_QQFAIL_CONNS_SHIFT) - 1)
+#define ngx_qqfail_conns_id(id)                                               \
+    ((ngx_atomic_uint_t) (id) & NGX_QQFAIL_CONNS_MASK)
+
+
+static ngx_inline ngx_uint_t
+ngx_qqfail_slot_conns(ngx_qqfail_slot_sh_t *slot, uint32_t id)
+{
+    ngx_atomic_uint_t  w;
+
+    w = *(volatile ngx_atomic_uint_t *) &slot->conns;
+
+    if ((w >> NGX_QQFAIL_CONNS_SHIFT) != ngx_qqfail_conns_id(id)) {
+        return 0;
+    }
+
+    return (ngx_uint_t) (w & NGX_QQFAIL_CONNS_MASK);
+}
+
+
+/* one more connection, unless max (0: no limit) are open */
+
+static ngx_inline ngx_uint_t
+ngx_qqfail_slot_conns_take(ngx_qqfail_slot_sh_t *slot, uint32_t id,
+    ngx_uint_t max)
+{
+    ngx_atomic_uint_t  w, n, nw;
+
+    for ( ;; ) {
+        w = *(volatile ngx_atomic_uint_t *) &slot->conns;
+
+        if ((w >> NGX_QQFAIL_CONNS_SHIFT) == ngx_qqfail_conns_id(id)) {
+            n = w & NGX_QQFAIL_CONNS_MASK;
+
+            if ((max && n >= max) || n == NGX_QQFAIL_CONNS_MASK) {
+                return 0;
+            }
+
+            nw = w + 1;
+
+        } else {
+            nw = (ngx_qqfail_conns_id(id) << NGX_QQFAIL_CONNS_SHIFT) | 1;
+        }
+
+        if (ngx_atomic_cmp_set(&slot->conns, w, nw)) {
+            return 1;
+        }
+    }
+}
+
+
+static ngx_inline void
+ngx_qqfail_slot_conns_release(ngx_qqfail_slot_sh_t *slot, uint32_t id)
+{
+    ngx_atomic_uint_t  w;
+
+    for ( ;; ) {
+        w = *(volatile ngx_atomic_uint_t *) &slot->conns;
+
+        if ((w >> NGX_QQFAIL_CONNS_SHIFT) != ngx_qqfail_conns_id(id)
+            || (w & NGX_QQFAIL_CONNS_MASK) == 0)
+        {
+            return;
+        }
+
+        if (ngx_atomic_cmp_set(&slot->conns, w, w - 1)) {
+            return;
+        }
+    }
+}
+
+
+/*
  * "gen" counts the changes of its servers' address sets; the records of
  * the last NGX_QQFAIL_CHANGES of them are in "changed", the change
  * numbered g at g % NGX_QQFAIL_CHANGES, so that workers copy only
@@ -452,6 +549,7 @@ typedef struct {
     ngx_str_t                        key;        /* "name:port,name:port" */
     ngx_uint_t                       weight;
     ngx_uint_t                       max_fails;
+    ngx_uint_t                       max_conns;
     time_t                           fail_timeout;
     ngx_qqfail_server_sh_t          *sh;
     ngx_qqfail_srv_conf_t           *upstream;
@@ -523,6 +621,14 @@ struct ngx_qqfail_srv_conf_s {
     ngx_array_t                     *allow;      /* rule_t: asn, country */
     ngx_array_t                     *allow_cidr; /* ngx_cidr_t */
     ngx_flag_t                       ipv6;
+
+    /* the balancing method, and the front end's data for it */
+    ngx_uint_t                       method;     /* NGX_QQFAIL_METHOD_* */
+    ngx_str_t                        method_name;
+    ngx_qqfail_where_t               method_where;
+    void                            *method_init;
+    void                            *key;        /* hash: complex value */
+    void                            *points;     /* hash consistent */
 
     ngx_qqfail_where_t               first;      /* first qqfail_server */
     ngx_qqfail_where_t               directive;  /* first other directive */

@@ -1128,6 +1128,7 @@ ngx_qqfail_zone_inherit(ngx_qqfail_server_t *server,
         *to = *slot;
         to->id = (uint32_t) k + 1;
         to->fails = 0;
+        to->conns = 0;
         to->accessed = 0;
         to->checked = 0;
 

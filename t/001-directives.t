@@ -60,6 +60,20 @@ my @cases = (
         http => "qqfail_provider p1 $P;\nqqfail_state_file off;",
         up => "qqfail_server a.example.com;\nqqfail_max_stale 2h;\n"
             . "qqfail_ipv6 on;" } ],
+    [ 'balancing methods after qqfail_server', ok => {
+        up => "qqfail_server a.example.com max_conns=10;\nhash \$uri;" } ],
+    [ 'hash consistent before qqfail_server, then keepalive', ok => {
+        up => "hash \$arg_k consistent;\n"
+            . "qqfail_server a.example.com weight=3;\n"
+            . "qqfail_server b.example.com;\nkeepalive 4;" } ],
+    [ 'ip_hash', ok => { up => "ip_hash;\nqqfail_server a.example.com;" } ],
+    [ 'least_conn with backup', ok => {
+        up => "qqfail_server a.example.com;\n"
+            . "qqfail_server b.example.com backup;\nleast_conn;" } ],
+    [ 'random', ok => { up => "qqfail_server a.example.com;\nrandom;" } ],
+    [ 'random two least_conn', ok => {
+        up => "random two least_conn;\nqqfail_server a.example.com "
+            . "max_conns=0;" } ],
     [ 'ASN database alone', ok => {
         http => "qqfail_provider p1 $P;\nqqfail_geoip2 $asn_db;",
         up => "qqfail_server a.example.com;\nqqfail_allow asn=64500;" } ],
@@ -205,12 +219,31 @@ my @cases = (
     [ 'server after keepalive', err => {
         up => "keepalive 4;\nqqfail_server a.example.com; #BAD" },
       qr/"qqfail_server" must precede "keepalive"/ ],
-    [ 'server after ip_hash', err => {
-        up => "ip_hash;\nqqfail_server a.example.com; #BAD" },
-      qr/"qqfail_server" must precede "keepalive" and cannot be combined/ ],
-    [ 'hash after qqfail_server', err => {
-        up => "qqfail_server a.example.com; #BAD\nleast_conn;" },
-      qr/qqfail: "qqfail_server" cannot be combined with another load balancing method .* upstream "app"/ ],
+    [ 'backup with hash before it', err => {
+        up => "hash \$uri;\nqqfail_server a.example.com backup; #BAD" },
+      qr/balancing method does not support parameter "backup"/ ],
+    [ 'backup with ip_hash after it', err => {
+        up => "qqfail_server a.example.com;\n"
+            . "qqfail_server b.example.com backup;\nip_hash; #BAD" },
+      qr/qqfail: balancing method "ip_hash" does not support parameter "backup" of "qqfail_server" in upstream "app"/ ],
+    [ 'backup with random after it', err => {
+        up => "qqfail_server b.example.com backup;\nrandom two; #BAD" },
+      qr/qqfail: balancing method "random" does not support parameter "backup"/ ],
+    [ 'method after keepalive', err => {
+        up => "qqfail_server a.example.com; #BAD\nkeepalive 4;\nleast_conn;" },
+      qr/qqfail: a balancing method .* must come before "keepalive" in upstream "app"/ ],
+    [ 'server after a method and keepalive', err => {
+        up => "ip_hash;\nkeepalive 4;\nqqfail_server a.example.com; #BAD" },
+      qr/"qqfail_server" must precede "keepalive"/ ],
+    [ 'hash without a key', err => {
+        up => "qqfail_server a.example.com;\nhash; #BAD" },
+      qr/invalid number of arguments in "hash" directive/ ],
+    [ 'hash with a bad flag', err => {
+        up => "qqfail_server a.example.com;\nhash \$uri sticky; #BAD" },
+      qr/invalid parameter "sticky"/ ],
+    [ 'max_conns not a number', err => {
+        up => "qqfail_server a.example.com max_conns=x; #BAD" },
+      qr/invalid "max_conns" value "x" in "qqfail_server"/ ],
     [ 'plain server mixed in', err => {
         up => "qqfail_server a.example.com; #BAD\nserver 127.0.0.1:1;" },
       qr/qqfail: "server" cannot be combined with "qqfail_server" in upstream "app"/ ],

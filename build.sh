@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 #
 # Build, test and demo ngx_qqfail_module against the installed nginx.
 #
@@ -9,12 +10,21 @@ cd "$TOP"
 
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 MODULE=ngx_http_qqfail_module
+# the stream front end, a file of its own (built when nginx has stream)
+STREAM_MODULE=ngx_stream_qqfail_module
 
 BUILD_PKGS=(gcc make libc6-dev nginx nginx-dev libc-ares-dev libmaxminddb-dev)
-TEST_PKGS=(perl libnet-dns-perl unbound nsd libmaxmind-db-writer-perl
-           mmdb-bin iproute2 procps prometheus chromium)
+TEST_PKGS=(perl libnet-dns-perl unbound nsd openssl libmaxmind-db-writer-perl
+           mmdb-bin iproute2 procps prometheus chromium libnginx-mod-stream)
 # the subset of TEST_PKGS that demo/demo.pl needs
 DEMO_PKGS=(perl libnet-dns-perl unbound nsd)
+# ./build.sh deb: dpkg-buildpackage with debian/ (dh-sequence-nginx comes
+# with nginx-dev), then lintian
+DEB_PKGS=(build-essential debhelper dpkg-dev nginx-dev libc-ares-dev
+          libmaxminddb-dev lintian)
+DEB_PACKAGE=libnginx-mod-http-qqfail
+# test --deb: the fresh Debian root of t/deb/fresh-root.sh
+DEB_TEST_PKGS=(debootstrap debian-archive-keyring util-linux)
 # libFuzzer: clang, and its runtime (-fsanitize=fuzzer)
 FUZZ_PKGS=(clang libclang-rt-dev)
 
@@ -31,6 +41,9 @@ DEB_MODULES_AVAILABLE=/usr/share/nginx/modules-available
 DEB_MODULES_ENABLED=/etc/nginx/modules-enabled
 DEB_MODULE_CONF=mod-http-qqfail.conf
 DEB_MODULE_LINK=50-mod-http-qqfail.conf
+# after nginx's stream module (50-mod-stream.conf) and ours (http)
+DEB_STREAM_CONF=mod-stream-qqfail.conf
+DEB_STREAM_LINK=60-mod-stream-qqfail.conf
 
 usage() {
     cat <<'EOF'
@@ -39,12 +52,16 @@ Usage: ./build.sh [COMMAND] [OPTIONS]
 Commands:
   build            install missing build packages (as root, apt-get), then
                    build objs/ngx_http_qqfail_module.so (the default command)
-  test [--asan] [--soak]
+  test [--asan] [--soak] [--deb]
                    build, then run every test (prove -r t/); with --asan the
                    module is built with AddressSanitizer + UBSan and the
                    suite runs with the sanitizer runtime preloaded into nginx;
                    --soak adds the ten-minute soak test (t/900-soak.t:
-                   reloads every second, providers down and up, moves)
+                   reloads every second, providers down and up, moves);
+                   --deb adds the package test (t/096-deb.t: ./build.sh
+                   deb, then apt-get install of the .deb in a fresh Debian
+                   root: debootstrap minbase by t/deb/fresh-root.sh, or
+                   by ../shared/tools/fresh-machine.sh if it is there)
   demo [--keep] [--fast]
                    install missing packages, build, then replay the 2012
                    outage (registrar down, every DNS provider down, nginx
@@ -59,11 +76,18 @@ Commands:
                    module builds with, then run each for SECONDS (default
                    60) from its seeds in fuzz/corpus/; fails on a crash,
                    which is kept in build/fuzz/artifacts/
+  deb              install missing packaging tools, then build the Debian
+                   package libnginx-mod-http-qqfail_VERSION_ARCH.deb into
+                   ./dist/ with dpkg-buildpackage (debian/; VERSION from
+                   debian/changelog) from a copy of the tree in build/deb,
+                   and check it with lintian (fails on an error)
   install          build, then copy the module into nginx's modules path
                    (nginx -V --modules-path) and enable it: on Debian
                    /usr/share/nginx/modules-available/mod-http-qqfail.conf
-                   and a link in /etc/nginx/modules-enabled; runs nginx -t
-  uninstall        remove what install added, then run nginx -t
+                   and a link in /etc/nginx/modules-enabled; runs nginx -t;
+                   refuses to overwrite files a package owns (dpkg -S)
+  uninstall        remove what install added, then run nginx -t (never a
+                   file that a package owns)
   -h, --help       this text
 
 Environment:
@@ -176,7 +200,7 @@ build_module() {
     local src=${NGINX_SRC:-/usr/share/nginx/src}
     local bdir="$TOP/build/nginx${variant:+-$variant}"
     local out="$TOP/objs${variant:+/$variant}"
-    local srcver binver stamp args cc_opt ld_opt
+    local srcver binver stamp args cc_opt ld_opt targets
 
     [ -x "$NGINX_BIN" ] || die "nginx binary \"$NGINX_BIN\" not found"
     [ -f "$src/src/core/nginx.h" ] \
@@ -199,6 +223,13 @@ build_module() {
         cc_opt="$cc_opt -fsanitize=address,undefined"
         cc_opt="$cc_opt -fno-sanitize-recover=undefined"
         ld_opt="-fPIC -fsanitize=address,undefined"
+    fi
+
+    # Debian's nginx-dev flags leave stream out; its nginx has it (a
+    # module of its own): the stream front end needs nginx's stream headers
+    if [ -d "$src/src/stream" ] \
+       && ! printf '%s\n' "${args[@]}" | grep -q '^--with-stream'; then
+        args+=("--with-stream=dynamic")
     fi
 
     args+=("--with-cc-opt=$cc_opt" "--with-ld-opt=$ld_opt"
@@ -225,12 +256,23 @@ build_module() {
         echo "$stamp" > "$bdir/.qqfail-stamp"
     fi
 
-    make -s -C "$bdir" -f objs/Makefile modules \
+    # our files only: nginx-dev's tree has no source for nginx's own
+    # dynamic modules (stream)
+    targets=("objs/$MODULE.so")
+    if grep -q "^objs/$STREAM_MODULE.so:" "$bdir/objs/Makefile"; then
+        targets+=("objs/$STREAM_MODULE.so")
+    fi
+
+    make -s -C "$bdir" -f objs/Makefile "${targets[@]}" \
         -j"$(nproc 2>/dev/null || echo 2)" >&2
 
     mkdir -p "$out"
     cp "$bdir/objs/$MODULE.so" "$out/$MODULE.so.tmp"
     mv "$out/$MODULE.so.tmp" "$out/$MODULE.so"
+    if [ -f "$bdir/objs/$STREAM_MODULE.so" ]; then
+        cp "$bdir/objs/$STREAM_MODULE.so" "$out/$STREAM_MODULE.so.tmp"
+        mv "$out/$STREAM_MODULE.so.tmp" "$out/$STREAM_MODULE.so"
+    fi
     log "built $out/$MODULE.so (nginx $srcver${variant:+, $variant})"
 
     build_units "$bdir" "$out" "$cc_opt"
@@ -283,18 +325,21 @@ cmd_build() {
 
 cmd_test() {
     local asan= jobs=${QQ_JOBS:-1}
+    local -a pkgs=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
     local tests
 
     while [ $# -gt 0 ]; do
         case $1 in
             --asan) asan=1 ;;
             --soak) export QQ_SOAK=1 ;;
+            --deb) export QQ_DEB=1 ;;
             *) die "unknown option \"$1\" for test" ;;
         esac
         shift
     done
 
-    install_pkgs "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+    [ -n "${QQ_DEB:-}" ] && pkgs+=("${DEB_TEST_PKGS[@]}")
+    install_pkgs "${pkgs[@]}"
 
     if [ -n "$asan" ]; then
         build_module asan
@@ -371,6 +416,56 @@ cmd_fuzz() {
     [ "$failed" = 0 ] || die "fuzz: a harness found a crash"
 }
 
+# the package: dpkg-buildpackage in a copy of the tree (debian/'s build
+# files stay out of the checkout), the .deb files in ./dist/
+cmd_deb() {
+    local bdir="$TOP/build/deb" dist="$TOP/dist"
+    local version upver arch deb src opts had_makefile=
+    local nginx_makefile=/usr/share/nginx/src/Makefile
+
+    [ $# -eq 0 ] || die "deb takes no options"
+
+    install_pkgs "${DEB_PKGS[@]}"
+
+    version=$(dpkg-parsechangelog -l debian/changelog -S Version)
+    upver=${version%-*}
+    arch=$(dpkg-architecture -q DEB_HOST_ARCH)
+    deb="${DEB_PACKAGE}_${version}_${arch}.deb"
+    src="$bdir/$DEB_PACKAGE-$upver"
+
+    rm -rf "$bdir"
+    mkdir -p "$src" "$dist"
+    tar -C "$TOP" --exclude=./.git --exclude=./build --exclude=./objs \
+        --exclude=./dist -cf - . | tar -C "$src" -xf -
+
+    # nginx_mod runs nginx's configure in /usr/share/nginx/src, which
+    # leaves a Makefile there: removed again unless it was there before
+    [ -e "$nginx_makefile" ] && had_makefile=1
+
+    log "building $deb in $bdir (log: $bdir/build.log)"
+    opts="parallel=$(nproc 2>/dev/null || echo 2) ${DEB_BUILD_OPTIONS:-}"
+    if ! (cd "$src" && DEB_BUILD_OPTIONS="$opts" \
+            dpkg-buildpackage -us -uc -b) > "$bdir/build.log" 2>&1; then
+        [ -n "$had_makefile" ] || rm -f "$nginx_makefile"
+        tail -n 40 "$bdir/build.log" >&2
+        die "dpkg-buildpackage failed (full log: $bdir/build.log)"
+    fi
+    [ -n "$had_makefile" ] || rm -f "$nginx_makefile"
+
+    rm -f "$dist/${DEB_PACKAGE}"_*.deb "$dist/${DEB_PACKAGE}"-dbgsym_*.deb
+    cp "$bdir/$deb" "$dist/"
+    cp "$bdir"/${DEB_PACKAGE}-dbgsym_"${version}_${arch}".deb "$dist/" \
+        2>/dev/null || true
+    log "built $dist/$deb"
+    dpkg-deb -f "$dist/$deb" Depends | sed 's/^/    Depends: /' >&2
+
+    log "lintian $dist/$deb"
+    lintian --fail-on error --display-info "$dist/$deb" >&2 \
+        || die "lintian found an error in $dist/$deb"
+    log "lintian: no error"
+    log "install it with: apt-get install $dist/$deb"
+}
+
 need_root() {
     [ "$(id -u)" = 0 ] || die "$1: run as root"
 }
@@ -412,13 +507,52 @@ modules_path() {
 # the load_module line: relative to the prefix when PREFIX/modules is the
 # modules path (Debian: /usr/share/nginx/modules -> /usr/lib/nginx/modules)
 load_module_line() {
-    local mdir=$1 prefix
+    local mdir=$1 name=${2:-$MODULE} prefix
     prefix=$(nginx_configure_arg prefix)
     prefix=${prefix:-/usr/local/nginx}
     if [ "$(readlink -m "$prefix/modules")" = "$(readlink -m "$mdir")" ]; then
-        echo "load_module modules/$MODULE.so;"
+        echo "load_module modules/$name.so;"
     else
-        echo "load_module $mdir/$MODULE.so;"
+        echo "load_module $mdir/$name.so;"
+    fi
+}
+
+# copy, then rename: a running nginx keeps its mapping of the old file
+install_module_file() {
+    local name=$1 mdir=$2
+    cp "objs/$name.so" "$mdir/.$name.so.tmp.$$"
+    chmod 644 "$mdir/.$name.so.tmp.$$"
+    mv -f "$mdir/.$name.so.tmp.$$" "$mdir/$name.so"
+    log "installed $mdir/$name.so"
+}
+
+# the stream front end: installed with the http one; enabled (Debian's
+# modules-enabled) when nginx's stream module is, after it
+install_stream() {
+    local mdir=$1 line conf
+    [ -f "objs/$STREAM_MODULE.so" ] || return 0
+    install_module_file "$STREAM_MODULE" "$mdir"
+    line=$(load_module_line "$mdir" "$STREAM_MODULE")
+
+    if [ ! -d "$DEB_MODULES_ENABLED" ]; then
+        log "for stream{} upstreams, add after the line above, and after"
+        log "nginx's own stream module: $line"
+        return 0
+    fi
+
+    conf="$DEB_MODULES_AVAILABLE/$DEB_STREAM_CONF"
+    printf '%s\n' "$line" > "$conf.tmp.$$"
+    chmod 644 "$conf.tmp.$$"
+    mv -f "$conf.tmp.$$" "$conf"
+    log "added $conf ($line)"
+
+    if ls "$DEB_MODULES_ENABLED"/*-mod-stream.conf >/dev/null 2>&1; then
+        ln -sfn "$conf" "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK"
+        log "enabled it: $DEB_MODULES_ENABLED/$DEB_STREAM_LINK -> $conf"
+    else
+        log "not enabled: nginx's stream module is not (apt-get install" \
+            "libnginx-mod-stream); then: ln -s $conf" \
+            "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK"
     fi
 }
 
@@ -440,22 +574,52 @@ remove_dir_if_ours() {
     rmdir "$dir" && log "removed empty directory $dir"
 }
 
+# the package that owns PATH, or the file PATH resolves to (Debian's
+# /usr/share/nginx/modules is a link to /usr/lib/nginx/modules, and dpkg
+# knows a file only by the path it unpacked)
+path_owner() {
+    local path=$1 p
+    command -v dpkg-query >/dev/null 2>&1 || return 0
+    for p in "$path" "$(readlink -m "$path")"; do
+        dpkg-query -S "$p" 2>/dev/null \
+            | sed -n '/^diversion by /d; s/: .*//p' | head -n 1 \
+            | grep . && return 0
+    done
+    return 0
+}
+
+# refuse when a package owns a file that install writes or uninstall
+# removes: the package's own files are dpkg's, upgraded and removed by apt
+refuse_package_files() {
+    local what=$1 f pkg
+    [ -x "$NGINX_BIN" ] || return 0
+
+    for f in "$(modules_path)/$MODULE.so" \
+             "$DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF" \
+             "$(modules_path)/$STREAM_MODULE.so" \
+             "$DEB_MODULES_AVAILABLE/$DEB_STREAM_CONF"
+    do
+        pkg=$(path_owner "$f")
+        [ -z "$pkg" ] && continue
+        die "$what: $f belongs to the package $pkg; a packaged module is" \
+            "upgraded with apt (apt-get install ./dist/${DEB_PACKAGE}_*.deb)" \
+            "and removed with apt-get remove $pkg"
+    done
+}
+
 cmd_install() {
     local mdir line conf conf_path
     [ $# -eq 0 ] || die "install takes no options"
     need_root install
 
+    refuse_package_files install
     cmd_build
 
     mdir=$(modules_path)
     line=$(load_module_line "$mdir")
 
-    # copy, then rename: a running nginx keeps its mapping of the old file
     install -d -m 755 "$mdir"
-    cp "objs/$MODULE.so" "$mdir/.$MODULE.so.tmp.$$"
-    chmod 644 "$mdir/.$MODULE.so.tmp.$$"
-    mv -f "$mdir/.$MODULE.so.tmp.$$" "$mdir/$MODULE.so"
-    log "installed $mdir/$MODULE.so"
+    install_module_file "$MODULE" "$mdir"
 
     if [ -d "$DEB_MODULES_ENABLED" ]; then
         conf="$DEB_MODULES_AVAILABLE/$DEB_MODULE_CONF"
@@ -481,6 +645,8 @@ cmd_install() {
         log "    $line"
     fi
 
+    install_stream "$mdir"
+
     if nginx_test; then
         log "nginx -t passed with the module loaded; reload nginx to use it" \
             "(nginx -s reload)"
@@ -490,13 +656,26 @@ cmd_install() {
 }
 
 cmd_uninstall() {
-    local mdir removed=
+    local mdir f removed=
     [ $# -eq 0 ] || die "uninstall takes no options"
     need_root uninstall
 
+    refuse_package_files uninstall
     mdir=$(modules_path)
 
-    # the link first, the module last: nginx.conf never names a missing file
+    # the links first, the modules last: nginx.conf never names a missing
+    # file; the stream front end before the http one, whose core it uses
+    for f in "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK" \
+             "$DEB_MODULES_AVAILABLE/$DEB_STREAM_CONF" \
+             "$mdir/$STREAM_MODULE.so"
+    do
+        if [ -L "$f" ] || [ -e "$f" ]; then
+            rm -f "$f"
+            log "removed $f"
+            removed=1
+        fi
+    done
+
     if [ -L "$DEB_MODULES_ENABLED/$DEB_MODULE_LINK" ] \
        || [ -e "$DEB_MODULES_ENABLED/$DEB_MODULE_LINK" ]; then
         rm -f "$DEB_MODULES_ENABLED/$DEB_MODULE_LINK"
@@ -539,6 +718,7 @@ main() {
         test) cmd_test "$@" ;;
         demo) cmd_demo "$@" ;;
         fuzz) cmd_fuzz "$@" ;;
+        deb) cmd_deb "$@" ;;
         install) cmd_install "$@" ;;
         uninstall) cmd_uninstall "$@" ;;
         *) usage >&2; exit 2 ;;

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Benchmark (not a test): a qqfail upstream against the same upstream with
 # static "server IP:PORT" lines, in one nginx, in the same run, alternating;

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Memory benchmark (not a test): the names of bench/scale.pl (N
 # "qqfail_server svcI.example.com:P svcI.example.net:P" lines over 10

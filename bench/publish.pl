@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Publication benchmark (not a test): what the workers that do not lead
 # pay when the lookup leader changes addresses, against stock nginx with

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Scale benchmark (not a test): the topology of issue 12 for N names and
 # what the module costs there, against stock nginx with the same servers as

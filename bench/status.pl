@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The status page at scale: N qqfail_server lines (IP literals, no DNS)
 # in one worker beside a proxied upstream.  Per format and view: the page

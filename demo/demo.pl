@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # ./build.sh demo [--keep]: the 2012 registrar outage, replayed on 127.x.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Writes the seed corpus of fuzz/dns_answer.c into fuzz/corpus/dns_answer/:
 # answers as a provider sends them (Net::DNS), good and hostile, each

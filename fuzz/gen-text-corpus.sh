@@ -1,4 +1,5 @@
 #!/bin/sh
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 #
 # Writes the seeds of fuzz/state_file.c and fuzz/status_escape.c:
 # state files as the module writes them and as they go wrong, and strings

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_qqfail_module authors
+ * Distributed under the 2-clause BSD license, see LICENSE.
  */
 
 
@@ -11,657 +12,18 @@
 #include "ngx_http_qqfail_http.h"
 
 
-static void ngx_http_qqfail_conf_where(ngx_conf_t *cf,
-    ngx_qqfail_where_t *where);
-static ngx_int_t ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
-    in_port_t default_port, ngx_addr_t *addr);
-static ngx_int_t ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
-    ngx_qqfail_name_t *name);
-static ngx_int_t ngx_http_qqfail_valid_host(ngx_str_t *host);
-static ngx_qqfail_srv_conf_t *ngx_http_qqfail_upstream_conf(
-    ngx_conf_t *cf, void *conf);
-static char *ngx_http_qqfail_conf_invalid(ngx_conf_t *cf,
-    ngx_http_qqfail_slot_t *slot);
-static ngx_int_t ngx_http_qqfail_parse_rule(ngx_conf_t *cf,
-    ngx_qqfail_srv_conf_t *qscf, ngx_str_t *value);
+/* a qqfail upstream learns its http upstream{} at its first directive */
 
-
-static ngx_str_t  ngx_http_qqfail_system_name = ngx_string("system");
-
-
-static void
-ngx_http_qqfail_conf_where(ngx_conf_t *cf, ngx_qqfail_where_t *where)
+void
+ngx_http_qqfail_attach(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
 {
-    if (where->file == NULL) {
-        where->file = cf->conf_file->file.name.data;
-        where->line = cf->conf_file->line;
-    }
-}
-
-
-/*
- * An IP literal with an optional port: "1.2.3.4", "1.2.3.4:53", "::1",
- * "[::1]", "[::1]:53".  NGX_DECLINED: not an IP literal, or a bad port.
- */
-
-static ngx_int_t
-ngx_http_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
-    in_port_t default_port, ngx_addr_t *addr)
-{
-    u_char    *host;
-    size_t     len;
-    ngx_int_t  rc;
-    u_char     buf[NGX_SOCKADDR_STRLEN];
-
-    host = text->data;
-    len = text->len;
-
-    /* ngx_parse_addr_port() takes brackets only before a port */
-
-    if (len > 2 && host[0] == '[' && host[len - 1] == ']') {
-        host++;
-        len -= 2;
-    }
-
-    if (len == 0) {
-        return NGX_DECLINED;
-    }
-
-    rc = ngx_parse_addr_port(cf->pool, addr, host, len);
-
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    /* a port it took is 1 to 65535 */
-
-    if (ngx_inet_get_port(addr->sockaddr) == 0) {
-        ngx_inet_set_port(addr->sockaddr, default_port);
-    }
-
-    len = ngx_sock_ntop(addr->sockaddr, addr->socklen, buf,
-                        NGX_SOCKADDR_STRLEN, 1);
-
-    addr->name.data = ngx_pnalloc(cf->pool, len);
-    if (addr->name.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(addr->name.data, buf, len);
-    addr->name.len = len;
-
-    return NGX_OK;
-}
-
-
-char *
-ngx_http_qqfail_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_qqfail_main_conf_t *qmcf = conf;
-
-    u_char                      *p;
-    size_t                       len;
-    ngx_int_t                    rc, max_inflight, rate;
-    ngx_str_t                   *value, s;
-    ngx_uint_t                   i, naddrs;
-    ngx_addr_t                  *addr;
-    ngx_qqfail_provider_t       *pr;
-
-    value = cf->args->elts;
-
-    if (value[1].len == 0
-        || value[1].len > NGX_QQFAIL_PROVIDER_NAME_LEN)
-    {
-        goto invalid_name;
-    }
-
-    for (i = 0; i < value[1].len; i++) {
-        p = &value[1].data[i];
-
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-            || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'
-            || *p == '.')
-        {
-            continue;
-        }
-
-        goto invalid_name;
-    }
-
-    pr = qmcf->providers.elts;
-
-    for (i = 0; i < qmcf->providers.nelts; i++) {
-        if (pr[i].name.len == value[1].len
-            && ngx_strncmp(pr[i].name.data, value[1].data, value[1].len) == 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"qqfail_provider\" name \"%V\" is duplicate",
-                               &value[1]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    if (qmcf->providers.nelts == NGX_QQFAIL_MAX_PROVIDERS) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "too many \"qqfail_provider\" directives, "
-                           "the maximum is %d",
-                           NGX_QQFAIL_MAX_PROVIDERS);
-        return NGX_CONF_ERROR;
-    }
-
-    /* parameters come last: "max_inflight=N", "rate=N" */
-
-    naddrs = cf->args->nelts - 2;
-    max_inflight = NGX_QQFAIL_MAX_INFLIGHT;
-    rate = 0;
-
-    while (naddrs
-           && ngx_strlchr(value[naddrs + 1].data,
-                          value[naddrs + 1].data + value[naddrs + 1].len, '=')
-              != NULL)
-    {
-        s = value[naddrs + 1];
-
-        if (s.len > 13 && ngx_strncmp(s.data, "max_inflight=", 13) == 0) {
-            max_inflight = ngx_atoi(s.data + 13, s.len - 13);
-
-            if (max_inflight < 2) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"max_inflight\" value \"%V\" "
-                                   "in \"qqfail_provider\" \"%V\", 2 or "
-                                   "more is expected", &s, &value[1]);
-                return NGX_CONF_ERROR;
-            }
-
-        } else if (s.len > 5 && ngx_strncmp(s.data, "rate=", 5) == 0) {
-            rate = ngx_atoi(s.data + 5, s.len - 5);
-
-            if (rate < 2) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"rate\" value \"%V\" in "
-                                   "\"qqfail_provider\" \"%V\", queries "
-                                   "per second, 2 or more, are expected",
-                                   &s, &value[1]);
-                return NGX_CONF_ERROR;
-            }
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in "
-                               "\"qqfail_provider\" \"%V\"", &s, &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        naddrs--;
-    }
-
-    if (naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "no address in \"qqfail_provider\" \"%V\"",
-                           &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (naddrs > NGX_QQFAIL_MAX_PROVIDER_ADDRS) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "too many addresses in \"qqfail_provider\" "
-                           "\"%V\", the maximum is %d",
-                           &value[1], NGX_QQFAIL_MAX_PROVIDER_ADDRS);
-        return NGX_CONF_ERROR;
-    }
-
-    pr = ngx_array_push(&qmcf->providers);
-    if (pr == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(pr, sizeof(ngx_qqfail_provider_t));
-
-    pr->name = value[1];
-    pr->max_inflight = max_inflight;
-    pr->rate = rate;
-
-    if (ngx_array_init(&pr->addrs, cf->pool, naddrs, sizeof(ngx_addr_t))
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    len = 0;
-
-    for (i = 2; i < naddrs + 2; i++) {
-        addr = ngx_array_push(&pr->addrs);
-        if (addr == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        rc = ngx_http_qqfail_parse_ip(cf, &value[i], 53, addr);
-
-        if (rc != NGX_OK) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid address \"%V\" in \"qqfail_provider\""
-                               " \"%V\", an IP address with an optional port "
-                               "is expected", &value[i], &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        len += addr->name.len + 1;
-    }
-
-    pr->servers.data = ngx_pnalloc(cf->pool, len);
-    if (pr->servers.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    p = pr->servers.data;
-    addr = pr->addrs.elts;
-
-    for (i = 0; i < pr->addrs.nelts; i++) {
-        if (i) {
-            *p++ = ',';
-        }
-
-        p = ngx_cpymem(p, addr[i].name.data, addr[i].name.len);
-    }
-
-    pr->servers.len = p - pr->servers.data;
-
-    return NGX_CONF_OK;
-
-invalid_name:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid \"qqfail_provider\" name \"%V\", expected "
-                       "1 to %d letters, digits, \"_\", \"-\" or \".\"",
-                       &value[1], NGX_QQFAIL_PROVIDER_NAME_LEN);
-    return NGX_CONF_ERROR;
-}
-
-
-ngx_int_t
-ngx_http_qqfail_conf_system_provider(ngx_conf_t *cf,
-    ngx_qqfail_main_conf_t *qmcf)
-{
-    u_char                 *p, *last, *end, *zone;
-    ngx_int_t               rc;
-    ngx_str_t               text, list;
-    ngx_addr_t             *addr;
-    ngx_qqfail_provider_t  *pr;
-
-    pr = ngx_array_push(&qmcf->providers);
-    if (pr == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(pr, sizeof(ngx_qqfail_provider_t));
-
-    pr->name = ngx_http_qqfail_system_name;
-    pr->system = 1;
-    pr->max_inflight = NGX_QQFAIL_MAX_INFLIGHT;
-
-    if (ngx_array_init(&pr->addrs, cf->pool, 2, sizeof(ngx_addr_t))
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    /*
-     * c-ares reads /etc/resolv.conf itself; the servers it finds there
-     * are asked for here only to show them on the status page
-     */
-
-    rc = ngx_qqfail_ares_system(cf->pool, cf->log, &list);
-
-    if (rc != NGX_OK) {
-        return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
-    }
-
-    last = list.data + list.len;
-
-    for (p = list.data; p < last; p = end + 1) {
-        end = ngx_strlchr(p, last, ',');
-        if (end == NULL) {
-            end = last;
-        }
-
-        /*
-         * a link-local server comes with its interface
-         * ("[fe80::1]:53%eth0"): it counts, as c-ares asks it, and is shown
-         * without
-         */
-
-        zone = ngx_strlchr(p, end, '%');
-
-        text.data = p;
-        text.len = (zone ? zone : end) - p;
-
-        if (text.len == 0
-            || pr->addrs.nelts == NGX_QQFAIL_MAX_PROVIDER_ADDRS)
-        {
-            continue;
-        }
-
-        addr = ngx_array_push(&pr->addrs);
-        if (addr == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_qqfail_parse_ip(cf, &text, 53, addr) != NGX_OK) {
-            pr->addrs.nelts--;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * nginx's slot setter of the command's post: duplicates and the syntax of
- * the value; a bad value is named in the message, nginx's own says
- * "invalid value" alone
- */
-
-char *
-ngx_http_qqfail_conf_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_qqfail_slot_t  *slot = cmd->post;
-
-    char  *rv;
-
-    rv = slot->slot(cf, cmd, conf);
-
-    if (rv == NGX_CONF_OK || rv == NGX_CONF_ERROR
-        || ngx_strcmp(rv, "is duplicate") == 0)
-    {
-        return rv;
-    }
-
-    return ngx_http_qqfail_conf_invalid(cf, slot);
-}
-
-
-static char *
-ngx_http_qqfail_conf_invalid(ngx_conf_t *cf, ngx_http_qqfail_slot_t *slot)
-{
-    ngx_str_t  *value;
-
-    value = cf->args->elts;
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, slot->invalid,
-                       &value[0], &value[1], slot->low, slot->high);
-
-    return NGX_CONF_ERROR;
-}
-
-
-char *
-ngx_http_qqfail_zone_post(ngx_conf_t *cf, void *post, void *data)
-{
-    ngx_http_qqfail_slot_t  *slot = post;
-
-    size_t                  *sp;
-    ngx_str_t               *value;
-    ngx_qqfail_main_conf_t  *qmcf;
-
-    sp = data;
-
-    if (*sp < slot->low) {
-        value = cf->args->elts;
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"qqfail_zone\" size \"%V\" is too small, "
-                           "the minimum is %uik", &value[1],
-                           slot->low / 1024);
-        return NGX_CONF_ERROR;
-    }
-
-    qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
-    ngx_http_qqfail_conf_where(cf, &qmcf->zone_where);
-
-    return NGX_CONF_OK;
-}
-
-
-char *
-ngx_http_qqfail_state_file_post(ngx_conf_t *cf, void *post, void *data)
-{
-    ngx_str_t  *path = data;
-
-    ngx_str_t               *value;
-    ngx_qqfail_main_conf_t  *qmcf;
-
-    qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
-
-    if (ngx_strcmp(path->data, "off") == 0) {
-        /* the text stays set: a second directive is a duplicate */
-        path->len = 0;
-        qmcf->state_file_set = 0;
-        return NGX_CONF_OK;
-    }
-
-    if (path->len == 0 || path->data[path->len - 1] == '/') {
-        value = cf->args->elts;
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"qqfail_state_file\" path \"%V\", "
-                           "a file name is expected", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_conf_full_name(cf->cycle, path, 0) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    /* room for the temporary file's suffix, ".PID.tmp" */
-
-    if (path->len > NGX_MAX_PATH - 32
-        || ngx_strlchr(path->data, path->data + path->len, '\0'))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"qqfail_state_file\" path of %uz "
-                           "bytes, at most %d bytes and no NUL are allowed",
-                           path->len, NGX_MAX_PATH - 32);
-        return NGX_CONF_ERROR;
-    }
-
-    qmcf->state_file_set = 1;
-    qmcf->state_file_hash = ngx_crc32_short(path->data, path->len);
-
-    /* for the directory check, made once the worker user is known */
-
-    ngx_http_qqfail_conf_where(cf, &qmcf->state_file_where);
-
-    return NGX_CONF_OK;
-}
-
-
-char *
-ngx_http_qqfail_geoip2(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_qqfail_main_conf_t *qmcf = conf;
-
-    ngx_str_t                 *value;
-    ngx_uint_t                 i;
-    ngx_qqfail_geo_db_t       *db;
-
-    if (qmcf->geo_country || qmcf->geo_asn) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_qqfail_geo_open(cf, &value[i], &db) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        if ((db->asn && qmcf->geo_asn)
-            || (db->country && qmcf->geo_country))
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"qqfail_geoip2\" database \"%V\" provides "
-                               "the same data as the previous one",
-                               &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        if (db->asn) {
-            qmcf->geo_asn = db;
-        }
-
-        if (db->country) {
-            qmcf->geo_country = db;
-        }
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static ngx_int_t
-ngx_http_qqfail_valid_host(ngx_str_t *host)
-{
-    u_char      c, *p, *last, *label;
-    ngx_uint_t  digits;
-
-    if (host->len == 0 || host->len > 253) {
-        return NGX_ERROR;
-    }
-
-    last = host->data + host->len;
-    label = host->data;
-    digits = 1;
-
-    for (p = host->data; p <= last; p++) {
-
-        if (p == last || *p == '.') {
-            if (p == label || p - label > 63
-                || *label == '-' || *(p - 1) == '-')
-            {
-                return NGX_ERROR;
-            }
-
-            label = p + 1;
-
-            if (p != last) {
-                digits = 1;
-            }
-
-            continue;
-        }
-
-        c = *p;
-
-        if ((c >= 'a' && c <= 'z') || c == '-' || c == '_') {
-            digits = 0;
-            continue;
-        }
-
-        if (c >= '0' && c <= '9') {
-            continue;
-        }
-
-        return NGX_ERROR;
-    }
-
-    /* an all-digit last label is an address typo, not a name */
-
-    return digits ? NGX_ERROR : NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
-    ngx_qqfail_name_t *name)
-{
-    u_char    *p, *last;
-    size_t     len;
-    ngx_int_t  rc, port;
-
-    ngx_memzero(name, sizeof(ngx_qqfail_name_t));
-
-    name->text = *text;
-
-    rc = ngx_http_qqfail_parse_ip(cf, text, 80, &name->addr);
-
-    if (rc == NGX_OK) {
-        name->literal = 1;
-        name->host = name->addr.name;
-        name->port = ngx_inet_get_port(name->addr.sockaddr);
-
-        /* the canonical text carries the port */
-        name->key = name->addr.name;
-
-        return NGX_OK;
-    }
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    last = text->data + text->len;
-    p = ngx_strlchr(text->data, last, ':');
-
-    if (p) {
-        len = p - text->data;
-        port = ngx_atoi(p + 1, last - p - 1);
-
-        if (port < 1 || port > 65535) {
-            return NGX_ERROR;
-        }
-
-    } else {
-        len = text->len;
-        port = 80;
-    }
-
-    if (len && text->data[len - 1] == '.') {
-        len--;
-    }
-
-    name->host.data = ngx_pnalloc(cf->pool, len);
-    if (name->host.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_strlow(name->host.data, text->data, len);
-    name->host.len = len;
-    name->port = (in_port_t) port;
-
-    if (ngx_http_qqfail_valid_host(&name->host) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    name->key.data = ngx_pnalloc(cf->pool, len + sizeof(":65535") - 1);
-    if (name->key.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    name->key.len = ngx_sprintf(name->key.data, "%V:%d", &name->host, port)
-                    - name->key.data;
-
-    return NGX_OK;
-}
-
-
-static ngx_qqfail_srv_conf_t *
-ngx_http_qqfail_upstream_conf(ngx_conf_t *cf, void *conf)
-{
-    ngx_qqfail_srv_conf_t  *qscf = conf;
-
     ngx_http_upstream_srv_conf_t  *uscf;
 
-    if (qscf->upstream == NULL) {
-        uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
 
-        qscf->upstream = uscf;
-        qscf->name = uscf->host;
-        qscf->main = ngx_http_conf_get_module_main_conf(cf,
-                                                       ngx_http_qqfail_module);
-    }
-
-    return qscf;
+    qscf->upstream = uscf;
+    qscf->name = uscf->host;
+    qscf->main = ngx_qqfail_conf_get(cf->cycle);
 }
 
 
@@ -670,22 +32,13 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_qqfail_srv_conf_t  *qscf;
 
-    u_char                        *p;
-    size_t                         len;
-    time_t                         fail_timeout;
-    ngx_str_t                     *value, s;
-    ngx_int_t                      weight, max_fails, max_conns;
-    ngx_uint_t                     i, j;
-    ngx_qqfail_name_t             *name, *n;
-    ngx_qqfail_server_t           *server;
+    ngx_str_t                      s;
     ngx_http_upstream_server_t    *us;
     ngx_qqfail_srv_conf_t        **qscfp;
     ngx_http_upstream_srv_conf_t  *uscf;
 
-    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
+    qscf = ngx_qqfail_upstream_conf(cf, conf);
     uscf = qscf->upstream;
-
-    value = cf->args->elts;
 
     if (qscf->servers == NULL) {
 
@@ -716,7 +69,7 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        ngx_http_qqfail_conf_where(cf, &qscf->first);
+        ngx_qqfail_conf_where(cf, &qscf->first);
 
         /*
          * the upstream module requires at least one "server" entry;
@@ -759,211 +112,14 @@ ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         *qscfp = qscf;
     }
 
-    server = ngx_array_push(qscf->servers);
-    if (server == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(server, sizeof(ngx_qqfail_server_t));
-
-    if (ngx_array_init(&server->names, cf->pool, 2,
-                       sizeof(ngx_qqfail_name_t))
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    weight = 1;
-    max_fails = 1;
-    max_conns = 0;
-    fail_timeout = 10;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "weight=", 7) == 0) {
-
-            weight = ngx_atoi(&value[i].data[7], value[i].len - 7);
-
-            if (weight == NGX_ERROR || weight == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"weight\" value \"%s\" in "
-                                   "\"qqfail_server\"", &value[i].data[7]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "max_fails=", 10) == 0) {
-
-            max_fails = ngx_atoi(&value[i].data[10], value[i].len - 10);
-
-            if (max_fails == NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"max_fails\" value \"%s\" in "
-                                   "\"qqfail_server\"", &value[i].data[10]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "fail_timeout=", 13) == 0) {
-
-            s.len = value[i].len - 13;
-            s.data = &value[i].data[13];
-
-            fail_timeout = ngx_parse_time(&s, 1);
-
-            if (fail_timeout == (time_t) NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"fail_timeout\" value \"%V\" "
-                                   "in \"qqfail_server\"", &s);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "max_conns=", 10) == 0) {
-
-            max_conns = ngx_atoi(&value[i].data[10], value[i].len - 10);
-
-            if (max_conns == NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"max_conns\" value \"%s\" in "
-                                   "\"qqfail_server\"", &value[i].data[10]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strcmp(value[i].data, "backup") == 0) {
-
-            /* as nginx's "server": hash, ip_hash and random refuse it */
-
-            if (!(uscf->flags & NGX_HTTP_UPSTREAM_BACKUP)) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "balancing method does not support "
-                                   "parameter \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            server->backup = 1;
-            continue;
-        }
-
-        if (ngx_strcmp(value[i].data, "down") == 0) {
-            server->down = 1;
-            continue;
-        }
-
-        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in \"qqfail_server\"",
-                               &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        if (server->names.nelts == NGX_QQFAIL_MAX_NAMES) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "too many names in \"qqfail_server\", "
-                               "the maximum is %d", NGX_QQFAIL_MAX_NAMES);
-            return NGX_CONF_ERROR;
-        }
-
-        name = ngx_array_push(&server->names);
-        if (name == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (ngx_http_qqfail_parse_name(cf, &value[i], name) != NGX_OK) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid name \"%V\" in \"qqfail_server\", "
-                               "a host name or an IP address with an "
-                               "optional port is expected", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        n = server->names.elts;
-
-        for (j = 0; j + 1 < server->names.nelts; j++) {
-            if (n[j].port == name->port
-                && n[j].host.len == name->host.len
-                && ngx_strncmp(n[j].host.data, name->host.data,
-                               name->host.len) == 0)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "name \"%V\" is duplicate in "
-                                   "\"qqfail_server\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-        }
-    }
-
-    if (server->names.nelts == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "no name in \"qqfail_server\"");
-        return NGX_CONF_ERROR;
-    }
-
-    /* the server's key in the shared zone and the state file */
-
-    name = server->names.elts;
-    len = 0;
-
-    for (j = 0; j < server->names.nelts; j++) {
-        len += name[j].key.len + 1;
-    }
-
-    server->key.data = ngx_pnalloc(cf->pool, len);
-    if (server->key.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    p = server->key.data;
-
-    for (j = 0; j < server->names.nelts; j++) {
-        if (j) {
-            *p++ = ',';
-        }
-
-        p = ngx_cpymem(p, name[j].key.data, name[j].key.len);
-    }
-
-    server->key.len = p - server->key.data;
-
-    server->weight = weight;
-    server->max_fails = max_fails;
-    server->max_conns = max_conns;
-    server->fail_timeout = fail_timeout;
-
-    return NGX_CONF_OK;
+    return ngx_qqfail_conf_server(cf, qscf,
+                                  uscf->flags & NGX_HTTP_UPSTREAM_BACKUP);
 }
 
 
-/*
- * nginx's balancing methods in a qqfail upstream.  Their directives
- * ("hash", "ip_hash", "least_conn", "random") belong to nginx's own
- * modules, which come before ours: from preconfiguration until
- * postconfiguration, while the http{} block is parsed, their handlers
- * are wrapped, so that the wrapper learns each upstream's method and
- * its arguments.  nginx's handler still checks them, sets uscf->flags
- * (which refuses "backup" with hash, ip_hash and random) and warns as it
- * always does.  The handlers are restored after the http{} block, or
- * when the cycle is freed if the configuration failed before.
- */
+/* nginx's balancing methods in an http upstream (ngx_qqfail_methods_wrap) */
 
-typedef struct {
-    char                        *module;
-    ngx_str_t                    name;
-    ngx_command_t               *cmd;
-    ngx_http_qqfail_slot_pt      set;
-} ngx_http_qqfail_method_t;
-
-
-static ngx_http_qqfail_method_t  ngx_http_qqfail_methods[] = {
+static ngx_qqfail_method_t  ngx_http_qqfail_methods[] = {
     { "ngx_http_upstream_hash_module", ngx_string("hash"), NULL, NULL },
     { "ngx_http_upstream_ip_hash_module", ngx_string("ip_hash"),
       NULL, NULL },
@@ -977,65 +133,15 @@ static ngx_http_qqfail_method_t  ngx_http_qqfail_methods[] = {
 ngx_int_t
 ngx_http_qqfail_methods_wrap(ngx_conf_t *cf)
 {
-    ngx_uint_t                 i;
-    ngx_module_t              *module;
-    ngx_command_t             *cmd;
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_qqfail_method_t  *m;
-
-    cln = ngx_pool_cleanup_add(cf->cycle->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_qqfail_methods_unwrap;
-
-    for (m = ngx_http_qqfail_methods; m->module; m++) {
-
-        if (m->cmd) {
-            continue;
-        }
-
-        for (i = 0; cf->cycle->modules[i]; i++) {
-            module = cf->cycle->modules[i];
-
-            if (module->type != NGX_HTTP_MODULE || module->commands == NULL
-                || ngx_strcmp(module->name, m->module) != 0)
-            {
-                continue;
-            }
-
-            for (cmd = module->commands; cmd->name.len; cmd++) {
-                if (cmd->name.len == m->name.len
-                    && ngx_strcmp(cmd->name.data, m->name.data) == 0
-                    && cmd->set != ngx_http_qqfail_method)
-                {
-                    m->cmd = cmd;
-                    m->set = cmd->set;
-                    cmd->set = ngx_http_qqfail_method;
-                    break;
-                }
-            }
-
-            break;
-        }
-    }
-
-    return NGX_OK;
+    return ngx_qqfail_methods_wrap(cf, ngx_http_qqfail_methods,
+                                   ngx_http_qqfail_method);
 }
 
 
 void
-ngx_http_qqfail_methods_unwrap(void *data)
+ngx_http_qqfail_methods_unwrap(void)
 {
-    ngx_http_qqfail_method_t  *m;
-
-    for (m = ngx_http_qqfail_methods; m->module; m++) {
-        if (m->cmd) {
-            m->cmd->set = m->set;
-            m->cmd = NULL;
-        }
-    }
+    ngx_qqfail_methods_unwrap(ngx_http_qqfail_methods);
 }
 
 
@@ -1047,18 +153,17 @@ ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t                         ours;
     ngx_qqfail_srv_conf_t             *qscf;
     ngx_http_complex_value_t          *key;
-    ngx_http_qqfail_method_t          *m;
+    ngx_qqfail_method_t               *m;
     ngx_http_upstream_srv_conf_t      *uscf;
     ngx_http_compile_complex_value_t   ccv;
 
-    for (m = ngx_http_qqfail_methods; m->cmd != cmd; m++) {
-        if (m->module == NULL) {
-            return "is wrapped by the qqfail module but not known to it";
-        }
+    m = ngx_qqfail_method_find(ngx_http_qqfail_methods, cmd);
+    if (m == NULL) {
+        return "is wrapped by the qqfail module but not known to it";
     }
 
     qscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_qqfail_module);
-    qscf = ngx_http_qqfail_upstream_conf(cf, qscf);
+    qscf = ngx_qqfail_upstream_conf(cf, qscf);
     uscf = qscf->upstream;
 
     /*
@@ -1087,12 +192,13 @@ ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     qscf->method_name = cmd->name;
-    ngx_http_qqfail_conf_where(cf, &qscf->method_where);
+    ngx_qqfail_conf_where(cf, &qscf->method_where);
 
-    switch (m - ngx_http_qqfail_methods) {
+    qscf->method = ngx_qqfail_method_of(cf);
 
-    case 0: /* hash KEY [consistent] */
-
+    if (qscf->method == NGX_QQFAIL_METHOD_HASH
+        || qscf->method == NGX_QQFAIL_METHOD_CHASH)
+    {
         key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
         if (key == NULL) {
             return NGX_CONF_ERROR;
@@ -1109,218 +215,7 @@ ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         qscf->key = key;
-        qscf->method = (cf->args->nelts == 3) ? NGX_QQFAIL_METHOD_CHASH
-                                               : NGX_QQFAIL_METHOD_HASH;
-        break;
-
-    case 1:
-        qscf->method = NGX_QQFAIL_METHOD_IP_HASH;
-        break;
-
-    case 2:
-        qscf->method = NGX_QQFAIL_METHOD_LEAST_CONN;
-        break;
-
-    default: /* random [two [least_conn]] */
-        qscf->method = (cf->args->nelts > 1) ? NGX_QQFAIL_METHOD_RANDOM_TWO
-                                              : NGX_QQFAIL_METHOD_RANDOM;
-        break;
     }
-
-    return NGX_CONF_OK;
-}
-
-
-/* qqfail_refresh, qqfail_timeout, qqfail_quorum, qqfail_ipv6 */
-
-char *
-ngx_http_qqfail_upstream_post(ngx_conf_t *cf, void *post, void *data)
-{
-    ngx_http_qqfail_slot_t  *slot = post;
-
-    ngx_qqfail_srv_conf_t  *qscf;
-
-    if (slot->invalid
-        && (*(ngx_uint_t *) data < slot->low
-            || *(ngx_uint_t *) data > slot->high))
-    {
-        return ngx_http_qqfail_conf_invalid(cf, slot);
-    }
-
-    qscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_qqfail_module);
-    qscf = ngx_http_qqfail_upstream_conf(cf, qscf);
-
-    if (data == &qscf->quorum) {
-        ngx_http_qqfail_conf_where(cf, &qscf->quorum_where);
-    }
-
-    ngx_http_qqfail_conf_where(cf, &qscf->directive);
-
-    return NGX_CONF_OK;
-}
-
-
-char *
-ngx_http_qqfail_max_stale(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_qqfail_srv_conf_t  *qscf;
-
-    time_t      t;
-    ngx_str_t  *value;
-
-    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
-
-    if (qscf->max_stale != NGX_CONF_UNSET) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
-        t = NGX_QQFAIL_STALE_FOREVER;
-
-    } else {
-        t = ngx_parse_time(&value[1], 1);
-
-        if (t == (time_t) NGX_ERROR) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"qqfail_max_stale\" value \"%V\", "
-                               "a time or \"off\" is expected", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    qscf->max_stale = t;
-    ngx_http_qqfail_conf_where(cf, &qscf->directive);
-
-    return NGX_CONF_OK;
-}
-
-
-static ngx_int_t
-ngx_http_qqfail_parse_rule(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
-    ngx_str_t *value)
-{
-    u_char            *p;
-    ngx_int_t          rc, n;
-    ngx_cidr_t         cidr, *c;
-    ngx_qqfail_rule_t  rule, *r;
-
-    ngx_memzero(&rule, sizeof(ngx_qqfail_rule_t));
-    ngx_http_qqfail_conf_where(cf, &rule.where);
-
-    if (value->len > 4 && ngx_strncmp(value->data, "asn=", 4) == 0) {
-        p = value->data + 4;
-
-        if (value->len - 4 > 10) {
-            return NGX_DECLINED;
-        }
-
-        n = ngx_atoi(p, value->len - 4);
-
-        if (n < 1 || (uint64_t) n > 0xffffffff) {
-            return NGX_DECLINED;
-        }
-
-        rule.type = NGX_QQFAIL_RULE_ASN;
-        rule.asn = (uint32_t) n;
-
-    } else if (ngx_strncmp(value->data, "country=", 8) == 0) {
-        p = value->data + 8;
-
-        if (value->len != 10
-            || ngx_toupper(p[0]) < 'A' || ngx_toupper(p[0]) > 'Z'
-            || ngx_toupper(p[1]) < 'A' || ngx_toupper(p[1]) > 'Z')
-        {
-            return NGX_DECLINED;
-        }
-
-        rule.type = NGX_QQFAIL_RULE_COUNTRY;
-        rule.country[0] = ngx_toupper(p[0]);
-        rule.country[1] = ngx_toupper(p[1]);
-
-    } else {
-        rc = ngx_ptocidr(value, &cidr);
-
-        if (rc == NGX_ERROR) {
-            return NGX_DECLINED;
-        }
-
-        if (rc == NGX_DONE) {
-            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                               "low address bits of %V are meaningless",
-                               value);
-        }
-
-        /* matched with ngx_cidr_match(), IPv4-mapped IPv6 as IPv4 */
-
-        if (qscf->allow_cidr == NULL) {
-            qscf->allow_cidr = ngx_array_create(cf->pool, 4,
-                                                sizeof(ngx_cidr_t));
-            if (qscf->allow_cidr == NULL) {
-                return NGX_ERROR;
-            }
-        }
-
-        c = ngx_array_push(qscf->allow_cidr);
-        if (c == NULL) {
-            return NGX_ERROR;
-        }
-
-        *c = cidr;
-
-        return NGX_OK;
-    }
-
-    if (qscf->allow == NULL) {
-        qscf->allow = ngx_array_create(cf->pool, 4,
-                                       sizeof(ngx_qqfail_rule_t));
-        if (qscf->allow == NULL) {
-            return NGX_ERROR;
-        }
-    }
-
-    r = ngx_array_push(qscf->allow);
-    if (r == NULL) {
-        return NGX_ERROR;
-    }
-
-    *r = rule;
-
-    return NGX_OK;
-}
-
-
-char *
-ngx_http_qqfail_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_qqfail_srv_conf_t  *qscf;
-
-    ngx_int_t   rc;
-    ngx_str_t  *value;
-    ngx_uint_t  i;
-
-    qscf = ngx_http_qqfail_upstream_conf(cf, conf);
-
-    value = cf->args->elts;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-        rc = ngx_http_qqfail_parse_rule(cf, qscf, &value[i]);
-
-        if (rc == NGX_ERROR) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (rc == NGX_DECLINED) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"qqfail_allow\" rule \"%V\", "
-                               "a CIDR, \"asn=NUMBER\" or \"country=CC\" "
-                               "is expected", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    ngx_http_qqfail_conf_where(cf, &qscf->directive);
 
     return NGX_CONF_OK;
 }
@@ -1361,7 +256,7 @@ ngx_http_qqfail_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_qqfail_status_handler;
 
-    qmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_qqfail_module);
+    qmcf = ngx_qqfail_conf_get(cf->cycle);
     qmcf->status_used = 1;
 
     return NGX_CONF_OK;

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_qqfail_module authors
+ * Distributed under the 2-clause BSD license, see LICENSE.
  */
 
 
@@ -51,6 +52,7 @@
 #define NGX_HTTP_QQFAIL_PROM_ACTIVE         10
 #define NGX_HTTP_QQFAIL_PROM_FAILS          11
 #define NGX_HTTP_QQFAIL_PROM_DROPS          12
+#define NGX_HTTP_QQFAIL_PROM_CONNS          13
 
 
 /* a copy of one server's shared record, taken under the lock */
@@ -75,6 +77,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                       fails;
     ngx_uint_t                       up;
+    ngx_uint_t                       conns;
     size_t                           text_len;
     u_char                           text[NGX_QQFAIL_ADDR_STRLEN];
 } ngx_http_qqfail_prom_addr_t;
@@ -341,6 +344,10 @@ static ngx_http_qqfail_prom_t  ngx_http_qqfail_prom_metrics[] = {
     { "qqfail_address_fails",
       "Failed requests counted against max_fails.", "gauge",
       NGX_HTTP_QQFAIL_PROM_ADDRESS, NGX_HTTP_QQFAIL_PROM_FAILS },
+
+    { "qqfail_address_active",
+      "Connections open to the address, by all workers.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_ADDRESS, NGX_HTTP_QQFAIL_PROM_CONNS },
 
     { NULL, NULL, NULL, 0, 0 }
 };
@@ -1513,12 +1520,13 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
         ngx_http_qqfail_printf(o, 256,
                                "%s{\"address\":\"%*s\","
                                "\"state\":\"%V\",\"fails\":%ui,"
-                               "\"geo\":",
+                               "\"active\":%ui,\"geo\":",
                                k ? "," : "",
                                ngx_qqfail_slot_text(slot, text), text,
                                ngx_http_qqfail_address_state(server, slot,
                                                              now),
-                               (ngx_uint_t) slot->fails);
+                               (ngx_uint_t) slot->fails,
+                               ngx_qqfail_slot_conns(slot, slot->id));
 
         if (slot->asn == 0 && slot->country[0] == '\0') {
             ngx_http_qqfail_printf(o, 5, "null}");
@@ -1580,7 +1588,11 @@ ngx_http_qqfail_json_open(ngx_http_qqfail_status_ctx_t *ctx,
                            ctx->upstream ? "," : "");
     ngx_qqfail_json_str(&ctx->o, qscf->name.data,
                         qscf->name.len);
-    ngx_http_qqfail_printf(&ctx->o, 16, ",\"servers\":[");
+    ngx_http_qqfail_printf(&ctx->o, 96,
+                           ",\"context\":\"%s\",\"method\":\"%V\","
+                           "\"servers\":[",
+                           qscf->stream ? "stream" : "http",
+                           &ngx_qqfail_methods[qscf->method]);
 }
 
 
@@ -1656,7 +1668,9 @@ ngx_http_qqfail_json_counts(ngx_http_qqfail_status_ctx_t *ctx)
         ngx_http_qqfail_printf(o, 16, "%s{\"name\":", i ? "," : "");
         ngx_qqfail_json_str(o, qscf->name.data,
                             qscf->name.len);
-        ngx_http_qqfail_printf(o, 32, ",\"servers\":%ui,\"sources\":{",
+        ngx_http_qqfail_printf(o, 64, ",\"context\":\"%s\",\"servers\":%ui,"
+                               "\"sources\":{",
+                               qscf->stream ? "stream" : "http",
                                qscf->servers->nelts);
 
         for (k = 0; k <= NGX_QQFAIL_SOURCE_LITERAL; k++) {
@@ -1694,6 +1708,12 @@ ngx_http_qqfail_prom_labels(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM, names[0].text.data,
                            names[0].text.len);
     ngx_http_qqfail_printf(o, 1, "\"");
+
+    /* a stream upstream's series apart from an http one of the same name */
+
+    if (ps->server->upstream->stream) {
+        ngx_http_qqfail_printf(o, 24, ",context=\"stream\"");
+    }
 }
 
 
@@ -1816,6 +1836,8 @@ ngx_http_qqfail_prom_keep(ngx_http_qqfail_status_ctx_t *ctx,
 
     for (k = 0; k < ss->naddrs; k++) {
         ps->addrs[k].fails = ss->slots[k].fails;
+        ps->addrs[k].conns = ngx_qqfail_slot_conns(&ss->slots[k],
+                                                   ss->slots[k].id);
         ps->addrs[k].up = (ngx_http_qqfail_address_state(ss->server,
                                                          &ss->slots[k],
                                                          ctx->snap.now)
@@ -1883,7 +1905,9 @@ ngx_http_qqfail_prom_server(ngx_http_qqfail_out_t *o,
             ngx_http_qqfail_printf(o, 128, ",address=\"%*s\"} %ui\n",
                                    addr->text_len, addr->text,
                                    m->what == NGX_HTTP_QQFAIL_PROM_FAILS
-                                   ? addr->fails : addr->up);
+                                   ? addr->fails
+                                   : m->what == NGX_HTTP_QQFAIL_PROM_CONNS
+                                   ? addr->conns : addr->up);
         }
 
         break;
@@ -2016,6 +2040,10 @@ ngx_http_qqfail_prom_counts(ngx_http_qqfail_status_ctx_t *ctx)
                 ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_PROM,
                                        qscf->name.data,
                                        qscf->name.len);
+
+                if (qscf->stream) {
+                    ngx_http_qqfail_printf(o, 24, "\",context=\"stream");
+                }
 
                 if (k == 1) {
                     ngx_http_qqfail_printf(o, 64,
@@ -2367,10 +2395,11 @@ ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
         state = ngx_http_qqfail_address_state(server, slot, now);
 
         ngx_http_qqfail_printf(o, 256, "%s<span class=\"%V\">%*s</span>"
-                               " <small>%V, %ui fails",
+                               " <small>%V, %ui fails, %ui active",
                                k ? "<br>" : "", state,
                                ngx_qqfail_slot_text(slot, text), text,
-                               state, (ngx_uint_t) slot->fails);
+                               state, (ngx_uint_t) slot->fails,
+                               ngx_qqfail_slot_conns(slot, slot->id));
 
         if (slot->country[0]) {
             ngx_http_qqfail_printf(o, 16, ", %*s", (size_t) 2,
@@ -2450,6 +2479,9 @@ ngx_http_qqfail_html_open(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_printf(&ctx->o, 32, "<h2>Upstream ");
     ngx_qqfail_html_str(&ctx->o, qscf->name.data,
                         qscf->name.len);
+    ngx_http_qqfail_printf(&ctx->o, 64, " <small>%s%V</small>",
+                           qscf->stream ? "stream, " : "",
+                           &ngx_qqfail_methods[qscf->method]);
     ngx_http_qqfail_printf(&ctx->o, 512,
         "</h2>\n<table><tr><th>Server (names in order)</th>"
         "<th>Active name</th><th>Source</th><th>Failovers</th>"

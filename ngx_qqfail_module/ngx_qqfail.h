@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_qqfail_module authors
+ * Distributed under the 2-clause BSD license, see LICENSE.
  */
 
 
@@ -408,6 +409,10 @@ ngx_qqfail_slot_conns_take(ngx_qqfail_slot_sh_t *slot, uint32_t id,
 
             nw = w + 1;
 
+        } else if (*(volatile uint32_t *) &slot->id != id) {
+            /* the address is gone: the word is its slot's new one's */
+            return 1;
+
         } else {
             nw = (ngx_qqfail_conns_id(id) << NGX_QQFAIL_CONNS_SHIFT) | 1;
         }
@@ -606,6 +611,10 @@ typedef struct {
 
 
 
+typedef void (*ngx_qqfail_attach_pt)(ngx_conf_t *cf,
+    ngx_qqfail_srv_conf_t *qscf);
+
+
 struct ngx_qqfail_srv_conf_s {
     ngx_array_t                     *servers;    /* server_t, NULL: none */
     ngx_str_t                        name;       /* the upstream's */
@@ -613,6 +622,8 @@ struct ngx_qqfail_srv_conf_s {
     /* the front end's upstream{}: ngx_http_upstream_srv_conf_t */
     void                            *upstream;
     ngx_qqfail_main_conf_t          *main;
+    /* sets upstream, name, main; by the front end's create_srv_conf */
+    ngx_qqfail_attach_pt             attach;
 
     ngx_msec_t                       refresh;
     ngx_msec_t                       timeout;
@@ -636,12 +647,88 @@ struct ngx_qqfail_srv_conf_s {
 
     ngx_qqfail_upstream_sh_t        *sh;
     ngx_uint_t                       channels;   /* the leader's set */
-    void                            *peers;      /* the front end's copy */
+    void                            *peers;      /* the balancer's copy */
     unsigned                         initialized:1;
+    unsigned                         stream:1;   /* in stream {} */
 };
 
 
 
+
+extern ngx_module_t  ngx_qqfail_module;
+
+/* the shared configuration, while the configuration is read */
+#define ngx_qqfail_conf_get(cycle)                                            \
+    ((ngx_qqfail_main_conf_t *) ngx_get_conf((cycle)->conf_ctx,               \
+                                             ngx_qqfail_module))
+
+
+/*
+ * A command's post for ngx_qqfail_conf_slot(): nginx's slot setter, the
+ * bounds of the value, and the message for a bad value (arguments: the
+ * directive's name and value, low, high); NULL: no bounds
+ */
+
+typedef struct {
+    ngx_conf_post_handler_pt         post_handler;
+    char                          *(*slot)(ngx_conf_t *cf,
+                                           ngx_command_t *cmd, void *conf);
+    ngx_uint_t                       low;
+    ngx_uint_t                       high;
+    char                            *invalid;
+} ngx_qqfail_slot_t;
+
+
+typedef char *(*ngx_qqfail_method_pt)(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* a balancing method directive of nginx's, wrapped while a block is read */
+
+typedef struct {
+    char                            *module;
+    ngx_str_t                        name;
+    ngx_command_t                   *cmd;
+    ngx_qqfail_method_pt             set;
+} ngx_qqfail_method_t;
+
+
+extern ngx_qqfail_slot_t  ngx_qqfail_zone_slot;
+extern ngx_conf_post_t    ngx_qqfail_state_file_post;
+extern ngx_qqfail_slot_t  ngx_qqfail_refresh_slot;
+extern ngx_qqfail_slot_t  ngx_qqfail_timeout_slot;
+extern ngx_qqfail_slot_t  ngx_qqfail_quorum_slot;
+extern ngx_qqfail_slot_t  ngx_qqfail_ipv6_slot;
+
+void ngx_qqfail_conf_where(ngx_conf_t *cf, ngx_qqfail_where_t *where);
+ngx_qqfail_srv_conf_t *ngx_qqfail_upstream_conf(ngx_conf_t *cf,
+    void *conf);
+char *ngx_qqfail_conf_provider(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_qqfail_conf_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_qqfail_conf_zone_post(ngx_conf_t *cf, void *post, void *data);
+char *ngx_qqfail_conf_state_file_post(ngx_conf_t *cf, void *post,
+    void *data);
+char *ngx_qqfail_conf_geoip2(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_qqfail_conf_upstream_post(ngx_conf_t *cf, void *post,
+    void *data);
+char *ngx_qqfail_conf_max_stale(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_qqfail_conf_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
+    ngx_uint_t backup);
+ngx_int_t ngx_qqfail_methods_wrap(ngx_conf_t *cf,
+    ngx_qqfail_method_t *methods, ngx_qqfail_method_pt wrapper);
+void ngx_qqfail_methods_unwrap(void *data);
+ngx_qqfail_method_t *ngx_qqfail_method_find(ngx_qqfail_method_t *methods,
+    ngx_command_t *cmd);
+ngx_uint_t ngx_qqfail_method_of(ngx_conf_t *cf);
+
+ngx_qqfail_main_conf_t *ngx_qqfail_cycle_conf(ngx_cycle_t *cycle);
+ngx_int_t ngx_qqfail_parse_ip(ngx_conf_t *cf, ngx_str_t *text,
+    in_port_t default_port, ngx_addr_t *addr);
+ngx_int_t ngx_qqfail_conf_system_provider(ngx_conf_t *cf,
+    ngx_qqfail_main_conf_t *qmcf);
 
 ngx_int_t ngx_qqfail_geo_open(ngx_conf_t *cf, ngx_str_t *path,
     ngx_qqfail_geo_db_t **db);

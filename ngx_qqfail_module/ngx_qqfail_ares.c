@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_qqfail_module authors
+ * Distributed under the 2-clause BSD license, see LICENSE.
  */
 
 

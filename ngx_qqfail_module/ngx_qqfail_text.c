@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_qqfail_module authors
+ * Distributed under the 2-clause BSD license, see LICENSE.
  */
 
 
@@ -16,6 +17,19 @@
  * addresses come from (NGX_QQFAIL_SOURCE_*), why a lookup failed
  * (NGX_QQFAIL_ERR_*), why an address was refused (NGX_QQFAIL_REFUSED_*)
  */
+
+/* by NGX_QQFAIL_METHOD_*, as the directives are written */
+
+ngx_str_t  ngx_qqfail_methods[] = {
+    ngx_string("round_robin"),
+    ngx_string("hash"),
+    ngx_string("hash consistent"),
+    ngx_string("ip_hash"),
+    ngx_string("least_conn"),
+    ngx_string("random"),
+    ngx_string("random two")
+};
+
 
 ngx_str_t  ngx_qqfail_sources[] = {
     ngx_string("none"),

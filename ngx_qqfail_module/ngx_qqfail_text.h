@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_qqfail_module authors
+ * Distributed under the 2-clause BSD license, see LICENSE.
  */
 
 
@@ -81,6 +82,7 @@ u_char *ngx_qqfail_text_escape(u_char *dst, ngx_uint_t how, u_char *s,
 size_t ngx_qqfail_utf8_cut(u_char *p, size_t len, size_t max);
 
 
+extern ngx_str_t  ngx_qqfail_methods[];
 extern ngx_str_t  ngx_qqfail_sources[];
 extern ngx_str_t  ngx_qqfail_errors[];
 extern ngx_str_t  ngx_qqfail_refusals[];

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Self-test of the test harness (t/lib/QQ/*.pm): the DNS topology (nsd
 # registrars, unbound providers, the scripted fault server), the HTTP

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Every directive of the contract in its good and bad forms: `nginx -t`
 # with the module loaded accepts the good ones and rejects each bad one

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The module loads into Debian's stock nginx with the example configuration
 # of docs/; build.sh refuses a source tree of another nginx version and

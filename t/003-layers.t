@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The structure drawn from the code: which file calls which, read from the
 # object files of the last build (nm).  The core (ngx_qqfail_*.c) calls

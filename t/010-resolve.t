@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Names are looked up through every provider at once, inside nginx's event
 # loop, and every worker balances over the published addresses: a record

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Answers that are not answers to the question are refused: a provider
 # that sends records for another name (an unrelated CNAME plus its A

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # With no qqfail_provider, the one provider "system" comes from
 # /etc/resolv.conf.  Tested only inside a network namespace of this test,

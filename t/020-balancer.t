@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The balancer keeps nginx's semantics: every address of a name is a peer
 # with the server's weight, smooth weighted round robin, backup servers

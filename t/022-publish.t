@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Publication in a large upstream: 2,000 servers, 4 workers, names moved by
 # the DNS while traffic flows.  Every worker follows each change (one

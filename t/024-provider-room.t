@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # "max_inflight=" is a bound on the queries in flight to each provider,
 # counted until each query ends: a slow provider gets no more than its

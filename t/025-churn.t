@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Addresses are added and removed every second while requests are in
 # flight, on several workers, with keepalive and retries: every request

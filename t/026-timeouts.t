@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Each upstream's qqfail_timeout is its own: a provider that answers in
 # 400 ms fails the names of an upstream that waits 100 ms, and serves the

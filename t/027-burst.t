@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # 300 servers, each with an alias, three unbound providers, DNS healthy:
 # the lookups are paced and the DNS sockets sized for the answers in

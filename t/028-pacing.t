@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Pacing: a provider with "max_inflight=" never has more queries in flight
 # than that, one with "rate=" never gets more queries a second; waiting for

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Every refresh reaches the provider, whatever the c-ares version the module
 # runs with: c-ares 1.31 and later answer from a cache of their own by

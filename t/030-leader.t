@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # One process looks names up for the whole instance: the number of DNS
 # queries does not grow with worker_processes, every worker serves the

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The lookup leader's lease.  A leader stopped (SIGSTOP here; a slow disk
 # in fsync does the same) for longer than its lease is replaced; when it

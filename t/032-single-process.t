@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # "master_process off": nginx 1.22 reloads the one process in place but
 # never gives the new cycle its connections, so after a reload it accepts

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # With qqfail_ipv6 on, a server with no address asks A alone first: it
 # serves from its IPv4 addresses as soon as the A answers are in, without

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Start with DNS only (no state file) and a provider that can take only a
 # few queries at a time: the start-up pass looks the upstreams' servers up

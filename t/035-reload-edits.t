@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The operator's everyday changes, under load: a reload that adds
 # qqfail_allow or raises qqfail_quorum applies to the addresses already in

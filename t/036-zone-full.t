@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # A full qqfail_zone: 40 servers of 32 addresses each do not fit in 128k.
 # A server that cannot store its addresses is never "live" without any: it

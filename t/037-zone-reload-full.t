@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # A reload whose new server lines do not fit in the zone beside the records
 # kept for the running workers: the reload is refused with what fills the

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # A provider's cache answers with the rest of a TTL, and the names it
 # fetched together (all of them, at a start) end their TTL at the same

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The pace of a server's rounds when its names do not resolve cleanly:
 # - providers that disagree on the name in use (no quorum): the addresses

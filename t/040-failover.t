@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The 2012 outage, survived: registrar A down, then every provider down,
 # reloads and a restart during the total outage, and recovery.  Every
@@ -39,16 +40,8 @@ sub config {
           . ($o{max_stale} ? "        qqfail_max_stale $o{max_stale};\n" : ''));
 }
 
-sub active {
-    my ($n) = @_;
-    my $st = $s->server_status("server$n.example.com") or return '';
-    return ($st->{active_name} // '') . ' ' . $st->{source};
-}
-
-sub all_active {
-    my ($re) = @_;
-    return !grep { active($_) !~ $re } 1 .. 3;
-}
+sub active { return $s->active(@_) }
+sub all_active { return $s->all_active(@_) }
 
 my @figures;
 

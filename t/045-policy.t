@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The failover policy, from a table: which name a server uses after a round
 # of lookups (ngx_http_qqfail_policy_choose, driven by t/unit/policy.c).

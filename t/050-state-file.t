@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The state file is bad input like any other: truncated at every byte, random
 # bytes, a wrong version, 10 MB, an unwritable directory.  Each is one clear

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The state file out of the box: nginx started as root, workers as nobody
 # (no "user" line) or www-data, the state file in a directory that does not

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # State-file addresses are read strictly: an address that lost a digit or
 # an octet is not read as some other address, it makes the file invalid

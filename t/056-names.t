@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Names nginx accepts are names the module keeps: upstream names with a
 # space and a newline, long UTF-8 names, bytes that are not UTF-8 (0xFF, a

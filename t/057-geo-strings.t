@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # GeoIP2 data is input like any other: a country or continent code that is
 # not two letters is not shown (nor matched), and an organisation name too

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The status endpoint: JSON with the contract's schema, Prometheus text
 # that promtool accepts, an HTML page that reads well in a browser without

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # The status page narrowed to one upstream: ?upstream=NAME in all three
 # formats, the name percent-escaped in the query string, 404 for a name no

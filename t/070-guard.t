@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Forged answers are refused: a lying provider is outvoted under
 # qqfail_quorum 2; a forged address outside the CIDR, ASN or country rules

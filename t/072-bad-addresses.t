@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Addresses no backend can have are refused whoever answers them: the
 # unspecified, broadcast, multicast and link-local addresses of both

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # demo/demo.pl (./build.sh demo) in its short form: it plays every phase
 # of the outage story, exits 0 with a clean summary and no TAP noise, and

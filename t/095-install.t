@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # ./build.sh install puts the module into the system nginx's modules path
 # and enables it the Debian way; the stock /etc/nginx/nginx.conf then loads
@@ -11,6 +12,7 @@ use warnings;
 use Test::More;
 use Fcntl qw(:flock);
 use File::Compare qw(compare);
+use Cwd ();
 use File::Copy qw(copy);
 use File::Path qw(make_path);
 use File::Spec;
@@ -103,6 +105,24 @@ SKIP: {
     is(readlink $link, $avail, "it points to $avail");
 }
 
+# the stream front end: installed with it, enabled after nginx's stream
+# module when that is enabled
+
+my $stream_so = "$mdir/ngx_stream_qqfail_module.so";
+my $stream_link = '/etc/nginx/modules-enabled/60-mod-stream-qqfail.conf';
+
+SKIP: {
+    skip 'no stream front end built (nginx without stream)', 3
+        unless -f "$root/objs/ngx_stream_qqfail_module.so";
+
+    ok(-f $stream_so, "the stream front end is in $mdir");
+    skip 'nginx\'s stream module is not enabled', 2
+        unless $debian && glob('/etc/nginx/modules-enabled/*-mod-stream.conf');
+    ok(-l $stream_link, "$stream_link is a symlink");
+    like(slurp($stream_link), qr{^load_module modules/ngx_stream_qqfail_module\.so;$},
+         'it loads the stream front end');
+}
+
 my $dir;    # a configuration that uses a qqfail directive
 
 SKIP: {
@@ -177,6 +197,7 @@ like($out, qr/test is successful/, 'uninstall shows the verdict of nginx -t');
 ok(!-e $so, 'the module is gone from the modules path');
 ok(!-e $avail, "$avail is gone");
 ok(!-l $link && !-e $link, "$link is gone");
+ok(!-e $stream_so && !-l $stream_link, 'the stream front end is gone');
 
 ($status, $out) = run($nginx, '-T');
 is($status, 0, 'nginx -T without the module');
@@ -193,5 +214,52 @@ SKIP: {
 ($status, $out) = run($env, "$root/build.sh", 'uninstall');
 is($status, 0, 'build.sh uninstall when nothing is installed') or diag $out;
 like($out, qr/not installed/, 'it says so');
+
+# files a package owns: install and uninstall refuse to touch them.  A
+# dpkg database of our own (DPKG_ADMINDIR) in which the package
+# libnginx-mod-http-qqfail holds the module and its load file: no package
+# is installed on this machine for the test
+
+{
+    my $adm = tempdir('qqinstall.XXXXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $pkg = 'libnginx-mod-http-qqfail';
+    make_path("$adm/info", "$adm/updates");
+    open my $st, '>', "$adm/status" or die "$adm/status: $!";
+    # build.sh's build packages are "installed" there too: a build.sh that
+    # went on would not run apt-get with this database
+    my ($bp) = slurp("$root/build.sh") =~ /^BUILD_PKGS=\(([^)]*)\)/m;
+    for my $p ($pkg, split ' ', $bp // '') {
+        print {$st} "Package: $p\nStatus: install ok installed\n",
+                    "Priority: optional\nSection: misc\nArchitecture: all\n",
+                    "Version: 1.0\nMaintainer: qqfail <qq\@qqfail.example>\n",
+                    "Description: qqfail\n\n";
+    }
+    close $st;
+    # dpkg knows the file by the path it unpacked: /usr/lib/nginx/modules,
+    # which Debian's modules path /usr/share/nginx/modules links to
+    my $real = Cwd::realpath($mdir) // $mdir;
+    open my $ls, '>', "$adm/info/$pkg.list" or die "$adm/info/$pkg.list: $!";
+    print {$ls} "/.\n$real/$module\n$avail\n";
+    close $ls;
+
+    my $penv = "$env DPKG_ADMINDIR=$adm";
+
+    ($status, $out) = run($penv, "$root/build.sh", 'install');
+    isnt($status, 0, 'build.sh install refuses files of a package');
+    like($out, qr/belongs to the package \Q$pkg\E.*apt/s,
+         'it names the package and apt') or diag $out;
+    ok(!-e $so && !-e $avail && !-l $link, 'it wrote no file');
+
+    # the package's files in place: uninstall leaves them
+    make_path($mdir);
+    open my $fh, '>', $so or die "$so: $!";
+    close $fh;
+    ($status, $out) = run($penv, "$root/build.sh", 'uninstall');
+    isnt($status, 0, 'build.sh uninstall refuses files of a package');
+    like($out, qr/belongs to the package \Q$pkg\E/, 'it names the package')
+        or diag $out;
+    ok(-e $so, 'the file of the package is still there');
+    unlink $so;
+}
 
 done_testing();

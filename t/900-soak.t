@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Soak: the operator's ordinary life, all at once, for ten minutes.  Steady
 # load; providers black-holed and restored at random; addresses moving

@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::DNS;
 
 # A real DNS topology on loopback literals, plus a scriptable fault server.

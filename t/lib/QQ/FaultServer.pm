@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::FaultServer;
 
 # Scriptable DNS server used by QQ::DNS->start_fault_server.  Runs inside a

@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::Load;
 
 # Continuous HTTP load from forked children.
@@ -9,6 +10,11 @@ package QQ::Load;
 #
 # "failed" counts every response whose status is not 200 (599 is HTTP::Tiny's
 # own connection/timeout error).  by_body counts the bodies of 200 responses.
+#
+# paths => [ '/a?k=%N', '/b' ] sends the requests of each child to these
+# paths in turn instead of the url's path; %N in a path or a header value
+# is the child's request number, %B that number modulo 256.  The result then also has by_path =>
+# { '/a?k=%N' => { sent, failed, by_body } } (keyed by the path as given).
 
 use strict;
 use warnings;
@@ -39,12 +45,14 @@ sub start {
         interval    => ($opts{interval_ms} // 2) / 1000,
         keepalive   => $opts{keepalive} // 1,
         headers     => $opts{headers} // {},
+        paths       => $opts{paths},
         children    => [],
     }, $class;
     $self->{stopfile} = $t->dir . "/load-$self->{id}.stop";
     unlink $self->{stopfile};
 
-    my $target = "http://$host:$port$path";
+    my $target = "http://$host:$port";
+    $self->{paths} //= [ $path ];
     for my $k (1 .. $self->{concurrency}) {
         my $result = $t->dir . "/load-$self->{id}-$k.json";
         unlink $result;
@@ -68,19 +76,32 @@ sub _run {
         https_proxy  => undef,
         agent        => 'qq-load/1',
     );
-    my %r = (sent => 0, failed => 0, by_body => {}, by_status => {}, errors => {});
+    my %r = (sent => 0, failed => 0, by_body => {}, by_status => {}, errors => {},
+             by_path => {});
     my $stopfile = $self->{stopfile};
+    my @paths = @{ $self->{paths} };
+    my $n = 0;
 
     until (-e $stopfile) {
-        my $res = $http->request('GET', $target,
-                                 { headers => $self->{headers}, peer => $peer });
+        my $tpl = $paths[ $n % @paths ];
+        $n++;
+        my %v = (N => $n, B => $n % 256);
+        (my $path = $tpl) =~ s/%([NB])/$v{$1}/g;
+        my %h = %{ $self->{headers} };
+        s/%([NB])/$v{$1}/g for values %h;
+        my $res = $http->request('GET', "$target$path",
+                                 { headers => \%h, peer => $peer });
+        my $p = $r{by_path}{$tpl} //= { sent => 0, failed => 0, by_body => {} };
         $r{sent}++;
+        $p->{sent}++;
         $r{by_status}{ $res->{status} }++;
         if ($res->{status} == 200) {
             my $body = substr($res->{content} // '', 0, 64);
             $r{by_body}{$body}++;
+            $p->{by_body}{$body}++;
         } else {
             $r{failed}++;
+            $p->{failed}++;
             if ($res->{status} == 599) {
                 my ($first) = split /\n/, $res->{content} // '';
                 $r{errors}{ $first // 'unknown' }++;
@@ -103,7 +124,8 @@ sub stop {
     open my $fh, '>', $self->{stopfile} or croak "stop file: $!";
     close $fh;
 
-    my %total = (sent => 0, failed => 0, by_body => {}, by_status => {}, errors => {});
+    my %total = (sent => 0, failed => 0, by_body => {}, by_status => {}, errors => {},
+                 by_path => {});
     for my $c (@{ $self->{children} }) {
         my $done = QQ::Proc::poll_until(sub { -e $c->{result} }, $self->{timeout} + 10, 0.02);
         QQ::Proc::poll_until(sub { !QQ::Proc::alive($c->{pid}) }, 2, 0.02) if $done;
@@ -120,6 +142,13 @@ sub stop {
         $total{$_} += $r->{$_} for qw(sent failed);
         for my $h (qw(by_body by_status errors)) {
             $total{$h}{$_} += $r->{$h}{$_} for keys %{ $r->{$h} };
+        }
+        for my $path (keys %{ $r->{by_path} }) {
+            my ($from, $to) = ($r->{by_path}{$path},
+                               $total{by_path}{$path} //= {});
+            $to->{$_} += $from->{$_} for qw(sent failed);
+            $to->{by_body}{$_} += $from->{by_body}{$_}
+                for keys %{ $from->{by_body} };
         }
     }
     return $self->{totals} = \%total;

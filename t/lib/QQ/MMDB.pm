@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::MMDB;
 
 # Generates small MaxMind DB files for tests (libmaxmind-db-writer-perl).

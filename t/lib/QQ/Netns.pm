@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::Netns;
 
 # Optional isolation for a whole test file (design-pitfalls §h.6): move the

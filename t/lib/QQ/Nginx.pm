@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::Nginx;
 
 # Test harness for ngx_http_qqfail_module: one nginx instance per object,
@@ -110,6 +111,22 @@ sub module_path {
 
 sub has_module { return -f $_[0]->module_path }
 
+# the stream front end, next to the http one
+sub stream_module_path {
+    (my $p = $_[0]->module_path) =~ s{ngx_http_qqfail_module\.so$}
+                                     {ngx_stream_qqfail_module.so};
+    return $p;
+}
+
+sub nginx_stream_module_path {
+    return $ENV{QQ_NGINX_STREAM_MODULE}
+        || '/usr/lib/nginx/modules/ngx_stream_module.so';
+}
+
+sub has_stream {
+    return -f $_[0]->stream_module_path && -f $_[0]->nginx_stream_module_path;
+}
+
 sub repo_root { return $REPO_ROOT }
 
 sub nginx_binary { return $_[0]{nginx} }
@@ -202,6 +219,10 @@ sub expand {
 
     my %fixed = (
         LOAD_MODULE  => 'load_module ' . $self->module_path . ';',
+        # nginx's stream module (Debian: libnginx-mod-stream), then ours,
+        # after %%LOAD_MODULE%%, whose core it uses
+        LOAD_STREAM  => 'load_module ' . $self->nginx_stream_module_path
+                      . ";\nload_module " . $self->stream_module_path . ';',
         GLOBALS      => "daemon off;\npid $dir/nginx.pid;\n"
                       . "error_log $dir/error.log $LOG_LEVEL;",
         HTTP_GLOBALS => join("\n",

@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::Proc;
 
 # Process bookkeeping shared by the QQ:: test helpers.

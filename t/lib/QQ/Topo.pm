@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::Topo;
 
 # The operator's topology on loopback: backends b1..bN, the names
@@ -9,6 +10,8 @@ package QQ::Topo;
 #   $s->nginx(upstream => "qqfail_server server1.example.com:%%BPORT%%;");
 #   $s->t->start;
 #   is($s->get('/')->{content}, 'b1');
+#
+# delay => { I => SECONDS } makes backend bI a slow one (QQ::Backend delay).
 
 use strict;
 use warnings;
@@ -30,7 +33,7 @@ sub new {
 
     my @b = map {
         QQ::Backend->new(t => $t, id => "b$_", addr => $t->addr(19 + $_),
-                         port => $bport)
+                         port => $bport, delay => ($o{delay} // {})->{$_})
     } 1 .. $nb;
 
     $_->start for @b;
@@ -68,16 +71,29 @@ sub providers_conf {
 }
 
 # A complete nginx.conf.  %%BPORT%% in any part is the backends' port.
+# upstreams => [ NAME => TEXT, ... ] writes these upstreams instead of
+# "app" (then upstream => is not needed), locations => TEXT adds locations
+# and server => TEXT directives to the server block.
 sub nginx {
     my ($self, %o) = @_;
 
     my $providers = $o{providers} // $self->providers_conf;
     my $workers = $o{workers} // 1;
     my $http = $o{http} // '';
-    my $upstream = $o{upstream} or croak "upstream => required";
     my $location = $o{location}
         // "proxy_pass http://app;\n"
          . "            proxy_next_upstream error timeout http_502;";
+    my $upstreams;
+    if ($o{upstreams}) {
+        my @u = @{ $o{upstreams} };
+        while (my ($name, $text) = splice @u, 0, 2) {
+            $upstreams .= "    upstream $name {\n$text\n    }\n\n";
+        }
+    } else {
+        my $upstream = $o{upstream} or croak "upstream => required";
+        $upstreams = "    upstream app {\n$upstream\n"
+                   . ($o{upstream_tail} // '') . "\n    }\n";
+    }
 
     my $text = <<"EOF";
 %%LOAD_MODULE%%
@@ -93,13 +109,11 @@ http {
 $providers
 $http
 
-    upstream app {
-$upstream
-@{[ $o{upstream_tail} // '' ]}
-    }
-
+$upstreams
     server {
         listen %%ADDR_1%%:%%PORT_1%%;
+@{[ $o{server} // '' ]}
+@{[ $o{locations} // '' ]}
 
         location / {
             $location
@@ -118,6 +132,19 @@ EOF
     return $self->{t}->write_config($text);
 }
 
+# "location /NAME { proxy_pass http://NAME; ... }" for each upstream NAME,
+# with keepalive connections to the peers possible
+sub proxy_locations {
+    my ($self, @names) = @_;
+    return join '', map {
+        "        location /$_ {\n"
+      . "            proxy_pass http://$_;\n"
+      . "            proxy_http_version 1.1;\n"
+      . "            proxy_set_header Connection \"\";\n"
+      . "        }\n"
+    } @names;
+}
+
 sub get {
     my ($self, $path, %o) = @_;
     return $self->{t}->http_get($path // '/', %o);
@@ -128,17 +155,30 @@ sub status {
     return scalar $self->{t}->get_json('/status');
 }
 
-# the first server of upstream "app" whose first name is $name
+# the first server of upstream "app" (or $upstream) whose first name is $name
 sub server_status {
-    my ($self, $name) = @_;
+    my ($self, $name, $upstream) = @_;
     my $st = $self->status or return undef;
     for my $u (@{ $st->{upstreams} }) {
-        next unless $u->{name} eq 'app';
+        next unless $u->{name} eq ($upstream // 'app');
         for my $s (@{ $u->{servers} }) {
             return $s if $s->{names}[0] =~ /^\Q$name\E(?::\d+)?$/;
         }
     }
     return undef;
+}
+
+# "active_name source" of server $n (its first name serverN.example.com)
+sub active {
+    my ($self, $n) = @_;
+    my $st = $self->server_status("server$n.example.com") or return '';
+    return ($st->{active_name} // '') . ' ' . $st->{source};
+}
+
+# whether active() of every backend's server matches $re
+sub all_active {
+    my ($self, $re) = @_;
+    return !grep { $self->active($_) !~ $re } 1 .. @{ $self->{backends} };
 }
 
 sub provider_status {
@@ -150,8 +190,8 @@ sub provider_status {
 
 # the set of "ip:port" addresses of a server, sorted, as one string
 sub addresses {
-    my ($self, $name) = @_;
-    my $s = $self->server_status($name) or return '';
+    my ($self, $name, $upstream) = @_;
+    my $s = $self->server_status($name, $upstream) or return '';
     return join ' ', sort map { $_->{address} } @{ $s->{addresses} };
 }
 

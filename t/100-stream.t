@@ -383,9 +383,9 @@ note("reloads at @reload_times; udp losses at "
 
 $t->stop;
 my $state = $t->read_file('state/state');
-like($state, qr/^s tcp server1\.example\.com:$EP,/m,
+like($state, qr/^s stream:tcp server1\.example\.com:$EP,/m,
      'state file holds tcp\'s server1');
-like($state, qr/^s udp server1\.example\.com:$DP,/m,
+like($state, qr/^s stream:udp server1\.example\.com:$DP,/m,
      'state file holds udp\'s server1');
 
 ok($t->try_start, 'nginx starts with every provider down')
@@ -579,14 +579,15 @@ sub app_server1 {
 ok($t->wait_for(sub { (app_server1('http') // {})->{source} eq 'live' },
                 10, 'http app live'),
    'http "app": server1 live');
-TODO: {
-    local $TODO = 'http and stream upstreams of the same name share zone '
-                . 'records';
-    my $x = app_server1('stream') // {};
-    is(join(' ', map { $_->{address} } @{ $x->{addresses} // [] }), '',
-       'stream "app": server1 has no address (its qqfail_allow refuses '
-       . 'b1)');
-}
+# each its own record: the stream one's qqfail_allow refuses server1's
+# address there only, and the state file has a line for each
+
+my $x = app_server1('stream') // {};
+is(join(' ', map { $_->{address} } @{ $x->{addresses} // [] }), '',
+   'stream "app": server1 has no address (its qqfail_allow refuses b1)');
+like(join(' ', map { $_->{address} }
+               @{ (app_server1('http') // {})->{addresses} // [] }),
+     qr/^\Q$b[0]\E:/, 'http "app": server1 keeps b1');
 
 # the figures of the closing note
 

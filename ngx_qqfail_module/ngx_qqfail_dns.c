@@ -214,7 +214,9 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
             }
 
         } else if (rr.type == qtype && qtype == NGX_QQFAIL_DNS_SRV) {
-            if (ngx_qqfail_dns_srv(msg, &rr, NULL, &ans->reason) != NGX_OK) {
+            if (ngx_qqfail_dns_srv(msg, &rr, NULL, &ans->reason)
+                == NGX_ERROR)
+            {
                 return NGX_QQFAIL_DNS_MALFORMED;
             }
 

@@ -7,6 +7,7 @@ package QQ::Bench;
 use strict;
 use warnings;
 
+use Cwd ();
 use Exporter qw(import);
 use File::Basename qw(dirname);
 use File::Path qw(make_path);
@@ -140,6 +141,7 @@ sub save_results {
     my (%a) = @_;
     my $dir = $a{dir} // dirname(__FILE__) . '/../../results';
     make_path($dir);
+    $dir = Cwd::abs_path($dir);
     my $date = POSIX::strftime('%Y-%m-%d', gmtime);
     my $base = "$dir/$date-" . ($a{commit} // commit()) . "-$a{name}";
     require JSON::PP;

@@ -1,4 +1,5 @@
 #!/usr/bin/perl
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
 # Benchmark (not a test): nginx's load balancing methods in a qqfail
 # upstream against the same method in an upstream of static

@@ -25,6 +25,7 @@ unlike($license, qr/3\.\s+Neither the name/, 'with two clauses');
 my @files = (glob("$root/ngx_qqfail_module/*.[ch]"), glob("$root/fuzz/*.c"),
              glob("$root/t/unit/*.c"), glob("$root/t/*.t"),
              glob("$root/t/lib/QQ/*.pm"), glob("$root/bench/*.pl"),
+             glob("$root/bench/lib/QQ/*.pm"),
              "$root/build.sh", "$root/config");
 
 my @missing;

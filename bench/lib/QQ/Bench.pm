@@ -1,3 +1,4 @@
+# Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 package QQ::Bench;
 
 # What the request benchmarks share (bench.pl, methods.pl): CPU pinning,

@@ -324,7 +324,8 @@ core_includes() {
 # only) driven from tables by the tests, with the module's compiler flags
 build_units() {
     local bdir=$1 out=$2 cc_opt=$3 u name srcs
-    local -a units=("policy ngx_qqfail_module/ngx_qqfail_policy.c")
+    local -a units=("policy ngx_qqfail_module/ngx_qqfail_policy.c"
+                    "dns ngx_qqfail_module/ngx_qqfail_dns.c")
     local -a incs
 
     mapfile -t incs < <(core_includes "$bdir")

@@ -18,13 +18,15 @@ use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::Bin/../t/lib";
+use lib "$FindBin::Bin/../t/lib", "$FindBin::Bin/lib";
 
 use Getopt::Long;
 
 use QQ::Nginx;
 use QQ::DNS;
 use QQ::Backend;
+use QQ::Bench qw(can_pin pin need_wrk worker_ticks tick_us run_wrk median
+                 proxy_config);
 
 my %o = (rounds => 5, seconds => 5, connections => 16, names => 1000,
          pin => 1);
@@ -32,27 +34,9 @@ GetOptions(\%o, 'rounds=i', 'seconds=i', 'connections=i', 'names=i', 'pin!')
     or die "usage: $0 [--rounds N] [--seconds N] [--connections N] "
          . "[--no-pin]\n";
 
-my $cpus = () = grep { /^processor\s*:/ } do {
-    open my $fh, '<', '/proc/cpuinfo' or die "/proc/cpuinfo: $!\n";
-    <$fh>;
-};
-$o{pin} = 0 if $cpus < 2 || !-x '/usr/bin/taskset';
+$o{pin} = 0 unless can_pin();
 
-# a process and its children (nginx master and workers) onto one CPU
-sub pin {
-    my ($cpu, @pids) = @_;
-    return unless $o{pin};
-    for my $pid (@pids) {
-        my @all = ($pid, split ' ', qx{pgrep -P $pid});
-        system("taskset -pc $cpu $_ >/dev/null") for @all;
-    }
-}
-
-unless (-x '/usr/bin/wrk') {
-    die "wrk is missing: apt-get install wrk\n" if $>;
-    system('apt-get', 'install', '-y', '-q', 'wrk') == 0
-        or die "apt-get install wrk failed\n";
-}
+need_wrk();
 
 my $t = QQ::Nginx->new;
 my $port = $t->port('backend');
@@ -67,20 +51,7 @@ $dns->fault_set('*', { addrs => [ map { $_->addr } @b ], ttl => 30 });
 sub config {
     my ($extra) = @_;
     my $static = join '', map { "        server " . $_->addr . ":$port;\n" } @b;
-    $t->write_config(<<"EOF");
-%%LOAD_MODULE%%
-%%GLOBALS%%
-worker_processes 1;
-error_log %%DIR%%/error.log notice;
-events {
-    worker_connections 4096;
-}
-http {
-    %%HTTP_GLOBALS%%
-    access_log off;
-    qqfail_provider pf $pf;
-    qqfail_zone 16m;
-
+    $t->write_config(proxy_config(pf => $pf, upstreams => <<"EOF" . $extra,
     upstream qq {
         qqfail_server app.test:$port;
         keepalive 32;
@@ -89,59 +60,27 @@ http {
     upstream st {
 $static        keepalive 32;
     }
-$extra
-    server {
-        listen %%ADDR_1%%:%%PORT_1%%;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        location /qq { proxy_pass http://qq; }
-        location /st { proxy_pass http://st; }
-        location = /status { qqfail_status; }
-    }
-}
 EOF
-}
-
-# CPU time (clock ticks) used so far by the nginx workers
-sub worker_ticks {
-    my $ticks = 0;
-    for my $pid ($t->worker_pids) {
-        open my $fh, '<', "/proc/$pid/stat" or next;
-        my $stat = <$fh>;
-        $stat =~ s/^.*\)\s+//;            # past "pid (comm)"
-        my @f = split ' ', $stat;
-        $ticks += $f[11] + $f[12];       # utime + stime
-    }
-    return $ticks;
+        locations => "        location /qq { proxy_pass http://qq; }\n"
+                   . "        location /st { proxy_pass http://st; }\n"));
 }
 
 sub wrk {
     my ($path) = @_;
     my $url = 'http://' . $t->addr(1) . ':' . $t->port(1) . $path;
-    my $pin = $o{pin} ? 'taskset -c 1 ' : '';
-    my $ticks = worker_ticks();
-    my $out = qx{${pin}wrk -t1 -c$o{connections} -d$o{seconds}s --latency $url 2>&1};
-    $ticks = worker_ticks() - $ticks;
-    my ($total) = $out =~ /(\d+) requests in/;
-    my ($rps) = $out =~ /Requests\/sec:\s+([\d.]+)/;
-    my ($p99, $unit) = $out =~ /^\s+99%\s+([\d.]+)(us|ms|s)\b/m;
-    my ($errors) = $out =~ /Non-2xx or 3xx responses: (\d+)/;
-    die "wrk failed:\n$out" unless $rps && defined $p99;
-    $p99 *= { us => 0.001, ms => 1, s => 1000 }->{$unit};
-    # worker CPU microseconds per request (clock ticks are 10 ms)
-    my $cpu = $total ? $ticks * 10_000 / $total : 0;
-    return ($rps, $p99, $errors // 0, $cpu);
-}
-
-sub median {
-    my @v = sort { $a <=> $b } @_;
-    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+    my $ticks = worker_ticks($t);
+    my $r = run_wrk(url => $url, connections => $o{connections},
+                    seconds => $o{seconds}, pin => $o{pin}, latency => 1);
+    $ticks = worker_ticks($t) - $ticks;
+    # worker CPU microseconds per request
+    my $cpu = $r->{total} ? $ticks * tick_us() / $r->{total} : 0;
+    return ($r->{rps}, $r->{p99}, $r->{errors}, $cpu);
 }
 
 config('');
 $t->start;
-pin(1, map { $_->pid } @b);
-pin(0, $t->worker_pids);
+pin($o{pin}, 1, map { $_->pid } @b);
+pin($o{pin}, 0, $t->worker_pids);
 printf "%s\n", $o{pin} ? 'nginx worker on CPU 0; wrk and backends on CPU 1'
                        : 'no CPU pinning';
 

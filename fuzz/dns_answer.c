@@ -8,7 +8,7 @@
 /*
  * libFuzzer harness of the DNS answer parser (ngx_qqfail_dns.c):
  * the first octet of an input picks the question (one of the names below,
- * A or AAAA, and how many addresses fit), the rest is the message, as a
+ * A, AAAA or SRV, and how many records fit), the rest is the message, as a
  * provider sends it.  Besides the sanitizers, the harness checks what the
  * resolver relies on, and aborts when it does not hold.
  */
@@ -41,8 +41,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t                   len;
     ngx_int_t                rc;
     ngx_str_t               *name;
-    ngx_uint_t               sel, qtype, max;
+    u_char                   c;
+    ngx_uint_t               sel, qtype, max, i, j;
     ngx_qqfail_dns_answer_t  ans;
+    ngx_qqfail_dns_srv_t     srvs[NGX_QQFAIL_FUZZ_MAX_ADDRS];
     u_char                   addrs[NGX_QQFAIL_FUZZ_MAX_ADDRS * 16];
 
     if (size < 1) {
@@ -51,7 +53,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     sel = data[0];
     name = &ngx_qqfail_fuzz_names[sel & 3];
-    qtype = (sel & 4) ? NGX_QQFAIL_DNS_AAAA : NGX_QQFAIL_DNS_A;
+    qtype = (sel & 16) ? NGX_QQFAIL_DNS_SRV
+                       : (sel & 4) ? NGX_QQFAIL_DNS_AAAA : NGX_QQFAIL_DNS_A;
     max = (sel & 8) ? 1 : NGX_QQFAIL_FUZZ_MAX_ADDRS;
 
     /* a copy of exactly the message: a read past it is caught */
@@ -67,6 +70,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ngx_memset(addrs, 0xa5, sizeof(addrs));
     ans.addrs = addrs;
+    ans.srvs = srvs;
     ans.max = max;
 
     rc = ngx_qqfail_dns_parse(msg, len, name->data, name->len, qtype,
@@ -99,6 +103,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         && ans.reason == NULL)
     {
         abort();
+    }
+
+    /* an SRV target is a host name, as text, that fits */
+
+    for (i = 0; qtype == NGX_QQFAIL_DNS_SRV && i < ans.naddrs; i++) {
+        if (srvs[i].len == 0 || srvs[i].len >= NGX_QQFAIL_DNS_TEXTLEN) {
+            abort();
+        }
+
+        for (j = 0; j < srvs[i].len; j++) {
+            c = srvs[i].target[j];
+
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                  || c == '-' || c == '_' || c == '.'))
+            {
+                abort();
+            }
+        }
     }
 
     /* only a response can be accepted */

@@ -4,7 +4,7 @@
 # Writes the seed corpus of fuzz/dns_answer.c into fuzz/corpus/dns_answer/:
 # answers as a provider sends them (Net::DNS), good and hostile, each
 # prefixed with the harness's selector octet (bits 0-1: the name asked,
-# bit 2: AAAA, bit 3: room for one address only).  The files are committed;
+# bit 2: AAAA, bit 3: room for one address only, bit 4: SRV).  The files are committed;
 # run this again only to change the seeds.  Regression inputs (crashes the
 # fuzzer found) are kept in the same directory under names "crash-*".
 
@@ -22,7 +22,7 @@ my @names = ('victim.test', 'server1.example.com',
 sub reply {
     my ($sel, %o) = @_;
     my $name = $names[$sel & 3];
-    my $type = $sel & 4 ? 'AAAA' : 'A';
+    my $type = $sel & 16 ? 'SRV' : $sel & 4 ? 'AAAA' : 'A';
     my $q = Net::DNS::Packet->new($name, $type, 'IN');
     $q->header->id(0x1234);
     $q->edns->size(1232) if $o{edns};
@@ -120,6 +120,16 @@ my %seed = (
     'noqr' => reply(0, noqr => 1,
                     an => [ 'victim.test. 30 IN A 127.0.0.40' ]),
     'longname' => longname(),
+    'srv' => reply(16, an => [
+        'victim.test. 60 IN SRV 10 60 8080 a.victim.test.',
+        'victim.test. 30 IN SRV 20 0 8081 b.example.net.' ],
+        ar => [ 'a.victim.test. 60 IN A 127.0.0.20' ]),
+    'srv-root' => reply(16, an => [ 'victim.test. 60 IN SRV 0 0 0 .' ]),
+    'srv-cname' => reply(16, an => [ 'victim.test. 60 IN CNAME s.test.',
+                                     's.test. 60 IN SRV 1 1 53 ns.test.' ]),
+    'srv-one' => reply(24, an => [
+        'victim.test. 60 IN SRV 1 1 80 a.test.',
+        'victim.test. 60 IN SRV 1 1 81 b.test.' ]),
 );
 
 mkdir $dir unless -d $dir;

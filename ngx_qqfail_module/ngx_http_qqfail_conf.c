@@ -27,6 +27,7 @@ ngx_http_qqfail_attach(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
 
     qscf->upstream = uscf;
     qscf->name = uscf->host;
+    qscf->id = uscf->host;
     qscf->main = ngx_qqfail_conf_get(cf->cycle);
 }
 

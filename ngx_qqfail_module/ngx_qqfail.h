@@ -618,6 +618,9 @@ typedef void (*ngx_qqfail_attach_pt)(ngx_conf_t *cf,
 struct ngx_qqfail_srv_conf_s {
     ngx_array_t                     *servers;    /* server_t, NULL: none */
     ngx_str_t                        name;       /* the upstream's */
+    /* in the zone and the state file: the name, "stream:" before it in
+       stream{}, so that an http and a stream upstream stay apart */
+    ngx_str_t                        id;
 
     /* the front end's upstream{}: ngx_http_upstream_srv_conf_t */
     void                            *upstream;

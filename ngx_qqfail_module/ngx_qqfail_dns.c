@@ -25,7 +25,9 @@
  *     only the addresses of the name at its end are taken; every other
  *     record is ignored;
  *   - names are at most 255 octets, labels 63, and a compression pointer
- *     must point before the labels that lead to it, so it can never loop.
+ *     must point before the labels that lead to it, so it can never loop;
+ *   - an SRV record's target must be a host name, its data exactly the
+ *     record (ngx_qqfail_dns_srv()); a target "." is no record.
  *
  * Authority and additional sections are not read.
  */
@@ -70,6 +72,8 @@ static ngx_int_t ngx_qqfail_dns_rr(u_char *msg, size_t len, size_t *pos,
     ngx_qqfail_dns_rr_t *rr, const char **reason);
 static ngx_uint_t ngx_qqfail_dns_same(ngx_qqfail_dns_name_t *a,
     ngx_qqfail_dns_name_t *b);
+static ngx_int_t ngx_qqfail_dns_srv(u_char *msg, ngx_qqfail_dns_rr_t *rr,
+    ngx_qqfail_dns_srv_t *srv, const char **reason);
 
 
 ngx_int_t
@@ -93,8 +97,11 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
     } else if (qtype == NGX_QQFAIL_DNS_AAAA) {
         asize = 16;
 
+    } else if (qtype == NGX_QQFAIL_DNS_SRV) {
+        asize = 0;
+
     } else {
-        ans->reason = "type asked is not A or AAAA";
+        ans->reason = "type asked is not A, AAAA or SRV";
         return NGX_QQFAIL_DNS_MISMATCH;
     }
 
@@ -206,6 +213,13 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
                 return NGX_QQFAIL_DNS_MALFORMED;
             }
 
+        } else if (rr.type == qtype && qtype == NGX_QQFAIL_DNS_SRV) {
+            if (ngx_qqfail_dns_srv(msg, &rr, NULL, &ans->reason)
+                == NGX_ERROR)
+            {
+                return NGX_QQFAIL_DNS_MALFORMED;
+            }
+
         } else if (rr.type == qtype && rr.rdlen != asize) {
             ans->reason = "address of a wrong length";
             return NGX_QQFAIL_DNS_MALFORMED;
@@ -272,7 +286,22 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
             break;
         }
 
-        ngx_memcpy(ans->addrs + ans->naddrs * asize, &msg[rr.rdata], asize);
+        if (qtype == NGX_QQFAIL_DNS_SRV) {
+
+            /* a target "." says the service is not there: no record */
+
+            if (ngx_qqfail_dns_srv(msg, &rr, &ans->srvs[ans->naddrs],
+                                   &ans->reason)
+                == NGX_DECLINED)
+            {
+                continue;
+            }
+
+        } else {
+            ngx_memcpy(ans->addrs + ans->naddrs * asize, &msg[rr.rdata],
+                       asize);
+        }
+
         ans->naddrs++;
 
         ttl = ngx_min(ttl, rr.ttl);
@@ -481,3 +510,87 @@ ngx_qqfail_dns_same(ngx_qqfail_dns_name_t *a,
 {
     return a->len == b->len && ngx_memcmp(a->name, b->name, a->len) == 0;
 }
+
+
+/*
+ * The data of an SRV record: priority, weight, port, and a target that is
+ * a host name (RFC 2782: letters, digits, '-', and '_' as nginx takes
+ * them), its name filling the rest of the data.  With srv NULL, only the
+ * check.  NGX_DECLINED: the target is the root ("."), no service.
+ */
+
+static ngx_int_t
+ngx_qqfail_dns_srv(u_char *msg, ngx_qqfail_dns_rr_t *rr,
+    ngx_qqfail_dns_srv_t *srv, const char **reason)
+{
+    u_char                 *p, *t;
+    size_t                  pos, n, l;
+    ngx_qqfail_dns_name_t   target;
+
+    if (rr->rdlen < 7) {
+        *reason = "SRV data shorter than a record";
+        return NGX_ERROR;
+    }
+
+    pos = rr->rdata + 6;
+
+    if (ngx_qqfail_dns_name(msg, rr->rdata + rr->rdlen, &pos, &target,
+                            reason)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (pos != rr->rdata + rr->rdlen) {
+        *reason = "SRV data longer than its target";
+        return NGX_ERROR;
+    }
+
+    if (target.len == 1) {
+        return NGX_DECLINED;
+    }
+
+    /* the labels as text, checked: a target is looked up in its turn */
+
+    p = target.name;
+    t = srv ? srv->target : NULL;
+    n = 0;
+
+    while (*p) {
+        l = *p++;
+
+        if (n) {
+            if (t) {
+                t[n] = '.';
+            }
+
+            n++;
+        }
+
+        while (l--) {
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+                  || *p == '-' || *p == '_'))
+            {
+                *reason = "SRV target is not a host name";
+                return NGX_ERROR;
+            }
+
+            if (t) {
+                t[n] = *p;
+            }
+
+            n++;
+            p++;
+        }
+    }
+
+    if (srv) {
+        srv->priority = ngx_qqfail_dns_get16(&msg[rr->rdata]);
+        srv->weight = ngx_qqfail_dns_get16(&msg[rr->rdata + 2]);
+        srv->port = (in_port_t) ngx_qqfail_dns_get16(&msg[rr->rdata + 4]);
+        srv->len = n;
+    }
+
+    return NGX_OK;
+}
+

@@ -14,13 +14,16 @@
 
 
 /*
- * A strict parser of one DNS answer to one A or AAAA question: nginx core
- * macros only, no c-ares, so that it can be fuzzed alone (fuzz/) and used
- * by any front end.
+ * A strict parser of one DNS answer to one A, AAAA or SRV question: nginx
+ * core macros only, no c-ares, so that it can be fuzzed alone (fuzz/) and
+ * used by any front end.
  */
 
 #define NGX_QQFAIL_DNS_A                 1
 #define NGX_QQFAIL_DNS_AAAA              28
+#define NGX_QQFAIL_DNS_SRV               33
+
+#define NGX_QQFAIL_DNS_TEXTLEN           254     /* a name as text */
 
 #define NGX_QQFAIL_DNS_MAX_CNAMES        8       /* links in a CNAME chain */
 
@@ -35,13 +38,27 @@
 #define NGX_QQFAIL_DNS_MISMATCH          7       /* not the answer asked for */
 
 
+/* an SRV record (RFC 2782): its target as text, lowercase, no final dot */
+
 typedef struct {
-    u_char        *addrs;     /* room for "max" addresses: 4 or 16 octets */
-    ngx_uint_t     max;
-    ngx_uint_t     naddrs;    /* addresses found */
-    ngx_uint_t     ncnames;   /* CNAME links followed */
-    uint32_t       ttl;       /* the least TTL of the chain and addresses */
-    const char    *reason;    /* the check that failed, for the log */
+    ngx_uint_t             priority;
+    ngx_uint_t             weight;
+    in_port_t              port;
+    size_t                 len;
+    u_char                 target[NGX_QQFAIL_DNS_TEXTLEN];
+} ngx_qqfail_dns_srv_t;
+
+
+typedef struct {
+    u_char                *addrs;     /* A, AAAA: room for "max" addresses,
+                                         4 or 16 octets each */
+    ngx_qqfail_dns_srv_t  *srvs;      /* SRV: room for "max" records */
+    ngx_uint_t             max;
+    ngx_uint_t             naddrs;    /* addresses or records found */
+    ngx_uint_t             ncnames;   /* CNAME links followed */
+    uint32_t               ttl;       /* the least TTL of the chain and
+                                         the records */
+    const char            *reason;    /* the check that failed, for the log */
 } ngx_qqfail_dns_answer_t;
 
 

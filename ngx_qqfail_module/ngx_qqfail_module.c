@@ -63,29 +63,40 @@ ngx_module_t  ngx_qqfail_module = {
 };
 
 
-/* the configuration of a cycle, once its zone is set; NULL otherwise */
+/*
+ * The configuration of a cycle that has the zone, NULL otherwise: found
+ * by the zone, since a dynamic module gets a new index at every load and
+ * its index may not be the one it had in an older cycle.
+ */
 
 ngx_qqfail_main_conf_t *
 ngx_qqfail_cycle_conf(ngx_cycle_t *cycle)
 {
+    ngx_uint_t               i;
+    ngx_shm_zone_t          *zone;
+    ngx_list_part_t         *part;
     ngx_qqfail_main_conf_t  *qmcf;
 
-    if (cycle->conf_ctx == NULL
-        || ngx_qqfail_module.index >= cycle->modules_n
-        || cycle->modules[ngx_qqfail_module.index] != &ngx_qqfail_module)
-    {
-        /* a cycle this module was not loaded in */
-        return NULL;
+    part = &cycle->shared_memory.part;
+    zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            zone = part->elts;
+            i = 0;
+        }
+
+        if (zone[i].tag == &ngx_qqfail_module) {
+            qmcf = zone[i].data;
+            return qmcf->sh ? qmcf : NULL;
+        }
     }
-
-    qmcf = (ngx_qqfail_main_conf_t *) ngx_get_conf(cycle->conf_ctx,
-                                                   ngx_qqfail_module);
-
-    if (qmcf == NULL || qmcf->sh == NULL) {
-        return NULL;
-    }
-
-    return qmcf;
 }
 
 

@@ -747,7 +747,7 @@ ngx_qqfail_state_index(ngx_qqfail_state_read_t *rd,
                 x->text = k ? &name[k - 1].key : &server[j].key;
                 x->rank = k;
                 x->hash = ngx_qqfail_state_hash(
-                                              &qscfp[i]->name,
+                                              &qscfp[i]->id,
                                               x->text);
 
                 b = x->hash & rd->mask;
@@ -814,8 +814,8 @@ ngx_qqfail_state_server(ngx_qqfail_state_read_t *rd,
                 || x->rank > e->rank
                 || x->text->len != want->len
                 || ngx_strncmp(x->text->data, want->data, want->len) != 0
-                || x->upstream->name.len != upstream->len
-                || ngx_strncmp(x->upstream->name.data,
+                || x->upstream->id.len != upstream->len
+                || ngx_strncmp(x->upstream->id.data,
                                upstream->data, upstream->len) != 0)
             {
                 continue;
@@ -922,7 +922,7 @@ ngx_qqfail_state_timer(ngx_event_t *ev)
 static size_t
 ngx_qqfail_state_line_max(ngx_qqfail_srv_conf_t *qscf)
 {
-    return 3 * qscf->name.len + NGX_QQFAIL_MAX_NAMES * 300 + 64
+    return 3 * qscf->id.len + NGX_QQFAIL_MAX_NAMES * 300 + 64
            + NGX_QQFAIL_MAX_ADDRS * (NGX_QQFAIL_ADDR_STRLEN + 1);
 }
 
@@ -936,7 +936,7 @@ ngx_qqfail_state_format(u_char *p, ngx_qqfail_srv_conf_t *qscf,
     ngx_uint_t  k;
 
     p = ngx_cpymem(p, "s ", 2);
-    p = ngx_qqfail_state_escape(p, qscf->name.data, qscf->name.len);
+    p = ngx_qqfail_state_escape(p, qscf->id.data, qscf->id.len);
     p = ngx_sprintf(p, " %V", &server->key);
     p = ngx_sprintf(p, " %ui %T", copy->active, copy->last_success);
 

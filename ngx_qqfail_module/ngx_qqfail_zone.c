@@ -550,7 +550,7 @@ ngx_qqfail_zone_prepare(ngx_qqfail_main_conf_t *qmcf,
             continue;
         }
 
-        host = &qscfp[i]->name;
+        host = &qscfp[i]->id;
 
         ush = ngx_slab_calloc(shpool, sizeof(ngx_qqfail_upstream_sh_t));
         if (ush == NULL) {
@@ -631,8 +631,8 @@ ngx_qqfail_zone_upstream(ngx_qqfail_main_conf_t *qmcf,
     ngx_qqfail_upstream_sh_t  *ush;
 
     for (ush = qmcf->sh->upstreams; ush; ush = ush->next) {
-        if (ush->key_len == qscf->name.len
-            && ngx_memcmp(ush->key, qscf->name.data,
+        if (ush->key_len == qscf->id.len
+            && ngx_memcmp(ush->key, qscf->id.data,
                           ush->key_len) == 0)
         {
             return ush;
@@ -965,7 +965,7 @@ ngx_qqfail_zone_check(ngx_conf_t *cf, ngx_qqfail_main_conf_t *qmcf)
     for (i = 0; i < qmcf->upstreams.nelts; i++) {
         ngx_qqfail_zone_count(sizeof(ngx_qqfail_upstream_sh_t),
                               bytes, &pages);
-        ngx_qqfail_zone_count(qscfp[i]->name.len + 1, bytes,
+        ngx_qqfail_zone_count(qscfp[i]->id.len + 1, bytes,
                               &pages);
 
         server = qscfp[i]->servers->elts;

@@ -308,6 +308,16 @@ ngx_stream_qqfail_attach(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
     qscf->upstream = uscf;
     qscf->name = uscf->host;
     qscf->main = ngx_qqfail_conf_get(cf->cycle);
+
+    /* apart from an http upstream of the same name; NULL: see the server */
+
+    qscf->id.len = sizeof("stream:") - 1 + uscf->host.len;
+    qscf->id.data = ngx_pnalloc(cf->pool, qscf->id.len);
+
+    if (qscf->id.data) {
+        ngx_memcpy(ngx_cpymem(qscf->id.data, "stream:", 7),
+                   uscf->host.data, uscf->host.len);
+    }
 }
 
 
@@ -323,6 +333,10 @@ ngx_stream_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     qscf = ngx_qqfail_upstream_conf(cf, conf);
     uscf = qscf->upstream;
+
+    if (qscf->id.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
     if (qscf->servers == NULL) {
 

@@ -3,7 +3,8 @@
 
 # The structure drawn from the code: which file calls which, read from the
 # object files of the last build (nm).  The core (ngx_qqfail_*.c) calls
-# nothing of the http front end (ngx_http_qqfail_*.c), and its files call
+# nothing of the front ends (ngx_http_qqfail_*.c, ngx_stream_qqfail_*.c),
+# and its files call
 # each other in one direction only: resolver -> round -> lookup -> ares ->
 # zone -> geo -> text, the state file beside them.  The layers above are
 # called back through the resolver object's handlers, not by name.
@@ -41,14 +42,14 @@ for my $f (keys %undef) {
 }
 
 my %files = map { $_ => 1 } values %def;
-my @core = grep { !/^ngx_http_qqfail_/ } sort keys %files;
+my @core = grep { !/^ngx_(?:http|stream)_qqfail_/ } sort keys %files;
 ok(@core >= 8, scalar(@core) . ' core files: ' . join(' ', @core));
 
-# the core calls no http file
+# the core calls no front end file
 my @up = map { my $f = $_; map { "$f -> $_ (" . join(', ', sort keys
-            %{ $calls{$f}{$_} }) . ')' } grep { /^ngx_http_qqfail_/ }
+            %{ $calls{$f}{$_} }) . ')' } grep { /^ngx_(?:http|stream)_qqfail_/ }
             sort keys %{ $calls{$f} || {} } } @core;
-is("@up", '', 'no core file calls the http front end');
+is("@up", '', 'no core file calls a front end');
 
 # no cycle among the core files
 sub reach {
@@ -64,7 +65,7 @@ sub reach {
 
 my @cycles;
 for my $f (@core) {
-    for my $to (grep { !/^ngx_http_qqfail_/ } keys %{ $calls{$f} || {} }) {
+    for my $to (grep { !/^ngx_(?:http|stream)_qqfail_/ } keys %{ $calls{$f} || {} }) {
         push @cycles, "$f -> $to (" . join(', ', sort keys
                           %{ $calls{$f}{$to} }) . ')'
             if reach($to)->{$f};

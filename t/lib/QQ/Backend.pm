@@ -40,6 +40,7 @@ sub new {
         status => $opts{status} // 200,
         delay  => $opts{delay},
         extra  => $opts{extra_addrs} // [],     # more addresses to listen on
+        blob   => $opts{blob},                  # bytes served at /blob
         dir    => $t->dir . "/backend-$id",
         nginx  => $ENV{QQ_NGINX} || '/usr/sbin/nginx',
     }, $class;
@@ -93,9 +94,16 @@ http {
             add_header X-Backend $id always;
             return $status "$id";
         }
+@{[ $self->{blob} ? "        location = /blob { alias $dir/blob; }\n" : '' ]}
     }
 }
 EOF
+    if ($self->{blob}) {
+        # a body of blob bytes at /blob (bench/stream.pl: throughput)
+        open my $bf, '>', "$dir/blob" or croak "write $dir/blob: $!";
+        print {$bf} 'x' x $self->{blob};
+        close $bf;
+    }
     open my $fh, '>', "$dir/nginx.conf" or croak "write $dir/nginx.conf: $!";
     print {$fh} $conf;
     close $fh;

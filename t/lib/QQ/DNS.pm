@@ -194,11 +194,21 @@ sub _write_zone {
 sub _write_nsd_conf {
     my ($self, $which) = @_;
     my $dir = $self->_auth_dir($which);
-    my $zone = $self->{zones}{$which};
-    my $ip = $self->auth_ip($which);
-    my $conf = <<"EOF";
+    open my $fh, '>', "$dir/nsd.conf" or croak "write nsd.conf: $!";
+    print {$fh} nsd_conf(ip => $self->auth_ip($which), port => $self->{port},
+                         dir => $dir, zone => $self->{zones}{$which});
+    close $fh;
+    return;
+}
+
+# nsd.conf of an nsd (run with -d) serving one zone from DIR/ZONE.zone on
+# one address, its files in DIR (also used by QQ::Stream)
+sub nsd_conf {
+    my (%o) = @_;
+    my ($ip, $port, $dir, $zone) = @o{qw(ip port dir zone)};
+    return <<"EOF";
 server:
-  ip-address: $ip\@$self->{port}
+  ip-address: $ip\@$port
   do-ip4: yes
   do-ip6: no
   username: ""
@@ -220,10 +230,6 @@ zone:
   name: "$zone"
   zonefile: "$dir/$zone.zone"
 EOF
-    open my $fh, '>', "$dir/nsd.conf" or croak "write nsd.conf: $!";
-    print {$fh} $conf;
-    close $fh;
-    return;
 }
 
 # start_auth_server('a' [, flush => 1]): (re)starts a registrar.  Providers

@@ -326,7 +326,8 @@ sub _nginx_env {
     return {
         LD_PRELOAD    => $self->asan_preload,
         ASAN_OPTIONS  => "detect_leaks=0:abort_on_error=0:log_path=$dir/asan"
-                       . ":allow_user_segv_handler=1",
+                       . ":allow_user_segv_handler=1"
+                       . ":suppressions=$REPO_ROOT/t/lib/asan.supp",
         UBSAN_OPTIONS => "print_stacktrace=1:log_path=$dir/ubsan:halt_on_error=0",
     };
 }

@@ -8,7 +8,10 @@ set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$TOP"
 
-NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+# Debian's nginx and its nginx-dev source tree, the defaults
+DEB_NGINX_BIN=/usr/sbin/nginx
+DEB_NGINX_SRC=/usr/share/nginx/src
+NGINX_BIN=${NGINX_BIN:-$DEB_NGINX_BIN}
 MODULE=ngx_http_qqfail_module
 # the stream front end, a file of its own (built when nginx has stream)
 STREAM_MODULE=ngx_stream_qqfail_module
@@ -95,7 +98,12 @@ Environment:
                    nginx-dev tree /usr/share/nginx/src); its version must
                    match the nginx binary that will load the module
   NGINX_BIN=PATH   the nginx binary that will load the module
-                   (default /usr/sbin/nginx)
+                   (default /usr/sbin/nginx); without Debian's
+                   conf_flags in NGINX_SRC, nginx is configured with the
+                   arguments of NGINX_BIN -V; test runs the suite with
+                   this binary and the ngx_stream_module.so of its modules
+                   path (QQ_NGINX_STREAM_MODULE=PATH: another file); with
+                   both set, Debian's nginx packages are not needed
   QQ_JOBS=N        run N test files in parallel (default 1)
   QQ_TESTS="t/x.t ..."  run only these test files
   QQ_SOAK_SECONDS=N     length of the soak test (default 600)
@@ -134,9 +142,26 @@ restore_policy_rc() {
     fi
 }
 
+# Debian's nginx packages only when the module is built for Debian's nginx:
+# a site's own nginx (NGINX_SRC, NGINX_BIN) needs none of them
+nginx_pkgs_filter() {
+    local p
+    for p in "$@"; do
+        case $p in
+            nginx|libnginx-mod-stream)
+                [ "$NGINX_BIN" = "$DEB_NGINX_BIN" ] || continue ;;
+            nginx-dev)
+                [ "${NGINX_SRC:-$DEB_NGINX_SRC}" = "$DEB_NGINX_SRC" ] \
+                    || continue ;;
+        esac
+        echo "$p"
+    done
+}
+
 install_pkgs() {
     local missing
-    missing=$(missing_pkgs "$@")
+    # shellcheck disable=SC2046
+    missing=$(missing_pkgs $(nginx_pkgs_filter "$@"))
     [ -z "$missing" ] && return 0
 
     if ! command -v apt-get >/dev/null 2>&1; then
@@ -197,7 +222,7 @@ configure_args() {
 
 build_module() {
     local variant=$1        # "" or asan
-    local src=${NGINX_SRC:-/usr/share/nginx/src}
+    local src=${NGINX_SRC:-$DEB_NGINX_SRC}
     local bdir="$TOP/build/nginx${variant:+-$variant}"
     local out="$TOP/objs${variant:+/$variant}"
     local srcver binver stamp args cc_opt ld_opt targets
@@ -354,6 +379,12 @@ cmd_test() {
         export QQ_UNIT="$TOP/objs/unit"
     fi
 
+    # the suite runs the binary the module was built for, with the stream
+    # module of the same build (Debian: libnginx-mod-stream's file)
+    export QQ_NGINX="$NGINX_BIN"
+    : "${QQ_NGINX_STREAM_MODULE:=$(modules_path)/ngx_stream_module.so}"
+    export QQ_NGINX_STREAM_MODULE
+
     # shellcheck disable=SC2206
     tests=(${QQ_TESTS:-t/})
     prove -j"$jobs" -r "${tests[@]}"
@@ -426,7 +457,8 @@ cmd_deb() {
 
     [ $# -eq 0 ] || die "deb takes no options"
 
-    install_pkgs "${DEB_PKGS[@]}"
+    # the package is built for Debian's nginx, whatever NGINX_* say
+    NGINX_SRC= NGINX_BIN=$DEB_NGINX_BIN install_pkgs "${DEB_PKGS[@]}"
 
     version=$(dpkg-parsechangelog -l debian/changelog -S Version)
     upver=${version%-*}

@@ -12,6 +12,10 @@
 #include "ngx_http_qqfail_http.h"
 
 
+static char *ngx_http_qqfail_refuse(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
 /* a qqfail upstream learns its http upstream{} at its first directive */
 
 void
@@ -131,11 +135,33 @@ static ngx_qqfail_method_t  ngx_http_qqfail_methods[] = {
 };
 
 
+/*
+ * upstream directives of nginx's that a qqfail upstream refuses after
+ * "qqfail_server" (before it, "qqfail_server" refuses the upstream as
+ * one with another balancing method): "sticky" of nginx 1.29.6 and later
+ * selects a peer of nginx's round robin by the hint it gives, which the
+ * qqfail balancer does not take, so it would set no cookie and log
+ * "balancer does not support sticky" for each request
+ */
+
+static ngx_qqfail_method_t  ngx_http_qqfail_refused[] = {
+    { "ngx_http_upstream_sticky_module", ngx_string("sticky"), NULL, NULL },
+    { NULL, ngx_null_string, NULL, NULL }
+};
+
+
 ngx_int_t
 ngx_http_qqfail_methods_wrap(ngx_conf_t *cf)
 {
-    return ngx_qqfail_methods_wrap(cf, ngx_http_qqfail_methods,
-                                   ngx_http_qqfail_method);
+    if (ngx_qqfail_methods_wrap(cf, ngx_http_qqfail_methods,
+                                ngx_http_qqfail_method)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_qqfail_methods_wrap(cf, ngx_http_qqfail_refused,
+                                   ngx_http_qqfail_refuse);
 }
 
 
@@ -143,6 +169,32 @@ void
 ngx_http_qqfail_methods_unwrap(void)
 {
     ngx_qqfail_methods_unwrap(ngx_http_qqfail_methods);
+    ngx_qqfail_methods_unwrap(ngx_http_qqfail_refused);
+}
+
+
+static char *
+ngx_http_qqfail_refuse(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_qqfail_method_t    *m;
+    ngx_qqfail_srv_conf_t  *qscf;
+
+    m = ngx_qqfail_method_find(ngx_http_qqfail_refused, cmd);
+    if (m == NULL) {
+        return "is wrapped by the qqfail module but not known to it";
+    }
+
+    qscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_qqfail_module);
+
+    if (qscf->servers != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "qqfail: \"%V\" cannot be combined with "
+                           "\"qqfail_server\" in upstream \"%V\"",
+                           &cmd->name, &qscf->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return m->set(cf, cmd, conf);
 }
 
 

@@ -334,6 +334,55 @@ my @cases = (
       qr/"qqfail_status" directive is duplicate/ ],
 );
 
+# nginx 1.29.7 and later: "keepalive" no longer takes the balancing
+# method's place (it wraps every upstream's at the end of the configuration,
+# and is on by default), so it may come anywhere in the upstream, as in a
+# stock one: the order cases before it are accepted there
+if ($t->nginx_at_least('1.29.7')) {
+    for my $case (@cases) {
+        next unless $case->[0] =~ /after (?:a method and )?keepalive$/;
+        $case = [ "$case->[0] (any order since nginx 1.29.7)", ok => $case->[2] ];
+    }
+}
+
+# nginx 1.29.6 and later: "sticky" picks a peer of nginx's round robin,
+# refused in a qqfail upstream on either side of qqfail_server
+if ($t->nginx_at_least('1.29.6')) {
+    push @cases, (
+        [ 'sticky in a stock upstream', ok => {
+            up => "server 127.0.0.1:1;\nsticky cookie srv;" } ],
+        [ 'sticky after qqfail_server', err => {
+            up => "qqfail_server a.example.com;\nsticky cookie srv; #BAD" },
+          qr/qqfail: "sticky" cannot be combined with "qqfail_server" in upstream "app"/ ],
+        [ 'sticky before qqfail_server', err => {
+            up => "sticky cookie srv;\nqqfail_server a.example.com; #BAD" },
+          qr/"qqfail_server" must precede "keepalive" and cannot be combined with another load balancing method/ ],
+    );
+}
+
+# nginx 1.27.3 and later resolve a "server" name at run time ("resolve",
+# with a zone and a resolver): still a "server" line, which a qqfail
+# upstream refuses on either side of qqfail_server
+if ($t->nginx_at_least('1.27.3')) {
+    push @cases, (
+        [ 'server resolve after qqfail_server', err => {
+            http => "resolver 127.0.0.1:1;",
+            up => "qqfail_server a.example.com; #BAD\n"
+                . "server b.example.com resolve;" },
+          qr/qqfail: "server" cannot be combined with "qqfail_server" in upstream "app"/ ],
+        [ 'server resolve before qqfail_server', err => {
+            http => "resolver 127.0.0.1:1;",
+            up => "server b.example.com resolve;\n"
+                . "qqfail_server a.example.com; #BAD" },
+          qr/qqfail: "server" cannot be combined with "qqfail_server" in upstream "app"/ ],
+        [ 'server resolve with a zone', err => {
+            http => "resolver 127.0.0.1:1;",
+            up => "zone z 64k;\nserver b.example.com resolve;\n"
+                . "qqfail_server a.example.com; #BAD" },
+          qr/"qqfail_server" cannot be combined with "zone" in upstream "app"/ ],
+    );
+}
+
 sub config {
     my ($c) = @_;
     my $up = $c->{up} // "server 127.0.0.1:1;";

@@ -73,9 +73,12 @@ make_path("$fake/src/core");
 $t->write_file('nginx-0.0.1/src/core/nginx.h',
                "#define NGINX_VERSION      \"0.0.1\"\n");
 
-($status, $out) = run('env', "NGINX_SRC=$fake", "$root/build.sh", 'build');
+my $nginx = $t->nginx_binary;
+
+($status, $out) = run('env', "NGINX_SRC=$fake", "NGINX_BIN=$nginx",
+                      "$root/build.sh", 'build');
 isnt($status, 0, 'build.sh refuses nginx 0.0.1 sources');
-like($out, qr/is nginx 0\.0\.1 but \/usr\/sbin\/nginx is nginx 1\.\d+\.\d+/,
+like($out, qr/is nginx 0\.0\.1 but \Q$nginx\E is nginx 1\.\d+\.\d+/,
      'the message names both versions');
 
 # a rebuild with no change does not configure again

@@ -110,4 +110,31 @@ my %ports = map { /:(\d+) "/ ? ($1 => 1) : () } @lines;
 ok(keys %ports >= 1 && keys %ports <= 2,
    'keepalive: 50 requests over ' . scalar(keys %ports) . ' connection(s)');
 
+# nginx 1.29.7 and later: keepalive anywhere in the upstream, the method
+# after it still the upstream's
+
+SKIP: {
+    skip 'keepalive takes the method\'s place before nginx 1.29.7', 4
+        unless $t->nginx_at_least('1.29.7');
+
+    $s->nginx(location => $loc, upstream =>
+          "        keepalive 4;\n"
+        . "        qqfail_server server3.example.com:%%BPORT%%;\n"
+        . "        least_conn;");
+    ok($t->reload, 'reload with keepalive 4 before qqfail_server, '
+                   . 'least_conn after it');
+
+    $before = $s->backend(3)->requests;
+    is_deeply($s->spread(50), { b3 => 50 }, '50 requests to b3');
+
+    @lines = (split /\n/, $s->backend(3)->access_log)[$before .. $before + 49];
+    %ports = map { /:(\d+) "/ ? ($1 => 1) : () } @lines;
+    ok(keys %ports >= 1 && keys %ports <= 2,
+       'keepalive first: 50 requests over ' . scalar(keys %ports)
+       . ' connection(s)');
+
+    my ($u) = grep { $_->{name} eq 'app' } @{ $s->status->{upstreams} };
+    is($u->{method}, 'least_conn', 'status: the method is least_conn');
+}
+
 done_testing();

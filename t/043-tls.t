@@ -136,11 +136,18 @@ my $verify = "proxy_ssl_server_name on;\n"
            . "            proxy_ssl_trusted_certificate $dir/tls/ca.pem;\n"
            . "            proxy_next_upstream error timeout http_502;";
 
+# every request a new TLS connection: nginx 1.29.7 and later keep
+# connections to an upstream's peers alive unless told "keepalive 0"
+
+my $no_keepalive = $b->nginx_at_least('1.29.7') ? "        keepalive 0;\n"
+                                                : '';
+
 my $stock = '';
 my $stock_locations = '';
 for my $i (1 .. 3) {
     $stock .= "    upstream stock$i {\n"
             . "        server $baddr[$i - 1]:$T;\n"
+            . $no_keepalive
             . "    }\n";
     $stock_locations .= <<"EOF";
         location = /$i {
@@ -164,7 +171,8 @@ $s->nginx(workers => $workers,
                     "        qqfail_server server$_.example.com:$T "
                   . "server$_.example.net:$T;\n" } 1 .. 3)
               . "        qqfail_refresh 2s;\n"
-              . "        qqfail_timeout 1s;\n");
+              . "        qqfail_timeout 1s;\n"
+              . $no_keepalive);
 $t->start;
 
 my $com = qr/^server\d\.example\.com:\d+ live$/;

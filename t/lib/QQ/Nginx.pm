@@ -131,6 +131,27 @@ sub repo_root { return $REPO_ROOT }
 
 sub nginx_binary { return $_[0]{nginx} }
 
+# the version of the nginx binary ("1.28.3"), and whether it is at least V
+sub nginx_version {
+    my ($self) = @_;
+    return $self->{nginx_version} //= do {
+        my $out = qx{$self->{nginx} -v 2>&1};
+        $out =~ m{nginx version: [^/]*/(\d+\.\d+\.\d+)}
+            or croak "no version in \"$self->{nginx} -v\": $out";
+        $1;
+    };
+}
+
+sub nginx_at_least {
+    my ($self, $want) = @_;
+    my @have = split /\./, $self->nginx_version;
+    my @want = split /\./, $want;
+    for my $i (0 .. 2) {
+        return $have[$i] > $want[$i] if $have[$i] != $want[$i];
+    }
+    return 1;
+}
+
 sub _pick_base {
     my ($self) = @_;
 

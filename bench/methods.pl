@@ -42,7 +42,8 @@ use QQ::Nginx;
 use QQ::DNS;
 use QQ::Backend;
 use QQ::Bench qw(can_pin pin need_wrk worker_ticks tick_us run_wrk median
-                 commit save_results proxy_config);
+                 commit save_results proxy_config out out_text
+                 loadavg);
 
 my @ALL = (
     [ rr         => '' ],
@@ -70,15 +71,6 @@ for (@want) {
 
 $o{pin} = 0 unless can_pin();
 need_wrk();
-
-my $TEXT = '';
-
-sub out {
-    my ($fmt, @args) = @_;
-    my $s = sprintf $fmt, @args;
-    print $s;
-    $TEXT .= $s;
-}
 
 my $t = QQ::Nginx->new;
 my $port = $t->port('backend');
@@ -245,8 +237,7 @@ sub split_text {
     return join '/', map { sprintf '%.0f', 100 * $_ / $all } @$n;
 }
 
-my $load0 = do { open my $fh, '<', '/proc/loadavg'; <$fh> } // '';
-chomp $load0;
+my $load0 = loadavg();
 
 out("%s on %s; %d rounds of %d s, %d connections, %d keys\n",
     'bench/methods.pl', commit(), @o{qw(rounds seconds connections keys)});
@@ -325,8 +316,7 @@ for my $m (@methods) {
 my @runs = map { @{ $R{$_}{qq} }, @{ $R{$_}{st} } } @methods;
 my @others = map { $_->{others_pct} } @runs;
 my @steal = map { $_->{steal_pct} } @runs;
-my $load1 = do { open my $fh, '<', '/proc/loadavg'; <$fh> } // '';
-chomp $load1;
+my $load1 = loadavg();
 out("\nwk: the nginx worker's CPU time in %% of the run's (near 100%%: "
     . "the worker is what limits req/s)\n");
 out("split: %% of the requests each backend (b1/b2/b3, weights "
@@ -346,7 +336,7 @@ $dns->stop_all;
 
 if ($o{save}) {
     my ($json, $txt) = save_results(
-        name => 'methods', dir => $o{results}, text => $TEXT,
+        name => 'methods', dir => $o{results}, text => out_text(),
         data => { options => \%o, commit => commit(), time => time,
                   pinned => $o{pin}, weights => \@WEIGHT,
                   load_before => $load0, load_after => $load1,

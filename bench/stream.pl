@@ -32,7 +32,7 @@ use QQ::Nginx;
 use QQ::DNS;
 use QQ::Backend;
 use QQ::Bench qw(can_pin pin need_wrk worker_ticks tick_us run_wrk median
-                 commit save_results);
+                 commit save_results out out_text loadavg);
 
 my %o = (rounds => 3, seconds => 4, connections => 16, blob => 1 << 20,
          pin => 1, save => 1);
@@ -42,15 +42,6 @@ GetOptions(\%o, 'rounds=i', 'seconds=i', 'connections=i', 'blob=i',
 
 $o{pin} = 0 unless can_pin();
 need_wrk();
-
-my $TEXT = '';
-
-sub out {
-    my ($fmt, @args) = @_;
-    my $s = sprintf $fmt, @args;
-    print $s;
-    $TEXT .= $s;
-}
 
 my $t = QQ::Nginx->new;
 die "no stream front end or nginx stream module\n" unless $t->has_stream;
@@ -149,8 +140,7 @@ $t->write_file('close.lua', <<'EOF');
 wrk.headers["Connection"] = "close"
 EOF
 
-my $load0 = do { open my $fh, '<', '/proc/loadavg'; <$fh> } // '';
-chomp $load0;
+my $load0 = loadavg();
 
 out("%s on %s; %d rounds of %d s; connections/s with %d clients, "
     . "throughput of a %d-byte body with 4\n", 'bench/stream.pl', commit(),
@@ -203,15 +193,14 @@ for my $kind (qw(conn blob)) {
         @{ $SUM{$kind} }{qw(qq_cpu_us st_cpu_us)}, $SUM{$kind}{cpu_ratio} // 0);
 }
 
-my $load1 = do { open my $fh, '<', '/proc/loadavg'; <$fh> } // '';
-chomp $load1;
+my $load1 = loadavg();
 out("load average after: %s\n", $load1);
 
 $t->stop;
 
 if ($o{save}) {
     my @files = save_results(name => 'stream', dir => $o{results},
-                             text => $TEXT,
+                             text => out_text(),
                              data => { options => \%o, summary => \%SUM,
                                        load => [ $load0, $load1 ] });
     print "results: @files\n";

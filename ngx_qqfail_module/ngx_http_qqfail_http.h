@@ -24,10 +24,6 @@
 #include "ngx_qqfail.h"
 
 
-typedef char *(*ngx_http_qqfail_slot_pt)(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-
-
 typedef struct {
     ngx_uint_t                       format;
 } ngx_http_qqfail_loc_conf_t;

@@ -15,7 +15,26 @@ use File::Path qw(make_path);
 use POSIX ();
 
 our @EXPORT_OK = qw(can_pin pin need_wrk worker_ticks tick_us run_wrk median
-                    commit save_results proxy_config);
+                    commit save_results proxy_config out out_text loadavg);
+
+# what a bench prints, kept for its results file (out_text)
+my $TEXT = '';
+
+sub out {
+    my ($fmt, @args) = @_;
+    my $s = sprintf $fmt, @args;
+    print $s;
+    $TEXT .= $s;
+}
+
+sub out_text { return $TEXT }
+
+# /proc/loadavg, without its newline
+sub loadavg {
+    my $l = do { open my $fh, '<', '/proc/loadavg'; <$fh> } // '';
+    chomp $l;
+    return $l;
+}
 
 # true if there are 2 or more CPUs and taskset to pin processes with
 sub can_pin {

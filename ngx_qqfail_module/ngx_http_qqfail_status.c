@@ -1473,6 +1473,15 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
         ngx_qqfail_json_str(o, names[e].text.data, names[e].text.len);
     }
 
+    ngx_http_qqfail_printf(o, 16, ",\"service\":");
+
+    if (server->service.len) {
+        ngx_qqfail_json_str(o, server->service.data, server->service.len);
+
+    } else {
+        ngx_http_qqfail_printf(o, 4, "null");
+    }
+
     ngx_http_qqfail_printf(o, 512,
                            ",\"source\":\"%V\",\"weight\":%ui,"
                            "\"backup\":%s,\"down\":%s,"
@@ -1520,13 +1529,19 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
         ngx_http_qqfail_printf(o, 256,
                                "%s{\"address\":\"%*s\","
                                "\"state\":\"%V\",\"fails\":%ui,"
-                               "\"active\":%ui,\"geo\":",
+                               "\"active\":%ui,\"weight\":%ui,"
+                               "\"backup\":%s,\"geo\":",
                                k ? "," : "",
                                ngx_qqfail_slot_text(slot, text), text,
                                ngx_http_qqfail_address_state(server, slot,
                                                              now),
                                (ngx_uint_t) slot->fails,
-                               ngx_qqfail_slot_conns(slot, slot->id));
+                               ngx_qqfail_slot_conns(slot, slot->id),
+                               slot->srv ? ngx_qqfail_srv_weight(slot->srv)
+                                         : server->weight,
+                               (server->backup
+                                || (slot->srv & NGX_QQFAIL_SRV_BACKUP))
+                               ? "true" : "false");
 
         if (slot->asn == 0 && slot->country[0] == '\0') {
             ngx_http_qqfail_printf(o, 5, "null}");

@@ -139,9 +139,13 @@ typedef struct {
     ngx_str_t                        host;       /* lowercase, no final dot */
     in_port_t                        port;
     ngx_str_t                        text;       /* as written */
-    ngx_str_t                        key;        /* "host:port", "ip:port" */
+    ngx_str_t                        key;        /* "host:port", "ip:port",
+                                                    "qname:srv" */
     ngx_addr_t                       addr;       /* IP literals only */
+    /* the name asked: the host, or with service= its SRV name */
+    ngx_str_t                        qname;
     unsigned                         literal:1;
+    unsigned                         srv:1;      /* SRV, ports from it */
 } ngx_qqfail_name_t;
 
 
@@ -212,6 +216,7 @@ typedef struct {
     uint32_t                         fails;
     time_t                           accessed;
     time_t                           checked;
+    uint32_t                         srv;        /* NGX_QQFAIL_SRV_* */
     ngx_atomic_t                     conns;      /* id and count, packed */
 } ngx_qqfail_slot_sh_t;
 
@@ -552,6 +557,7 @@ typedef struct ngx_qqfail_job_s       ngx_qqfail_job_t;
 typedef struct {
     ngx_array_t                      names;      /* ngx_qqfail_name_t */
     ngx_str_t                        key;        /* "name:port,name:port" */
+    ngx_str_t                        service;    /* "service=", or empty */
     ngx_uint_t                       weight;
     ngx_uint_t                       max_fails;
     ngx_uint_t                       max_conns;
@@ -741,8 +747,8 @@ ngx_int_t ngx_qqfail_zone_add(ngx_conf_t *cf,
 
 ngx_int_t ngx_qqfail_zone_publish(ngx_qqfail_main_conf_t *qmcf,
     ngx_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
-    ngx_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t source,
-    ngx_log_t *log);
+    ngx_qqfail_geo_t *geo, uint32_t *srv, ngx_uint_t naddrs,
+    ngx_uint_t source, ngx_log_t *log);
 void ngx_qqfail_geo_annotate(ngx_qqfail_main_conf_t *qmcf,
     ngx_addr_t *addrs, ngx_uint_t naddrs, ngx_qqfail_geo_t *geo);
 void ngx_qqfail_geo_lookup(ngx_qqfail_main_conf_t *qmcf,
@@ -798,7 +804,7 @@ size_t ngx_qqfail_slot_text(ngx_qqfail_slot_sh_t *slot,
     u_char *text);
 ngx_uint_t ngx_qqfail_zone_same(ngx_qqfail_main_conf_t *qmcf,
     ngx_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
-    ngx_uint_t naddrs);
+    uint32_t *srv, ngx_uint_t naddrs);
 void ngx_qqfail_event(ngx_qqfail_main_conf_t *qmcf,
     ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
     ngx_qqfail_server_t *server, const char *fmt, ...);

@@ -108,6 +108,17 @@ static void ngx_qqfail_channels_process(ngx_qqfail_resolver_t *rs,
     struct pollfd *pfd, ngx_qqfail_channel_t **owner, ngx_uint_t nfds);
 
 
+/* the record types of NGX_QQFAIL_QTYPE_A, _AAAA and _SRV */
+
+#if (ARES_VERSION >= 0x011c00)
+static ares_dns_rec_type_t  ngx_qqfail_ares_types[] = {
+    ARES_REC_TYPE_A, ARES_REC_TYPE_AAAA, ARES_REC_TYPE_SRV
+};
+#else
+static int  ngx_qqfail_ares_types[] = { ns_t_a, ns_t_aaaa, ns_t_srv };
+#endif
+
+
 /* c-ares itself, in the master and in each worker */
 
 ngx_int_t
@@ -944,7 +955,7 @@ ngx_qqfail_channel_query(ngx_qqfail_resolver_t *rs,
 
         (void) ares_query_dnsrec(ch->channel, (const char *) host,
                                  ARES_CLASS_IN,
-                                 type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
+                                 ngx_qqfail_ares_types[type],
                                  ngx_qqfail_channel_sent, sent, NULL);
         return;
     }
@@ -954,13 +965,13 @@ ngx_qqfail_channel_query(ngx_qqfail_resolver_t *rs,
 #if (ARES_VERSION >= 0x011c00)
 
     (void) ares_query_dnsrec(ch->channel, (const char *) host, ARES_CLASS_IN,
-                             type ? ARES_REC_TYPE_AAAA : ARES_REC_TYPE_A,
+                             ngx_qqfail_ares_types[type],
                              ngx_qqfail_channel_answer, q, NULL);
 
 #else
 
-    ares_query(ch->channel, (char *) host, ns_c_in, type ? ns_t_aaaa : ns_t_a,
-               ngx_qqfail_channel_callback, q);
+    ares_query(ch->channel, (char *) host, ns_c_in,
+               ngx_qqfail_ares_types[type], ngx_qqfail_channel_callback, q);
 
 #endif
 }

@@ -160,6 +160,7 @@ typedef struct {
     ngx_qqfail_slot_sh_t            *slot;
     uint32_t                         id;
     socklen_t                        socklen;
+    uint32_t                         srv;
     ngx_qqfail_sockaddr_t            sockaddr;
 } ngx_qqfail_snap_t;
 
@@ -858,6 +859,7 @@ ngx_qqfail_group_sync(ngx_qqfail_peers_t *peers,
         snap[n].id = slot->id;
         snap[n].socklen = slot->socklen;
         snap[n].sockaddr = slot->sockaddr;
+        snap[n].srv = slot->srv;
         n++;
     }
 
@@ -922,13 +924,17 @@ ngx_qqfail_group_sync(ngx_qqfail_peers_t *peers,
         peer->source = source;
         peer->slot = snap[j].slot;
         peer->id = snap[j].id;
-        peer->weight = server->weight;
-        peer->effective_weight = server->weight;
+        /* an address from an SRV record has the record's weight */
+
+        peer->weight = snap[j].srv ? ngx_qqfail_srv_weight(snap[j].srv)
+                                   : server->weight;
+        peer->effective_weight = peer->weight;
         peer->max_fails = server->max_fails;
         peer->max_conns = server->max_conns;
         peer->fail_timeout = server->fail_timeout;
         peer->down = server->down;
-        peer->backup = server->backup;
+        peer->backup = server->backup
+                       || (snap[j].srv & NGX_QQFAIL_SRV_BACKUP);
         peer->live = 1;
 
         *last = peer;

@@ -9,6 +9,7 @@
 #include <ngx_core.h>
 
 #include "ngx_qqfail.h"
+#include "ngx_qqfail_dns.h"
 
 
 /*
@@ -675,6 +676,7 @@ ngx_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
 
         /* the canonical text carries the port */
         name->key = name->addr.name;
+        name->qname = name->host;
 
         return NGX_OK;
     }
@@ -723,6 +725,123 @@ ngx_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
 
     name->key.len = ngx_sprintf(name->key.data, "%V:%d", &name->host, port)
                     - name->key.data;
+
+    name->qname = name->host;
+
+    return NGX_OK;
+}
+
+
+/*
+ * "service=" on a qqfail_server line, as nginx's "server ... service=":
+ * a service without a dot is looked up as "_SERVICE._tcp.NAME", one with
+ * a dot as "SERVICE.NAME"; the ports come from the SRV records, so a
+ * name has none, and an IP literal needs one
+ */
+
+static ngx_int_t
+ngx_qqfail_conf_service(ngx_conf_t *cf, ngx_qqfail_server_t *server)
+{
+    u_char             *p, *last;
+    size_t              len;
+    ngx_uint_t          i, dot;
+    ngx_qqfail_name_t  *name;
+
+    dot = 0;
+    last = server->service.data + server->service.len;
+
+    for (p = server->service.data; p < last; p++) {
+        if (*p == '.') {
+            dot = 1;
+            continue;
+        }
+
+        if (*p != '_' && *p != '-' && !(*p >= '0' && *p <= '9')
+            && !((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z'))
+        {
+            break;
+        }
+    }
+
+    if (server->service.len == 0 || server->service.len > 63 || p != last
+        || server->service.data[0] == '.' || last[-1] == '.')
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"service\" value \"%V\" in "
+                           "\"qqfail_server\"", &server->service);
+        return NGX_ERROR;
+    }
+
+    name = server->names.elts;
+
+    for (i = 0; i < server->names.nelts; i++) {
+
+        if (name[i].literal) {
+            p = name[i].text.data;
+            last = p + name[i].text.len;
+
+            if ((p[0] == '[' && ngx_strlcasestrn(p, last, (u_char *) "]:", 1)
+                                == NULL)
+                || (p[0] != '[' && ngx_strlchr(p, last, ':') == NULL))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "IP address \"%V\" needs a port with "
+                                   "\"service\" in \"qqfail_server\"",
+                                   &name[i].text);
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strlchr(name[i].text.data,
+                        name[i].text.data + name[i].text.len, ':'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "name \"%V\" has a port, but with "
+                               "\"service\" the ports come from the SRV "
+                               "records", &name[i].text);
+            return NGX_ERROR;
+        }
+
+        len = server->service.len + name[i].host.len
+              + (dot ? sizeof(".") - 1 : sizeof("_._tcp.") - 1);
+
+        if (len >= NGX_QQFAIL_DNS_TEXTLEN) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "SRV name of \"%V\" with service \"%V\" "
+                               "is too long", &name[i].text,
+                               &server->service);
+            return NGX_ERROR;
+        }
+
+        p = ngx_pnalloc(cf->pool, len + sizeof(":srv") - 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        name[i].qname.data = p;
+
+        if (dot) {
+            p = ngx_sprintf(p, "%V.%V", &server->service, &name[i].host);
+
+        } else {
+            p = ngx_sprintf(p, "_%V._tcp.%V", &server->service,
+                            &name[i].host);
+        }
+
+        name[i].qname.len = p - name[i].qname.data;
+        ngx_strlow(name[i].qname.data, name[i].qname.data,
+                   name[i].qname.len);
+
+        /* the SRV name in the zone and the state file, not a port */
+
+        name[i].key.data = name[i].qname.data;
+        name[i].key.len = ngx_cpymem(p, ":srv", 4) - name[i].key.data;
+
+        name[i].port = 0;
+        name[i].srv = 1;
+    }
 
     return NGX_OK;
 }
@@ -927,11 +1046,12 @@ ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
     time_t                fail_timeout;
     ngx_str_t            *value, s;
     ngx_int_t             weight, max_fails, max_conns;
-    ngx_uint_t            i, j;
+    ngx_uint_t            i, j, weight_set;
     ngx_qqfail_name_t    *name, *n;
     ngx_qqfail_server_t  *server;
 
     value = cf->args->elts;
+    weight_set = 0;
 
     server = ngx_array_push(qscf->servers);
     if (server == NULL) {
@@ -957,6 +1077,7 @@ ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
         if (ngx_strncmp(value[i].data, "weight=", 7) == 0) {
 
             weight = ngx_atoi(&value[i].data[7], value[i].len - 7);
+            weight_set = 1;
 
             if (weight == NGX_ERROR || weight == 0) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1033,6 +1154,12 @@ ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "service=", 8) == 0) {
+            server->service.data = value[i].data + 8;
+            server->service.len = value[i].len - 8;
+            continue;
+        }
+
         if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid parameter \"%V\" in \"qqfail_server\"",
@@ -1080,6 +1207,20 @@ ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "no name in \"qqfail_server\"");
         return NGX_CONF_ERROR;
+    }
+
+    if (server->service.data) {
+        if (weight_set) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"weight\" cannot be used with "
+                               "\"service\" in \"qqfail_server\", the "
+                               "weights come from the SRV records");
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_qqfail_conf_service(cf, server) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     /* the server's key in the shared zone and the state file */

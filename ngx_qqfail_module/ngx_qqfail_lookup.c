@@ -18,8 +18,14 @@ static void ngx_qqfail_query_ended(ngx_qqfail_resolver_t *rs,
 static ngx_uint_t ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_qqfail_query_t *q, u_char *abuf,
     size_t alen);
+static ngx_uint_t ngx_qqfail_dns_outcome(ngx_int_t rc);
+static ngx_uint_t ngx_qqfail_answer_srv(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_lookup_t *lk, ngx_qqfail_query_t *q, u_char *abuf,
+    size_t alen);
+static void ngx_qqfail_targets_send(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_lookup_t *lk, ngx_uint_t p);
 static void ngx_qqfail_answer_add(ngx_qqfail_answer_t *a, in_port_t port,
-    ngx_uint_t type, u_char *ip, ngx_uint_t n);
+    uint32_t srv, ngx_uint_t type, u_char *ip, ngx_uint_t n);
 static socklen_t ngx_qqfail_addr_len(ngx_qqfail_sockaddr_t *sa);
 static ngx_int_t ngx_qqfail_addr_cmp(const void *one, const void *two);
 static void ngx_qqfail_answer_done(ngx_qqfail_resolver_t *rs,
@@ -99,12 +105,13 @@ ngx_qqfail_job_lookup(ngx_qqfail_resolver_t *rs,
         res->naddrs = 1;
         res->ttl = -1;
         res->addrs = &name->addr;
+        res->srv = NULL;
         res->owned = 0;
         return;
     }
 
     lk = ngx_qqfail_lookup_create(rs, job, n);
-    host = lk ? ngx_alloc(name->host.len + 1, rs->log) : NULL;
+    host = lk ? ngx_alloc(name->qname.len + 1, rs->log) : NULL;
 
     if (host == NULL) {
         if (lk) {
@@ -116,8 +123,8 @@ ngx_qqfail_job_lookup(ngx_qqfail_resolver_t *rs,
         return;
     }
 
-    ngx_memcpy(host, name->host.data, name->host.len);
-    host[name->host.len] = '\0';
+    ngx_memcpy(host, name->qname.data, name->qname.len);
+    host[name->qname.len] = '\0';
 
     ngx_qqfail_lookup_send(rs, lk, host);
 
@@ -125,7 +132,7 @@ ngx_qqfail_job_lookup(ngx_qqfail_resolver_t *rs,
 
     /* queries count when sent: an answer may never come */
 
-    types = lk->types;
+    types = lk->srv ? 1 : lk->types;
     pr = rs->qmcf->providers.elts;
 
     if (ngx_qqfail_lead_check(rs)) {
@@ -163,11 +170,13 @@ ngx_qqfail_lookup_create(ngx_qqfail_resolver_t *rs,
 {
     size_t                  size;
     ngx_uint_t              p, types;
+    ngx_qqfail_name_t      *name;
     ngx_qqfail_lookup_t    *lk;
     ngx_qqfail_provider_t  *pr;
     ngx_qqfail_srv_conf_t  *qscf;
 
     qscf = job->server->upstream;
+    name = &((ngx_qqfail_name_t *) job->server->names.elts)[n];
 
     size = sizeof(ngx_qqfail_lookup_t)
            + (rs->nproviders - 1) * sizeof(ngx_qqfail_answer_t);
@@ -184,11 +193,24 @@ ngx_qqfail_lookup_create(ngx_qqfail_resolver_t *rs,
     lk->nproviders = rs->nproviders;
     lk->accepted = -1;
 
+    if (name->srv) {
+        /* one SRV query to each provider, then its targets' */
+
+        lk->targets = ngx_calloc(rs->nproviders
+                                 * sizeof(ngx_qqfail_targets_t), rs->log);
+        if (lk->targets == NULL) {
+            ngx_free(lk);
+            return NULL;
+        }
+
+        lk->srv = 1;
+    }
+
     job->result[n].lookup = lk;
     job->pending++;
 
-    types = job->types;
-    lk->types = types;
+    lk->types = job->types;
+    types = lk->srv ? 1 : lk->types;
     pr = rs->qmcf->providers.elts;
 
     lk->queries = 1;
@@ -223,7 +245,9 @@ ngx_qqfail_lookup_create(ngx_qqfail_resolver_t *rs,
     lk->deadline.cancelable = 1;
 
     if (!rs->sync) {
-        ngx_add_timer(&lk->deadline, qscf->timeout + 50);
+        /* an SRV name takes two queries in a row */
+        ngx_add_timer(&lk->deadline,
+                      (lk->srv ? 2 : 1) * qscf->timeout + 50);
     }
 
     return lk;
@@ -244,7 +268,7 @@ ngx_qqfail_lookup_send(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_srv_conf_t  *qscf;
 
     qscf = lk->server->upstream;
-    types = lk->types;
+    types = lk->srv ? 1 : lk->types;
     nq = 0;
 
     for (p = 0; p < lk->nproviders; p++) {
@@ -260,7 +284,8 @@ ngx_qqfail_lookup_send(ngx_qqfail_resolver_t *rs,
         for (i = 0; i < types; i++) {
             lk->query[nq].lookup = lk;
             lk->query[nq].provider = p;
-            lk->query[nq].type = i;
+            lk->query[nq].type = lk->srv ? NGX_QQFAIL_QTYPE_SRV : i;
+            lk->query[nq].target = -1;
             lk->query[nq].sent = 0;
 
             if (ch == NULL) {
@@ -273,7 +298,7 @@ ngx_qqfail_lookup_send(ngx_qqfail_resolver_t *rs,
                 lk->query[nq].sent = 1;
                 rs->inflight[p]++;
 
-                ngx_qqfail_channel_query(rs, ch, host, i,
+                ngx_qqfail_channel_query(rs, ch, host, lk->query[nq].type,
                                          &lk->query[nq]);
             }
 
@@ -310,10 +335,23 @@ ngx_qqfail_query_done(ngx_qqfail_query_t *q, ngx_uint_t outcome,
         /* every message received is read by our parser, errors too */
 
         if (abuf != NULL) {
-            outcome = ngx_qqfail_answer_parse(rs, lk, q, abuf, alen);
+            outcome = (q->type == NGX_QQFAIL_QTYPE_SRV)
+                      ? ngx_qqfail_answer_srv(rs, lk, q, abuf, alen)
+                      : ngx_qqfail_answer_parse(rs, lk, q, abuf, alen);
         }
 
-        a->status[q->type] = outcome;
+        if (q->target < 0) {
+            a->status[q->type == NGX_QQFAIL_QTYPE_SRV ? 0 : q->type] =
+                                                                      outcome;
+
+        } else if (outcome != NGX_QQFAIL_Q_OK
+                   && outcome != NGX_QQFAIL_Q_NODATA
+                   && (a->status[1] == NGX_QQFAIL_Q_OK
+                       || a->status[1] == NGX_QQFAIL_Q_NODATA))
+        {
+            /* a target that failed fails the provider's answer */
+            a->status[1] = outcome;
+        }
 
     } else if (outcome == NGX_QQFAIL_Q_CANCELLED) {
 
@@ -357,8 +395,13 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_qqfail_query_t *q, u_char *abuf,
     size_t alen)
 {
+    uint32_t                 srv;
     ngx_int_t                rc;
+    ngx_str_t                host;
+    ngx_uint_t               outcome;
+    in_port_t                port;
     ngx_qqfail_name_t       *name;
+    ngx_qqfail_target_t     *t;
     ngx_qqfail_answer_t     *a;
     ngx_qqfail_provider_t   *pr;
     ngx_qqfail_dns_answer_t  ans;
@@ -367,19 +410,71 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     a = &lk->answer[q->provider];
     name = &((ngx_qqfail_name_t *) lk->server->names.elts)[lk->name];
 
+    if (q->target >= 0) {
+        /* an SRV target: its port and weight are the record's */
+        t = &lk->targets[q->provider].target[q->target];
+        host.data = t->host;
+        host.len = t->len;
+        port = t->port;
+        srv = t->srv;
+
+    } else {
+        host = name->host;
+        port = name->port;
+        srv = 0;
+    }
+
     ans.addrs = addrs;
+    ans.srvs = NULL;
     ans.max = NGX_QQFAIL_MAX_ADDRS - a->naddrs;
 
-    rc = ngx_qqfail_dns_parse(abuf, alen, name->host.data,
-                              name->host.len,
+    rc = ngx_qqfail_dns_parse(abuf, alen, host.data, host.len,
                               q->type ? NGX_QQFAIL_DNS_AAAA
                                            : NGX_QQFAIL_DNS_A,
                               &ans);
 
+    outcome = ngx_qqfail_dns_outcome(rc);
+
+    if (outcome == NGX_QQFAIL_Q_BADANSWER) {
+        pr = rs->qmcf->providers.elts;
+
+        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                      "qqfail: %s answer for \"%V\" from provider \"%V\" "
+                      "refused: %s", q->type ? "AAAA" : "A", &host,
+                      &pr[q->provider].name, ans.reason);
+    }
+
+    if (outcome != NGX_QQFAIL_Q_OK) {
+        return outcome;
+    }
+
+#if !(NGX_HAVE_INET6)
+    if (q->type) {
+        return NGX_QQFAIL_Q_NODATA;
+    }
+#endif
+
+    ngx_qqfail_answer_add(a, port, srv, q->type, addrs, ans.naddrs);
+
+    /* TTLs above 2^31 - 1 are zero (RFC 2181), so this fits in an int */
+
+    if (a->ttl < 0 || (int) ans.ttl < a->ttl) {
+        a->ttl = ans.ttl;
+    }
+
+    return NGX_QQFAIL_Q_OK;
+}
+
+
+/* what the parser's verdict is, as a query's outcome */
+
+static ngx_uint_t
+ngx_qqfail_dns_outcome(ngx_int_t rc)
+{
     switch (rc) {
 
     case NGX_QQFAIL_DNS_OK:
-        break;
+        return NGX_QQFAIL_Q_OK;
 
     case NGX_QQFAIL_DNS_NODATA:
         return NGX_QQFAIL_Q_NODATA;
@@ -394,30 +489,164 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
         return NGX_QQFAIL_Q_REFUSED;
 
     default: /* NGX_QQFAIL_DNS_RCODE, _MALFORMED, _MISMATCH */
+        return NGX_QQFAIL_Q_BADANSWER;
+    }
+}
+
+
+/*
+ * A provider's SRV answer for a name with "service=": its records become
+ * targets, whose addresses are asked of the same provider (A, and AAAA
+ * as the name's job asks), with the record's port and weight.  The lowest
+ * priority value gives the primary addresses and the others are backup,
+ * as nginx's "service=" does; a backup server takes the lowest alone.
+ */
+
+static ngx_uint_t
+ngx_qqfail_answer_srv(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_lookup_t *lk, ngx_qqfail_query_t *q, u_char *abuf,
+    size_t alen)
+{
+    ngx_int_t                rc;
+    ngx_uint_t               i, low, outcome;
+    ngx_qqfail_name_t       *name;
+    ngx_qqfail_answer_t     *a;
+    ngx_qqfail_target_t     *t;
+    ngx_qqfail_targets_t    *ts;
+    ngx_qqfail_provider_t   *pr;
+    ngx_qqfail_dns_answer_t  ans;
+    ngx_qqfail_dns_srv_t     srvs[NGX_QQFAIL_MAX_TARGETS];
+
+    a = &lk->answer[q->provider];
+    ts = &lk->targets[q->provider];
+    name = &((ngx_qqfail_name_t *) lk->server->names.elts)[lk->name];
+
+    ans.addrs = NULL;
+    ans.srvs = srvs;
+    ans.max = NGX_QQFAIL_MAX_TARGETS;
+
+    rc = ngx_qqfail_dns_parse(abuf, alen, name->qname.data, name->qname.len,
+                              NGX_QQFAIL_DNS_SRV, &ans);
+
+    outcome = ngx_qqfail_dns_outcome(rc);
+
+    if (outcome == NGX_QQFAIL_Q_BADANSWER) {
         pr = rs->qmcf->providers.elts;
 
         ngx_log_error(NGX_LOG_INFO, rs->log, 0,
-                      "qqfail: %s answer for \"%V\" from provider \"%V\" "
-                      "refused: %s", q->type ? "AAAA" : "A", &name->host,
-                      &pr[q->provider].name, ans.reason);
-        return NGX_QQFAIL_Q_BADANSWER;
+                      "qqfail: SRV answer for \"%V\" from provider \"%V\" "
+                      "refused: %s", &name->qname, &pr[q->provider].name,
+                      ans.reason);
     }
 
-#if !(NGX_HAVE_INET6)
-    if (q->type) {
-        return NGX_QQFAIL_Q_NODATA;
+    if (outcome != NGX_QQFAIL_Q_OK) {
+        return outcome;
     }
-#endif
 
-    ngx_qqfail_answer_add(a, name->port, q->type, addrs, ans.naddrs);
+    low = 65536;
 
-    /* TTLs above 2^31 - 1 are zero (RFC 2181), so this fits in an int */
+    for (i = 0; i < ans.naddrs; i++) {
+        if (srvs[i].port && srvs[i].priority < low) {
+            low = srvs[i].priority;
+        }
+    }
+
+    ts->ntargets = 0;
+
+    for (i = 0; i < ans.naddrs; i++) {
+
+        /* port 0 reaches nothing */
+
+        if (srvs[i].port == 0
+            || (lk->server->backup && srvs[i].priority != low))
+        {
+            continue;
+        }
+
+        t = &ts->target[ts->ntargets++];
+
+        t->port = srvs[i].port;
+        t->srv = NGX_QQFAIL_SRV | (uint32_t) (srvs[i].weight & 0xffff)
+                 | (srvs[i].priority != low ? NGX_QQFAIL_SRV_BACKUP : 0);
+        t->len = srvs[i].len;
+        ngx_memcpy(t->host, srvs[i].target, srvs[i].len);
+        t->host[t->len] = '\0';
+    }
 
     if (a->ttl < 0 || (int) ans.ttl < a->ttl) {
         a->ttl = ans.ttl;
     }
 
+    ngx_qqfail_targets_send(rs, lk, q->provider);
+
     return NGX_QQFAIL_Q_OK;
+}
+
+
+/*
+ * The targets' queries, to the provider that gave them; counted first,
+ * with one more held while they are sent, as for the lookup's own
+ */
+
+static void
+ngx_qqfail_targets_send(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_lookup_t *lk, ngx_uint_t p)
+{
+    ngx_uint_t              i, k, type, n;
+    ngx_qqfail_query_t     *q;
+    ngx_qqfail_channel_t   *ch;
+    ngx_qqfail_targets_t   *ts;
+    ngx_qqfail_provider_t  *pr;
+    ngx_qqfail_srv_conf_t  *qscf;
+
+    qscf = lk->server->upstream;
+    ts = &lk->targets[p];
+    n = ts->ntargets * lk->types;
+
+    if (n == 0) {
+        return;
+    }
+
+    lk->answer[p].pending += n;
+    lk->queries += n + 1;
+
+    ch = ngx_qqfail_channel(rs, qscf->channels * lk->nproviders + p);
+
+    for (i = 0, k = 0; i < ts->ntargets; i++) {
+        for (type = 0; type < lk->types; type++, k++) {
+            q = &ts->query[k];
+
+            q->lookup = lk;
+            q->provider = p;
+            q->type = type;
+            q->target = i;
+            q->sent = 0;
+
+            if (ch == NULL) {
+                ngx_qqfail_query_done(q, NGX_QQFAIL_Q_UNREACHABLE, NULL, 0);
+                continue;
+            }
+
+            q->sent = 1;
+            rs->inflight[p]++;
+
+            ngx_qqfail_channel_query(rs, ch, ts->target[i].host, type, q);
+        }
+    }
+
+    if (ch) {
+        ngx_qqfail_channel_timer(rs, ch);
+    }
+
+    if (ngx_qqfail_lead_check(rs)) {
+        pr = rs->qmcf->providers.elts;
+        ngx_qqfail_zone_counter(rs->qmcf, pr[p].sh,
+                                NGX_QQFAIL_COUNT_QUERIES, n);
+    }
+
+    /* the caller's query_done() ends the lookup, if it is to end */
+
+    lk->queries--;
 }
 
 
@@ -425,7 +654,7 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
 
 static void
 ngx_qqfail_answer_add(ngx_qqfail_answer_t *a, in_port_t port,
-    ngx_uint_t type, u_char *ip, ngx_uint_t n)
+    uint32_t srv, ngx_uint_t type, u_char *ip, ngx_uint_t n)
 {
     ngx_uint_t            i, j;
     struct sockaddr_in   *sin;
@@ -436,6 +665,7 @@ ngx_qqfail_answer_add(ngx_qqfail_answer_t *a, in_port_t port,
     for (i = 0; i < n; i++) {
         j = a->naddrs;
         ngx_memzero(&a->addrs[j], sizeof(ngx_qqfail_sockaddr_t));
+        a->srv[j] = srv;
 
         if (type == 0) {
             sin = &a->addrs[j].sockaddr_in;
@@ -547,18 +777,34 @@ ngx_qqfail_addr_cmp(const void *one, const void *two)
 static void
 ngx_qqfail_answer_sort(ngx_qqfail_answer_t *a)
 {
-    ngx_uint_t  i, j;
+    uint32_t               srv;
+    ngx_uint_t             i, j;
+    ngx_qqfail_sockaddr_t  sa;
 
-    /* by length (IPv4 first), then by their bytes; the lengths follow */
+    /*
+     * by length (IPv4 first), then by their bytes (ports too), each with
+     * what its SRV record gave it: an insertion sort, 32 addresses at most
+     */
 
-    ngx_sort(a->addrs, a->naddrs, sizeof(ngx_qqfail_sockaddr_t),
-             ngx_qqfail_addr_cmp);
+    for (i = 1; i < a->naddrs; i++) {
+        sa = a->addrs[i];
+        srv = a->srv[i];
+
+        for (j = i; j && ngx_qqfail_addr_cmp(&a->addrs[j - 1], &sa) > 0; j--)
+        {
+            a->addrs[j] = a->addrs[j - 1];
+            a->srv[j] = a->srv[j - 1];
+        }
+
+        a->addrs[j] = sa;
+        a->srv[j] = srv;
+    }
 
     for (i = 0; i < a->naddrs; i++) {
         a->socklen[i] = ngx_qqfail_addr_len(&a->addrs[i]);
     }
 
-    /* drop duplicates */
+    /* drop duplicates: the first keeps its record's weight */
 
     for (i = 1, j = 1; a->naddrs && i < a->naddrs; i++) {
         if (a->socklen[i] == a->socklen[j - 1]
@@ -569,6 +815,7 @@ ngx_qqfail_answer_sort(ngx_qqfail_answer_t *a)
 
         a->addrs[j] = a->addrs[i];
         a->socklen[j] = a->socklen[i];
+        a->srv[j] = a->srv[i];
         j++;
     }
 
@@ -590,6 +837,7 @@ ngx_qqfail_answer_same(ngx_qqfail_answer_t *a,
 
     for (i = 0; i < a->naddrs; i++) {
         if (a->socklen[i] != b->socklen[i]
+            || a->srv[i] != b->srv[i]
             || ngx_memcmp(&a->addrs[i], &b->addrs[i], a->socklen[i]) != 0)
         {
             return 0;
@@ -612,6 +860,7 @@ ngx_qqfail_answer_allow(ngx_qqfail_resolver_t *rs,
 {
     u_char                  text[NGX_QQFAIL_ADDR_STRLEN];
     size_t                  len;
+    uint32_t                srv[NGX_QQFAIL_MAX_ADDRS];
     ngx_uint_t              i, j, n, rejected, first, why;
     ngx_addr_t              addrs[NGX_QQFAIL_MAX_ADDRS];
     ngx_qqfail_geo_t        geo[NGX_QQFAIL_MAX_ADDRS];
@@ -644,6 +893,7 @@ ngx_qqfail_answer_allow(ngx_qqfail_resolver_t *rs,
         if (j < n && addrs[j].sockaddr == &a->addrs[i].sockaddr) {
             kept[j] = a->addrs[i];
             addrs[j].socklen = a->socklen[i];
+            srv[j] = a->srv[i];
             j++;
 
         } else if (len == 0) {
@@ -655,6 +905,7 @@ ngx_qqfail_answer_allow(ngx_qqfail_resolver_t *rs,
     for (j = 0; j < n; j++) {
         a->addrs[j] = kept[j];
         a->socklen[j] = addrs[j].socklen;
+        a->srv[j] = srv[j];
     }
 
     a->naddrs = n;
@@ -701,11 +952,20 @@ ngx_qqfail_answer_done(ngx_qqfail_resolver_t *rs,
         ngx_qqfail_answer_allow(rs, lk, p);
     }
 
-    /* an empty answer, or one emptied by the filter, is a failure */
+    error = ngx_qqfail_answer_error(a, &transport);
+
+    /*
+     * an empty answer, or one emptied by the filter, is a failure; so is
+     * an SRV answer with a target that failed: the set is kept as it was
+     */
 
     a->ok = (a->naddrs > 0);
 
-    error = ngx_qqfail_answer_error(a, &transport);
+    if (lk->srv && a->status[1] != NGX_QQFAIL_Q_OK
+        && a->status[1] != NGX_QQFAIL_Q_NODATA)
+    {
+        a->ok = 0;
+    }
 
     disagree = 0;
 
@@ -885,7 +1145,7 @@ ngx_qqfail_lookup_best(ngx_qqfail_resolver_t *rs,
         }
 
         if (ngx_qqfail_zone_same(rs->qmcf, server, lk->name, addrs,
-                                 a->naddrs))
+                                 lk->srv ? a->srv : NULL, a->naddrs))
         {
             return p;
         }
@@ -932,7 +1192,8 @@ ngx_qqfail_lookup_accept(ngx_qqfail_resolver_t *rs,
     a = &lk->answer[best];
 
     res->addrs = ngx_alloc(a->naddrs * (sizeof(ngx_addr_t)
-                                      + sizeof(ngx_qqfail_sockaddr_t)),
+                                      + sizeof(ngx_qqfail_sockaddr_t)
+                                      + sizeof(uint32_t)),
                            rs->log);
 
     if (res->addrs == NULL) {
@@ -952,8 +1213,13 @@ ngx_qqfail_lookup_accept(ngx_qqfail_resolver_t *rs,
                                     &lk->server->sh->names[lk->name], 0);
 
     sa = (ngx_qqfail_sockaddr_t *) &res->addrs[a->naddrs];
+    res->srv = lk->srv ? (uint32_t *) &sa[a->naddrs] : NULL;
 
     for (i = 0; i < a->naddrs; i++) {
+        if (res->srv) {
+            res->srv[i] = a->srv[i];
+        }
+
         sa[i] = a->addrs[i];
         res->addrs[i].sockaddr = &sa[i].sockaddr;
         res->addrs[i].socklen = a->socklen[i];
@@ -1109,6 +1375,10 @@ ngx_qqfail_lookup_release(ngx_qqfail_lookup_t *lk)
         lk->job->result[lk->name].lookup = NULL;
         lk->job->pending--;
         lk->job = NULL;
+    }
+
+    if (lk->targets) {
+        ngx_free(lk->targets);
     }
 
     ngx_free(lk);

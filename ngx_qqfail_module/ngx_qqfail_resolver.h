@@ -84,19 +84,51 @@ typedef struct ngx_qqfail_resolver_s       ngx_qqfail_resolver_t;
 typedef struct ngx_qqfail_lookup_s         ngx_qqfail_lookup_t;
 
 
+/* what a query asks: q->type */
+#define NGX_QQFAIL_QTYPE_A             0
+#define NGX_QQFAIL_QTYPE_AAAA          1
+#define NGX_QQFAIL_QTYPE_SRV           2
+
+/* the targets of one provider's SRV answer that are looked up, at most */
+#define NGX_QQFAIL_MAX_TARGETS         16
+
+
 typedef struct {
     ngx_qqfail_lookup_t             *lookup;
     ngx_uint_t                       provider;
-    ngx_uint_t                       type;       /* 0: A, 1: AAAA */
+    ngx_uint_t                       type;       /* NGX_QQFAIL_QTYPE_* */
+    ngx_int_t                        target;     /* -1: the name itself */
     ngx_uint_t                       sent;       /* counted in flight */
 } ngx_qqfail_query_t;
+
+
+/*
+ * A name with "service=": its SRV records as one provider gave them, and
+ * the queries for their targets' addresses, asked of the same provider
+ */
+
+typedef struct {
+    in_port_t                        port;
+    uint32_t                         srv;        /* NGX_QQFAIL_SRV_* */
+    size_t                           len;
+    u_char                           host[256];
+} ngx_qqfail_target_t;
+
+
+typedef struct {
+    ngx_uint_t                       ntargets;
+    ngx_qqfail_target_t              target[NGX_QQFAIL_MAX_TARGETS];
+    ngx_qqfail_query_t               query[2 * NGX_QQFAIL_MAX_TARGETS];
+} ngx_qqfail_targets_t;
 
 
 /* one provider's answers for one name */
 
 typedef struct {
     ngx_uint_t                       pending;
-    ngx_uint_t                       status[2];  /* Q_* outcomes */
+    /* Q_* outcomes: A and AAAA; with SRV, the SRV query's and the first
+       failed target's */
+    ngx_uint_t                       status[2];
     ngx_uint_t                       naddrs;
     int                              ttl;
     ngx_msec_t                       sent;
@@ -105,6 +137,7 @@ typedef struct {
     unsigned                         abandoned:1;
     ngx_qqfail_sockaddr_t            addrs[NGX_QQFAIL_MAX_ADDRS];
     socklen_t                        socklen[NGX_QQFAIL_MAX_ADDRS];
+    uint32_t                         srv[NGX_QQFAIL_MAX_ADDRS];
 } ngx_qqfail_answer_t;
 
 
@@ -121,7 +154,9 @@ struct ngx_qqfail_lookup_s {
     ngx_int_t                        accepted;   /* answer index, or -1 */
     ngx_uint_t                       rejected;   /* by qqfail_allow */
     ngx_event_t                      deadline;
+    ngx_qqfail_targets_t            *targets;    /* SRV: nproviders */
     unsigned                         decided:1;
+    unsigned                         srv:1;
     ngx_qqfail_query_t               query[2 * NGX_QQFAIL_MAX_PROVIDERS];
     ngx_qqfail_answer_t              answer[1];  /* nproviders of them */
 };
@@ -142,6 +177,7 @@ typedef struct {
      * job waits small, whatever the number of servers
      */
     ngx_addr_t                      *addrs;
+    uint32_t                        *srv;        /* NULL: not SRV */
     unsigned                         owned:1;
     unsigned                         nodata:1;   /* no record of a type */
 } ngx_qqfail_result_t;

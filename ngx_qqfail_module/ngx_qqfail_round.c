@@ -532,6 +532,7 @@ ngx_qqfail_results_free(ngx_qqfail_job_t *job)
         res->naddrs = 0;
         res->ttl = -1;
         res->addrs = NULL;
+        res->srv = NULL;
         res->owned = 0;
         res->nodata = 0;
         res->lookup = NULL;
@@ -852,7 +853,7 @@ ngx_qqfail_job_keep(ngx_qqfail_resolver_t *rs,
 
     if (expired) {
         (void) ngx_qqfail_zone_publish(qmcf, server, ssh->active, NULL,
-                                       NULL, 0,
+                                       NULL, NULL, 0,
                                        NGX_QQFAIL_SOURCE_NONE,
                                        rs->log);
 
@@ -885,7 +886,7 @@ ngx_qqfail_job_publish(ngx_qqfail_resolver_t *rs,
     return ngx_qqfail_zone_publish(qmcf, job->server, n, res->addrs,
                                    (qmcf->geo_country || qmcf->geo_asn)
                                    ? geo : NULL,
-                                   res->naddrs,
+                                   res->srv, res->naddrs,
                                    ((ngx_qqfail_name_t *)
                                     job->server->names.elts)[n].literal
                                    ? NGX_QQFAIL_SOURCE_LITERAL

@@ -19,7 +19,7 @@
 /* the longest line of a server: upstream, names, addresses */
 #define NGX_QQFAIL_STATE_LINE                                                 \
     (3 * 256 + NGX_QQFAIL_MAX_NAMES * 300 + 64                                \
-     + NGX_QQFAIL_MAX_ADDRS * (NGX_QQFAIL_ADDR_STRLEN + 1))
+     + NGX_QQFAIL_MAX_ADDRS * (NGX_QQFAIL_ADDR_STRLEN + 1 + 7))
 #define NGX_QQFAIL_STATE_OWNER         64
 
 
@@ -41,6 +41,7 @@ typedef struct {
     time_t                           last_success;
     ngx_uint_t                       naddrs;
     ngx_addr_t                       addrs[NGX_QQFAIL_MAX_ADDRS];
+    uint32_t                         srv[NGX_QQFAIL_MAX_ADDRS];
 } ngx_qqfail_state_entry_t;
 
 
@@ -441,10 +442,13 @@ ngx_qqfail_state_load(ngx_qqfail_main_conf_t *qmcf, ngx_log_t *log)
     ssize_t                    n;
     ngx_fd_t                   fd;
     ngx_err_t                  err;
-    ngx_uint_t                 i, k, m, used;
+    uint32_t                   srv[NGX_QQFAIL_MAX_ADDRS];
+    ngx_uint_t                 i, j, k, m, used;
     ngx_pool_t                *pool;
     ngx_array_t                entries;
     ngx_file_info_t            fi;
+    struct sockaddr           *sa[NGX_QQFAIL_MAX_ADDRS];
+    ngx_qqfail_name_t         *name;
     ngx_qqfail_server_sh_t    *ssh;
     ngx_qqfail_state_read_t    rd;
     ngx_qqfail_state_entry_t  *e;
@@ -580,12 +584,29 @@ ngx_qqfail_state_load(ngx_qqfail_main_conf_t *qmcf, ngx_log_t *log)
             continue;
         }
 
-        /* the port is configuration, not state */
+        /*
+         * the port is configuration, not state, but for a name with
+         * "service=", whose ports and weights are its SRV records'
+         */
+
+        name = &((ngx_qqfail_name_t *)
+                 e[i].server->names.elts)[e[i].active];
 
         for (k = 0; k < e[i].naddrs; k++) {
-            ngx_inet_set_port(e[i].addrs[k].sockaddr,
-                              ((ngx_qqfail_name_t *)
-                               e[i].server->names.elts)[e[i].active].port);
+            if (!name->srv) {
+                ngx_inet_set_port(e[i].addrs[k].sockaddr, name->port);
+                e[i].srv[k] = 0;
+
+            } else if (e[i].srv[k] == 0) {
+                break;
+            }
+
+            sa[k] = e[i].addrs[k].sockaddr;
+        }
+
+        if (k < e[i].naddrs) {
+            /* an SRV name's addresses all carry their records */
+            continue;
         }
 
         /* a planted file must not get around qqfail_allow */
@@ -597,8 +618,15 @@ ngx_qqfail_state_load(ngx_qqfail_main_conf_t *qmcf, ngx_log_t *log)
             continue;
         }
 
+        /* what the records gave the addresses the filter kept */
+
+        for (k = 0; k < m; k++) {
+            for (j = 0; sa[j] != e[i].addrs[k].sockaddr; j++) { /* void */ }
+            srv[k] = e[i].srv[j];
+        }
+
         if (ngx_qqfail_zone_publish(qmcf, e[i].server, e[i].active,
-                                    e[i].addrs, geo, m,
+                                    e[i].addrs, geo, srv, m,
                                     NGX_QQFAIL_SOURCE_STATE, log)
             == NGX_ERROR)
         {
@@ -665,6 +693,7 @@ ngx_qqfail_state_line(ngx_qqfail_state_parser_t *sp,
                    sl->addrs[i].socklen);
         e->addrs[i].socklen = sl->addrs[i].socklen;
         e->addrs[i].name = sl->addrs[i].text;
+        e->srv[i] = sl->addrs[i].srv;
     }
 
     if (ngx_qqfail_state_server(rd, &sl->upstream, &sl->names, e)
@@ -923,7 +952,7 @@ static size_t
 ngx_qqfail_state_line_max(ngx_qqfail_srv_conf_t *qscf)
 {
     return 3 * qscf->id.len + NGX_QQFAIL_MAX_NAMES * 300 + 64
-           + NGX_QQFAIL_MAX_ADDRS * (NGX_QQFAIL_ADDR_STRLEN + 1);
+           + NGX_QQFAIL_MAX_ADDRS * (NGX_QQFAIL_ADDR_STRLEN + 1 + 7);
 }
 
 
@@ -943,6 +972,14 @@ ngx_qqfail_state_format(u_char *p, ngx_qqfail_srv_conf_t *qscf,
     for (k = 0; k < copy->nslots; k++) {
         *p++ = ' ';
         p += ngx_qqfail_slot_text(&copy->slots[k], p);
+
+        /* from an SRV record: its weight, "b" for a backup ("/5b") */
+
+        if (copy->slots[k].srv) {
+            p = ngx_sprintf(p, "/%uD%s", copy->slots[k].srv & 0xffff,
+                            (copy->slots[k].srv & NGX_QQFAIL_SRV_BACKUP)
+                            ? "b" : "");
+        }
     }
 
     *p++ = '\n';

@@ -366,7 +366,8 @@ ngx_qqfail_state_unescape(ngx_str_t *s)
  * An address exactly as ngx_sock_ntop() writes it with its port:
  * "192.0.2.1:80" or "[2001:db8::1]:80".  inet_pton() is strict where
  * ngx_parse_addr_port() is not: "127.77.241.:80" or "127...1:80" are not
- * read as some other address.
+ * read as some other address.  An address from an SRV record has its
+ * weight after it, and "b" if it is a backup: "192.0.2.1:8080/5b".
  */
 
 static ngx_int_t
@@ -381,8 +382,31 @@ ngx_qqfail_state_addr(ngx_str_t *word,
     struct sockaddr_in6  *sin6;
 #endif
     u_char                text[NGX_INET6_ADDRSTRLEN + 1];
+    uint64_t              weight;
+    u_char               *slash;
 
     last = word->data + word->len;
+    addr->srv = 0;
+
+    slash = ngx_strlchr(word->data, last, '/');
+
+    if (slash) {
+        p = last;
+
+        if (p[-1] == 'b') {
+            addr->srv |= NGX_QQFAIL_SRV_BACKUP;
+            p--;
+        }
+
+        if (ngx_qqfail_text_number(slash + 1, p - slash - 1, 65535, &weight)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        addr->srv |= NGX_QQFAIL_SRV | (uint32_t) weight;
+        last = slash;
+    }
 
     if (word->len && word->data[0] == '[') {
         host = word->data + 1;

@@ -34,10 +34,23 @@
 #define NGX_QQFAIL_ESCAPE_LEN(len)       (6 * (len))
 
 
+/*
+ * What an SRV record gives an address, kept with it in its slot and the
+ * state file: its weight (0 to 65535, 0 taken as 1), and "backup" for a
+ * priority after the lowest; 0: the address is not from an SRV record,
+ * the server's own weight and backup apply.
+ */
+
+#define NGX_QQFAIL_SRV                   0x20000
+#define NGX_QQFAIL_SRV_BACKUP            0x10000
+#define ngx_qqfail_srv_weight(srv)       ((srv) & 0xffff ? (srv) & 0xffff : 1)
+
+
 typedef struct {
     ngx_sockaddr_t                   sockaddr;   /* with the file's port */
     socklen_t                        socklen;
     ngx_str_t                        text;       /* the word, in the file */
+    uint32_t                         srv;        /* "/WEIGHT[b]": from SRV */
 } ngx_qqfail_state_addr_t;
 
 

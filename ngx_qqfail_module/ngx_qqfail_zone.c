@@ -1798,11 +1798,11 @@ ngx_qqfail_slot_text(ngx_qqfail_slot_sh_t *slot, u_char *text)
 ngx_int_t
 ngx_qqfail_zone_publish(ngx_qqfail_main_conf_t *qmcf,
     ngx_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
-    ngx_qqfail_geo_t *geo, ngx_uint_t naddrs, ngx_uint_t source,
-    ngx_log_t *log)
+    ngx_qqfail_geo_t *geo, uint32_t *srv, ngx_uint_t naddrs,
+    ngx_uint_t source, ngx_log_t *log)
 {
     ngx_int_t                rc;
-    ngx_uint_t               j, room, added, removed;
+    ngx_uint_t               j, room, added, removed, changed;
     ngx_slab_pool_t         *shpool;
     ngx_qqfail_slots_t       it;
     ngx_qqfail_org_sh_t     *orgs;
@@ -1815,6 +1815,7 @@ ngx_qqfail_zone_publish(ngx_qqfail_main_conf_t *qmcf,
 
     added = 0;
     removed = 0;
+    changed = 0;
     chunk = NULL;
 
     /*
@@ -1890,6 +1891,15 @@ ngx_qqfail_zone_publish(ngx_qqfail_main_conf_t *qmcf,
         slot = ngx_qqfail_zone_find_slot(ssh, &addrs[j]);
 
         if (slot) {
+            if (slot->srv != (srv ? srv[j] : 0)) {
+                /* a new SRV weight or priority: a new peer, as nginx's */
+                slot->srv = srv ? srv[j] : 0;
+                slot->id++;
+                slot->fails = 0;
+                slot->checked = 0;
+                changed++;
+            }
+
             goto annotate;
         }
 
@@ -1900,6 +1910,7 @@ ngx_qqfail_zone_publish(ngx_qqfail_main_conf_t *qmcf,
         ngx_memzero(&slot->sockaddr, sizeof(ngx_qqfail_sockaddr_t));
         ngx_memcpy(&slot->sockaddr, addrs[j].sockaddr, addrs[j].socklen);
         slot->socklen = (u_char) addrs[j].socklen;
+        slot->srv = srv ? srv[j] : 0;
         slot->id++;
         slot->fails = 0;
         slot->accessed = 0;
@@ -1931,7 +1942,9 @@ ngx_qqfail_zone_publish(ngx_qqfail_main_conf_t *qmcf,
 
     rc = 0;
 
-    if (added || removed || ssh->active != name || ssh->source != source) {
+    if (added || removed || changed || ssh->active != name
+        || ssh->source != source)
+    {
         ssh->active = (u_char) name;
         ssh->source = (u_char) source;
         ngx_qqfail_zone_changed(ssh);
@@ -1952,13 +1965,16 @@ free:
 
     ngx_qqfail_zone_free(shpool, orgs);
 
-    if (added || removed) {
+    if (added || removed || changed) {
+        /* "reweighted": an SRV record's new weight or priority */
+
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "qqfail: address set of \"%V\" changed: %ui added, "
-                      "%ui removed, upstream \"%V\"",
+                      "%ui removed, %supstream \"%V\"",
                       &((ngx_qqfail_name_t *)
                         server->names.elts)[name].text,
-                      added, removed, &server->upstream->name);
+                      added, removed, changed ? "reweighted, " : "",
+                      &server->upstream->name);
     }
 
     return rc;
@@ -2084,7 +2100,7 @@ void
 ngx_qqfail_zone_refilter(ngx_qqfail_main_conf_t *qmcf,
     ngx_uint_t empty, ngx_log_t *log)
 {
-    ngx_uint_t               i, j, n, m, active, source, why;
+    ngx_uint_t               i, j, k, n, m, active, source, why;
     ngx_qqfail_slots_t       it;
     ngx_qqfail_server_t     *server;
     ngx_qqfail_slot_sh_t    *slot;
@@ -2093,6 +2109,8 @@ ngx_qqfail_zone_refilter(ngx_qqfail_main_conf_t *qmcf,
     ngx_addr_t               addrs[NGX_QQFAIL_MAX_ADDRS];
     ngx_qqfail_geo_t         geo[NGX_QQFAIL_MAX_ADDRS];
     ngx_qqfail_sockaddr_t    sa[NGX_QQFAIL_MAX_ADDRS];
+    uint32_t                 srv[NGX_QQFAIL_MAX_ADDRS];
+    uint32_t                 kept[NGX_QQFAIL_MAX_ADDRS];
 
     qscfp = qmcf->upstreams.elts;
 
@@ -2116,6 +2134,7 @@ ngx_qqfail_zone_refilter(ngx_qqfail_main_conf_t *qmcf,
                     sa[n] = slot->sockaddr;
                     addrs[n].sockaddr = &sa[n].sockaddr;
                     addrs[n].socklen = slot->socklen;
+                    srv[n] = slot->srv;
                     n++;
                 }
             }
@@ -2127,6 +2146,13 @@ ngx_qqfail_zone_refilter(ngx_qqfail_main_conf_t *qmcf,
             }
 
             m = ngx_qqfail_filter(qscfp[i], addrs, geo, n, &why);
+
+            /* what SRV records gave the addresses the filter kept */
+
+            for (k = 0; k < m; k++) {
+                kept[k] = srv[(ngx_qqfail_sockaddr_t *) addrs[k].sockaddr
+                              - sa];
+            }
 
             if (m < n) {
                 ngx_log_error(NGX_LOG_WARN, log, 0,
@@ -2152,7 +2178,7 @@ ngx_qqfail_zone_refilter(ngx_qqfail_main_conf_t *qmcf,
             /* with a GeoIP2 database the annotations are renewed too */
 
             (void) ngx_qqfail_zone_publish(qmcf, &server[j], active,
-                                          addrs, geo, m,
+                                          addrs, geo, kept, m,
                                           m ? source
                                             : NGX_QQFAIL_SOURCE_NONE,
                                           log);
@@ -2164,9 +2190,10 @@ ngx_qqfail_zone_refilter(ngx_qqfail_main_conf_t *qmcf,
 ngx_uint_t
 ngx_qqfail_zone_same(ngx_qqfail_main_conf_t *qmcf,
     ngx_qqfail_server_t *server, ngx_uint_t name, ngx_addr_t *addrs,
-    ngx_uint_t naddrs)
+    uint32_t *srv, ngx_uint_t naddrs)
 {
     ngx_uint_t               j, same;
+    ngx_qqfail_slot_sh_t    *slot;
     ngx_qqfail_server_sh_t  *ssh;
 
     ssh = server->sh;
@@ -2180,7 +2207,9 @@ ngx_qqfail_zone_same(ngx_qqfail_main_conf_t *qmcf,
             && ssh->quorum >= server->upstream->quorum);
 
     for (j = 0; same && j < naddrs; j++) {
-        if (ngx_qqfail_zone_find_slot(ssh, &addrs[j]) == NULL) {
+        slot = ngx_qqfail_zone_find_slot(ssh, &addrs[j]);
+
+        if (slot == NULL || slot->srv != (srv ? srv[j] : 0)) {
             same = 0;
         }
     }

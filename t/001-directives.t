@@ -242,6 +242,22 @@ my @cases = (
     [ 'hash with a bad flag', err => {
         up => "qqfail_server a.example.com;\nhash \$uri sticky; #BAD" },
       qr/invalid parameter "sticky"/ ],
+    [ 'service=: SRV names, IP literals with ports', ok => {
+        up => "qqfail_server app.example.com app.example.net 192.0.2.1:80 "
+            . "service=http;\n"
+            . "qqfail_server example.com service=server1.backend backup;" } ],
+    [ 'service= with a port on a name', err => {
+        up => "qqfail_server app.example.com:80 service=http; #BAD" },
+      qr/name "app\.example\.com:80" has a port, but with "service" the ports come from the SRV records/ ],
+    [ 'service= with an IP literal without a port', err => {
+        up => "qqfail_server app.example.com 192.0.2.1 service=http; #BAD" },
+      qr/IP address "192\.0\.2\.1" needs a port with "service" in "qqfail_server"/ ],
+    [ 'service= with weight=', err => {
+        up => "qqfail_server app.example.com service=http weight=2; #BAD" },
+      qr/"weight" cannot be used with "service" in "qqfail_server", the weights come from the SRV records/ ],
+    [ 'service= empty or odd', err => {
+        up => "qqfail_server app.example.com service=ht/tp; #BAD" },
+      qr/invalid "service" value "ht\/tp" in "qqfail_server"/ ],
     [ 'max_conns not a number', err => {
         up => "qqfail_server a.example.com max_conns=x; #BAD" },
       qr/invalid "max_conns" value "x" in "qqfail_server"/ ],

@@ -169,6 +169,12 @@ sub _write_zone {
             push @lines, "$name. IN CNAME $value->{cname}.";
             next;
         }
+        if (ref $value eq 'HASH' && $value->{srv}) {
+            # [ PRIORITY, WEIGHT, PORT, TARGET ], ...
+            push @lines, map { "$name. IN SRV $_->[0] $_->[1] $_->[2] "
+                               . "$_->[3]." } @{ $value->{srv} };
+            next;
+        }
         for my $addr (@{ ref $value eq 'ARRAY' ? $value : [$value] }) {
             my $type = $addr =~ /:/ ? 'AAAA' : 'A';
             push @lines, "$name. IN $type $addr";

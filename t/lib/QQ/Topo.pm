@@ -17,6 +17,7 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use Test::More ();
 use Time::HiRes qw(time);
 
 use QQ::Nginx;
@@ -220,6 +221,20 @@ sub spread {
         $c{ $r->{status} == 200 ? $r->{content} : "status $r->{status}" }++;
     }
     return \%c;
+}
+
+# stop a load and assert what an outage test asserts of it: nothing failed,
+# and it was steady; "sent, failed" joins @$figures for the closing note
+sub finish {
+    my ($self, $load, $what, $figures) = @_;
+    my $r = $load->stop;
+    push @$figures, sprintf '%s: %d sent, %d failed', $what, $r->{sent},
+                            $r->{failed};
+    Test::More::is($r->{failed}, 0,
+                   "$what: $r->{failed} of $r->{sent} requests failed")
+        or Test::More::note(Test::More::explain($r));
+    Test::More::ok($r->{sent} > 100, "$what: steady load ($r->{sent} requests)");
+    return $r;
 }
 
 # poll until $n consecutive requests are answered by backend $id;

@@ -238,7 +238,19 @@ sub loads {
 
 my @figures;
 
-# stop the loads: none failed; with $set, only those backends answered
+# the connections the status page counts on the addresses of upstream $u
+sub active_conns {
+    my ($x, $u) = @_;
+    my ($up) = grep { $_->{name} eq $u } @{ $x->{upstreams} };
+    my $n = 0;
+    $n += $_->{active} // 0 for map { @{ $_->{addresses} } }
+                                @{ $up->{servers} };
+    return $n;
+}
+
+# stop the loads: none failed; with $set, only those backends answered;
+# once the last sessions end, no connection is counted (a count taken
+# and never given back would skew least_conn and max_conns)
 sub finish {
     my ($l, $phase, $set) = @_;
     for my $u (@names) {
@@ -257,6 +269,15 @@ sub finish {
             ok(!@wrong, "$phase, $u: only $set answered ($by)");
         }
     }
+    my $left = '';
+    ok($t->wait_for(sub {
+            my $x = $s->status or return 0;
+            $left = join ' ', map { "$_=" . active_conns($x, $_) }
+                              grep { active_conns($x, $_) } @names;
+            return $left eq '';
+        }, 5, 'no active connection'),
+       "$phase: the status page counts no connection once the load ends")
+        or diag "still counted: $left";
     return;
 }
 

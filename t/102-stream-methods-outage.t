@@ -21,6 +21,8 @@ use strict;
 use warnings;
 
 use Test::More;
+use IO::Select;
+use IO::Socket::INET;
 use Time::HiRes qw(time);
 
 use FindBin;
@@ -281,6 +283,27 @@ sub finish {
     return;
 }
 
+# a TCP connection kept open: a line sent, the backend's id read
+sub line {
+    my ($c, $text) = @_;
+    print {$c} "$text\n" or return "send: $!";
+    return 'timeout' unless IO::Select->new($c)->can_read(3);
+    my $got = <$c> // '';
+    return $got =~ /^(b\d) \Q$text\E$/ ? $1 : "answer '$got'";
+}
+
+sub hold {
+    my %h;
+    for my $u (grep { $kind{$_} eq 'tcp' } @names) {
+        my $c = IO::Socket::INET->new(LocalAddr => $clients[0],
+                                      PeerAddr => $ip,
+                                      PeerPort => $port{$u}, Timeout => 2)
+            or return "connect: $!";
+        $h{$u} = [ $c, line($c, 'first') ];
+    }
+    return \%h;
+}
+
 sub steady {
     my ($secs) = @_;
     my $start = time;
@@ -291,6 +314,13 @@ check_maps('before', 'primary');
 
 # registrar A down: every server moves to its example.net alias (b4..b6)
 
+# a connection to every TCP upstream kept open through the failover
+
+my $held = hold();
+is(join(' ', map { $held->{$_}[1] =~ /^b[123]$/ ? () : "$_: $held->{$_}[1]" }
+             sort keys %$held), '', 'a connection held to each TCP '
+   . 'upstream, on b1..b3');
+
 my $l = loads();
 $dns->stop_auth('a');
 ok($t->wait_for(sub { all_active(qr/^server\d\.example\.net:\d+ live$/) },
@@ -299,6 +329,11 @@ ok($t->wait_for(sub { all_active(qr/^server\d\.example\.net:\d+ live$/) },
 finish($l, 'registrar A down, failing over');
 $l = loads();
 steady(4);
+my %again = map { $_ => line($held->{$_}[0], 'again') } keys %$held;
+is(join(' ', map { $again{$_} eq $held->{$_}[1] ? ()
+                   : "$_: $held->{$_}[1] then $again{$_}" } sort keys %$held),
+   '', 'the held connections are still proxied, each to its backend');
+close $_->[0] for values %$held;
 finish($l, 'registrar A down, on the aliases', 'b4 b5 b6');
 check_maps('registrar A down', 'alias');
 

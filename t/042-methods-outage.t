@@ -71,8 +71,8 @@ sub all_active {
         for my $n (1 .. 3) {
             my $st = $s->server_status("server$n.example.com", $m)
                 or return 0;
-            return 0 unless ($st->{active_name} // '') . " $st->{source}"
-                            =~ $re;
+            my $got = ($st->{active_name} // '') . " $st->{source}";
+            return 0 unless $got =~ $re;
         }
     }
     return 1;

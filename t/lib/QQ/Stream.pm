@@ -13,7 +13,9 @@ package QQ::Stream;
 #   $st->eport; $st->dport;
 #   $st->tcp_once($ip, $port)   # "b2", or "" (error in $st->last_error)
 #   $st->udp_once($ip, $port)   # the same over UDP DNS
+#   $st->tcp_once($ip, $port, local => $client)    # from that address
 #   my $l = $st->tcp_load(port => $p, concurrency => 2);    # or udp_load
+#   my $l = $st->tcp_load(port => $p, clients => [ @addrs ]);  # in turn
 #   my $r = $l->stop;   # { sent, failed, by_backend => { b1 => n },
 #                       #   errors => { text => n }, fail_times => [...] }
 #
@@ -192,12 +194,16 @@ sub _write {
 # ---------------------------------------------------------------------------
 # clients
 
-# a Net::DNS::Resolver that asks exactly $ip:$port, once, without recursion
+# a Net::DNS::Resolver that asks exactly $ip:$port, once, without
+# recursion; from the address $src when given
 sub resolver {
-    my ($ip, $port, $timeout) = @_;
+    my ($ip, $port, $timeout, $src) = @_;
     croak "resolver: an IPv4 literal, got '$ip'"
         unless $ip =~ /^\d+\.\d+\.\d+\.\d+$/;
+    croak "resolver: the source an IPv4 literal, got '$src'"
+        if defined $src && $src !~ /^\d+\.\d+\.\d+\.\d+$/;
     my $res = Net::DNS::Resolver->new(
+        (defined $src ? (srcaddr => $src) : ()),
         nameservers    => [$ip],
         port           => $port,
         recurse        => 0,
@@ -222,7 +228,8 @@ sub resolver {
 # one UDP DNS query through $ip:$port: the backend's id, or ""
 sub udp_once {
     my ($self, $ip, $port, %o) = @_;
-    my ($id, $err) = _udp(resolver($ip, $port, $o{timeout} // 2));
+    my ($id, $err) = _udp(resolver($ip, $port, $o{timeout} // 2,
+                                   $o{local}));
     $self->{last_error} = $err // '' if ref $self;
     return $id // '';
 }
@@ -249,17 +256,19 @@ sub _udp {
 # one TCP connection through $ip:$port: a line sent, its echo read
 sub tcp_once {
     my ($self, $ip, $port, %o) = @_;
-    my ($id, $err) = _tcp($ip, $port, $o{timeout} // 2, $o{line} // 'hello');
+    my ($id, $err) = _tcp($ip, $port, $o{timeout} // 2, $o{line} // 'hello',
+                          $o{local});
     $self->{last_error} = $err // '' if ref $self;
     return $id // '';
 }
 
 sub _tcp {
-    my ($ip, $port, $timeout, $line) = @_;
+    my ($ip, $port, $timeout, $line, $local) = @_;
     my $deadline = time + $timeout;
     my $c = IO::Socket::INET->new(
         PeerAddr => $ip, PeerPort => $port, Proto => 'tcp',
         Timeout => $timeout,
+        (defined $local ? (LocalAddr => $local) : ()),
     ) or return (undef, "connect: $!");
     syswrite $c, "$line\n" or return (undef, "send: $!");
     my $sel = IO::Select->new($c);
@@ -292,7 +301,8 @@ use Time::HiRes qw(time sleep);
 # Forked clients, each repeating one request (a TCP connection, or a UDP
 # query) until stop: addr => (default addr(1)), port =>, concurrency =>
 # (default 2), interval_ms => (pause after each request, default 5),
-# timeout => (seconds, default 2).
+# timeout => (seconds, default 2), clients => [ source addresses, used in
+# turn by each client, for "hash $remote_addr" ] (default: the kernel's).
 
 my $SEQ = 0;
 
@@ -307,6 +317,7 @@ sub start {
         n        => $o{concurrency} // 2,
         interval => ($o{interval_ms} // 5) / 1000,
         timeout  => $o{timeout} // 2,
+        clients  => $o{clients} // [undef],
         id       => ++$SEQ,
         children => [],
     }, $class;
@@ -328,17 +339,20 @@ sub _run {
     my ($self, $k, $result) = @_;
     my %r = (sent => 0, failed => 0, by_backend => {}, errors => {},
              fail_times => [], slow => 0, slow_times => [], max_ms => 0);
-    my $res = $self->{kind} eq 'udp'
-        ? QQ::Stream::resolver($self->{addr}, $self->{port}, $self->{timeout})
-        : undef;
+    my @clients = @{ $self->{clients} };
+    my @res = $self->{kind} eq 'udp'
+        ? map { QQ::Stream::resolver($self->{addr}, $self->{port},
+                                     $self->{timeout}, $_) } @clients
+        : ();
     my $n = 0;
     until (-e $self->{stopfile}) {
         $n++;
         my $start = time;
-        my ($id, $err) = $res
-            ? QQ::Stream::_udp($res)
+        my $c = ($n + $k) % @clients;
+        my ($id, $err) = @res
+            ? QQ::Stream::_udp($res[$c])
             : QQ::Stream::_tcp($self->{addr}, $self->{port},
-                               $self->{timeout}, "$k-$n");
+                               $self->{timeout}, "$k-$n", $clients[$c]);
         my $ms = (time - $start) * 1000;
         $r{max_ms} = $ms if $ms > ($r{max_ms} // 0);
         if ($ms >= 100 && defined $id) {

@@ -36,6 +36,11 @@ static ngx_uint_t ngx_qqfail_answer_same(ngx_qqfail_answer_t *a,
     ngx_qqfail_answer_t *b);
 static void ngx_qqfail_answer_allow(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_uint_t p);
+static ngx_int_t ngx_qqfail_shared_cmp(const void *one, const void *two);
+static ngx_uint_t ngx_qqfail_shared_take(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_lookup_t *lk, ngx_uint_t p);
+static void ngx_qqfail_shared_keep(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_lookup_t *lk, ngx_uint_t p);
 static ngx_qqfail_lookup_t *ngx_qqfail_lookup_create(
     ngx_qqfail_resolver_t *rs, ngx_qqfail_job_t *job, ngx_uint_t n);
 static void ngx_qqfail_lookup_send(ngx_qqfail_resolver_t *rs,
@@ -137,7 +142,7 @@ ngx_qqfail_job_lookup(ngx_qqfail_resolver_t *rs,
 
     if (ngx_qqfail_lead_check(rs)) {
         for (p = 0; p < lk->nproviders; p++) {
-            if (!lk->answer[p].abandoned) {
+            if (!lk->answer[p].abandoned && !lk->answer[p].reused) {
                 ngx_qqfail_zone_counter(rs->qmcf, pr[p].sh,
                                         NGX_QQFAIL_COUNT_QUERIES,
                                         types);
@@ -154,6 +159,249 @@ ngx_qqfail_job_lookup(ngx_qqfail_resolver_t *rs,
 
         ngx_qqfail_lookup_release(lk);
     }
+}
+
+
+/*
+ * The names more than one server asks, found once per set of jobs (the
+ * start-up pass, a leadership): sorted by name, a run of two or more
+ * gets one shared record; a name asked by one server gets none and costs
+ * nothing
+ */
+
+typedef struct {
+    ngx_qqfail_name_t               *name;
+    ngx_qqfail_result_t             *result;
+} ngx_qqfail_asked_t;
+
+
+ngx_int_t
+ngx_qqfail_lookups_share(ngx_qqfail_resolver_t *rs)
+{
+    ngx_uint_t            i, j, k, n, nasked;
+    ngx_qqfail_job_t    **jobp;
+    ngx_qqfail_name_t    *name;
+    ngx_qqfail_asked_t   *asked;
+    ngx_qqfail_shared_t  *sh;
+
+    jobp = rs->jobs->elts;
+    n = 0;
+
+    for (i = 0; i < rs->jobs->nelts; i++) {
+        n += jobp[i]->server->names.nelts;
+    }
+
+    if (n < 2) {
+        return NGX_OK;
+    }
+
+    asked = ngx_alloc(n * sizeof(ngx_qqfail_asked_t), rs->log);
+    if (asked == NULL) {
+        return NGX_ERROR;
+    }
+
+    nasked = 0;
+
+    for (i = 0; i < rs->jobs->nelts; i++) {
+        name = jobp[i]->server->names.elts;
+
+        for (k = 0; k < jobp[i]->server->names.nelts; k++) {
+            if (!name[k].literal) {
+                asked[nasked].name = &name[k];
+                asked[nasked].result = &jobp[i]->result[k];
+                nasked++;
+            }
+        }
+    }
+
+    ngx_sort(asked, nasked, sizeof(ngx_qqfail_asked_t),
+             ngx_qqfail_shared_cmp);
+
+    /* the runs of one name: counted, then given their records */
+
+    n = 0;
+
+    for (i = 0; i < nasked; i = j) {
+        for (j = i + 1;
+             j < nasked && ngx_qqfail_shared_cmp(&asked[i], &asked[j]) == 0;
+             j++)
+        { /* void */ }
+
+        n += (j - i > 1);
+    }
+
+    if (n) {
+        rs->shared = ngx_calloc(n * sizeof(ngx_qqfail_shared_t), rs->log);
+        if (rs->shared == NULL) {
+            ngx_free(asked);
+            return NGX_ERROR;
+        }
+    }
+
+    for (i = 0; i < nasked; i = j) {
+        for (j = i + 1;
+             j < nasked && ngx_qqfail_shared_cmp(&asked[i], &asked[j]) == 0;
+             j++)
+        { /* void */ }
+
+        if (j - i == 1) {
+            continue;
+        }
+
+        sh = &rs->shared[rs->nshared++];
+        sh->qname = asked[i].name->qname;
+        sh->srv = asked[i].name->srv;
+
+        for (k = i; k < j; k++) {
+            asked[k].result->shared = sh;
+        }
+    }
+
+    ngx_free(asked);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_qqfail_shared_cmp(const void *one, const void *two)
+{
+    ngx_qqfail_name_t  *a, *b;
+
+    a = ((ngx_qqfail_asked_t *) one)->name;
+    b = ((ngx_qqfail_asked_t *) two)->name;
+
+    if (a->srv != b->srv) {
+        return a->srv ? 1 : -1;
+    }
+
+    if (a->qname.len != b->qname.len) {
+        return (a->qname.len < b->qname.len) ? -1 : 1;
+    }
+
+    return ngx_memcmp(a->qname.data, b->qname.data, a->qname.len);
+}
+
+
+void
+ngx_qqfail_lookups_unshare(ngx_qqfail_resolver_t *rs)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < rs->nshared; i++) {
+        if (rs->shared[i].answer) {
+            ngx_free(rs->shared[i].answer);
+        }
+    }
+
+    if (rs->shared) {
+        ngx_free(rs->shared);
+    }
+
+    rs->shared = NULL;
+    rs->nshared = 0;
+}
+
+
+/*
+ * A provider's answer that another server's lookup of the name got, if
+ * it is younger than this upstream's qqfail_refresh and than its TTL (a
+ * second at least, as a server's own lookups), and asked for the same
+ * types: the provider is not asked again.  Only answers with addresses
+ * are shared; a failure is asked again by each server.
+ */
+
+static ngx_uint_t
+ngx_qqfail_shared_take(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_lookup_t *lk, ngx_uint_t p)
+{
+    ngx_uint_t             i;
+    in_port_t              port;
+    ngx_msec_t             fresh;
+    ngx_qqfail_answer_t   *a, *from;
+    ngx_qqfail_shared_t   *sh;
+
+    sh = lk->shared;
+
+    if (!(sh->stored & ((ngx_uint_t) 1 << p)) || sh->types[p] != lk->types) {
+        return 0;
+    }
+
+    a = &lk->answer[p];
+    from = &sh->answer[p];
+
+    fresh = lk->server->upstream->refresh;
+
+    if (from->ttl >= 0 && (ngx_msec_t) from->ttl * 1000 < fresh) {
+        fresh = ngx_max((ngx_msec_t) from->ttl * 1000, 1000);
+    }
+
+    if (ngx_current_msec - sh->when[p] >= fresh) {
+        return 0;
+    }
+
+    a->naddrs = from->naddrs;
+    a->ttl = from->ttl;
+    a->status[0] = from->status[0];
+    a->status[1] = from->status[1];
+
+    ngx_memcpy(a->addrs, from->addrs,
+               from->naddrs * sizeof(ngx_qqfail_sockaddr_t));
+    ngx_memcpy(a->socklen, from->socklen, from->naddrs * sizeof(socklen_t));
+    ngx_memcpy(a->srv, from->srv, from->naddrs * sizeof(uint32_t));
+
+    /* the port is this server's, but an SRV record's */
+
+    if (!lk->srv) {
+        port = ((ngx_qqfail_name_t *)
+                lk->server->names.elts)[lk->name].port;
+
+        for (i = 0; i < a->naddrs; i++) {
+            ngx_inet_set_port(&a->addrs[i].sockaddr, port);
+        }
+    }
+
+    a->pending = 0;
+    a->reused = 1;
+
+    lk->queries -= lk->srv ? 1 : lk->types;
+
+    return 1;
+}
+
+
+/* an answer with addresses, as it came, for the name's other servers */
+
+static void
+ngx_qqfail_shared_keep(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_lookup_t *lk, ngx_uint_t p)
+{
+    ngx_qqfail_answer_t  *a;
+    ngx_qqfail_shared_t  *sh;
+
+    sh = lk->shared;
+    a = &lk->answer[p];
+
+    if (a->naddrs == 0
+        || (lk->srv && a->status[1] != NGX_QQFAIL_Q_OK
+            && a->status[1] != NGX_QQFAIL_Q_NODATA))
+    {
+        sh->stored &= ~((ngx_uint_t) 1 << p);
+        return;
+    }
+
+    if (sh->answer == NULL) {
+        sh->answer = ngx_alloc(lk->nproviders * sizeof(ngx_qqfail_answer_t),
+                               rs->log);
+        if (sh->answer == NULL) {
+            return;
+        }
+    }
+
+    sh->answer[p] = *a;
+    sh->types[p] = lk->types;
+    sh->when[p] = ngx_current_msec;
+    sh->stored |= (ngx_uint_t) 1 << p;
 }
 
 
@@ -192,6 +440,7 @@ ngx_qqfail_lookup_create(ngx_qqfail_resolver_t *rs,
     lk->name = n;
     lk->nproviders = rs->nproviders;
     lk->accepted = -1;
+    lk->shared = job->result[n].shared;
 
     if (name->srv) {
         /* one SRV query to each provider, then its targets' */
@@ -263,17 +512,23 @@ static void
 ngx_qqfail_lookup_send(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, u_char *host)
 {
-    ngx_uint_t              p, i, nq, types;
+    ngx_uint_t              p, i, nq, types, reused;
     ngx_qqfail_channel_t   *ch;
     ngx_qqfail_srv_conf_t  *qscf;
 
     qscf = lk->server->upstream;
     types = lk->srv ? 1 : lk->types;
     nq = 0;
+    reused = 0;
 
     for (p = 0; p < lk->nproviders; p++) {
 
         if (lk->answer[p].abandoned) {
+            continue;
+        }
+
+        if (lk->shared && ngx_qqfail_shared_take(rs, lk, p)) {
+            reused = 1;
             continue;
         }
 
@@ -307,6 +562,14 @@ ngx_qqfail_lookup_send(ngx_qqfail_resolver_t *rs,
 
         if (ch) {
             ngx_qqfail_channel_timer(rs, ch);
+        }
+    }
+
+    /* the answers another server's lookup got, once the queries are sent */
+
+    for (p = 0; reused && p < lk->nproviders; p++) {
+        if (lk->answer[p].reused && !lk->answer[p].done) {
+            ngx_qqfail_answer_done(rs, lk, p);
         }
     }
 }
@@ -948,6 +1211,10 @@ ngx_qqfail_answer_done(ngx_qqfail_resolver_t *rs,
 
     ngx_qqfail_answer_sort(a);
 
+    if (lk->shared && !a->reused) {
+        ngx_qqfail_shared_keep(rs, lk, p);
+    }
+
     if (a->naddrs) {
         ngx_qqfail_answer_allow(rs, lk, p);
     }
@@ -975,7 +1242,9 @@ ngx_qqfail_answer_done(ngx_qqfail_resolver_t *rs,
         disagree = 1;
     }
 
-    if (ngx_qqfail_lead_check(rs)) {
+    /* a shared answer was counted when it came */
+
+    if (!a->reused && ngx_qqfail_lead_check(rs)) {
         ngx_qqfail_provider_account(rs, lk, p, a->ok, error, transport,
                                     disagree);
     }

@@ -135,10 +135,29 @@ typedef struct {
     unsigned                         done:1;
     unsigned                         ok:1;
     unsigned                         abandoned:1;
+    unsigned                         reused:1;   /* a shared answer */
     ngx_qqfail_sockaddr_t            addrs[NGX_QQFAIL_MAX_ADDRS];
     socklen_t                        socklen[NGX_QQFAIL_MAX_ADDRS];
     uint32_t                         srv[NGX_QQFAIL_MAX_ADDRS];
 } ngx_qqfail_answer_t;
+
+
+/*
+ * A name that more than one server asks (the same host in several
+ * upstreams, in http and stream): each provider's last answer with
+ * addresses, given to the next lookup of the name within that lookup's
+ * qqfail_refresh instead of asking again, before each upstream's own
+ * filter and quorum (ngx_qqfail_lookup.c)
+ */
+
+typedef struct {
+    ngx_str_t                        qname;
+    ngx_uint_t                       srv;
+    ngx_uint_t                       stored;     /* a bit a provider */
+    ngx_uint_t                       types[NGX_QQFAIL_MAX_PROVIDERS];
+    ngx_msec_t                       when[NGX_QQFAIL_MAX_PROVIDERS];
+    ngx_qqfail_answer_t             *answer;     /* one a provider */
+} ngx_qqfail_shared_t;
 
 
 /* one name looked up through every provider */
@@ -155,6 +174,7 @@ struct ngx_qqfail_lookup_s {
     ngx_uint_t                       rejected;   /* by qqfail_allow */
     ngx_event_t                      deadline;
     ngx_qqfail_targets_t            *targets;    /* SRV: nproviders */
+    ngx_qqfail_shared_t             *shared;
     unsigned                         decided:1;
     unsigned                         srv:1;
     ngx_qqfail_query_t               query[2 * NGX_QQFAIL_MAX_PROVIDERS];
@@ -178,6 +198,7 @@ typedef struct {
      */
     ngx_addr_t                      *addrs;
     uint32_t                        *srv;        /* NULL: not SRV */
+    ngx_qqfail_shared_t             *shared;     /* asked by others too */
     unsigned                         owned:1;
     unsigned                         nodata:1;   /* no record of a type */
 } ngx_qqfail_result_t;
@@ -231,6 +252,8 @@ struct ngx_qqfail_resolver_s {
     ngx_event_t                      resume_ev;
 
     ngx_array_t                     *jobs;       /* job_t *, one a server */
+    ngx_qqfail_shared_t             *shared;     /* names asked by several */
+    ngx_uint_t                       nshared;
 
     /* who acts: the start-up pass, or the leader of generation "epoch" */
     ngx_uint_t                       sync;
@@ -263,6 +286,8 @@ void ngx_qqfail_channels_destroy(ngx_qqfail_resolver_t *rs);
 void ngx_qqfail_channels_drops(ngx_qqfail_resolver_t *rs);
 ngx_int_t ngx_qqfail_channels_poll(ngx_qqfail_resolver_t *rs,
     ngx_msec_t deadline, ngx_msec_t wake);
+ngx_int_t ngx_qqfail_lookups_share(ngx_qqfail_resolver_t *rs);
+void ngx_qqfail_lookups_unshare(ngx_qqfail_resolver_t *rs);
 void ngx_qqfail_job_lookup(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job, ngx_uint_t n);
 void ngx_qqfail_lookup_deadline(ngx_event_t *ev);

@@ -161,7 +161,7 @@ ngx_qqfail_jobs_create(ngx_qqfail_resolver_t *rs)
         }
     }
 
-    return NGX_OK;
+    return ngx_qqfail_lookups_share(rs);
 }
 
 
@@ -174,6 +174,8 @@ ngx_qqfail_jobs_destroy(ngx_qqfail_resolver_t *rs)
     if (rs->jobs == NULL) {
         return;
     }
+
+    ngx_qqfail_lookups_unshare(rs);
 
     jobp = rs->jobs->elts;
 

@@ -33,6 +33,7 @@ BEGIN {
 
 use QQ::Topo;
 use QQ::Stream;
+use QQ::Proc;
 
 my $s = QQ::Topo->new(backends => 3, providers => 0);
 my ($t, $dns) = ($s->t, $s->dns);
@@ -115,9 +116,18 @@ $TUNE    }
         qqfail_server app.example.com app.example.net service=_dns._udp;
 $TUNE    }
 
+    # a backup server keeps the lowest priority value alone, as backup
+    upstream bk {
+        qqfail_server app.example.com service=echo;
+        qqfail_server app.example.net service=echo backup;
+$TUNE    }
+
+    log_format qq '\$upstream_addr \$qqfail_name \$qqfail_source';
+
     server {
         listen $ip:$port{tcp};
         proxy_pass echo;
+        access_log %%DIR%%/stream.log qq;
     }
 
     server {
@@ -131,7 +141,10 @@ EOF
 
 my @figures;
 
-sub server { return $s->server_status('app.example.com', $_[0]) }
+sub server {
+    my ($u, $name) = @_;
+    return $s->server_status($name // 'app.example.com', $u);
+}
 
 sub addrs { return $s->addresses('app.example.com', $_[0]) }
 
@@ -200,7 +213,8 @@ sub pct {
 }
 
 sub by_weight {
-    my ($sh) = @_;
+    my ($sh, $what) = @_;
+    push @figures, "$what: " . share_text($sh) if $what;
     return abs(($sh->{b1} // 0) - 75) <= 5 && abs(($sh->{b2} // 0) - 25) <= 5
            && !$sh->{b3} && !grep { /^failed/ } keys %$sh;
 }
@@ -250,7 +264,7 @@ ok(both_active(qr/^app\.example\.com live$/),
 
 my $status = $s->status;
 my %ctx = map { $_->{name} => $_->{context} } @{ $status->{upstreams} };
-is_deeply(\%ctx, { echo => 'stream', dns => 'stream' },
+is_deeply(\%ctx, { echo => 'stream', dns => 'stream', bk => 'stream' },
           'status: both upstreams with "context": "stream"');
 is(server('echo')->{service}, 'echo', 'status: echo\'s service "echo"');
 is(server('dns')->{service}, '_dns._udp',
@@ -259,13 +273,38 @@ is_deeply(weights('echo'), expect_weights('echo'),
           'status: echo\'s weights from the records, priority 20 backup');
 is_deeply(weights('dns'), expect_weights('dns'),
           'status: dns\'s weights from the records, priority 20 backup');
+{
+    my %w = %{ expect_weights('echo') };
+    delete $w{"$b[2]:" . $st->eport(3)};
+    s{/primary$}{/backup} for values %w;
+    my $x = server('bk', 'app.example.net') // {};
+    is_deeply({ map { $_->{address} => "$_->{weight}/"
+                      . ($_->{backup} ? 'backup' : 'primary') }
+                @{ $x->{addresses} // [] } }, \%w,
+              'status: a backup server keeps priority 10 alone, as backup');
+}
+
+# the stream variables: the SRV name used, its source
+sub logged {
+    my ($mark) = @_;
+    my @l = split /\n/, QQ::Proc::slurp($t->dir . '/stream.log', $mark);
+    return $l[-1] // '';
+}
+
+my $smark = -s $t->dir . '/stream.log' || 0;
+$st->tcp_once($ip, $port{tcp});
+$t->wait_for(sub { logged($smark) ne '' }, 5, 'stream access log');
+like(logged($smark), qr/^\S+ app\.example\.com live$/,
+     'stream log: $qqfail_name app.example.com, $qqfail_source live');
 
 # weights 60/20: 75% and 25%, the backup unused
 
 my $sh = share(tcp => 400);
-ok(by_weight($sh), 'tcp: shares by SRV weight: ' . share_text($sh));
+ok(by_weight($sh, 'shares, tcp 400'),
+   'tcp: shares by SRV weight: ' . share_text($sh));
 $sh = share(udp => 200);
-ok(by_weight($sh), 'udp: shares by SRV weight: ' . share_text($sh));
+ok(by_weight($sh, 'shares, udp 200'),
+   'udp: shares by SRV weight: ' . share_text($sh));
 
 # priority fallback: the primaries' echo servers stop, the priority-20
 # record serves every connection
@@ -306,12 +345,17 @@ ok($t->wait_for_log(qr/failing over to "app\.example\.net", upstream "dns"/,
 ok(all_addrs(), 'the aliases give the same targets and ports');
 is_deeply(weights('echo'), expect_weights('echo'),
           'the alias\'s weights and backup');
+$smark = -s $t->dir . '/stream.log' || 0;
+$st->tcp_once($ip, $port{tcp});
+$t->wait_for(sub { logged($smark) ne '' }, 5, 'stream access log');
+like(logged($smark), qr/^\S+ app\.example\.net live$/,
+     'stream log: $qqfail_name app.example.net');
 run_for(2);
 $r = finish($l, 'SRV NXDOMAIN at registrar A');
 for my $k (qw(tcp udp)) {
     $sh = pct($r->{$k});
-    ok(by_weight($sh), "the load's $k shares by SRV weight: "
-                       . share_text($sh));
+    ok(by_weight($sh, "alias, the load's $k"),
+       "the load's $k shares by SRV weight: " . share_text($sh));
 }
 
 # every provider down: the last good addresses, with their ports
@@ -352,11 +396,11 @@ is_deeply(weights('dns'), expect_weights('dns'),
           'cold start: dns\'s weights, the backup still backup');
 
 $sh = share(tcp => 400);
-ok(by_weight($sh), 'cold start: tcp shares by SRV weight: '
-                   . share_text($sh));
+ok(by_weight($sh, 'cold start, tcp 400'),
+   'cold start: tcp shares by SRV weight: ' . share_text($sh));
 $sh = share(udp => 200);
-ok(by_weight($sh), 'cold start: udp shares by SRV weight: '
-                   . share_text($sh));
+ok(by_weight($sh, 'cold start, udp 200'),
+   'cold start: udp shares by SRV weight: ' . share_text($sh));
 
 $l = loads();
 run_for(3);

@@ -230,6 +230,10 @@ server:
   reuseport: no
   verbosity: 1
   hide-version: yes
+  # no response rate limiting: a load test's 200 answers a second from one
+  # /24 would otherwise be truncated or dropped
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
 remote-control:
   control-enable: no
 zone:

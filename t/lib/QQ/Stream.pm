@@ -11,6 +11,11 @@ package QQ::Stream;
 #
 #   my $st = QQ::Stream->new(topo => $s);    # starts both on every backend
 #   $st->eport; $st->dport;
+#
+# eports => [P1, P2, ...] (or dports =>) puts backend bI's echo server (or
+# nsd) on its own port PI instead of the common one (for SRV records,
+# whose ports must be the only place a port is written); $st->eport(I)
+# and $st->dport(I) give backend bI's.
 #   $st->tcp_once($ip, $port)   # "b2", or "" (error in $st->last_error)
 #   $st->udp_once($ip, $port)   # the same over UDP DNS
 #   $st->tcp_once($ip, $port, local => $client)    # from that address
@@ -52,6 +57,8 @@ sub new {
         topo  => $topo,
         eport => $o{eport} // $t->port('echo'),
         dport => $o{dport} // $t->port('dnsb'),
+        eports => $o{eports} // [],
+        dports => $o{dports} // [],
         echo  => {},
         nsd   => {},
         last_error => '',
@@ -64,8 +71,17 @@ sub new {
 }
 
 sub t     { return $_[0]{t} }
-sub eport { return $_[0]{eport} }
-sub dport { return $_[0]{dport} }
+sub eport {
+    my ($self, $i) = @_;
+    return defined $i ? $self->{eports}[ $i - 1 ] // $self->{eport}
+                      : $self->{eport};
+}
+
+sub dport {
+    my ($self, $i) = @_;
+    return defined $i ? $self->{dports}[ $i - 1 ] // $self->{dport}
+                      : $self->{dport};
+}
 sub last_error { return $_[0]{last_error} }
 
 sub _addr { my ($self, $i) = @_; return $self->{topo}->backend($i)->addr }
@@ -75,7 +91,7 @@ sub _addr { my ($self, $i) = @_; return $self->{topo}->backend($i)->addr }
 
 sub start_echo {
     my ($self, $i) = @_;
-    my ($addr, $port) = ($self->_addr($i), $self->{eport});
+    my ($addr, $port) = ($self->_addr($i), $self->eport($i));
     my $pid = QQ::Proc::fork_code(
         name => "echo-b$i",
         code => sub { _run_echo("b$i", $addr, $port) },
@@ -89,10 +105,14 @@ sub start_echo {
     return 1;
 }
 
+# stop_echo($i [, drain => 1]): with drain, as a server that shuts down
+# gracefully: no new connection (refused), the open ones served to their
+# end, so that no connection a proxy made before the stop fails (TERM
+# cuts them: a stream proxy cannot retry a connection it has made)
 sub stop_echo {
-    my ($self, $i) = @_;
+    my ($self, $i, %o) = @_;
     my $pid = delete $self->{echo}{$i} or return 1;
-    QQ::Proc::stop($pid, signal => 'TERM', timeout => 3);
+    QQ::Proc::stop($pid, signal => $o{drain} ? 'USR1' : 'TERM', timeout => 3);
     return 1;
 }
 
@@ -105,10 +125,24 @@ sub _run_echo {
     $ls->blocking(0);
     my $sel = IO::Select->new($ls);
     my %buf;
+    my $drain = 0;
+    local $SIG{USR1} = sub { $drain = 1 };
 
     while (1) {
+        if ($drain && $ls) {
+            # what the kernel queued is taken, then no more connections
+            while (my $c = $ls->accept) {
+                $c->blocking(0);
+                $sel->add($c);
+                $buf{ fileno $c } = '';
+            }
+            $sel->remove($ls);
+            close $ls;
+            undef $ls;
+        }
+        return if !$ls && !$sel->count;
         for my $s ($sel->can_read(1)) {
-            if ($s == $ls) {
+            if ($ls && $s == $ls) {
                 while (my $c = $ls->accept) {
                     $c->blocking(0);
                     $sel->add($c);
@@ -142,7 +176,7 @@ sub _nsd_dir { my ($self, $i) = @_; return $self->{t}->dir . "/stream-dns-b$i" }
 
 sub start_dns {
     my ($self, $i) = @_;
-    my ($addr, $port) = ($self->_addr($i), $self->{dport});
+    my ($addr, $port) = ($self->_addr($i), $self->dport($i));
     my $dir = $self->_nsd_dir($i);
     make_path($dir);
 

@@ -262,6 +262,7 @@ ngx_qqfail_lookup_send(ngx_qqfail_resolver_t *rs,
             lk->query[nq].provider = p;
             lk->query[nq].type = i;
             lk->query[nq].sent = 0;
+            lk->query[nq].dnssec = qscf->dnssec ? 1 : 0;
 
             if (ch == NULL) {
                 ngx_qqfail_query_done(&lk->query[nq],
@@ -375,6 +376,23 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
                               q->type ? NGX_QQFAIL_DNS_AAAA
                                            : NGX_QQFAIL_DNS_A,
                               &ans);
+
+    /*
+     * qqfail_dnssec: an answer counts only if the provider validated it;
+     * its errors (SERVFAIL for bogus data) are errors as they are
+     */
+
+    if (q->dnssec
+        && (rc == NGX_QQFAIL_DNS_OK || rc == NGX_QQFAIL_DNS_NODATA
+            || rc == NGX_QQFAIL_DNS_NXDOMAIN))
+    {
+        if (!ans.ad) {
+            a->unvalidated = 1;
+            return NGX_QQFAIL_Q_UNVALIDATED;
+        }
+
+        a->validated = 1;
+    }
 
     switch (rc) {
 
@@ -503,6 +521,13 @@ ngx_qqfail_answer_error(ngx_qqfail_answer_t *a,
             /* not an answer to the question, or not well formed */
             if (error == NGX_QQFAIL_ERR_OTHER) {
                 error = NGX_QQFAIL_ERR_BADANSWER;
+            }
+            break;
+
+        case NGX_QQFAIL_Q_UNVALIDATED:
+            /* an answer, but qqfail_dnssec takes validated ones only */
+            if (error == NGX_QQFAIL_ERR_OTHER) {
+                error = NGX_QQFAIL_ERR_UNVALIDATED;
             }
             break;
 
@@ -744,6 +769,8 @@ ngx_qqfail_provider_account(ngx_qqfail_resolver_t *rs,
     r.error = error;
     r.transport = transport;
     r.disagree = disagree;
+    r.validated = lk->answer[p].validated;
+    r.unvalidated = lk->answer[p].unvalidated;
     r.rtt = ngx_current_msec - lk->answer[p].sent;
     r.text = text;
     r.len = 0;

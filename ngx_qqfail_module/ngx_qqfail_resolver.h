@@ -73,6 +73,8 @@
                                                 question, or malformed */
 #define NGX_QQFAIL_Q_CANCELLED         8     /* the channel went away */
 #define NGX_QQFAIL_Q_ERROR             9     /* anything else */
+#define NGX_QQFAIL_Q_UNVALIDATED       10    /* qqfail_dnssec: an answer
+                                                without the AD bit */
 
 
 /* c-ares channels, one per provider and qqfail_timeout: ares.c alone */
@@ -89,6 +91,7 @@ typedef struct {
     ngx_uint_t                       provider;
     ngx_uint_t                       type;       /* 0: A, 1: AAAA */
     ngx_uint_t                       sent;       /* counted in flight */
+    unsigned                         dnssec:1;   /* DO bit: qqfail_dnssec */
 } ngx_qqfail_query_t;
 
 
@@ -103,6 +106,8 @@ typedef struct {
     unsigned                         done:1;
     unsigned                         ok:1;
     unsigned                         abandoned:1;
+    unsigned                         validated:1;    /* qqfail_dnssec: */
+    unsigned                         unvalidated:1;  /* AD bit, or not */
     ngx_qqfail_sockaddr_t            addrs[NGX_QQFAIL_MAX_ADDRS];
     socklen_t                        socklen[NGX_QQFAIL_MAX_ADDRS];
 } ngx_qqfail_answer_t;

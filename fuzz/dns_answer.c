@@ -95,6 +95,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
+    /*
+     * the AD bit only of the answer to the question asked, and as the
+     * header has it
+     */
+
+    if (ans.ad
+        && (rc == NGX_QQFAIL_DNS_MISMATCH || len < 12 || !(msg[3] & 0x20)))
+    {
+        abort();
+    }
+
     /* a refused message says why, for the log */
 
     if ((rc == NGX_QQFAIL_DNS_MALFORMED

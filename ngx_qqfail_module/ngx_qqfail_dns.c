@@ -139,10 +139,6 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
         return NGX_QQFAIL_DNS_MISMATCH;
     }
 
-    /* RFC 4035, section 3.2.3: the provider validated the data */
-
-    ans->ad = (flags & 0x0020) ? 1 : 0;
-
     /* the question, echoed */
 
     pos = NGX_QQFAIL_DNS_HLEN;
@@ -174,6 +170,13 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
     }
 
     pos += 4;
+
+    /*
+     * the answer to the question asked: its AD bit (RFC 4035, section
+     * 3.2.3, and RFC 6840, section 5.7), whatever its rcode
+     */
+
+    ans->ad = (flags & 0x0020) ? 1 : 0;
 
     switch (flags & 0x000f) {
 

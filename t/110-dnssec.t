@@ -9,7 +9,8 @@
 # used: no request of the qqfail_dnssec upstream reaches b4, while a
 # control upstream without it does; the providers that never validate
 # are shown so; the registrar outage, the outage of the validating
-# providers and the total outage end with 0 failed requests.
+# providers and the total outage end with 0 failed requests, through an
+# http upstream and a stream upstream alike.
 #
 # A forger that sets the AD bit is out of scope: qqfail_dnssec trusts the
 # provider's validation (docs/security.md); qqfail_quorum covers it.
@@ -24,6 +25,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use QQ::DNS;
+use QQ::Load;
 use QQ::Topo;
 
 if (my @missing = (QQ::DNS::missing_tools(), QQ::DNS::missing_dnssec_tools())) {
@@ -42,13 +44,11 @@ my $forged = $s->backend(4)->addr;
 my $pf = $dns->start_fault_server;
 $dns->fault_set('*', { addrs => [ $forged ] });
 
-# the forger first: its queries leave first, its answers come first
+# the forger first: its queries leave first, its answers come first.
+# A stream upstream of the same servers, with qqfail_dnssec on, proxies
+# TCP to the http backends: an http request through it reaches one too.
 
-$s->nginx(workers => 2,
-    providers => "    qqfail_provider pf $pf;\n" . $s->providers_conf,
-    locations => $s->proxy_locations('plain'),
-    upstreams => [
-        app =>
+my $servers =
             "        qqfail_server server1.example.com:$P "
           . "server1.example.net:$P;\n"
           . "        qqfail_server server2.example.com:$P "
@@ -57,7 +57,20 @@ $s->nginx(workers => 2,
           . "server3.example.net:$P $b3:$P;\n"
           . "        qqfail_refresh 1s;\n"
           . "        qqfail_timeout 1s;\n"
-          . "        qqfail_dnssec on;\n",
+          . "        qqfail_dnssec on;\n";
+
+my $stream = $t->has_stream;
+my $sport = $t->port('stream');
+
+$s->nginx(workers => 2,
+    main => $stream ? "%%LOAD_STREAM%%\n"
+                    . "stream {\n    upstream sapp {\n$servers    }\n"
+                    . "    server {\n        listen %%ADDR_1%%:$sport;\n"
+                    . "        proxy_pass sapp;\n    }\n}\n" : '',
+    providers => "    qqfail_provider pf $pf;\n" . $s->providers_conf,
+    locations => $s->proxy_locations('plain'),
+    upstreams => [
+        app => $servers,
         plain =>
             "        qqfail_server server1.example.com:$P;\n"
           . "        qqfail_refresh 1s;\n"
@@ -106,8 +119,12 @@ is_deeply([ sort keys %c ], [ 'b1', 'b2', 'b3' ],
 
 # the control: without qqfail_dnssec the forger's answer is used
 
-ok($t->wait_for(sub { $s->body('/plain') eq 'b4' }, 20, 'plain reaches b4'),
+my ($plain, $since) = (0, time);
+ok($t->wait_for(sub { $plain++; $s->body('/plain') eq 'b4' }, 20,
+                'plain reaches b4'),
    'control: without qqfail_dnssec a request reaches the forged b4');
+my $control = sprintf 'control (no qqfail_dnssec): request %d reached the '
+                      . 'forged backend, after %.1f s', $plain, time - $since;
 
 # the status page in its other formats
 
@@ -123,21 +140,41 @@ like($html, qr/<td class="failed">never validated<\/td>/,
      'html: a provider that never validated');
 like($html, qr/<td>validates<\/td>/, 'html: a provider that validates');
 
-my (@figures, %total);
+my @figures = ($control);
+my %total;
+
+# http load, and the same through the stream upstream (one connection a
+# request: a TCP connection stays with the backend it reached)
+
+sub start_load {
+    my (%o) = @_;
+    my @l = ($s->load(%o));
+    push @l, QQ::Load->start($t, url => 'http://' . $t->addr(1)
+                                        . ":$sport/", concurrency => 1,
+                             keepalive => 0)
+        if $stream;
+    return \@l;
+}
 
 sub finish {
-    my ($load, $what) = @_;
-    my $r = $load->stop;
-    my $b4 = $r->{by_body}{b4} // 0;
-    $total{$_} += $r->{$_} for qw(sent failed);
-    $total{forged} += $b4;
-    push @figures, sprintf '%s: %d sent, %d failed, %d reached the forged '
-                           . 'backend', $what, $r->{sent}, $r->{failed}, $b4;
-    is($r->{failed}, 0, "$what: $r->{failed} of $r->{sent} requests failed")
-        or note explain $r;
-    is($b4, 0, "$what: no request reached the forged backend");
-    ok($r->{sent} > 100, "$what: steady load ($r->{sent} requests)");
-    return $r;
+    my ($loads, $what) = @_;
+    my @kind = ('http', 'stream');
+    for my $load (@$loads) {
+        my $kind = shift @kind;
+        my $r = $load->stop;
+        my $b4 = $r->{by_body}{b4} // 0;
+        $total{"$kind $_"} += $r->{$_} for qw(sent failed);
+        $total{"$kind forged"} += $b4;
+        push @figures, sprintf '%s, %s: %d sent, %d failed, %d reached the '
+                               . 'forged backend', $what, $kind, $r->{sent},
+                               $r->{failed}, $b4;
+        is($r->{failed}, 0,
+           "$what, $kind: $r->{failed} of $r->{sent} requests failed")
+            or note explain $r;
+        is($b4, 0, "$what, $kind: no request reached the forged backend");
+        ok($r->{sent} > 50, "$what, $kind: steady load ($r->{sent} requests)");
+    }
+    return;
 }
 
 sub run_for {
@@ -148,14 +185,14 @@ sub run_for {
 
 # steady state
 
-my $load = $s->load;
+my $load = start_load();
 run_for(5);
 finish($load, 'steady');
 
 # registrar A down: example.com fails through the validating providers,
 # the forger still answers it: every server moves to its validated alias
 
-$load = $s->load;
+$load = start_load();
 $dns->stop_auth('a');
 
 ok($t->wait_for(sub { all_active(qr/^server\d\.example\.net:\d+ live$/) },
@@ -164,7 +201,7 @@ ok($t->wait_for(sub { all_active(qr/^server\d\.example\.net:\d+ live$/) },
 run_for(3);
 finish($load, 'registrar A down');
 
-$load = $s->load;
+$load = start_load();
 $dns->start_auth_server('a', flush => 1);
 ok($t->wait_for(sub { all_active(qr/^server\d\.example\.com:\d+ live$/) },
                 20, 'back to example.com'),
@@ -174,7 +211,7 @@ finish($load, 'registrar A back');
 # the validating providers down: the unvalidated answers that remain are
 # not used, the servers keep their last good addresses
 
-$load = $s->load(keepalive => 0);
+$load = start_load(keepalive => 0);
 $dns->blackhole_provider($_) for 1, 2;
 
 ok($t->wait_for(sub {
@@ -191,7 +228,7 @@ finish($load, 'validating providers down');
 
 # every provider down, the forger silent too, and a reload
 
-$load = $s->load(keepalive => 0);
+$load = start_load(keepalive => 0);
 $dns->blackhole_provider(3);
 $dns->fault_set('*', { drop => 1 });
 my $mark = $t->log_mark;
@@ -209,14 +246,17 @@ $dns->restore_provider($_) for 1 .. 3;
 $dns->flush_provider;
 $dns->fault_set('*', { addrs => [ $forged ] });
 
-$load = $s->load;
+$load = start_load();
 ok($t->wait_for(sub { all_active(qr/^server\d\.example\.com:\d+ live$/) },
                 30, 'live again'),
    'DNS back: every server live on its primary name');
 finish($load, 'DNS back');
 
-push @figures, sprintf 'in all: %d sent, %d failed, %d reached the forged '
-                       . 'backend', @total{qw(sent failed forged)};
+for my $kind ('http', $stream ? 'stream' : ()) {
+    push @figures, sprintf "in all, $kind: %d sent, %d failed, %d reached "
+                           . 'the forged backend',
+                           map { $total{"$kind $_"} } qw(sent failed forged);
+}
 note $_ for @figures;
 
 done_testing();

@@ -17,8 +17,10 @@ MODULE=ngx_http_qqfail_module
 STREAM_MODULE=ngx_stream_qqfail_module
 
 BUILD_PKGS=(gcc make libc6-dev nginx nginx-dev libc-ares-dev libmaxminddb-dev)
+# ldnsutils: ldns-keygen and ldns-signzone sign the zones of t/120-dnssec.t
 TEST_PKGS=(perl libnet-dns-perl unbound nsd openssl libmaxmind-db-writer-perl
-           mmdb-bin iproute2 procps prometheus chromium libnginx-mod-stream)
+           mmdb-bin iproute2 procps prometheus chromium libnginx-mod-stream
+           ldnsutils)
 # the subset of TEST_PKGS that demo/demo.pl needs
 DEMO_PKGS=(perl libnet-dns-perl unbound nsd)
 # ./build.sh deb: dpkg-buildpackage with debian/ (dh-sequence-nginx comes

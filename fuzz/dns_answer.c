@@ -95,6 +95,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
+    /* the AD bit (qqfail_dnssec) only as the header has it */
+
+    if (ans.ad && (len < 12 || !(msg[3] & 0x20))) {
+        abort();
+    }
+
     /* a refused message says why, for the log */
 
     if ((rc == NGX_QQFAIL_DNS_MALFORMED

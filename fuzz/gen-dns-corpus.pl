@@ -29,6 +29,7 @@ sub reply {
     my $r = $q->reply(4096);
     $r->header->rcode($o{rcode} // 'NOERROR');
     $r->header->aa(1);
+    $r->header->ad(1) if $o{ad};
     $r->push(answer => Net::DNS::RR->new($_)) for @{ $o{an} || [] };
     $r->push(authority => Net::DNS::RR->new($_)) for @{ $o{ns} || [] };
     $r->push(additional => Net::DNS::RR->new($_)) for @{ $o{ar} || [] };
@@ -124,6 +125,14 @@ my %seed = (
         'victim.test. 60 IN SRV 10 60 8080 a.victim.test.',
         'victim.test. 30 IN SRV 20 0 8081 b.example.net.' ],
         ar => [ 'a.victim.test. 60 IN A 127.0.0.20' ]),
+    'a-dnssec' => reply(1, edns => 1, ad => 1, an => [
+        'server1.example.com. 5 IN A 10.0.0.1',
+        'server1.example.com. 5 IN RRSIG A 13 3 5 20261228185301 '
+        . '20261130185301 40551 example.com. hQ7zcPGCNzIFNokW1rrYp0sKk2K/qZzQ'
+        . 'Q3ue8uO+wGtUmLCcRWL3PYzH6CiwDZXgCbxPF5iIW9BaOFIWN3NRLg==' ]),
+    'nxdomain-dnssec' => reply(0, edns => 1, ad => 1, rcode => 'NXDOMAIN',
+        ns => [ 'test. 60 IN SOA ns.test. h.test. 1 2 3 4 5',
+                'test. 60 IN NSEC a.test. SOA NS RRSIG NSEC' ]),
     'srv-root' => reply(16, an => [ 'victim.test. 60 IN SRV 0 0 0 .' ]),
     'srv-cname' => reply(16, an => [ 'victim.test. 60 IN CNAME s.test.',
                                      's.test. 60 IN SRV 1 1 53 ns.test.' ]),

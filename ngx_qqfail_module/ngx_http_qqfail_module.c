@@ -102,6 +102,13 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
       offsetof(ngx_qqfail_srv_conf_t, ipv6),
       &ngx_qqfail_ipv6_slot },
 
+    { ngx_string("qqfail_dnssec"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_qqfail_conf_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_qqfail_srv_conf_t, dnssec),
+      &ngx_qqfail_dnssec_slot },
+
     { ngx_string("qqfail_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_qqfail_status,
@@ -220,6 +227,7 @@ ngx_http_qqfail_create_srv_conf(ngx_conf_t *cf)
     qscf->max_stale = NGX_CONF_UNSET;
     qscf->quorum = NGX_CONF_UNSET_UINT;
     qscf->ipv6 = NGX_CONF_UNSET;
+    qscf->dnssec = NGX_CONF_UNSET;
 
     return qscf;
 }

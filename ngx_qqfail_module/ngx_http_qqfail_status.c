@@ -53,6 +53,7 @@
 #define NGX_HTTP_QQFAIL_PROM_FAILS          11
 #define NGX_HTTP_QQFAIL_PROM_DROPS          12
 #define NGX_HTTP_QQFAIL_PROM_CONNS          13
+#define NGX_HTTP_QQFAIL_PROM_VALIDATES      14
 
 
 /* a copy of one server's shared record, taken under the lock */
@@ -306,6 +307,12 @@ static ngx_http_qqfail_prom_t  ngx_http_qqfail_prom_metrics[] = {
     { "qqfail_provider_last_success_timestamp_seconds",
       "Time of the last good answer.", "gauge",
       NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_LAST_SUCCESS },
+
+    { "qqfail_provider_validates",
+      "qqfail_dnssec: 1 if the provider marked an answer validated, 0 if "
+      "it answered and never did; no sample before its first answer.",
+      "gauge",
+      NGX_HTTP_QQFAIL_PROM_PROVIDER, NGX_HTTP_QQFAIL_PROM_VALIDATES },
 
     { "qqfail_server_addresses", "Addresses a server has now.", "gauge",
       NGX_HTTP_QQFAIL_PROM_SERVER, NGX_HTTP_QQFAIL_PROM_ADDRESSES },
@@ -1407,12 +1414,13 @@ ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
                                    j ? "," : "", &addr[j].name);
         }
 
-        ngx_http_qqfail_printf(o, 512,
+        ngx_http_qqfail_printf(o, 640,
                                "],\"state\":\"%s\",\"queries\":%ui,"
                                "\"failures\":{\"timeout\":%ui,"
                                "\"servfail\":%ui,\"nxdomain\":%ui,"
                                "\"refused\":%ui,\"other\":%ui,"
-                               "\"bad_answer\":%ui},"
+                               "\"bad_answer\":%ui,\"unvalidated\":%ui},"
+                               "\"validates\":%s,"
                                "\"disagreements\":%ui,\"rejected\":%ui,"
                                "\"drops\":%ui,\"rtt_ms\":%M,"
                                "\"last_success\":%T,\"last_failure\":%T,"
@@ -1424,6 +1432,9 @@ ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
                                psh->failures[NGX_QQFAIL_ERR_REFUSED],
                                psh->failures[NGX_QQFAIL_ERR_OTHER],
                                psh->failures[NGX_QQFAIL_ERR_BADANSWER],
+                               psh->failures[NGX_QQFAIL_ERR_UNVALIDATED],
+                               psh->validated ? "true"
+                               : psh->unvalidated ? "false" : "null",
                                psh->disagreements, psh->rejected,
                                psh->drops, psh->rtt,
                                psh->last_success, psh->last_failure);
@@ -1781,6 +1792,12 @@ ngx_http_qqfail_prom_providers(ngx_http_qqfail_out_t *o,
 
     for (i = 0; i < qmcf->providers.nelts; i++) {
         psh = &snap->providers[i];
+
+        if (m->what == NGX_HTTP_QQFAIL_PROM_VALIDATES
+            && psh->validated == 0 && psh->unvalidated == 0)
+        {
+            continue;
+        }
 
         for (k = 0; k < (m->what == NGX_HTTP_QQFAIL_PROM_FAILURES
                          ? NGX_QQFAIL_NERRS : 1); k++)
@@ -2161,6 +2178,9 @@ ngx_http_qqfail_prom_provider_value(ngx_uint_t what,
     case NGX_HTTP_QQFAIL_PROM_DROPS:
         return psh->drops;
 
+    case NGX_HTTP_QQFAIL_PROM_VALIDATES:
+        return psh->validated ? 1 : 0;
+
     default: /* NGX_HTTP_QQFAIL_PROM_LAST_SUCCESS */
         return psh->last_success;
     }
@@ -2296,7 +2316,7 @@ ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
         "<h2>DNS providers</h2>\n<table><tr><th>Provider</th>"
         "<th>Servers</th><th>State</th><th>Queries</th><th>Timeout</th>"
         "<th>SERVFAIL</th><th>NXDOMAIN</th><th>REFUSED</th><th>Other</th>"
-        "<th>Bad answer</th>"
+        "<th>Bad answer</th><th>Unvalidated</th><th>DNSSEC</th>"
         "<th>Disagreements</th><th>Dropped</th><th>RTT</th>"
         "<th>Last success</th>"
         "<th>Last error</th></tr>\n");
@@ -2321,10 +2341,11 @@ ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
             ngx_http_qqfail_printf(o, 32, "/etc/resolv.conf");
         }
 
-        ngx_http_qqfail_printf(o, 512,
+        ngx_http_qqfail_printf(o, 640,
                                "</td><td class=\"%s\">%s</td><td>%ui</td>"
                                "<td>%ui</td><td>%ui</td><td>%ui</td>"
                                "<td>%ui</td><td>%ui</td><td>%ui</td>"
+                               "<td>%ui</td><td%s>%s</td>"
                                "<td>%ui</td><td>%ui</td><td>%M ms</td><td>",
                                psh->down ? "down" : "up",
                                psh->down ? "down" : "up", psh->queries,
@@ -2334,6 +2355,11 @@ ngx_http_qqfail_html_head(ngx_http_qqfail_out_t *o,
                                psh->failures[NGX_QQFAIL_ERR_REFUSED],
                                psh->failures[NGX_QQFAIL_ERR_OTHER],
                                psh->failures[NGX_QQFAIL_ERR_BADANSWER],
+                               psh->failures[NGX_QQFAIL_ERR_UNVALIDATED],
+                               !psh->validated && psh->unvalidated
+                               ? " class=\"failed\"" : "",
+                               psh->validated ? "validates"
+                               : psh->unvalidated ? "never validated" : "-",
                                psh->disagreements, psh->drops, psh->rtt);
 
         ngx_http_qqfail_html_time(o, psh->last_success);

@@ -75,7 +75,8 @@
 #define NGX_QQFAIL_ERR_REFUSED           3
 #define NGX_QQFAIL_ERR_OTHER             4
 #define NGX_QQFAIL_ERR_BADANSWER         5   /* refused by the parser */
-#define NGX_QQFAIL_NERRS                 6
+#define NGX_QQFAIL_ERR_UNVALIDATED       6   /* qqfail_dnssec: no AD bit */
+#define NGX_QQFAIL_NERRS                 7
 
 /* why the address filter refused an address */
 #define NGX_QQFAIL_REFUSED_NONE          0
@@ -103,6 +104,8 @@ typedef struct {
     ngx_uint_t                       error;      /* unless ok */
     ngx_uint_t                       transport;  /* no answer at all */
     ngx_uint_t                       disagree;
+    ngx_uint_t                       validated;  /* qqfail_dnssec: AD set */
+    ngx_uint_t                       unvalidated;    /* ... and not */
     ngx_msec_t                       rtt;
     u_char                          *text;       /* the last error */
     size_t                           len;
@@ -485,6 +488,9 @@ struct ngx_qqfail_provider_sh_s {
     ngx_uint_t                       disagreements;
     ngx_uint_t                       rejected;
     ngx_uint_t                       drops;      /* by the kernel */
+    /* qqfail_dnssec answers marked validated (AD), and not */
+    ngx_uint_t                       validated;
+    ngx_uint_t                       unvalidated;
     ngx_msec_t                       rtt;
     time_t                           last_success;
     time_t                           last_failure;
@@ -641,6 +647,7 @@ struct ngx_qqfail_srv_conf_s {
     ngx_array_t                     *allow;      /* rule_t: asn, country */
     ngx_array_t                     *allow_cidr; /* ngx_cidr_t */
     ngx_flag_t                       ipv6;
+    ngx_flag_t                       dnssec;     /* AD answers only */
 
     /* the balancing method, and the front end's data for it */
     ngx_uint_t                       method;     /* NGX_QQFAIL_METHOD_* */
@@ -707,6 +714,7 @@ extern ngx_qqfail_slot_t  ngx_qqfail_refresh_slot;
 extern ngx_qqfail_slot_t  ngx_qqfail_timeout_slot;
 extern ngx_qqfail_slot_t  ngx_qqfail_quorum_slot;
 extern ngx_qqfail_slot_t  ngx_qqfail_ipv6_slot;
+extern ngx_qqfail_slot_t  ngx_qqfail_dnssec_slot;
 
 void ngx_qqfail_conf_where(ngx_conf_t *cf, ngx_qqfail_where_t *where);
 ngx_qqfail_srv_conf_t *ngx_qqfail_upstream_conf(ngx_conf_t *cf,

@@ -21,6 +21,12 @@
 #include "ngx_qqfail_resolver.h"
 
 
+/* qqfail_dnssec: the OPT record of a query (RFC 6891) */
+#define NGX_QQFAIL_EDNS_SIZE           1232    /* the UDP size announced */
+#define NGX_QQFAIL_EDNS_DO             0x8000  /* the DO bit, in its flags */
+#define NGX_QQFAIL_EDNS_RRLEN          11      /* an OPT record without data */
+
+
 /*
  * A socket c-ares opened, as its sock_state_cb last described it: the
  * event loop watches it through the connection, the start-up pass (no
@@ -88,9 +94,13 @@ static ngx_qqfail_sock_t *ngx_qqfail_channel_sock(
     ngx_qqfail_channel_t *ch, ares_socket_t fd);
 static ngx_uint_t ngx_qqfail_channel_outcome(int status);
 #if (ARES_VERSION >= 0x011c00)
+static void ngx_qqfail_channel_dnssec(ngx_qqfail_channel_t *ch,
+    u_char *host, int type, ares_callback_dnsrec callback, void *arg);
 static void ngx_qqfail_channel_answer(void *arg, ares_status_t status,
     size_t timeouts, const ares_dns_record_t *dnsrec);
 #else
+static void ngx_qqfail_channel_dnssec(ngx_qqfail_channel_t *ch,
+    u_char *host, int type, ares_callback callback, void *arg);
 static void ngx_qqfail_channel_callback(void *arg, int status,
     int timeouts, unsigned char *abuf, int alen);
 #endif
@@ -110,12 +120,12 @@ static void ngx_qqfail_channels_process(ngx_qqfail_resolver_t *rs,
 
 /* the record types of NGX_QQFAIL_QTYPE_A, _AAAA and _SRV */
 
+static int  ngx_qqfail_ares_qtypes[] = { ns_t_a, ns_t_aaaa, ns_t_srv };
+
 #if (ARES_VERSION >= 0x011c00)
 static ares_dns_rec_type_t  ngx_qqfail_ares_types[] = {
     ARES_REC_TYPE_A, ARES_REC_TYPE_AAAA, ARES_REC_TYPE_SRV
 };
-#else
-static int  ngx_qqfail_ares_types[] = { ns_t_a, ns_t_aaaa, ns_t_srv };
 #endif
 
 
@@ -953,6 +963,12 @@ ngx_qqfail_channel_query(ngx_qqfail_resolver_t *rs,
 
         /* the callback also runs on an error (ARES_ENOMEM) */
 
+        if (q->dnssec) {
+            ngx_qqfail_channel_dnssec(ch, host, ngx_qqfail_ares_qtypes[type],
+                                      ngx_qqfail_channel_sent, sent);
+            return;
+        }
+
         (void) ares_query_dnsrec(ch->channel, (const char *) host,
                                  ARES_CLASS_IN,
                                  ngx_qqfail_ares_types[type],
@@ -964,17 +980,134 @@ ngx_qqfail_channel_query(ngx_qqfail_resolver_t *rs,
 
 #if (ARES_VERSION >= 0x011c00)
 
+    if (q->dnssec) {
+        ngx_qqfail_channel_dnssec(ch, host, ngx_qqfail_ares_qtypes[type],
+                                  ngx_qqfail_channel_answer, q);
+        return;
+    }
+
     (void) ares_query_dnsrec(ch->channel, (const char *) host, ARES_CLASS_IN,
                              ngx_qqfail_ares_types[type],
                              ngx_qqfail_channel_answer, q, NULL);
 
 #else
 
+    if (q->dnssec) {
+        ngx_qqfail_channel_dnssec(ch, host, ngx_qqfail_ares_qtypes[type],
+                                  ngx_qqfail_channel_callback, q);
+        return;
+    }
+
     ares_query(ch->channel, (char *) host, ns_c_in,
-               ngx_qqfail_ares_types[type], ngx_qqfail_channel_callback, q);
+               ngx_qqfail_ares_qtypes[type], ngx_qqfail_channel_callback, q);
 
 #endif
 }
+
+
+/*
+ * qqfail_dnssec: a query with the DO bit (RFC 3225) in an OPT record (RFC
+ * 6891), so that the provider validates the answer and says so in its AD
+ * bit.  c-ares has no option for the bit: the query is made here as
+ * c-ares makes its own (recursion desired, the channel's flags stay as
+ * they are) with the OPT record c-ares would add for ARES_FLAG_EDNS, the
+ * bit set, and sent as it is.  One channel serves both kinds of queries:
+ * what differs is in the message alone.
+ */
+
+#if (ARES_VERSION >= 0x011c00)
+
+/* c-ares 1.28 and later: the message as a record; c-ares gives it its id */
+
+static void
+ngx_qqfail_channel_dnssec(ngx_qqfail_channel_t *ch, u_char *host,
+    int type, ares_callback_dnsrec callback, void *arg)
+{
+    ares_status_t       rc;
+    ares_dns_rr_t      *rr;
+    ares_dns_record_t  *rec;
+
+    rc = ares_dns_record_create(&rec, 0, ARES_FLAG_RD, ARES_OPCODE_QUERY,
+                                ARES_RCODE_NOERROR);
+    if (rc != ARES_SUCCESS) {
+        callback(arg, rc, 0, NULL);
+        return;
+    }
+
+    rc = ares_dns_record_query_add(rec, (const char *) host,
+                                   (ares_dns_rec_type_t) type,
+                                   ARES_CLASS_IN);
+
+    if (rc == ARES_SUCCESS) {
+        rc = ares_dns_record_rr_add(&rr, rec, ARES_SECTION_ADDITIONAL, "",
+                                    ARES_REC_TYPE_OPT, ARES_CLASS_IN, 0);
+    }
+
+    if (rc == ARES_SUCCESS) {
+        rc = ares_dns_rr_set_u16(rr, ARES_RR_OPT_UDP_SIZE,
+                                 NGX_QQFAIL_EDNS_SIZE);
+    }
+
+    if (rc == ARES_SUCCESS) {
+        rc = ares_dns_rr_set_u8(rr, ARES_RR_OPT_VERSION, 0);
+    }
+
+    if (rc == ARES_SUCCESS) {
+        rc = ares_dns_rr_set_u16(rr, ARES_RR_OPT_FLAGS, NGX_QQFAIL_EDNS_DO);
+    }
+
+    if (rc == ARES_SUCCESS) {
+        /* the callback also runs on an error */
+        (void) ares_send_dnsrec(ch->channel, rec, callback, arg, NULL);
+
+    } else {
+        callback(arg, rc, 0, NULL);
+    }
+
+    ares_dns_record_destroy(rec);
+}
+
+#else
+
+/*
+ * c-ares 1.18: the message in the wire form, sent with its own id, random
+ * as nginx's resolver makes it
+ */
+
+static void
+ngx_qqfail_channel_dnssec(ngx_qqfail_channel_t *ch, u_char *host,
+    int type, ares_callback callback, void *arg)
+{
+    int             rc, len;
+    unsigned char  *buf;
+
+    rc = ares_create_query((const char *) host, ns_c_in, type,
+                           (unsigned short) (ngx_random() & 0xffff), 1,
+                           &buf, &len, NGX_QQFAIL_EDNS_SIZE);
+    if (rc != ARES_SUCCESS) {
+        callback(arg, rc, 0, NULL, 0);
+        return;
+    }
+
+    /*
+     * the OPT record ends the message: root name, type, UDP size, then
+     * the extended rcode, the version and the flags, whose first bit is
+     * DO, and an empty data length (RFC 6891, section 6.1.3)
+     */
+
+    if (len > NGX_QQFAIL_EDNS_RRLEN + 12
+        && buf[len - NGX_QQFAIL_EDNS_RRLEN] == 0
+        && buf[len - NGX_QQFAIL_EDNS_RRLEN + 2] == ns_t_opt)
+    {
+        buf[len - 4] |= (u_char) (NGX_QQFAIL_EDNS_DO >> 8);
+    }
+
+    ares_send(ch->channel, buf, len, callback, arg);
+
+    ares_free_string(buf);
+}
+
+#endif
 
 
 /* what the rest of the resolver knows of a c-ares status */

@@ -384,6 +384,7 @@ ngx_qqfail_balancer_init(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
     ngx_conf_init_value(qscf->max_stale, 86400);
     ngx_conf_init_uint_value(qscf->quorum, 1);
     ngx_conf_init_value(qscf->ipv6, 1);
+    ngx_conf_init_value(qscf->dnssec, 0);
 
     /* "backup" before hash, ip_hash or random, which refuse it after */
 

@@ -72,6 +72,10 @@ ngx_qqfail_slot_t  ngx_qqfail_ipv6_slot = {
     ngx_qqfail_conf_upstream_post, ngx_conf_set_flag_slot, 0, 0, NULL
 };
 
+ngx_qqfail_slot_t  ngx_qqfail_dnssec_slot = {
+    ngx_qqfail_conf_upstream_post, ngx_conf_set_flag_slot, 0, 0, NULL
+};
+
 
 ngx_qqfail_srv_conf_t *
 ngx_qqfail_upstream_conf(ngx_conf_t *cf, void *conf)
@@ -847,7 +851,10 @@ ngx_qqfail_conf_service(ngx_conf_t *cf, ngx_qqfail_server_t *server)
 }
 
 
-/* qqfail_refresh, qqfail_timeout, qqfail_quorum, qqfail_ipv6 */
+/*
+ * qqfail_refresh, qqfail_timeout, qqfail_quorum, qqfail_ipv6,
+ * qqfail_dnssec
+ */
 
 char *
 ngx_qqfail_conf_upstream_post(ngx_conf_t *cf, void *post, void *data)

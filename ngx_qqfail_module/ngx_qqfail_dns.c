@@ -27,7 +27,11 @@
  *   - names are at most 255 octets, labels 63, and a compression pointer
  *     must point before the labels that lead to it, so it can never loop;
  *   - an SRV record's target must be a host name, its data exactly the
- *     record (ngx_qqfail_dns_srv()); a target "." is no record.
+ *     record (ngx_qqfail_dns_srv()); a target "." is no record;
+ *   - the AD bit of the header is returned as it is ("ad"): what it is
+ *     worth is the caller's to say; the RRSIG records that a query with
+ *     the DO bit brings are records of another type, checked for their
+ *     form and ignored.
  *
  * Authority and additional sections are not read.
  */
@@ -90,6 +94,7 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
     ans->ncnames = 0;
     ans->ttl = 0;
     ans->reason = NULL;
+    ans->ad = 0;
 
     if (qtype == NGX_QQFAIL_DNS_A) {
         asize = 4;
@@ -165,6 +170,13 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
     }
 
     pos += 4;
+
+    /*
+     * the answer to the question asked: its AD bit (RFC 4035, section
+     * 3.2.3, and RFC 6840, section 5.7), whatever its rcode
+     */
+
+    ans->ad = (flags & 0x0020) ? 1 : 0;
 
     switch (flags & 0x000f) {
 

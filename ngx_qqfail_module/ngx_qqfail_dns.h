@@ -59,6 +59,8 @@ typedef struct {
     uint32_t               ttl;       /* the least TTL of the chain and
                                          the records */
     const char            *reason;    /* the check that failed, for the log */
+    unsigned               ad:1;      /* the AD bit: the provider says it
+                                         validated the answer (DNSSEC) */
 } ngx_qqfail_dns_answer_t;
 
 

@@ -18,6 +18,8 @@ static void ngx_qqfail_query_ended(ngx_qqfail_resolver_t *rs,
 static ngx_uint_t ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_qqfail_query_t *q, u_char *abuf,
     size_t alen);
+static ngx_uint_t ngx_qqfail_answer_dnssec(ngx_qqfail_query_t *q,
+    ngx_qqfail_answer_t *a, ngx_int_t rc, ngx_uint_t ad);
 static ngx_uint_t ngx_qqfail_dns_outcome(ngx_int_t rc);
 static ngx_uint_t ngx_qqfail_answer_srv(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_qqfail_query_t *q, u_char *abuf,
@@ -304,6 +306,16 @@ ngx_qqfail_lookups_unshare(ngx_qqfail_resolver_t *rs)
 
 
 /*
+ * what a shared answer was asked as: the types, and whether the provider
+ * was asked to validate (qqfail_dnssec), which an answer to a query
+ * without the DO bit says nothing of
+ */
+
+#define ngx_qqfail_shared_kind(lk)                                            \
+    ((lk)->types | ((lk)->server->upstream->dnssec ? 0x10 : 0))
+
+
+/*
  * A provider's answer that another server's lookup of the name got, if
  * it is younger than this upstream's qqfail_refresh and than its TTL (a
  * second at least, as a server's own lookups), and asked for the same
@@ -323,7 +335,9 @@ ngx_qqfail_shared_take(ngx_qqfail_resolver_t *rs,
 
     sh = lk->shared;
 
-    if (!(sh->stored & ((ngx_uint_t) 1 << p)) || sh->types[p] != lk->types) {
+    if (!(sh->stored & ((ngx_uint_t) 1 << p))
+        || sh->types[p] != ngx_qqfail_shared_kind(lk))
+    {
         return 0;
     }
 
@@ -399,7 +413,7 @@ ngx_qqfail_shared_keep(ngx_qqfail_resolver_t *rs,
     }
 
     sh->answer[p] = *a;
-    sh->types[p] = lk->types;
+    sh->types[p] = ngx_qqfail_shared_kind(lk);
     sh->when[p] = ngx_current_msec;
     sh->stored |= (ngx_uint_t) 1 << p;
 }
@@ -542,6 +556,7 @@ ngx_qqfail_lookup_send(ngx_qqfail_resolver_t *rs,
             lk->query[nq].type = lk->srv ? NGX_QQFAIL_QTYPE_SRV : i;
             lk->query[nq].target = -1;
             lk->query[nq].sent = 0;
+            lk->query[nq].dnssec = qscf->dnssec ? 1 : 0;
 
             if (ch == NULL) {
                 ngx_qqfail_query_done(&lk->query[nq],
@@ -696,6 +711,10 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
                                            : NGX_QQFAIL_DNS_A,
                               &ans);
 
+    if (!ngx_qqfail_answer_dnssec(q, a, rc, ans.ad)) {
+        return NGX_QQFAIL_Q_UNVALIDATED;
+    }
+
     outcome = ngx_qqfail_dns_outcome(rc);
 
     if (outcome == NGX_QQFAIL_Q_BADANSWER) {
@@ -726,6 +745,33 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     }
 
     return NGX_QQFAIL_Q_OK;
+}
+
+
+/*
+ * qqfail_dnssec: an answer counts only if the provider validated it (the
+ * AD bit); its errors (SERVFAIL for bogus data) are errors as they are
+ */
+
+static ngx_uint_t
+ngx_qqfail_answer_dnssec(ngx_qqfail_query_t *q, ngx_qqfail_answer_t *a,
+    ngx_int_t rc, ngx_uint_t ad)
+{
+    if (!q->dnssec
+        || (rc != NGX_QQFAIL_DNS_OK && rc != NGX_QQFAIL_DNS_NODATA
+            && rc != NGX_QQFAIL_DNS_NXDOMAIN))
+    {
+        return 1;
+    }
+
+    if (!ad) {
+        a->unvalidated = 1;
+        return 0;
+    }
+
+    a->validated = 1;
+
+    return 1;
 }
 
 
@@ -790,6 +836,10 @@ ngx_qqfail_answer_srv(ngx_qqfail_resolver_t *rs,
 
     rc = ngx_qqfail_dns_parse(abuf, alen, name->qname.data, name->qname.len,
                               NGX_QQFAIL_DNS_SRV, &ans);
+
+    if (!ngx_qqfail_answer_dnssec(q, a, rc, ans.ad)) {
+        return NGX_QQFAIL_Q_UNVALIDATED;
+    }
 
     outcome = ngx_qqfail_dns_outcome(rc);
 
@@ -884,6 +934,7 @@ ngx_qqfail_targets_send(ngx_qqfail_resolver_t *rs,
             q->type = type;
             q->target = i;
             q->sent = 0;
+            q->dnssec = qscf->dnssec ? 1 : 0;
 
             if (ch == NULL) {
                 ngx_qqfail_query_done(q, NGX_QQFAIL_Q_UNREACHABLE, NULL, 0);
@@ -996,6 +1047,13 @@ ngx_qqfail_answer_error(ngx_qqfail_answer_t *a,
             /* not an answer to the question, or not well formed */
             if (error == NGX_QQFAIL_ERR_OTHER) {
                 error = NGX_QQFAIL_ERR_BADANSWER;
+            }
+            break;
+
+        case NGX_QQFAIL_Q_UNVALIDATED:
+            /* an answer, but qqfail_dnssec takes validated ones only */
+            if (error == NGX_QQFAIL_ERR_OTHER) {
+                error = NGX_QQFAIL_ERR_UNVALIDATED;
             }
             break;
 
@@ -1273,6 +1331,8 @@ ngx_qqfail_provider_account(ngx_qqfail_resolver_t *rs,
     r.error = error;
     r.transport = transport;
     r.disagree = disagree;
+    r.validated = lk->answer[p].validated;
+    r.unvalidated = lk->answer[p].unvalidated;
     r.rtt = ngx_current_msec - lk->answer[p].sent;
     r.text = text;
     r.len = 0;

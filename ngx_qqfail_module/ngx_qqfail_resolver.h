@@ -73,6 +73,8 @@
                                                 question, or malformed */
 #define NGX_QQFAIL_Q_CANCELLED         8     /* the channel went away */
 #define NGX_QQFAIL_Q_ERROR             9     /* anything else */
+#define NGX_QQFAIL_Q_UNVALIDATED       10    /* qqfail_dnssec: an answer
+                                                without the AD bit */
 
 
 /* c-ares channels, one per provider and qqfail_timeout: ares.c alone */
@@ -99,6 +101,7 @@ typedef struct {
     ngx_uint_t                       type;       /* NGX_QQFAIL_QTYPE_* */
     ngx_int_t                        target;     /* -1: the name itself */
     ngx_uint_t                       sent;       /* counted in flight */
+    unsigned                         dnssec:1;   /* DO bit: qqfail_dnssec */
 } ngx_qqfail_query_t;
 
 
@@ -136,6 +139,8 @@ typedef struct {
     unsigned                         ok:1;
     unsigned                         abandoned:1;
     unsigned                         reused:1;   /* a shared answer */
+    unsigned                         validated:1;    /* qqfail_dnssec: */
+    unsigned                         unvalidated:1;  /* AD bit, or not */
     ngx_qqfail_sockaddr_t            addrs[NGX_QQFAIL_MAX_ADDRS];
     socklen_t                        socklen[NGX_QQFAIL_MAX_ADDRS];
     uint32_t                         srv[NGX_QQFAIL_MAX_ADDRS];
@@ -154,6 +159,7 @@ typedef struct {
     ngx_str_t                        qname;
     ngx_uint_t                       srv;
     ngx_uint_t                       stored;     /* a bit a provider */
+    /* the types asked, and 0x10 with qqfail_dnssec */
     ngx_uint_t                       types[NGX_QQFAIL_MAX_PROVIDERS];
     ngx_msec_t                       when[NGX_QQFAIL_MAX_PROVIDERS];
     ngx_qqfail_answer_t             *answer;     /* one a provider */

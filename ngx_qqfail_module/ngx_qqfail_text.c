@@ -46,7 +46,8 @@ ngx_str_t  ngx_qqfail_errors[] = {
     ngx_string("nxdomain"),
     ngx_string("refused"),
     ngx_string("other"),
-    ngx_string("bad_answer")
+    ngx_string("bad_answer"),
+    ngx_string("unvalidated")
 };
 
 

@@ -2444,6 +2444,8 @@ ngx_qqfail_zone_provider_result(ngx_qqfail_main_conf_t *qmcf,
     ngx_shmtx_lock(&qmcf->shpool->mutex);
 
     psh->disagreements += r->disagree;
+    psh->validated += r->validated;
+    psh->unvalidated += r->unvalidated;
 
     if (!r->transport) {
         psh->rtt = psh->rtt ? (psh->rtt * 7 + r->rtt) / 8 : r->rtt;

@@ -61,6 +61,10 @@ my @cases = (
         http => "qqfail_provider p1 $P;\nqqfail_state_file off;",
         up => "qqfail_server a.example.com;\nqqfail_max_stale 2h;\n"
             . "qqfail_ipv6 on;" } ],
+    [ 'dnssec on, before qqfail_server', ok => {
+        up => "qqfail_dnssec on;\nqqfail_server a.example.com;" } ],
+    [ 'dnssec off', ok => {
+        up => "qqfail_server a.example.com;\nqqfail_dnssec off;" } ],
     [ 'balancing methods after qqfail_server', ok => {
         up => "qqfail_server a.example.com max_conns=10;\nhash \$uri;" } ],
     [ 'hash consistent before qqfail_server, then keepalive', ok => {
@@ -334,6 +338,16 @@ my @cases = (
     [ 'ipv6 bad', err => {
         up => "qqfail_server a.example.com;\nqqfail_ipv6 maybe; #BAD" },
       qr/invalid value "maybe" in "qqfail_ipv6" directive, it must be "on" or "off"/ ],
+    [ 'dnssec bad', err => {
+        up => "qqfail_server a.example.com;\nqqfail_dnssec yes; #BAD" },
+      qr/invalid value "yes" in "qqfail_dnssec" directive, it must be "on" or "off"/ ],
+    [ 'dnssec duplicate', err => {
+        up => "qqfail_server a.example.com;\nqqfail_dnssec on;\n"
+            . "qqfail_dnssec off; #BAD" },
+      qr/"qqfail_dnssec" directive is duplicate/ ],
+    [ 'dnssec in http context', err => {
+        http => "qqfail_provider p1 $P;\nqqfail_dnssec on; #BAD" },
+      qr/"qqfail_dnssec" directive is not allowed here/ ],
     [ 'ipv6 duplicate', err => {
         up => "qqfail_server a.example.com;\nqqfail_ipv6 on;\n"
             . "qqfail_ipv6 on; #BAD" },

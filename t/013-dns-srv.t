@@ -6,7 +6,8 @@
 # the name asked, at the end of its CNAME chain; a target "." is no
 # record; data longer or shorter than the record, or a target that is not
 # a host name, refuse the whole answer.  Messages are built with
-# Net::DNS::Packet and read by t/unit/dns.c.
+# Net::DNS::Packet and read by t/unit/dns.c.  The AD bit (qqfail_dnssec,
+# issue 17) is reported as it is, and RRSIG records are skipped.
 
 use strict;
 use warnings;
@@ -115,6 +116,63 @@ is(parse(A => 'a.example.com', do {
                  Net::DNS::RR->new('a.example.com. 30 IN A 192.0.2.7'));
         $p->data }),
    'ok 1 30', 'an A answer as before');
+
+# qqfail_dnssec: the AD bit is reported ("ad"), the RRSIG records a query
+# with the DO bit brings are skipped, and the OPT record of the answer
+# (additional section) is not read
+
+my $SIG = '13 3 30 20261228185301 20261130185301 40551 example.com. '
+        . 'hQ7zcPGCNzIFNokW1rrYp0sKk2K/qZzQQ3ue8uO+wGtUmLCcRWL3PYzH6CiwDZXgC'
+        . 'bxPF5iIW9BaOFIWN3NRLg==';
+
+sub signed {
+    my (%o) = @_;
+    my $name = $o{qname} // 'a.example.com';
+    my $p = Net::DNS::Packet->new($name, $o{qtype} // 'A');
+    $p->header->qr(1);
+    $p->header->ad($o{ad} // 1);
+    $p->header->do(1);
+    $p->header->rcode($o{rcode} // 'NOERROR');
+    $p->push(answer => Net::DNS::RR->new($_)) for @{ $o{answer} // [] };
+    $p->push(authority => Net::DNS::RR->new($_)) for @{ $o{authority} // [] };
+    return $p->data;
+}
+
+is(parse(A => 'a.example.com', signed(answer => [
+        'a.example.com. 30 IN A 192.0.2.7',
+        "a.example.com. 30 IN RRSIG A $SIG",
+    ])),
+   'ok 1 30 ad', 'a validated answer: AD, its RRSIG skipped');
+is(parse(A => 'a.example.com', signed(ad => 0, answer => [
+        'a.example.com. 30 IN A 192.0.2.7',
+        "a.example.com. 30 IN RRSIG A $SIG",
+    ])),
+   'ok 1 30', 'the same without AD: not validated');
+is(parse(A => 'a.example.com', signed(answer => [
+        "a.example.com. 30 IN RRSIG A $SIG",
+        'a.example.com. 60 IN CNAME b.example.com.',
+        "a.example.com. 60 IN RRSIG CNAME $SIG",
+        'b.example.com. 20 IN A 192.0.2.8',
+        "b.example.com. 20 IN RRSIG A $SIG",
+    ])),
+   'ok 1 20 ad', 'a signed CNAME chain: RRSIGs before and between');
+is(parse(AAAA => 'a.example.com', signed(qtype => 'AAAA', authority => [
+        'example.com. 1 IN SOA ns.example.com. h.example.com. 1 1 1 60 1',
+        "example.com. 1 IN RRSIG SOA $SIG",
+        'a.example.com. 1 IN NSEC c.example.com. A RRSIG NSEC',
+    ])),
+   'nodata 0 0 ad', 'a validated NODATA (NSEC in the authority section)');
+is(parse(A => 'x.example.com', signed(qname => 'x.example.com',
+                                      rcode => 'NXDOMAIN')),
+   'nxdomain 0 0 ad', 'a validated NXDOMAIN');
+is(parse(A => 'a.example.com', signed(rcode => 'SERVFAIL')),
+   'servfail 0 0 ad', 'AD is reported as it is, with any rcode');
+like(parse(A => 'a.example.com', substr(signed(), 0, 11)),
+     qr/^malformed 0 0 # message shorter than a header$/,
+     'no AD from a message shorter than a header');
+like(parse(A => 'b.example.com', signed()),
+     qr/^mismatch 0 0 # question name differs/,
+     'no AD from the answer to another question');
 
 close $in;
 waitpid $pid, 0;

@@ -67,8 +67,11 @@ is_deeply($p->{servers}, [ $dns->provider_addr(1) ], 'provider servers');
 is($p->{state}, 'up', 'provider state');
 ok($p->{queries} > 0, 'provider queries');
 is_deeply([ sort keys %{ $p->{failures} } ],
-          [ qw(bad_answer nxdomain other refused servfail timeout) ],
+          [ qw(bad_answer nxdomain other refused servfail timeout
+                unvalidated) ],
           'failure kinds');
+ok(exists $p->{validates} && !defined $p->{validates},
+   'validates: null without qqfail_dnssec');
 ok(exists $p->{rtt_ms} && exists $p->{last_error}
    && $p->{last_success} > 0, 'rtt_ms, last_error, last_success');
 

@@ -14,8 +14,8 @@
  * TYPE A, AAAA or SRV; NAME the name asked; MESSAGE the answer in hex.
  * Each answer line is "RC N TTL [PRIORITY WEIGHT PORT TARGET ...]", RC the
  * result (ok, nodata, nxdomain, servfail, refused, rcode, malformed,
- * mismatch), N the records taken, the SRV records after, then the reason
- * of a refusal after a '#'.
+ * mismatch), N the records taken, the SRV records after, "ad" when the
+ * AD bit was set, then the reason of a refusal after a '#'.
  */
 
 
@@ -80,6 +80,10 @@ main(void)
             printf(" %lu %lu %u %.*s", (unsigned long) srvs[k].priority,
                    (unsigned long) srvs[k].weight, srvs[k].port,
                    (int) srvs[k].len, srvs[k].target);
+        }
+
+        if (ans.ad) {
+            printf(" ad");
         }
 
         if (ans.reason) {

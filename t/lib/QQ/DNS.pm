@@ -14,6 +14,12 @@ package QQ::DNS;
 # root hints point at ADDR_250, it may only query 127.0.0.0/8
 # (do-not-query-address covers every other IPv4 block), IPv6 is off and its
 # outgoing sockets are bound to 127.0.0.1.
+#
+# dnssec => 1 signs both zones (one ECDSA P-256 key per zone made by
+# ldns-keygen in the test's directory, the zone signed by ldns-signzone
+# each time it is written, NSEC); validators => [ I, ... ] makes those
+# providers validate (unbound's validator, the zones' keys as their only
+# trust anchors); the others never validate.
 
 use strict;
 use warnings;
@@ -42,6 +48,8 @@ BEGIN {
 my $NSD     = $ENV{QQ_NSD}     || '/usr/sbin/nsd';
 my $UNBOUND = $ENV{QQ_UNBOUND} || '/usr/sbin/unbound';
 my $UNBOUND_CONTROL = '/usr/sbin/unbound-control';
+my $LDNS_KEYGEN = '/usr/bin/ldns-keygen';
+my $LDNS_SIGNZONE = '/usr/bin/ldns-signzone';
 
 my %AUTH_HOST   = (a => 201, b => 202);
 my $FAULT_FIRST = 203;
@@ -53,6 +61,11 @@ my $ROOT_HOST   = 250;
 # Names of the daemons this helper needs that are not installed.
 sub missing_tools {
     return grep { !-x $_ } $NSD, $UNBOUND, $UNBOUND_CONTROL;
+}
+
+# ... and the ones dnssec => 1 needs (package ldnsutils)
+sub missing_dnssec_tools {
+    return grep { !-x $_ } $LDNS_KEYGEN, $LDNS_SIGNZONE;
 }
 
 sub new {
@@ -72,6 +85,9 @@ sub new {
         providers => {},     # i   => { pid, blackholed }
         faults    => [],     # { ip, port, pid, log }
         fault_ctl => { names => {} },
+        dnssec    => $opts{dnssec} // 0,
+        keys      => {},     # a|b => key file base name, "K<zone>.+013+<id>"
+        validators=> { map { $_ => 1 } @{ $opts{validators} // [] } },
     }, $class;
 
     make_path($self->{dir});
@@ -185,7 +201,17 @@ sub _write_zone {
     open my $fh, '>', "$file.tmp" or croak "write $file: $!";
     print {$fh} join("\n", @lines), "\n";
     close $fh or croak "close $file: $!";
-    rename "$file.tmp", $file or croak "rename $file: $!";
+
+    if ($self->{dnssec}) {
+        # nsd serves the signed zone: signed next to it, then renamed
+        $self->_sign_zone($which, "$file.tmp");
+        rename "$file.tmp.signed", "$file.signed"
+            or croak "rename $file.signed: $!";
+        unlink "$file.tmp";
+        $file = "$file.signed";
+    } else {
+        rename "$file.tmp", $file or croak "rename $file: $!";
+    }
 
     # nsd reloads a zone only when its mtime changed: make it strictly grow.
     my $mtime = int time;
@@ -202,8 +228,42 @@ sub _write_nsd_conf {
     my $dir = $self->_auth_dir($which);
     open my $fh, '>', "$dir/nsd.conf" or croak "write nsd.conf: $!";
     print {$fh} nsd_conf(ip => $self->auth_ip($which), port => $self->{port},
-                         dir => $dir, zone => $self->{zones}{$which});
+                         dir => $dir, zone => $self->{zones}{$which},
+                         signed => $self->{dnssec});
     close $fh;
+    return;
+}
+
+# the zone's key, made once (ECDSA P-256, a key-signing key that signs
+# everything); its DNSKEY record is the providers' trust anchor
+sub _zone_key {
+    my ($self, $which) = @_;
+    return $self->{keys}{$which} if $self->{keys}{$which};
+    my $zone = $self->{zones}{$which};
+    my $dir = "$self->{dir}/keys";
+    make_path($dir);
+    my ($status, $out) = QQ::Proc::run_cmd(
+        [ $LDNS_KEYGEN, '-a', 'ECDSAP256SHA256', '-k', $zone ],
+        cwd => $dir, timeout => 30);
+    croak "ldns-keygen $zone failed: $out" unless defined $status && $status == 0;
+    my ($base) = $out =~ /^(K\S+)$/m or croak "ldns-keygen $zone: '$out'";
+    return $self->{keys}{$which} = "$dir/$base";
+}
+
+# the DNSKEY record of zone $which, for a trust anchor
+sub trust_anchor_file {
+    my ($self, $which) = @_;
+    return $self->_zone_key($which) . '.key';
+}
+
+sub _sign_zone {
+    my ($self, $which, $file) = @_;
+    my $key = $self->_zone_key($which);
+    my ($status, $out) = QQ::Proc::run_cmd(
+        [ $LDNS_SIGNZONE, '-o', $self->{zones}{$which}, $file, $key ],
+        timeout => 30);
+    croak "ldns-signzone $file failed: $out"
+        unless defined $status && $status == 0 && -s "$file.signed";
     return;
 }
 
@@ -212,6 +272,7 @@ sub _write_nsd_conf {
 sub nsd_conf {
     my (%o) = @_;
     my ($ip, $port, $dir, $zone) = @o{qw(ip port dir zone)};
+    my $file = "$dir/$zone.zone" . ($o{signed} ? '.signed' : '');
     return <<"EOF";
 server:
   ip-address: $ip\@$port
@@ -238,7 +299,7 @@ remote-control:
   control-enable: no
 zone:
   name: "$zone"
-  zonefile: "$dir/$zone.zone"
+  zonefile: "$file"
 EOF
 }
 
@@ -448,7 +509,7 @@ server:
   log-time-ascii: yes
   verbosity: 1
   num-threads: 1
-  module-config: "iterator"
+  module-config: "@{[ $self->{validators}{$i} ? 'validator iterator' : 'iterator' ]}"
   do-ip4: yes
   do-ip6: no
   do-udp: yes
@@ -486,6 +547,14 @@ EOF
         my $auth = $self->auth_ip($which);
         $conf .= "stub-zone:\n  name: \"$zone.\"\n  stub-addr: $auth\@$self->{port}\n"
                . "  stub-prime: no\n";
+    }
+    if ($self->{validators}{$i}) {
+        # the zones' own keys are the only trust anchors (no root key):
+        # answers from the signed zones are validated, bogus ones SERVFAIL
+        $conf .= "server:\n";
+        $conf .= "  trust-anchor-file: \"" . $self->trust_anchor_file($_)
+               . "\"\n" for sort keys %{ $self->{zones} };
+        $conf .= "  val-log-level: 1\n";
     }
     $conf .= "remote-control:\n  control-enable: yes\n"
            . "  control-interface: \"$dir/unbound.ctl\"\n";

@@ -12,6 +12,8 @@ package QQ::Topo;
 #   is($s->get('/')->{content}, 'b1');
 #
 # delay => { I => SECONDS } makes backend bI a slow one (QQ::Backend delay).
+# dnssec => 1 signs both zones and validators => [ I, ... ] makes those
+# providers validate (QQ::DNS).
 
 use strict;
 use warnings;
@@ -39,7 +41,9 @@ sub new {
 
     $_->start for @b;
 
-    my $dns = QQ::DNS->new(t => $t, ttl => $o{ttl} // 1);
+    my $dns = QQ::DNS->new(t => $t, ttl => $o{ttl} // 1,
+                           dnssec => $o{dnssec},
+                           validators => $o{validators});
 
     my %rec;
     for my $i (1 .. $nb) {

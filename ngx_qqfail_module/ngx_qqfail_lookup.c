@@ -306,13 +306,15 @@ ngx_qqfail_lookups_unshare(ngx_qqfail_resolver_t *rs)
 
 
 /*
- * what a shared answer was asked as: the types, and whether the provider
- * was asked to validate (qqfail_dnssec), which an answer to a query
- * without the DO bit says nothing of
+ * what a shared answer was asked as: the types; whether the provider was
+ * asked to validate (qqfail_dnssec), which an answer to a query without
+ * the DO bit says nothing of; and for an SRV name whether the server is
+ * a backup one, which keeps the records of the lowest priority alone
  */
 
 #define ngx_qqfail_shared_kind(lk)                                            \
-    ((lk)->types | ((lk)->server->upstream->dnssec ? 0x10 : 0))
+    ((lk)->types | ((lk)->server->upstream->dnssec ? 0x10 : 0)               \
+     | (((lk)->srv && (lk)->server->backup) ? 0x20 : 0))
 
 
 /*

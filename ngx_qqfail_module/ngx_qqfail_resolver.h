@@ -159,7 +159,7 @@ typedef struct {
     ngx_str_t                        qname;
     ngx_uint_t                       srv;
     ngx_uint_t                       stored;     /* a bit a provider */
-    /* the types asked, and 0x10 with qqfail_dnssec */
+    /* the types asked, 0x10 with qqfail_dnssec, 0x20 SRV for a backup */
     ngx_uint_t                       types[NGX_QQFAIL_MAX_PROVIDERS];
     ngx_msec_t                       when[NGX_QQFAIL_MAX_PROVIDERS];
     ngx_qqfail_answer_t             *answer;     /* one a provider */

@@ -45,6 +45,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_uint_t               sel, qtype, max, i, j;
     ngx_qqfail_dns_answer_t  ans;
     ngx_qqfail_dns_srv_t     srvs[NGX_QQFAIL_FUZZ_MAX_ADDRS];
+    ngx_qqfail_dns_extra_t   extras[NGX_QQFAIL_FUZZ_MAX_ADDRS];
     u_char                   addrs[NGX_QQFAIL_FUZZ_MAX_ADDRS * 16];
 
     if (size < 1) {
@@ -72,6 +73,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ans.addrs = addrs;
     ans.srvs = srvs;
     ans.max = max;
+    ans.extras = extras;
+    ans.max_extras = max;
 
     rc = ngx_qqfail_dns_parse(msg, len, name->data, name->len, qtype,
                               &ans);
@@ -87,6 +90,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         || ans.ncnames > NGX_QQFAIL_DNS_MAX_CNAMES + 1)
     {
         abort();
+    }
+
+    /* targets' addresses: only for an SRV answer, of a record it has */
+
+    if (ans.nextras > max
+        || (ans.nextras && (rc != NGX_QQFAIL_DNS_OK
+                            || qtype != NGX_QQFAIL_DNS_SRV)))
+    {
+        abort();
+    }
+
+    for (i = 0; i < ans.nextras; i++) {
+        if (extras[i].srv >= ans.naddrs
+            || (extras[i].type != NGX_QQFAIL_DNS_A
+                && extras[i].type != NGX_QQFAIL_DNS_AAAA))
+        {
+            abort();
+        }
     }
 
     /* a TTL fits in an int (RFC 2181: the top bit set is zero) */

@@ -136,6 +136,14 @@ my %seed = (
     'srv-root' => reply(16, an => [ 'victim.test. 60 IN SRV 0 0 0 .' ]),
     'srv-cname' => reply(16, an => [ 'victim.test. 60 IN CNAME s.test.',
                                      's.test. 60 IN SRV 1 1 53 ns.test.' ]),
+    'srv-additional' => reply(16, an => [
+        'victim.test. 60 IN SRV 10 60 8080 a.victim.test.',
+        'victim.test. 60 IN SRV 10 20 8081 b.victim.test.' ],
+        ns => [ 'victim.test. 60 IN NS ns.victim.test.' ],
+        ar => [ 'a.victim.test. 60 IN A 127.0.0.20',
+                'B.victim.test. 60 IN AAAA ::1',
+                'c.victim.test. 60 IN A 127.0.0.21',
+                'a.victim.test. 60 IN TXT "x"' ]),
     'srv-one' => reply(24, an => [
         'victim.test. 60 IN SRV 1 1 80 a.test.',
         'victim.test. 60 IN SRV 1 1 81 b.test.' ]),

@@ -33,7 +33,9 @@
  *     the DO bit brings are records of another type, checked for their
  *     form and ignored.
  *
- * Authority and additional sections are not read.
+ * The authority section is not read, and the additional section only
+ * for an SRV question whose caller gave room for its targets' addresses
+ * (ngx_qqfail_dns_extras()).
  */
 
 
@@ -78,19 +80,22 @@ static ngx_uint_t ngx_qqfail_dns_same(ngx_qqfail_dns_name_t *a,
     ngx_qqfail_dns_name_t *b);
 static ngx_int_t ngx_qqfail_dns_srv(u_char *msg, ngx_qqfail_dns_rr_t *rr,
     ngx_qqfail_dns_srv_t *srv, const char **reason);
+static void ngx_qqfail_dns_extras(u_char *msg, size_t len, size_t pos,
+    ngx_qqfail_dns_answer_t *ans);
 
 
 ngx_int_t
 ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
     ngx_uint_t qtype, ngx_qqfail_dns_answer_t *ans)
 {
-    size_t                 pos, answers, asize;
+    size_t                 pos, answers, end, asize;
     uint32_t               ttl;
     ngx_uint_t             flags, qdcount, ancount, i, found;
     ngx_qqfail_dns_rr_t    rr;
     ngx_qqfail_dns_name_t  want, cur, next;
 
     ans->naddrs = 0;
+    ans->nextras = 0;
     ans->ncnames = 0;
     ans->ttl = 0;
     ans->reason = NULL;
@@ -238,6 +243,8 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
         }
     }
 
+    end = pos;
+
     /* the CNAME chain from the name asked: cur is the question's name */
 
     ttl = 0xffffffff;
@@ -327,7 +334,94 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
 
     ans->ttl = ttl;
 
+    if (qtype == NGX_QQFAIL_DNS_SRV && ans->extras && ans->max_extras) {
+        ngx_qqfail_dns_extras(msg, len, end, ans);
+    }
+
     return NGX_QQFAIL_DNS_OK;
+}
+
+
+/*
+ * The addresses of an SRV answer's targets that the provider added to the
+ * additional section (RFC 2782): the A and AAAA records, class IN, whose
+ * owner is the target of one of the records taken, and nothing else.
+ * The authority section before it must be well formed to be crossed, and
+ * every record of the section too; if one is not, no address is taken
+ * from it (the targets are then asked), the SRV records stand.
+ */
+
+static void
+ngx_qqfail_dns_extras(u_char *msg, size_t len, size_t pos,
+    ngx_qqfail_dns_answer_t *ans)
+{
+    size_t                  asize;
+    ngx_uint_t              i, k, n, nscount, arcount;
+    const char             *reason;
+    ngx_qqfail_dns_rr_t     rr;
+    ngx_qqfail_dns_extra_t *x;
+    ngx_qqfail_dns_name_t   targets[16];
+
+    nscount = ngx_qqfail_dns_get16(&msg[8]);
+    arcount = ngx_qqfail_dns_get16(&msg[10]);
+
+    if (arcount == 0) {
+        return;
+    }
+
+    for (k = 0; k < ans->naddrs && k < 16; k++) {
+        if (ngx_qqfail_dns_encode(ans->srvs[k].target, ans->srvs[k].len,
+                                  &targets[k])
+            != NGX_OK)
+        {
+            targets[k].len = 0;
+        }
+    }
+
+    for (i = 0; i < nscount; i++) {
+        if (ngx_qqfail_dns_rr(msg, len, &pos, &rr, &reason) != NGX_OK) {
+            return;
+        }
+    }
+
+    n = 0;
+
+    for (i = 0; i < arcount; i++) {
+        if (ngx_qqfail_dns_rr(msg, len, &pos, &rr, &reason) != NGX_OK) {
+            ans->nextras = 0;
+            return;
+        }
+
+        if (rr.class != NGX_QQFAIL_DNS_IN
+            || (rr.type != NGX_QQFAIL_DNS_A && rr.type != NGX_QQFAIL_DNS_AAAA))
+        {
+            continue;
+        }
+
+        asize = (rr.type == NGX_QQFAIL_DNS_A) ? 4 : 16;
+
+        if (rr.rdlen != asize) {
+            ans->nextras = 0;
+            return;
+        }
+
+        for (k = 0; k < ans->naddrs && k < 16; k++) {
+            if (targets[k].len == 0
+                || !ngx_qqfail_dns_same(&rr.owner, &targets[k])
+                || n == ans->max_extras)
+            {
+                continue;
+            }
+
+            x = &ans->extras[n++];
+            x->srv = k;
+            x->type = rr.type;
+            x->ttl = rr.ttl;
+            ngx_memcpy(x->addr, &msg[rr.rdata], asize);
+        }
+    }
+
+    ans->nextras = n;
 }
 
 

@@ -49,10 +49,24 @@ typedef struct {
 } ngx_qqfail_dns_srv_t;
 
 
+/* an address of an SRV target, from the additional section */
+
+typedef struct {
+    ngx_uint_t             srv;       /* the record: index in srvs */
+    ngx_uint_t             type;      /* NGX_QQFAIL_DNS_A or _AAAA */
+    uint32_t               ttl;
+    u_char                 addr[16];  /* 4 or 16 octets */
+} ngx_qqfail_dns_extra_t;
+
+
 typedef struct {
     u_char                *addrs;     /* A, AAAA: room for "max" addresses,
                                          4 or 16 octets each */
     ngx_qqfail_dns_srv_t  *srvs;      /* SRV: room for "max" records */
+    ngx_qqfail_dns_extra_t *extras;   /* SRV: room for "max_extras"
+                                         target addresses, or NULL */
+    ngx_uint_t             max_extras;
+    ngx_uint_t             nextras;
     ngx_uint_t             max;
     ngx_uint_t             naddrs;    /* addresses or records found */
     ngx_uint_t             ncnames;   /* CNAME links followed */

@@ -706,6 +706,7 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
 
     ans.addrs = addrs;
     ans.srvs = NULL;
+    ans.extras = NULL;
     ans.max = NGX_QQFAIL_MAX_ADDRS - a->naddrs;
 
     rc = ngx_qqfail_dns_parse(abuf, alen, host.data, host.len,
@@ -819,14 +820,17 @@ ngx_qqfail_answer_srv(ngx_qqfail_resolver_t *rs,
     size_t alen)
 {
     ngx_int_t                rc;
-    ngx_uint_t               i, low, outcome;
+    ngx_uint_t               i, k, low, outcome, type;
     ngx_qqfail_name_t       *name;
     ngx_qqfail_answer_t     *a;
     ngx_qqfail_target_t     *t;
     ngx_qqfail_targets_t    *ts;
     ngx_qqfail_provider_t   *pr;
     ngx_qqfail_dns_answer_t  ans;
+    ngx_qqfail_dns_extra_t  *x;
+    u_char                   target[NGX_QQFAIL_MAX_TARGETS];
     ngx_qqfail_dns_srv_t     srvs[NGX_QQFAIL_MAX_TARGETS];
+    ngx_qqfail_dns_extra_t   extras[NGX_QQFAIL_MAX_ADDRS];
 
     a = &lk->answer[q->provider];
     ts = &lk->targets[q->provider];
@@ -835,6 +839,14 @@ ngx_qqfail_answer_srv(ngx_qqfail_resolver_t *rs,
     ans.addrs = NULL;
     ans.srvs = srvs;
     ans.max = NGX_QQFAIL_MAX_TARGETS;
+    /*
+     * the additional section, unless the answer must be validated: the AD
+     * bit vouches for the answer and authority sections alone (RFC 4035,
+     * section 3.2.3)
+     */
+
+    ans.extras = q->dnssec ? NULL : extras;
+    ans.max_extras = NGX_QQFAIL_MAX_ADDRS;
 
     rc = ngx_qqfail_dns_parse(abuf, alen, name->qname.data, name->qname.len,
                               NGX_QQFAIL_DNS_SRV, &ans);
@@ -872,13 +884,18 @@ ngx_qqfail_answer_srv(ngx_qqfail_resolver_t *rs,
 
         /* port 0 reaches nothing */
 
+        target[i] = NGX_QQFAIL_MAX_TARGETS;
+
         if (srvs[i].port == 0
             || (lk->server->backup && srvs[i].priority != low))
         {
             continue;
         }
 
+        target[i] = (u_char) ts->ntargets;
         t = &ts->target[ts->ntargets++];
+        t->given[0] = 0;
+        t->given[1] = 0;
 
         t->port = srvs[i].port;
         t->srv = NGX_QQFAIL_SRV | (uint32_t) (srvs[i].weight & 0xffff)
@@ -890,6 +907,38 @@ ngx_qqfail_answer_srv(ngx_qqfail_resolver_t *rs,
 
     if (a->ttl < 0 || (int) ans.ttl < a->ttl) {
         a->ttl = ans.ttl;
+    }
+
+    /*
+     * the targets' addresses the provider added to its answer are its
+     * answer for them, of the types the name is asked for: those are not
+     * asked again
+     */
+
+    for (k = 0; k < ans.nextras; k++) {
+        x = &extras[k];
+        type = (x->type == NGX_QQFAIL_DNS_A) ? 0 : 1;
+
+        if (target[x->srv] == NGX_QQFAIL_MAX_TARGETS || type >= lk->types
+            || a->naddrs == NGX_QQFAIL_MAX_ADDRS)
+        {
+            continue;
+        }
+
+#if !(NGX_HAVE_INET6)
+        if (type) {
+            continue;
+        }
+#endif
+
+        t = &ts->target[target[x->srv]];
+        t->given[type] = 1;
+
+        ngx_qqfail_answer_add(a, t->port, t->srv, type, x->addr, 1);
+
+        if ((int) x->ttl < a->ttl) {
+            a->ttl = x->ttl;
+        }
     }
 
     ngx_qqfail_targets_send(rs, lk, q->provider);
@@ -916,7 +965,13 @@ ngx_qqfail_targets_send(ngx_qqfail_resolver_t *rs,
 
     qscf = lk->server->upstream;
     ts = &lk->targets[p];
-    n = ts->ntargets * lk->types;
+    n = 0;
+
+    for (i = 0; i < ts->ntargets; i++) {
+        for (type = 0; type < lk->types; type++) {
+            n += !ts->target[i].given[type];
+        }
+    }
 
     if (n == 0) {
         return;
@@ -928,8 +983,12 @@ ngx_qqfail_targets_send(ngx_qqfail_resolver_t *rs,
     ch = ngx_qqfail_channel(rs, qscf->channels * lk->nproviders + p);
 
     for (i = 0, k = 0; i < ts->ntargets; i++) {
-        for (type = 0; type < lk->types; type++, k++) {
-            q = &ts->query[k];
+        for (type = 0; type < lk->types; type++) {
+            if (ts->target[i].given[type]) {
+                continue;
+            }
+
+            q = &ts->query[k++];
 
             q->lookup = lk;
             q->provider = p;

@@ -115,6 +115,9 @@ typedef struct {
     uint32_t                         srv;        /* NGX_QQFAIL_SRV_* */
     size_t                           len;
     u_char                           host[256];
+    u_char                           given[2];   /* A, AAAA: in the SRV
+                                                    answer's additional
+                                                    section, not asked */
 } ngx_qqfail_target_t;
 
 

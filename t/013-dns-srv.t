@@ -50,8 +50,37 @@ is(parse(SRV => $Q, answer(answer => [
         "$Q 300 IN SRV 20 0 8082 c.svc.example.net.",
     ], additional => [ 'a.svc.example.com. 300 IN A 192.0.2.1' ])),
    'ok 3 120 10 60 8080 a.svc.example.com 10 20 8081 b.svc.example.com '
-   . '20 0 8082 c.svc.example.net',
-   'three records: priority, weight, port, target (lowercase); the least TTL');
+   . '20 0 8082 c.svc.example.net +0=192.0.2.1',
+   'three records: priority, weight, port, target (lowercase); the least '
+   . 'TTL; the address of a target from the additional section');
+
+# the additional section: the A and AAAA records of the targets, nothing
+# else; a malformed record there drops them all, the SRV records stand
+
+is(parse(SRV => $Q, answer(answer => [
+        "$Q 300 IN SRV 10 60 8080 a.svc.example.com.",
+        "$Q 300 IN SRV 10 20 8081 b.svc.example.com.",
+    ], additional => [
+        'B.svc.example.com. 300 IN A 192.0.2.2',
+        'b.svc.example.com. 300 IN AAAA 2001:db8::2',
+        'x.svc.example.com. 300 IN A 192.0.2.99',
+        'svc.example.com. 300 IN TXT "a.svc.example.com"',
+        'a.svc.example.com. 300 IN A 192.0.2.1',
+    ])),
+   'ok 2 300 10 60 8080 a.svc.example.com 10 20 8081 b.svc.example.com '
+   . '+1=192.0.2.2 +1=aaaa +0=192.0.2.1',
+   'additional: addresses of the targets (any case), not of another name '
+   . 'or type');
+
+{
+    my $wire = answer(answer => [ "$Q 300 IN SRV 10 60 8080 a.svc.example.com." ],
+                      additional => [ 'a.svc.example.com. 300 IN A 192.0.2.1' ]);
+    # the A record's RDLENGTH (last 6 octets: RDLENGTH 2, RDATA 4) says 5
+    substr($wire, -6, 2) = pack 'n', 5;
+    is(parse(SRV => $Q, $wire . "\0"),
+       'ok 1 300 10 60 8080 a.svc.example.com',
+       'an additional address of a wrong length: none taken, the SRV stands');
+}
 
 is(parse(SRV => $Q, answer(answer => [ "$Q 60 IN SRV 0 0 0 ." ])),
    'nodata 0 0', 'a target "." (RFC 2782: no service) is no record');

@@ -42,6 +42,7 @@ main(void)
     ngx_uint_t               qtype, k;
     unsigned int             byte;
     ngx_qqfail_dns_srv_t     srvs[8];
+    ngx_qqfail_dns_extra_t   extras[8];
     ngx_qqfail_dns_answer_t  ans;
     static u_char            msg[16384], addrs[8 * 16];
 
@@ -69,6 +70,8 @@ main(void)
         ans.addrs = addrs;
         ans.srvs = srvs;
         ans.max = 8;
+        ans.extras = extras;
+        ans.max_extras = 8;
 
         rc = ngx_qqfail_dns_parse(msg, len, (u_char *) name, strlen(name),
                                   qtype, &ans);
@@ -80,6 +83,19 @@ main(void)
             printf(" %lu %lu %u %.*s", (unsigned long) srvs[k].priority,
                    (unsigned long) srvs[k].weight, srvs[k].port,
                    (int) srvs[k].len, srvs[k].target);
+        }
+
+        /* the targets' addresses from the additional section */
+
+        for (k = 0; k < ans.nextras; k++) {
+            if (extras[k].type == NGX_QQFAIL_DNS_A) {
+                printf(" +%lu=%u.%u.%u.%u", (unsigned long) extras[k].srv,
+                       extras[k].addr[0], extras[k].addr[1],
+                       extras[k].addr[2], extras[k].addr[3]);
+
+            } else {
+                printf(" +%lu=aaaa", (unsigned long) extras[k].srv);
+            }
         }
 
         if (ans.ad) {

@@ -789,7 +789,7 @@ sub fault_servers { return map { "$_->{ip}:$_->{port}" } @{ $_[0]{faults} } }
 
 my %FAULT_KEYS = map { $_ => 1 } qw(addrs rcode drop delay_ms ttl malformed truncate
                                     cname owner qr question longname
-                                    A AAAA cache_ttl);
+                                    A AAAA cache_ttl srv additional);
 my %RCODES = map { $_ => 1 } qw(NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMP REFUSED);
 
 # fault_set($name, \%spec [, $server]): $name may be '*' (any name without

@@ -14,6 +14,8 @@ package QQ::FaultServer;
 # 'NOERROR'|'SERVFAIL'|'NXDOMAIN'|'REFUSED'|..., drop => 1 (never answer),
 # delay_ms => N, ttl => N, malformed => 1 (garbage after a valid header),
 # truncate => 1 (UDP answers carry TC and no records; TCP answers are full).
+# srv => [ [PRIORITY, WEIGHT, PORT, TARGET], ... ] answers an SRV question;
+# additional => [ "RR text", ... ] goes into the additional section.
 # cache_ttl => N answers as a provider's cache does: the rest of an N-second
 # TTL that starts when the name and type are first asked, and again once
 # it ended (ttl is then ignored).
@@ -304,6 +306,15 @@ sub respond {
             next unless $rrtype eq $type;
             $reply->push(answer => Net::DNS::RR->new("$owner. $ttl IN $rrtype $addr"));
         }
+        if ($type eq 'SRV') {
+            for my $r (@{ $spec->{srv} || [] }) {
+                $reply->push(answer => Net::DNS::RR->new(
+                    "$owner. $ttl IN SRV $r->[0] $r->[1] $r->[2] $r->[3]."));
+            }
+        }
+        $reply->push(additional => Net::DNS::RR->new($_))
+            for @{ $spec->{additional} || [] };
+        $action .= '+additional' if $spec->{additional};
     }
 
     my $data;

@@ -54,6 +54,8 @@
 #define NGX_HTTP_QQFAIL_PROM_DROPS          12
 #define NGX_HTTP_QQFAIL_PROM_CONNS          13
 #define NGX_HTTP_QQFAIL_PROM_VALIDATES      14
+#define NGX_HTTP_QQFAIL_PROM_WEIGHT         15
+#define NGX_HTTP_QQFAIL_PROM_BACKUP         16
 
 
 /* a copy of one server's shared record, taken under the lock */
@@ -79,6 +81,8 @@ typedef struct {
     ngx_uint_t                       fails;
     ngx_uint_t                       up;
     ngx_uint_t                       conns;
+    ngx_uint_t                       weight;
+    ngx_uint_t                       backup;
     size_t                           text_len;
     u_char                           text[NGX_QQFAIL_ADDR_STRLEN];
 } ngx_http_qqfail_prom_addr_t;
@@ -355,6 +359,15 @@ static ngx_http_qqfail_prom_t  ngx_http_qqfail_prom_metrics[] = {
     { "qqfail_address_active",
       "Connections open to the address, by all workers.", "gauge",
       NGX_HTTP_QQFAIL_PROM_ADDRESS, NGX_HTTP_QQFAIL_PROM_CONNS },
+
+    { "qqfail_address_weight",
+      "The address's weight: the server's, or its SRV record's.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_ADDRESS, NGX_HTTP_QQFAIL_PROM_WEIGHT },
+
+    { "qqfail_address_backup",
+      "1 if the address is a backup: its server's, or its SRV record's "
+      "priority.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_ADDRESS, NGX_HTTP_QQFAIL_PROM_BACKUP },
 
     { NULL, NULL, NULL, 0, 0 }
 };
@@ -1352,6 +1365,16 @@ ngx_http_qqfail_address_state(ngx_qqfail_server_t *server,
 }
 
 
+/* an address's weight and backup: its SRV record's, else the server's */
+
+#define ngx_http_qqfail_slot_weight(server, slot)                             \
+    ((slot)->srv ? (ngx_uint_t) ngx_qqfail_srv_weight((slot)->srv)            \
+                 : (server)->weight)
+
+#define ngx_http_qqfail_slot_backup(server, slot)                             \
+    ((server)->backup || ((slot)->srv & NGX_QQFAIL_SRV_BACKUP) ? 1 : 0)
+
+
 #define ngx_qqfail_json_str(o, s, len)                                        \
     ngx_http_qqfail_printf(o, 1, "\"");                                       \
     ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_JSON, s, len);                   \
@@ -1548,10 +1571,8 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
                                                              now),
                                (ngx_uint_t) slot->fails,
                                ngx_qqfail_slot_conns(slot, slot->id),
-                               slot->srv ? ngx_qqfail_srv_weight(slot->srv)
-                                         : server->weight,
-                               (server->backup
-                                || (slot->srv & NGX_QQFAIL_SRV_BACKUP))
+                               ngx_http_qqfail_slot_weight(server, slot),
+                               ngx_http_qqfail_slot_backup(server, slot)
                                ? "true" : "false");
 
         if (slot->asn == 0 && slot->country[0] == '\0') {
@@ -1876,6 +1897,10 @@ ngx_http_qqfail_prom_keep(ngx_http_qqfail_status_ctx_t *ctx,
                            == &ngx_http_qqfail_state_up);
         ps->addrs[k].text_len = ngx_qqfail_slot_text(&ss->slots[k],
                                                      ps->addrs[k].text);
+        ps->addrs[k].weight = ngx_http_qqfail_slot_weight(ss->server,
+                                                          &ss->slots[k]);
+        ps->addrs[k].backup = ngx_http_qqfail_slot_backup(ss->server,
+                                                          &ss->slots[k]);
     }
 }
 
@@ -1886,7 +1911,7 @@ static void
 ngx_http_qqfail_prom_server(ngx_http_qqfail_out_t *o,
     ngx_http_qqfail_prom_t *m, ngx_http_qqfail_prom_server_t *ps)
 {
-    ngx_uint_t                    k;
+    ngx_uint_t                    k, value;
     ngx_qqfail_name_t            *names;
     ngx_http_qqfail_prom_addr_t  *addr;
 
@@ -1934,12 +1959,30 @@ ngx_http_qqfail_prom_server(ngx_http_qqfail_out_t *o,
 
             ngx_http_qqfail_printf(o, 64, "%s{", m->name);
             ngx_http_qqfail_prom_labels(o, ps);
+            switch (m->what) {
+
+            case NGX_HTTP_QQFAIL_PROM_FAILS:
+                value = addr->fails;
+                break;
+
+            case NGX_HTTP_QQFAIL_PROM_CONNS:
+                value = addr->conns;
+                break;
+
+            case NGX_HTTP_QQFAIL_PROM_WEIGHT:
+                value = addr->weight;
+                break;
+
+            case NGX_HTTP_QQFAIL_PROM_BACKUP:
+                value = addr->backup;
+                break;
+
+            default:
+                value = addr->up;
+            }
+
             ngx_http_qqfail_printf(o, 128, ",address=\"%*s\"} %ui\n",
-                                   addr->text_len, addr->text,
-                                   m->what == NGX_HTTP_QQFAIL_PROM_FAILS
-                                   ? addr->fails
-                                   : m->what == NGX_HTTP_QQFAIL_PROM_CONNS
-                                   ? addr->conns : addr->up);
+                                   addr->text_len, addr->text, value);
         }
 
         break;
@@ -2441,6 +2484,15 @@ ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
                                ngx_qqfail_slot_text(slot, text), text,
                                state, (ngx_uint_t) slot->fails,
                                ngx_qqfail_slot_conns(slot, slot->id));
+
+        /* from an SRV record: its weight, and backup for a later priority */
+
+        if (slot->srv) {
+            ngx_http_qqfail_printf(o, 48, ", weight %ui%s",
+                                   ngx_http_qqfail_slot_weight(server, slot),
+                                   (slot->srv & NGX_QQFAIL_SRV_BACKUP)
+                                   ? ", backup" : "");
+        }
 
         if (slot->country[0]) {
             ngx_http_qqfail_printf(o, 16, ", %*s", (size_t) 2,

@@ -102,6 +102,18 @@ is_deeply(\%w, { $b1->addr_port => '60/primary', $b2->addr_port => '20/primary',
           'status: weights from the records, priority 20 is backup');
 is($st->{name_status}[0]{name}, 'app.example.com', 'status: the name');
 
+my $prom = $s->get('/status?format=prometheus')->{content};
+my ($p1, $p3) = map { quotemeta $_->addr_port } $b1, $b3;
+like($prom, qr/^qqfail_address_weight\{upstream="app",server="app\.example\.com",address="$p1"\} 60$/m,
+     'Prometheus: the weight of the record');
+like($prom, qr/^qqfail_address_backup\{upstream="app",server="app\.example\.com",address="$p3"\} 1$/m,
+     'Prometheus: priority 20 is a backup');
+like($prom, qr/^qqfail_address_backup\{upstream="app",server="app\.example\.com",address="$p1"\} 0$/m,
+     'Prometheus: priority 10 is not');
+my $html = $s->get('/status?format=html')->{content};
+like($html, qr/$p3<\/span> <small>up, 0 fails, 0 active, weight 10, backup/,
+     'HTML: the weight of the record, backup');
+
 # weights 60/20: 75% and 25%, the backup unused
 
 my $sh = share(400);

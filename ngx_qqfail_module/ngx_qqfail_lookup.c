@@ -1013,6 +1013,12 @@ ngx_qqfail_targets_send(ngx_qqfail_resolver_t *rs,
         ngx_qqfail_channel_timer(rs, ch);
     }
 
+    /* the pacing's "rate=" pays for them: the next turns wait */
+
+    if (rs->rate) {
+        rs->tokens -= ngx_min(rs->tokens, n * 1000);
+    }
+
     if (ngx_qqfail_lead_check(rs)) {
         pr = rs->qmcf->providers.elts;
         ngx_qqfail_zone_counter(rs->qmcf, pr[p].sh,

@@ -401,9 +401,15 @@ ngx_qqfail_job_queries(ngx_qqfail_resolver_t *rs,
     name = job->server->names.elts;
     need = 0;
 
+    /*
+     * an SRV name: its SRV query, and a target's at least; its other
+     * targets' queries are charged when they are sent
+     * (ngx_qqfail_targets_send)
+     */
+
     for (n = from; n <= last; n++) {
         if (!name[n].literal) {
-            need += types;
+            need += name[n].srv ? 1 + types : types;
         }
     }
 

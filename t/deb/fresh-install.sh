@@ -82,6 +82,16 @@ proxied() {
     http_get 127.96.0.1 8096 / | grep -q '^backend qqfail$'
 }
 
+# COUNT requests in a row, each must be proxied; the figures are noted
+burst() {
+    local count=$1 what=$2 i fails=0
+    for i in $(seq "$count"); do
+        proxied || fails=$((fails + 1))
+    done
+    note "$what: $count requests sent, $fails failed"
+    [ "$fails" = 0 ]
+}
+
 status_source() {
     http_get 127.96.0.1 8096 /qqfail | grep -q "\"source\": *\"$1\""
 }
@@ -193,6 +203,7 @@ ok "apt-get install ./${pkg}_*.deb" \
     apt-get install -y -q --no-install-recommends ./"${pkg}"_*.deb \
     || exit 1
 note "installed in ${SECONDS}s: $(dpkg-query -W -f '${Package} ${Version}' "$pkg")"
+note "on $(. /etc/os-release && echo "$PRETTY_NAME"), $(nginx -v 2>&1)"
 
 ok 'apt installed nginx for the package'"'"'s nginx-abi dependency' \
     dpkg-query -W nginx
@@ -244,6 +255,7 @@ ok 'nginx starts' nginx && nginx_started=1
 ok 'a request is proxied through the qqfail upstream' wait_for 20 proxied
 ok 'its address comes from a lookup (status: source live)' \
     wait_for 10 status_source live
+ok '50 requests in a row, none fails' burst 50 'DNS up'
 ok 'the workers (www-data) wrote the state file' \
     wait_for 20 state_has_backend
 note "state file: $(stat -c '%U %a %s bytes' /var/lib/nginx/qqfail/state 2>&1)"
@@ -259,6 +271,7 @@ ok 'a request is proxied (DNS down, addresses from the state file)' \
     wait_for 20 proxied
 ok 'the status page says so (source state_file)' \
     wait_for 10 status_source state_file
+ok '50 requests in a row with DNS down, none fails' burst 50 'DNS down'
 ok 'nginx stops again' stop_nginx
 ok 'its processes are gone' wait_for 10 nginx_gone
 nginx_started=
@@ -280,6 +293,7 @@ while read -r f; do
     fi
 done < "$dir/files"
 ok 'no file of the package is left' test -z "$left" || note "left:$left"
+note "after the purge: $(echo $left | wc -w) of $(wc -l < "$dir/files") paths of the package left"
 ok 'the enabling link is gone' \
     test ! -e /etc/nginx/modules-enabled/50-mod-http-qqfail.conf \
          -a ! -L /etc/nginx/modules-enabled/50-mod-http-qqfail.conf

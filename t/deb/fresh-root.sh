@@ -121,7 +121,10 @@ mirror_of() {
     echo "$uri"
 }
 
+# another suite than the host's (QQ_FRESH_SUITE=trixie): the host's
+# mirror serves it too
 mirror=${QQ_FRESH_MIRROR:-$(mirror_of "$suite")}
+[ -n "$mirror" ] || mirror=$(mirror_of "$host_suite")
 if [ -z "$mirror" ]; then
     say "no apt source for $suite (set QQ_FRESH_MIRROR)"
     exit 2

@@ -114,7 +114,7 @@ SKIP: {
 # module when that is enabled
 
 my $stream_so = "$mdir/ngx_stream_qqfail_module.so";
-my $stream_link = '/etc/nginx/modules-enabled/60-mod-stream-qqfail.conf';
+my $stream_link = '/etc/nginx/modules-enabled/70-mod-stream-qqfail.conf';
 
 SKIP: {
     skip 'no stream front end built (nginx without stream)', 3

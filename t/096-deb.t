@@ -1,15 +1,15 @@
 #!/usr/bin/perl
 # Copyright (C) ngx_qqfail_module authors; 2-clause BSD license, see LICENSE.
 
-# The Debian package as an operator uses it: ./build.sh deb builds
-# libnginx-mod-http-qqfail_VERSION_ARCH.deb into dist/ and lintian finds no
-# error in it; then, in a fresh Debian root (debootstrap minbase, nothing
-# else), t/deb/fresh-install.sh installs it with
-# apt-get install ./libnginx-mod-http-qqfail_*.deb, runs nginx -t with the
-# stock nginx.conf, proxies through a qqfail upstream (user www-data),
-# restarts nginx with its DNS provider down and still proxies from the state
-# file, then apt-get purge must leave no file behind.  Each of its checks is
-# one test here.
+# The Debian packages as an operator uses them: ./build.sh deb builds
+# libnginx-mod-http-qqfail_VERSION_ARCH.deb and its stream front end,
+# libnginx-mod-stream-qqfail_VERSION_ARCH.deb, into dist/ and lintian finds
+# no error in them; then, in a fresh Debian root (debootstrap minbase,
+# nothing else), t/deb/fresh-install.sh installs both with apt-get install
+# ./*.deb, runs nginx -t with the stock nginx.conf, proxies HTTP and TCP
+# through qqfail upstreams (user www-data), restarts nginx with its DNS
+# provider down and still proxies from the state file, then apt-get purge
+# must leave no file behind.  Each of its checks is one test here.
 #
 # Runs only with ./build.sh test --deb (QQ_DEB=1): it builds a package and a
 # Debian root, a few minutes.  The root is made by QQ_FRESH_MACHINE if set,
@@ -111,13 +111,29 @@ is(scalar @debs, 1, 'one libnginx-mod-http-qqfail_VERSION_ARCH.deb')
 my $deps = qx{dpkg-deb -f "$debs[0]" Depends};
 like($deps, qr/(?:^|, )nginx-abi-[\w.-]+(?:,|$)/,
      'it depends on the nginx ABI it was built for');
-like($deps, qr/libc-ares2/, 'and on c-ares (shlibs)');
+# (c-ares is libc-ares2 in Debian 12, libcares2 in Debian 13)
+like($deps, qr/libc-?ares2/, 'and on c-ares (shlibs)');
 like($deps, qr/libmaxminddb0/, 'and on libmaxminddb (shlibs)');
+
+my @sdebs = glob "$debdir/libnginx-mod-stream-qqfail_*.deb";
+is(scalar @sdebs, 1, 'one libnginx-mod-stream-qqfail_VERSION_ARCH.deb')
+    or BAIL_OUT("no stream package in $debdir");
+
+my ($version) = $debs[0] =~ /_([^_]+)_[^_]+\.deb$/;
+my $sdeps = qx{dpkg-deb -f "$sdebs[0]" Depends};
+like($sdeps, qr/(?:^|, )nginx-abi-[\w.-]+(?:,|$)/,
+     'the stream package depends on the nginx ABI');
+like($sdeps, qr/(?:^|, )libnginx-mod-stream(?:,|$)/,
+     'on nginx\'s stream module');
+like($sdeps, qr/(?:^|, )libnginx-mod-http-qqfail \(= \Q$version\E\)/,
+     "and on the http package of its version ($version)");
 
 # install, run, purge in a fresh root
 
 unlink "$dir/src.tar";
-copy($debs[0], $dir) or die "copy $debs[0]: $!" unless $suite;
+unless ($suite) {
+    copy($_, $dir) or die "copy $_: $!" for $debs[0], $sdebs[0];
+}
 copy("$root/t/deb/fresh-install.sh", $dir) or die "copy: $!";
 
 $t0 = time;

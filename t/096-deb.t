@@ -89,7 +89,8 @@ if ($suite) {
            '--exclude=./objs', '--exclude=./dist', '-cf', "$dir/src.tar",
            '.') == 0 or BAIL_OUT("cannot copy the tree into $dir");
     copy("$root/t/deb/fresh-build.sh", $dir) or die "copy: $!";
-    my $fout = qx{cd "$root" && bash "$fresh" "bash $dir/fresh-build.sh $dir" 2>&1};
+    my $fout =
+        qx{cd "$root" && bash "$fresh" "bash $dir/fresh-build.sh $dir" 2>&1};
     my $rc = $? >> 8;
     $out = slurp("$dir/build.out");
     is($rc, 0, "./build.sh deb in a fresh $suite root") or diag $fout, $out;

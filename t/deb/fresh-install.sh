@@ -89,13 +89,13 @@ proxied() {
     http_get 127.96.0.1 8096 / | grep -q '^backend qqfail$'
 }
 
-# COUNT requests in a row, each must be proxied; the figures are noted
-burst() {
-    local count=$1 what=$2 i fails=0
+# COUNT runs of CHECK in a row, each must pass; the figures are noted
+in_a_row() {
+    local count=$1 what=$2 check=$3 i fails=0
     for i in $(seq "$count"); do
-        proxied || fails=$((fails + 1))
+        "$check" || fails=$((fails + 1))
     done
-    note "$what: $count requests sent, $fails failed"
+    note "$what: $count sent, $fails failed"
     [ "$fails" = 0 ]
 }
 
@@ -108,16 +108,6 @@ tcp_proxied() {
     line=$(timeout 5 head -n 1 <&4)
     exec 4<&-
     [ "$line" = "qqfail stream $$" ]
-}
-
-# COUNT connections in a row, each must be proxied
-tcp_burst() {
-    local count=$1 what=$2 i fails=0
-    for i in $(seq "$count"); do
-        tcp_proxied || fails=$((fails + 1))
-    done
-    note "$what: $count TCP connections, $fails failed"
-    [ "$fails" = 0 ]
 }
 
 status_source() {
@@ -254,7 +244,8 @@ ok "apt-get install ./${pkg}_*.deb ./${spkg}_*.deb" \
     apt-get install -y -q --no-install-recommends \
         ./"${pkg}"_*.deb ./"${spkg}"_*.deb \
     || exit 1
-note "installed in ${SECONDS}s: $(dpkg-query -W -f '${Package} ${Version}; ' "$pkg" "$spkg")"
+note "installed in ${SECONDS}s:" \
+     "$(dpkg-query -W -f '${Package} ${Version}; ' "$pkg" "$spkg")"
 note "on $(. /etc/os-release && echo "$PRETTY_NAME"), $(nginx -v 2>&1)"
 
 ok 'apt installed nginx for the package'"'"'s nginx-abi dependency' \
@@ -279,16 +270,27 @@ ok 'nginx -t with the stock nginx.conf and the module' nginx -t
 ok 'nginx -T shows the load_module line' \
     bash -c "nginx -T 2>/dev/null | grep -q '^load_module modules/ngx_http_qqfail_module.so;'"
 
-# nginx's stream module, then ours (http), then the stream front end
+# the stream front end after nginx's stream module and ours (http), which
+# come in either order (50-mod-http-qqfail.conf, 50-mod-stream.conf)
 load_order() {
     nginx -T 2>/dev/null \
         | sed -n 's|^load_module modules/\(ngx_[a-z_]*\)\.so;$|\1|p' \
         | grep -x -e ngx_stream_module -e ngx_http_qqfail_module \
                   -e ngx_stream_qqfail_module | tr '\n' ' '
 }
+stream_last() {
+    local order
+    order=$(load_order)
+    note "load order: $order"
+    case $order in
+        'ngx_stream_module ngx_http_qqfail_module ngx_stream_qqfail_module ' \
+        | 'ngx_http_qqfail_module ngx_stream_module ngx_stream_qqfail_module ')
+            return 0 ;;
+    esac
+    return 1
+}
 ok 'the stream front end loads after nginx'"'"'s stream module and ours' \
-    test "$(load_order)" \
-         = 'ngx_stream_module ngx_http_qqfail_module ngx_stream_qqfail_module '
+    stream_last
 
 # a site of our own on 127.96.0.x instead of the stock one on port 80
 # (an administrator's change, undone below)
@@ -345,10 +347,12 @@ ok 'nginx starts' nginx && nginx_started=1
 ok 'a request is proxied through the qqfail upstream' wait_for 20 proxied
 ok 'its address comes from a lookup (status: source live)' \
     wait_for 10 status_source live
-ok '50 requests in a row, none fails' burst 50 'DNS up'
+ok '50 requests in a row, none fails' \
+    in_a_row 50 'DNS up, HTTP requests' proxied
 ok 'a TCP connection is proxied through the qqfail stream upstream' \
     wait_for 20 tcp_proxied
-ok '20 TCP connections in a row, none fails' tcp_burst 20 'DNS up'
+ok '20 TCP connections in a row, none fails' \
+    in_a_row 20 'DNS up, TCP connections' tcp_proxied
 ok 'the workers (www-data) wrote the state file' \
     wait_for 20 state_has_backend
 note "state file: $(stat -c '%U %a %s bytes' /var/lib/nginx/qqfail/state 2>&1)"
@@ -364,11 +368,12 @@ ok 'a request is proxied (DNS down, addresses from the state file)' \
     wait_for 20 proxied
 ok 'the status page says so (source state_file)' \
     wait_for 10 status_source state_file
-ok '50 requests in a row with DNS down, none fails' burst 50 'DNS down'
+ok '50 requests in a row with DNS down, none fails' \
+    in_a_row 50 'DNS down, HTTP requests' proxied
 ok 'a TCP connection is proxied with DNS down (state file)' \
     wait_for 20 tcp_proxied
 ok '20 TCP connections in a row with DNS down, none fails' \
-    tcp_burst 20 'DNS down'
+    in_a_row 20 'DNS down, TCP connections' tcp_proxied
 ok 'nginx stops again' stop_nginx
 ok 'its processes are gone' wait_for 10 nginx_gone
 nginx_started=
@@ -390,8 +395,9 @@ while read -r f; do
         left="$left $f"
     fi
 done < "$dir/files"
-ok 'no file of the package is left' test -z "$left" || note "left:$left"
-note "after the purge: $(echo $left | wc -w) of $(wc -l < "$dir/files") paths of the package left"
+ok 'no file of the packages is left' test -z "$left" || note "left:$left"
+note "after the purge: $(echo $left | wc -w) of" \
+     "$(wc -l < "$dir/files") paths of the packages left"
 ok 'the enabling links are gone' \
     test ! -e /etc/nginx/modules-enabled/50-mod-http-qqfail.conf \
          -a ! -L /etc/nginx/modules-enabled/50-mod-http-qqfail.conf \

@@ -124,7 +124,8 @@ my ($version) = $debs[0] =~ /_([^_]+)_[^_]+\.deb$/;
 my $sdeps = qx{dpkg-deb -f "$sdebs[0]" Depends};
 like($sdeps, qr/(?:^|, )nginx-abi-[\w.-]+(?:,|$)/,
      'the stream package depends on the nginx ABI');
-like($sdeps, qr/(?:^|, )libnginx-mod-stream(?:,|$)/,
+# (Debian 13's nginx-dev makes it libnginx-mod-stream (>= V), (<< V.1~))
+like($sdeps, qr/(?:^|, )libnginx-mod-stream(?: \(|,|$)/,
      'on nginx\'s stream module');
 like($sdeps, qr/(?:^|, )libnginx-mod-http-qqfail \(= \Q$version\E\)/,
      "and on the http package of its version ($version)");

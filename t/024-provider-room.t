@@ -7,12 +7,12 @@
 # that stopped answering holds no server's turn (it is asked only where it
 # has room) and is charged nothing for the queries it was never sent.
 #
-# What is counted is the module's queries: a packet with the DNS ID of an
-# earlier one from the same client port is that query sent again by
-# c-ares (1.32 and later retry within a query's share of qqfail_timeout,
-# and once more as the module ends it, when c-ares knows no latency of the
-# provider yet: then its first attempt takes the whole share).  Those are
-# counted apart and shown.  The start-up pass (the master) and the leader
+# What is counted is the module's queries: a packet with the DNS ID, name
+# and type of an earlier one is that query sent again by c-ares (1.32 and
+# later retry within a query's share of qqfail_timeout, and 1.34 once more,
+# from a new socket, as the module ends it, when it knows no latency of
+# the provider yet: then its first attempt takes the whole share).  Those
+# are counted apart and shown.  The start-up pass (the master) and the leader
 # (a worker) are told apart by their client port, not by time: the leader
 # starts as the pass ends, about 0.5 s after its first query.
 
@@ -55,7 +55,7 @@ sub queries_to {
     for my $q (sort { $a->{time} <=> $b->{time} }
                grep { $_->{name} =~ /^n\d+\.example\.com$/ }
                $dns->fault_queries(server => $server)) {
-        my $key = join ' ', map { $_ // '-' } @$q{qw(from id name type)};
+        my $key = join ' ', map { $_ // '-' } @$q{qw(id name type)};
         push @{ $seen{$key}++ ? \@again : \@first }, $q;
     }
     return (\@first, \@again);

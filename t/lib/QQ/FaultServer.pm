@@ -201,8 +201,8 @@ sub spec_for {
 }
 
 # a line per query: its time, this server, udp or tcp, the name, the type,
-# what was done, then the query's DNS ID and the client's port (a query
-# sent again, by c-ares's retries, comes with the same ID from the same port)
+# what was done, then the query's DNS ID and the client's port (c-ares
+# sends a query again with the same ID, from the same or a new socket)
 sub logq {
     my ($self, $proto, $name, $type, $action) = @_;
     printf { $self->{logfh} } "%.3f %s %s %s %s %s %s %s\n",

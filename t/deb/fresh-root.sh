@@ -185,8 +185,12 @@ if [ "$suite" = "$host_suite" ]; then
     fi
 fi
 
+# (the administrator's files only: a package's own, e.g. appstream's
+# 50appstream, would make dpkg ask about its conffile when the root
+# installs that package, and fail without a terminal)
 for f in /etc/apt/apt.conf.d/*; do
-    if [ -f "$f" ] && grep -q '^[[:space:]]*Acquire' "$f"; then
+    if [ -f "$f" ] && grep -q '^[[:space:]]*Acquire' "$f" \
+       && ! dpkg-query -S "$f" >/dev/null 2>&1; then
         cp "$f" "$root/etc/apt/apt.conf.d/"
     fi
 done

@@ -8,7 +8,8 @@
 #
 # The root is debootstrap --variant=minbase of the running suite
 # (VERSION_CODENAME of /etc/os-release, or QQ_FRESH_SUITE) from the mirror
-# that apt's Debian sources name for that suite (or QQ_FRESH_MIRROR).  The
+# that apt's Debian sources name for that suite, else for the host's own
+# (QQ_FRESH_SUITE=trixie on Debian 12), or QQ_FRESH_MIRROR.  The
 # first run keeps it as a tarball, /var/cache/qqfail-fresh-root/
 # SUITE-ARCH.tar (directory: QQ_FRESH_CACHE); later runs unpack that.
 # The host's resolv.conf, hosts, Debian sources and Acquire settings are

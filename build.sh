@@ -25,9 +25,13 @@ TEST_PKGS=(perl libnet-dns-perl unbound nsd openssl libmaxmind-db-writer-perl
 DEMO_PKGS=(perl libnet-dns-perl unbound nsd)
 # ./build.sh deb: dpkg-buildpackage with debian/ (dh-sequence-nginx comes
 # with nginx-dev), then lintian
+# (libnginx-mod-stream: the build's nginx -t loads the stream front end)
 DEB_PKGS=(build-essential debhelper dpkg-dev nginx-dev libc-ares-dev
-          libmaxminddb-dev lintian)
+          libmaxminddb-dev libnginx-mod-stream lintian)
+# the binary packages of debian/control: the http module, the stream
+# front end
 DEB_PACKAGE=libnginx-mod-http-qqfail
+DEB_PACKAGES=("$DEB_PACKAGE" libnginx-mod-stream-qqfail)
 # test --deb: the fresh Debian root of t/deb/fresh-root.sh
 DEB_TEST_PKGS=(debootstrap debian-archive-keyring util-linux)
 # libFuzzer: clang, and its runtime (-fsanitize=fuzzer)
@@ -46,9 +50,12 @@ DEB_MODULES_AVAILABLE=/usr/share/nginx/modules-available
 DEB_MODULES_ENABLED=/etc/nginx/modules-enabled
 DEB_MODULE_CONF=mod-http-qqfail.conf
 DEB_MODULE_LINK=50-mod-http-qqfail.conf
-# after nginx's stream module (50-mod-stream.conf) and ours (http)
+# after nginx's stream module (50-mod-stream.conf) and ours (http): 70,
+# the priority dh_nginx gives a stream module (libnginx-mod-stream-qqfail)
 DEB_STREAM_CONF=mod-stream-qqfail.conf
-DEB_STREAM_LINK=60-mod-stream-qqfail.conf
+DEB_STREAM_LINK=70-mod-stream-qqfail.conf
+# the link of an install before the package (removed by uninstall)
+DEB_STREAM_LINK_OLD=60-mod-stream-qqfail.conf
 
 usage() {
     cat <<'EOF'
@@ -82,10 +89,12 @@ Commands:
                    60) from its seeds in fuzz/corpus/; fails on a crash,
                    which is kept in build/fuzz/artifacts/
   deb              install missing packaging tools, then build the Debian
-                   package libnginx-mod-http-qqfail_VERSION_ARCH.deb into
-                   ./dist/ with dpkg-buildpackage (debian/; VERSION from
-                   debian/changelog) from a copy of the tree in build/deb,
-                   and check it with lintian (fails on an error)
+                   packages libnginx-mod-http-qqfail_VERSION_ARCH.deb and
+                   libnginx-mod-stream-qqfail_VERSION_ARCH.deb (the stream
+                   front end) into ./dist/ with dpkg-buildpackage (debian/;
+                   VERSION from debian/changelog) from a copy of the tree
+                   in build/deb, and check them with lintian (fails on an
+                   error)
   install          build, then copy the module into nginx's modules path
                    (nginx -V --modules-path) and enable it: on Debian
                    /usr/share/nginx/modules-available/mod-http-qqfail.conf
@@ -454,7 +463,8 @@ cmd_fuzz() {
 # files stay out of the checkout), the .deb files in ./dist/
 cmd_deb() {
     local bdir="$TOP/build/deb" dist="$TOP/dist"
-    local version upver arch deb src opts had_makefile=
+    local version upver arch deb src opts p had_makefile=
+    local -a debs
     local nginx_makefile=/usr/share/nginx/src/Makefile
 
     [ $# -eq 0 ] || die "deb takes no options"
@@ -477,7 +487,7 @@ cmd_deb() {
     # leaves a Makefile there: removed again unless it was there before
     [ -e "$nginx_makefile" ] && had_makefile=1
 
-    log "building $deb in $bdir (log: $bdir/build.log)"
+    log "building ${DEB_PACKAGES[*]} $version in $bdir (log: $bdir/build.log)"
     opts="parallel=$(nproc 2>/dev/null || echo 2) ${DEB_BUILD_OPTIONS:-}"
     if ! (cd "$src" && DEB_BUILD_OPTIONS="$opts" \
             dpkg-buildpackage -us -uc -b) > "$bdir/build.log" 2>&1; then
@@ -487,18 +497,24 @@ cmd_deb() {
     fi
     [ -n "$had_makefile" ] || rm -f "$nginx_makefile"
 
-    rm -f "$dist/${DEB_PACKAGE}"_*.deb "$dist/${DEB_PACKAGE}"-dbgsym_*.deb
-    cp "$bdir/$deb" "$dist/"
-    cp "$bdir"/${DEB_PACKAGE}-dbgsym_"${version}_${arch}".deb "$dist/" \
-        2>/dev/null || true
-    log "built $dist/$deb"
-    dpkg-deb -f "$dist/$deb" Depends | sed 's/^/    Depends: /' >&2
+    for p in "${DEB_PACKAGES[@]}"; do
+        deb="${p}_${version}_${arch}.deb"
+        rm -f "$dist/${p}"_*.deb "$dist/${p}"-dbgsym_*.deb
+        [ -f "$bdir/$deb" ] || die "dpkg-buildpackage made no $deb"
+        cp "$bdir/$deb" "$dist/"
+        cp "$bdir/${p}-dbgsym_${version}_${arch}.deb" "$dist/" \
+            2>/dev/null || true
+        debs+=("$dist/$deb")
+        log "built $dist/$deb"
+        dpkg-deb -f "$dist/$deb" Depends | sed 's/^/    Depends: /' >&2
+    done
 
-    log "lintian $dist/$deb"
-    lintian --fail-on error --display-info "$dist/$deb" >&2 \
-        || die "lintian found an error in $dist/$deb"
+    log "lintian ${debs[*]}"
+    lintian --fail-on error --display-info "${debs[@]}" >&2 \
+        || die "lintian found an error in ${debs[*]}"
     log "lintian: no error"
-    log "install it with: apt-get install $dist/$deb"
+    log "install them with: apt-get install ${debs[*]}" \
+        "(the second one for stream{} upstreams)"
 }
 
 need_root() {
@@ -580,6 +596,12 @@ install_stream() {
     chmod 644 "$conf.tmp.$$"
     mv -f "$conf.tmp.$$" "$conf"
     log "added $conf ($line)"
+
+    # an earlier install's link would load the file twice
+    if [ "$(readlink "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK_OLD")" = "$conf" ]
+    then
+        rm -f "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK_OLD"
+    fi
 
     if ls "$DEB_MODULES_ENABLED"/*-mod-stream.conf >/dev/null 2>&1; then
         ln -sfn "$conf" "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK"
@@ -701,6 +723,7 @@ cmd_uninstall() {
     # the links first, the modules last: nginx.conf never names a missing
     # file; the stream front end before the http one, whose core it uses
     for f in "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK" \
+             "$DEB_MODULES_ENABLED/$DEB_STREAM_LINK_OLD" \
              "$DEB_MODULES_AVAILABLE/$DEB_STREAM_CONF" \
              "$mdir/$STREAM_MODULE.so"
     do

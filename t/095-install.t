@@ -91,6 +91,20 @@ sub restore {
 
 my $env = "NGINX_BIN=$nginx";
 
+# the link an install before the package made (60-, now 70- as the
+# package's): install replaces it, the file would be loaded twice
+my $old_link = '/etc/nginx/modules-enabled/60-mod-stream-qqfail.conf';
+my $made_old;
+if ($debian && -f "$root/objs/ngx_stream_qqfail_module.so"
+    && !-e $old_link && !-l $old_link) {
+    $made_old = symlink
+        '/usr/share/nginx/modules-available/mod-stream-qqfail.conf', $old_link;
+}
+
+END {
+    unlink $old_link if $made_old && -l $old_link;
+}
+
 # install
 
 my ($status, $out) = run($env, "$root/build.sh", 'install');
@@ -114,16 +128,17 @@ SKIP: {
 # module when that is enabled
 
 my $stream_so = "$mdir/ngx_stream_qqfail_module.so";
-my $stream_link = '/etc/nginx/modules-enabled/60-mod-stream-qqfail.conf';
+my $stream_link = '/etc/nginx/modules-enabled/70-mod-stream-qqfail.conf';
 
 SKIP: {
-    skip 'no stream front end built (nginx without stream)', 3
+    skip 'no stream front end built (nginx without stream)', 4
         unless -f "$root/objs/ngx_stream_qqfail_module.so";
 
     ok(-f $stream_so, "the stream front end is in $mdir");
-    skip 'nginx\'s stream module is not enabled', 2
+    skip 'nginx\'s stream module is not enabled', 3
         unless $debian && glob('/etc/nginx/modules-enabled/*-mod-stream.conf');
     ok(-l $stream_link, "$stream_link is a symlink");
+    ok(!-l $old_link, "an earlier install's $old_link is gone");
     like(slurp($stream_link), qr{^load_module modules/ngx_stream_qqfail_module\.so;$},
          'it loads the stream front end');
 }

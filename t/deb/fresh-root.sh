@@ -8,7 +8,8 @@
 #
 # The root is debootstrap --variant=minbase of the running suite
 # (VERSION_CODENAME of /etc/os-release, or QQ_FRESH_SUITE) from the mirror
-# that apt's Debian sources name for that suite (or QQ_FRESH_MIRROR).  The
+# that apt's Debian sources name for that suite, else for the host's own
+# (QQ_FRESH_SUITE=trixie on Debian 12), or QQ_FRESH_MIRROR.  The
 # first run keeps it as a tarball, /var/cache/qqfail-fresh-root/
 # SUITE-ARCH.tar (directory: QQ_FRESH_CACHE); later runs unpack that.
 # The host's resolv.conf, hosts, Debian sources and Acquire settings are
@@ -121,7 +122,10 @@ mirror_of() {
     echo "$uri"
 }
 
+# another suite than the host's (QQ_FRESH_SUITE=trixie): the host's
+# mirror serves it too
 mirror=${QQ_FRESH_MIRROR:-$(mirror_of "$suite")}
+[ -n "$mirror" ] || mirror=$(mirror_of "$host_suite")
 if [ -z "$mirror" ]; then
     say "no apt source for $suite (set QQ_FRESH_MIRROR)"
     exit 2
@@ -182,8 +186,12 @@ if [ "$suite" = "$host_suite" ]; then
     fi
 fi
 
+# (the administrator's files only: a package's own, e.g. appstream's
+# 50appstream, would make dpkg ask about its conffile when the root
+# installs that package, and fail without a terminal)
 for f in /etc/apt/apt.conf.d/*; do
-    if [ -f "$f" ] && grep -q '^[[:space:]]*Acquire' "$f"; then
+    if [ -f "$f" ] && grep -q '^[[:space:]]*Acquire' "$f" \
+       && ! dpkg-query -S "$f" >/dev/null 2>&1; then
         cp "$f" "$root/etc/apt/apt.conf.d/"
     fi
 done

@@ -836,7 +836,8 @@ sub fault_reset {
 }
 
 # fault_queries(name => ..., server => 'ip:port', type => 'A', proto => 'udp')
-# List context: hashes { time, server, proto, name, type, action };
+# List context: hashes { time, server, proto, name, type, action, id, from }
+# (id: the query's DNS ID, from: the client's port);
 # scalar context: how many.
 sub fault_queries {
     my ($self, %filter) = @_;
@@ -848,7 +849,8 @@ sub fault_queries {
         while (my $line = <$fh>) {
             chomp $line;
             my %q;
-            @q{qw(time server proto name type action)} = split ' ', $line;
+            @q{qw(time server proto name type action id from)} =
+                split ' ', $line;
             next unless defined $q{action};
             next if defined $want_name && $q{name} ne $want_name;
             next if defined $filter{server} && $q{server} ne $filter{server};

@@ -48,7 +48,7 @@ use IO::Select;
 use IO::Socket::INET;
 use JSON::PP ();
 use Net::DNS;
-use Socket qw(SOL_SOCKET SO_REUSEADDR);
+use Socket qw(SOL_SOCKET SO_REUSEADDR unpack_sockaddr_in);
 use Time::HiRes qw(time);
 
 use constant READY_NAME => 'ready.qq.invalid';
@@ -116,6 +116,7 @@ sub on_udp {
     my $buf = '';
     my $peer = $self->{udp}->recv($buf, 65535, 0);
     return unless defined $peer && length $buf;
+    $self->{from} = eval { (unpack_sockaddr_in($peer))[0] };
     my ($data, $delay) = $self->respond($buf, 'udp');
     return unless defined $data;
     $self->schedule($delay, [ 'udp', $peer ], $data);
@@ -139,6 +140,7 @@ sub on_tcp {
         last if length $conn->{buf} < 2 + $len;
         my $msg = substr $conn->{buf}, 2, $len;
         substr($conn->{buf}, 0, 2 + $len) = '';
+        $self->{from} = $fh->peerport;
         my ($data, $delay) = $self->respond($msg, 'tcp');
         next unless defined $data;
         $self->schedule($delay, [ 'tcp', $fh ], pack('n', length $data) . $data);
@@ -200,10 +202,14 @@ sub spec_for {
     return { rcode => 'NXDOMAIN' };
 }
 
+# a line per query: its time, this server, udp or tcp, the name, the type,
+# what was done, then the query's DNS ID and the client's port (c-ares
+# sends a query again with the same ID, from the same or a new socket)
 sub logq {
     my ($self, $proto, $name, $type, $action) = @_;
-    printf { $self->{logfh} } "%.3f %s %s %s %s %s\n",
-        time, $self->{id}, $proto, $name, $type, $action;
+    printf { $self->{logfh} } "%.3f %s %s %s %s %s %s %s\n",
+        time, $self->{id}, $proto, $name, $type, $action,
+        $self->{qid} // '-', $self->{from} // '-';
     return;
 }
 
@@ -213,6 +219,7 @@ sub respond {
 
     my $query = eval { Net::DNS::Packet->new(\$buf) };
     return () unless $query && !$query->header->qr;
+    $self->{qid} = $query->header->id;
     my ($q) = $query->question;
     return () unless $q;
 

@@ -99,7 +99,7 @@ is($r->{status}, 200, 'the Prometheus page of 6,000 servers');
 my $full = $r->{content};
 my @addrs = $full =~ /^qqfail_server_addresses\{/mg;
 is(scalar @addrs, $N + 1, 'it shows every server once per family');
-like($full, qr/^qqfail_address_active\{upstream="app",server="gone\.example\.com:\d+",address="[\d.:]+"\} \d+\n\z/m,
+like($full, qr/^qqfail_address_backup\{upstream="app",server="gone\.example\.com:\d+",address="[\d.:]+"\} \d+\n\z/m,
      'and ends with the last sample of the last family');
 is($r->{headers}{'transfer-encoding'}, 'chunked',
    'a page of several steps is sent chunked');

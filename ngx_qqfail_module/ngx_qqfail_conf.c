@@ -15,10 +15,12 @@
 /*
  * The directives every front end shares, and what they parse: the
  * providers, the zone, the state file and the GeoIP2 databases (main
- * level), a "qqfail_server" line and the upstream-level directives.  A
- * front end registers them in its command table, and gives each of its
- * upstreams an "attach" hook (ngx_qqfail_upstream_conf()) that links the
- * upstream's configuration to its own upstream{} at the first directive.
+ * level), "qqfail_server" and the upstream-level directives, and nginx's
+ * balancing methods in a qqfail upstream.  A front end registers them in
+ * its command table, and gives each of its upstreams its table
+ * (ngx_qqfail_front_t): the "attach" hook (ngx_qqfail_upstream_conf())
+ * that links the upstream's configuration to its own upstream{} at the
+ * first directive, and what the core reads and sets of that upstream{}.
  */
 
 
@@ -1487,8 +1489,8 @@ ngx_qqfail_conf_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf,
     char                   *rv;
     ngx_uint_t              ours;
     ngx_command_t           slot;
-    ngx_qqfail_method_t    *m;
     ngx_qqfail_front_t     *front;
+    ngx_qqfail_method_t    *m;
     ngx_qqfail_upstream_t   u;
 
     front = qscf->front;

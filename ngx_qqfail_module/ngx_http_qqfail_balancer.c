@@ -33,26 +33,7 @@ ngx_http_qqfail_init_upstream(ngx_conf_t *cf,
 
     qscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_qqfail_module);
 
-    if (us->servers->nelts != 1) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "qqfail: \"server\" cannot be combined with "
-                      "\"qqfail_server\" in upstream \"%V\" in %s:%ui",
-                      &us->host, qscf->first.file, qscf->first.line);
-        return NGX_ERROR;
-    }
-
-    if (us->shm_zone) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "qqfail: \"zone\" cannot be combined with "
-                      "\"qqfail_server\" in upstream \"%V\" in %s:%ui",
-                      &us->host, qscf->first.file, qscf->first.line);
-        return NGX_ERROR;
-    }
-
-    if (ngx_qqfail_balancer_init(cf, qscf,
-                                 us->flags & NGX_HTTP_UPSTREAM_BACKUP)
-        != NGX_OK)
-    {
+    if (ngx_qqfail_balancer_init(cf, qscf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -12,114 +12,15 @@
 #include "ngx_http_qqfail_http.h"
 
 
+static void ngx_http_qqfail_attach(ngx_conf_t *cf,
+    ngx_qqfail_srv_conf_t *qscf);
+static void ngx_http_qqfail_read(void *upstream, ngx_qqfail_upstream_t *u);
+static void ngx_http_qqfail_set(void *upstream, ngx_qqfail_init_pt init);
+static void ngx_http_qqfail_placeholder(void *server, ngx_addr_t *addr);
+static char *ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_qqfail_refuse(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-
-
-/* a qqfail upstream learns its http upstream{} at its first directive */
-
-void
-ngx_http_qqfail_attach(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
-{
-    ngx_http_upstream_srv_conf_t  *uscf;
-
-    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
-
-    qscf->upstream = uscf;
-    qscf->name = uscf->host;
-    qscf->id = uscf->host;
-    qscf->main = ngx_qqfail_conf_get(cf->cycle);
-}
-
-
-char *
-ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_qqfail_srv_conf_t  *qscf;
-
-    ngx_str_t                      s;
-    ngx_http_upstream_server_t    *us;
-    ngx_qqfail_srv_conf_t        **qscfp;
-    ngx_http_upstream_srv_conf_t  *uscf;
-
-    qscf = ngx_qqfail_upstream_conf(cf, conf);
-    uscf = qscf->upstream;
-
-    if (qscf->servers == NULL) {
-
-        /* a balancing method before the first qqfail_server is ours */
-
-        if (uscf->peer.init_upstream != NULL
-            && uscf->peer.init_upstream != ngx_http_qqfail_init_upstream
-            && (void *) uscf->peer.init_upstream != qscf->method_init)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"qqfail_server\" must precede \"keepalive\" "
-                               "and cannot be combined with another load "
-                               "balancing method in upstream \"%V\"",
-                               &uscf->host);
-            return NGX_CONF_ERROR;
-        }
-
-        if (uscf->shm_zone) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"qqfail_server\" cannot be combined with "
-                               "\"zone\" in upstream \"%V\"", &uscf->host);
-            return NGX_CONF_ERROR;
-        }
-
-        qscf->servers = ngx_array_create(cf->pool, 4,
-                                         sizeof(ngx_qqfail_server_t));
-        if (qscf->servers == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_qqfail_conf_where(cf, &qscf->first);
-
-        /*
-         * the upstream module requires at least one "server" entry;
-         * a placeholder that is never used for connections
-         */
-
-        us = ngx_array_push(uscf->servers);
-        if (us == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(us, sizeof(ngx_http_upstream_server_t));
-
-        us->addrs = ngx_pcalloc(cf->pool, sizeof(ngx_addr_t));
-        if (us->addrs == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_str_set(&s, "0.0.0.1:80");
-
-        if (ngx_parse_addr_port(cf->pool, us->addrs, s.data, s.len)
-            != NGX_OK)
-        {
-            return NGX_CONF_ERROR;
-        }
-
-        us->addrs->name = s;
-        us->naddrs = 1;
-        us->weight = 1;
-        us->max_fails = 1;
-        us->fail_timeout = 10;
-
-        uscf->peer.init_upstream = ngx_http_qqfail_init_upstream;
-
-        qscfp = ngx_array_push(&qscf->main->upstreams);
-        if (qscfp == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        *qscfp = qscf;
-    }
-
-    return ngx_qqfail_conf_server(cf, qscf,
-                                  uscf->flags & NGX_HTTP_UPSTREAM_BACKUP);
-}
 
 
 /* nginx's balancing methods in an http upstream (ngx_qqfail_methods_wrap) */
@@ -133,6 +34,71 @@ static ngx_qqfail_method_t  ngx_http_qqfail_methods[] = {
     { "ngx_http_upstream_random_module", ngx_string("random"), NULL, NULL },
     { NULL, ngx_null_string, NULL, NULL }
 };
+
+
+/* an http upstream{}, to the core (ngx_qqfail_front_t) */
+
+ngx_qqfail_front_t  ngx_http_qqfail_front = {
+    ngx_http_qqfail_attach,
+    ngx_http_qqfail_read,
+    ngx_http_qqfail_set,
+    ngx_http_qqfail_placeholder,
+    ngx_http_set_complex_value_slot,
+    (ngx_qqfail_init_pt) ngx_http_qqfail_init_upstream,
+    ngx_http_qqfail_methods,
+    "\"qqfail_server\" must precede \"keepalive\" and cannot be combined "
+    "with another load balancing method in upstream \"%V\""
+};
+
+
+/* a qqfail upstream learns its http upstream{} at its first directive */
+
+static void
+ngx_http_qqfail_attach(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
+{
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+
+    qscf->upstream = uscf;
+    qscf->name = uscf->host;
+    qscf->id = uscf->host;
+    qscf->main = ngx_qqfail_conf_get(cf->cycle);
+}
+
+
+static void
+ngx_http_qqfail_read(void *upstream, ngx_qqfail_upstream_t *u)
+{
+    ngx_http_upstream_srv_conf_t  *uscf = upstream;
+
+    u->init_upstream = (ngx_qqfail_init_pt) uscf->peer.init_upstream;
+    u->servers = uscf->servers;
+    u->backup = uscf->flags & NGX_HTTP_UPSTREAM_BACKUP;
+    u->zone = (uscf->shm_zone != NULL);
+}
+
+
+static void
+ngx_http_qqfail_set(void *upstream, ngx_qqfail_init_pt init)
+{
+    ngx_http_upstream_srv_conf_t  *uscf = upstream;
+
+    uscf->peer.init_upstream = (ngx_http_upstream_init_pt) init;
+}
+
+
+static void
+ngx_http_qqfail_placeholder(void *server, ngx_addr_t *addr)
+{
+    ngx_http_upstream_server_t  *us = server;
+
+    us->addrs = addr;
+    us->naddrs = 1;
+    us->weight = 1;
+    us->max_fails = 1;
+    us->fail_timeout = 10;
+}
 
 
 /*
@@ -198,79 +164,12 @@ ngx_http_qqfail_refuse(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-char *
+static char *
 ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    char                              *rv;
-    ngx_str_t                         *value;
-    ngx_uint_t                         ours;
-    ngx_qqfail_srv_conf_t             *qscf;
-    ngx_http_complex_value_t          *key;
-    ngx_qqfail_method_t               *m;
-    ngx_http_upstream_srv_conf_t      *uscf;
-    ngx_http_compile_complex_value_t   ccv;
-
-    m = ngx_qqfail_method_find(ngx_http_qqfail_methods, cmd);
-    if (m == NULL) {
-        return "is wrapped by the qqfail module but not known to it";
-    }
-
-    qscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_qqfail_module);
-    qscf = ngx_qqfail_upstream_conf(cf, qscf);
-    uscf = qscf->upstream;
-
-    /*
-     * after qqfail_server, nginx warns "load balancing method redefined"
-     * only if a method was set before
-     */
-
-    ours = (uscf->peer.init_upstream == ngx_http_qqfail_init_upstream);
-
-    if (ours) {
-        uscf->peer.init_upstream = qscf->method_init;
-    }
-
-    rv = m->set(cf, cmd, conf);
-
-    qscf->method_init = (void *) uscf->peer.init_upstream;
-
-    if (ours) {
-        uscf->peer.init_upstream = ngx_http_qqfail_init_upstream;
-    }
-
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    value = cf->args->elts;
-
-    qscf->method_name = cmd->name;
-    ngx_qqfail_conf_where(cf, &qscf->method_where);
-
-    qscf->method = ngx_qqfail_method_of(cf);
-
-    if (qscf->method == NGX_QQFAIL_METHOD_HASH
-        || qscf->method == NGX_QQFAIL_METHOD_CHASH)
-    {
-        key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
-        if (key == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-
-        ccv.cf = cf;
-        ccv.value = &value[1];
-        ccv.complex_value = key;
-
-        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        qscf->key = key;
-    }
-
-    return NGX_CONF_OK;
+    return ngx_qqfail_conf_method(cf, cmd, conf,
+                                  ngx_http_conf_get_module_srv_conf(cf,
+                                                    ngx_http_qqfail_module));
 }
 
 

@@ -32,13 +32,11 @@ typedef struct {
 extern ngx_module_t  ngx_http_qqfail_module;
 
 
-void ngx_http_qqfail_attach(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf);
-char *ngx_http_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+extern ngx_qqfail_front_t  ngx_http_qqfail_front;
+
+
 ngx_int_t ngx_http_qqfail_methods_wrap(ngx_conf_t *cf);
 void ngx_http_qqfail_methods_unwrap(void);
-char *ngx_http_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 char *ngx_http_qqfail_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

@@ -55,7 +55,7 @@ static ngx_command_t  ngx_http_qqfail_commands[] = {
 
     { ngx_string("qqfail_server"),
       NGX_HTTP_UPS_CONF|NGX_CONF_1MORE,
-      ngx_http_qqfail_server,
+      ngx_qqfail_conf_server,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -221,7 +221,7 @@ ngx_http_qqfail_create_srv_conf(ngx_conf_t *cf)
      *     qscf->initialized = 0;
      */
 
-    qscf->attach = ngx_http_qqfail_attach;
+    qscf->front = &ngx_http_qqfail_front;
     qscf->refresh = NGX_CONF_UNSET_MSEC;
     qscf->timeout = NGX_CONF_UNSET_MSEC;
     qscf->max_stale = NGX_CONF_UNSET;

@@ -623,8 +623,10 @@ typedef struct {
 
 
 
-typedef void (*ngx_qqfail_attach_pt)(ngx_conf_t *cf,
-    ngx_qqfail_srv_conf_t *qscf);
+typedef struct ngx_qqfail_front_s  ngx_qqfail_front_t;
+
+/* a front end's init_upstream, as the core holds it (never calls it) */
+typedef ngx_int_t (*ngx_qqfail_init_pt)(ngx_conf_t *cf, void *upstream);
 
 
 struct ngx_qqfail_srv_conf_s {
@@ -637,8 +639,8 @@ struct ngx_qqfail_srv_conf_s {
     /* the front end's upstream{}: ngx_http_upstream_srv_conf_t */
     void                            *upstream;
     ngx_qqfail_main_conf_t          *main;
-    /* sets upstream, name, main; by the front end's create_srv_conf */
-    ngx_qqfail_attach_pt             attach;
+    /* set by the front end's create_srv_conf */
+    ngx_qqfail_front_t              *front;
 
     ngx_msec_t                       refresh;
     ngx_msec_t                       timeout;
@@ -653,7 +655,7 @@ struct ngx_qqfail_srv_conf_s {
     ngx_uint_t                       method;     /* NGX_QQFAIL_METHOD_* */
     ngx_str_t                        method_name;
     ngx_qqfail_where_t               method_where;
-    void                            *method_init;
+    ngx_qqfail_init_pt               method_init;
     void                            *key;        /* hash: complex value */
     void                            *points;     /* hash consistent */
 
@@ -708,6 +710,52 @@ typedef struct {
 } ngx_qqfail_method_t;
 
 
+/*
+ * What the core reads of a front end's upstream{} (its
+ * ngx_http_upstream_srv_conf_t or ngx_stream_upstream_srv_conf_t)
+ */
+
+typedef struct {
+    ngx_qqfail_init_pt               init_upstream;  /* peer.init_upstream */
+    ngx_array_t                     *servers;    /* its "server" entries */
+    ngx_uint_t                       backup;     /* "backup" allowed */
+    ngx_uint_t                       zone;       /* it has a "zone" */
+} ngx_qqfail_upstream_t;
+
+
+/*
+ * A front end, to the core: one static table each, which its
+ * create_srv_conf gives every upstream configuration (qscf->front).  The
+ * core does with it what both front ends do: "qqfail_server"
+ * (ngx_qqfail_conf_server()), the wrapped balancing methods
+ * (ngx_qqfail_conf_method()) and the checks of init_upstream
+ * (ngx_qqfail_balancer_init()).
+ */
+
+struct ngx_qqfail_front_s {
+    /* at the upstream's first directive: sets upstream, name, id, main */
+    void                           (*attach)(ngx_conf_t *cf,
+                                             ngx_qqfail_srv_conf_t *qscf);
+    /* reads the upstream{} into u */
+    void                           (*read)(void *upstream,
+                                           ngx_qqfail_upstream_t *u);
+    /* sets its peer.init_upstream */
+    void                           (*set)(void *upstream,
+                                          ngx_qqfail_init_pt init);
+    /* fills the placeholder "server" the core adds (an element of
+       u->servers, zeroed) */
+    void                           (*placeholder)(void *server,
+                                                  ngx_addr_t *addr);
+    /* nginx's complex value slot: the key of "hash" */
+    ngx_qqfail_method_pt             key;
+    ngx_qqfail_init_pt               init_upstream;  /* the front end's */
+    ngx_qqfail_method_t             *methods;    /* the ones it wraps */
+    /* "qqfail_server" after another balancing method (argument: the
+       upstream's name) */
+    char                            *combined;
+};
+
+
 extern ngx_qqfail_slot_t  ngx_qqfail_zone_slot;
 extern ngx_conf_post_t    ngx_qqfail_state_file_post;
 extern ngx_qqfail_slot_t  ngx_qqfail_refresh_slot;
@@ -732,8 +780,10 @@ char *ngx_qqfail_conf_upstream_post(ngx_conf_t *cf, void *post,
 char *ngx_qqfail_conf_max_stale(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_qqfail_conf_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
-    ngx_uint_t backup);
+char *ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_qqfail_conf_method(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf, ngx_qqfail_srv_conf_t *qscf);
 ngx_int_t ngx_qqfail_methods_wrap(ngx_conf_t *cf,
     ngx_qqfail_method_t *methods, ngx_qqfail_method_pt wrapper);
 void ngx_qqfail_methods_unwrap(void *data);

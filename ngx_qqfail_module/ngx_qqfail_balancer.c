@@ -367,17 +367,35 @@ ngx_qqfail_find_point(ngx_qqfail_points_t *points, uint32_t hash)
 
 
 /*
- * At the end of the configuration: the upstream-level defaults, "backup"
- * against the method ("backup": whether the method takes backup
- * servers), and the ring of a consistent hash.
+ * The front end's init_upstream, at the end of the configuration: the
+ * upstream{} against "server" and "zone", the upstream-level defaults,
+ * "backup" against the method, and the ring of a consistent hash.
  */
 
 ngx_int_t
-ngx_qqfail_balancer_init(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
-    ngx_uint_t backup)
+ngx_qqfail_balancer_init(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
 {
-    ngx_uint_t            i;
-    ngx_qqfail_server_t  *server;
+    ngx_uint_t              i;
+    ngx_qqfail_server_t    *server;
+    ngx_qqfail_upstream_t   u;
+
+    qscf->front->read(qscf->upstream, &u);
+
+    if (u.servers->nelts != 1) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "qqfail: \"server\" cannot be combined with "
+                      "\"qqfail_server\" in upstream \"%V\" in %s:%ui",
+                      &qscf->name, qscf->first.file, qscf->first.line);
+        return NGX_ERROR;
+    }
+
+    if (u.zone) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "qqfail: \"zone\" cannot be combined with "
+                      "\"qqfail_server\" in upstream \"%V\" in %s:%ui",
+                      &qscf->name, qscf->first.file, qscf->first.line);
+        return NGX_ERROR;
+    }
 
     ngx_conf_init_msec_value(qscf->refresh, 30000);
     ngx_conf_init_msec_value(qscf->timeout, 2000);
@@ -388,7 +406,7 @@ ngx_qqfail_balancer_init(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
 
     /* "backup" before hash, ip_hash or random, which refuse it after */
 
-    if (!backup) {
+    if (!u.backup) {
         server = qscf->servers->elts;
 
         for (i = 0; i < qscf->servers->nelts; i++) {

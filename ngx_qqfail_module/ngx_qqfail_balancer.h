@@ -33,7 +33,7 @@ typedef struct ngx_qqfail_peer_data_s  ngx_qqfail_peer_data_t;
 
 
 ngx_int_t ngx_qqfail_balancer_init(ngx_conf_t *cf,
-    ngx_qqfail_srv_conf_t *qscf, ngx_uint_t backup);
+    ngx_qqfail_srv_conf_t *qscf);
 ngx_qqfail_peer_data_t *ngx_qqfail_balancer_create(
     ngx_qqfail_srv_conf_t *qscf, ngx_pool_t *pool);
 void ngx_qqfail_balancer_key(ngx_qqfail_peer_data_t *pd, ngx_str_t *key);

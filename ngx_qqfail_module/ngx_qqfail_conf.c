@@ -15,10 +15,12 @@
 /*
  * The directives every front end shares, and what they parse: the
  * providers, the zone, the state file and the GeoIP2 databases (main
- * level), a "qqfail_server" line and the upstream-level directives.  A
- * front end registers them in its command table, and gives each of its
- * upstreams an "attach" hook (ngx_qqfail_upstream_conf()) that links the
- * upstream's configuration to its own upstream{} at the first directive.
+ * level), "qqfail_server" and the upstream-level directives, and nginx's
+ * balancing methods in a qqfail upstream.  A front end registers them in
+ * its command table, and gives each of its upstreams its table
+ * (ngx_qqfail_front_t): the "attach" hook (ngx_qqfail_upstream_conf())
+ * that links the upstream's configuration to its own upstream{} at the
+ * first directive, and what the core reads and sets of that upstream{}.
  */
 
 
@@ -29,6 +31,10 @@ static ngx_int_t ngx_qqfail_parse_name(ngx_conf_t *cf, ngx_str_t *text,
     ngx_qqfail_name_t *name);
 static ngx_int_t ngx_qqfail_parse_rule(ngx_conf_t *cf,
     ngx_qqfail_srv_conf_t *qscf, ngx_str_t *value);
+static char *ngx_qqfail_conf_first(ngx_conf_t *cf,
+    ngx_qqfail_srv_conf_t *qscf, ngx_qqfail_upstream_t *u);
+static char *ngx_qqfail_conf_server_line(ngx_conf_t *cf,
+    ngx_qqfail_srv_conf_t *qscf, ngx_uint_t backup);
 
 
 static ngx_str_t  ngx_qqfail_system_name = ngx_string("system");
@@ -83,7 +89,7 @@ ngx_qqfail_upstream_conf(ngx_conf_t *cf, void *conf)
     ngx_qqfail_srv_conf_t  *qscf = conf;
 
     if (qscf->upstream == NULL) {
-        qscf->attach(cf, qscf);
+        qscf->front->attach(cf, qscf);
     }
 
     return qscf;
@@ -1038,14 +1044,118 @@ ngx_qqfail_conf_allow(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+char *
+ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                   *rv;
+    ngx_qqfail_upstream_t   u;
+    ngx_qqfail_srv_conf_t  *qscf;
+
+    qscf = ngx_qqfail_upstream_conf(cf, conf);
+
+    if (qscf->id.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    qscf->front->read(qscf->upstream, &u);
+
+    if (qscf->servers == NULL) {
+        rv = ngx_qqfail_conf_first(cf, qscf, &u);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    return ngx_qqfail_conf_server_line(cf, qscf, u.backup);
+}
+
+
+/*
+ * The first "qqfail_server" of an upstream takes it: a placeholder
+ * "server" for the upstream module, which requires one (never used for
+ * connections), and the front end's init_upstream
+ */
+
+static char *
+ngx_qqfail_conf_first(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
+    ngx_qqfail_upstream_t *u)
+{
+    void                    *server;
+    ngx_str_t                s;
+    ngx_addr_t              *addr;
+    ngx_qqfail_front_t      *front;
+    ngx_qqfail_srv_conf_t  **qscfp;
+
+    front = qscf->front;
+
+    /* a balancing method before the first qqfail_server is ours */
+
+    if (u->init_upstream != NULL
+        && u->init_upstream != front->init_upstream
+        && u->init_upstream != qscf->method_init)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, front->combined,
+                           &qscf->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (u->zone) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"qqfail_server\" cannot be combined with "
+                           "\"zone\" in upstream \"%V\"", &qscf->name);
+        return NGX_CONF_ERROR;
+    }
+
+    qscf->servers = ngx_array_create(cf->pool, 4,
+                                     sizeof(ngx_qqfail_server_t));
+    if (qscf->servers == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_qqfail_conf_where(cf, &qscf->first);
+
+    server = ngx_array_push(u->servers);
+    if (server == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(server, u->servers->size);
+
+    addr = ngx_pcalloc(cf->pool, sizeof(ngx_addr_t));
+    if (addr == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_set(&s, "0.0.0.1:80");
+
+    if (ngx_parse_addr_port(cf->pool, addr, s.data, s.len) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    addr->name = s;
+
+    front->placeholder(server, addr);
+    front->set(qscf->upstream, front->init_upstream);
+
+    qscfp = ngx_array_push(&qscf->main->upstreams);
+    if (qscfp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *qscfp = qscf;
+
+    return NGX_CONF_OK;
+}
+
+
 /*
  * One "qqfail_server" line, in the upstream qscf: its names and
  * parameters.  "backup": whether the upstream's balancing method takes
  * backup servers.
  */
 
-char *
-ngx_qqfail_conf_server(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
+static char *
+ngx_qqfail_conf_server_line(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf,
     ngx_uint_t backup)
 {
     u_char               *p;
@@ -1361,6 +1471,77 @@ ngx_qqfail_method_find(ngx_qqfail_method_t *methods, ngx_command_t *cmd)
     }
 
     return NULL;
+}
+
+
+/*
+ * A wrapped balancing method directive (the front end finds the
+ * upstream's configuration, qscf): nginx's handler, which sees the
+ * method set before (after qqfail_server, nginx warns "load balancing
+ * method redefined" only if a method was set before), then the method,
+ * its key and its line in qscf; the front end's init_upstream stays
+ */
+
+char *
+ngx_qqfail_conf_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf,
+    ngx_qqfail_srv_conf_t *qscf)
+{
+    char                   *rv;
+    ngx_uint_t              ours;
+    ngx_command_t           slot;
+    ngx_qqfail_front_t     *front;
+    ngx_qqfail_method_t    *m;
+    ngx_qqfail_upstream_t   u;
+
+    front = qscf->front;
+
+    m = ngx_qqfail_method_find(front->methods, cmd);
+    if (m == NULL) {
+        return "is wrapped by the qqfail module but not known to it";
+    }
+
+    qscf = ngx_qqfail_upstream_conf(cf, qscf);
+
+    front->read(qscf->upstream, &u);
+
+    ours = (u.init_upstream == front->init_upstream);
+
+    if (ours) {
+        front->set(qscf->upstream, qscf->method_init);
+    }
+
+    rv = m->set(cf, cmd, conf);
+
+    front->read(qscf->upstream, &u);
+    qscf->method_init = u.init_upstream;
+
+    if (ours) {
+        front->set(qscf->upstream, front->init_upstream);
+    }
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    qscf->method_name = cmd->name;
+    ngx_qqfail_conf_where(cf, &qscf->method_where);
+
+    qscf->method = ngx_qqfail_method_of(cf);
+
+    if (qscf->method == NGX_QQFAIL_METHOD_HASH
+        || qscf->method == NGX_QQFAIL_METHOD_CHASH)
+    {
+        /* the key, value[1]: a complex value of the front end's */
+
+        ngx_memzero(&slot, sizeof(ngx_command_t));
+        slot.offset = offsetof(ngx_qqfail_srv_conf_t, key);
+
+        qscf->key = NULL;
+
+        return front->key(cf, &slot, qscf);
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -29,8 +29,9 @@ static void *ngx_stream_qqfail_create_main_conf(ngx_conf_t *cf);
 static void *ngx_stream_qqfail_create_srv_conf(ngx_conf_t *cf);
 static void ngx_stream_qqfail_attach(ngx_conf_t *cf,
     ngx_qqfail_srv_conf_t *qscf);
-static char *ngx_stream_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+static void ngx_stream_qqfail_read(void *upstream, ngx_qqfail_upstream_t *u);
+static void ngx_stream_qqfail_set(void *upstream, ngx_qqfail_init_pt init);
+static void ngx_stream_qqfail_placeholder(void *server, ngx_addr_t *addr);
 static char *ngx_stream_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_stream_qqfail_init_upstream(ngx_conf_t *cf,
@@ -73,7 +74,7 @@ static ngx_command_t  ngx_stream_qqfail_commands[] = {
 
     { ngx_string("qqfail_server"),
       NGX_STREAM_UPS_CONF|NGX_CONF_1MORE,
-      ngx_stream_qqfail_server,
+      ngx_qqfail_conf_server,
       NGX_STREAM_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -180,6 +181,21 @@ static ngx_qqfail_method_t  ngx_stream_qqfail_methods[] = {
     { "ngx_stream_upstream_random_module", ngx_string("random"),
       NULL, NULL },
     { NULL, ngx_null_string, NULL, NULL }
+};
+
+
+/* a stream upstream{}, to the core (ngx_qqfail_front_t) */
+
+static ngx_qqfail_front_t  ngx_stream_qqfail_front = {
+    ngx_stream_qqfail_attach,
+    ngx_stream_qqfail_read,
+    ngx_stream_qqfail_set,
+    ngx_stream_qqfail_placeholder,
+    ngx_stream_set_complex_value_slot,
+    (ngx_qqfail_init_pt) ngx_stream_qqfail_init_upstream,
+    ngx_stream_qqfail_methods,
+    "\"qqfail_server\" cannot be combined with another load balancing "
+    "method in upstream \"%V\""
 };
 
 
@@ -291,7 +307,7 @@ ngx_stream_qqfail_create_srv_conf(ngx_conf_t *cf)
      *     qscf->allow = NULL;
      */
 
-    qscf->attach = ngx_stream_qqfail_attach;
+    qscf->front = &ngx_stream_qqfail_front;
     qscf->stream = 1;
     qscf->refresh = NGX_CONF_UNSET_MSEC;
     qscf->timeout = NGX_CONF_UNSET_MSEC;
@@ -329,175 +345,54 @@ ngx_stream_qqfail_attach(ngx_conf_t *cf, ngx_qqfail_srv_conf_t *qscf)
 }
 
 
-static char *
-ngx_stream_qqfail_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+static void
+ngx_stream_qqfail_read(void *upstream, ngx_qqfail_upstream_t *u)
 {
-    ngx_qqfail_srv_conf_t  *qscf;
+    ngx_stream_upstream_srv_conf_t  *uscf = upstream;
 
-    ngx_str_t                         s;
-    ngx_qqfail_srv_conf_t           **qscfp;
-    ngx_stream_upstream_server_t     *us;
-    ngx_stream_upstream_srv_conf_t   *uscf;
-
-    qscf = ngx_qqfail_upstream_conf(cf, conf);
-    uscf = qscf->upstream;
-
-    if (qscf->id.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (qscf->servers == NULL) {
-
-        /* a balancing method before the first qqfail_server is ours */
-
-        if (uscf->peer.init_upstream != NULL
-            && uscf->peer.init_upstream != ngx_stream_qqfail_init_upstream
-            && (void *) uscf->peer.init_upstream != qscf->method_init)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"qqfail_server\" cannot be combined with "
-                               "another load balancing method in upstream "
-                               "\"%V\"", &uscf->host);
-            return NGX_CONF_ERROR;
-        }
+    u->init_upstream = (ngx_qqfail_init_pt) uscf->peer.init_upstream;
+    u->servers = uscf->servers;
+    u->backup = uscf->flags & NGX_STREAM_UPSTREAM_BACKUP;
 
 #if (NGX_STREAM_UPSTREAM_ZONE)
-        if (uscf->shm_zone) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"qqfail_server\" cannot be combined with "
-                               "\"zone\" in upstream \"%V\"", &uscf->host);
-            return NGX_CONF_ERROR;
-        }
+    u->zone = (uscf->shm_zone != NULL);
+#else
+    u->zone = 0;
 #endif
+}
 
-        qscf->servers = ngx_array_create(cf->pool, 4,
-                                         sizeof(ngx_qqfail_server_t));
-        if (qscf->servers == NULL) {
-            return NGX_CONF_ERROR;
-        }
 
-        ngx_qqfail_conf_where(cf, &qscf->first);
+static void
+ngx_stream_qqfail_set(void *upstream, ngx_qqfail_init_pt init)
+{
+    ngx_stream_upstream_srv_conf_t  *uscf = upstream;
 
-        /*
-         * the upstream module requires at least one "server" entry;
-         * a placeholder that is never used for connections
-         */
+    uscf->peer.init_upstream = (ngx_stream_upstream_init_pt) init;
+}
 
-        us = ngx_array_push(uscf->servers);
-        if (us == NULL) {
-            return NGX_CONF_ERROR;
-        }
 
-        ngx_memzero(us, sizeof(ngx_stream_upstream_server_t));
+/* the placeholder "server" of a stream upstream has a name, too */
 
-        us->addrs = ngx_pcalloc(cf->pool, sizeof(ngx_addr_t));
-        if (us->addrs == NULL) {
-            return NGX_CONF_ERROR;
-        }
+static void
+ngx_stream_qqfail_placeholder(void *server, ngx_addr_t *addr)
+{
+    ngx_stream_upstream_server_t  *us = server;
 
-        ngx_str_set(&s, "0.0.0.1:80");
-
-        if (ngx_parse_addr_port(cf->pool, us->addrs, s.data, s.len)
-            != NGX_OK)
-        {
-            return NGX_CONF_ERROR;
-        }
-
-        us->addrs->name = s;
-        us->name = s;
-        us->naddrs = 1;
-        us->weight = 1;
-        us->max_fails = 1;
-        us->fail_timeout = 10;
-
-        uscf->peer.init_upstream = ngx_stream_qqfail_init_upstream;
-
-        qscfp = ngx_array_push(&qscf->main->upstreams);
-        if (qscfp == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        *qscfp = qscf;
-    }
-
-    return ngx_qqfail_conf_server(cf, qscf,
-                                  uscf->flags & NGX_STREAM_UPSTREAM_BACKUP);
+    us->name = addr->name;
+    us->addrs = addr;
+    us->naddrs = 1;
+    us->weight = 1;
+    us->max_fails = 1;
+    us->fail_timeout = 10;
 }
 
 
 static char *
 ngx_stream_qqfail_method(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    char                                *rv;
-    ngx_str_t                           *value;
-    ngx_uint_t                           ours;
-    ngx_qqfail_method_t                 *m;
-    ngx_qqfail_srv_conf_t               *qscf;
-    ngx_stream_complex_value_t          *key;
-    ngx_stream_upstream_srv_conf_t      *uscf;
-    ngx_stream_compile_complex_value_t   ccv;
-
-    m = ngx_qqfail_method_find(ngx_stream_qqfail_methods, cmd);
-    if (m == NULL) {
-        return "is wrapped by the qqfail module but not known to it";
-    }
-
-    qscf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_qqfail_module);
-    qscf = ngx_qqfail_upstream_conf(cf, qscf);
-    uscf = qscf->upstream;
-
-    /*
-     * after qqfail_server, nginx warns "load balancing method redefined"
-     * only if a method was set before
-     */
-
-    ours = (uscf->peer.init_upstream == ngx_stream_qqfail_init_upstream);
-
-    if (ours) {
-        uscf->peer.init_upstream = qscf->method_init;
-    }
-
-    rv = m->set(cf, cmd, conf);
-
-    qscf->method_init = (void *) uscf->peer.init_upstream;
-
-    if (ours) {
-        uscf->peer.init_upstream = ngx_stream_qqfail_init_upstream;
-    }
-
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    value = cf->args->elts;
-
-    qscf->method_name = cmd->name;
-    ngx_qqfail_conf_where(cf, &qscf->method_where);
-
-    qscf->method = ngx_qqfail_method_of(cf);
-
-    if (qscf->method == NGX_QQFAIL_METHOD_HASH
-        || qscf->method == NGX_QQFAIL_METHOD_CHASH)
-    {
-        key = ngx_palloc(cf->pool, sizeof(ngx_stream_complex_value_t));
-        if (key == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(&ccv, sizeof(ngx_stream_compile_complex_value_t));
-
-        ccv.cf = cf;
-        ccv.value = &value[1];
-        ccv.complex_value = key;
-
-        if (ngx_stream_compile_complex_value(&ccv) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        qscf->key = key;
-    }
-
-    return NGX_CONF_OK;
+    return ngx_qqfail_conf_method(cf, cmd, conf,
+                                  ngx_stream_conf_get_module_srv_conf(cf,
+                                                  ngx_stream_qqfail_module));
 }
 
 
@@ -509,28 +404,7 @@ ngx_stream_qqfail_init_upstream(ngx_conf_t *cf,
 
     qscf = ngx_stream_conf_upstream_srv_conf(us, ngx_stream_qqfail_module);
 
-    if (us->servers->nelts != 1) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "qqfail: \"server\" cannot be combined with "
-                      "\"qqfail_server\" in upstream \"%V\" in %s:%ui",
-                      &us->host, qscf->first.file, qscf->first.line);
-        return NGX_ERROR;
-    }
-
-#if (NGX_STREAM_UPSTREAM_ZONE)
-    if (us->shm_zone) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "qqfail: \"zone\" cannot be combined with "
-                      "\"qqfail_server\" in upstream \"%V\" in %s:%ui",
-                      &us->host, qscf->first.file, qscf->first.line);
-        return NGX_ERROR;
-    }
-#endif
-
-    if (ngx_qqfail_balancer_init(cf, qscf,
-                                 us->flags & NGX_STREAM_UPSTREAM_BACKUP)
-        != NGX_OK)
-    {
+    if (ngx_qqfail_balancer_init(cf, qscf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -722,7 +722,8 @@ ngx_qqfail_check_report(ngx_qqfail_check_t *ck)
         ngx_log_error(NGX_LOG_WARN, ck->rs->log, 0,
                       "qqfail: upstream \"%V\" server \"%V\": names %*s "
                       "are not independent: %V (%*s)",
-                      &server->upstream->name, &server->key, p - text, text,
+                      &server->upstream->name, &server->key,
+                      (size_t) (p - text), text,
                       &ngx_qqfail_check_kinds[f->kind], (size_t) f->len,
                       f->detail);
     }

@@ -178,7 +178,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (qtype == NGX_QQFAIL_DNS_SOA && rc == NGX_QQFAIL_DNS_OK
         && (ans.naddrs != 1 || hosts[0].len > name->len
-            || ngx_strncasecmp(hosts[0].text,
+            || ngx_strncmp(hosts[0].text,
                                name->data + name->len - hosts[0].len,
                                hosts[0].len) != 0
             || (hosts[0].len < name->len

@@ -268,6 +268,11 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
                 return NGX_QQFAIL_DNS_MALFORMED;
             }
 
+            if (ngx_qqfail_dns_text(&next, NULL, &end) != NGX_OK) {
+                ans->reason = "NS target is not a host name";
+                return NGX_QQFAIL_DNS_MALFORMED;
+            }
+
         } else if (rr.type == qtype && qtype == NGX_QQFAIL_DNS_SOA) {
             if (ngx_qqfail_dns_data(msg, &rr, NULL, &ans->reason)
                 != NGX_OK)
@@ -348,15 +353,11 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
         }
 
         if (qtype == NGX_QQFAIL_DNS_NS) {
-            (void) ngx_qqfail_dns_data(msg, &rr, &next, &ans->reason);
+            /* checked above */
 
-            if (ngx_qqfail_dns_text(&next, ans->hosts[ans->naddrs].text,
-                                    &ans->hosts[ans->naddrs].len)
-                != NGX_OK)
-            {
-                ans->reason = "NS target is not a host name";
-                return NGX_QQFAIL_DNS_MALFORMED;
-            }
+            (void) ngx_qqfail_dns_data(msg, &rr, &next, &ans->reason);
+            (void) ngx_qqfail_dns_text(&next, ans->hosts[ans->naddrs].text,
+                                       &ans->hosts[ans->naddrs].len);
 
         } else if (qtype == NGX_QQFAIL_DNS_SRV) {
 

@@ -118,6 +118,11 @@ like(parse(NS => 'example.com', answer(qname => 'example.com', qtype => 'NS',
         answer => [ 'example.com. 300 IN NS ns!.example.com.' ])),
      qr/^malformed 0 0 # NS target is not a host name$/,
      'NS: a target that is not a host name refuses the answer');
+like(parse(NS => 'example.com', answer(qname => 'example.com', qtype => 'NS',
+        answer => [ 'example.com. 300 IN NS ns1.example.com.',
+                    'example.com. 300 IN NS ns!.example.com.' ])),
+     qr/^malformed 0 0 # NS target is not a host name$/,
+     'NS: ... after a good one: no target taken');
 {
     my $wire = answer(qname => 'example.com', qtype => 'NS',
                       answer => [ 'example.com. 300 IN NS ns.example.com.' ]);

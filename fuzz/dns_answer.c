@@ -8,7 +8,7 @@
 /*
  * libFuzzer harness of the DNS answer parser (ngx_qqfail_dns.c):
  * the first octet of an input picks the question (one of the names below,
- * A, AAAA or SRV, and how many records fit), the rest is the message, as a
+ * A, AAAA, SRV, NS or SOA, and how many records fit), the rest is the message, as a
  * provider sends it.  Besides the sanitizers, the harness checks what the
  * resolver relies on, and aborts when it does not hold.
  */
@@ -45,6 +45,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_uint_t               sel, qtype, max, i, j;
     ngx_qqfail_dns_answer_t  ans;
     ngx_qqfail_dns_srv_t     srvs[NGX_QQFAIL_FUZZ_MAX_ADDRS];
+    ngx_qqfail_dns_host_t    hosts[NGX_QQFAIL_FUZZ_MAX_ADDRS];
     ngx_qqfail_dns_extra_t   extras[NGX_QQFAIL_FUZZ_MAX_ADDRS];
     u_char                   addrs[NGX_QQFAIL_FUZZ_MAX_ADDRS * 16];
 
@@ -54,8 +55,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     sel = data[0];
     name = &ngx_qqfail_fuzz_names[sel & 3];
-    qtype = (sel & 16) ? NGX_QQFAIL_DNS_SRV
-                       : (sel & 4) ? NGX_QQFAIL_DNS_AAAA : NGX_QQFAIL_DNS_A;
+    qtype = (sel & 16) ? ((sel & 32) ? NGX_QQFAIL_DNS_NS : NGX_QQFAIL_DNS_SRV)
+            : (sel & 32) ? NGX_QQFAIL_DNS_SOA
+            : (sel & 4) ? NGX_QQFAIL_DNS_AAAA : NGX_QQFAIL_DNS_A;
     max = (sel & 8) ? 1 : NGX_QQFAIL_FUZZ_MAX_ADDRS;
 
     /* a copy of exactly the message: a read past it is caught */
@@ -72,6 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_memset(addrs, 0xa5, sizeof(addrs));
     ans.addrs = addrs;
     ans.srvs = srvs;
+    ans.hosts = hosts;
     ans.max = max;
     ans.extras = extras;
     ans.max_extras = max;
@@ -148,6 +151,41 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             }
         }
+    }
+
+    /*
+     * NS targets and an SOA's zone are host names, as text, that fit; an
+     * SOA answer names one zone, the name asked or one of its ancestors
+     */
+
+    for (i = 0; (qtype == NGX_QQFAIL_DNS_NS || qtype == NGX_QQFAIL_DNS_SOA)
+                && i < ans.naddrs; i++)
+    {
+        if (hosts[i].len == 0 || hosts[i].len >= NGX_QQFAIL_DNS_TEXTLEN) {
+            abort();
+        }
+
+        for (j = 0; j < hosts[i].len; j++) {
+            c = hosts[i].text[j];
+
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                  || c == '-' || c == '_' || c == '.'))
+            {
+                abort();
+            }
+        }
+    }
+
+    if (qtype == NGX_QQFAIL_DNS_SOA && rc == NGX_QQFAIL_DNS_OK
+        && (ans.naddrs != 1 || hosts[0].len > name->len
+            || ngx_strncmp(hosts[0].text,
+                               name->data + name->len - hosts[0].len,
+                               hosts[0].len) != 0
+            || (hosts[0].len < name->len
+                && name->data[name->len - hosts[0].len - 1] != '.'))
+        && ans.ncnames == 0)
+    {
+        abort();
     }
 
     /* only a response can be accepted */

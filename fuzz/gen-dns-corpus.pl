@@ -4,7 +4,8 @@
 # Writes the seed corpus of fuzz/dns_answer.c into fuzz/corpus/dns_answer/:
 # answers as a provider sends them (Net::DNS), good and hostile, each
 # prefixed with the harness's selector octet (bits 0-1: the name asked,
-# bit 2: AAAA, bit 3: room for one address only, bit 4: SRV).  The files are committed;
+# bit 2: AAAA, bit 3: room for one address only, bit 4: SRV, bit 5: SOA,
+# or NS with bit 4).  The files are committed;
 # run this again only to change the seeds.  Regression inputs (crashes the
 # fuzzer found) are kept in the same directory under names "crash-*".
 
@@ -22,7 +23,8 @@ my @names = ('victim.test', 'server1.example.com',
 sub reply {
     my ($sel, %o) = @_;
     my $name = $names[$sel & 3];
-    my $type = $sel & 16 ? 'SRV' : $sel & 4 ? 'AAAA' : 'A';
+    my $type = $sel & 16 ? ($sel & 32 ? 'NS' : 'SRV')
+             : $sel & 32 ? 'SOA' : $sel & 4 ? 'AAAA' : 'A';
     my $q = Net::DNS::Packet->new($name, $type, 'IN');
     $q->header->id(0x1234);
     $q->edns->size(1232) if $o{edns};
@@ -144,6 +146,16 @@ my %seed = (
                 'B.victim.test. 60 IN AAAA ::1',
                 'c.victim.test. 60 IN A 127.0.0.21',
                 'a.victim.test. 60 IN TXT "x"' ]),
+    'soa-apex' => reply(33, an => [
+        'server1.example.com. 60 IN SOA ns.test. h.test. 1 2 3 4 5' ]),
+    'soa-nodata' => reply(33, ns => [
+        'example.com. 60 IN SOA ns.example.com. h.example.com. 1 2 3 4 5' ]),
+    'soa-other' => reply(34, ns => [
+        'example.org. 60 IN SOA ns.test. h.test. 1 2 3 4 5' ]),
+    'ns' => reply(49, an => [
+        'server1.example.com. 60 IN NS ns1.example.com.',
+        'server1.example.com. 60 IN NS NS2.example.net.',
+        'example.com. 60 IN NS ns3.example.org.' ]),
     'srv-one' => reply(24, an => [
         'victim.test. 60 IN SRV 1 1 80 a.test.',
         'victim.test. 60 IN SRV 1 1 81 b.test.' ]),

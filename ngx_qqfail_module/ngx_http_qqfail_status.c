@@ -56,6 +56,7 @@
 #define NGX_HTTP_QQFAIL_PROM_VALIDATES      14
 #define NGX_HTTP_QQFAIL_PROM_WEIGHT         15
 #define NGX_HTTP_QQFAIL_PROM_BACKUP         16
+#define NGX_HTTP_QQFAIL_PROM_INDEPENDENT    17
 
 
 /* a copy of one server's shared record, taken under the lock */
@@ -63,6 +64,7 @@
 typedef struct {
     ngx_qqfail_server_t             *server;
     ngx_qqfail_server_sh_t           sh;
+    ngx_qqfail_check_sh_t            check;      /* checked 0: none */
     ngx_qqfail_name_sh_t             names[NGX_QQFAIL_MAX_NAMES];
     ngx_uint_t                       naddrs;
     ngx_qqfail_slot_sh_t            *slots;
@@ -94,6 +96,7 @@ typedef struct {
     ngx_uint_t                       source;
     ngx_uint_t                       active;
     ngx_uint_t                       failovers;
+    ngx_int_t                        independent;    /* -1: unknown */
     ngx_uint_t                       naddrs;
     ngx_http_qqfail_prom_name_t     *names;
     ngx_http_qqfail_prom_addr_t     *addrs;
@@ -234,6 +237,12 @@ static void ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
 static void ngx_http_qqfail_json_start(ngx_http_qqfail_status_ctx_t *ctx);
 static void ngx_http_qqfail_json_open(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_qqfail_srv_conf_t *qscf);
+static ngx_int_t ngx_http_qqfail_independent(
+    ngx_http_qqfail_status_server_t *ss);
+static void ngx_http_qqfail_json_independence(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_status_server_t *ss);
+static void ngx_http_qqfail_html_independence(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_status_server_t *ss);
 static void ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_status_server_t *ss, ngx_uint_t index);
 static void ngx_http_qqfail_json_close(ngx_http_qqfail_status_ctx_t *ctx);
@@ -344,6 +353,11 @@ static ngx_http_qqfail_prom_t  ngx_http_qqfail_prom_metrics[] = {
 
     { "qqfail_server_failovers_total", "Switches between names.", "counter",
       NGX_HTTP_QQFAIL_PROM_SERVER, NGX_HTTP_QQFAIL_PROM_FAILOVERS },
+
+    { "qqfail_server_independent",
+      "1 if the independence check found the server's names independent, "
+      "0 if not; no sample before the check or without aliases.", "gauge",
+      NGX_HTTP_QQFAIL_PROM_SERVER, NGX_HTTP_QQFAIL_PROM_INDEPENDENT },
 
     { "qqfail_server_last_success_timestamp_seconds",
       "Time of the last successful lookup.", "gauge",
@@ -1128,6 +1142,7 @@ ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
             ss = &ctx->batch[i];
             ss->server = &server[ctx->server + i];
             ngx_memzero(&ss->sh, sizeof(ngx_qqfail_server_sh_t));
+            ss->check.checked = 0;
             ss->naddrs = 0;
             ss->slots = ctx->slots;
         }
@@ -1155,6 +1170,13 @@ ngx_http_qqfail_status_batch(ngx_http_qqfail_status_ctx_t *ctx)
         ss = &ctx->batch[i];
         ss->server = &server[ctx->server + i];
         ss->sh = *ss->server->sh;
+
+        if (ss->sh.check) {
+            ss->check = *ss->sh.check;
+
+        } else {
+            ss->check.checked = 0;
+        }
         ngx_memcpy(ss->names, ss->sh.names,
                    ss->sh.nnames * sizeof(ngx_qqfail_name_sh_t));
         ss->sh.names = ss->names;
@@ -1470,6 +1492,134 @@ ngx_http_qqfail_json_head(ngx_http_qqfail_out_t *o,
 }
 
 
+/*
+ * The independence check's verdict on a server: 1, 0, or -1 before its
+ * first check and for a server without two names to check; a note on the
+ * TLD operator alone leaves the names independent
+ */
+
+static ngx_int_t
+ngx_http_qqfail_independent(ngx_http_qqfail_status_server_t *ss)
+{
+    ngx_uint_t              k;
+    ngx_qqfail_check_sh_t  *c;
+
+    c = &ss->check;
+
+    if (c->checked == 0 || ngx_qqfail_check_named(ss->server) < 2) {
+        return -1;
+    }
+
+    if (c->more) {
+        return 0;
+    }
+
+    for (k = 0; k < c->nfindings && k < NGX_QQFAIL_FINDINGS; k++) {
+        if (c->finding[k].kind != NGX_QQFAIL_FINDING_TLD_OPERATOR) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+ngx_http_qqfail_json_independence(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_status_server_t *ss)
+{
+    ngx_int_t                 v;
+    ngx_uint_t                k, i, first;
+    ngx_qqfail_name_t        *names;
+    ngx_qqfail_check_sh_t    *c;
+    ngx_qqfail_finding_sh_t  *f;
+
+    if (ngx_qqfail_check_named(ss->server) < 2) {
+        ngx_http_qqfail_printf(o, 4, "null");
+        return;
+    }
+
+    c = &ss->check;
+    v = ngx_http_qqfail_independent(ss);
+    names = ss->server->names.elts;
+
+    ngx_http_qqfail_printf(o, 128, "{\"independent\":%s,\"checked\":%T,"
+                           "\"more\":%ui,\"findings\":[",
+                           v < 0 ? "null" : v ? "true" : "false",
+                           c->checked, (ngx_uint_t) c->more);
+
+    for (k = 0; k < c->nfindings && k < NGX_QQFAIL_FINDINGS; k++) {
+        f = &c->finding[k];
+
+        ngx_http_qqfail_printf(o, 64, "%s{\"kind\":\"%V\",\"names\":[",
+                               k ? "," : "", ngx_qqfail_check_kind(f->kind));
+
+        first = 1;
+
+        for (i = 0; i < ss->server->names.nelts && i < 8; i++) {
+            if (f->names & (1 << i)) {
+                ngx_http_qqfail_printf(o, 1, first ? "" : ",");
+                ngx_qqfail_json_str(o, names[i].host.data,
+                                    names[i].host.len);
+                first = 0;
+            }
+        }
+
+        ngx_http_qqfail_printf(o, 16, "],\"detail\":");
+        ngx_qqfail_json_str(o, f->detail,
+                            ngx_min(f->len, NGX_QQFAIL_FINDING_LEN));
+        ngx_http_qqfail_printf(o, 1, "}");
+    }
+
+    ngx_http_qqfail_printf(o, 2, "]}");
+}
+
+
+static void
+ngx_http_qqfail_html_independence(ngx_http_qqfail_out_t *o,
+    ngx_http_qqfail_status_server_t *ss)
+{
+    ngx_int_t                 v;
+    ngx_uint_t                k;
+    ngx_qqfail_check_sh_t    *c;
+    ngx_qqfail_finding_sh_t  *f;
+
+    if (ngx_qqfail_check_named(ss->server) < 2) {
+        ngx_http_qqfail_printf(o, 32, "<td class=\"none\">no aliases</td>");
+        return;
+    }
+
+    c = &ss->check;
+    v = ngx_http_qqfail_independent(ss);
+
+    if (v < 0) {
+        ngx_http_qqfail_printf(o, 32, "<td class=\"none\">not checked</td>");
+        return;
+    }
+
+    ngx_http_qqfail_printf(o, 64, "<td class=\"%s\">%s",
+                           v ? "ok" : "failed",
+                           v ? "independent" : "not independent");
+
+    for (k = 0; k < c->nfindings && k < NGX_QQFAIL_FINDINGS; k++) {
+        f = &c->finding[k];
+
+        ngx_http_qqfail_printf(o, 64, "<br><small>%V: ",
+                               ngx_qqfail_check_kind(f->kind));
+        ngx_http_qqfail_escape(o, NGX_QQFAIL_ESC_HTML, f->detail,
+                               ngx_min(f->len, NGX_QQFAIL_FINDING_LEN));
+        ngx_http_qqfail_printf(o, 16, "</small>");
+    }
+
+    if (c->more) {
+        ngx_http_qqfail_printf(o, 64, "<br><small>%ui more</small>",
+                               (ngx_uint_t) c->more);
+    }
+
+    ngx_http_qqfail_printf(o, 8, "</td>");
+}
+
+
 static void
 ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_status_server_t *ss, ngx_uint_t index)
@@ -1522,7 +1672,7 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
                            "\"last_success\":%T,"
                            "\"next_lookup\":%T,"
                            "\"stale_since\":%T,\"failovers\":%ui,"
-                           "\"name_status\":[",
+                           "\"independence\":",
                            &ngx_qqfail_sources[s],
                            server->weight,
                            server->backup ? "true" : "false",
@@ -1532,6 +1682,10 @@ ngx_http_qqfail_json_server(ngx_http_qqfail_status_ctx_t *ctx,
                            s == NGX_QQFAIL_SOURCE_STALE
                            ? ss->sh.stale_since : (time_t) 0,
                            ss->sh.failovers);
+
+    ngx_http_qqfail_json_independence(o, ss);
+
+    ngx_http_qqfail_printf(o, 32, ",\"name_status\":[");
 
     for (k = 0; k < n; k++) {
         ngx_http_qqfail_printf(o, 16, "%s{\"name\":", k ? "," : "");
@@ -1877,6 +2031,7 @@ ngx_http_qqfail_prom_keep(ngx_http_qqfail_status_ctx_t *ctx,
     ps->source = ss->sh.source;
     ps->active = ss->sh.active;
     ps->failovers = ss->sh.failovers;
+    ps->independent = ngx_http_qqfail_independent(ss);
     ps->naddrs = ss->naddrs;
     ps->names = (ngx_http_qqfail_prom_name_t *) p;
     ps->addrs = (ngx_http_qqfail_prom_addr_t *)
@@ -1918,6 +2073,13 @@ ngx_http_qqfail_prom_server(ngx_http_qqfail_out_t *o,
     switch (m->of) {
 
     case NGX_HTTP_QQFAIL_PROM_SERVER:
+
+        if (m->what == NGX_HTTP_QQFAIL_PROM_INDEPENDENT
+            && ps->independent < 0)
+        {
+            break;
+        }
+
         ngx_http_qqfail_printf(o, 64, "%s{", m->name);
         ngx_http_qqfail_prom_labels(o, ps);
         ngx_http_qqfail_printf(o, 32, "} %L\n",
@@ -2245,6 +2407,9 @@ ngx_http_qqfail_prom_server_value(ngx_uint_t what,
     case NGX_HTTP_QQFAIL_PROM_FAILOVERS:
         return ps->failovers;
 
+    case NGX_HTTP_QQFAIL_PROM_INDEPENDENT:
+        return ps->independent;
+
     default: /* NGX_HTTP_QQFAIL_PROM_LAST_SUCCESS */
         return ps->last_success;
     }
@@ -2512,7 +2677,11 @@ ngx_http_qqfail_html_server(ngx_http_qqfail_status_ctx_t *ctx,
         ngx_http_qqfail_printf(o, 32, "<span class=\"none\">none</span>");
     }
 
-    ngx_http_qqfail_printf(o, 16, "</td></tr>\n");
+    ngx_http_qqfail_printf(o, 16, "</td>");
+
+    ngx_http_qqfail_html_independence(o, ss);
+
+    ngx_http_qqfail_printf(o, 16, "</tr>\n");
 }
 
 
@@ -2578,7 +2747,8 @@ ngx_http_qqfail_html_open(ngx_http_qqfail_status_ctx_t *ctx,
     ngx_http_qqfail_printf(&ctx->o, 512,
         "</h2>\n<table><tr><th>Server (names in order)</th>"
         "<th>Active name</th><th>Source</th><th>Failovers</th>"
-        "<th>Last success</th><th>Addresses</th></tr>\n");
+        "<th>Last success</th><th>Addresses</th><th>Independence</th>"
+        "</tr>\n");
 }
 
 

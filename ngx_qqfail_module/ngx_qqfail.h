@@ -277,6 +277,41 @@ struct ngx_qqfail_org_sh_s {
 };
 
 
+/*
+ * The independence check's report on a server's names
+ * (ngx_qqfail_check.c), a block of its own linked to the server's
+ * record at the first report and freed with it: written by the leader
+ * through ngx_qqfail_zone_independence() under the lock, copied under
+ * the lock by readers; a finding names the server's names it is about (a bit a name) and what
+ * they share, as text ("detail")
+ */
+
+#define NGX_QQFAIL_FINDING_SAME_ZONE     1
+#define NGX_QQFAIL_FINDING_SAME_DOMAIN   2   /* registered domain */
+#define NGX_QQFAIL_FINDING_NS_HOST       3
+#define NGX_QQFAIL_FINDING_NS_ADDRESS    4
+#define NGX_QQFAIL_FINDING_TLD_OPERATOR  5
+#define NGX_QQFAIL_FINDING_UNKNOWN       6   /* the zone was not learned */
+
+#define NGX_QQFAIL_FINDINGS              4
+#define NGX_QQFAIL_FINDING_LEN           57     /* a report: 256 bytes */
+
+typedef struct {
+    u_char                           kind;       /* NGX_QQFAIL_FINDING_* */
+    u_char                           names;      /* a bit a name */
+    u_char                           len;
+    u_char                           detail[NGX_QQFAIL_FINDING_LEN];
+} ngx_qqfail_finding_sh_t;
+
+
+typedef struct {
+    time_t                           checked;    /* 0: not yet */
+    u_char                           nfindings;
+    u_char                           more;       /* beyond the room */
+    ngx_qqfail_finding_sh_t          finding[NGX_QQFAIL_FINDINGS];
+} ngx_qqfail_check_sh_t;
+
+
 typedef struct ngx_qqfail_server_sh_s       ngx_qqfail_server_sh_t;
 typedef struct ngx_qqfail_upstream_sh_s       ngx_qqfail_upstream_sh_t;
 
@@ -308,6 +343,8 @@ struct ngx_qqfail_server_sh_s {
     u_char                           source;
     u_char                           quorum;     /* the set was agreed by */
     u_char                           recover;    /* better name ok; no lock */
+    /* the independence check's report, allocated at its first one */
+    ngx_qqfail_check_sh_t           *check;
 };
 
 
@@ -835,6 +872,10 @@ ngx_int_t ngx_qqfail_zone_provider_result(
 void ngx_qqfail_zone_names(ngx_qqfail_main_conf_t *qmcf,
     ngx_qqfail_server_sh_t *ssh, ngx_uint_t n,
     ngx_qqfail_name_report_t *report, ngx_uint_t success);
+ngx_str_t *ngx_qqfail_check_kind(ngx_uint_t kind);
+ngx_uint_t ngx_qqfail_check_named(ngx_qqfail_server_t *server);
+ngx_uint_t ngx_qqfail_zone_independence(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_sh_t *ssh, ngx_qqfail_check_sh_t *report);
 void ngx_qqfail_zone_failover(ngx_qqfail_main_conf_t *qmcf,
     ngx_qqfail_server_sh_t *ssh);
 ngx_uint_t ngx_qqfail_zone_stale(ngx_qqfail_main_conf_t *qmcf,

@@ -118,13 +118,16 @@ static void ngx_qqfail_channels_process(ngx_qqfail_resolver_t *rs,
     struct pollfd *pfd, ngx_qqfail_channel_t **owner, ngx_uint_t nfds);
 
 
-/* the record types of NGX_QQFAIL_QTYPE_A, _AAAA and _SRV */
+/* the record types of NGX_QQFAIL_QTYPE_A, _AAAA, _SRV, _SOA and _NS */
 
-static int  ngx_qqfail_ares_qtypes[] = { ns_t_a, ns_t_aaaa, ns_t_srv };
+static int  ngx_qqfail_ares_qtypes[] = {
+    ns_t_a, ns_t_aaaa, ns_t_srv, ns_t_soa, ns_t_ns
+};
 
 #if (ARES_VERSION >= 0x011c00)
 static ares_dns_rec_type_t  ngx_qqfail_ares_types[] = {
-    ARES_REC_TYPE_A, ARES_REC_TYPE_AAAA, ARES_REC_TYPE_SRV
+    ARES_REC_TYPE_A, ARES_REC_TYPE_AAAA, ARES_REC_TYPE_SRV,
+    ARES_REC_TYPE_SOA, ARES_REC_TYPE_NS
 };
 #endif
 
@@ -932,8 +935,9 @@ ngx_qqfail_channel_timer(ngx_qqfail_resolver_t *rs,
 
 
 /*
- * One query of a lookup; whatever c-ares says of it reaches
- * ngx_qqfail_query_done() as a Q_* outcome (through rs->query_done)
+ * One query of a lookup, or of the independence check; whatever c-ares
+ * says of it reaches ngx_qqfail_query_done() (rs->query_done), or
+ * ngx_qqfail_check_done() (rs->check_done), as a Q_* outcome
  */
 
 void

@@ -31,11 +31,19 @@
  *   - the AD bit of the header is returned as it is ("ad"): what it is
  *     worth is the caller's to say; the RRSIG records that a query with
  *     the DO bit brings are records of another type, checked for their
- *     form and ignored.
+ *     form and ignored;
+ *   - NS (the independence check): the NS records of the name at the end
+ *     of the chain, their targets host names filling the data, as text;
+ *   - SOA (the independence check): the zone of the name asked, as
+ *     text: the owner of an SOA record of the name at the end of the
+ *     chain in the answer, or else of the SOA record of the authority
+ *     section (a NODATA answer, RFC 2308) whose owner is that name or one
+ *     of its ancestors; an SOA record's data must be two names and the
+ *     five numbers, exactly.
  *
- * The authority section is not read, and the additional section only
- * for an SRV question whose caller gave room for its targets' addresses
- * (ngx_qqfail_dns_extras()).
+ * The authority section is read only for an SOA question, and the
+ * additional section only for an SRV question whose caller gave room for
+ * its targets' addresses (ngx_qqfail_dns_extras()).
  */
 
 
@@ -80,6 +88,15 @@ static ngx_uint_t ngx_qqfail_dns_same(ngx_qqfail_dns_name_t *a,
     ngx_qqfail_dns_name_t *b);
 static ngx_int_t ngx_qqfail_dns_srv(u_char *msg, ngx_qqfail_dns_rr_t *rr,
     ngx_qqfail_dns_srv_t *srv, const char **reason);
+static ngx_int_t ngx_qqfail_dns_text(ngx_qqfail_dns_name_t *name,
+    u_char *t, size_t *len);
+static ngx_int_t ngx_qqfail_dns_data(u_char *msg, ngx_qqfail_dns_rr_t *rr,
+    ngx_qqfail_dns_name_t *name, const char **reason);
+static ngx_uint_t ngx_qqfail_dns_under(ngx_qqfail_dns_name_t *name,
+    ngx_qqfail_dns_name_t *zone);
+static ngx_int_t ngx_qqfail_dns_soa(u_char *msg, size_t len, size_t pos,
+    ngx_uint_t ancount, ngx_qqfail_dns_name_t *cur,
+    ngx_qqfail_dns_answer_t *ans);
 static void ngx_qqfail_dns_extras(u_char *msg, size_t len, size_t pos,
     ngx_qqfail_dns_answer_t *ans);
 
@@ -107,12 +124,19 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
     } else if (qtype == NGX_QQFAIL_DNS_AAAA) {
         asize = 16;
 
-    } else if (qtype == NGX_QQFAIL_DNS_SRV) {
+    } else if (qtype == NGX_QQFAIL_DNS_SRV
+               || qtype == NGX_QQFAIL_DNS_NS
+               || qtype == NGX_QQFAIL_DNS_SOA)
+    {
         asize = 0;
 
     } else {
-        ans->reason = "type asked is not A, AAAA or SRV";
+        ans->reason = "type asked is not A, AAAA, SRV, NS or SOA";
         return NGX_QQFAIL_DNS_MISMATCH;
+    }
+
+    if (asize == 0 && qtype != NGX_QQFAIL_DNS_SRV && ans->hosts == NULL) {
+        ans->max = 0;
     }
 
     if (ngx_qqfail_dns_encode(name, nlen, &want) != NGX_OK) {
@@ -237,6 +261,25 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
                 return NGX_QQFAIL_DNS_MALFORMED;
             }
 
+        } else if (rr.type == qtype && qtype == NGX_QQFAIL_DNS_NS) {
+            if (ngx_qqfail_dns_data(msg, &rr, &next, &ans->reason)
+                != NGX_OK)
+            {
+                return NGX_QQFAIL_DNS_MALFORMED;
+            }
+
+            if (ngx_qqfail_dns_text(&next, NULL, &end) != NGX_OK) {
+                ans->reason = "NS target is not a host name";
+                return NGX_QQFAIL_DNS_MALFORMED;
+            }
+
+        } else if (rr.type == qtype && qtype == NGX_QQFAIL_DNS_SOA) {
+            if (ngx_qqfail_dns_data(msg, &rr, NULL, &ans->reason)
+                != NGX_OK)
+            {
+                return NGX_QQFAIL_DNS_MALFORMED;
+            }
+
         } else if (rr.type == qtype && rr.rdlen != asize) {
             ans->reason = "address of a wrong length";
             return NGX_QQFAIL_DNS_MALFORMED;
@@ -287,6 +330,10 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
         cur = next;
     }
 
+    if (qtype == NGX_QQFAIL_DNS_SOA) {
+        return ngx_qqfail_dns_soa(msg, len, answers, ancount, &cur, ans);
+    }
+
     /* the addresses of the name at the end of the chain */
 
     pos = answers;
@@ -305,7 +352,14 @@ ngx_qqfail_dns_parse(u_char *msg, size_t len, u_char *name, size_t nlen,
             break;
         }
 
-        if (qtype == NGX_QQFAIL_DNS_SRV) {
+        if (qtype == NGX_QQFAIL_DNS_NS) {
+            /* checked above */
+
+            (void) ngx_qqfail_dns_data(msg, &rr, &next, &ans->reason);
+            (void) ngx_qqfail_dns_text(&next, ans->hosts[ans->naddrs].text,
+                                       &ans->hosts[ans->naddrs].len);
+
+        } else if (qtype == NGX_QQFAIL_DNS_SRV) {
 
             /* a target "." says the service is not there: no record */
 
@@ -629,8 +683,7 @@ static ngx_int_t
 ngx_qqfail_dns_srv(u_char *msg, ngx_qqfail_dns_rr_t *rr,
     ngx_qqfail_dns_srv_t *srv, const char **reason)
 {
-    u_char                 *p, *t;
-    size_t                  pos, n, l;
+    size_t                  pos, n;
     ngx_qqfail_dns_name_t   target;
 
     if (rr->rdlen < 7) {
@@ -658,8 +711,42 @@ ngx_qqfail_dns_srv(u_char *msg, ngx_qqfail_dns_rr_t *rr,
 
     /* the labels as text, checked: a target is looked up in its turn */
 
-    p = target.name;
-    t = srv ? srv->target : NULL;
+    if (ngx_qqfail_dns_text(&target, srv ? srv->target : NULL, &n)
+        != NGX_OK)
+    {
+        *reason = "SRV target is not a host name";
+        return NGX_ERROR;
+    }
+
+    if (srv) {
+        srv->priority = ngx_qqfail_dns_get16(&msg[rr->rdata]);
+        srv->weight = ngx_qqfail_dns_get16(&msg[rr->rdata + 2]);
+        srv->port = (in_port_t) ngx_qqfail_dns_get16(&msg[rr->rdata + 4]);
+        srv->len = n;
+    }
+
+    return NGX_OK;
+}
+
+
+
+/*
+ * A host name's labels as text, checked (RFC 2782 and RFC 1123: letters,
+ * digits, '-', and '_' as nginx takes them), with t NULL only the check;
+ * the root is no host name
+ */
+
+static ngx_int_t
+ngx_qqfail_dns_text(ngx_qqfail_dns_name_t *name, u_char *t, size_t *len)
+{
+    u_char  *p;
+    size_t   n, l;
+
+    if (name->len < 2) {
+        return NGX_ERROR;
+    }
+
+    p = name->name;
     n = 0;
 
     while (*p) {
@@ -677,7 +764,6 @@ ngx_qqfail_dns_srv(u_char *msg, ngx_qqfail_dns_rr_t *rr,
             if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
                   || *p == '-' || *p == '_'))
             {
-                *reason = "SRV target is not a host name";
                 return NGX_ERROR;
             }
 
@@ -690,13 +776,150 @@ ngx_qqfail_dns_srv(u_char *msg, ngx_qqfail_dns_rr_t *rr,
         }
     }
 
-    if (srv) {
-        srv->priority = ngx_qqfail_dns_get16(&msg[rr->rdata]);
-        srv->weight = ngx_qqfail_dns_get16(&msg[rr->rdata + 2]);
-        srv->port = (in_port_t) ngx_qqfail_dns_get16(&msg[rr->rdata + 4]);
-        srv->len = n;
+    *len = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The data of an NS record (with name: its target, filling the data) or
+ * of an SOA record (name NULL: MNAME, RNAME, then serial, refresh,
+ * retry, expire and minimum, RFC 1035, section 3.3.13, exactly)
+ */
+
+static ngx_int_t
+ngx_qqfail_dns_data(u_char *msg, ngx_qqfail_dns_rr_t *rr,
+    ngx_qqfail_dns_name_t *name, const char **reason)
+{
+    size_t                  pos, end;
+    ngx_qqfail_dns_name_t   tmp;
+
+    pos = rr->rdata;
+    end = rr->rdata + rr->rdlen;
+
+    if (name) {
+        if (ngx_qqfail_dns_name(msg, end, &pos, name, reason) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (pos != end) {
+            *reason = "NS data longer than its name";
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_qqfail_dns_name(msg, end, &pos, &tmp, reason) != NGX_OK
+        || ngx_qqfail_dns_name(msg, end, &pos, &tmp, reason) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (end - pos != 20) {
+        *reason = "SOA data of a wrong length";
+        return NGX_ERROR;
     }
 
     return NGX_OK;
 }
 
+
+/* is "name" the zone's apex or a name in it, on a label boundary */
+
+static ngx_uint_t
+ngx_qqfail_dns_under(ngx_qqfail_dns_name_t *name,
+    ngx_qqfail_dns_name_t *zone)
+{
+    size_t  o;
+
+    for (o = 0; o < name->len; o += 1 + name->name[o]) {
+        if (name->len - o == zone->len
+            && ngx_memcmp(&name->name[o], zone->name, zone->len) == 0)
+        {
+            return 1;
+        }
+
+        if (name->name[o] == 0) {
+            break;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The zone of "cur" (the end of the chain): an SOA record of that name
+ * in the answer, else the SOA of the authority section whose owner is
+ * that name or one of its ancestors; every authority record must be
+ * well formed.  The root zone is no answer.
+ */
+
+static ngx_int_t
+ngx_qqfail_dns_soa(u_char *msg, size_t len, size_t pos,
+    ngx_uint_t ancount, ngx_qqfail_dns_name_t *cur,
+    ngx_qqfail_dns_answer_t *ans)
+{
+    uint32_t               ttl;
+    ngx_int_t              found;
+    ngx_uint_t             i, nscount;
+    ngx_qqfail_dns_rr_t    rr;
+    ngx_qqfail_dns_name_t  zone;
+
+    nscount = ngx_qqfail_dns_get16(&msg[8]);
+    found = 0;
+    ttl = 0;
+
+    for (i = 0; i < ancount; i++) {
+        (void) ngx_qqfail_dns_rr(msg, len, &pos, &rr, &ans->reason);
+
+        if (!found && rr.type == NGX_QQFAIL_DNS_SOA
+            && rr.class == NGX_QQFAIL_DNS_IN
+            && ngx_qqfail_dns_same(&rr.owner, cur))
+        {
+            zone = rr.owner;
+            ttl = rr.ttl;
+            found = 1;
+        }
+    }
+
+    for (i = 0; i < nscount; i++) {
+        if (ngx_qqfail_dns_rr(msg, len, &pos, &rr, &ans->reason) != NGX_OK) {
+            return NGX_QQFAIL_DNS_MALFORMED;
+        }
+
+        if (rr.type != NGX_QQFAIL_DNS_SOA || rr.class != NGX_QQFAIL_DNS_IN) {
+            continue;
+        }
+
+        if (ngx_qqfail_dns_data(msg, &rr, NULL, &ans->reason) != NGX_OK) {
+            return NGX_QQFAIL_DNS_MALFORMED;
+        }
+
+        if (!found && ngx_qqfail_dns_under(cur, &rr.owner)) {
+            zone = rr.owner;
+            ttl = rr.ttl;
+            found = 1;
+        }
+    }
+
+    ans->reason = NULL;
+
+    if (!found || ans->max == 0) {
+        return NGX_QQFAIL_DNS_NODATA;
+    }
+
+    if (ngx_qqfail_dns_text(&zone, ans->hosts[0].text, &ans->hosts[0].len)
+        != NGX_OK)
+    {
+        /* the root, or a zone that is no host name */
+        return NGX_QQFAIL_DNS_NODATA;
+    }
+
+    ans->naddrs = 1;
+    ans->ttl = ttl;
+
+    return NGX_QQFAIL_DNS_OK;
+}

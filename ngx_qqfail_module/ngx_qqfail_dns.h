@@ -14,7 +14,8 @@
 
 
 /*
- * A strict parser of one DNS answer to one A, AAAA or SRV question: nginx
+ * A strict parser of one DNS answer to one A, AAAA, SRV, SOA or NS
+ * question (SOA and NS for the independence check): nginx
  * core macros only, no c-ares, so that it can be fuzzed alone (fuzz/) and
  * used by any front end.
  */
@@ -22,6 +23,8 @@
 #define NGX_QQFAIL_DNS_A                 1
 #define NGX_QQFAIL_DNS_AAAA              28
 #define NGX_QQFAIL_DNS_SRV               33
+#define NGX_QQFAIL_DNS_NS                2
+#define NGX_QQFAIL_DNS_SOA               6
 
 #define NGX_QQFAIL_DNS_TEXTLEN           254     /* a name as text */
 
@@ -59,10 +62,21 @@ typedef struct {
 } ngx_qqfail_dns_extra_t;
 
 
+/* a host name as text, lowercase, no final dot: SOA and NS answers */
+
+typedef struct {
+    size_t                 len;
+    u_char                 text[NGX_QQFAIL_DNS_TEXTLEN];
+} ngx_qqfail_dns_host_t;
+
+
 typedef struct {
     u_char                *addrs;     /* A, AAAA: room for "max" addresses,
                                          4 or 16 octets each */
     ngx_qqfail_dns_srv_t  *srvs;      /* SRV: room for "max" records */
+    ngx_qqfail_dns_host_t *hosts;     /* SOA: the zone of the name asked
+                                         (one); NS: the name servers;
+                                         room for "max" */
     ngx_qqfail_dns_extra_t *extras;   /* SRV: room for "max_extras"
                                          target addresses, or NULL */
     ngx_uint_t             max_extras;

@@ -362,6 +362,13 @@ ngx_qqfail_lead_start(ngx_qqfail_resolver_t *rs)
 
     rs->leading = 1;
 
+    /* the independence check: slow, and with the leadership alone */
+
+    if (ngx_qqfail_check_start(rs) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, rs->log, 0,
+                      "qqfail: cannot start the independence check");
+    }
+
     /* a first write tells at once whether the state file is writable */
 
     ngx_qqfail_state_changed(rs->qmcf, rs->log);
@@ -464,4 +471,5 @@ ngx_qqfail_lead_end(ngx_qqfail_resolver_t *rs)
 
     ngx_qqfail_channels_destroy(rs);
     ngx_qqfail_jobs_destroy(rs);
+    ngx_qqfail_check_stop(rs);
 }

@@ -90,13 +90,16 @@ typedef struct ngx_qqfail_lookup_s         ngx_qqfail_lookup_t;
 #define NGX_QQFAIL_QTYPE_A             0
 #define NGX_QQFAIL_QTYPE_AAAA          1
 #define NGX_QQFAIL_QTYPE_SRV           2
+#define NGX_QQFAIL_QTYPE_SOA           3     /* the independence check */
+#define NGX_QQFAIL_QTYPE_NS            4
 
 /* the targets of one provider's SRV answer that are looked up, at most */
 #define NGX_QQFAIL_MAX_TARGETS         16
 
 
 typedef struct {
-    ngx_qqfail_lookup_t             *lookup;
+    ngx_qqfail_lookup_t             *lookup;     /* NULL: the check's */
+    ngx_qqfail_resolver_t           *check;      /* the check's resolver */
     ngx_uint_t                       provider;
     ngx_uint_t                       type;       /* NGX_QQFAIL_QTYPE_* */
     ngx_int_t                        target;     /* -1: the name itself */
@@ -242,6 +245,8 @@ typedef void (*ngx_qqfail_lookup_done_pt)(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job);
 typedef void (*ngx_qqfail_lead_lost_pt)(ngx_qqfail_resolver_t *rs);
 
+typedef struct ngx_qqfail_check_s          ngx_qqfail_check_t;
+
 
 struct ngx_qqfail_resolver_s {
     ngx_qqfail_main_conf_t          *qmcf;
@@ -272,12 +277,16 @@ struct ngx_qqfail_resolver_s {
     ngx_event_t                      lease_ev;
     ngx_event_t                      stop_ev;
 
+    /* the independence check, in the leader (ngx_qqfail_check.c) */
+    ngx_qqfail_check_t              *check;
+
     /*
      * the layers above, as the layers below call them back: each layer
      * calls down by name and up only through these (set by the layer
      * called), so that the files depend on each other in one direction
      */
     ngx_qqfail_query_done_pt         query_done;   /* lookup.c */
+    ngx_qqfail_query_done_pt         check_done;   /* check.c */
     ngx_qqfail_lookup_done_pt        lookup_done;  /* round.c */
     ngx_qqfail_lead_lost_pt          lead_lost;    /* resolver.c */
 };
@@ -310,6 +319,10 @@ ngx_int_t ngx_qqfail_jobs_create(ngx_qqfail_resolver_t *rs);
 void ngx_qqfail_jobs_destroy(ngx_qqfail_resolver_t *rs);
 void ngx_qqfail_jobs_resume(ngx_qqfail_resolver_t *rs);
 void ngx_qqfail_jobs_resume_handler(ngx_event_t *ev);
+ngx_int_t ngx_qqfail_check_start(ngx_qqfail_resolver_t *rs);
+void ngx_qqfail_check_stop(ngx_qqfail_resolver_t *rs);
+void ngx_qqfail_check_done(ngx_qqfail_query_t *q, ngx_uint_t outcome,
+    u_char *abuf, size_t alen);
 
 
 /*
@@ -342,12 +355,17 @@ ngx_qqfail_lead_check(ngx_qqfail_resolver_t *rs)
 }
 
 
-/* a query ended: its lookup hears the outcome */
+/* a query ended: its lookup, or the independence check, hears the outcome */
 
 static ngx_inline void
 ngx_qqfail_query_end(ngx_qqfail_query_t *q, ngx_uint_t outcome,
     u_char *abuf, size_t alen)
 {
+    if (q->check) {
+        q->check->check_done(q, outcome, abuf, alen);
+        return;
+    }
+
     q->lookup->rs->query_done(q, outcome, abuf, alen);
 }
 

@@ -1225,6 +1225,14 @@ ngx_qqfail_zone_gc(ngx_qqfail_main_conf_t *qmcf)
             garbage = chunk;
         }
 
+        /* the independence report, if any */
+
+        if (ssh->check) {
+            *(void **) ssh->check = garbage;
+            garbage = ssh->check;
+            ssh->check = NULL;
+        }
+
         k = ssh->nnames - 1;
         *(void **) ssh = sh->cells[k];
         sh->cells[k] = ssh;
@@ -2523,6 +2531,77 @@ ngx_qqfail_zone_names(ngx_qqfail_main_conf_t *qmcf,
     }
 
     ngx_shmtx_unlock(&qmcf->shpool->mutex);
+}
+
+
+/*
+ * The independence check's report on a server: returns the findings
+ * (a bit each) the record did not have, for the log
+ */
+
+ngx_uint_t
+ngx_qqfail_zone_independence(ngx_qqfail_main_conf_t *qmcf,
+    ngx_qqfail_server_sh_t *ssh, ngx_qqfail_check_sh_t *report)
+{
+    ngx_uint_t                i, k, fresh;
+    ngx_qqfail_check_sh_t    *block, *c;
+    ngx_qqfail_finding_sh_t  *f, *o;
+
+    fresh = 0;
+    block = NULL;
+
+    /* the block, allocated before the lock is taken (the zone's rule) */
+
+    if (ssh->check == NULL) {
+        block = ngx_slab_alloc(qmcf->shpool, sizeof(ngx_qqfail_check_sh_t));
+
+        if (block == NULL) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "qqfail: \"qqfail_zone\" has no room for an "
+                          "independence report");
+            return 0;
+        }
+
+        ngx_memzero(block, sizeof(ngx_qqfail_check_sh_t));
+    }
+
+    ngx_shmtx_lock(&qmcf->shpool->mutex);
+
+    if (ssh->check == NULL) {
+        ssh->check = block;
+        block = NULL;
+    }
+
+    c = ssh->check;
+
+    for (i = 0; i < report->nfindings; i++) {
+        f = &report->finding[i];
+
+        for (k = 0; k < c->nfindings; k++) {
+            o = &c->finding[k];
+
+            if (o->kind == f->kind && o->names == f->names
+                && o->len == f->len
+                && ngx_memcmp(o->detail, f->detail, f->len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (k == c->nfindings) {
+            fresh |= (ngx_uint_t) 1 << i;
+        }
+    }
+
+    *c = *report;
+
+    ngx_shmtx_unlock(&qmcf->shpool->mutex);
+
+    if (block) {
+        ngx_slab_free(qmcf->shpool, block);
+    }
+
+    return fresh;
 }
 
 

@@ -11,10 +11,11 @@
  *
  *     TYPE NAME MESSAGE
  *
- * TYPE A, AAAA or SRV; NAME the name asked; MESSAGE the answer in hex.
+ * TYPE A, AAAA, SRV, NS or SOA; NAME the name asked; MESSAGE the answer in hex.
  * Each answer line is "RC N TTL [PRIORITY WEIGHT PORT TARGET ...]", RC the
  * result (ok, nodata, nxdomain, servfail, refused, rcode, malformed,
- * mismatch), N the records taken, the SRV records after, "ad" when the
+ * mismatch), N the records taken, the SRV records after (the NS targets, the
+ * SOA's zone: "=NAME"), "ad" when the
  * AD bit was set, then the reason of a refusal after a '#'.
  */
 
@@ -42,6 +43,7 @@ main(void)
     ngx_uint_t               qtype, k;
     unsigned int             byte;
     ngx_qqfail_dns_srv_t     srvs[8];
+    ngx_qqfail_dns_host_t    hosts[8];
     ngx_qqfail_dns_extra_t   extras[8];
     ngx_qqfail_dns_answer_t  ans;
     static u_char            msg[16384], addrs[8 * 16];
@@ -54,6 +56,8 @@ main(void)
         }
 
         qtype = strcmp(type, "SRV") == 0 ? NGX_QQFAIL_DNS_SRV
+                : strcmp(type, "NS") == 0 ? NGX_QQFAIL_DNS_NS
+                : strcmp(type, "SOA") == 0 ? NGX_QQFAIL_DNS_SOA
                 : strcmp(type, "AAAA") == 0 ? NGX_QQFAIL_DNS_AAAA
                 : NGX_QQFAIL_DNS_A;
 
@@ -69,6 +73,7 @@ main(void)
 
         ans.addrs = addrs;
         ans.srvs = srvs;
+        ans.hosts = hosts;
         ans.max = 8;
         ans.extras = extras;
         ans.max_extras = 8;
@@ -83,6 +88,13 @@ main(void)
             printf(" %lu %lu %u %.*s", (unsigned long) srvs[k].priority,
                    (unsigned long) srvs[k].weight, srvs[k].port,
                    (int) srvs[k].len, srvs[k].target);
+        }
+
+        for (k = 0; (qtype == NGX_QQFAIL_DNS_NS
+                     || qtype == NGX_QQFAIL_DNS_SOA)
+                    && k < ans.naddrs; k++)
+        {
+            printf(" =%.*s", (int) hosts[k].len, hosts[k].text);
         }
 
         /* the targets' addresses from the additional section */

@@ -5,6 +5,7 @@ package QQ::DNS;
 #
 #   registrar A (nsd)  serves zone a (example.com)   at ADDR_201:53
 #   registrar B (nsd)  serves zone b (example.net)   at ADDR_202:53
+#   more registrars    zones c, d, e, f, if given     at ADDR_241..244:53
 #   fault servers      (perl, forked)                at ADDR_203.. ADDR_209
 #   providers 1..N     (unbound, recursive)          at ADDR_211.. ADDR_240
 #   fake root hint     (nothing listens)             at ADDR_250
@@ -14,6 +15,14 @@ package QQ::DNS;
 # root hints point at ADDR_250, it may only query 127.0.0.0/8
 # (do-not-query-address covers every other IPv4 block), IPv6 is off and its
 # outgoing sockets are bound to 127.0.0.1.
+#
+# zones => { a => 'example.com', b => 'example.net', c => 'example.org' }
+# serves more zones (c to f), each by its own nsd; ns => { WHICH => [ [
+# NAME, ADDR ], ... ] } gives a zone these NS records instead of
+# "ns.<zone>" at its registrar's address (ADDR "auth:c": registrar c's
+# address; undef: no A record; an A
+# record is written only for a NAME inside the zone).  The providers ask
+# each zone's registrar (stub zones) whatever its NS records say.
 #
 # dnssec => 1 signs both zones (one ECDSA P-256 key per zone made by
 # ldns-keygen in the test's directory, the zone signed by ldns-signzone
@@ -51,7 +60,8 @@ my $UNBOUND_CONTROL = '/usr/sbin/unbound-control';
 my $LDNS_KEYGEN = '/usr/bin/ldns-keygen';
 my $LDNS_SIGNZONE = '/usr/bin/ldns-signzone';
 
-my %AUTH_HOST   = (a => 201, b => 202);
+my %AUTH_HOST   = (a => 201, b => 202, c => 241, d => 242, e => 243,
+                   f => 244);
 my $FAULT_FIRST = 203;
 my $FAULT_MAX   = 7;
 my $PROVIDER_FIRST = 211;
@@ -79,8 +89,9 @@ sub new {
         zones     => $opts{zones} // { a => 'example.com', b => 'example.net' },
         ttl       => $opts{ttl} // 1,
         records   => {},
-        serial    => { a => 1, b => 1 },
-        zone_mtime=> { a => 0, b => 0 },
+        serial    => {},
+        zone_mtime=> {},
+        ns        => $opts{ns} // {},
         auth      => {},     # a|b => { pid, blackholed }
         providers => {},     # i   => { pid, blackholed }
         faults    => [],     # { ip, port, pid, log }
@@ -89,6 +100,12 @@ sub new {
         keys      => {},     # a|b => key file base name, "K<zone>.+013+<id>"
         validators=> { map { $_ => 1 } @{ $opts{validators} // [] } },
     }, $class;
+
+    for my $which (keys %{ $self->{zones} }) {
+        croak "zone '$which': a to f" unless $AUTH_HOST{$which};
+        $self->{serial}{$which} = 1;
+        $self->{zone_mtime}{$which} = 0;
+    }
 
     make_path($self->{dir});
     $self->_write_root_hints;
@@ -107,7 +124,7 @@ sub _ip { my ($self, $n) = @_; return $self->{t}->addr($n) }
 
 sub auth_ip {
     my ($self, $which) = @_;
-    my $n = $AUTH_HOST{ $which // '' } or croak "auth: 'a' or 'b'";
+    my $n = $AUTH_HOST{ $which // '' } or croak "auth: 'a' to 'f'";
     return $self->_ip($n);
 }
 
@@ -133,7 +150,10 @@ sub zone_of {
     my ($self, $name) = @_;
     $name = lc $name;
     $name =~ s/\.$//;
-    for my $which (sort keys %{ $self->{zones} }) {
+    # the longest zone: a name in dept.example.com is not in example.com
+    for my $which (sort { length $self->{zones}{$b}
+                          <=> length $self->{zones}{$a} }
+                   keys %{ $self->{zones} }) {
         my $zone = $self->{zones}{$which};
         return $which if $name eq $zone || $name =~ /\.\Q$zone\E$/;
     }
@@ -153,7 +173,7 @@ sub start_auth {
         $self->zone_of($key);
         $self->{records}{$key} = $value;
     }
-    for my $which (sort keys %AUTH_HOST) {
+    for my $which (sort keys %{ $self->{zones} }) {
         $self->_write_zone($which);
         $self->start_auth_server($which);
     }
@@ -175,9 +195,15 @@ sub _write_zone {
         "\$ORIGIN $zone.",
         "\$TTL $ttl",
         "@ IN SOA ns.$zone. hostmaster.$zone. $serial 1 1 60 $ttl",
-        "@ IN NS ns.$zone.",
-        "ns.$zone. IN A $ns_ip",
     );
+    for my $ns (@{ $self->{ns}{$which} // [ [ "ns.$zone", $ns_ip ] ] }) {
+        my ($host, $addr) = @$ns;
+        # "auth:c": the address of registrar c
+        $addr = $self->auth_ip($1) if defined $addr && $addr =~ /^auth:(\w)$/;
+        push @lines, "@ IN NS $host.";
+        push @lines, "$host. IN A $addr"
+            if defined $addr && ($host eq $zone || $host =~ /\.\Q$zone\E$/);
+    }
     for my $name (sort keys %{ $self->{records} }) {
         next unless $self->zone_of($name) eq $which;
         my $value = $self->{records}{$name};

@@ -12,6 +12,8 @@ package QQ::Topo;
 #   is($s->get('/')->{content}, 'b1');
 #
 # delay => { I => SECONDS } makes backend bI a slow one (QQ::Backend delay).
+# zones => { ... } and ns => { ... } serve more zones and give zones other
+# NS records (QQ::DNS).
 # dnssec => 1 signs both zones and validators => [ I, ... ] makes those
 # providers validate (QQ::DNS).
 
@@ -43,7 +45,9 @@ sub new {
 
     my $dns = QQ::DNS->new(t => $t, ttl => $o{ttl} // 1,
                            dnssec => $o{dnssec},
-                           validators => $o{validators});
+                           validators => $o{validators},
+                           ($o{zones} ? (zones => $o{zones}) : ()),
+                           ns => $o{ns});
 
     my %rec;
     for my $i (1 .. $nb) {

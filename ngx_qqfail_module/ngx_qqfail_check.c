@@ -394,6 +394,7 @@ static void
 ngx_qqfail_check_send(ngx_qqfail_check_t *ck)
 {
     ngx_qqfail_channel_t   *ch;
+    ngx_qqfail_provider_t  *pr;
     ngx_qqfail_resolver_t  *rs;
 
     rs = ck->rs;
@@ -428,6 +429,14 @@ ngx_qqfail_check_send(ngx_qqfail_check_t *ck)
                          ? NGX_QQFAIL_QTYPE_A : NGX_QQFAIL_QTYPE_AAAA;
 
     ck->busy = 1;
+
+    /* counted as the lookups' are: the provider's page shows what it got */
+
+    if (ngx_qqfail_lead_check(rs)) {
+        pr = rs->qmcf->providers.elts;
+        ngx_qqfail_zone_counter(rs->qmcf, pr[ck->provider].sh,
+                                NGX_QQFAIL_COUNT_QUERIES, 1);
+    }
 
     ngx_qqfail_channel_query(rs, ch, ck->qname, ck->query.type, &ck->query);
 

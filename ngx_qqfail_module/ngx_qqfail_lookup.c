@@ -318,7 +318,8 @@ ngx_qqfail_lookups_unshare(ngx_qqfail_resolver_t *rs)
 
 
 /*
- * A provider's answer that another server's lookup of the name got, if
+ * A provider's answer that another server's lookup of the name got (a
+ * server's own last answer is never taken for its next lookup), if
  * it is younger than this upstream's qqfail_refresh and than its TTL (a
  * second at least, as a server's own lookups), and asked for the same
  * types: the provider is not asked again.  Only answers with addresses
@@ -338,7 +339,8 @@ ngx_qqfail_shared_take(ngx_qqfail_resolver_t *rs,
     sh = lk->shared;
 
     if (!(sh->stored & ((ngx_uint_t) 1 << p))
-        || sh->types[p] != ngx_qqfail_shared_kind(lk))
+        || sh->types[p] != ngx_qqfail_shared_kind(lk)
+        || sh->from[p] == lk->server)
     {
         return 0;
     }
@@ -416,6 +418,7 @@ ngx_qqfail_shared_keep(ngx_qqfail_resolver_t *rs,
 
     sh->answer[p] = *a;
     sh->types[p] = ngx_qqfail_shared_kind(lk);
+    sh->from[p] = lk->server;
     sh->when[p] = ngx_current_msec;
     sh->stored |= (ngx_uint_t) 1 << p;
 }

@@ -168,6 +168,8 @@ typedef struct {
     /* the types asked, 0x10 with qqfail_dnssec, 0x20 SRV for a backup */
     ngx_uint_t                       types[NGX_QQFAIL_MAX_PROVIDERS];
     ngx_msec_t                       when[NGX_QQFAIL_MAX_PROVIDERS];
+    /* whose lookup got it: a server's next lookup asks again */
+    ngx_qqfail_server_t             *from[NGX_QQFAIL_MAX_PROVIDERS];
     ngx_qqfail_answer_t             *answer;     /* one a provider */
 } ngx_qqfail_shared_t;
 

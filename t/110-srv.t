@@ -143,6 +143,8 @@ $dns->set_record('s2.example.com', [ $b4->addr ]);
 ok($t->wait_for(sub { addrs() eq expect($b1, $b4, $b3) }, 15, 'moved'),
    'target moved: ' . addrs());
 ok($s->wait_backend('b4', 10, 1), 'the moved target answers');
+my $n4 = $b4->requests;
+$t->wait_for(sub { $b4->requests > $n4 + 200 }, 20, 'load on the moved target');
 finish($load, 'target moved');
 
 # the set shrinks when the providers agree: s1 leaves the SRV set

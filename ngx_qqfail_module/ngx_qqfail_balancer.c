@@ -1648,7 +1648,9 @@ ngx_qqfail_get_chash(ngx_qqfail_peer_data_t *pd, time_t now)
 
         for (peer = group->peers; peer; peer = peer->next) {
 
-            if (!ngx_qqfail_usable(pd, peer, now)) {
+            /* an SRV record's later priority: not used by a hash, as nginx */
+
+            if (peer->backup || !ngx_qqfail_usable(pd, peer, now)) {
                 continue;
             }
 

@@ -774,7 +774,9 @@ ngx_qqfail_conf_service(ngx_conf_t *cf, ngx_qqfail_server_t *server)
     }
 
     if (server->service.len == 0 || server->service.len > 63 || p != last
-        || server->service.data[0] == '.' || last[-1] == '.')
+        || server->service.data[0] == '.' || last[-1] == '.'
+        || ngx_strlcasestrn(server->service.data, last, (u_char *) "..", 1)
+           != NULL)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"service\" value \"%V\" in "

@@ -30,6 +30,8 @@ static void ngx_qqfail_answer_add(ngx_qqfail_answer_t *a, in_port_t port,
     uint32_t srv, ngx_uint_t type, u_char *ip, ngx_uint_t n);
 static socklen_t ngx_qqfail_addr_len(ngx_qqfail_sockaddr_t *sa);
 static ngx_int_t ngx_qqfail_addr_cmp(const void *one, const void *two);
+static ngx_int_t ngx_qqfail_answer_cmp(ngx_qqfail_sockaddr_t *one,
+    uint32_t srv1, ngx_qqfail_sockaddr_t *two, uint32_t srv2);
 static void ngx_qqfail_answer_done(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_uint_t p);
 static ngx_uint_t ngx_qqfail_answer_error(ngx_qqfail_answer_t *a,
@@ -359,7 +361,15 @@ ngx_qqfail_shared_take(ngx_qqfail_resolver_t *rs,
     }
 
     a->naddrs = from->naddrs;
+
+    /* the TTL left, as a provider's cache gives it */
+
     a->ttl = from->ttl;
+
+    if (a->ttl > 0) {
+        a->ttl -= (int) ngx_min((ngx_msec_t) a->ttl,
+                                (ngx_current_msec - sh->when[p]) / 1000);
+    }
     a->status[0] = from->status[0];
     a->status[1] = from->status[1];
 
@@ -1016,11 +1026,16 @@ ngx_qqfail_targets_send(ngx_qqfail_resolver_t *rs,
         ngx_qqfail_channel_timer(rs, ch);
     }
 
-    /* the pacing's "rate=" pays for them: the next turns wait */
+    /*
+     * the pacing's "rate=" pays for them, once a lookup, as the turn
+     * counts a name's queries: all but the target the turn reserved
+     */
 
-    if (rs->rate) {
-        rs->tokens -= ngx_min(rs->tokens, n * 1000);
+    if (rs->rate && !lk->charged && n > lk->types) {
+        rs->tokens -= ngx_min(rs->tokens, (n - lk->types) * 1000);
     }
+
+    lk->charged = 1;
 
     if (ngx_qqfail_lead_check(rs)) {
         pr = rs->qmcf->providers.elts;
@@ -1165,6 +1180,32 @@ ngx_qqfail_addr_cmp(const void *one, const void *two)
 }
 
 
+/*
+ * by address, then, for one address from several SRV records, the best
+ * record first: a primary before a backup, then the greater weight, so
+ * that every provider keeps the same one whatever the order of arrival
+ */
+
+static ngx_int_t
+ngx_qqfail_answer_cmp(ngx_qqfail_sockaddr_t *one, uint32_t srv1,
+    ngx_qqfail_sockaddr_t *two, uint32_t srv2)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_qqfail_addr_cmp(one, two);
+
+    if (rc || srv1 == srv2) {
+        return rc;
+    }
+
+    if ((srv1 ^ srv2) & NGX_QQFAIL_SRV_BACKUP) {
+        return (srv1 & NGX_QQFAIL_SRV_BACKUP) ? 1 : -1;
+    }
+
+    return ((srv1 & 0xffff) > (srv2 & 0xffff)) ? -1 : 1;
+}
+
+
 static void
 ngx_qqfail_answer_sort(ngx_qqfail_answer_t *a)
 {
@@ -1181,7 +1222,10 @@ ngx_qqfail_answer_sort(ngx_qqfail_answer_t *a)
         sa = a->addrs[i];
         srv = a->srv[i];
 
-        for (j = i; j && ngx_qqfail_addr_cmp(&a->addrs[j - 1], &sa) > 0; j--)
+        for (j = i;
+             j && ngx_qqfail_answer_cmp(&a->addrs[j - 1], a->srv[j - 1],
+                                        &sa, srv) > 0;
+             j--)
         {
             a->addrs[j] = a->addrs[j - 1];
             a->srv[j] = a->srv[j - 1];
@@ -1195,7 +1239,7 @@ ngx_qqfail_answer_sort(ngx_qqfail_answer_t *a)
         a->socklen[i] = ngx_qqfail_addr_len(&a->addrs[i]);
     }
 
-    /* drop duplicates: the first keeps its record's weight */
+    /* drop duplicates: the first, the best of their records, stays */
 
     for (i = 1, j = 1; a->naddrs && i < a->naddrs; i++) {
         if (a->socklen[i] == a->socklen[j - 1]
@@ -1630,7 +1674,7 @@ ngx_qqfail_lookup_accept(ngx_qqfail_resolver_t *rs,
 
     for (p = 0; p < lk->nproviders; p++) {
         if (p != (ngx_uint_t) best && lk->answer[p].done
-            && lk->answer[p].ok
+            && lk->answer[p].ok && !lk->answer[p].reused
             && !ngx_qqfail_answer_same(a, &lk->answer[p]))
         {
             ngx_qqfail_zone_counter(rs->qmcf, pr[p].sh,
@@ -1716,6 +1760,15 @@ ngx_qqfail_lookup_nodata(ngx_qqfail_lookup_t *lk)
         if (a->done && !a->abandoned
             && a->status[0] == NGX_QQFAIL_Q_NODATA
             && (lk->types == 1 || a->status[1] == NGX_QQFAIL_Q_NODATA))
+        {
+            return 1;
+        }
+
+        /* SRV: records, but no target has an address of the types asked */
+
+        if (lk->srv && a->done && !a->abandoned && a->naddrs == 0
+            && a->status[0] == NGX_QQFAIL_Q_OK
+            && a->status[1] == NGX_QQFAIL_Q_NODATA)
         {
             return 1;
         }

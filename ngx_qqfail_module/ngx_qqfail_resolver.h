@@ -191,6 +191,7 @@ struct ngx_qqfail_lookup_s {
     ngx_qqfail_shared_t             *shared;
     unsigned                         decided:1;
     unsigned                         srv:1;
+    unsigned                         charged:1;  /* its targets, to rate= */
     ngx_qqfail_query_t               query[2 * NGX_QQFAIL_MAX_PROVIDERS];
     ngx_qqfail_answer_t              answer[1];  /* nproviders of them */
 };

@@ -259,6 +259,9 @@ my @cases = (
     [ 'service= with weight=', err => {
         up => "qqfail_server app.example.com service=http weight=2; #BAD" },
       qr/"weight" cannot be used with "service" in "qqfail_server", the weights come from the SRV records/ ],
+    [ 'service= with an empty label', err => {
+        up => "qqfail_server app.example.com service=a..b; #BAD" },
+      qr/invalid "service" value "a\.\.b" in "qqfail_server"/ ],
     [ 'service= empty or odd', err => {
         up => "qqfail_server app.example.com service=ht/tp; #BAD" },
       qr/invalid "service" value "ht\/tp" in "qqfail_server"/ ],

@@ -48,6 +48,20 @@ $dns->fault_set('s1.example.com', { addrs => [ $b1->addr ] });
 $dns->fault_set('s2.example.com', { addrs => [ $b2->addr ] });
 $dns->fault_set('x.example.com', { addrs => [ $b3->addr ] });
 
+# two records whose targets are one address: the best record's weight,
+# whatever order the targets' answers come in; and a target with only an
+# IPv6 address
+$dns->fault_set('_http._tcp.dup.example.com', { srv => [
+    [20, 1, $b1->port, 'd2.example.com'], [10, 7, $b1->port, 'd1.example.com'],
+    [10, 3, $b1->port, 'd3.example.com'] ] });
+$dns->fault_set("d$_.example.com", { addrs => [ $b1->addr ] }) for 1 .. 3;
+$dns->fault_set('_http._tcp.v6.example.com', { srv => [
+    [10, 1, $b1->port, 'six.example.com'] ] });
+$dns->fault_set('six.example.com', { addrs => [ '::1' ] });
+# priorities 10 and 20 under hash consistent
+$dns->fault_set('_http._tcp.pri.example.com', { srv => [
+    [10, 1, $b1->port, 's1.example.com'], [20, 1, $b2->port, 's2.example.com'] ] });
+
 $t->write_config(<<"EOF");
 %%LOAD_MODULE%%
 %%GLOBALS%%
@@ -69,11 +83,35 @@ http {
         qqfail_timeout 1s;
     }
 
+    upstream dup {
+        qqfail_server dup.example.com service=http;
+        qqfail_quorum 2;
+        qqfail_refresh 1s;
+        qqfail_timeout 1s;
+    }
+
+    upstream ch {
+        hash \$arg_k consistent;
+        qqfail_server pri.example.com service=http;
+        qqfail_refresh 1s;
+        qqfail_timeout 1s;
+    }
+
+    upstream v6 {
+        qqfail_server v6.example.com service=http;
+        qqfail_refresh 1s;
+        qqfail_timeout 1s;
+    }
+
     server {
         listen %%ADDR_1%%:%%PORT_1%%;
 
         location / {
             proxy_pass http://app;
+        }
+
+        location /ch {
+            proxy_pass http://ch;
         }
 
         location = /status {
@@ -149,6 +187,47 @@ for (1 .. 40) {
 }
 ok(!$seen{b3}, 'the forged address is never used')
     or diag explain \%seen;
+
+# one address from three records: the primary with the greater weight,
+# agreed by both providers every round
+
+sub server_of {
+    my ($u) = @_;
+    my $st = $t->get_json('/status') or return {};
+    my ($up) = grep { $_->{name} eq $u } @{ $st->{upstreams} };
+    return $up ? $up->{servers}[0] : {};
+}
+
+ok($t->wait_for(sub { my $a = server_of('dup')->{addresses} // [];
+                      @$a == 1 && $a->[0]{weight} == 7 && !$a->[0]{backup} },
+                10, 'dup'),
+   'one address from three records: the primary record with weight 7');
+my $mark2 = $t->log_mark;
+$t->wait_for(sub { $dns->fault_queries(name => '_http._tcp.dup.example.com')
+                   >= 12 }, 15, 'dup rounds');
+unlike($t->error_log_since($mark2), qr/agree on the addresses of "dup\.example\.com"|address set of "dup\.example\.com" changed/,
+       'the providers agree every round, and the peer is never remade');
+
+# hash consistent over an SRV server: the priority-20 record is a backup,
+# which a hash does not use, as nginx
+
+ok($t->wait_for(sub { @{ server_of('ch')->{addresses} // [] } == 2 }, 10,
+                'ch'), 'hash consistent: both records\' addresses');
+%seen = ();
+for my $k (1 .. 60) {
+    my $r = $t->http_get("/ch?k=$k");
+    $seen{ $r->{status} == 200 ? $r->{content} : "status $r->{status}" }++;
+}
+is_deeply([ sort keys %seen ], [ 'b1' ],
+          'hash consistent: 60 keys, all on the priority-10 record')
+    or diag explain \%seen;
+
+# a target with only an IPv6 address: asked for AAAA once A finds none
+
+ok($t->wait_for(sub { my $a = server_of('v6')->{addresses} // [];
+                      @$a == 1 && $a->[0]{address} eq '[::1]:' . $b1->port },
+                15, 'v6'),
+   'a target with only an AAAA record: its address, with the record\'s port');
 
 $t->stop;
 

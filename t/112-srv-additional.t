@@ -60,7 +60,9 @@ $dns->fault_set('_http._tcp.v6.example.com', { srv => [
 $dns->fault_set('six.example.com', { addrs => [ '::1' ] });
 # priorities 10 and 20 under hash consistent
 $dns->fault_set('_http._tcp.pri.example.com', { srv => [
-    [10, 1, $b1->port, 's1.example.com'], [20, 1, $b2->port, 's2.example.com'] ] });
+    [10, 1, $b1->port, 'p1.example.com'], [20, 1, $b2->port, 'p2.example.com'] ] });
+$dns->fault_set('p1.example.com', { addrs => [ $b1->addr ] });
+$dns->fault_set('p2.example.com', { addrs => [ $b2->addr ] });
 
 $t->write_config(<<"EOF");
 %%LOAD_MODULE%%

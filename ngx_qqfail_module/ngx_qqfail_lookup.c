@@ -18,6 +18,9 @@ static void ngx_qqfail_query_ended(ngx_qqfail_resolver_t *rs,
 static ngx_uint_t ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_qqfail_query_t *q, u_char *abuf,
     size_t alen);
+static ngx_uint_t ngx_qqfail_answer_read(ngx_qqfail_resolver_t *rs,
+    ngx_qqfail_query_t *q, u_char *abuf, size_t alen, ngx_str_t *host,
+    ngx_uint_t qtype, ngx_qqfail_dns_answer_t *ans);
 static ngx_uint_t ngx_qqfail_answer_dnssec(ngx_qqfail_query_t *q,
     ngx_qqfail_answer_t *a, ngx_int_t rc, ngx_uint_t ad);
 static ngx_uint_t ngx_qqfail_dns_outcome(ngx_int_t rc);
@@ -689,14 +692,12 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     size_t alen)
 {
     uint32_t                 srv;
-    ngx_int_t                rc;
     ngx_str_t                host;
     ngx_uint_t               outcome;
     in_port_t                port;
     ngx_qqfail_name_t       *name;
     ngx_qqfail_target_t     *t;
     ngx_qqfail_answer_t     *a;
-    ngx_qqfail_provider_t   *pr;
     ngx_qqfail_dns_answer_t  ans;
     u_char                   addrs[NGX_QQFAIL_MAX_ADDRS * 16];
 
@@ -722,25 +723,10 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     ans.extras = NULL;
     ans.max = NGX_QQFAIL_MAX_ADDRS - a->naddrs;
 
-    rc = ngx_qqfail_dns_parse(abuf, alen, host.data, host.len,
-                              q->type ? NGX_QQFAIL_DNS_AAAA
-                                           : NGX_QQFAIL_DNS_A,
-                              &ans);
-
-    if (!ngx_qqfail_answer_dnssec(q, a, rc, ans.ad)) {
-        return NGX_QQFAIL_Q_UNVALIDATED;
-    }
-
-    outcome = ngx_qqfail_dns_outcome(rc);
-
-    if (outcome == NGX_QQFAIL_Q_BADANSWER) {
-        pr = rs->qmcf->providers.elts;
-
-        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
-                      "qqfail: %s answer for \"%V\" from provider \"%V\" "
-                      "refused: %s", q->type ? "AAAA" : "A", &host,
-                      &pr[q->provider].name, ans.reason);
-    }
+    outcome = ngx_qqfail_answer_read(rs, q, abuf, alen, &host,
+                                     q->type ? NGX_QQFAIL_DNS_AAAA
+                                             : NGX_QQFAIL_DNS_A,
+                                     &ans);
 
     if (outcome != NGX_QQFAIL_Q_OK) {
         return outcome;
@@ -761,6 +747,46 @@ ngx_qqfail_answer_parse(ngx_qqfail_resolver_t *rs,
     }
 
     return NGX_QQFAIL_Q_OK;
+}
+
+
+/*
+ * One message read by the strict parser as the answer to "host" and
+ * "qtype", with qqfail_dnssec's rule: its outcome; a message refused by
+ * the parser is logged, as the provider's failure "bad_answer"
+ */
+
+static ngx_uint_t
+ngx_qqfail_answer_read(ngx_qqfail_resolver_t *rs, ngx_qqfail_query_t *q,
+    u_char *abuf, size_t alen, ngx_str_t *host, ngx_uint_t qtype,
+    ngx_qqfail_dns_answer_t *ans)
+{
+    ngx_int_t               rc;
+    ngx_uint_t              outcome;
+    ngx_qqfail_provider_t  *pr;
+
+    rc = ngx_qqfail_dns_parse(abuf, alen, host->data, host->len, qtype, ans);
+
+    if (!ngx_qqfail_answer_dnssec(q, &q->lookup->answer[q->provider], rc,
+                                  ans->ad))
+    {
+        return NGX_QQFAIL_Q_UNVALIDATED;
+    }
+
+    outcome = ngx_qqfail_dns_outcome(rc);
+
+    if (outcome == NGX_QQFAIL_Q_BADANSWER) {
+        pr = rs->qmcf->providers.elts;
+
+        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
+                      "qqfail: %s answer for \"%V\" from provider \"%V\" "
+                      "refused: %s",
+                      qtype == NGX_QQFAIL_DNS_SRV ? "SRV"
+                      : qtype == NGX_QQFAIL_DNS_AAAA ? "AAAA" : "A",
+                      host, &pr[q->provider].name, ans->reason);
+    }
+
+    return outcome;
 }
 
 
@@ -832,13 +858,11 @@ ngx_qqfail_answer_srv(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_lookup_t *lk, ngx_qqfail_query_t *q, u_char *abuf,
     size_t alen)
 {
-    ngx_int_t                rc;
     ngx_uint_t               i, k, low, outcome, type;
     ngx_qqfail_name_t       *name;
     ngx_qqfail_answer_t     *a;
     ngx_qqfail_target_t     *t;
     ngx_qqfail_targets_t    *ts;
-    ngx_qqfail_provider_t   *pr;
     ngx_qqfail_dns_answer_t  ans;
     ngx_qqfail_dns_extra_t  *x;
     u_char                   target[NGX_QQFAIL_MAX_TARGETS];
@@ -861,23 +885,8 @@ ngx_qqfail_answer_srv(ngx_qqfail_resolver_t *rs,
     ans.extras = q->dnssec ? NULL : extras;
     ans.max_extras = NGX_QQFAIL_MAX_ADDRS;
 
-    rc = ngx_qqfail_dns_parse(abuf, alen, name->qname.data, name->qname.len,
-                              NGX_QQFAIL_DNS_SRV, &ans);
-
-    if (!ngx_qqfail_answer_dnssec(q, a, rc, ans.ad)) {
-        return NGX_QQFAIL_Q_UNVALIDATED;
-    }
-
-    outcome = ngx_qqfail_dns_outcome(rc);
-
-    if (outcome == NGX_QQFAIL_Q_BADANSWER) {
-        pr = rs->qmcf->providers.elts;
-
-        ngx_log_error(NGX_LOG_INFO, rs->log, 0,
-                      "qqfail: SRV answer for \"%V\" from provider \"%V\" "
-                      "refused: %s", &name->qname, &pr[q->provider].name,
-                      ans.reason);
-    }
+    outcome = ngx_qqfail_answer_read(rs, q, abuf, alen, &name->qname,
+                                     NGX_QQFAIL_DNS_SRV, &ans);
 
     if (outcome != NGX_QQFAIL_Q_OK) {
         return outcome;

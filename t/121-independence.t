@@ -168,7 +168,8 @@ is_deeply([ sort keys %c ], [ 'b1', 'b2', 'b3' ],
 # a failover checks the server again, its findings are not logged again
 
 my $checked = report('s2')->{checked};
-sleep 1;    # "checked" is in seconds: the next check is a second later
+# "checked" is in seconds: a new check must come in a later second
+$t->wait_for(sub { time >= $checked + 1 }, 3, 'a second after the check');
 $dns->del_record('s2.example.com');
 ok($t->wait_for(sub { (server('s2.example.com')->{active_name} // '')
                       eq "s2.example.info:$P" }, 20, 's2 on its alias'),

@@ -465,11 +465,12 @@ ngx_qqfail_channel_init(ngx_qqfail_resolver_t *rs,
  * (5 times the average, 250 ms to 5 s), never exceeds this
  * provider's share of qqfail_timeout; as it may fall to 250 ms,
  * there, the query is sent again until the attempts add up to the
- * share (each try doubles, less a random half), and an answer to
- * any attempt ends it; a timer ends it at qqfail_timeout
- * (channel_query): a provider that answers within its share is not
- * charged a timeout, and one that does not answer is charged at
- * qqfail_timeout, as with 1.18;
+ * share (each try doubles, less a random half); a timer ends it at
+ * qqfail_timeout (channel_query): a provider that does not answer is
+ * charged at qqfail_timeout, as with 1.18; the answer to the attempt
+ * in flight ends it, one to an earlier attempt is lost if c-ares
+ * closed that socket to send again from another port (see
+ * docs/how-it-works.md, c-ares versions);
  *
  * ARES_OPT_EVENT_THREAD and ares_reinit(), the system configuration
  * watch that needs it, are not used: no threads in nginx; a

@@ -240,6 +240,26 @@ is(($dns->query($f2, 'split.fault.test', 'A'))[0], 'SERVFAIL', 'per-server entry
     cmp_ok($elapsed, '>=', 0.55, '... after the scripted delay');
 }
 
+{
+    # hold_ms: a query sent again during the hold is answered with the
+    # first one, when the hold ends, not a whole hold after it was sent
+    $dns->fault_set('held.fault.test', { addrs => [ $addr{52} ], hold_ms => 1500 });
+    my @res = map { $dns->resolver($f1, timeout => 4) } 1, 2;
+    $t0 = time;
+    my $first = $res[0]->bgsend('held.fault.test', 'A');
+    $t->wait_for(sub { time - $t0 >= 0.8 }, 2, 'the second query');
+    my $again = $res[1]->bgsend('held.fault.test', 'A');
+    $t->wait_for(sub { !$res[1]->bgbusy($again) }, 4, 'the held answer');
+    my $packet = $res[1]->bgread($again);
+    my $elapsed = time - $t0;
+    ok($packet && $packet->header->rcode eq 'NOERROR', 'held answer arrives');
+    cmp_ok($elapsed, '>=', 1.45, '... when the hold of the first query ends');
+    # a whole hold after the second query would be 2.3 s; slack for load
+    cmp_ok($elapsed, '<', 2.2, '... not a whole hold after it was sent');
+    $t->wait_for(sub { !$res[0]->bgbusy($first) }, 4, 'the first answer');
+    ok($res[0]->bgread($first), '... and the first query is answered too');
+}
+
 $dns->fault_set('ok.fault.test', { rcode => 'SERVFAIL' });
 is(($dns->query($f1, 'ok.fault.test', 'A'))[0], 'SERVFAIL', 'fault_set takes effect at once');
 $dns->fault_clear('ok.fault.test');

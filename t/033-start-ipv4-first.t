@@ -24,10 +24,11 @@ my $b1 = $s->backend(1)->addr;
 
 my $pf = $dns->start_fault_server;
 
-# dual.test: A at once, AAAA after 3 s; v6only.test: AAAA only, its alias
-# has an A record
+# dual.test: A at once, AAAA after 3 s (as from a resolver waiting on a
+# slow authority: a query c-ares sends again is answered with the first,
+# hold_ms); v6only.test: AAAA only, its alias has an A record
 $dns->fault_set('dual.test', { addrs => [ $b1, '::1' ], ttl => 120,
-                               AAAA => { delay_ms => 3000 } });
+                               AAAA => { hold_ms => 3000 } });
 $dns->fault_set('v6only.test', { addrs => [ '::1' ], ttl => 120 });
 $dns->fault_set('v6only-alias.test', { addrs => [ $b1 ], ttl => 120 });
 

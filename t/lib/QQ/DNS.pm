@@ -813,9 +813,10 @@ sub start_fault_server {
 
 sub fault_servers { return map { "$_->{ip}:$_->{port}" } @{ $_[0]{faults} } }
 
-my %FAULT_KEYS = map { $_ => 1 } qw(addrs rcode drop delay_ms ttl malformed truncate
-                                    cname owner qr question longname
-                                    A AAAA cache_ttl srv additional);
+my %FAULT_KEYS = map { $_ => 1 } qw(addrs rcode drop delay_ms hold_ms ttl
+                                    malformed truncate cname owner qr
+                                    question longname A AAAA cache_ttl srv
+                                    additional);
 my %RCODES = map { $_ => 1 } qw(NOERROR FORMERR SERVFAIL NXDOMAIN NOTIMP REFUSED);
 
 # fault_set($name, \%spec [, $server]): $name may be '*' (any name without

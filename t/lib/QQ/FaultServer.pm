@@ -19,6 +19,10 @@ package QQ::FaultServer;
 # cache_ttl => N answers as a provider's cache does: the rest of an N-second
 # TTL that starts when the name and type are first asked, and again once
 # it ended (ttl is then ignored).
+# hold_ms => N answers as a recursive resolver waiting on a slow
+# authority does: every query for the name and type, retries included, is
+# answered N ms after the first one of the episode (which ends then; the
+# next query starts another), where delay_ms delays each query by itself.
 # A SPEC may hold one SPEC per query type that overrides its keys for that
 # type: { addrs => [...], AAAA => { delay_ms => 3000 } }.
 #
@@ -241,6 +245,15 @@ sub respond {
     $spec = { %$spec, %{ $spec->{$type} } } if ref $spec->{$type} eq 'HASH';
     my $delay = ($spec->{delay_ms} || 0) / 1000;
 
+    # every query of an episode answered together, when it ends
+    if (my $h = $spec->{hold_ms}) {
+        my $now = time;
+        my $end = $self->{held}{"$name $type"};
+        $end = $self->{held}{"$name $type"} = $now + $h / 1000
+            if !defined $end || $end <= $now;
+        $delay = $end - $now;
+    }
+
     if ($spec->{drop}) {
         $self->logq($proto, $name, $type, 'drop');
         return ();
@@ -342,6 +355,7 @@ sub respond {
         $action .= '+noqr';
     }
     $action .= sprintf('+delay%d', $spec->{delay_ms}) if $spec->{delay_ms};
+    $action .= sprintf('+hold%d', $spec->{hold_ms}) if $spec->{hold_ms};
     $self->logq($proto, $name, $type, $action);
 
     return ($data, $delay);

@@ -14,14 +14,18 @@
 #                                             ns.example.org
 #   dept.example.com  NS ns.dept.example.com  (registrar f's)
 #
-# and six servers: s1 (.com, .org) independent; s2 (.com, .info) a shared
-# name server host; s3 (.org, .biz) a shared name server address; s4
-# (example.com, dept.example.com) one registered domain; s5 (two names in
-# example.com) one zone; s6 (.com, .net) independent, with the soft note
-# that Verisign runs both TLDs.  The status page shows each in JSON,
-# Prometheus and HTML, the log has each finding once at warn, a failover
-# checks the server again without logging its findings again, and the
-# check never changes traffic.
+#   example.xyz       NS ns.example.xyz       (registrar g's, stopped)
+#
+# and eight servers: s1 (.com, .org) independent; s2 (.com, .info) a
+# shared name server host; s3 (.org, .biz) a shared name server address;
+# s4 (example.com, dept.example.com) one registered domain; s5 (two names
+# in example.com) one zone; s6 (.com, .net) independent, with the soft
+# note that Verisign runs both TLDs; s7 (.com, .xyz) an unknown zone, its
+# registrar down; s8 (a name and an IP literal) nothing to check.  The
+# status page shows each in JSON, Prometheus and HTML, the log has each
+# finding once at warn, a stream upstream's server is checked as an http
+# one is, a failover and a reload check the server again without logging
+# its findings again, and the check never changes traffic.
 
 use strict;
 use warnings;
@@ -41,7 +45,7 @@ if (my @missing = QQ::DNS::missing_tools()) {
 
 my %zones = (a => 'example.com', b => 'example.net', c => 'example.org',
              d => 'example.info', e => 'example.biz',
-             f => 'dept.example.com');
+             f => 'dept.example.com', g => 'example.xyz');
 
 my $s0 = QQ::Topo->new(backends => 3, providers => 2, zones => \%zones,
                        ns => { d => [ [ 'ns.example.com', undef ] ],
@@ -58,22 +62,39 @@ my %names = (
     s4 => [ 's4.example.com', 's4.dept.example.com' ],
     s5 => [ 's5.example.com', 's5b.example.com' ],
     s6 => [ 's6.example.com', 's6.example.net' ],
+    s7 => [ 's7.example.com', 's7.example.xyz' ],
 );
 my @servers = sort keys %names;
 
-# s1, s4 on b1; s2, s5 on b2; s3, s6 on b3
-my %backend = (s1 => 0, s2 => 1, s3 => 2, s4 => 0, s5 => 1, s6 => 2);
+# s1, s4, s7 on b1; s2, s5 on b2; s3, s6 on b3
+my %backend = (s1 => 0, s2 => 1, s3 => 2, s4 => 0, s5 => 1, s6 => 2,
+               s7 => 0);
 $dns->set_records({ map { my $id = $_;
                           map { ($_ => [ $b[ $backend{$id} ] ]) }
                               @{ $names{$id} } } @servers });
+$dns->stop_auth('g');
 
+my $tune = "        qqfail_refresh 1s;\n"
+         . "        qqfail_timeout 1s;\n";
+my $lit = $s0->backend(1)->addr . ":$P";
+my $stream = $t->has_stream;
+my $sport = $t->port('stream');
+
+# a stream upstream with s2's names: checked on its own
 $s0->nginx(
+    main => $stream ? "%%LOAD_STREAM%%\n"
+                    . "stream {\n    upstream sapp {\n"
+                    . "        qqfail_server s2.example.com:$P "
+                    . "s2.example.info:$P;\n$tune    }\n"
+                    . "    server {\n        listen %%ADDR_1%%:$sport;\n"
+                    . "        proxy_pass sapp;\n    }\n}\n" : '',
     upstream => join('', map {
         "        qqfail_server " . join(' ', map { "$_:$P" } @{ $names{$_} })
         . ";\n" } @servers)
       . "        qqfail_server server1.example.com:$P;\n"
-      . "        qqfail_refresh 1s;\n"
-      . "        qqfail_timeout 1s;\n");
+      . "        qqfail_server s8.example.com:$P $lit;\n"
+      . $tune);
+$dns->set_records({ 's8.example.com' => [ $b[0] ] });
 
 $t->start;
 
@@ -95,6 +116,9 @@ my %want = (
     s4 => [ 0, [ [ 'same_registered_domain', 'example.com' ] ] ],
     s5 => [ 0, [ [ 'same_zone', 'example.com' ] ] ],
     s6 => [ 1, [ [ 'same_tld_operator', 'com, net: Verisign' ] ] ],
+    # the providers cannot reach example.xyz's name server: SERVFAIL, or a
+    # timeout when they take longer than qqfail_timeout to say so
+    s7 => [ 0, [ [ 'unknown_zone', qr/^(servfail|timeout)$/ ] ] ],
 );
 
 for my $id (@servers) {
@@ -103,17 +127,39 @@ for my $id (@servers) {
     is($r->{independent} ? 1 : 0, $independent,
        "$id (@{ $names{$id} }): \"independent\": "
        . ($independent ? 'true' : 'false'));
-    is_deeply([ map { [ $_->{kind}, $_->{detail} ] } @{ $r->{findings} } ],
-              $findings, "$id: findings "
+    my @got = map { [ $_->{kind}, $_->{detail} ] } @{ $r->{findings} };
+    # a detail given as a pattern: the finding's own detail when it matches
+    $_->[1] = $got[0][1] for grep { ref $_->[1] eq 'Regexp' && @got
+                                    && $got[0][1] =~ $_->[1] } @$findings;
+    is_deeply(\@got, $findings, "$id: findings "
               . join(', ', map { "$_->[0] ($_->[1])" } @$findings))
         or diag explain $r;
+    # an unknown zone names the name whose zone it is, the others both
     is_deeply([ map { @{ $_->{names} } } @{ $r->{findings} } ],
-              [ map { @{ $names{$id} } } @$findings ],
-              "$id: the findings name both names") if @$findings;
+              [ map { $_->[0] eq 'unknown_zone' ? $names{$id}[1]
+                                                 : @{ $names{$id} } }
+                    @$findings ],
+              "$id: the findings name the names concerned") if @$findings;
 }
 
 is(server('server1.example.com')->{independence}, undef,
    'a server without aliases: "independence": null');
+is(server('s8.example.com')->{independence}, undef,
+   'a name and an IP literal, nothing to compare: "independence": null');
+
+SKIP: {
+    skip 'no stream module', 2 unless $stream;
+    my $r = ($s0->server_status('s2.example.com', 'sapp') // {})
+            ->{independence};
+    ok($t->wait_for(sub {
+            $r = ($s0->server_status('s2.example.com', 'sapp') // {})
+                 ->{independence};
+            $r && $r->{checked} }, 20, 'the stream server checked'),
+       'a stream upstream\'s server is checked');
+    is_deeply([ map { [ $_->{kind}, $_->{detail} ] } @{ $r->{findings} } ],
+              $want{s2}[1], 'stream: s2 shares a name server host')
+        or diag explain $r;
+}
 
 # the status JSON of a server flagged dependent and of an independent one
 my $json = JSON::PP->new->canonical;
@@ -143,14 +189,16 @@ like($html, qr/<td class="none">no aliases<\/td>/, 'html: server1, no aliases');
 
 # the log: each finding once, at warn
 
+# upstream "app" (the stream upstream logs its own)
 sub logged {
     my ($kind) = @_;
-    my @l = $t->error_log =~ /\[warn\].*(are not independent: \Q$kind\E .*)/g;
+    my @l = $t->error_log
+            =~ /\[warn\].*upstream "app" .*(are not independent: \Q$kind\E .*)/g;
     return scalar @l;
 }
 
 for my $kind (qw(shared_ns_host shared_ns_address same_registered_domain
-                 same_zone same_tld_operator)) {
+                 same_zone same_tld_operator unknown_zone)) {
     is(logged($kind), 1, "log: $kind once at warn");
 }
 like($t->error_log,
@@ -183,5 +231,23 @@ is(logged('shared_ns_host'), 1, 'log: the same finding is not logged again');
 my %c2 = %{ $s0->spread(30) };
 is_deeply([ sort keys %c2 ], [ 'b1', 'b2', 'b3' ],
           'requests still succeed') or diag explain \%c2;
+
+# a reload: the new leader checks every server at once; the reports kept
+# in the zone make nothing new to log
+
+my %before = map { ($_ => report($_)->{checked}) } @servers;
+my $last = (sort { $b <=> $a } values %before)[0];
+$t->wait_for(sub { time >= $last + 1 }, 3, 'a second after the checks');
+ok($t->reload, 'reload');
+ok($t->wait_for(sub { !grep { (report($_)->{checked} // 0) <= $before{$_} }
+                          @servers }, 30, 'every server checked again'),
+   'after the reload every server is checked again');
+is_deeply({ map { ($_ => report($_)->{independent} ? 1 : 0) } @servers },
+          { map { ($_ => $want{$_}[0]) } @servers },
+          'the same verdicts after the reload');
+for my $kind (qw(shared_ns_host shared_ns_address same_registered_domain
+                 same_zone same_tld_operator unknown_zone)) {
+    is(logged($kind), 1, "log after the reload: $kind still logged once");
+}
 
 done_testing;

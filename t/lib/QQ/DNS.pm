@@ -61,7 +61,7 @@ my $LDNS_KEYGEN = '/usr/bin/ldns-keygen';
 my $LDNS_SIGNZONE = '/usr/bin/ldns-signzone';
 
 my %AUTH_HOST   = (a => 201, b => 202, c => 241, d => 242, e => 243,
-                   f => 244);
+                   f => 244, g => 247);
 my $FAULT_FIRST = 203;
 my $FAULT_MAX   = 7;
 my $PROVIDER_FIRST = 211;
@@ -102,7 +102,7 @@ sub new {
     }, $class;
 
     for my $which (keys %{ $self->{zones} }) {
-        croak "zone '$which': a to f" unless $AUTH_HOST{$which};
+        croak "zone '$which': a to g" unless $AUTH_HOST{$which};
         $self->{serial}{$which} = 1;
         $self->{zone_mtime}{$which} = 0;
     }
@@ -124,7 +124,7 @@ sub _ip { my ($self, $n) = @_; return $self->{t}->addr($n) }
 
 sub auth_ip {
     my ($self, $which) = @_;
-    my $n = $AUTH_HOST{ $which // '' } or croak "auth: 'a' to 'f'";
+    my $n = $AUTH_HOST{ $which // '' } or croak "auth: 'a' to 'g'";
     return $self->_ip($n);
 }
 

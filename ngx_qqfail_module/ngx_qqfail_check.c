@@ -25,8 +25,9 @@
  *
  * Slowly: one query at a time, one server after the other, at the start
  * of the leadership, every NGX_QQFAIL_CHECK_PERIOD and after a failover
- * of the server; at most NGX_QQFAIL_CHECK_QUERIES for a server.  It
- * never changes what a server uses.  The queries go through the
+ * of the server; at most NGX_QQFAIL_CHECK_QUERIES for a server; each
+ * query paid from the slowest "rate=" as a round's are, waiting for its
+ * token.  It never changes what a server uses.  The queries go through the
  * lookups' channels (those of the server's qqfail_timeout), to the
  * first provider, the next one when it fails, and end in
  * ngx_qqfail_check_done() (rs->check_done).
@@ -65,6 +66,7 @@ struct ngx_qqfail_check_s {
     ngx_qqfail_resolver_t           *rs;
     ngx_event_t                      timer;
     ngx_event_t                      next;       /* posted: the next step */
+    ngx_event_t                      pace;       /* a query waits: rate= */
     ngx_msec_t                       due;        /* every server again */
 
     ngx_uint_t                       nservers;
@@ -93,6 +95,7 @@ struct ngx_qqfail_check_s {
 
 static void ngx_qqfail_check_handler(ngx_event_t *ev);
 static void ngx_qqfail_check_next(ngx_event_t *ev);
+static void ngx_qqfail_check_paced(ngx_event_t *ev);
 static void ngx_qqfail_check_begin(ngx_qqfail_check_t *ck,
     ngx_qqfail_server_t *server);
 static void ngx_qqfail_check_send(ngx_qqfail_check_t *ck);
@@ -244,6 +247,11 @@ ngx_qqfail_check_start(ngx_qqfail_resolver_t *rs)
     ck->next.data = ck;
     ck->next.log = rs->log;
 
+    ck->pace.handler = ngx_qqfail_check_paced;
+    ck->pace.data = ck;
+    ck->pace.log = rs->log;
+    ck->pace.cancelable = 1;
+
     ck->due = ngx_current_msec;
 
     rs->check = ck;
@@ -270,6 +278,10 @@ ngx_qqfail_check_stop(ngx_qqfail_resolver_t *rs)
 
     if (ck->timer.timer_set) {
         ngx_del_timer(&ck->timer);
+    }
+
+    if (ck->pace.timer_set) {
+        ngx_del_timer(&ck->pace);
     }
 
     if (ck->next.posted) {
@@ -393,11 +405,21 @@ ngx_qqfail_check_name(ngx_qqfail_check_t *ck)
 static void
 ngx_qqfail_check_send(ngx_qqfail_check_t *ck)
 {
+    ngx_msec_t              wait;
     ngx_qqfail_channel_t   *ch;
     ngx_qqfail_provider_t  *pr;
     ngx_qqfail_resolver_t  *rs;
 
     rs = ck->rs;
+
+    /* paced as the rounds are: the query waits for its token */
+
+    wait = ngx_qqfail_rate_take(rs, 1);
+
+    if (wait) {
+        ngx_add_timer(&ck->pace, wait);
+        return;
+    }
 
     if (ck->queries++ >= NGX_QQFAIL_CHECK_QUERIES) {
         ck->outcome = NGX_QQFAIL_Q_ERROR;
@@ -441,6 +463,21 @@ ngx_qqfail_check_send(ngx_qqfail_check_t *ck)
     ngx_qqfail_channel_query(rs, ch, ck->qname, ck->query.type, &ck->query);
 
     ngx_qqfail_channel_timer(rs, ch);
+}
+
+
+/* the token of a query that waited for it is due */
+
+static void
+ngx_qqfail_check_paced(ngx_event_t *ev)
+{
+    ngx_qqfail_check_t  *ck = ev->data;
+
+    if (!ngx_qqfail_lead_check(ck->rs) || ck->server == NULL) {
+        return;
+    }
+
+    ngx_qqfail_check_send(ck);
 }
 
 

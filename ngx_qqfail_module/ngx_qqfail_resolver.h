@@ -318,6 +318,7 @@ void ngx_qqfail_job_check(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job);
 ngx_uint_t ngx_qqfail_job_turn(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job);
+ngx_msec_t ngx_qqfail_rate_take(ngx_qqfail_resolver_t *rs, ngx_uint_t need);
 ngx_int_t ngx_qqfail_jobs_create(ngx_qqfail_resolver_t *rs);
 void ngx_qqfail_jobs_destroy(ngx_qqfail_resolver_t *rs);
 void ngx_qqfail_jobs_resume(ngx_qqfail_resolver_t *rs);

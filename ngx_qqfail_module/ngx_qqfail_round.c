@@ -254,9 +254,9 @@ ngx_qqfail_job_handler(ngx_event_t *ev)
  * May this server's round start now?  Only if every provider it asks has
  * room for the round's queries beside those still in flight to it
  * ("max_inflight=", counted until each query ends, however the lookup
- * was decided), and not faster than the slowest "rate=": a token bucket
- * holding a tenth of a second's worth, refilled by the clock, and a timer
- * that resumes the waiting servers when the next token is due.
+ * was decided), and not faster than the slowest "rate="
+ * (ngx_qqfail_rate_take), with a timer that resumes the waiting servers
+ * when the next token is due.
  *
  * A provider marked down is left out while another one is up: it would
  * hold every turn for its whole timeout; it gets a query only where it
@@ -268,7 +268,7 @@ ngx_qqfail_job_turn(ngx_qqfail_resolver_t *rs,
     ngx_qqfail_job_t *job)
 {
     ngx_uint_t              p, up, need;
-    ngx_msec_t              now, wait;
+    ngx_msec_t              wait;
     ngx_qqfail_provider_t  *pr;
 
     need = ngx_qqfail_job_queries(rs, job);
@@ -294,38 +294,54 @@ ngx_qqfail_job_turn(ngx_qqfail_resolver_t *rs,
         }
     }
 
-    if (rs->rate == 0) {
-        return 1;
-    }
+    wait = ngx_qqfail_rate_take(rs, need);
 
-    now = ngx_qqfail_msec();
-
-    /* a tenth of a second's worth at most: no burst above the rate */
-
-    rs->tokens = ngx_min(rs->tokens
-                                     + (now - rs->tokens_at)
-                                       * rs->rate,
-                                     ngx_max(rs->rate * 100,
-                                             need * 1000));
-    rs->tokens_at = now;
-
-    if (rs->tokens >= need * 1000) {
-        rs->tokens -= need * 1000;
+    if (wait == 0) {
         return 1;
     }
 
     if (!rs->sync && !rs->resume_ev.timer_set) {
-        wait = (need * 1000 - rs->tokens + rs->rate
-                - 1) / rs->rate;
-
         rs->resume_ev.handler = ngx_qqfail_jobs_resume_handler;
         rs->resume_ev.data = rs;
         rs->resume_ev.log = rs->log;
         rs->resume_ev.cancelable = 1;
-        ngx_add_timer(&rs->resume_ev, wait ? wait : 1);
+        ngx_add_timer(&rs->resume_ev, wait);
     }
 
     return 0;
+}
+
+
+/*
+ * The slowest "rate=", for a round and for the independence check's
+ * queries alike: takes "need" queries' tokens and returns 0, or returns
+ * the milliseconds until they are there.  A token bucket holding a tenth
+ * of a second's worth (no burst above the rate), refilled by the clock.
+ */
+
+ngx_msec_t
+ngx_qqfail_rate_take(ngx_qqfail_resolver_t *rs, ngx_uint_t need)
+{
+    ngx_msec_t  now, wait;
+
+    if (rs->rate == 0) {
+        return 0;
+    }
+
+    now = ngx_qqfail_msec();
+
+    rs->tokens = ngx_min(rs->tokens + (now - rs->tokens_at) * rs->rate,
+                         ngx_max(rs->rate * 100, need * 1000));
+    rs->tokens_at = now;
+
+    if (rs->tokens >= need * 1000) {
+        rs->tokens -= need * 1000;
+        return 0;
+    }
+
+    wait = (need * 1000 - rs->tokens + rs->rate - 1) / rs->rate;
+
+    return wait ? wait : 1;
 }
 
 

@@ -5,7 +5,8 @@
 # than that, one with "rate=" never gets more queries a second; waiting for
 # a turn is never counted as a provider failure and causes no failover.
 # And the refresh is spread: after the start, no second carries more than
-# twice the average.
+# twice the average.  The independence check's queries are paced by rate=
+# too.
 
 use strict;
 use warnings;
@@ -143,5 +144,39 @@ $second{ int $_ }++ for @round;
 my ($top) = sort { $b <=> $a } values %second;
 diag(sprintf 'refresh 10s: %d queries in 10 s, peak %d in a second',
      scalar @round, $top // 0);
+
+# 4. the independence check is paced by rate= as the lookups are: servers
+#    with two names each, whose zones (SOA, walking up: the fault server
+#    has none) it asks the provider for beside the lookups; every query
+#    the provider gets counts, from the start until every server was
+#    checked
+
+my $M = 40;
+$t->stop;
+my $mark = scalar $dns->fault_queries;
+$s->nginx(workers => 2,
+    providers => "    qqfail_provider pf $pf rate=50;\n",
+    upstream => join('', map {
+            "        qqfail_server c$_.example.com:$P c$_.example.net:$P;\n"
+        } 1 .. $M)
+      . "        qqfail_refresh 60s;\n"
+      . "        qqfail_timeout 2s;\n");
+$t->start;
+ok($t->wait_for(sub {
+        my @s = servers();
+        @s == $M && !grep { !($_->{independence} // {})->{checked} } @s
+   }, 60, 'every server checked'), "the check ran for all $M servers");
+
+my @q = ($dns->fault_queries)[ $mark .. scalar($dns->fault_queries) - 1 ];
+my @soa = grep { $_->{type} eq 'SOA' } @q;
+%per = ();
+$per{ int $_->{time} }++ for @q;
+($max) = sort { $b <=> $a } values %per;
+ok(@soa > $M, 'the check asked the provider for zones (' . scalar(@soa)
+              . ' SOA queries of ' . scalar(@q) . ')');
+ok($max <= 60, "rate=50: at most 50 queries a second, the check's "
+               . "included, 20 % of slack (peak $max)");
+diag("rate=50 with the independence check: " . scalar(@q)
+     . " queries, peak $max a second");
 
 done_testing();

@@ -927,7 +927,10 @@ ngx_qqfail_zone_suggest(ngx_qqfail_main_conf_t *qmcf)
 /*
  * Whether a configured "qqfail_zone" holds the configuration: the zone
  * header, the upstream records and a record of every server with room for
- * its first address, in the slab pages they take.  Without it a start
+ * its first address, in the slab pages they take; and, a warning only,
+ * the independence check's report of every server with two names or more
+ * that are not IP literals (without room, the check's reports are
+ * missing, nothing else is).  Without it a start
  * or "nginx -t" fails later, when the zone is made, without saying where
  * the size was set or how much is needed.  Addresses beyond the first of
  * a server and the records kept for older generations during a reload
@@ -938,8 +941,9 @@ ngx_int_t
 ngx_qqfail_zone_check(ngx_conf_t *cf, ngx_qqfail_main_conf_t *qmcf)
 {
     size_t                   need, usable, bytes[32];
-    ngx_uint_t               i, j, k, n, pages;
+    ngx_uint_t               i, j, k, n, named, pages, reports;
     ngx_uint_t               records[NGX_QQFAIL_MAX_NAMES];
+    ngx_qqfail_name_t       *name;
     ngx_qqfail_server_t     *server;
     ngx_qqfail_srv_conf_t  **qscfp;
 
@@ -952,6 +956,7 @@ ngx_qqfail_zone_check(ngx_conf_t *cf, ngx_qqfail_main_conf_t *qmcf)
     ngx_memzero(records, sizeof(records));
 
     pages = 0;
+    reports = 0;
     qscfp = qmcf->upstreams.elts;
 
     /* bytes by slab size class (its shift), whole pages apart */
@@ -972,6 +977,17 @@ ngx_qqfail_zone_check(ngx_conf_t *cf, ngx_qqfail_main_conf_t *qmcf)
 
         for (j = 0; j < qscfp[i]->servers->nelts; j++) {
             records[server[j].names.nelts - 1]++;
+
+            /* the independence check's report (ngx_qqfail_check_named) */
+
+            name = server[j].names.elts;
+            named = 0;
+
+            for (k = 0; k < server[j].names.nelts; k++) {
+                named += !name[k].literal;
+            }
+
+            reports += (named > 1);
         }
     }
 
@@ -1005,6 +1021,25 @@ ngx_qqfail_zone_check(ngx_conf_t *cf, ngx_qqfail_main_conf_t *qmcf)
                       ngx_align(2 * need + 256 * 1024, 1024 * 1024) / 1024,
                       qmcf->zone_where.file, qmcf->zone_where.line);
         return NGX_ERROR;
+    }
+
+    /* the reports, in pages of their own size class */
+
+    n = ngx_pagesize / ngx_qqfail_zone_fit(sizeof(ngx_qqfail_check_sh_t));
+    need += (reports + n - 1) / n * ngx_pagesize;
+
+    if (need > usable) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "qqfail: \"qqfail_zone\" %uzk holds the records of "
+                      "the %ui configured server(s) but not the "
+                      "independence check's reports of the %ui with "
+                      "aliases, %uzk in all: the reports that do not fit "
+                      "are missing from the status page; set it to at "
+                      "least %uzk, in %s:%ui",
+                      qmcf->zone_size / 1024, qmcf->nservers, reports,
+                      need / 1024,
+                      ngx_align(2 * need + 256 * 1024, 1024 * 1024) / 1024,
+                      qmcf->zone_where.file, qmcf->zone_where.line);
     }
 
     return NGX_OK;

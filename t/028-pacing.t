@@ -27,13 +27,16 @@ my $b1 = $s->backend(1)->addr;
 
 my $pf = $dns->start_fault_server;
 
+# $N servers nI.example.com with an IP literal alias, or with "line" the
+# qqfail_server line of server I
 sub config {
     my (%o) = @_;
+    my $line = $o{line} // sub { "n$_[0].example.com:$P $b1:$P" };
     $s->nginx(workers => 2,
         providers => "    qqfail_provider pf $pf $o{params};\n",
         upstream => join('', map {
-                "        qqfail_server n$_.example.com:$P $b1:$P;\n"
-            } 1 .. $N)
+                "        qqfail_server " . $line->($_) . ";\n"
+            } 1 .. ($o{servers} // $N))
           . "        qqfail_refresh $o{refresh};\n"
           . "        qqfail_timeout 2s;\n");
 }
@@ -154,13 +157,8 @@ diag(sprintf 'refresh 10s: %d queries in 10 s, peak %d in a second',
 my $M = 40;
 $t->stop;
 my $mark = scalar $dns->fault_queries;
-$s->nginx(workers => 2,
-    providers => "    qqfail_provider pf $pf rate=50;\n",
-    upstream => join('', map {
-            "        qqfail_server c$_.example.com:$P c$_.example.net:$P;\n"
-        } 1 .. $M)
-      . "        qqfail_refresh 60s;\n"
-      . "        qqfail_timeout 2s;\n");
+config(params => 'rate=50', refresh => '60s', servers => $M,
+       line => sub { "c$_[0].example.com:$P c$_[0].example.net:$P" });
 $t->start;
 ok($t->wait_for(sub {
         my @s = servers();

@@ -1026,24 +1026,3 @@ ngx_qqfail_check_kind(ngx_uint_t kind)
 
     return &ngx_qqfail_check_kinds[kind];
 }
-
-
-/* the names of a server that have a zone: not IP literals */
-
-ngx_uint_t
-ngx_qqfail_check_named(ngx_qqfail_server_t *server)
-{
-    ngx_uint_t          k, n;
-    ngx_qqfail_name_t  *name;
-
-    name = server->names.elts;
-    n = 0;
-
-    for (k = 0; k < server->names.nelts; k++) {
-        if (!name[k].literal) {
-            n++;
-        }
-    }
-
-    return n;
-}

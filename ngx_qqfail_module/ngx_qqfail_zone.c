@@ -941,9 +941,8 @@ ngx_int_t
 ngx_qqfail_zone_check(ngx_conf_t *cf, ngx_qqfail_main_conf_t *qmcf)
 {
     size_t                   need, usable, bytes[32];
-    ngx_uint_t               i, j, k, n, named, pages, reports;
+    ngx_uint_t               i, j, k, n, pages, reports;
     ngx_uint_t               records[NGX_QQFAIL_MAX_NAMES];
-    ngx_qqfail_name_t       *name;
     ngx_qqfail_server_t     *server;
     ngx_qqfail_srv_conf_t  **qscfp;
 
@@ -978,16 +977,9 @@ ngx_qqfail_zone_check(ngx_conf_t *cf, ngx_qqfail_main_conf_t *qmcf)
         for (j = 0; j < qscfp[i]->servers->nelts; j++) {
             records[server[j].names.nelts - 1]++;
 
-            /* the independence check's report (ngx_qqfail_check_named) */
+            /* the independence check's report */
 
-            name = server[j].names.elts;
-            named = 0;
-
-            for (k = 0; k < server[j].names.nelts; k++) {
-                named += !name[k].literal;
-            }
-
-            reports += (named > 1);
+            reports += (ngx_qqfail_check_named(&server[j]) > 1);
         }
     }
 
@@ -1045,6 +1037,29 @@ ngx_qqfail_zone_check(ngx_conf_t *cf, ngx_qqfail_main_conf_t *qmcf)
     return NGX_OK;
 }
 
+
+/*
+ * The names of a server that have a zone (not IP literals): the
+ * independence check runs for two or more, and the zone keeps its report
+ */
+
+ngx_uint_t
+ngx_qqfail_check_named(ngx_qqfail_server_t *server)
+{
+    ngx_uint_t          k, n;
+    ngx_qqfail_name_t  *name;
+
+    name = server->names.elts;
+    n = 0;
+
+    for (k = 0; k < server->names.nelts; k++) {
+        if (!name[k].literal) {
+            n++;
+        }
+    }
+
+    return n;
+}
 
 static void
 ngx_qqfail_zone_count(size_t n, size_t *bytes, ngx_uint_t *pages)
